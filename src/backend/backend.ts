@@ -1,0 +1,37 @@
+/**
+ * The Backend runs one forward pass over a flat "varlen" batch: the tokens of several sequences back
+ * to back, each sequence either a prefill chunk (many tokens) or a decode (one token). K/V of every
+ * token are written into the paged cache at `slotMapping[i]` (slot = block * blockSize + offset), and
+ * attention of sequence s reads its whole context (seqLens[s] tokens) through `blockTables[s]`.
+ *
+ * KV cache layout, per layer, for K and for V: [numBlocks, blockSize, nKvHeads, headDim].
+ */
+export interface ForwardBatch {
+  /** [numTokens] token ids, sequences back to back. */
+  tokenIds: Int32Array;
+  /** [numTokens] absolute position of each token in its sequence. */
+  positions: Int32Array;
+  /** [numTokens] KV slot each token's K/V is written to. */
+  slotMapping: Int32Array;
+  /** [numSeqs + 1] offset of each sequence's first token in the flat arrays. */
+  queryStartLoc: Int32Array;
+  /** [numSeqs] context length of each sequence including this step's tokens. */
+  seqLens: Int32Array;
+  /** [numSeqs] block ids holding each sequence's context, in order. */
+  blockTables: Int32Array[];
+  /** Rows (indices into the flat tokens) whose logits are wanted, usually each sequence's last token. */
+  logitsIndices: Int32Array;
+}
+
+export interface KvCacheSpec {
+  numBlocks: number;
+  blockSize: number;
+}
+
+export interface Backend {
+  readonly name: string;
+  /** (Re)allocates the paged KV cache; must be called before `forward`. */
+  initKvCache(spec: KvCacheSpec): void;
+  /** Returns logits, row-major [logitsIndices.length, vocabSize]. */
+  forward(batch: ForwardBatch): Promise<Float32Array>;
+}

@@ -1,0 +1,87 @@
+import type { Command } from "commander";
+import { ReferenceBackend } from "../backend/reference/reference-backend.js";
+import { generateSequence } from "../engine/generate-sequence.js";
+import { renderChat } from "../model/chat-template.js";
+import { loadModel } from "../model/load.js";
+import { IncrementalDetokenizer } from "../model/tokenizer/incremental-detokenizer.js";
+import { defaultSamplingParams, type SamplingParams } from "../runner/sampling-params.js";
+import { resolveModelPath } from "./default-model.js";
+import { numberOption, runAction } from "./run-action.js";
+
+interface GenerateOptions {
+  model?: string;
+  tokenizer?: string;
+  prompt: string;
+  maxTokens: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  minP: number;
+  seed?: number;
+  chat?: boolean;
+  json?: boolean;
+}
+
+export function registerGenerate(program: Command) {
+  program
+    .command("generate")
+    .description("generate a completion for one prompt, streaming it to stdout")
+    .option("--model <path>", "GGUF file, Hugging Face directory or llama2.c .bin (default: the bundled demo model)")
+    .option("--tokenizer <path>", "tokenizer file for formats that keep it apart (llama2.c tokenizer.bin)")
+    .requiredOption("--prompt <text>", "the prompt")
+    .option("--max-tokens <n>", "most tokens to generate", numberOption(true), 128)
+    .option("--temperature <t>", "sampling temperature (0 = greedy)", numberOption(), 0.8)
+    .option("--top-p <p>", "nucleus sampling mass", numberOption(), 0.95)
+    .option("--top-k <k>", "keep the k most likely tokens (0 = off)", numberOption(true), 40)
+    .option("--min-p <p>", "drop tokens below p × the top probability", numberOption(), 0)
+    .option("--seed <s>", "seed for reproducible sampling", numberOption(true))
+    .option("--chat", "render the prompt as a user message with the model's chat template")
+    .option("--json", 'print one JSON object { "text", "token_ids", "prompt_token_ids", "finish_reason" } instead')
+    .action(runAction(generate));
+}
+
+async function generate(opts: GenerateOptions) {
+  const model = loadModel(resolveModelPath(opts.model), { tokenizer: opts.tokenizer });
+  const { tokenizer } = model;
+  const promptText = opts.chat
+    ? renderChat(model, [{ role: "user", content: opts.prompt }], { addGenerationPrompt: true })
+    : opts.prompt;
+  // A rendered chat template already holds the BOS text when the model wants one.
+  const promptIds = tokenizer.encode(promptText, { addSpecial: !opts.chat });
+  const params: SamplingParams = {
+    ...defaultSamplingParams,
+    maxTokens: opts.maxTokens,
+    temperature: opts.temperature,
+    topP: opts.topP,
+    topK: opts.topK,
+    minP: opts.minP,
+    seed: opts.seed,
+  };
+  const detokenizer = new IncrementalDetokenizer(tokenizer, promptIds);
+  const tokenIds: number[] = [];
+  let text = "";
+  const emit = (delta: string) => {
+    text += delta;
+    if (!opts.json) process.stdout.write(delta);
+  };
+  const stream = generateSequence(new ReferenceBackend(model), {
+    promptIds,
+    params,
+    stopIds: tokenizer.stopIds,
+    maxModelLen: model.config.maxSeqLen,
+  });
+  let step = await stream.next();
+  while (!step.done) {
+    tokenIds.push(step.value.tokenId);
+    emit(detokenizer.push(step.value.tokenId));
+    step = await stream.next();
+  }
+  emit(detokenizer.flush());
+  const finishReason = step.value;
+  if (opts.json) {
+    const result = { text, token_ids: tokenIds, prompt_token_ids: promptIds, finish_reason: finishReason };
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  } else {
+    process.stdout.write("\n");
+  }
+}

@@ -1,0 +1,31 @@
+import { InvalidArgumentError } from "commander";
+import { InputError } from "../model/errors.js";
+
+/**
+ * Wraps a command's action so that a user's mistake (bad file, bad flag value) prints one line naming the
+ * problem and exits 1 — never a stack trace. Set VELLUM_DEBUG=1 to see the stack of an unexpected error.
+ */
+export function runAction<A extends unknown[]>(action: (...args: A) => Promise<void> | void) {
+  return async (...args: A) => {
+    try {
+      await action(...args);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      const expected = err instanceof InputError || err instanceof RangeError;
+      process.stderr.write(`vellum: ${expected ? "" : "error: "}${message}\n`);
+      if (!expected && process.env.VELLUM_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
+      process.exitCode = 1;
+    }
+  };
+}
+
+/** Parses a numeric flag; commander prints the flag's name with the message when the value is not a number. */
+export function numberOption(integer = false) {
+  return (value: string) => {
+    const n = Number(value);
+    if (value.trim() === "" || !Number.isFinite(n) || (integer && !Number.isInteger(n))) {
+      throw new InvalidArgumentError(`expected ${integer ? "an integer" : "a number"}`);
+    }
+    return n;
+  };
+}

@@ -1,0 +1,338 @@
+/**
+ * A whole model from and to GGUF: the `<arch>.*` hyper-parameters become a ModelConfig, the
+ * `tokenizer.ggml.*` keys a VocabSpec, and the tensors (already under GGUF's names) the weights.
+ */
+import { basename } from "node:path";
+import { type Architecture, expectedTensors, type ModelConfig, tensorNames } from "../config.js";
+import { dequantize, isQuantized, quantize } from "../dtype.js";
+import { InputError } from "../errors.js";
+import type { LoadedModel } from "../model.js";
+import type { DType, Tensor } from "../tensor.js";
+import { createTokenizer } from "../tokenizer/create.js";
+import type { VocabSpec } from "../tokenizer/tokenizer.js";
+import { type GgufFile, type GgufValue, readGgufFile, readGgufTensor } from "./gguf-reader.js";
+import { type GgufTensorEntry, writeGgufFile } from "./gguf-writer.js";
+
+// ---- loading ----
+
+export function loadGgufModel(path: string): LoadedModel {
+  const file = readGgufFile(path);
+  const meta = new Metadata(file);
+  const arch = meta.string("general.architecture");
+  if (arch !== "llama" && arch !== "qwen2") {
+    meta.fail("general.architecture", `is "${arch}": only llama and qwen2 are supported`);
+  }
+  const vocab = readVocab(meta);
+  const infos = new Map(file.tensors.map((t) => [t.name, t]));
+  const config = readConfig(meta, arch, vocab.tokens.length, (name) => infos.has(name));
+
+  const expected = expectedTensors(config);
+  for (const [name, shape] of expected) {
+    const info = infos.get(name);
+    if (!info) throw new InputError(`${path}: tensor "${name}" is missing (expected shape [${shape}])`);
+    if (info.shape.join() !== shape.join()) {
+      throw new InputError(`${path}: tensor "${name}" has shape [${info.shape}], expected [${shape}]`);
+    }
+  }
+  for (const name of infos.keys()) {
+    // Ignoring a tensor such as rope_freqs.weight (Llama 3 RoPE scaling) would silently compute something else.
+    if (!expected.has(name)) throw new InputError(`${path}: tensor "${name}" is not supported (not part of a plain ${arch} model)`);
+  }
+
+  const tensors = new Map<string, Tensor>();
+  for (const name of expected.keys()) tensors.set(name, readGgufTensor(file, infos.get(name) as NonNullable<ReturnType<typeof infos.get>>));
+  return {
+    config,
+    tensors,
+    tokenizer: createTokenizer(vocab),
+    vocab,
+    chatTemplate: meta.optional("tokenizer.chat_template", "string"),
+    name: meta.optional("general.name", "string") ?? basename(path).replace(/\.gguf$/i, ""),
+    format: "gguf",
+    path,
+  };
+}
+
+function readConfig(meta: Metadata, arch: Architecture, vocabSize: number, hasTensor: (name: string) => boolean): ModelConfig {
+  const count = (key: string) => {
+    const v = meta.integer(`${arch}.${key}`);
+    if (v < 1) meta.fail(`${arch}.${key}`, `is ${v}, must be positive`);
+    return v;
+  };
+  const optionalCount = (key: string) => (meta.has(`${arch}.${key}`) ? count(key) : undefined);
+  const dim = count("embedding_length");
+  const nHeads = count("attention.head_count");
+  const nKvHeads = optionalCount("attention.head_count_kv") ?? nHeads;
+  if (nHeads % nKvHeads !== 0) meta.fail(`${arch}.attention.head_count_kv`, `(${nKvHeads}) does not divide head_count (${nHeads})`);
+  const headDim = optionalCount("attention.key_length") ?? dim / nHeads;
+  if (!Number.isInteger(headDim)) meta.fail(`${arch}.attention.head_count`, `(${nHeads}) does not divide embedding_length (${dim})`);
+  // One head width for Q, K, V and RoPE is all the forward pass knows.
+  for (const key of ["attention.value_length", "rope.dimension_count"]) {
+    const v = optionalCount(key);
+    if (v !== undefined && v !== headDim) meta.fail(`${arch}.${key}`, `is ${v}; only ${headDim} (the head width) is supported`);
+  }
+  const ropeScaling = meta.optional(`${arch}.rope.scaling.type`, "string");
+  if (ropeScaling !== undefined && ropeScaling !== "none") meta.fail(`${arch}.rope.scaling.type`, `"${ropeScaling}" is not supported`);
+  const declaredVocab = optionalCount("vocab_size");
+  if (declaredVocab !== undefined && declaredVocab !== vocabSize) {
+    meta.fail(`${arch}.vocab_size`, `is ${declaredVocab} but tokenizer.ggml.tokens has ${vocabSize} tokens`);
+  }
+  return {
+    architecture: arch,
+    dim,
+    hiddenDim: count("feed_forward_length"),
+    nLayers: count("block_count"),
+    nHeads,
+    nKvHeads,
+    headDim,
+    vocabSize,
+    maxSeqLen: count("context_length"),
+    normEps: shortestFloat32(meta.number(`${arch}.attention.layer_norm_rms_epsilon`)),
+    ropeTheta: meta.has(`${arch}.rope.freq_base`) ? shortestFloat32(meta.number(`${arch}.rope.freq_base`)) : 10000,
+    ropeStyle: arch === "llama" ? "interleaved" : "neox",
+    tiedEmbeddings: !hasTensor(tensorNames.output),
+    attentionBias: hasTensor(tensorNames.bq(0)),
+  };
+}
+
+/**
+ * The shortest decimal that rounds to the same float32: GGUF stores 1e-5 as 9.99999974737875e-6, and the
+ * config should say 1e-5 again (the forward pass rounds it to the same float32 anyway).
+ */
+function shortestFloat32(x: number): number {
+  for (let digits = 1; digits < 17; digits++) {
+    const candidate = Number(x.toPrecision(digits));
+    if (Math.fround(candidate) === Math.fround(x)) return candidate;
+  }
+  return x;
+}
+
+function readVocab(meta: Metadata): VocabSpec {
+  const model = meta.string("tokenizer.ggml.model");
+  if (model !== "llama" && model !== "gpt2") {
+    meta.fail("tokenizer.ggml.model", `is "${model}": only llama (SentencePiece) and gpt2 (byte-level BPE) are supported`);
+  }
+  const tokens = meta.array("tokenizer.ggml.tokens", "string");
+  const n = tokens.length;
+  const perToken = (key: string) => {
+    const values = meta.optionalNumbers(key);
+    if (values && values.length !== n) meta.fail(key, `has ${values.length} entries for ${n} tokens`);
+    return values;
+  };
+  const tokenId = (key: string, fallback?: number) => {
+    if (!meta.has(key)) return fallback;
+    const id = meta.integer(key);
+    if (id < 0 || id >= n) meta.fail(key, `is ${id}, outside the ${n}-token vocabulary`);
+    return id;
+  };
+  // llama.cpp's defaults for SentencePiece vocabularies that do not name their special tokens.
+  const spm = model === "llama";
+  const eot = tokenId("tokenizer.ggml.eot_token_id");
+  return {
+    model,
+    tokens,
+    scores: perToken("tokenizer.ggml.scores"),
+    tokenTypes: perToken("tokenizer.ggml.token_type"),
+    merges: meta.has("tokenizer.ggml.merges") ? meta.array("tokenizer.ggml.merges", "string") : undefined,
+    pre: meta.optional("tokenizer.ggml.pre", "string"),
+    bosId: tokenId("tokenizer.ggml.bos_token_id", spm ? 1 : undefined),
+    eosId: tokenId("tokenizer.ggml.eos_token_id", spm ? 2 : undefined),
+    unkId: tokenId("tokenizer.ggml.unknown_token_id", spm ? 0 : undefined),
+    padId: tokenId("tokenizer.ggml.padding_token_id"),
+    eotIds: eot === undefined ? undefined : [eot],
+    addBos: meta.optional("tokenizer.ggml.add_bos_token", "bool") ?? spm,
+    addEos: meta.optional("tokenizer.ggml.add_eos_token", "bool") ?? false,
+    addSpacePrefix: meta.optional("tokenizer.ggml.add_space_prefix", "bool"),
+  };
+}
+
+type ScalarOf<T extends "string" | "bool"> = T extends "string" ? string : boolean;
+
+/** Typed access to GGUF metadata; a missing key or a wrong type is an InputError naming the file and the key. */
+class Metadata {
+  constructor(private readonly file: GgufFile) {}
+
+  fail(key: string, problem: string): never {
+    throw new InputError(`${this.file.path}: metadata key "${key}" ${problem}`);
+  }
+
+  has(key: string): boolean {
+    return this.file.metadata.has(key);
+  }
+
+  private get(key: string): GgufValue {
+    return this.file.metadata.get(key) ?? this.fail(key, "is missing");
+  }
+
+  optional<T extends "string" | "bool">(key: string, type: T): ScalarOf<T> | undefined {
+    if (!this.has(key)) return undefined;
+    const v = this.get(key);
+    if (v.type !== type) this.fail(key, `is a ${v.type}, expected a ${type}`);
+    return v.value as ScalarOf<T>;
+  }
+
+  string(key: string): string {
+    return this.optional(key, "string") ?? this.fail(key, "is missing");
+  }
+
+  /** Any integer type (converters differ: uint32, int32, uint64 …). */
+  integer(key: string): number {
+    const v = this.get(key);
+    const n = typeof v.value === "bigint" ? Number(v.value) : v.value;
+    if (v.type === "array" || v.type === "bool" || v.type === "string" || v.type.startsWith("float") || !Number.isSafeInteger(n)) {
+      this.fail(key, `is ${v.type === "array" ? "an array" : `a ${v.type}`}, expected an integer`);
+    }
+    return n as number;
+  }
+
+  number(key: string): number {
+    const v = this.get(key);
+    if (typeof v.value !== "number" || v.type === "array") this.fail(key, `is a ${v.type}, expected a number`);
+    return v.value;
+  }
+
+  array<T extends "string">(key: string, itemType: T): string[] {
+    const v = this.get(key);
+    if (v.type !== "array" || v.itemType !== itemType) this.fail(key, `is not an array of ${itemType}`);
+    return v.value as string[];
+  }
+
+  /** An array of any number type (scores are float32, token types int32), or undefined when absent. */
+  optionalNumbers(key: string): number[] | undefined {
+    if (!this.has(key)) return undefined;
+    const v = this.get(key);
+    if (v.type !== "array" || v.value.some((x) => typeof x !== "number")) this.fail(key, "is not an array of numbers");
+    return v.value as number[];
+  }
+}
+
+// ---- writing ----
+
+export interface WriteGgufOptions {
+  /** The type of 2-D weights; 1-D tensors (norms, biases) stay f32. */
+  dtype: DType;
+  /** More keys (e.g. general.synthetic); they override the ones written from the model. */
+  extraMetadata?: Map<string, GgufValue>;
+}
+
+/** llama.cpp's llama_ftype numbers for general.file_type. */
+const fileTypeOf: Record<DType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, bf16: 32 };
+
+export function writeGgufModel(model: LoadedModel, path: string, opts: WriteGgufOptions): void {
+  const c = model.config;
+  if (!model.vocab) {
+    throw new InputError(`${model.path}: the tokenizer of this model is not available as a vocabulary, so it cannot be written to GGUF`);
+  }
+  if (c.architecture === "qwen2" && c.ropeStyle === "interleaved") {
+    throw new InputError(`${model.path}: a qwen2 model with interleaved RoPE cannot be written to GGUF (qwen2 GGUF is neox)`);
+  }
+  const metadata = modelMetadata(model, model.vocab, opts.dtype);
+  for (const [key, value] of opts.extraMetadata ?? []) metadata.set(key, value);
+
+  // GGUF llama rotates interleaved pairs; a neox (Hugging Face) llama gets its Q/K rows reordered to match.
+  const toInterleaved = c.architecture === "llama" && c.ropeStyle === "neox";
+  const headsOf = new Map<string, number>();
+  for (let l = 0; l < c.nLayers; l++) {
+    for (const name of [tensorNames.wq(l), tensorNames.bq(l)]) headsOf.set(name, c.nHeads);
+    for (const name of [tensorNames.wk(l), tensorNames.bk(l)]) headsOf.set(name, c.nKvHeads);
+  }
+
+  const entries: GgufTensorEntry[] = [];
+  for (const [name, shape] of expectedTensors(c)) {
+    const source = model.tensors.get(name);
+    if (!source || source.shape.join() !== shape.join()) {
+      throw new InputError(`${model.path}: tensor "${name}" is ${source ? `of shape [${source.shape}]` : "missing"}, expected [${shape}]`);
+    }
+    const dtype = storedDType(shape, opts.dtype);
+    const heads = headsOf.get(name);
+    entries.push({
+      name,
+      dtype,
+      shape,
+      data: () => convert(toInterleaved && heads !== undefined ? neoxToInterleaved(source, heads) : source, dtype),
+    });
+  }
+  writeGgufFile(path, metadata, entries);
+}
+
+/** llama.cpp's converter rule: 1-D stays f32; a quantized type needs whole 32-value blocks per row, else f16. */
+function storedDType(shape: number[], requested: DType): DType {
+  if (shape.length === 1) return "f32";
+  if (isQuantized(requested) && shape[shape.length - 1] % 32 !== 0) return "f16";
+  return requested;
+}
+
+function convert(t: Tensor, dtype: DType): Uint8Array {
+  return t.dtype === dtype ? t.data : quantize(dequantize(t), t.shape, dtype).data;
+}
+
+/**
+ * Reorders the rows of a Q or K projection (or its bias) inside each head from rotate-half (neox) order to
+ * interleaved-pair order. A neox head of width h rotates row i with row i + h/2; GGUF llama rotates rows 2i and
+ * 2i + 1 with the same frequency. So new row 2i + j (j = 0, 1) of each head is old row i + j·h/2. This is
+ * convert_hf_to_gguf.py's permute(): reshape(heads, 2, h/2, …).swapaxes(1, 2). Rows are contiguous bytes in every
+ * dtype, so the data is moved without converting it.
+ */
+function neoxToInterleaved(t: Tensor, nHeads: number): Tensor {
+  const rows = t.shape[0];
+  const headDim = rows / nHeads;
+  const half = headDim / 2;
+  const rowBytes = t.data.byteLength / rows;
+  const out = new Uint8Array(t.data.byteLength);
+  for (let head = 0; head < nHeads; head++) {
+    for (let i = 0; i < half; i++) {
+      for (let j = 0; j < 2; j++) {
+        const from = (head * headDim + j * half + i) * rowBytes;
+        out.set(t.data.subarray(from, from + rowBytes), (head * headDim + 2 * i + j) * rowBytes);
+      }
+    }
+  }
+  return { dtype: t.dtype, shape: t.shape, data: out };
+}
+
+function modelMetadata(model: LoadedModel, vocab: VocabSpec, dtype: DType): Map<string, GgufValue> {
+  const c = model.config;
+  const a = c.architecture;
+  const u32 = (value: number): GgufValue => ({ type: "uint32", value });
+  const f32 = (value: number): GgufValue => ({ type: "float32", value });
+  const str = (value: string): GgufValue => ({ type: "string", value });
+  const bool = (value: boolean): GgufValue => ({ type: "bool", value });
+  const m = new Map<string, GgufValue>([
+    ["general.architecture", str(a)],
+    ["general.name", str(model.name)],
+    ["general.alignment", u32(32)],
+    ["general.file_type", u32(fileTypeOf[dtype])],
+    [`${a}.vocab_size`, u32(c.vocabSize)],
+    [`${a}.context_length`, u32(c.maxSeqLen)],
+    [`${a}.embedding_length`, u32(c.dim)],
+    [`${a}.block_count`, u32(c.nLayers)],
+    [`${a}.feed_forward_length`, u32(c.hiddenDim)],
+    [`${a}.attention.head_count`, u32(c.nHeads)],
+    [`${a}.attention.head_count_kv`, u32(c.nKvHeads)],
+    [`${a}.attention.key_length`, u32(c.headDim)],
+    [`${a}.attention.value_length`, u32(c.headDim)],
+    [`${a}.attention.layer_norm_rms_epsilon`, f32(c.normEps)],
+    [`${a}.rope.dimension_count`, u32(c.headDim)],
+    [`${a}.rope.freq_base`, f32(c.ropeTheta)],
+    ["tokenizer.ggml.model", str(vocab.model)],
+    ["tokenizer.ggml.tokens", { type: "array", itemType: "string", value: vocab.tokens }],
+  ]);
+  if (vocab.scores) m.set("tokenizer.ggml.scores", { type: "array", itemType: "float32", value: vocab.scores });
+  if (vocab.tokenTypes) m.set("tokenizer.ggml.token_type", { type: "array", itemType: "int32", value: vocab.tokenTypes });
+  if (vocab.merges) m.set("tokenizer.ggml.merges", { type: "array", itemType: "string", value: vocab.merges });
+  if (vocab.pre !== undefined) m.set("tokenizer.ggml.pre", str(vocab.pre));
+  const ids: [string, number | undefined][] = [
+    ["bos_token_id", vocab.bosId],
+    ["eos_token_id", vocab.eosId],
+    ["unknown_token_id", vocab.unkId],
+    ["padding_token_id", vocab.padId],
+    // GGUF has one eot key; further stop ids have no standard place.
+    ["eot_token_id", vocab.eotIds?.[0]],
+  ];
+  for (const [key, id] of ids) if (id !== undefined) m.set(`tokenizer.ggml.${key}`, u32(id));
+  m.set("tokenizer.ggml.add_bos_token", bool(vocab.addBos));
+  m.set("tokenizer.ggml.add_eos_token", bool(vocab.addEos));
+  if (vocab.addSpacePrefix !== undefined) m.set("tokenizer.ggml.add_space_prefix", bool(vocab.addSpacePrefix));
+  if (model.chatTemplate !== undefined) m.set("tokenizer.chat_template", str(model.chatTemplate));
+  return m;
+}

@@ -1,0 +1,392 @@
+/**
+ * GGUF reader (versions 2 and 3, little-endian), and the typed metadata values the writer shares.
+ *
+ * File layout:
+ *   "GGUF" | version: u32 | tensor_count: u64 | metadata_kv_count: u64
+ *   metadata_kv_count × (key: string | value_type: u32 | value)
+ *   tensor_count × (name: string | n_dims: u32 | n_dims × dim: u64, innermost first | ggml_type: u32 | offset: u64)
+ *   zero padding to `general.alignment` (default 32): the data section starts here
+ *   tensor data, each at data start + its offset (a multiple of the alignment)
+ * A string is length: u64 then UTF-8 bytes; an array is item_type: u32, count: u64, then the items.
+ *
+ * Only the header is parsed up front, through a small read buffer; each tensor is read later into its own
+ * buffer, so loading never holds the file twice and files past 4 GB work.
+ */
+
+import { constants as bufferConstants } from "node:buffer";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { dtypeLayout, dtypeOfGgmlType, ggmlTypeName, tensorBytes } from "../dtype.js";
+import { InputError } from "../errors.js";
+import type { DType, Tensor } from "../tensor.js";
+
+// ---- typed metadata values ----
+
+/** GGUF value types, indexed by their id in the file. */
+// biome-ignore format: one table
+export const ggufValueTypes = [
+  "uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "bool", "string", "array", "uint64", "int64", "float64",
+] as const;
+export type GgufValueType = (typeof ggufValueTypes)[number];
+
+export type GgufNumberType =
+  | "uint8"
+  | "int8"
+  | "uint16"
+  | "int16"
+  | "uint32"
+  | "int32"
+  | "float32"
+  | "float64";
+export type GgufBigIntType = "uint64" | "int64";
+
+/** A metadata value with its GGUF type: 64-bit integers are bigints, the other numbers are numbers. */
+export type GgufValue =
+  | { type: GgufNumberType; value: number }
+  | { type: GgufBigIntType; value: bigint }
+  | { type: "bool"; value: boolean }
+  | { type: "string"; value: string }
+  | GgufArray;
+
+export type GgufArray =
+  | { type: "array"; itemType: GgufNumberType; value: number[] }
+  | { type: "array"; itemType: GgufBigIntType; value: bigint[] }
+  | { type: "array"; itemType: "bool"; value: boolean[] }
+  | { type: "array"; itemType: "string"; value: string[] }
+  | { type: "array"; itemType: "array"; value: GgufArray[] };
+
+export const ggufDefaultAlignment = 32;
+
+// ---- the parsed header ----
+
+export interface GgufTensorInfo {
+  name: string;
+  dtype: DType;
+  /** Outermost-first, as in Tensor (the file lists dimensions innermost-first). */
+  shape: number[];
+  /** Absolute byte offset of the data in the file. */
+  fileOffset: number;
+  byteLength: number;
+}
+
+export interface GgufFile {
+  path: string;
+  version: number;
+  metadata: Map<string, GgufValue>;
+  tensors: GgufTensorInfo[];
+  alignment: number;
+  /** Absolute byte offset where the data section starts. */
+  dataOffset: number;
+}
+
+/** Limits that stop a corrupt length from allocating gigabytes; far above anything a real model holds. */
+const maxStringBytes = 1 << 26;
+const maxArrayItems = 1 << 24;
+const maxArrayNesting = 8;
+const maxDims = 4;
+const readChunkBytes = 1 << 20;
+
+/** Smallest encoded size of one value of each type: bounds a count by the bytes left in the file. */
+// biome-ignore format: one table
+const minValueBytes: Record<GgufValueType, number> = {
+  uint8: 1, int8: 1, bool: 1, uint16: 2, int16: 2, uint32: 4, int32: 4, float32: 4,
+  uint64: 8, int64: 8, float64: 8, string: 8, array: 12,
+};
+
+const utf8 = new TextDecoder();
+
+/**
+ * Sequential little-endian reads from a file through a buffer that is refilled on demand. Every failure
+ * becomes an InputError naming the file, the byte offset and what was being read (`context`).
+ */
+class FileCursor {
+  pos = 0;
+  context = "header";
+  private buf = Buffer.alloc(0);
+  private bufStart = 0;
+  private bufEnd = 0;
+
+  constructor(
+    readonly path: string,
+    private readonly fd: number,
+    readonly size: number,
+  ) {}
+
+  fail(problem: string, at = this.pos): never {
+    throw new InputError(`${this.path}: byte ${at} (${this.context}): ${problem}`);
+  }
+
+  /** Index in `buf` of the next n bytes, which are then consumed. */
+  private take(n: number): number {
+    if (this.pos + n > this.size) {
+      this.fail(`truncated file: needs ${n} bytes but the file ends at byte ${this.size}`);
+    }
+    if (this.pos < this.bufStart || this.pos + n > this.bufEnd) this.fill(n);
+    const at = this.pos - this.bufStart;
+    this.pos += n;
+    return at;
+  }
+
+  private fill(n: number): void {
+    const length = Math.min(Math.max(n, readChunkBytes), this.size - this.pos);
+    if (this.buf.length < length) this.buf = Buffer.allocUnsafe(length);
+    let got = 0;
+    while (got < length) {
+      const read = readSync(this.fd, this.buf, got, length - got, this.pos + got);
+      if (read === 0) this.fail("file ended while reading (was it changed?)", this.pos + got);
+      got += read;
+    }
+    this.bufStart = this.pos;
+    this.bufEnd = this.pos + length;
+  }
+
+  u8 = () => this.buf.readUInt8(this.take(1));
+  i8 = () => this.buf.readInt8(this.take(1));
+  u16 = () => this.buf.readUInt16LE(this.take(2));
+  i16 = () => this.buf.readInt16LE(this.take(2));
+  u32 = () => this.buf.readUInt32LE(this.take(4));
+  i32 = () => this.buf.readInt32LE(this.take(4));
+  f32 = () => this.buf.readFloatLE(this.take(4));
+  f64 = () => this.buf.readDoubleLE(this.take(8));
+  u64 = () => this.buf.readBigUInt64LE(this.take(8));
+  i64 = () => this.buf.readBigInt64LE(this.take(8));
+
+  bool(): boolean {
+    const at = this.pos;
+    const b = this.u8();
+    if (b > 1) this.fail(`invalid bool value ${b}`, at);
+    return b === 1;
+  }
+
+  /** A u64 count of items that each take at least `itemBytes`: must fit in the rest of the file. */
+  count(what: string, itemBytes: number, limit = Number.MAX_SAFE_INTEGER): number {
+    const at = this.pos;
+    const n = this.u64();
+    const fits = BigInt(Math.floor((this.size - this.pos) / itemBytes));
+    if (n > fits) this.fail(`${what} ${n} is more than the rest of the file can hold`, at);
+    if (n > BigInt(limit)) this.fail(`${what} ${n} is over the limit of ${limit}`, at);
+    return Number(n);
+  }
+
+  string(): string {
+    const length = this.count("string length", 1, maxStringBytes);
+    const at = this.take(length);
+    return utf8.decode(this.buf.subarray(at, at + length));
+  }
+}
+
+/** Parses the header of the GGUF file at `path`: metadata and tensor infos, all checked against the file size. */
+export function readGgufFile(path: string): GgufFile {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (e) {
+    throw new InputError(`${path}: cannot open (${(e as Error).message})`);
+  }
+  try {
+    return parseHeader(new FileCursor(path, fd, fstatSync(fd).size));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function parseHeader(c: FileCursor): GgufFile {
+  const magic = c.u32();
+  if (magic !== 0x46554747)
+    c.fail(`not a GGUF file: magic is 0x${magic.toString(16).padStart(8, "0")}, not "GGUF"`, 0);
+  const version = c.u32();
+  if (version !== 2 && version !== 3) {
+    const hint = version === 1 ? " (GGUF v1 is obsolete)" : version > 0xffff ? " (a big-endian GGUF?)" : "";
+    c.fail(`unsupported GGUF version ${version}${hint}; versions 2 and 3 are supported`, 4);
+  }
+  // Each tensor info takes at least 8 + 4 + 8 + 4 + 8 bytes, each key/value pair at least 8 + 4 + 1.
+  const tensorCount = c.count("tensor count", 32);
+  const kvCount = c.count("metadata key/value count", 13);
+
+  const metadata = new Map<string, GgufValue>();
+  let alignment = ggufDefaultAlignment;
+  for (let i = 0; i < kvCount; i++) {
+    c.context = `metadata pair ${i}`;
+    const keyAt = c.pos;
+    const key = c.string();
+    c.context = `metadata key "${key}"`;
+    if (metadata.has(key)) c.fail("duplicate key", keyAt);
+    const valueAt = c.pos;
+    const value = readValue(c, readValueType(c), 0);
+    metadata.set(key, value);
+    if (key === "general.alignment") alignment = checkAlignment(c, value, valueAt);
+  }
+
+  const tensors: GgufTensorInfo[] = [];
+  const names = new Set<string>();
+  const relativeOffsets: { offset: number; at: number }[] = [];
+  for (let i = 0; i < tensorCount; i++) {
+    c.context = `tensor info ${i}`;
+    const nameAt = c.pos;
+    const name = c.string();
+    c.context = `tensor info of "${name}"`;
+    if (names.has(name)) c.fail("duplicate tensor name", nameAt);
+    names.add(name);
+    const shape = readShape(c);
+    const typeAt = c.pos;
+    const typeId = c.u32();
+    const dtype = dtypeOfGgmlType(typeId);
+    if (!dtype) {
+      const typeName = ggmlTypeName(typeId);
+      c.fail(typeName ? `unsupported tensor type ${typeName}` : `unknown tensor type id ${typeId}`, typeAt);
+    }
+    const rowLength = shape[shape.length - 1];
+    if (rowLength % dtypeLayout[dtype].blockSize !== 0) {
+      c.fail(`row length ${rowLength} is not a multiple of the ${dtype} block size`, typeAt);
+    }
+    const offsetAt = c.pos;
+    const offset = c.u64();
+    if (offset % BigInt(alignment) !== 0n)
+      c.fail(`data offset ${offset} is not a multiple of the alignment ${alignment}`, offsetAt);
+    if (offset > BigInt(c.size))
+      c.fail(`data offset ${offset} is past the end of the file (${c.size} bytes)`, offsetAt);
+    relativeOffsets.push({ offset: Number(offset), at: offsetAt });
+    tensors.push({ name, dtype, shape, fileOffset: 0, byteLength: tensorBytes(dtype, shape) });
+  }
+
+  const dataOffset = alignUp(c.pos, alignment);
+  for (let i = 0; i < tensors.length; i++) {
+    const t = tensors[i];
+    t.fileOffset = dataOffset + relativeOffsets[i].offset;
+    const end = t.fileOffset + t.byteLength;
+    if (end > c.size) {
+      c.context = `tensor info of "${t.name}"`;
+      c.fail(
+        `tensor data (bytes ${t.fileOffset}..${end}) runs past the end of the file (${c.size} bytes)`,
+        relativeOffsets[i].at,
+      );
+    }
+  }
+  return { path: c.path, version, metadata, tensors, alignment, dataOffset };
+}
+
+function readValueType(c: FileCursor): GgufValueType {
+  const at = c.pos;
+  const id = c.u32();
+  const type = ggufValueTypes[id];
+  if (type === undefined) c.fail(`unknown metadata value type ${id}`, at);
+  return type;
+}
+
+function readValue(c: FileCursor, type: GgufValueType, depth: number): GgufValue {
+  switch (type) {
+    case "uint8":
+      return { type, value: c.u8() };
+    case "int8":
+      return { type, value: c.i8() };
+    case "uint16":
+      return { type, value: c.u16() };
+    case "int16":
+      return { type, value: c.i16() };
+    case "uint32":
+      return { type, value: c.u32() };
+    case "int32":
+      return { type, value: c.i32() };
+    case "float32":
+      return { type, value: c.f32() };
+    case "float64":
+      return { type, value: c.f64() };
+    case "uint64":
+      return { type, value: c.u64() };
+    case "int64":
+      return { type, value: c.i64() };
+    case "bool":
+      return { type, value: c.bool() };
+    case "string":
+      return { type, value: c.string() };
+    case "array":
+      return readArray(c, depth);
+  }
+}
+
+function readArray(c: FileCursor, depth: number): GgufArray {
+  if (depth >= maxArrayNesting) c.fail(`arrays nested more than ${maxArrayNesting} deep`);
+  const itemType = readValueType(c);
+  const n = c.count("array length", minValueBytes[itemType], maxArrayItems);
+  const items = <T>(read: () => T): T[] => Array.from({ length: n }, () => read());
+  switch (itemType) {
+    case "string":
+      return { type: "array", itemType, value: items(() => c.string()) };
+    case "bool":
+      return { type: "array", itemType, value: items(() => c.bool()) };
+    case "uint64":
+      return { type: "array", itemType, value: items(c.u64) };
+    case "int64":
+      return { type: "array", itemType, value: items(c.i64) };
+    case "array":
+      return { type: "array", itemType, value: items(() => readArray(c, depth + 1)) };
+    default:
+      return { type: "array", itemType, value: items(numberReaders(c)[itemType]) };
+  }
+}
+
+function numberReaders(c: FileCursor): Record<GgufNumberType, () => number> {
+  return {
+    uint8: c.u8,
+    int8: c.i8,
+    uint16: c.u16,
+    int16: c.i16,
+    uint32: c.u32,
+    int32: c.i32,
+    float32: c.f32,
+    float64: c.f64,
+  };
+}
+
+function checkAlignment(c: FileCursor, value: GgufValue, at: number): number {
+  if (value.type !== "uint32") c.fail(`must be a uint32, not ${value.type}`, at);
+  const a = value.value;
+  if (a === 0 || (a & (a - 1)) !== 0) c.fail(`alignment ${a} is not a power of two`, at);
+  return a;
+}
+
+/** n_dims then dims innermost-first; returns them outermost-first. */
+function readShape(c: FileCursor): number[] {
+  const at = c.pos;
+  const nDims = c.u32();
+  if (nDims < 1 || nDims > maxDims) c.fail(`tensor has ${nDims} dimensions (1 to ${maxDims} are valid)`, at);
+  const dims: number[] = [];
+  let elements = 1;
+  for (let d = 0; d < nDims; d++) {
+    const dimAt = c.pos;
+    const dim = c.u64();
+    elements *= Number(dim);
+    if (dim === 0n || elements > Number.MAX_SAFE_INTEGER) c.fail(`invalid dimension ${dim}`, dimAt);
+    dims.push(Number(dim));
+  }
+  return dims.reverse();
+}
+
+function alignUp(n: number, alignment: number): number {
+  return Math.ceil(n / alignment) * alignment;
+}
+
+/** Reads one tensor's data from the file into its own buffer. */
+export function readGgufTensor(file: GgufFile, info: GgufTensorInfo): Tensor {
+  if (info.byteLength > bufferConstants.MAX_LENGTH) {
+    throw new InputError(
+      `${file.path}: tensor "${info.name}" has ${info.byteLength} bytes, more than one buffer can hold`,
+    );
+  }
+  const data = new Uint8Array(info.byteLength);
+  const fd = openSync(file.path, "r");
+  try {
+    // readSync moves at most 2 GiB per call.
+    for (let got = 0; got < data.length; ) {
+      const read = readSync(fd, data, got, Math.min(data.length - got, 1 << 30), info.fileOffset + got);
+      if (read === 0) {
+        throw new InputError(
+          `${file.path}: file ended at byte ${info.fileOffset + got} inside tensor "${info.name}"`,
+        );
+      }
+      got += read;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return { dtype: info.dtype, shape: [...info.shape], data };
+}

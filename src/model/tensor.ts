@@ -1,0 +1,19 @@
+/**
+ * Weight tensors as the loaders produce them and the backends consume them.
+ *
+ * Layout: `shape` is outermost-first (row-major), so a matrix used as y = W·x is [out, in] and each
+ * of its `out` rows is contiguous in `data`. Quantized types keep GGUF's block layouts byte for byte
+ * (a row of `in` values is `in / blockSize` blocks), so a GGUF tensor is used without re-packing.
+ * Note GGUF itself lists dimensions innermost-first (ne[0] = in); the GGUF reader reverses them.
+ */
+export type DType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0";
+
+export interface Tensor {
+  dtype: DType;
+  shape: number[];
+  data: Uint8Array;
+}
+
+export function numElements(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}

@@ -1,0 +1,265 @@
+/**
+ * Picks the next token of one request from its logits row, the way vLLM does:
+ *   penalties (repetition, frequency, presence) → temperature → min-p → top-k → top-p → draw.
+ * Temperature 0 is greedy: argmax of the penalized logits, ties to the lowest id.
+ * Log-probabilities, when asked for, are the log-softmax of the raw logits (vLLM's default).
+ *
+ * Everything works on one vocabulary-sized scratch row shared by all samplers (see `Scratch`),
+ * so sampling a token allocates nothing of vocabulary size.
+ */
+import { Rng, randomSeed } from "./rng.js";
+import type { SamplingParams } from "./sampling-params.js";
+import { validateSamplingParams } from "./validate-sampling-params.js";
+
+export interface TokenLogprob {
+  tokenId: number;
+  logprob: number;
+}
+
+export interface SampledToken {
+  tokenId: number;
+  /** Log-probability of `tokenId` under the raw logits; only when `params.logprobs > 0`. */
+  logprob?: number;
+  /** The `params.logprobs` most likely tokens under the raw logits, best first (ties: lower id first). */
+  topLogprobs?: TokenLogprob[];
+}
+
+export class Sampler {
+  private readonly rng: Rng;
+
+  /** Throws a SamplingParamError for invalid params; unseeded requests get a random seed. */
+  constructor(private readonly params: SamplingParams) {
+    validateSamplingParams(params);
+    this.rng = new Rng(params.seed ?? randomSeed());
+  }
+
+  /**
+   * `logits`: one row of `vocabSize` values, left untouched. `promptIds` and `outputIds` are the
+   * request's tokens so far (the penalties read them).
+   */
+  sample(logits: Float32Array, promptIds: readonly number[], outputIds: readonly number[]): SampledToken {
+    const p = this.params;
+    const row = scratch.prepare(logits);
+    applyPenalties(row, p, promptIds, outputIds);
+    const tokenId = p.temperature === 0 ? argmax(row) : this.draw(row);
+    if (p.logprobs === 0) return { tokenId };
+    const logNormalizer = logSumExp(logits);
+    return {
+      tokenId,
+      logprob: logits[tokenId] - logNormalizer,
+      topLogprobs: topN(logits, p.logprobs, logNormalizer),
+    };
+  }
+
+  /** Temperature, then the filters, then a draw from what is left, renormalized. */
+  private draw(row: Float32Array): number {
+    const p = this.params;
+    let max = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < row.length; i++) {
+      const x = row[i] / p.temperature;
+      row[i] = x;
+      if (x > max) max = x;
+    }
+    if (!(max > Number.NEGATIVE_INFINITY)) throw new Error("sampler: logits row has no finite value");
+
+    // min-p: prob_i ≥ minP · prob_max  ⇔  logit_i ≥ max + ln(minP). Also drops -Infinity (masked) tokens.
+    const floor = p.minP > 0 ? max + Math.log(p.minP) : Number.NEGATIVE_INFINITY;
+    const candidates = scratch.candidates;
+    let n = 0;
+    for (let i = 0; i < row.length; i++) {
+      if (row[i] >= floor && row[i] > Number.NEGATIVE_INFINITY) candidates[n++] = i;
+    }
+    if (p.topK > 0 && p.topK < n) n = keepTopK(row, candidates, n, p.topK);
+    if (p.topP < 1) n = keepTopP(row, candidates, n, p.topP, max);
+
+    // Draw: weights exp(logit - max) of the survivors, a uniform point in [0, their sum).
+    let total = 0;
+    for (let j = 0; j < n; j++) {
+      const id = candidates[j];
+      row[id] = Math.exp(row[id] - max);
+      total += row[id];
+    }
+    const u = this.rng.nextFloat() * total;
+    let cumulative = 0;
+    let chosen = candidates[0];
+    for (let j = 0; j < n; j++) {
+      const id = candidates[j];
+      if (row[id] === 0) continue;
+      cumulative += row[id];
+      chosen = id;
+      if (u < cumulative) break;
+    }
+    return chosen;
+  }
+}
+
+/**
+ * Vocabulary-sized working memory shared by every Sampler: `sample` is synchronous, so calls never
+ * interleave, and one set (≈2.4 MB at a 152k vocabulary) serves all requests instead of one each.
+ */
+class Scratch {
+  /** The row being processed: penalized, then scaled, then turned into weights. */
+  row = new Float32Array(0);
+  /** Token ids still allowed, in the first `n` entries. */
+  candidates = new Int32Array(0);
+  /** seenAt[t] === mark ⇔ token t was already visited in the current pass over a token list. */
+  seenAt = new Uint32Array(0);
+  /** Occurrences of a token in the output (valid for tokens visited in the current pass). */
+  counts = new Uint32Array(0);
+  private mark = 0;
+
+  prepare(logits: Float32Array): Float32Array {
+    const v = logits.length;
+    if (this.row.length < v) {
+      this.row = new Float32Array(v);
+      this.candidates = new Int32Array(v);
+      this.seenAt = new Uint32Array(v);
+      this.counts = new Uint32Array(v);
+      this.mark = 0;
+    }
+    const row = this.row.subarray(0, v);
+    row.set(logits);
+    return row;
+  }
+
+  /** A value no entry of `seenAt` holds yet: starts a new pass without clearing the array. */
+  nextMark(): number {
+    if (++this.mark === 0xffffffff) {
+      this.seenAt.fill(0);
+      this.mark = 1;
+    }
+    return this.mark;
+  }
+}
+
+const scratch = new Scratch();
+
+/**
+ * Repetition penalty (CTRL / HF) over prompt and output tokens, each distinct token once: a positive
+ * logit is divided by it, a negative one multiplied. Then OpenAI's penalties over output tokens only:
+ * logit -= frequencyPenalty · count + presencePenalty. Changes `row` in place.
+ */
+export function applyPenalties(
+  row: Float32Array,
+  p: SamplingParams,
+  promptIds: readonly number[],
+  outputIds: readonly number[],
+): void {
+  const { seenAt, counts } = scratch;
+  const r = p.repetitionPenalty;
+  if (r !== 1) {
+    const mark = scratch.nextMark();
+    for (const ids of [promptIds, outputIds]) {
+      for (const t of ids) {
+        if (seenAt[t] === mark) continue;
+        seenAt[t] = mark;
+        row[t] = row[t] > 0 ? row[t] / r : row[t] * r;
+      }
+    }
+  }
+  if (p.frequencyPenalty === 0 && p.presencePenalty === 0) return;
+  const counting = scratch.nextMark();
+  for (const t of outputIds) {
+    if (seenAt[t] !== counting) {
+      seenAt[t] = counting;
+      counts[t] = 0;
+    }
+    counts[t]++;
+  }
+  const applied = scratch.nextMark();
+  for (const t of outputIds) {
+    if (seenAt[t] === applied) continue;
+    seenAt[t] = applied;
+    row[t] -= p.frequencyPenalty * counts[t] + p.presencePenalty;
+  }
+}
+
+/** Index of the largest value; ties go to the lowest index. */
+function argmax(row: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  return best;
+}
+
+/** a ranks above b: higher logit, or the same logit and a lower id. */
+function ranksAbove(row: Float32Array, a: number, b: number): boolean {
+  return row[a] > row[b] || (row[a] === row[b] && a < b);
+}
+
+/**
+ * Moves the k best of candidates[0..n) into candidates[0..k) and returns k. candidates[0..k) is kept
+ * as a heap whose root is the worst of the best k so far, so most tokens are rejected by a single
+ * comparison with the root: O(n log k) worst case, about O(n) on real logits.
+ */
+function keepTopK(row: Float32Array, candidates: Int32Array, n: number, k: number): number {
+  for (let i = (k >> 1) - 1; i >= 0; i--) siftDown(row, candidates, i, k);
+  for (let j = k; j < n; j++) {
+    if (!ranksAbove(row, candidates[j], candidates[0])) continue;
+    candidates[0] = candidates[j];
+    siftDown(row, candidates, 0, k);
+  }
+  return k;
+}
+
+/** Restores the worst-at-root heap order of heap[0..size) below position i. */
+function siftDown(row: Float32Array, heap: Int32Array, i: number, size: number): void {
+  const item = heap[i];
+  for (;;) {
+    let child = 2 * i + 1;
+    if (child >= size) break;
+    if (child + 1 < size && ranksAbove(row, heap[child], heap[child + 1])) child++;
+    if (!ranksAbove(row, item, heap[child])) break;
+    heap[i] = heap[child];
+    i = child;
+  }
+  heap[i] = item;
+}
+
+/**
+ * Nucleus: keeps the smallest prefix of the candidates, best first, whose probability (renormalized
+ * over the candidates) reaches topP — a token stays iff the mass ranked above it is < topP. Returns
+ * the new count; survivors end up sorted best first.
+ */
+function keepTopP(row: Float32Array, candidates: Int32Array, n: number, topP: number, max: number): number {
+  let total = 0;
+  for (let j = 0; j < n; j++) total += Math.exp(row[candidates[j]] - max);
+  // Free cut before sorting: tokens with prob < (1 - topP) / n hold less than 1 - topP together, so
+  // each has ≥ topP of mass ranked above it and is out. On real logits this drops most of the vocabulary.
+  const cut = max + Math.log(((1 - topP) * total) / n);
+  let kept = 0;
+  for (let j = 0; j < n; j++) if (row[candidates[j]] >= cut) candidates[kept++] = candidates[j];
+
+  const survivors = candidates.subarray(0, kept);
+  survivors.sort((a, b) => row[b] - row[a] || a - b);
+  const target = topP * total;
+  let mass = 0;
+  let count = 0;
+  while (count < kept && mass < target) mass += Math.exp(row[survivors[count++]] - max);
+  return count;
+}
+
+/** log Σ exp(logits), in float64, shifted by the max for range. */
+function logSumExp(logits: Float32Array): number {
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
+  return max + Math.log(sum);
+}
+
+/** The n largest logits as log-probabilities, best first; equal logits keep the lower id first. */
+function topN(logits: Float32Array, n: number, logNormalizer: number): TokenLogprob[] {
+  const ids: number[] = [];
+  for (let i = 0; i < logits.length; i++) {
+    const x = logits[i];
+    if (ids.length === n && !(x > logits[ids[n - 1]])) continue;
+    // Insertion into a list of at most n (≤ 20): after every entry ≥ x.
+    let at = ids.length === n ? n - 1 : ids.length;
+    while (at > 0 && logits[ids[at - 1]] < x) {
+      ids[at] = ids[at - 1];
+      at--;
+    }
+    ids[at] = i;
+  }
+  return ids.map((tokenId) => ({ tokenId, logprob: logits[tokenId] - logNormalizer }));
+}
