@@ -16,7 +16,9 @@ describe("hashBlockTokens", () => {
   });
 
   it("is deterministic", () => {
-    fc.assert(fc.property(tokens, (t) => hashBlockTokens(NONE_HASH, t) === hashBlockTokens(NONE_HASH, [...t])));
+    fc.assert(
+      fc.property(tokens, (t) => hashBlockTokens(NONE_HASH, t) === hashBlockTokens(NONE_HASH, [...t])),
+    );
   });
 
   it("differs when any one token differs", () => {

@@ -23,7 +23,9 @@ export class BlockPool {
 
   constructor(numBlocks: number) {
     if (!Number.isInteger(numBlocks) || numBlocks < 2) {
-      throw new RangeError(`BlockPool: numBlocks must be an integer ≥ 2 (the null block + 1), got ${numBlocks}`);
+      throw new RangeError(
+        `BlockPool: numBlocks must be an integer ≥ 2 (the null block + 1), got ${numBlocks}`,
+      );
     }
     this.numBlocks = numBlocks;
     this.refCounts = new Int32Array(numBlocks);

@@ -142,7 +142,9 @@ export class KVCacheManager {
   allocateSlots(request: Request, numNewTokens: number, computed = NO_COMPUTED_BLOCKS): number[] | null {
     const table = this.blockTables.get(request.id);
     if (table !== undefined && computed.blocks.length > 0) {
-      throw new Error(`KVCacheManager: prefix hit passed for request ${request.id}, which already holds blocks`);
+      throw new Error(
+        `KVCacheManager: prefix hit passed for request ${request.id}, which already holds blocks`,
+      );
     }
     const numTokens = request.numComputedTokens + computed.numComputedTokens + numNewTokens;
     if (numTokens > this.maxModelLen) {

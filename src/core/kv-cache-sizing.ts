@@ -40,7 +40,9 @@ export function parseByteSize(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim());
   const multiplier = m ? UNIT_BYTES[(m[2] || "B").toUpperCase()] : undefined;
   if (!m || multiplier === undefined) {
-    throw new Error(`invalid memory size "${text}": expected bytes or a number with B, KB, MB, GB, KiB, MiB, GiB…`);
+    throw new Error(
+      `invalid memory size "${text}": expected bytes or a number with B, KB, MB, GB, KiB, MiB, GiB…`,
+    );
   }
   const bytes = Math.floor(Number(m[1]) * multiplier);
   if (bytes < 1) throw new Error(`invalid memory size "${text}": must be at least 1 byte`);
@@ -52,7 +54,8 @@ export function parseByteSize(text: string): number {
  * freeBytes is free memory measured before loading them.
  */
 export function kvBudgetFromFreeMemory(freeBytes: number, weightBytes: number, fraction: number): number {
-  if (!(fraction > 0 && fraction <= 1)) throw new Error(`invalid memory fraction ${fraction}: must be in (0, 1]`);
+  if (!(fraction > 0 && fraction <= 1))
+    throw new Error(`invalid memory fraction ${fraction}: must be in (0, 1]`);
   const budget = Math.floor(fraction * (freeBytes - weightBytes));
   if (budget < 1) {
     throw new Error(
@@ -68,7 +71,7 @@ export function numBlocksForBudget(budgetBytes: number, bytesPerToken: number, b
   const numBlocks = Math.floor(budgetBytes / blockBytes);
   if (numBlocks < 2) {
     throw new Error(
-      `KV cache budget ${formatBytes(budgetBytes)} holds ${numBlocks} blocks of ${formatBytes(blockBytes)}; at least 2 are needed`,
+      `KV cache budget ${formatBytes(budgetBytes)} is too small: one block of ${blockSize} tokens takes ${formatBytes(blockBytes)} and at least 2 are needed`,
     );
   }
   return numBlocks;

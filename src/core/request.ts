@@ -36,6 +36,8 @@ export interface NewRequest {
   priority?: number;
   /** Isolates one tenant's prefix cache from another's: it is hashed into the first block. */
   cacheSalt?: string;
+  /** The model's end-of-generation ids (EOS, EOT); honoured unless the params say ignoreEos. */
+  eosTokenIds?: readonly number[];
 }
 
 /** One generation request as the scheduler and the KV cache manager see it: tokens, progress, status. */
@@ -48,11 +50,14 @@ export class Request {
   readonly samplingParams: SamplingParams;
   readonly priority: number;
   readonly cacheSalt: string | undefined;
+  readonly eosTokenIds: readonly number[];
   readonly timestamps: RequestTimestamps;
   status: RequestStatus = "WAITING";
   /** Tokens whose K/V are in the cache (or scheduled to be written this step). */
   numComputedTokens = 0;
   numPreemptions = 0;
+  /** Prompt tokens found in the prefix cache at first admission. */
+  numCachedTokens = 0;
   /** Hashes of the full blocks of `allTokenIds`, extended by the KV cache manager as blocks fill. */
   readonly blockHashes: BlockHash[] = [];
 
@@ -63,6 +68,7 @@ export class Request {
     this.samplingParams = r.samplingParams;
     this.priority = r.priority ?? 0;
     this.cacheSalt = r.cacheSalt;
+    this.eosTokenIds = r.eosTokenIds ?? [];
     this.timestamps = { arrival: r.arrivalTime, tokens: [] };
   }
 

@@ -28,10 +28,6 @@ export const dtypeLayout: Record<DType, DTypeLayout> = {
 
 export const dtypes = Object.keys(dtypeLayout) as DType[];
 
-export function isDType(name: string): name is DType {
-  return Object.hasOwn(dtypeLayout, name);
-}
-
 export function isQuantized(dtype: DType): boolean {
   return dtypeLayout[dtype].blockSize > 1;
 }

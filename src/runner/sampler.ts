@@ -70,15 +70,21 @@ export class Sampler {
       if (row[i] >= floor && row[i] > Number.NEGATIVE_INFINITY) candidates[n++] = i;
     }
     if (p.topK > 0 && p.topK < n) n = keepTopK(row, candidates, n, p.topK);
-    if (p.topP < 1) n = keepTopP(row, candidates, n, p.topP, max);
 
-    // Draw: weights exp(logit - max) of the survivors, a uniform point in [0, their sum).
+    // From here on the row holds weights exp(logit - max) (same order as the logits, so top-p can rank by them).
     let total = 0;
     for (let j = 0; j < n; j++) {
       const id = candidates[j];
       row[id] = Math.exp(row[id] - max);
       total += row[id];
     }
+    if (p.topP < 1) {
+      n = keepTopP(row, candidates, n, total, p.topP * total);
+      total = 0;
+      for (let j = 0; j < n; j++) total += row[candidates[j]];
+    }
+
+    // A uniform point in [0, total) picks the candidate whose stretch of the cumulative sum holds it.
     const u = this.rng.nextFloat() * total;
     let cumulative = 0;
     let chosen = candidates[0];
@@ -216,26 +222,52 @@ function siftDown(row: Float32Array, heap: Int32Array, i: number, size: number):
 }
 
 /**
- * Nucleus: keeps the smallest prefix of the candidates, best first, whose probability (renormalized
- * over the candidates) reaches topP — a token stays iff the mass ranked above it is < topP. Returns
- * the new count; survivors end up sorted best first.
+ * Nucleus: keeps the best-first prefix of the candidates whose weight reaches `target` (topP × `total`,
+ * their summed weight): a token stays iff the weight ranked above it is < target. Rather than sorting,
+ * a quickselect on weight: each round partitions the undecided range around a pivot and settles one
+ * side whole, so it takes expected O(n). Returns the count kept, in candidates[0..count), unordered.
  */
-function keepTopP(row: Float32Array, candidates: Int32Array, n: number, topP: number, max: number): number {
-  let total = 0;
-  for (let j = 0; j < n; j++) total += Math.exp(row[candidates[j]] - max);
-  // Free cut before sorting: tokens with prob < (1 - topP) / n hold less than 1 - topP together, so
-  // each has ≥ topP of mass ranked above it and is out. On real logits this drops most of the vocabulary.
-  const cut = max + Math.log(((1 - topP) * total) / n);
+function keepTopP(
+  weights: Float32Array,
+  candidates: Int32Array,
+  n: number,
+  total: number,
+  target: number,
+): number {
+  // Free cut first: tokens lighter than (total - target) / n weigh < total - target all together, so each
+  // has > target ranked above it and is out. On real logits this drops most of the vocabulary.
+  const cut = (total - target) / n;
+  let m = 0;
+  for (let j = 0; j < n; j++) if (weights[candidates[j]] >= cut) candidates[m++] = candidates[j];
+  // Invariant: candidates[0..lo) are kept (weight `kept`), candidates[hi..m) dropped, [lo..hi) undecided.
+  let lo = 0;
+  let hi = m;
   let kept = 0;
-  for (let j = 0; j < n; j++) if (row[candidates[j]] >= cut) candidates[kept++] = candidates[j];
-
-  const survivors = candidates.subarray(0, kept);
-  survivors.sort((a, b) => row[b] - row[a] || a - b);
-  const target = topP * total;
-  let mass = 0;
-  let count = 0;
-  while (count < kept && mass < target) mass += Math.exp(row[survivors[count++]] - max);
-  return count;
+  while (lo < hi) {
+    const mid = lo + ((hi - lo) >> 1);
+    const pivot = candidates[mid];
+    candidates[mid] = candidates[hi - 1];
+    // Partition [lo, hi - 1): those ranked above the pivot move to the front, their weight summed.
+    let store = lo;
+    let aboveWeight = 0;
+    for (let j = lo; j < hi - 1; j++) {
+      const id = candidates[j];
+      if (!ranksAbove(weights, id, pivot)) continue;
+      candidates[j] = candidates[store];
+      candidates[store++] = id;
+      aboveWeight += weights[id];
+    }
+    candidates[hi - 1] = candidates[store];
+    candidates[store] = pivot;
+    if (kept + aboveWeight >= target) {
+      hi = store; // the pivot already has ≥ target above it: it and everything below are out
+    } else {
+      kept += aboveWeight + weights[pivot]; // the pivot and everything above it are in
+      lo = store + 1;
+      if (kept >= target) return lo;
+    }
+  }
+  return lo;
 }
 
 /** log Σ exp(logits), in float64, shifted by the max for range. */

@@ -19,6 +19,16 @@ export interface SamplingParams {
   /** Number of top log-probabilities to return per generated token (0 = none). */
   logprobs: number;
   maxTokens: number;
+  /** Below this many generated tokens, EOS and stop tokens are masked out. */
+  minTokens: number;
+  /** Keep generating past EOS (for benchmarks). */
+  ignoreEos: boolean;
+  /** Token ids that end generation besides the model's EOS. */
+  stopTokenIds: number[];
+  /** Strings that end generation; the text up to (not including) the stop string is returned. */
+  stop: string[];
+  /** Completions to generate for the prompt, sharing its KV blocks. */
+  n: number;
 }
 
 export const defaultSamplingParams: SamplingParams = {
@@ -31,4 +41,9 @@ export const defaultSamplingParams: SamplingParams = {
   frequencyPenalty: 0,
   logprobs: 0,
   maxTokens: 16,
+  minTokens: 0,
+  ignoreEos: false,
+  stopTokenIds: [],
+  stop: [],
+  n: 1,
 };

@@ -4,13 +4,20 @@
  */
 import { basename } from "node:path";
 import { type Architecture, expectedTensors, type ModelConfig, tensorNames } from "../config.js";
-import { dequantize, isQuantized, quantize } from "../dtype.js";
+import { dequantize, dtypeLayout, quantize } from "../dtype.js";
 import { InputError } from "../errors.js";
 import type { LoadedModel } from "../model.js";
 import type { DType, Tensor } from "../tensor.js";
 import { createTokenizer } from "../tokenizer/create.js";
 import type { VocabSpec } from "../tokenizer/tokenizer.js";
-import { type GgufFile, type GgufValue, readGgufFile, readGgufTensor } from "./gguf-reader.js";
+import {
+  type GgufFile,
+  type GgufTensorInfo,
+  type GgufValue,
+  type GgufValueType,
+  readGgufFile,
+  readGgufTensor,
+} from "./gguf-reader.js";
 import { type GgufTensorEntry, writeGgufFile } from "./gguf-writer.js";
 
 // ---- loading ----
@@ -20,31 +27,35 @@ export function loadGgufModel(path: string): LoadedModel {
   const meta = new Metadata(file);
   const arch = meta.string("general.architecture");
   if (arch !== "llama" && arch !== "qwen2") {
-    meta.fail("general.architecture", `is "${arch}": only llama and qwen2 are supported`);
+    throw meta.error("general.architecture", `is "${arch}": only llama and qwen2 are supported`);
   }
   const vocab = readVocab(meta);
   const infos = new Map(file.tensors.map((t) => [t.name, t]));
   const config = readConfig(meta, arch, vocab.tokens.length, (name) => infos.has(name));
 
   const expected = expectedTensors(config);
+  const toRead: GgufTensorInfo[] = [];
   for (const [name, shape] of expected) {
     const info = infos.get(name);
     if (!info) throw new InputError(`${path}: tensor "${name}" is missing (expected shape [${shape}])`);
     if (info.shape.join() !== shape.join()) {
       throw new InputError(`${path}: tensor "${name}" has shape [${info.shape}], expected [${shape}]`);
     }
+    toRead.push(info);
   }
   for (const name of infos.keys()) {
     // Ignoring a tensor such as rope_freqs.weight (Llama 3 RoPE scaling) would silently compute something else.
-    if (!expected.has(name)) throw new InputError(`${path}: tensor "${name}" is not supported (not part of a plain ${arch} model)`);
+    if (!expected.has(name)) {
+      throw new InputError(`${path}: tensor "${name}" is not supported (not part of a plain ${arch} model)`);
+    }
   }
 
   const tensors = new Map<string, Tensor>();
-  for (const name of expected.keys()) tensors.set(name, readGgufTensor(file, infos.get(name) as NonNullable<ReturnType<typeof infos.get>>));
+  for (const info of toRead) tensors.set(info.name, readGgufTensor(file, info));
   return {
     config,
     tensors,
-    tokenizer: createTokenizer(vocab),
+    tokenizer: createTokenizer(vocab, path),
     vocab,
     chatTemplate: meta.optional("tokenizer.chat_template", "string"),
     name: meta.optional("general.name", "string") ?? basename(path).replace(/\.gguf$/i, ""),
@@ -53,29 +64,48 @@ export function loadGgufModel(path: string): LoadedModel {
   };
 }
 
-function readConfig(meta: Metadata, arch: Architecture, vocabSize: number, hasTensor: (name: string) => boolean): ModelConfig {
+function readConfig(
+  meta: Metadata,
+  arch: Architecture,
+  vocabSize: number,
+  hasTensor: (name: string) => boolean,
+): ModelConfig {
   const count = (key: string) => {
     const v = meta.integer(`${arch}.${key}`);
-    if (v < 1) meta.fail(`${arch}.${key}`, `is ${v}, must be positive`);
+    if (v < 1) throw meta.error(`${arch}.${key}`, `is ${v}, must be positive`);
     return v;
   };
   const optionalCount = (key: string) => (meta.has(`${arch}.${key}`) ? count(key) : undefined);
   const dim = count("embedding_length");
   const nHeads = count("attention.head_count");
   const nKvHeads = optionalCount("attention.head_count_kv") ?? nHeads;
-  if (nHeads % nKvHeads !== 0) meta.fail(`${arch}.attention.head_count_kv`, `(${nKvHeads}) does not divide head_count (${nHeads})`);
+  if (nHeads % nKvHeads !== 0) {
+    throw meta.error(
+      `${arch}.attention.head_count_kv`,
+      `(${nKvHeads}) does not divide head_count (${nHeads})`,
+    );
+  }
   const headDim = optionalCount("attention.key_length") ?? dim / nHeads;
-  if (!Number.isInteger(headDim)) meta.fail(`${arch}.attention.head_count`, `(${nHeads}) does not divide embedding_length (${dim})`);
+  if (!Number.isInteger(headDim)) {
+    throw meta.error(`${arch}.attention.head_count`, `(${nHeads}) does not divide embedding_length (${dim})`);
+  }
   // One head width for Q, K, V and RoPE is all the forward pass knows.
   for (const key of ["attention.value_length", "rope.dimension_count"]) {
     const v = optionalCount(key);
-    if (v !== undefined && v !== headDim) meta.fail(`${arch}.${key}`, `is ${v}; only ${headDim} (the head width) is supported`);
+    if (v !== undefined && v !== headDim) {
+      throw meta.error(`${arch}.${key}`, `is ${v}; only ${headDim} (the head width) is supported`);
+    }
   }
   const ropeScaling = meta.optional(`${arch}.rope.scaling.type`, "string");
-  if (ropeScaling !== undefined && ropeScaling !== "none") meta.fail(`${arch}.rope.scaling.type`, `"${ropeScaling}" is not supported`);
+  if (ropeScaling !== undefined && ropeScaling !== "none") {
+    throw meta.error(`${arch}.rope.scaling.type`, `"${ropeScaling}" is not supported`);
+  }
   const declaredVocab = optionalCount("vocab_size");
   if (declaredVocab !== undefined && declaredVocab !== vocabSize) {
-    meta.fail(`${arch}.vocab_size`, `is ${declaredVocab} but tokenizer.ggml.tokens has ${vocabSize} tokens`);
+    throw meta.error(
+      `${arch}.vocab_size`,
+      `is ${declaredVocab} but tokenizer.ggml.tokens has ${vocabSize} tokens`,
+    );
   }
   return {
     architecture: arch,
@@ -87,8 +117,8 @@ function readConfig(meta: Metadata, arch: Architecture, vocabSize: number, hasTe
     headDim,
     vocabSize,
     maxSeqLen: count("context_length"),
-    normEps: shortestFloat32(meta.number(`${arch}.attention.layer_norm_rms_epsilon`)),
-    ropeTheta: meta.has(`${arch}.rope.freq_base`) ? shortestFloat32(meta.number(`${arch}.rope.freq_base`)) : 10000,
+    normEps: meta.positiveNumber(`${arch}.attention.layer_norm_rms_epsilon`),
+    ropeTheta: meta.has(`${arch}.rope.freq_base`) ? meta.positiveNumber(`${arch}.rope.freq_base`) : 10000,
     ropeStyle: arch === "llama" ? "interleaved" : "neox",
     tiedEmbeddings: !hasTensor(tensorNames.output),
     attentionBias: hasTensor(tensorNames.bq(0)),
@@ -110,19 +140,22 @@ function shortestFloat32(x: number): number {
 function readVocab(meta: Metadata): VocabSpec {
   const model = meta.string("tokenizer.ggml.model");
   if (model !== "llama" && model !== "gpt2") {
-    meta.fail("tokenizer.ggml.model", `is "${model}": only llama (SentencePiece) and gpt2 (byte-level BPE) are supported`);
+    throw meta.error(
+      "tokenizer.ggml.model",
+      `is "${model}": only llama (SentencePiece) and gpt2 (byte-level BPE) are supported`,
+    );
   }
-  const tokens = meta.array("tokenizer.ggml.tokens", "string");
+  const tokens = meta.strings("tokenizer.ggml.tokens");
   const n = tokens.length;
   const perToken = (key: string) => {
     const values = meta.optionalNumbers(key);
-    if (values && values.length !== n) meta.fail(key, `has ${values.length} entries for ${n} tokens`);
+    if (values && values.length !== n) throw meta.error(key, `has ${values.length} entries for ${n} tokens`);
     return values;
   };
   const tokenId = (key: string, fallback?: number) => {
     if (!meta.has(key)) return fallback;
     const id = meta.integer(key);
-    if (id < 0 || id >= n) meta.fail(key, `is ${id}, outside the ${n}-token vocabulary`);
+    if (id < 0 || id >= n) throw meta.error(key, `is ${id}, outside the ${n}-token vocabulary`);
     return id;
   };
   // llama.cpp's defaults for SentencePiece vocabularies that do not name their special tokens.
@@ -133,7 +166,7 @@ function readVocab(meta: Metadata): VocabSpec {
     tokens,
     scores: perToken("tokenizer.ggml.scores"),
     tokenTypes: perToken("tokenizer.ggml.token_type"),
-    merges: meta.has("tokenizer.ggml.merges") ? meta.array("tokenizer.ggml.merges", "string") : undefined,
+    merges: meta.has("tokenizer.ggml.merges") ? meta.strings("tokenizer.ggml.merges") : undefined,
     pre: meta.optional("tokenizer.ggml.pre", "string"),
     bosId: tokenId("tokenizer.ggml.bos_token_id", spm ? 1 : undefined),
     eosId: tokenId("tokenizer.ggml.eos_token_id", spm ? 2 : undefined),
@@ -146,14 +179,27 @@ function readVocab(meta: Metadata): VocabSpec {
   };
 }
 
+/** "a uint32", "an array of string": the type of a value, for messages. */
+function describe(v: GgufValue): string {
+  return v.type === "array" ? `an array of ${v.itemType}` : `a ${v.type}`;
+}
+
+function isNumberType(type: GgufValueType): boolean {
+  return type !== "string" && type !== "bool" && type !== "array";
+}
+
 type ScalarOf<T extends "string" | "bool"> = T extends "string" ? string : boolean;
 
 /** Typed access to GGUF metadata; a missing key or a wrong type is an InputError naming the file and the key. */
 class Metadata {
   constructor(private readonly file: GgufFile) {}
 
-  fail(key: string, problem: string): never {
-    throw new InputError(`${this.file.path}: metadata key "${key}" ${problem}`);
+  error(key: string, problem: string): InputError {
+    return new InputError(`${this.file.path}: metadata key "${key}" ${problem}`);
+  }
+
+  private missing(key: string): never {
+    throw this.error(key, "is missing");
   }
 
   has(key: string): boolean {
@@ -161,47 +207,51 @@ class Metadata {
   }
 
   private get(key: string): GgufValue {
-    return this.file.metadata.get(key) ?? this.fail(key, "is missing");
+    return this.file.metadata.get(key) ?? this.missing(key);
   }
 
   optional<T extends "string" | "bool">(key: string, type: T): ScalarOf<T> | undefined {
     if (!this.has(key)) return undefined;
     const v = this.get(key);
-    if (v.type !== type) this.fail(key, `is a ${v.type}, expected a ${type}`);
+    if (v.type !== type) throw this.error(key, `is ${describe(v)}, expected a ${type}`);
     return v.value as ScalarOf<T>;
   }
 
   string(key: string): string {
-    return this.optional(key, "string") ?? this.fail(key, "is missing");
+    return this.optional(key, "string") ?? this.missing(key);
   }
 
   /** Any integer type (converters differ: uint32, int32, uint64 …). */
   integer(key: string): number {
     const v = this.get(key);
-    const n = typeof v.value === "bigint" ? Number(v.value) : v.value;
-    if (v.type === "array" || v.type === "bool" || v.type === "string" || v.type.startsWith("float") || !Number.isSafeInteger(n)) {
-      this.fail(key, `is ${v.type === "array" ? "an array" : `a ${v.type}`}, expected an integer`);
-    }
-    return n as number;
+    if (!isNumberType(v.type) || v.type.startsWith("float"))
+      throw this.error(key, `is ${describe(v)}, expected an integer`);
+    const n = Number(v.value);
+    if (!Number.isSafeInteger(n)) throw this.error(key, `is ${v.value}, too large`);
+    return n;
   }
 
-  number(key: string): number {
+  /** A positive finite number; float32 values come back as the shortest decimal that rounds to them. */
+  positiveNumber(key: string): number {
     const v = this.get(key);
-    if (typeof v.value !== "number" || v.type === "array") this.fail(key, `is a ${v.type}, expected a number`);
+    if (typeof v.value !== "number") throw this.error(key, `is ${describe(v)}, expected a number`);
+    if (!(v.value > 0 && Number.isFinite(v.value))) throw this.error(key, `is ${v.value}, must be positive`);
+    return v.type === "float32" ? shortestFloat32(v.value) : v.value;
+  }
+
+  strings(key: string): string[] {
+    const v = this.get(key);
+    if (v.type !== "array" || v.itemType !== "string")
+      throw this.error(key, `is ${describe(v)}, expected an array of strings`);
     return v.value;
-  }
-
-  array<T extends "string">(key: string, itemType: T): string[] {
-    const v = this.get(key);
-    if (v.type !== "array" || v.itemType !== itemType) this.fail(key, `is not an array of ${itemType}`);
-    return v.value as string[];
   }
 
   /** An array of any number type (scores are float32, token types int32), or undefined when absent. */
   optionalNumbers(key: string): number[] | undefined {
     if (!this.has(key)) return undefined;
     const v = this.get(key);
-    if (v.type !== "array" || v.value.some((x) => typeof x !== "number")) this.fail(key, "is not an array of numbers");
+    if (v.type !== "array" || !isNumberType(v.itemType))
+      throw this.error(key, `is ${describe(v)}, expected an array of numbers`);
     return v.value as number[];
   }
 }
@@ -221,10 +271,14 @@ const fileTypeOf: Record<DType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, bf
 export function writeGgufModel(model: LoadedModel, path: string, opts: WriteGgufOptions): void {
   const c = model.config;
   if (!model.vocab) {
-    throw new InputError(`${model.path}: the tokenizer of this model is not available as a vocabulary, so it cannot be written to GGUF`);
+    throw new InputError(
+      `${model.path}: the tokenizer of this model is not available as a vocabulary, so it cannot be written to GGUF`,
+    );
   }
   if (c.architecture === "qwen2" && c.ropeStyle === "interleaved") {
-    throw new InputError(`${model.path}: a qwen2 model with interleaved RoPE cannot be written to GGUF (qwen2 GGUF is neox)`);
+    throw new InputError(
+      `${model.path}: a qwen2 model with interleaved RoPE cannot be written to GGUF (qwen2 GGUF is neox)`,
+    );
   }
   const metadata = modelMetadata(model, model.vocab, opts.dtype);
   for (const [key, value] of opts.extraMetadata ?? []) metadata.set(key, value);
@@ -241,7 +295,9 @@ export function writeGgufModel(model: LoadedModel, path: string, opts: WriteGguf
   for (const [name, shape] of expectedTensors(c)) {
     const source = model.tensors.get(name);
     if (!source || source.shape.join() !== shape.join()) {
-      throw new InputError(`${model.path}: tensor "${name}" is ${source ? `of shape [${source.shape}]` : "missing"}, expected [${shape}]`);
+      throw new InputError(
+        `${model.path}: tensor "${name}" is ${source ? `of shape [${source.shape}]` : "missing"}, expected [${shape}]`,
+      );
     }
     const dtype = storedDType(shape, opts.dtype);
     const heads = headsOf.get(name);
@@ -249,16 +305,17 @@ export function writeGgufModel(model: LoadedModel, path: string, opts: WriteGguf
       name,
       dtype,
       shape,
-      data: () => convert(toInterleaved && heads !== undefined ? neoxToInterleaved(source, heads) : source, dtype),
+      data: () =>
+        convert(toInterleaved && heads !== undefined ? neoxToInterleaved(source, heads) : source, dtype),
     });
   }
   writeGgufFile(path, metadata, entries);
 }
 
 /** llama.cpp's converter rule: 1-D stays f32; a quantized type needs whole 32-value blocks per row, else f16. */
-function storedDType(shape: number[], requested: DType): DType {
+export function storedDType(shape: number[], requested: DType): DType {
   if (shape.length === 1) return "f32";
-  if (isQuantized(requested) && shape[shape.length - 1] % 32 !== 0) return "f16";
+  if (shape[shape.length - 1] % dtypeLayout[requested].blockSize !== 0) return "f16";
   return requested;
 }
 
@@ -317,9 +374,12 @@ function modelMetadata(model: LoadedModel, vocab: VocabSpec, dtype: DType): Map<
     ["tokenizer.ggml.model", str(vocab.model)],
     ["tokenizer.ggml.tokens", { type: "array", itemType: "string", value: vocab.tokens }],
   ]);
-  if (vocab.scores) m.set("tokenizer.ggml.scores", { type: "array", itemType: "float32", value: vocab.scores });
-  if (vocab.tokenTypes) m.set("tokenizer.ggml.token_type", { type: "array", itemType: "int32", value: vocab.tokenTypes });
-  if (vocab.merges) m.set("tokenizer.ggml.merges", { type: "array", itemType: "string", value: vocab.merges });
+  if (vocab.scores)
+    m.set("tokenizer.ggml.scores", { type: "array", itemType: "float32", value: vocab.scores });
+  if (vocab.tokenTypes)
+    m.set("tokenizer.ggml.token_type", { type: "array", itemType: "int32", value: vocab.tokenTypes });
+  if (vocab.merges)
+    m.set("tokenizer.ggml.merges", { type: "array", itemType: "string", value: vocab.merges });
   if (vocab.pre !== undefined) m.set("tokenizer.ggml.pre", str(vocab.pre));
   const ids: [string, number | undefined][] = [
     ["bos_token_id", vocab.bosId],
@@ -332,7 +392,8 @@ function modelMetadata(model: LoadedModel, vocab: VocabSpec, dtype: DType): Map<
   for (const [key, id] of ids) if (id !== undefined) m.set(`tokenizer.ggml.${key}`, u32(id));
   m.set("tokenizer.ggml.add_bos_token", bool(vocab.addBos));
   m.set("tokenizer.ggml.add_eos_token", bool(vocab.addEos));
-  if (vocab.addSpacePrefix !== undefined) m.set("tokenizer.ggml.add_space_prefix", bool(vocab.addSpacePrefix));
+  if (vocab.addSpacePrefix !== undefined)
+    m.set("tokenizer.ggml.add_space_prefix", bool(vocab.addSpacePrefix));
   if (model.chatTemplate !== undefined) m.set("tokenizer.chat_template", str(model.chatTemplate));
   return m;
 }

@@ -92,7 +92,10 @@ const minValueBytes: Record<GgufValueType, number> = {
   uint64: 8, int64: 8, float64: 8, string: 8, array: 12,
 };
 
-const utf8 = new TextDecoder();
+/** The decimal value of a u64 given as two u32 halves, for messages. */
+function exactU64(low: number, high: number): string {
+  return ((BigInt(high) << 32n) | BigInt(low)).toString();
+}
 
 /**
  * Sequential little-endian reads from a file through a buffer that is refilled on demand. Every failure
@@ -139,16 +142,22 @@ class FileCursor {
     this.bufEnd = this.pos + length;
   }
 
-  u8 = () => this.buf.readUInt8(this.take(1));
-  i8 = () => this.buf.readInt8(this.take(1));
-  u16 = () => this.buf.readUInt16LE(this.take(2));
-  i16 = () => this.buf.readInt16LE(this.take(2));
-  u32 = () => this.buf.readUInt32LE(this.take(4));
-  i32 = () => this.buf.readInt32LE(this.take(4));
-  f32 = () => this.buf.readFloatLE(this.take(4));
-  f64 = () => this.buf.readDoubleLE(this.take(8));
-  u64 = () => this.buf.readBigUInt64LE(this.take(8));
-  i64 = () => this.buf.readBigInt64LE(this.take(8));
+  /** Reads n bytes with `get`, which must see the buffer as it is after `take` (a refill replaces it). */
+  private read<T>(n: number, get: (buf: Buffer, at: number) => T): T {
+    const at = this.take(n);
+    return get(this.buf, at);
+  }
+
+  u8 = () => this.read(1, (b, at) => b.readUInt8(at));
+  i8 = () => this.read(1, (b, at) => b.readInt8(at));
+  u16 = () => this.read(2, (b, at) => b.readUInt16LE(at));
+  i16 = () => this.read(2, (b, at) => b.readInt16LE(at));
+  u32 = () => this.read(4, (b, at) => b.readUInt32LE(at));
+  i32 = () => this.read(4, (b, at) => b.readInt32LE(at));
+  f32 = () => this.read(4, (b, at) => b.readFloatLE(at));
+  f64 = () => this.read(8, (b, at) => b.readDoubleLE(at));
+  u64 = () => this.read(8, (b, at) => b.readBigUInt64LE(at));
+  i64 = () => this.read(8, (b, at) => b.readBigInt64LE(at));
 
   bool(): boolean {
     const at = this.pos;
@@ -157,20 +166,29 @@ class FileCursor {
     return b === 1;
   }
 
-  /** A u64 count of items that each take at least `itemBytes`: must fit in the rest of the file. */
-  count(what: string, itemBytes: number, limit = Number.MAX_SAFE_INTEGER): number {
+  /**
+   * A u64 count of items that each take at least `itemBytes`. More than `room` bytes could hold (by default
+   * the rest of the file) means a corrupt or truncated file, and is refused before anything is allocated.
+   * Read as two u32 halves: this runs once per string, and BigInt arithmetic would dominate reading a vocabulary.
+   */
+  count(what: string, itemBytes: number, limit = Number.MAX_SAFE_INTEGER, room?: number): number {
     const at = this.pos;
-    const n = this.u64();
-    const fits = BigInt(Math.floor((this.size - this.pos) / itemBytes));
-    if (n > fits) this.fail(`${what} ${n} is more than the rest of the file can hold`, at);
-    if (n > BigInt(limit)) this.fail(`${what} ${n} is over the limit of ${limit}`, at);
-    return Number(n);
+    const low = this.u32();
+    const high = this.u32();
+    const n = high * 2 ** 32 + low; // inexact past 2^53, but then far over any limit anyway
+    if (n > (room ?? this.size - this.pos) / itemBytes) {
+      this.fail(
+        `${what} ${exactU64(low, high)} needs more bytes than the file has left (truncated or corrupt)`,
+        at,
+      );
+    }
+    if (n > limit) this.fail(`${what} ${n} is over the limit of ${limit}`, at);
+    return n;
   }
 
   string(): string {
     const length = this.count("string length", 1, maxStringBytes);
-    const at = this.take(length);
-    return utf8.decode(this.buf.subarray(at, at + length));
+    return this.read(length, (b, at) => b.toString("utf8", at, at + length));
   }
 }
 
@@ -198,9 +216,10 @@ function parseHeader(c: FileCursor): GgufFile {
     const hint = version === 1 ? " (GGUF v1 is obsolete)" : version > 0xffff ? " (a big-endian GGUF?)" : "";
     c.fail(`unsupported GGUF version ${version}${hint}; versions 2 and 3 are supported`, 4);
   }
-  // Each tensor info takes at least 8 + 4 + 8 + 4 + 8 bytes, each key/value pair at least 8 + 4 + 1.
-  const tensorCount = c.count("tensor count", 32);
-  const kvCount = c.count("metadata key/value count", 13);
+  // Each tensor info takes at least 8 + 4 + 8 + 4 + 8 bytes, each key/value pair at least 8 + 4 + 1. Checked
+  // against the whole file, so that a truncated file is reported where its data ends.
+  const tensorCount = c.count("tensor count", 32, undefined, c.size);
+  const kvCount = c.count("metadata key/value count", 13, undefined, c.size);
 
   const metadata = new Map<string, GgufValue>();
   let alignment = ggufDefaultAlignment;
@@ -210,8 +229,9 @@ function parseHeader(c: FileCursor): GgufFile {
     const key = c.string();
     c.context = `metadata key "${key}"`;
     if (metadata.has(key)) c.fail("duplicate key", keyAt);
+    const type = readValueType(c);
     const valueAt = c.pos;
-    const value = readValue(c, readValueType(c), 0);
+    const value = readValue(c, type, 0);
     metadata.set(key, value);
     if (key === "general.alignment") alignment = checkAlignment(c, value, valueAt);
   }

@@ -51,8 +51,8 @@ export function writeGgufFile(
   const header = new ByteSink();
   header.bytes(utf8.encode("GGUF"));
   header.u32(3);
-  header.u64(BigInt(tensors.length));
-  header.u64(BigInt(metadata.size));
+  header.size(tensors.length);
+  header.size(metadata.size);
   for (const [key, value] of metadata) {
     header.string(key);
     header.u32(ggufValueTypes.indexOf(value.type));
@@ -64,9 +64,9 @@ export function writeGgufFile(
     checkTensorEntry(t, names);
     header.string(t.name);
     header.u32(t.shape.length);
-    for (let d = t.shape.length - 1; d >= 0; d--) header.u64(BigInt(t.shape[d])); // GGUF lists innermost first
+    for (let d = t.shape.length - 1; d >= 0; d--) header.size(t.shape[d]); // GGUF lists innermost first
     header.u32(ggmlTypeOf[t.dtype]);
-    header.u64(BigInt(dataSize));
+    header.size(dataSize);
     dataSize = alignUp(dataSize + tensorBytes(t.dtype, t.shape), alignment);
   }
 
@@ -125,7 +125,7 @@ function writeValue(sink: ByteSink, key: string, v: GgufValue): void {
 
 function writeArray(sink: ByteSink, key: string, a: GgufArray): void {
   sink.u32(ggufValueTypes.indexOf(a.itemType));
-  sink.u64(BigInt(a.value.length));
+  sink.size(a.value.length);
   for (const item of a.value) {
     if (a.itemType === "array") writeArray(sink, key, item as GgufArray);
     else writeScalar(sink, key, a.itemType, item as number | bigint | boolean | string);
@@ -192,6 +192,7 @@ class ByteSink {
   private view = new DataView(this.buf.buffer);
   private length = 0;
 
+  /** Where the next n bytes go; may replace `buf` and `view`, so call it before reading either. */
   private room(n: number): number {
     if (this.length + n > this.buf.length) {
       const bigger = new Uint8Array(Math.max(this.buf.length * 2, this.length + n));
@@ -206,16 +207,25 @@ class ByteSink {
 
   number(type: GgufNumberType, v: number): void {
     const { bytes, set } = numberLayout[type];
-    set(this.view, this.room(bytes), v);
+    const at = this.room(bytes);
+    set(this.view, at, v);
   }
   u32(v: number): void {
     this.number("uint32", v);
   }
+  /** A count, length or offset as a u64 (written as two u32 halves: no BigInt per string). */
+  size(n: number): void {
+    const at = this.room(8);
+    this.view.setUint32(at, n % 2 ** 32, true);
+    this.view.setUint32(at + 4, Math.floor(n / 2 ** 32), true);
+  }
   u64(v: bigint): void {
-    this.view.setBigUint64(this.room(8), v, true);
+    const at = this.room(8);
+    this.view.setBigUint64(at, v, true);
   }
   i64(v: bigint): void {
-    this.view.setBigInt64(this.room(8), v, true);
+    const at = this.room(8);
+    this.view.setBigInt64(at, v, true);
   }
   bytes(b: Uint8Array): void {
     const at = this.room(b.length);
@@ -223,7 +233,7 @@ class ByteSink {
   }
   string(s: string): void {
     const b = utf8.encode(s);
-    this.u64(BigInt(b.length));
+    this.size(b.length);
     this.bytes(b);
   }
   result(): Uint8Array {

@@ -1,0 +1,22 @@
+import type { KvAllocation } from "../core/kv-cache-manager.js";
+import type { SchedulerConfig } from "../core/scheduler.js";
+
+/** Everything that shapes one engine: the scheduler's limits and the KV cache's geometry. One typed object. */
+export interface EngineConfig extends SchedulerConfig {
+  /** KV cache blocks, the reserved null block included. */
+  numBlocks: number;
+  blockSize: number;
+  enablePrefixCaching: boolean;
+  kvAllocation: KvAllocation;
+}
+
+export const defaultEngineConfig = {
+  blockSize: 16,
+  maxNumSeqs: 256,
+  maxNumBatchedTokens: 2048,
+  longPrefillTokenThreshold: 0,
+  policy: "fcfs",
+  batching: "continuous",
+  enablePrefixCaching: true,
+  kvAllocation: "paged",
+} as const satisfies Partial<EngineConfig>;

@@ -1,0 +1,88 @@
+import type { Backend } from "../backend/backend.js";
+import { KVCacheManager } from "../core/kv-cache-manager.js";
+import type { Request, RequestStatus } from "../core/request.js";
+import { Scheduler } from "../core/scheduler.js";
+import { ModelRunner } from "../runner/model-runner.js";
+import type { SampledToken } from "../runner/sampler.js";
+import type { EngineConfig } from "./engine-config.js";
+import type { StepStats } from "./stats.js";
+
+export interface StepResult {
+  /** Requests that got a token this step (finished ones with their final status), with that token's sample. */
+  updates: { request: Request; sample: SampledToken }[];
+  stats: StepStats;
+}
+
+/**
+ * One engine step = schedule → one forward pass over all scheduled requests → sample → update.
+ * Owns the Scheduler, the KVCacheManager and the ModelRunner; knows nothing of streams or HTTP.
+ */
+export class EngineCore {
+  readonly scheduler: Scheduler;
+  readonly kvCacheManager: KVCacheManager;
+  private readonly runner: ModelRunner;
+  /** Tokens the backend computed for prompts (prefill and recompute) since start: what prefix caching saves. */
+  numPrefillTokensComputed = 0;
+  numDecodeTokensComputed = 0;
+
+  constructor(
+    backend: Backend,
+    vocabSize: number,
+    readonly config: EngineConfig,
+    private readonly clock: () => number,
+  ) {
+    this.kvCacheManager = new KVCacheManager({
+      numBlocks: config.numBlocks,
+      blockSize: config.blockSize,
+      maxModelLen: config.maxModelLen,
+      enablePrefixCaching: config.enablePrefixCaching,
+      allocation: config.kvAllocation,
+    });
+    this.scheduler = new Scheduler(config, this.kvCacheManager, clock);
+    backend.initKvCache({ numBlocks: config.numBlocks, blockSize: config.blockSize });
+    this.runner = new ModelRunner(backend, config.blockSize, vocabSize);
+  }
+
+  addRequest(request: Request): void {
+    this.scheduler.addRequest(request);
+  }
+
+  abort(ids: Iterable<string>, status: RequestStatus = "FINISHED_ABORTED"): void {
+    this.scheduler.finishRequests(ids, status);
+  }
+
+  get hasUnfinishedRequests(): boolean {
+    return this.scheduler.hasUnfinishedRequests;
+  }
+
+  async step(): Promise<StepResult> {
+    const started = this.clock();
+    const output = this.scheduler.schedule();
+    const sampled = await this.runner.execute(output);
+    const tokens = new Map([...sampled].map(([id, s]) => [id, s.tokenId]));
+    const updated = this.scheduler.updateFromOutput(output, tokens);
+    this.numPrefillTokensComputed += output.numPrefillTokens;
+    this.numDecodeTokensComputed += output.numDecodeTokens;
+
+    const prefix = this.kvCacheManager.prefixCacheStats;
+    this.kvCacheManager.resetPrefixCacheStats();
+    const s = this.scheduler.stats();
+    const now = this.clock();
+    return {
+      updates: updated.map((request) => ({ request, sample: sampled.get(request.id) as SampledToken })),
+      stats: {
+        time: now,
+        duration: now - started,
+        numRunning: s.numRunning,
+        numWaiting: s.numWaiting,
+        numPreempted: output.preemptedIds.length,
+        numScheduledTokens: output.numScheduledTokens,
+        numPrefillTokens: output.numPrefillTokens,
+        numDecodeTokens: output.numDecodeTokens,
+        kvCacheUsage: s.kvCacheUsage,
+        prefixCacheQueries: prefix.queries,
+        prefixCacheHits: prefix.hits,
+      },
+    };
+  }
+}

@@ -1,0 +1,75 @@
+import type { SampledToken } from "../runner/sampler.js";
+import { defaultSamplingParams, type SamplingParams } from "../runner/sampling-params.js";
+import { type LoadOptions, loadModel } from "../model/load.js";
+import type { LoadedModel } from "../model/model.js";
+import type { AsyncEngine } from "./async-engine.js";
+import { createEngine, type EngineOptions } from "./create-engine.js";
+import type { FinishReason, RequestMetrics } from "./stats.js";
+
+export interface CompletionOutput {
+  index: number;
+  text: string;
+  tokenIds: number[];
+  logprobs: SampledToken[];
+  finishReason: FinishReason;
+  stopReason?: string | number;
+  metrics: RequestMetrics;
+}
+
+export interface GenerationOutput {
+  promptTokenIds: number[];
+  outputs: CompletionOutput[];
+}
+
+/**
+ * The offline API: `const llm = await LLM.load({ model }); await llm.generate(prompts, params)`.
+ * All prompts go to the engine at once and are batched by the scheduler; results come back in input order.
+ */
+export class LLM {
+  private constructor(
+    readonly model: LoadedModel,
+    readonly engine: AsyncEngine,
+    readonly kvCacheSummary: string,
+  ) {}
+
+  static async load(opts: { model: string } & LoadOptions & EngineOptions): Promise<LLM> {
+    const { model: path, tokenizer, ...engineOptions } = opts;
+    return LLM.fromModel(loadModel(path, { tokenizer }), engineOptions);
+  }
+
+  static fromModel(model: LoadedModel, opts: EngineOptions = {}): LLM {
+    const { engine, summary } = createEngine(model, opts);
+    return new LLM(model, engine, summary);
+  }
+
+  /** Text prompts are encoded with the model's BOS handling; token-id prompts are used as given. */
+  async generate(prompts: (string | number[])[], params: Partial<SamplingParams> = {}): Promise<GenerationOutput[]> {
+    const full = { ...defaultSamplingParams, ...params };
+    const encoded = prompts.map((p) => (typeof p === "string" ? this.model.tokenizer.encode(p) : p));
+    const streams = encoded.map((ids) => this.engine.generate(ids, full));
+    return Promise.all(
+      streams.map(async (stream, i) => {
+        const outputs: CompletionOutput[] = [];
+        for await (const delta of stream) {
+          const o = (outputs[delta.index] ??= {
+            index: delta.index,
+            text: "",
+            tokenIds: [],
+            logprobs: [],
+            finishReason: "length",
+            metrics: undefined as unknown as RequestMetrics,
+          });
+          o.text += delta.text;
+          o.tokenIds.push(...delta.tokenIds);
+          o.logprobs.push(...delta.logprobs);
+          if (delta.finished) {
+            o.finishReason = delta.finishReason ?? "length";
+            o.stopReason = delta.stopReason;
+            o.metrics = delta.metrics as RequestMetrics;
+          }
+        }
+        return { promptTokenIds: encoded[i], outputs };
+      }),
+    );
+  }
+}

@@ -1,0 +1,104 @@
+import type { Request } from "../core/request.js";
+import { IncrementalDetokenizer } from "../model/tokenizer/incremental-detokenizer.js";
+import type { Tokenizer } from "../model/tokenizer/tokenizer.js";
+import type { SampledToken } from "../runner/sampler.js";
+import { type FinishReason, finishReasonOf, type RequestMetrics, requestMetrics } from "./stats.js";
+
+/** What a caller receives for one completion after a step: deltas since the previous output. */
+export interface CompletionDelta {
+  /** The caller's request id (shared by the n completions of one prompt). */
+  requestId: string;
+  /** Which of the n completions. */
+  index: number;
+  /** New text. Text that could still become a stop string is held back until it cannot. */
+  text: string;
+  /** New token ids (the EOS or stop token that ended the completion included, as vLLM does). */
+  tokenIds: number[];
+  /** The sampled tokens' logprobs, when asked for. */
+  logprobs: SampledToken[];
+  finished: boolean;
+  finishReason?: FinishReason;
+  /** The stop string or stop token id that ended it. */
+  stopReason?: string | number;
+  metrics?: RequestMetrics;
+}
+
+/**
+ * Per-request output state: incremental detokenization and stop strings (vLLM's OutputProcessor).
+ * The stop string itself is never emitted, and text is held back only while it could be the start of one.
+ */
+export class RequestOutputState {
+  private readonly detokenizer: IncrementalDetokenizer;
+  private text = "";
+  private emitted = 0;
+  private readonly holdBack: number;
+
+  constructor(
+    tokenizer: Tokenizer,
+    readonly request: Request,
+    readonly parentId: string,
+    readonly index: number,
+  ) {
+    this.detokenizer = new IncrementalDetokenizer(tokenizer, request.promptTokenIds);
+    this.holdBack = Math.max(0, ...request.samplingParams.stop.map((s) => s.length - 1));
+  }
+
+  /**
+   * Takes the request's newest token (already appended by the scheduler). Returns the delta, and in
+   * `stopString` the stop string found, when one ended the completion (the caller then finishes the request).
+   */
+  update(sample: SampledToken): { delta: CompletionDelta; stopString?: string } {
+    const r = this.request;
+    const p = r.samplingParams;
+    const token = sample.tokenId;
+    const endedByToken =
+      r.status === "FINISHED_STOPPED" && (p.stopTokenIds.includes(token) || (!p.ignoreEos && r.eosTokenIds.includes(token)));
+    const searchFrom = Math.max(0, this.text.length - this.holdBack);
+    if (!endedByToken) this.text += this.detokenizer.push(token);
+    let finished = r.status !== "RUNNING" && r.status !== "WAITING" && r.status !== "PREEMPTED";
+    if (finished && !endedByToken) this.text += this.detokenizer.flush();
+
+    let stopString: string | undefined;
+    let stopAt = -1;
+    for (const s of p.stop) {
+      const at = this.text.indexOf(s, searchFrom);
+      if (at >= 0 && (stopAt < 0 || at < stopAt)) {
+        stopAt = at;
+        stopString = s;
+      }
+    }
+    if (stopString !== undefined) {
+      this.text = this.text.slice(0, stopAt);
+      finished = true;
+    }
+    const end = finished ? this.text.length : Math.max(this.emitted, this.text.length - this.holdBack);
+    const delta: CompletionDelta = {
+      requestId: this.parentId,
+      index: this.index,
+      text: this.text.slice(this.emitted, end),
+      tokenIds: [token],
+      logprobs: p.logprobs > 0 ? [sample] : [],
+      finished,
+    };
+    this.emitted = end;
+    if (finished) {
+      delta.finishReason = stopString !== undefined ? "stop" : finishReasonOf(r);
+      delta.stopReason = stopString ?? (endedByToken && p.stopTokenIds.includes(token) ? token : undefined);
+    }
+    return { delta, stopString };
+  }
+
+  /** The final delta of a request ended from outside (abort), with its metrics. */
+  aborted(): CompletionDelta {
+    return {
+      requestId: this.parentId,
+      index: this.index,
+      text: this.text.slice(this.emitted),
+      tokenIds: [],
+      logprobs: [],
+      finished: true,
+      finishReason: "abort",
+      metrics: requestMetrics(this.request),
+    };
+  }
+}

@@ -1,0 +1,71 @@
+import type { Request } from "../core/request.js";
+
+export type FinishReason = "stop" | "length" | "abort";
+
+/** One engine step, as /metrics, logs and benchmarks read it. Times in seconds. */
+export interface StepStats {
+  time: number;
+  /** Wall time of the step: schedule + forward + sampling + update. */
+  duration: number;
+  numRunning: number;
+  numWaiting: number;
+  /** Requests preempted in this step. */
+  numPreempted: number;
+  numScheduledTokens: number;
+  numPrefillTokens: number;
+  numDecodeTokens: number;
+  kvCacheUsage: number;
+  /** Prefix-cache lookups in this step, in tokens (requests resuming after preemption not counted). */
+  prefixCacheQueries: number;
+  prefixCacheHits: number;
+}
+
+/** One finished request's latencies (seconds), the standard definitions vLLM's benchmarks use. */
+export interface RequestMetrics {
+  requestId: string;
+  finishReason: FinishReason;
+  numPromptTokens: number;
+  numGenerationTokens: number;
+  /** Prompt tokens served from the prefix cache at first admission. */
+  numCachedTokens: number;
+  /** Arrival to first scheduled. */
+  queueTime: number;
+  /** Arrival to first token. */
+  ttft: number;
+  /** (E2E − TTFT) / (generated tokens − 1); 0 for a single token. */
+  tpot: number;
+  /** Gaps between consecutive tokens. */
+  interTokenLatencies: number[];
+  /** Arrival to finish. */
+  e2e: number;
+}
+
+export function finishReasonOf(request: Request): FinishReason {
+  switch (request.status) {
+    case "FINISHED_STOPPED":
+      return "stop";
+    case "FINISHED_LENGTH":
+      return "length";
+    default:
+      return "abort";
+  }
+}
+
+export function requestMetrics(request: Request): RequestMetrics {
+  const t = request.timestamps;
+  const finished = t.finished ?? t.arrival;
+  const firstToken = t.firstToken ?? finished;
+  const n = request.outputTokenIds.length;
+  return {
+    requestId: request.id,
+    finishReason: finishReasonOf(request),
+    numPromptTokens: request.promptTokenIds.length,
+    numGenerationTokens: n,
+    numCachedTokens: request.numCachedTokens,
+    queueTime: (t.firstScheduled ?? finished) - t.arrival,
+    ttft: firstToken - t.arrival,
+    tpot: n > 1 ? (finished - firstToken) / (n - 1) : 0,
+    interTokenLatencies: t.tokens.slice(1).map((time, i) => time - t.tokens[i]),
+    e2e: finished - t.arrival,
+  };
+}

@@ -1,0 +1,40 @@
+import { expectedTensors } from "../config.js";
+import { quantize } from "../dtype.js";
+import { storedDType } from "../formats/gguf-model.js";
+import { createTokenizer } from "../tokenizer/create.js";
+import type { LoadedModel } from "../model.js";
+import { shapeConfig } from "../profiles.js";
+import type { DType, Tensor } from "../tensor.js";
+import { Rng } from "../../runner/rng.js";
+import { syntheticVocab } from "./synth-vocab.js";
+
+/** Weights are uniform in ±√3·std (std 0.02, like common initializations), so activations stay finite. */
+const weightStd = 0.02;
+
+/**
+ * A model of a real architecture's shape (profiles/models.json) with seeded random weights, held in
+ * `dtype` (norm weights are 1, in f32). Speed does not depend on weight values, so this is what the speed
+ * benchmarks run on; its text is gibberish by construction.
+ */
+export function syntheticModel(shape: string, dtype: DType, seed = 0): LoadedModel {
+  const config = shapeConfig(shape);
+  const vocab = syntheticVocab(config.vocabSize);
+  const rng = new Rng(seed);
+  const bound = Math.sqrt(3) * weightStd;
+  const tensors = new Map<string, Tensor>();
+  for (const [name, tensorShape] of expectedTensors(config)) {
+    const values = new Float32Array(tensorShape.reduce((a, b) => a * b, 1));
+    if (tensorShape.length === 1) values.fill(1);
+    else for (let i = 0; i < values.length; i++) values[i] = (rng.nextUint32() / 2 ** 31 - 1) * bound;
+    tensors.set(name, quantize(values, tensorShape, storedDType(tensorShape, dtype)));
+  }
+  return {
+    config,
+    tensors,
+    tokenizer: createTokenizer(vocab, `synthetic ${shape}`),
+    vocab,
+    name: `${shape}-synthetic`,
+    format: "gguf",
+    path: `synthetic:${shape}`,
+  };
+}

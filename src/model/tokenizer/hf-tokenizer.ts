@@ -1,0 +1,111 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Tokenizer as HfJsTokenizer } from "@huggingface/tokenizers";
+import { InputError } from "../errors.js";
+import { configTokenText, type HfTokenizerConfig } from "./hf-convert.js";
+import { checkTokenId } from "./token-bytes.js";
+import type { Tokenizer } from "./tokenizer.js";
+
+export {
+  type HfTokenizerConfig,
+  tokenizerConfigFromVocab,
+  tokenizerJsonFromVocab,
+  vocabFromTokenizerJson,
+} from "./hf-convert.js";
+
+/**
+ * A Hugging Face tokenizer (tokenizer.json + tokenizer_config.json) run by @huggingface/tokenizers, behind
+ * vellum's Tokenizer interface. BOS/EOS are added by tokenizer.json's post-processor, as in HF; the
+ * config supplies the BOS/EOS names, the chat template and clean_up_tokenization_spaces.
+ */
+export class HfTokenizer implements Tokenizer {
+  readonly vocabSize: number;
+  readonly bosId: number | undefined;
+  readonly eosId: number | undefined;
+  readonly stopIds: readonly number[];
+  /** The Jinja chat template, if the model has one. */
+  readonly chatTemplate: string | undefined;
+  readonly bosToken: string | undefined;
+  readonly eosToken: string | undefined;
+  private readonly hf: HfJsTokenizer;
+
+  /**
+   * `extraStopIds` are further end-of-generation ids (generation_config.json's eos_token_id list);
+   * `source` names the files for error messages.
+   */
+  constructor(json: object, config: HfTokenizerConfig, source = "tokenizer.json", extraStopIds: number[] = []) {
+    try {
+      this.hf = new HfJsTokenizer(json, config);
+    } catch (e) {
+      throw new InputError(`${source}: cannot build tokenizer: ${oneLine(e)}`);
+    }
+    let maxId = -1;
+    for (const id of this.hf.get_vocab(true).values()) maxId = Math.max(maxId, id);
+    this.vocabSize = maxId + 1;
+    this.bosToken = configTokenText(config.bos_token);
+    this.eosToken = configTokenText(config.eos_token);
+    this.bosId = this.bosToken === undefined ? undefined : this.hf.token_to_id(this.bosToken);
+    this.eosId = this.eosToken === undefined ? undefined : this.hf.token_to_id(this.eosToken);
+    const stops = [this.eosId, ...extraStopIds].filter((id): id is number => id !== undefined);
+    this.stopIds = [...new Set(stops)];
+    this.chatTemplate = pickChatTemplate(config.chat_template);
+  }
+
+  encode(text: string, opts?: { addSpecial?: boolean }): number[] {
+    return this.hf.encode(text, { add_special_tokens: opts?.addSpecial ?? true }).ids;
+  }
+
+  decode(ids: readonly number[], opts?: { skipSpecial?: boolean }): string {
+    for (const id of ids) checkTokenId(id, this.vocabSize);
+    // @huggingface/tokenizers rejects an empty list.
+    if (ids.length === 0) return "";
+    return this.hf.decode([...ids], { skip_special_tokens: opts?.skipSpecial ?? true });
+  }
+
+  idToToken(id: number): string {
+    checkTokenId(id, this.vocabSize);
+    const token = this.hf.id_to_token(id);
+    if (token === undefined) throw new InputError(`token id ${id} has no vocabulary entry`);
+    return token;
+  }
+}
+
+/**
+ * Loads an HF tokenizer directory: tokenizer.json (required), tokenizer_config.json, chat_template.jinja
+ * (newer repositories keep the template there) and generation_config.json (extra stop ids), when present.
+ */
+export function loadHfTokenizer(dir: string): HfTokenizer {
+  const jsonPath = join(dir, "tokenizer.json");
+  const json = readJson(jsonPath, true) as object;
+  const config = (readJson(join(dir, "tokenizer_config.json"), false) ?? {}) as HfTokenizerConfig;
+  const templatePath = join(dir, "chat_template.jinja");
+  if (config.chat_template === undefined && existsSync(templatePath)) {
+    config.chat_template = readFileSync(templatePath, "utf8");
+  }
+  const generation = readJson(join(dir, "generation_config.json"), false) as { eos_token_id?: unknown } | undefined;
+  const eos = generation?.eos_token_id;
+  const extraStopIds = (Array.isArray(eos) ? eos : [eos]).filter((id): id is number => Number.isInteger(id));
+  return new HfTokenizer(json, config, jsonPath, extraStopIds);
+}
+
+function readJson(path: string, required: boolean): unknown {
+  if (!existsSync(path)) {
+    if (required) throw new InputError(`${path}: file not found`);
+    return undefined;
+  }
+  try {
+    return JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new InputError(`${path}: not valid JSON: ${oneLine(e)}`);
+  }
+}
+
+/** tokenizer_config.json holds one template, or a list of named ones of which "default" is the chat one. */
+function pickChatTemplate(value: HfTokenizerConfig["chat_template"]): string | undefined {
+  if (typeof value === "string") return value;
+  return value?.find((t) => t.name === "default")?.template;
+}
+
+function oneLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).replace(/\s+/g, " ").trim();
+}

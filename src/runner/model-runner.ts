@@ -1,0 +1,73 @@
+import type { Backend, ForwardBatch } from "../backend/backend.js";
+import type { SchedulerOutput } from "../core/scheduler-output.js";
+import { type SampledToken, Sampler } from "./sampler.js";
+
+/**
+ * Turns a SchedulerOutput into one flat varlen batch, runs the backend once, and samples a token for each
+ * request whose tokens this step reaches the end of. Knows tensors, never policies.
+ * Holds one Sampler (and so one seeded RNG) per request for the request's whole life, preemptions included,
+ * so a preempted request samples exactly what it would have sampled without the preemption.
+ */
+export class ModelRunner {
+  private readonly samplers = new Map<string, Sampler>();
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly blockSize: number,
+    private readonly vocabSize: number,
+  ) {}
+
+  async execute(output: SchedulerOutput): Promise<Map<string, SampledToken>> {
+    for (const id of output.finishedIds) this.samplers.delete(id);
+    const sampled = new Map<string, SampledToken>();
+    if (output.scheduled.length === 0) return sampled;
+
+    const logits = await this.backend.forward(this.buildBatch(output));
+    let row = 0;
+    for (const { request, samples } of output.scheduled) {
+      if (!samples) continue;
+      let rowLogits = logits.subarray(row * this.vocabSize, (row + 1) * this.vocabSize);
+      row++;
+      const p = request.samplingParams;
+      if (request.outputTokenIds.length < p.minTokens) {
+        // min_tokens: the request may not end yet, so EOS and stop tokens cannot be drawn.
+        rowLogits = rowLogits.slice();
+        for (const id of [...request.eosTokenIds, ...p.stopTokenIds]) rowLogits[id] = Number.NEGATIVE_INFINITY;
+      }
+      let sampler = this.samplers.get(request.id);
+      if (!sampler) {
+        sampler = new Sampler(p);
+        this.samplers.set(request.id, sampler);
+      }
+      sampled.set(request.id, sampler.sample(rowLogits, request.promptTokenIds, request.outputTokenIds));
+    }
+    return sampled;
+  }
+
+  /** Flattens the scheduled tokens of every request back to back; slot = block · blockSize + offset. */
+  private buildBatch(output: SchedulerOutput): ForwardBatch {
+    const n = output.numScheduledTokens;
+    const numSeqs = output.scheduled.length;
+    const tokenIds = new Int32Array(n);
+    const positions = new Int32Array(n);
+    const slotMapping = new Int32Array(n);
+    const queryStartLoc = new Int32Array(numSeqs + 1);
+    const seqLens = new Int32Array(numSeqs);
+    const blockTables: Int32Array[] = [];
+    const logitsIndices: number[] = [];
+    let t = 0;
+    output.scheduled.forEach(({ request, numComputedTokens, numNewTokens, blockIds, samples }, s) => {
+      queryStartLoc[s] = t;
+      for (let pos = numComputedTokens; pos < numComputedTokens + numNewTokens; pos++, t++) {
+        tokenIds[t] = request.allTokenIds[pos];
+        positions[t] = pos;
+        slotMapping[t] = blockIds[Math.floor(pos / this.blockSize)] * this.blockSize + (pos % this.blockSize);
+      }
+      seqLens[s] = numComputedTokens + numNewTokens;
+      blockTables.push(Int32Array.from(blockIds));
+      if (samples) logitsIndices.push(t - 1);
+    });
+    queryStartLoc[numSeqs] = t;
+    return { tokenIds, positions, slotMapping, queryStartLoc, seqLens, blockTables, logitsIndices: Int32Array.from(logitsIndices) };
+  }
+}
