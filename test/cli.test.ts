@@ -45,19 +45,28 @@ describe("bad input gets one clear line and exit code 1", () => {
   test("not a model", async () => {
     const path = join(dir, "notes.txt");
     writeFileSync(path, "hello");
-    expectOneLineError(await vellum("generate", "--model", path, "--prompt", "x"), /notes\.txt: unknown model format/);
+    expectOneLineError(
+      await vellum("generate", "--model", path, "--prompt", "x"),
+      /notes\.txt: unknown model format/,
+    );
   });
 
   test("GGUF: truncated header names the offset", async () => {
     const path = join(dir, "truncated.gguf");
     writeFileSync(path, Buffer.from("GGUF\x03\x00\x00\x00\x01\x00", "latin1"));
-    expectOneLineError(await vellum("generate", "--model", path, "--prompt", "x"), /truncated\.gguf.*offset \d+/);
+    expectOneLineError(
+      await vellum("generate", "--model", path, "--prompt", "x"),
+      /truncated\.gguf.*offset \d+/,
+    );
   });
 
   test("GGUF: unknown architecture names the key", async () => {
     const path = join(dir, "mamba.gguf");
     writeGgufFile(path, new Map([["general.architecture", { type: "string", value: "mamba" }]]), []);
-    expectOneLineError(await vellum("generate", "--model", path, "--prompt", "x"), /general\.architecture.*mamba/);
+    expectOneLineError(
+      await vellum("generate", "--model", path, "--prompt", "x"),
+      /general\.architecture.*mamba/,
+    );
   });
 
   test("bad flag value names the flag", async () => {
@@ -77,8 +86,18 @@ describeShared("CLI on stories260K", () => {
   test("generate --json, greedy, gives the golden continuation", async () => {
     const golden = JSON.parse(readFileSync(stories260K.golden, "utf8")).cases[1];
     const r = await vellum(
-      "generate", "--model", stories260K.model, "--tokenizer", stories260K.tokenizer,
-      "--prompt", golden.prompt_text, "--temperature", "0", "--max-tokens", "60", "--json",
+      "generate",
+      "--model",
+      stories260K.model,
+      "--tokenizer",
+      stories260K.tokenizer,
+      "--prompt",
+      golden.prompt_text,
+      "--temperature",
+      "0",
+      "--max-tokens",
+      "60",
+      "--json",
     );
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
@@ -93,21 +112,52 @@ describeShared("CLI on stories260K", () => {
     copyFileSync(stories260K.model, truncated);
     truncateSync(truncated, 500_000);
     const tok = ["--tokenizer", stories260K.tokenizer, "--prompt", "x"];
-    expectOneLineError(await vellum("generate", "--model", truncated, ...tok), /stories-truncated\.bin: size 500000 bytes/);
+    expectOneLineError(
+      await vellum("generate", "--model", truncated, ...tok),
+      /stories-truncated\.bin: size 500000 bytes/,
+    );
 
     const alone = join(dir, "alone.bin");
     copyFileSync(stories260K.model, alone);
-    expectOneLineError(await vellum("generate", "--model", alone, "--prompt", "x"), /alone\.bin.*--tokenizer/);
+    expectOneLineError(
+      await vellum("generate", "--model", alone, "--prompt", "x"),
+      /alone\.bin.*--tokenizer/,
+    );
 
-    const r = await vellum("generate", "--model", stories260K.model, "--tokenizer", llama2Tokenizer32k, "--prompt", "x");
+    const r = await vellum(
+      "generate",
+      "--model",
+      stories260K.model,
+      "--tokenizer",
+      llama2Tokenizer32k,
+      "--prompt",
+      "x",
+    );
     expectOneLineError(r, /tokenizer\.bin/);
   });
 
   test("convert to GGUF q8_0 and generate from it", async () => {
     const out = join(dir, "stories-q8.gguf");
-    const c = await vellum("convert", stories260K.model, out, "--tokenizer", stories260K.tokenizer, "--dtype", "q8_0");
+    const c = await vellum(
+      "convert",
+      stories260K.model,
+      out,
+      "--tokenizer",
+      stories260K.tokenizer,
+      "--dtype",
+      "q8_0",
+    );
     expect(c.code, c.stderr).toBe(0);
-    const r = await vellum("generate", "--model", out, "--prompt", "Once upon a time", "--max-tokens", "8", "--json");
+    const r = await vellum(
+      "generate",
+      "--model",
+      out,
+      "--prompt",
+      "Once upon a time",
+      "--max-tokens",
+      "8",
+      "--json",
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).token_ids).toHaveLength(8);
   });

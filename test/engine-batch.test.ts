@@ -2,8 +2,8 @@ import { readFileSync } from "node:fs";
 import { beforeAll, expect, test } from "vitest";
 import { ReferenceBackend } from "../src/backend/reference/reference-backend.js";
 import { Request } from "../src/core/request.js";
-import { EngineCore } from "../src/engine/engine-core.js";
 import { defaultEngineConfig, type EngineConfig } from "../src/engine/engine-config.js";
+import { EngineCore } from "../src/engine/engine-core.js";
 import { LLM } from "../src/engine/llm.js";
 import { loadModel } from "../src/model/load.js";
 import type { LoadedModel } from "../src/model/model.js";
@@ -30,13 +30,23 @@ describeShared("continuous batching on stories260K", () => {
 
   test("64 requests with random arrivals, chunked prefill and preemption give exactly their solo outputs", async () => {
     const rand = lcg(7);
-    const words = golden.map((g) => g.prompt_text).join(" ").concat(" she saw a big red ball in the park and ran home").split(" ");
+    const words = golden
+      .map((g) => g.prompt_text)
+      .join(" ")
+      .concat(" she saw a big red ball in the park and ran home")
+      .split(" ");
     const jobs = Array.from({ length: 64 }, (_, i) => {
       const promptIds =
         i < golden.length
           ? golden[i].prompt_tokens
-          : model.tokenizer.encode(Array.from({ length: 1 + Math.floor(rand() * 40) }, () => words[Math.floor(rand() * words.length)]).join(" "));
-      const maxTokens = i < golden.length ? golden[i].generated_tokens_after_prompt.length : 5 + Math.floor(rand() * 40);
+          : model.tokenizer.encode(
+              Array.from(
+                { length: 1 + Math.floor(rand() * 40) },
+                () => words[Math.floor(rand() * words.length)],
+              ).join(" "),
+            );
+      const maxTokens =
+        i < golden.length ? golden[i].generated_tokens_after_prompt.length : 5 + Math.floor(rand() * 40);
       return { id: `r${i}`, promptIds, maxTokens, arrivalStep: Math.floor(rand() * 60) };
     });
 
@@ -76,7 +86,13 @@ describeShared("continuous batching on stories260K", () => {
     expect(core.kvCacheManager.usage).toBe(0);
 
     for (const [i, job] of jobs.entries()) {
-      const alone = await greedyIds(new ReferenceBackend(model), job.promptIds, job.maxTokens, model.tokenizer.stopIds, 512);
+      const alone = await greedyIds(
+        new ReferenceBackend(model),
+        job.promptIds,
+        job.maxTokens,
+        model.tokenizer.stopIds,
+        512,
+      );
       const got = requests.get(job.id)?.outputTokenIds ?? [];
       // The engine keeps the EOS that ended a request in its output ids (as vLLM does); generateSequence drops it.
       const ended = got.length > 0 && model.tokenizer.stopIds.includes(got[got.length - 1]);
@@ -86,15 +102,24 @@ describeShared("continuous batching on stories260K", () => {
   });
 
   test("prefix caching: same tokens on and off; a request sharing a prefix computes only its uncached tokens", async () => {
-    const shared = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends.";
-    const prompts = [shared, `${shared} One day`, `${shared} Her mom said`, golden[0].prompt_text, golden[1].prompt_text];
+    const shared =
+      "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends.";
+    const prompts = [
+      shared,
+      `${shared} One day`,
+      `${shared} Her mom said`,
+      golden[0].prompt_text,
+      golden[1].prompt_text,
+    ];
     const params = { temperature: 0, maxTokens: 24 };
     const withCache = LLM.fromModel(model, { maxModelLen: 512, numBlocks: 200 });
     const without = LLM.fromModel(model, { maxModelLen: 512, numBlocks: 200, enablePrefixCaching: false });
     const a = await withCache.generate(prompts, params);
     const b = await without.generate(prompts, params);
     expect(a.map((o) => o.outputs[0].tokenIds)).toEqual(b.map((o) => o.outputs[0].tokenIds));
-    expect(a[3].outputs[0].tokenIds.slice(0, 24)).toEqual(golden[0].generated_tokens_after_prompt.slice(0, 24));
+    expect(a[3].outputs[0].tokenIds.slice(0, 24)).toEqual(
+      golden[0].generated_tokens_after_prompt.slice(0, 24),
+    );
 
     // Now one more request with the shared prefix, alone: only its uncached tokens are prefilled.
     const core = withCache.engine.core;

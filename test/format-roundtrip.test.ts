@@ -32,7 +32,13 @@ describeShared("stories260K in other formats generates the golden ids", () => {
       const promptIds = model.tokenizer.encode(c.prompt_text);
       expect(promptIds).toEqual(c.prompt_tokens);
       const expected = c.generated_tokens_after_prompt ?? [];
-      const ids = await greedyIds(new ReferenceBackend(model), promptIds, expected.length, model.tokenizer.stopIds, 512);
+      const ids = await greedyIds(
+        new ReferenceBackend(model),
+        promptIds,
+        expected.length,
+        model.tokenizer.stopIds,
+        512,
+      );
       expect(ids, c.prompt_text).toEqual(expected);
     }
   }

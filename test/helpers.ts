@@ -12,12 +12,17 @@ export async function greedyIds(
 ): Promise<number[]> {
   const ids: number[] = [];
   const params = { ...defaultSamplingParams, temperature: 0, maxTokens };
-  for await (const t of generateSequence(backend, { promptIds, params, stopIds, maxModelLen })) ids.push(t.tokenId);
+  for await (const t of generateSequence(backend, { promptIds, params, stopIds, maxModelLen }))
+    ids.push(t.tokenId);
   return ids;
 }
 
 /** Teacher-forced logits at every position of `ids`, in one forward pass: [ids.length][vocab]. */
-export async function logitsAt(backend: Backend, ids: readonly number[], vocabSize: number): Promise<Float32Array[]> {
+export async function logitsAt(
+  backend: Backend,
+  ids: readonly number[],
+  vocabSize: number,
+): Promise<Float32Array[]> {
   const n = ids.length;
   const blockSize = 16;
   const numBlocks = Math.ceil(n / blockSize);

@@ -46,7 +46,9 @@ async function llamaCppGreedy(modelPath: string, promptIds: number[], maxTokens:
 describeShared("llama.cpp agrees with vellum on stories260K", () => {
   test("converted GGUF: same tokenization and same greedy ids", async () => {
     const path = join(dir, "stories260K-f32.gguf");
-    writeGgufModel(loadModel(stories260K.model, { tokenizer: stories260K.tokenizer }), path, { dtype: "f32" });
+    writeGgufModel(loadModel(stories260K.model, { tokenizer: stories260K.tokenizer }), path, {
+      dtype: "f32",
+    });
     const vellum = loadModel(path);
     const llamaModel = await llama.loadModel({ modelPath: path });
     const theirs = prompts.map((p) => [...llamaModel.tokenize(p)]);
@@ -54,7 +56,13 @@ describeShared("llama.cpp agrees with vellum on stories260K", () => {
     for (const [i, prompt] of prompts.entries()) {
       const promptIds = vellum.tokenizer.encode(prompt);
       expect(promptIds.slice(1), prompt).toEqual(theirs[i]); // llama.cpp's tokenize() leaves out BOS
-      const ours = await greedyIds(new ReferenceBackend(vellum), promptIds, 48, vellum.tokenizer.stopIds, 512);
+      const ours = await greedyIds(
+        new ReferenceBackend(vellum),
+        promptIds,
+        48,
+        vellum.tokenizer.stopIds,
+        512,
+      );
       expect(await llamaCppGreedy(path, promptIds, 48), prompt).toEqual(ours);
     }
   });

@@ -44,10 +44,13 @@ test("paged attention over scattered blocks equals contiguous attention (mixed p
         nKvHeads: fc.constantFrom(1, 2),
         headDim: fc.constantFrom(2, 4, 8),
         // per sequence: tokens already cached, tokens computed this step (1 = a decode)
-        seqs: fc.array(fc.record({ cached: fc.integer({ min: 0, max: 40 }), fresh: fc.integer({ min: 1, max: 12 }) }), {
-          minLength: 1,
-          maxLength: 4,
-        }),
+        seqs: fc.array(
+          fc.record({ cached: fc.integer({ min: 0, max: 40 }), fresh: fc.integer({ min: 1, max: 12 }) }),
+          {
+            minLength: 1,
+            maxLength: 4,
+          },
+        ),
       }),
       ({ seed, blockSize, groups, nKvHeads, headDim, seqs }) => {
         let state = seed >>> 0 || 1;
@@ -69,7 +72,8 @@ test("paged attention over scattered blocks equals contiguous attention (mixed p
         const vCache = new Float32Array(numBlocks * blockSize * kvDim);
         const seqK: Float64Array[][] = [];
         const seqV: Float64Array[][] = [];
-        const slot = (s: number, j: number) => tables[s][Math.floor(j / blockSize)] * blockSize + (j % blockSize);
+        const slot = (s: number, j: number) =>
+          tables[s][Math.floor(j / blockSize)] * blockSize + (j % blockSize);
         const rows = (n: number, width: number) =>
           Array.from({ length: n }, () => Float64Array.from({ length: width }, () => Math.fround(rand())));
         seqs.forEach((s, i) => {
@@ -112,13 +116,28 @@ test("paged attention over scattered blocks equals contiguous attention (mixed p
           logitsIndices: new Int32Array(0),
         };
         writeKv(kCache, vCache, Float32Array.from(newK), Float32Array.from(newV), batch.slotMapping, kvDim);
-        const out = pagedAttention(Float32Array.from(q), kCache, vCache, batch, { nHeads, nKvHeads, headDim, blockSize });
+        const out = pagedAttention(Float32Array.from(q), kCache, vCache, batch, {
+          nHeads,
+          nKvHeads,
+          headDim,
+          blockSize,
+        });
 
         seqs.forEach((s, i) => {
-          const expected = contiguousAttention(queries[i], seqK[i], seqV[i], nHeads, nKvHeads, headDim, s.cached);
+          const expected = contiguousAttention(
+            queries[i],
+            seqK[i],
+            seqV[i],
+            nHeads,
+            nKvHeads,
+            headDim,
+            s.cached,
+          );
           expected.forEach((row, t) => {
             const offset = (starts[i] + t) * nHeads * headDim;
-            row.forEach((x, d) => expect(Math.abs(out[offset + d] - x)).toBeLessThan(1e-6));
+            row.forEach((x, d) => {
+              expect(Math.abs(out[offset + d] - x)).toBeLessThan(1e-6);
+            });
           });
         });
       },

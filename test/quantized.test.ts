@@ -41,7 +41,9 @@ describeShared("quantized stories260K agrees with f32, teacher-forced on the gol
     expect(quantized.tensors.get("blk.0.attn_q.weight")?.dtype).toBe(dtype);
     const logits = await logitsAt(new ReferenceBackend(quantized), sequence, f32.config.vocabSize);
     const agree = logits.filter((row, i) => argmax(row) === f32Top1[i]).length / logits.length;
-    console.log(`${dtype}: top-1 agreement with f32 over ${logits.length} positions: ${(agree * 100).toFixed(1)}%`);
+    console.log(
+      `${dtype}: top-1 agreement with f32 over ${logits.length} positions: ${(agree * 100).toFixed(1)}%`,
+    );
     expect(agree).toBeGreaterThanOrEqual(threshold);
   });
 });

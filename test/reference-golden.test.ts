@@ -40,7 +40,13 @@ describeShared("reference backend on stories260K against golden outputs", () => 
       const expected = c.generated_tokens ?? c.generated_tokens_after_prompt ?? [];
       const maxTokens = c.steps - promptIds.length + 1;
       const backend = new ReferenceBackend(model);
-      const ids = await greedyIds(backend, promptIds, maxTokens, model.tokenizer.stopIds, model.config.maxSeqLen);
+      const ids = await greedyIds(
+        backend,
+        promptIds,
+        maxTokens,
+        model.tokenizer.stopIds,
+        model.config.maxSeqLen,
+      );
       expect(ids, c.name).toEqual(expected);
 
       const recorded = c.first_positions_logits ?? c.prompt_positions_logits ?? [];
@@ -48,8 +54,11 @@ describeShared("reference backend on stories260K against golden outputs", () => 
       const logits = await logitsAt(backend, sequence.slice(0, recorded.length), model.config.vocabSize);
       for (const r of recorded) {
         expect(sequence[r.pos], `${c.name} input at ${r.pos}`).toBe(r.input_token);
-        for (const [id, value] of r.top10) expect(Math.abs(logits[r.pos][id] - value), `${c.name} pos ${r.pos} id ${id}`).toBeLessThan(1e-4);
-        const top = [...logits[r.pos].keys()].sort((a, b) => logits[r.pos][b] - logits[r.pos][a]).slice(0, 10);
+        for (const [id, value] of r.top10)
+          expect(Math.abs(logits[r.pos][id] - value), `${c.name} pos ${r.pos} id ${id}`).toBeLessThan(1e-4);
+        const top = [...logits[r.pos].keys()]
+          .sort((a, b) => logits[r.pos][b] - logits[r.pos][a])
+          .slice(0, 10);
         expect(top, `${c.name} top-10 order at ${r.pos}`).toEqual(r.top10.map(([id]) => id));
       }
     }

@@ -65,7 +65,9 @@ describe("ByteLevelBpeTokenizer on a hand-built vocabulary", () => {
   });
 
   test("decode(encode(x)) == x for arbitrary Unicode text, every pattern", () => {
-    const text = fc.string({ unit: "binary", maxLength: 40 }).filter((s) => !specials.some((t) => s.includes(t)));
+    const text = fc
+      .string({ unit: "binary", maxLength: 40 })
+      .filter((s) => !specials.some((t) => s.includes(t)));
     for (const pre of ["gpt2", "llama-bpe", "qwen2"]) {
       const tok = bpe(pre);
       fc.assert(
@@ -78,9 +80,9 @@ describe("ByteLevelBpeTokenizer on a hand-built vocabulary", () => {
 
   test("malformed vocabularies are InputErrors naming the source", () => {
     const spec = tinySpec();
-    expect(() => createTokenizer({ ...spec, tokens: spec.tokens.slice(1), tokenTypes: undefined }, "q.gguf")).toThrow(
-      /^q\.gguf: byte-level vocabulary lacks the token for byte 0x00$/,
-    );
+    expect(() =>
+      createTokenizer({ ...spec, tokens: spec.tokens.slice(1), tokenTypes: undefined }, "q.gguf"),
+    ).toThrow(/^q\.gguf: byte-level vocabulary lacks the token for byte 0x00$/);
     expect(() => createTokenizer({ ...spec, merges: ["a b c"] }, "q.gguf")).toThrow(
       /^q\.gguf: merge 0 "a b c" is not two tokens separated by one space$/,
     );

@@ -61,17 +61,23 @@ describe("parseLlama2cTokenizer", () => {
 
   test("truncated and corrupt files are InputErrors with the byte offset", () => {
     const bin = tokenizerBin(tiny);
-    expect(() => parseLlama2cTokenizer(bin.subarray(0, 2), 6, "t.bin")).toThrow(/^t\.bin: truncated tokenizer/);
+    expect(() => parseLlama2cTokenizer(bin.subarray(0, 2), 6, "t.bin")).toThrow(
+      /^t\.bin: truncated tokenizer/,
+    );
     // Cut inside the last piece's bytes: its length points past the end.
     expect(() => parseLlama2cTokenizer(bin.subarray(0, bin.length - 1), 6, "t.bin")).toThrow(
       /^t\.bin: token 5 at byte \d+ has length 2 past the end of the file$/,
     );
     const negative = Buffer.from(bin);
     negative.writeInt32LE(-5, 4 + 4); // length field of token 0
-    expect(() => parseLlama2cTokenizer(negative, 6, "t.bin")).toThrow(/^t\.bin: token 0 at byte 8 has length -5/);
+    expect(() => parseLlama2cTokenizer(negative, 6, "t.bin")).toThrow(
+      /^t\.bin: token 0 at byte 8 has length -5/,
+    );
     const badUtf8 = Buffer.from(bin);
     badUtf8[badUtf8.length - 1] = 0xff; // second byte of "é"
-    expect(() => parseLlama2cTokenizer(badUtf8, 6, "t.bin")).toThrow(/^t\.bin: token 5 at byte \d+ is not valid UTF-8$/);
+    expect(() => parseLlama2cTokenizer(badUtf8, 6, "t.bin")).toThrow(
+      /^t\.bin: token 5 at byte \d+ is not valid UTF-8$/,
+    );
   });
 
   test("a vocabulary too small for <unk>, <s>, </s> is rejected", () => {
@@ -79,7 +85,9 @@ describe("parseLlama2cTokenizer", () => {
   });
 
   test("a missing file is an InputError naming it", () => {
-    expect(() => loadLlama2cTokenizer("/nonexistent/tok.bin", 512)).toThrow(/^\/nonexistent\/tok\.bin: cannot read/);
+    expect(() => loadLlama2cTokenizer("/nonexistent/tok.bin", 512)).toThrow(
+      /^\/nonexistent\/tok\.bin: cannot read/,
+    );
   });
 });
 

@@ -1,9 +1,8 @@
 import type { Command } from "commander";
-import { ReferenceBackend } from "../backend/reference/reference-backend.js";
-import { generateSequence } from "../engine/generate-sequence.js";
+import { createEngine } from "../engine/create-engine.js";
+import type { FinishReason } from "../engine/stats.js";
 import { renderChat } from "../model/chat-template.js";
 import { loadModel } from "../model/load.js";
-import { IncrementalDetokenizer } from "../model/tokenizer/incremental-detokenizer.js";
 import { defaultSamplingParams, type SamplingParams } from "../runner/sampling-params.js";
 import { resolveModelPath } from "./default-model.js";
 import { numberOption, runAction } from "./run-action.js";
@@ -26,7 +25,10 @@ export function registerGenerate(program: Command) {
   program
     .command("generate")
     .description("generate a completion for one prompt, streaming it to stdout")
-    .option("--model <path>", "GGUF file, Hugging Face directory or llama2.c .bin (default: the bundled demo model)")
+    .option(
+      "--model <path>",
+      "GGUF file, Hugging Face directory or llama2.c .bin (default: the bundled demo model)",
+    )
     .option("--tokenizer <path>", "tokenizer file for formats that keep it apart (llama2.c tokenizer.bin)")
     .requiredOption("--prompt <text>", "the prompt")
     .option("--max-tokens <n>", "most tokens to generate", numberOption(true), 128)
@@ -36,7 +38,10 @@ export function registerGenerate(program: Command) {
     .option("--min-p <p>", "drop tokens below p × the top probability", numberOption(), 0)
     .option("--seed <s>", "seed for reproducible sampling", numberOption(true))
     .option("--chat", "render the prompt as a user message with the model's chat template")
-    .option("--json", 'print one JSON object { "text", "token_ids", "prompt_token_ids", "finish_reason" } instead')
+    .option(
+      "--json",
+      'print one JSON object { "text", "token_ids", "prompt_token_ids", "finish_reason" } instead',
+    )
     .action(runAction(generate));
 }
 
@@ -57,27 +62,17 @@ async function generate(opts: GenerateOptions) {
     minP: opts.minP,
     seed: opts.seed,
   };
-  const detokenizer = new IncrementalDetokenizer(tokenizer, promptIds);
+  // One request: a cache of one maxModelLen sequence is all it can use.
+  const { engine } = createEngine(model, { maxNumSeqs: 1 });
   const tokenIds: number[] = [];
   let text = "";
-  const emit = (delta: string) => {
-    text += delta;
-    if (!opts.json) process.stdout.write(delta);
-  };
-  const stream = generateSequence(new ReferenceBackend(model), {
-    promptIds,
-    params,
-    stopIds: tokenizer.stopIds,
-    maxModelLen: model.config.maxSeqLen,
-  });
-  let step = await stream.next();
-  while (!step.done) {
-    tokenIds.push(step.value.tokenId);
-    emit(detokenizer.push(step.value.tokenId));
-    step = await stream.next();
+  let finishReason: FinishReason | undefined;
+  for await (const delta of engine.generate(promptIds, params)) {
+    text += delta.text;
+    tokenIds.push(...delta.tokenIds);
+    finishReason = delta.finishReason ?? finishReason;
+    if (!opts.json) process.stdout.write(delta.text);
   }
-  emit(detokenizer.flush());
-  const finishReason = step.value;
   if (opts.json) {
     const result = { text, token_ids: tokenIds, prompt_token_ids: promptIds, finish_reason: finishReason };
     process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -27,11 +27,19 @@ export function registerSynthModel(program: Command) {
           dtype: opts.dtype as DType,
           extraMetadata: new Map([
             ["general.synthetic", { type: "bool", value: true }],
-            ["general.description", { type: "string", value: `synthetic: ${opts.shape} shapes, random weights (seed ${opts.seed})` }],
+            [
+              "general.description",
+              {
+                type: "string",
+                value: `synthetic: ${opts.shape} shapes, random weights (seed ${opts.seed})`,
+              },
+            ],
           ]),
         });
         const seconds = ((performance.now() - started) / 1000).toFixed(1);
-        process.stderr.write(`wrote ${opts.out}: synthetic ${opts.shape} (${opts.dtype}, seed ${opts.seed}) in ${seconds} s\n`);
+        process.stderr.write(
+          `wrote ${opts.out}: synthetic ${opts.shape} (${opts.dtype}, seed ${opts.seed}) in ${seconds} s\n`,
+        );
       }),
     );
 }

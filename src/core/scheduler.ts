@@ -44,7 +44,10 @@ export class Scheduler {
 
   /** Queues a request; throws AdmissionError for one that could never run. */
   addRequest(request: Request): void {
-    const error = this.kvCacheManager.admissionError(request.promptTokenIds.length, request.samplingParams.maxTokens);
+    const error = this.kvCacheManager.admissionError(
+      request.promptTokenIds.length,
+      request.samplingParams.maxTokens,
+    );
     if (error) throw new AdmissionError(error);
     if (this.requests.has(request.id)) throw new AdmissionError(`request id ${request.id} is already in use`);
     this.requests.set(request.id, request);
@@ -164,7 +167,8 @@ export class Scheduler {
   private pickVictim(): Request {
     if (this.config.policy === "fcfs") return this.running[this.running.length - 1];
     return this.running.reduce((worst, r) =>
-      r.priority > worst.priority || (r.priority === worst.priority && r.timestamps.arrival > worst.timestamps.arrival)
+      r.priority > worst.priority ||
+      (r.priority === worst.priority && r.timestamps.arrival > worst.timestamps.arrival)
         ? r
         : worst,
     );
@@ -210,7 +214,8 @@ export class Scheduler {
     let numDecodeTokens = 0;
     for (const [request, n] of granted) {
       const numComputedTokens = request.numComputedTokens;
-      const isDecode = n === 1 && request.outputTokenIds.length > 0 && numComputedTokens === request.numTokens - 1;
+      const isDecode =
+        n === 1 && request.outputTokenIds.length > 0 && numComputedTokens === request.numTokens - 1;
       if (isDecode) numDecodeTokens++;
       else numPrefillTokens += n;
       // Advance before the step runs, so the next schedule() sees this chunk as computed.

@@ -95,7 +95,11 @@ export class AsyncEngine {
    * Queues one prompt (n completions). Throws at once for invalid params (SamplingParamError) or a request
    * that can never fit (AdmissionError), so callers can answer 400 before streaming anything.
    */
-  generate(promptTokenIds: readonly number[], params: SamplingParams, opts: GenerateOptions = {}): AsyncIterableIterator<CompletionDelta> {
+  generate(
+    promptTokenIds: readonly number[],
+    params: SamplingParams,
+    opts: GenerateOptions = {},
+  ): AsyncIterableIterator<CompletionDelta> {
     validateSamplingParams(params);
     const requestId = opts.requestId ?? `req-${this.nextId++}`;
     if (this.children.has(requestId)) throw new RangeError(`request id ${requestId} is already in use`);
@@ -120,7 +124,10 @@ export class AsyncEngine {
       requests.map((r) => r.id),
     );
     requests.forEach((request, i) => {
-      this.states.set(request.id, { state: new RequestOutputState(this.tokenizer, request, requestId, i), stream });
+      this.states.set(request.id, {
+        state: new RequestOutputState(this.tokenizer, request, requestId, i),
+        stream,
+      });
     });
     opts.signal?.addEventListener("abort", () => this.abort(requestId), { once: true });
     this.loop ??= this.run().finally(() => {

@@ -10,8 +10,8 @@ import {
 } from "../core/kv-cache-sizing.js";
 import type { LoadedModel } from "../model/model.js";
 import { AsyncEngine } from "./async-engine.js";
-import { EngineCore } from "./engine-core.js";
 import { defaultEngineConfig, type EngineConfig } from "./engine-config.js";
+import { EngineCore } from "./engine-core.js";
 
 export interface EngineOptions extends Partial<Omit<EngineConfig, "numBlocks">> {
   /** KV cache budget: bytes or a size such as "4GiB"; default: a fraction of free memory after the weights. */
@@ -26,7 +26,10 @@ export interface EngineOptions extends Partial<Omit<EngineConfig, "numBlocks">> 
 const defaultKvMemoryFraction = 0.3;
 
 /** Builds the engine for a model: the config, the KV cache size and the one-line summary to log. */
-export function createEngine(model: LoadedModel, options: EngineOptions = {}): { engine: AsyncEngine; summary: string } {
+export function createEngine(
+  model: LoadedModel,
+  options: EngineOptions = {},
+): { engine: AsyncEngine; summary: string } {
   const { kvCacheMemory, backend: givenBackend, clock: givenClock, ...opts } = options;
   const maxModelLen = Math.min(opts.maxModelLen ?? model.config.maxSeqLen, model.config.maxSeqLen);
   const blockSize = opts.blockSize ?? defaultEngineConfig.blockSize;

@@ -1,7 +1,7 @@
-import type { SampledToken } from "../runner/sampler.js";
-import { defaultSamplingParams, type SamplingParams } from "../runner/sampling-params.js";
 import { type LoadOptions, loadModel } from "../model/load.js";
 import type { LoadedModel } from "../model/model.js";
+import type { SampledToken } from "../runner/sampler.js";
+import { defaultSamplingParams, type SamplingParams } from "../runner/sampling-params.js";
 import type { AsyncEngine } from "./async-engine.js";
 import { createEngine, type EngineOptions } from "./create-engine.js";
 import type { FinishReason, RequestMetrics } from "./stats.js";
@@ -43,7 +43,10 @@ export class LLM {
   }
 
   /** Text prompts are encoded with the model's BOS handling; token-id prompts are used as given. */
-  async generate(prompts: (string | number[])[], params: Partial<SamplingParams> = {}): Promise<GenerationOutput[]> {
+  async generate(
+    prompts: (string | number[])[],
+    params: Partial<SamplingParams> = {},
+  ): Promise<GenerationOutput[]> {
     const full = { ...defaultSamplingParams, ...params };
     const encoded = prompts.map((p) => (typeof p === "string" ? this.model.tokenizer.encode(p) : p));
     const streams = encoded.map((ids) => this.engine.generate(ids, full));
@@ -51,14 +54,15 @@ export class LLM {
       streams.map(async (stream, i) => {
         const outputs: CompletionOutput[] = [];
         for await (const delta of stream) {
-          const o = (outputs[delta.index] ??= {
+          outputs[delta.index] ??= {
             index: delta.index,
             text: "",
             tokenIds: [],
             logprobs: [],
             finishReason: "length",
             metrics: undefined as unknown as RequestMetrics,
-          });
+          };
+          const o = outputs[delta.index];
           o.text += delta.text;
           o.tokenIds.push(...delta.tokenIds);
           o.logprobs.push(...delta.logprobs);

@@ -52,7 +52,8 @@ export class RequestOutputState {
     const p = r.samplingParams;
     const token = sample.tokenId;
     const endedByToken =
-      r.status === "FINISHED_STOPPED" && (p.stopTokenIds.includes(token) || (!p.ignoreEos && r.eosTokenIds.includes(token)));
+      r.status === "FINISHED_STOPPED" &&
+      (p.stopTokenIds.includes(token) || (!p.ignoreEos && r.eosTokenIds.includes(token)));
     const searchFrom = Math.max(0, this.text.length - this.holdBack);
     if (!endedByToken) this.text += this.detokenizer.push(token);
     let finished = r.status !== "RUNNING" && r.status !== "WAITING" && r.status !== "PREEMPTED";

@@ -12,16 +12,14 @@ export interface ChatRenderOptions {
   addGenerationPrompt?: boolean;
 }
 
-/** Raised by a template's own raise_exception("…") (e.g. "roles must alternate"). */
-class TemplateRaised extends Error {}
-
 /**
  * A model's chat template: turns messages into the prompt text the model was trained on.
  *
  * With a Jinja template (GGUF `tokenizer.chat_template`, tokenizer_config.json `chat_template`) it is
  * rendered by @huggingface/jinja with the variables HF transformers passes: `messages`, `bos_token`,
- * `eos_token`, `add_generation_prompt`, and a `raise_exception(msg)` helper. Such templates usually write
- * the BOS text themselves, so the rendered prompt should be encoded without adding special tokens.
+ * `eos_token`, `add_generation_prompt`; @huggingface/jinja supplies `raise_exception(msg)`, which templates
+ * call to reject messages (e.g. roles that do not alternate); that message becomes the InputError's. Such
+ * templates usually write the BOS text themselves, so encode the rendered prompt without special tokens.
  *
  * Models without a template (stories260K, the demo model) get a plain fallback, one line per message with
  * the role capitalized, and "Assistant:" as the generation prompt:
@@ -37,7 +35,7 @@ export class ChatTemplate {
   constructor(
     templateText: string | undefined,
     private readonly specialTokens: { bosToken?: string; eosToken?: string } = {},
-    private readonly source = "chat template",
+    private readonly source = "model",
   ) {
     if (templateText === undefined) return;
     try {
@@ -56,12 +54,8 @@ export class ChatTemplate {
         bos_token: this.specialTokens.bosToken ?? "",
         eos_token: this.specialTokens.eosToken ?? "",
         add_generation_prompt: addGenerationPrompt,
-        raise_exception: (message: unknown) => {
-          throw new TemplateRaised(String(message));
-        },
       });
     } catch (e) {
-      if (e instanceof TemplateRaised) throw new InputError(`${this.source}: chat template rejected the messages: ${oneLine(e)}`);
       throw new InputError(`${this.source}: chat template failed: ${oneLine(e)}`);
     }
   }

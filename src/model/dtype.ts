@@ -28,10 +28,6 @@ export const dtypeLayout: Record<DType, DTypeLayout> = {
 
 export const dtypes = Object.keys(dtypeLayout) as DType[];
 
-export function isQuantized(dtype: DType): boolean {
-  return dtypeLayout[dtype].blockSize > 1;
-}
-
 /** Bytes of a tensor; its innermost (last) dimension must be a whole number of blocks. */
 export function tensorBytes(dtype: DType, shape: readonly number[]): number {
   const { blockSize, bytesPerBlock } = dtypeLayout[dtype];

@@ -23,5 +23,7 @@ export function loadModel(path: string, opts: LoadOptions = {}): LoadedModel {
   }
   if (magic.toString("latin1") === "GGUF") return loadGgufModel(path);
   if (path.endsWith(".bin")) return loadLlama2cModel(path, opts.tokenizer);
-  throw new InputError(`${path}: unknown model format (expected a GGUF file, a Hugging Face directory or a llama2.c .bin)`);
+  throw new InputError(
+    `${path}: unknown model format (expected a GGUF file, a Hugging Face directory or a llama2.c .bin)`,
+  );
 }

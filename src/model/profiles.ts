@@ -7,7 +7,16 @@ import { InputError } from "./errors.js";
 /** The shape fields a profile gives; the rest of ModelConfig follows from them. */
 export type ModelShape = Pick<
   ModelConfig,
-  "dim" | "hiddenDim" | "nLayers" | "nHeads" | "nKvHeads" | "vocabSize" | "maxSeqLen" | "ropeTheta" | "normEps" | "tiedEmbeddings"
+  | "dim"
+  | "hiddenDim"
+  | "nLayers"
+  | "nHeads"
+  | "nKvHeads"
+  | "vocabSize"
+  | "maxSeqLen"
+  | "ropeTheta"
+  | "normEps"
+  | "tiedEmbeddings"
 >;
 
 const profilesFile = fileURLToPath(new URL("../../profiles/models.json", import.meta.url));

@@ -32,7 +32,8 @@ export class ModelRunner {
       if (request.outputTokenIds.length < p.minTokens) {
         // min_tokens: the request may not end yet, so EOS and stop tokens cannot be drawn.
         rowLogits = rowLogits.slice();
-        for (const id of [...request.eosTokenIds, ...p.stopTokenIds]) rowLogits[id] = Number.NEGATIVE_INFINITY;
+        for (const id of [...request.eosTokenIds, ...p.stopTokenIds])
+          rowLogits[id] = Number.NEGATIVE_INFINITY;
       }
       let sampler = this.samplers.get(request.id);
       if (!sampler) {
@@ -68,6 +69,14 @@ export class ModelRunner {
       if (samples) logitsIndices.push(t - 1);
     });
     queryStartLoc[numSeqs] = t;
-    return { tokenIds, positions, slotMapping, queryStartLoc, seqLens, blockTables, logitsIndices: Int32Array.from(logitsIndices) };
+    return {
+      tokenIds,
+      positions,
+      slotMapping,
+      queryStartLoc,
+      seqLens,
+      blockTables,
+      logitsIndices: Int32Array.from(logitsIndices),
+    };
   }
 }

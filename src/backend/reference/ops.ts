@@ -4,7 +4,14 @@
  */
 
 /** y[t, o] = Σ_i x[t, i] · w[o, i] (+ bias[o]).  x: [T, n], w: [m, n] (row o = output o), y: [T, m]. */
-export function matmul(x: Float32Array, w: Float32Array, T: number, n: number, m: number, bias?: Float32Array) {
+export function matmul(
+  x: Float32Array,
+  w: Float32Array,
+  T: number,
+  n: number,
+  m: number,
+  bias?: Float32Array,
+) {
   const y = new Float32Array(T * m);
   for (let t = 0; t < T; t++) {
     const xo = t * n;

@@ -153,7 +153,7 @@ function readVocab(meta: Metadata): VocabSpec {
     return values;
   };
   const tokenId = (key: string, fallback?: number) => {
-    if (!meta.has(key)) return fallback;
+    if (!meta.has(key)) return fallback !== undefined && fallback < n ? fallback : undefined;
     const id = meta.integer(key);
     if (id < 0 || id >= n) throw meta.error(key, `is ${id}, outside the ${n}-token vocabulary`);
     return id;
@@ -224,8 +224,9 @@ class Metadata {
   /** Any integer type (converters differ: uint32, int32, uint64 …). */
   integer(key: string): number {
     const v = this.get(key);
-    if (!isNumberType(v.type) || v.type.startsWith("float"))
+    if (!isNumberType(v.type) || v.type.startsWith("float")) {
       throw this.error(key, `is ${describe(v)}, expected an integer`);
+    }
     const n = Number(v.value);
     if (!Number.isSafeInteger(n)) throw this.error(key, `is ${v.value}, too large`);
     return n;
@@ -241,8 +242,9 @@ class Metadata {
 
   strings(key: string): string[] {
     const v = this.get(key);
-    if (v.type !== "array" || v.itemType !== "string")
+    if (v.type !== "array" || v.itemType !== "string") {
       throw this.error(key, `is ${describe(v)}, expected an array of strings`);
+    }
     return v.value;
   }
 
@@ -250,8 +252,9 @@ class Metadata {
   optionalNumbers(key: string): number[] | undefined {
     if (!this.has(key)) return undefined;
     const v = this.get(key);
-    if (v.type !== "array" || !isNumberType(v.itemType))
+    if (v.type !== "array" || !isNumberType(v.itemType)) {
       throw this.error(key, `is ${describe(v)}, expected an array of numbers`);
+    }
     return v.value as number[];
   }
 }
@@ -374,12 +377,15 @@ function modelMetadata(model: LoadedModel, vocab: VocabSpec, dtype: DType): Map<
     ["tokenizer.ggml.model", str(vocab.model)],
     ["tokenizer.ggml.tokens", { type: "array", itemType: "string", value: vocab.tokens }],
   ]);
-  if (vocab.scores)
+  if (vocab.scores) {
     m.set("tokenizer.ggml.scores", { type: "array", itemType: "float32", value: vocab.scores });
-  if (vocab.tokenTypes)
+  }
+  if (vocab.tokenTypes) {
     m.set("tokenizer.ggml.token_type", { type: "array", itemType: "int32", value: vocab.tokenTypes });
-  if (vocab.merges)
+  }
+  if (vocab.merges) {
     m.set("tokenizer.ggml.merges", { type: "array", itemType: "string", value: vocab.merges });
+  }
   if (vocab.pre !== undefined) m.set("tokenizer.ggml.pre", str(vocab.pre));
   const ids: [string, number | undefined][] = [
     ["bos_token_id", vocab.bosId],
@@ -392,8 +398,9 @@ function modelMetadata(model: LoadedModel, vocab: VocabSpec, dtype: DType): Map<
   for (const [key, id] of ids) if (id !== undefined) m.set(`tokenizer.ggml.${key}`, u32(id));
   m.set("tokenizer.ggml.add_bos_token", bool(vocab.addBos));
   m.set("tokenizer.ggml.add_eos_token", bool(vocab.addEos));
-  if (vocab.addSpacePrefix !== undefined)
+  if (vocab.addSpacePrefix !== undefined) {
     m.set("tokenizer.ggml.add_space_prefix", bool(vocab.addSpacePrefix));
+  }
   if (model.chatTemplate !== undefined) m.set("tokenizer.chat_template", str(model.chatTemplate));
   return m;
 }

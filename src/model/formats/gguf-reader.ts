@@ -92,11 +92,6 @@ const minValueBytes: Record<GgufValueType, number> = {
   uint64: 8, int64: 8, float64: 8, string: 8, array: 12,
 };
 
-/** The decimal value of a u64 given as two u32 halves, for messages. */
-function exactU64(low: number, high: number): string {
-  return ((BigInt(high) << 32n) | BigInt(low)).toString();
-}
-
 /**
  * Sequential little-endian reads from a file through a buffer that is refilled on demand. Every failure
  * becomes an InputError naming the file, the byte offset and what was being read (`context`).
@@ -115,7 +110,7 @@ class FileCursor {
   ) {}
 
   fail(problem: string, at = this.pos): never {
-    throw new InputError(`${this.path}: byte ${at} (${this.context}): ${problem}`);
+    throw new InputError(`${this.path}: offset ${at} (${this.context}): ${problem}`);
   }
 
   /** Index in `buf` of the next n bytes, which are then consumed. */
@@ -169,20 +164,17 @@ class FileCursor {
   /**
    * A u64 count of items that each take at least `itemBytes`. More than `room` bytes could hold (by default
    * the rest of the file) means a corrupt or truncated file, and is refused before anything is allocated.
-   * Read as two u32 halves: this runs once per string, and BigInt arithmetic would dominate reading a vocabulary.
+   * Read without BigInt: this runs once per string, and BigInt arithmetic would dominate reading a vocabulary.
    */
   count(what: string, itemBytes: number, limit = Number.MAX_SAFE_INTEGER, room?: number): number {
     const at = this.pos;
-    const low = this.u32();
-    const high = this.u32();
-    const n = high * 2 ** 32 + low; // inexact past 2^53, but then far over any limit anyway
+    // Inexact past 2^53, but such a count fails the checks below anyway.
+    const n = this.read(8, (b, i) => b.readUInt32LE(i) + b.readUInt32LE(i + 4) * 2 ** 32);
+    const shown = Number.isSafeInteger(n) ? `${n}` : `about ${n.toPrecision(3)}`;
     if (n > (room ?? this.size - this.pos) / itemBytes) {
-      this.fail(
-        `${what} ${exactU64(low, high)} needs more bytes than the file has left (truncated or corrupt)`,
-        at,
-      );
+      this.fail(`${what} ${shown} needs more bytes than the file has left (truncated or corrupt)`, at);
     }
-    if (n > limit) this.fail(`${what} ${n} is over the limit of ${limit}`, at);
+    if (n > limit) this.fail(`${what} ${shown} is over the limit of ${limit}`, at);
     return n;
   }
 
@@ -194,12 +186,7 @@ class FileCursor {
 
 /** Parses the header of the GGUF file at `path`: metadata and tensor infos, all checked against the file size. */
 export function readGgufFile(path: string): GgufFile {
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch (e) {
-    throw new InputError(`${path}: cannot open (${(e as Error).message})`);
-  }
+  const fd = openForReading(path);
   try {
     return parseHeader(new FileCursor(path, fd, fstatSync(fd).size));
   } finally {
@@ -207,10 +194,19 @@ export function readGgufFile(path: string): GgufFile {
   }
 }
 
+function openForReading(path: string): number {
+  try {
+    return openSync(path, "r");
+  } catch (e) {
+    throw new InputError(`${path}: cannot open (${(e as Error).message})`);
+  }
+}
+
 function parseHeader(c: FileCursor): GgufFile {
   const magic = c.u32();
-  if (magic !== 0x46554747)
+  if (magic !== 0x46554747) {
     c.fail(`not a GGUF file: magic is 0x${magic.toString(16).padStart(8, "0")}, not "GGUF"`, 0);
+  }
   const version = c.u32();
   if (version !== 2 && version !== 3) {
     const hint = version === 1 ? " (GGUF v1 is obsolete)" : version > 0xffff ? " (a big-endian GGUF?)" : "";
@@ -260,10 +256,12 @@ function parseHeader(c: FileCursor): GgufFile {
     }
     const offsetAt = c.pos;
     const offset = c.u64();
-    if (offset % BigInt(alignment) !== 0n)
+    if (offset % BigInt(alignment) !== 0n) {
       c.fail(`data offset ${offset} is not a multiple of the alignment ${alignment}`, offsetAt);
-    if (offset > BigInt(c.size))
+    }
+    if (offset > BigInt(c.size)) {
       c.fail(`data offset ${offset} is past the end of the file (${c.size} bytes)`, offsetAt);
+    }
     relativeOffsets.push({ offset: Number(offset), at: offsetAt });
     tensors.push({ name, dtype, shape, fileOffset: 0, byteLength: tensorBytes(dtype, shape) });
   }
@@ -393,7 +391,7 @@ export function readGgufTensor(file: GgufFile, info: GgufTensorInfo): Tensor {
     );
   }
   const data = new Uint8Array(info.byteLength);
-  const fd = openSync(file.path, "r");
+  const fd = openForReading(file.path);
   try {
     // readSync moves at most 2 GiB per call.
     for (let got = 0; got < data.length; ) {

@@ -19,14 +19,19 @@ const headerBytes = 7 * 4;
  */
 export function loadLlama2cModel(path: string, tokenizerPath?: string): LoadedModel {
   const fileSize = statSync(path).size;
-  if (fileSize < headerBytes) throw new InputError(`${path}: truncated llama2.c checkpoint (${fileSize} bytes, header needs 28)`);
+  if (fileSize < headerBytes)
+    throw new InputError(`${path}: truncated llama2.c checkpoint (${fileSize} bytes, header needs 28)`);
   const file = readFileSync(path);
   const header = new Int32Array(file.buffer, file.byteOffset, 7);
   const [dim, hiddenDim, nLayers, nHeads, nKvHeads, signedVocab, seqLen] = header;
   const vocabSize = Math.abs(signedVocab);
   const tied = signedVocab > 0;
   const sane = (v: number) => v > 0 && v < 1 << 20;
-  if (![dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, seqLen].every(sane) || dim % nHeads || nHeads % nKvHeads) {
+  if (
+    ![dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, seqLen].every(sane) ||
+    dim % nHeads ||
+    nHeads % nKvHeads
+  ) {
     throw new InputError(
       `${path}: not a llama2.c checkpoint (header dim=${dim} hidden=${hiddenDim} layers=${nLayers} heads=${nHeads} kv_heads=${nKvHeads} vocab=${signedVocab} seq_len=${seqLen})`,
     );
@@ -62,7 +67,9 @@ export function loadLlama2cModel(path: string, tokenizerPath?: string): LoadedMo
     (tied ? 0 : vocabSize * dim);
   const expected = headerBytes + weightFloats * 4;
   if (fileSize !== expected) {
-    throw new InputError(`${path}: size ${fileSize} bytes, but its header describes a ${expected}-byte llama2.c checkpoint`);
+    throw new InputError(
+      `${path}: size ${fileSize} bytes, but its header describes a ${expected}-byte llama2.c checkpoint`,
+    );
   }
 
   const tensors = new Map<string, Tensor>();
@@ -76,7 +83,11 @@ export function loadLlama2cModel(path: string, tokenizerPath?: string): LoadedMo
   const perLayerTensor = (name: (l: number) => string, shape: number[]) => {
     for (let l = 0; l < nLayers; l++) tensors.set(name(l), { dtype: "f32", shape, data: take(shape) });
   };
-  tensors.set(tensorNames.tokenEmbedding, { dtype: "f32", shape: [vocabSize, dim], data: take([vocabSize, dim]) });
+  tensors.set(tensorNames.tokenEmbedding, {
+    dtype: "f32",
+    shape: [vocabSize, dim],
+    data: take([vocabSize, dim]),
+  });
   perLayerTensor(tensorNames.attnNorm, [dim]);
   perLayerTensor(tensorNames.wq, [dim, dim]);
   perLayerTensor(tensorNames.wk, [kvDim, dim]);
@@ -88,11 +99,14 @@ export function loadLlama2cModel(path: string, tokenizerPath?: string): LoadedMo
   perLayerTensor(tensorNames.ffnUp, [hiddenDim, dim]);
   tensors.set(tensorNames.outputNorm, { dtype: "f32", shape: [dim], data: take([dim]) });
   take([seqLen, headDim]); // freq_cis_real and freq_cis_imag, each [seqLen, headDim / 2]
-  if (!tied) tensors.set(tensorNames.output, { dtype: "f32", shape: [vocabSize, dim], data: take([vocabSize, dim]) });
+  if (!tied)
+    tensors.set(tensorNames.output, { dtype: "f32", shape: [vocabSize, dim], data: take([vocabSize, dim]) });
 
   const tokPath = tokenizerPath ?? join(dirname(path), "tokenizer.bin");
   if (!existsSync(tokPath)) {
-    throw new InputError(`${path}: a llama2.c checkpoint needs its tokenizer.bin: pass --tokenizer PATH (${tokPath} not found)`);
+    throw new InputError(
+      `${path}: a llama2.c checkpoint needs its tokenizer.bin: pass --tokenizer PATH (${tokPath} not found)`,
+    );
   }
   const vocab = loadLlama2cTokenizer(tokPath, vocabSize);
   return {

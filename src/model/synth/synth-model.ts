@@ -1,11 +1,11 @@
+import { Rng } from "../../runner/rng.js";
 import { expectedTensors } from "../config.js";
 import { quantize } from "../dtype.js";
 import { storedDType } from "../formats/gguf-model.js";
-import { createTokenizer } from "../tokenizer/create.js";
 import type { LoadedModel } from "../model.js";
 import { shapeConfig } from "../profiles.js";
 import type { DType, Tensor } from "../tensor.js";
-import { Rng } from "../../runner/rng.js";
+import { createTokenizer } from "../tokenizer/create.js";
 import { syntheticVocab } from "./synth-vocab.js";
 
 /** Weights are uniform in ±√3·std (std 0.02, like common initializations), so activations stay finite. */

@@ -18,7 +18,8 @@ export function syntheticVocab(size: number): VocabSpec {
     tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
     tokenTypes.push(TokenType.byte);
   }
-  if (size < tokens.length + 1) throw new RangeError(`a synthetic vocabulary needs at least ${tokens.length + 1} tokens`);
+  if (size < tokens.length + 1)
+    throw new RangeError(`a synthetic vocabulary needs at least ${tokens.length + 1} tokens`);
   const pieces = pieceSequence();
   while (tokens.length < size) {
     tokens.push(pieces.next().value as string);

@@ -41,7 +41,9 @@ export function configTokenText(value: HfTokenizerConfig["bos_token"]): string |
   return value?.content ?? undefined;
 }
 
-type TemplateItem = { SpecialToken: { id: string; type_id: number } } | { Sequence: { id: "A" | "B"; type_id: number } };
+type TemplateItem =
+  | { SpecialToken: { id: string; type_id: number } }
+  | { Sequence: { id: "A" | "B"; type_id: number } };
 
 /**
  * HF TemplateProcessing that adds BOS / EOS around the text (what LlamaTokenizerFast builds from
@@ -219,7 +221,10 @@ export function tokenizerConfigFromVocab(spec: VocabSpec, chatTemplate?: string)
   };
 }
 
-/** Score given to SentencePiece pieces that no merge produces (characters, bytes, special tokens). */
+/**
+ * Score given to SentencePiece pieces that no merge produces (characters, bytes, special tokens). A
+ * multi-character normal piece with this score still merges, last of all, as SentencePiece would.
+ */
 const NO_MERGE_SCORE = -1e9;
 const BYTE_PIECE = /^<0x[0-9A-Fa-f]{2}>$/;
 
@@ -241,7 +246,8 @@ export function vocabFromTokenizerJson(
   }
   const tokens: string[] = [];
   for (const [token, id] of Object.entries(model.vocab)) {
-    if (!Number.isInteger(id) || id < 0) throw new InputError(`${source}: token "${token}" has invalid id ${id}`);
+    if (!Number.isInteger(id) || id < 0)
+      throw new InputError(`${source}: token "${token}" has invalid id ${id}`);
     tokens[id] = token;
   }
   const added = new Map<number, boolean>();
@@ -294,13 +300,20 @@ export function vocabFromTokenizerJson(
     }
     return { model: "gpt2", ...common, merges: merges.map(([l, r]) => `${l} ${r}`), pre };
   }
-  throw new InputError(`${source}: BPE tokenizer is neither SentencePiece-style (byte_fallback) nor byte-level`);
+  throw new InputError(
+    `${source}: BPE tokenizer is neither SentencePiece-style (byte_fallback) nor byte-level`,
+  );
 }
 
 /** Whether a component tree (Sequence nesting) contains a component of `type`. */
 function mentionsType(component: unknown, type: string): boolean {
   if (component === null || typeof component !== "object") return false;
-  const c = component as { type?: string; pretokenizers?: unknown[]; decoders?: unknown[]; normalizers?: unknown[] };
+  const c = component as {
+    type?: string;
+    pretokenizers?: unknown[];
+    decoders?: unknown[];
+    normalizers?: unknown[];
+  };
   if (c.type === type) return true;
   return [...(c.pretokenizers ?? []), ...(c.decoders ?? []), ...(c.normalizers ?? [])].some((x) =>
     mentionsType(x, type),
@@ -325,9 +338,14 @@ function prependsSpaceMark(tj: HfTokenizerJson): boolean {
     const c = n as { type?: string; prepend?: string; normalizers?: unknown[] };
     return (c.type === "Prepend" && c.prepend === SPACE_MARK) || (c.normalizers ?? []).some(hasPrepend);
   };
-  const meta = tj.pre_tokenizer as { type?: string; prepend_scheme?: string; add_prefix_space?: boolean } | null;
+  const meta = tj.pre_tokenizer as {
+    type?: string;
+    prepend_scheme?: string;
+    add_prefix_space?: boolean;
+  } | null;
   const metaspacePrepends =
-    meta?.type === "Metaspace" && (meta.prepend_scheme ? meta.prepend_scheme !== "never" : meta.add_prefix_space !== false);
+    meta?.type === "Metaspace" &&
+    (meta.prepend_scheme ? meta.prepend_scheme !== "never" : meta.add_prefix_space !== false);
   return hasPrepend(tj.normalizer) || metaspacePrepends;
 }
 

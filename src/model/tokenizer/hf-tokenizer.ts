@@ -33,7 +33,12 @@ export class HfTokenizer implements Tokenizer {
    * `extraStopIds` are further end-of-generation ids (generation_config.json's eos_token_id list);
    * `source` names the files for error messages.
    */
-  constructor(json: object, config: HfTokenizerConfig, source = "tokenizer.json", extraStopIds: number[] = []) {
+  constructor(
+    json: object,
+    config: HfTokenizerConfig,
+    source = "tokenizer.json",
+    extraStopIds: number[] = [],
+  ) {
     try {
       this.hf = new HfJsTokenizer(json, config);
     } catch (e) {
@@ -82,7 +87,9 @@ export function loadHfTokenizer(dir: string): HfTokenizer {
   if (config.chat_template === undefined && existsSync(templatePath)) {
     config.chat_template = readFileSync(templatePath, "utf8");
   }
-  const generation = readJson(join(dir, "generation_config.json"), false) as { eos_token_id?: unknown } | undefined;
+  const generation = readJson(join(dir, "generation_config.json"), false) as
+    | { eos_token_id?: unknown }
+    | undefined;
   const eos = generation?.eos_token_id;
   const extraStopIds = (Array.isArray(eos) ? eos : [eos]).filter((id): id is number => Number.isInteger(id));
   return new HfTokenizer(json, config, jsonPath, extraStopIds);

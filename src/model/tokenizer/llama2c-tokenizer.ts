@@ -36,7 +36,8 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, vocabSize: number, file
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const utf8 = new TextDecoder("utf-8", { fatal: true });
-  if (bytes.length < 4) throw new InputError(`${file}: truncated tokenizer: no header (${bytes.length} bytes)`);
+  if (bytes.length < 4)
+    throw new InputError(`${file}: truncated tokenizer: no header (${bytes.length} bytes)`);
 
   const tokens: string[] = [];
   const scores: number[] = [];
@@ -52,7 +53,9 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, vocabSize: number, file
     const len = view.getInt32(offset + 4, true);
     offset += 8;
     if (len < 0 || offset + len > bytes.length) {
-      throw new InputError(`${file}: token ${id} at byte ${offset - 4} has length ${len} past the end of the file`);
+      throw new InputError(
+        `${file}: token ${id} at byte ${offset - 4} has length ${len} past the end of the file`,
+      );
     }
     let text: string;
     try {
