@@ -1,1 +1,0 @@
-cmd_Release/obj.target/vellum_native.node := g++ -o Release/obj.target/vellum_native.node -shared -pthread -rdynamic -m64  -Wl,-soname=vellum_native.node -Wl,--start-group Release/obj.target/vellum_native/native/src/addon.o Release/obj.target/vellum_native/native/src/gemm.o -Wl,--end-group -pthread

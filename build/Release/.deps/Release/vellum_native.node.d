@@ -1,1 +1,0 @@
-cmd_Release/vellum_native.node := ln -f "Release/obj.target/vellum_native.node" "Release/vellum_native.node" 2>/dev/null || (rm -rf "Release/vellum_native.node" && cp -af "Release/obj.target/vellum_native.node" "Release/vellum_native.node")
