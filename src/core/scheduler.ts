@@ -69,30 +69,24 @@ export class Scheduler {
     const granted = new Map<Request, number>();
     const preemptedIds: string[] = [];
 
-    // Running requests first, in admission order: decodes and unfinished prefill chunks.
-    for (let i = 0; i < this.running.length && budget > 0; ) {
+    // Running requests first, in running order: decodes and unfinished prefill chunks. When blocks run
+    // out, the last running request is preempted (the latest admitted, or the least important): it comes
+    // after every request scheduled so far, so no block allocated this step is ever taken back.
+    for (let i = 0; i < this.running.length && budget > 0; i++) {
       const request = this.running[i];
       const n = Math.min(this.tokensWanted(request), budget);
       let allocated = this.kvCacheManager.allocateSlots(request, n);
-      while (allocated === null) {
-        const victim = this.pickVictim();
-        const victimIndex = this.running.indexOf(victim);
-        this.running.splice(victimIndex, 1);
-        const victimGrant = granted.get(victim);
-        if (victimGrant !== undefined) {
-          granted.delete(victim);
-          budget += victimGrant;
-        }
-        if (victimIndex < i) i--;
-        this.preempt(victim);
-        preemptedIds.push(victim.id);
-        if (victim === request) break;
+      while (allocated === null && this.running.length - 1 > i) {
+        preemptedIds.push(this.preempt(this.running.pop() as Request));
         allocated = this.kvCacheManager.allocateSlots(request, n);
       }
-      if (allocated === null) break;
+      if (allocated === null) {
+        // The request is the last one left to try: it waits for others to finish.
+        preemptedIds.push(this.preempt(this.running.pop() as Request));
+        break;
+      }
       granted.set(request, n);
       budget -= n;
-      i++;
     }
 
     // Then waiting requests, unless this step had to preempt (admitting now would only thrash).
@@ -104,7 +98,7 @@ export class Scheduler {
       const n = Math.min(this.tokensWanted(request, computed.numComputedTokens), budget);
       if (this.kvCacheManager.allocateSlots(request, n, computed) === null) break; // no head-of-line skipping
       this.waiting.pop();
-      this.running.push(request);
+      this.addRunning(request);
       request.status = "RUNNING";
       request.numComputedTokens = computed.numComputedTokens;
       if (request.numPreemptions === 0) request.numCachedTokens = computed.numComputedTokens;
@@ -163,25 +157,27 @@ export class Scheduler {
     return cap > 0 ? Math.min(n, cap) : n;
   }
 
-  /** fcfs: the latest admitted; priority: the least important, latest arrival on ties. */
-  private pickVictim(): Request {
-    if (this.config.policy === "fcfs") return this.running[this.running.length - 1];
-    return this.running.reduce((worst, r) =>
-      r.priority > worst.priority ||
-      (r.priority === worst.priority && r.timestamps.arrival > worst.timestamps.arrival)
-        ? r
-        : worst,
-    );
+  /**
+   * fcfs: running stays in admission order. priority: in (priority, arrival) order, so that the most
+   * important requests get the budget first and the one to preempt is always the last.
+   */
+  private addRunning(request: Request): void {
+    let i = this.running.length;
+    if (this.config.policy === "priority") {
+      while (i > 0 && ranksBelow(this.running[i - 1], request)) i--;
+    }
+    this.running.splice(i, 0, request);
   }
 
   /** Recompute-style preemption: drop the request's blocks and requeue it; it restarts from token 0. */
-  private preempt(request: Request): void {
+  private preempt(request: Request): string {
     this.kvCacheManager.free(request);
     request.status = "PREEMPTED";
     request.numComputedTokens = 0;
     request.numPreemptions++;
     this.numPreemptedTotal++;
     this.waiting.pushPreempted(request);
+    return request.id;
   }
 
   private stopStatus(request: Request): RequestStatus | undefined {
@@ -239,4 +235,11 @@ export class Scheduler {
       finishedIds,
     };
   }
+}
+
+/** Whether a runs after b under the priority policy: a larger priority value, or the same and a later arrival. */
+function ranksBelow(a: Request, b: Request): boolean {
+  return (
+    a.priority > b.priority || (a.priority === b.priority && a.timestamps.arrival > b.timestamps.arrival)
+  );
 }

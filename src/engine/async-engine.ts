@@ -119,17 +119,21 @@ export class AsyncEngine {
     );
     const stream = new OutputStream(requests.length, () => this.abort(requestId));
     for (const request of requests) this.core.addRequest(request); // throws AdmissionError before anything is stored
-    this.children.set(
-      requestId,
-      requests.map((r) => r.id),
-    );
+    const childIds = requests.map((r) => r.id);
+    this.children.set(requestId, childIds);
     requests.forEach((request, i) => {
       this.states.set(request.id, {
         state: new RequestOutputState(this.tokenizer, request, requestId, i),
         stream,
       });
     });
-    opts.signal?.addEventListener("abort", () => this.abort(requestId), { once: true });
+    // A signal aborted before the call (client already gone) never fires its event again.
+    // A late signal must not abort a newer request that reuses the id.
+    const onAbort = () => {
+      if (this.children.get(requestId) === childIds) this.abort(requestId);
+    };
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener("abort", onAbort, { once: true });
     this.loop ??= this.run().finally(() => {
       this.loop = undefined;
     });

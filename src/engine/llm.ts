@@ -4,7 +4,11 @@ import type { SampledToken } from "../runner/sampler.js";
 import { defaultSamplingParams, type SamplingParams } from "../runner/sampling-params.js";
 import type { AsyncEngine } from "./async-engine.js";
 import { createEngine, type EngineOptions } from "./create-engine.js";
+import type { CompletionDelta } from "./output-processor.js";
 import type { FinishReason, RequestMetrics } from "./stats.js";
+
+/** The keys LLM.generate accepts in its params object (seed is the one optional field). */
+const samplingParamNames = new Set<string>([...Object.keys(defaultSamplingParams), "seed"]);
 
 export interface CompletionOutput {
   index: number;
@@ -47,9 +51,19 @@ export class LLM {
     prompts: (string | number[])[],
     params: Partial<SamplingParams> = {},
   ): Promise<GenerationOutput[]> {
+    for (const key of Object.keys(params)) {
+      if (!samplingParamNames.has(key)) throw new RangeError(`unknown sampling parameter "${key}"`);
+    }
     const full = { ...defaultSamplingParams, ...params };
     const encoded = prompts.map((p) => (typeof p === "string" ? this.model.tokenizer.encode(p) : p));
-    const streams = encoded.map((ids) => this.engine.generate(ids, full));
+    const streams: AsyncIterableIterator<CompletionDelta>[] = [];
+    try {
+      for (const ids of encoded) streams.push(this.engine.generate(ids, full));
+    } catch (err) {
+      // One prompt was rejected: the ones already queued must not run on unwatched.
+      for (const stream of streams) await stream.return?.();
+      throw err;
+    }
     return Promise.all(
       streams.map(async (stream, i) => {
         const outputs: CompletionOutput[] = [];

@@ -30,8 +30,8 @@ export interface CompletionDelta {
 export class RequestOutputState {
   private readonly detokenizer: IncrementalDetokenizer;
   private text = "";
+  /** Text emitted so far; never contains the start of a stop string that may still complete. */
   private emitted = 0;
-  private readonly holdBack: number;
 
   constructor(
     tokenizer: Tokenizer,
@@ -40,7 +40,6 @@ export class RequestOutputState {
     readonly index: number,
   ) {
     this.detokenizer = new IncrementalDetokenizer(tokenizer, request.promptTokenIds);
-    this.holdBack = Math.max(0, ...request.samplingParams.stop.map((s) => s.length - 1));
   }
 
   /**
@@ -54,15 +53,15 @@ export class RequestOutputState {
     const endedByToken =
       r.status === "FINISHED_STOPPED" &&
       (p.stopTokenIds.includes(token) || (!p.ignoreEos && r.eosTokenIds.includes(token)));
-    const searchFrom = Math.max(0, this.text.length - this.holdBack);
     if (!endedByToken) this.text += this.detokenizer.push(token);
     let finished = r.status !== "RUNNING" && r.status !== "WAITING" && r.status !== "PREEMPTED";
-    if (finished && !endedByToken) this.text += this.detokenizer.flush();
+    if (finished) this.text += this.detokenizer.flush();
 
     let stopString: string | undefined;
     let stopAt = -1;
     for (const s of p.stop) {
-      const at = this.text.indexOf(s, searchFrom);
+      // A stop string not found before starts in the held-back text, which begins at `emitted`.
+      const at = this.text.indexOf(s, this.emitted);
       if (at >= 0 && (stopAt < 0 || at < stopAt)) {
         stopAt = at;
         stopString = s;
@@ -72,7 +71,7 @@ export class RequestOutputState {
       this.text = this.text.slice(0, stopAt);
       finished = true;
     }
-    const end = finished ? this.text.length : Math.max(this.emitted, this.text.length - this.holdBack);
+    const end = finished ? this.text.length : this.text.length - partialStopLength(this.text, p.stop);
     const delta: CompletionDelta = {
       requestId: this.parentId,
       index: this.index,
@@ -102,4 +101,18 @@ export class RequestOutputState {
       metrics: requestMetrics(this.request),
     };
   }
+}
+
+/** Length of the longest end of `text` that is the start of a stop string (but not all of it): it may still become one. */
+function partialStopLength(text: string, stops: readonly string[]): number {
+  let longest = 0;
+  for (const stop of stops) {
+    for (let k = Math.min(stop.length - 1, text.length); k > longest; k--) {
+      if (text.endsWith(stop.slice(0, k))) {
+        longest = k;
+        break;
+      }
+    }
+  }
+  return longest;
 }

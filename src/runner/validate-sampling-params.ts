@@ -30,6 +30,9 @@ export function validateSamplingParams(p: SamplingParams): void {
     fail("maxTokens", "max_tokens", "must be an integer ≥ 1", p.maxTokens);
   if (!(Number.isInteger(p.logprobs) && p.logprobs >= 0 && p.logprobs <= 20))
     fail("logprobs", "logprobs", "must be an integer in [0, 20]", p.logprobs);
+  if (!(Number.isInteger(p.minTokens) && p.minTokens >= 0 && p.minTokens <= p.maxTokens))
+    fail("minTokens", "min_tokens", "must be an integer in [0, max_tokens]", p.minTokens);
+  if (!(Number.isInteger(p.n) && p.n >= 1)) fail("n", "n", "must be an integer ≥ 1", p.n);
   if (p.seed !== undefined && !Number.isSafeInteger(p.seed))
     fail("seed", "seed", "must be an integer", p.seed);
 }
