@@ -73,6 +73,18 @@ export function renderChat(
   return new ChatTemplate(model.chatTemplate, specialTokens, model.path).render(messages, opts);
 }
 
+/**
+ * The prompt token ids of a chat: rendered, then encoded. A Jinja template writes the BOS text itself, so
+ * special tokens are added only for the plain fallback.
+ */
+export function encodeChat(
+  model: { chatTemplate?: string; tokenizer: Tokenizer; path?: string },
+  messages: readonly ChatMessage[],
+  opts?: ChatRenderOptions,
+): number[] {
+  return model.tokenizer.encode(renderChat(model, messages, opts), { addSpecial: model.chatTemplate === undefined });
+}
+
 function plainChat(messages: readonly ChatMessage[], addGenerationPrompt: boolean): string {
   const lines = messages.map((m) => `${m.role.charAt(0).toUpperCase()}${m.role.slice(1)}: ${m.content}\n`);
   return lines.join("") + (addGenerationPrompt ? "Assistant:" : "");

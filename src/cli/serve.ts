@@ -1,0 +1,121 @@
+import type { Command } from "commander";
+import { ReferenceBackend } from "../backend/reference/reference-backend.js";
+import { parseByteSize } from "../core/kv-cache-sizing.js";
+import { createEngine } from "../engine/create-engine.js";
+import { InputError } from "../model/errors.js";
+import { loadModel } from "../model/load.js";
+import { buildServer } from "../server/server.js";
+import { resolveModelPath } from "./default-model.js";
+import { numberOption, runAction } from "./run-action.js";
+
+interface ServeOptions {
+  model?: string;
+  tokenizer?: string;
+  host: string;
+  port: number;
+  servedModelName?: string;
+  apiKey?: string;
+  maxModelLen?: number;
+  maxNumSeqs?: number;
+  maxNumBatchedTokens?: number;
+  kvCacheMemory?: string;
+  maxQueue?: number;
+  corsOrigin?: string;
+  shutdownTimeout: number;
+}
+
+export function registerServe(program: Command) {
+  program
+    .command("serve")
+    .description(
+      "serve a model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /metrics …)",
+    )
+    .option(
+      "--model <path>",
+      "GGUF file, Hugging Face directory or llama2.c .bin (default: the bundled demo model)",
+    )
+    .option("--tokenizer <path>", "tokenizer file for formats that keep it apart (llama2.c tokenizer.bin)")
+    .option("--host <host>", "address to listen on", "127.0.0.1")
+    .option("--port <port>", "port to listen on", numberOption(true), 8000)
+    .option("--served-model-name <name>", "the model name clients send (default: the model's own name)")
+    .option(
+      "--api-key <key>",
+      "require Authorization: Bearer <key> on /v1/* (default: $VELLUM_API_KEY, else open)",
+    )
+    .option("--max-model-len <n>", "longest sequence (prompt + output) in tokens", numberOption(true))
+    .option("--max-num-seqs <n>", "most sequences in one batch", numberOption(true))
+    .option("--max-num-batched-tokens <n>", "token budget of one engine step", numberOption(true))
+    .option("--kv-cache-memory <size>", 'KV cache budget, e.g. "2GiB" (default: a share of free memory)')
+    .option(
+      "--max-queue <n>",
+      "most completions waiting + running; beyond it requests get 503",
+      numberOption(true),
+    )
+    .option(
+      "--cors-origin <origin>",
+      "allow browser requests from this origin (e.g. * or https://example.com)",
+    )
+    .option(
+      "--shutdown-timeout <seconds>",
+      "on SIGTERM/SIGINT, how long running requests may finish before they are aborted",
+      numberOption(),
+      30,
+    )
+    .action(runAction(serve));
+}
+
+async function serve(opts: ServeOptions) {
+  const path = resolveModelPath(opts.model);
+  const model = loadModel(path, { tokenizer: opts.tokenizer });
+  const backend = new ReferenceBackend(model);
+  const { engine, summary } = createEngine(model, {
+    backend,
+    maxModelLen: opts.maxModelLen,
+    maxNumSeqs: opts.maxNumSeqs,
+    maxNumBatchedTokens: opts.maxNumBatchedTokens,
+    kvCacheMemory: opts.kvCacheMemory === undefined ? undefined : kvCacheBytes(opts.kvCacheMemory),
+  });
+  const server = buildServer(engine, model, {
+    servedModelName: opts.servedModelName,
+    apiKey: opts.apiKey ?? process.env.VELLUM_API_KEY,
+    maxQueue: opts.maxQueue,
+    corsOrigin: opts.corsOrigin,
+    logger: { level: process.env.VELLUM_LOG_LEVEL ?? "info" },
+  });
+  const log = server.app.log;
+  const config = engine.core.config;
+  log.info(`model ${model.name} (${model.format}, ${path}); backend ${backend.name}`);
+  log.info(
+    `${summary}; max ${config.maxNumSeqs} sequences and ${config.maxNumBatchedTokens} tokens per step`,
+  );
+
+  let url: string;
+  try {
+    url = await server.app.listen({ host: opts.host, port: opts.port });
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
+      throw new InputError(`cannot listen on ${opts.host}:${opts.port}: ${code}`);
+    }
+    throw err;
+  }
+  log.info(`serving "${opts.servedModelName ?? model.name}" at ${url}/v1`);
+
+  const shutdown = async (signal: string) => {
+    log.info(`${signal}: no new requests; running ones get ${opts.shutdownTimeout}s to finish`);
+    await server.close(opts.shutdownTimeout * 1000);
+    log.info("shut down");
+    process.exit(0);
+  };
+  process.once("SIGTERM", () => void shutdown("SIGTERM"));
+  process.once("SIGINT", () => void shutdown("SIGINT"));
+}
+
+/** --kv-cache-memory as bytes; a malformed size is the user's mistake, named as such. */
+function kvCacheBytes(size: string): number {
+  try {
+    return parseByteSize(size);
+  } catch (err) {
+    throw new InputError(`--kv-cache-memory: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,14 @@
+import type { AsyncEngine } from "../engine/async-engine.js";
+import type { LoadedModel } from "../model/model.js";
+
+/** What every handler reads: the engine, the model and the server's settings. */
+export interface ServerContext {
+  engine: AsyncEngine;
+  model: LoadedModel;
+  /** The name clients put in `model`. */
+  servedModelName: string;
+  /** Most completions waiting + running; beyond it new requests get 503. */
+  maxQueue?: number;
+  /** One controller per HTTP request that is generating; aborted when the client goes or at shutdown. */
+  inflight: Set<AbortController>;
+}

@@ -1,0 +1,134 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { AdmissionError } from "../core/scheduler.js";
+import type { CompletionDelta } from "../engine/output-processor.js";
+import type { FinishReason } from "../engine/stats.js";
+import type { SampledToken } from "../runner/sampler.js";
+import type { SamplingParams } from "../runner/sampling-params.js";
+import type { ServerContext } from "./context.js";
+import { ApiError } from "./errors.js";
+import type { GenerationTally } from "./request-log.js";
+
+/** One prompt queued in the engine: its n completions arrive on `stream`. */
+export interface Generation {
+  promptIds: number[];
+  stream: AsyncIterableIterator<CompletionDelta>;
+}
+
+/** A finished completion, assembled from its deltas. */
+export interface Completion {
+  text: string;
+  tokenIds: number[];
+  logprobs: SampledToken[];
+  finishReason: FinishReason;
+  stopReason: string | number | null;
+}
+
+/** 404 unless `model` is absent or the served model's name. */
+export function checkModel(ctx: ServerContext, model: string | null | undefined): void {
+  if (model && model !== ctx.servedModelName) {
+    throw new ApiError(404, `The model \`${model}\` does not exist.`, "model");
+  }
+}
+
+/**
+ * Queues one engine request per prompt, all or none: an invalid request, one that can never fit, or a
+ * full queue throws before anything streams. The requests are aborted when the client disconnects
+ * (their KV blocks freed at once) or when shutdown aborts everything in `ctx.inflight`.
+ */
+export function startGenerations(
+  ctx: ServerContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  prompts: number[][],
+  params: SamplingParams,
+  opts: { priority?: number; promptParam: string },
+): Generation[] {
+  const { vocabSize } = ctx.model.tokenizer;
+  for (const ids of prompts) {
+    const bad = ids.find((id) => id >= vocabSize);
+    if (bad !== undefined)
+      throw new ApiError(
+        400,
+        `token id ${bad} is outside the vocabulary (size ${vocabSize})`,
+        opts.promptParam,
+      );
+  }
+  const badStop = params.stopTokenIds.find((id) => id >= vocabSize);
+  if (badStop !== undefined) {
+    throw new ApiError(
+      400,
+      `token id ${badStop} is outside the vocabulary (size ${vocabSize})`,
+      "stop_token_ids",
+    );
+  }
+  if (params.minTokens > params.maxTokens) {
+    throw new ApiError(
+      400,
+      `min_tokens (${params.minTokens}) must not exceed max_tokens (${params.maxTokens})`,
+      "min_tokens",
+    );
+  }
+  if (ctx.maxQueue !== undefined) {
+    const s = ctx.engine.core.scheduler.stats();
+    if (s.numRunning + s.numWaiting + prompts.length * params.n > ctx.maxQueue) {
+      throw new ApiError(
+        503,
+        `the server is at its queue limit (${ctx.maxQueue} completions); retry later`,
+        null,
+        1,
+      );
+    }
+  }
+
+  const controller = new AbortController();
+  const generations: Generation[] = [];
+  try {
+    prompts.forEach((promptIds, i) => {
+      const requestId = prompts.length === 1 ? request.id : `${request.id}-${i}`;
+      const stream = ctx.engine.generate(promptIds, params, {
+        requestId,
+        priority: opts.priority,
+        signal: controller.signal,
+      });
+      generations.push({ promptIds, stream });
+    });
+  } catch (err) {
+    for (const g of generations) void g.stream.return?.();
+    throw err instanceof AdmissionError ? new ApiError(400, err.message, opts.promptParam) : err;
+  }
+  ctx.inflight.add(controller);
+  reply.raw.on("close", () => {
+    ctx.inflight.delete(controller);
+    if (!reply.raw.writableFinished) controller.abort();
+  });
+  return generations;
+}
+
+/** Reads a generation to its end: its n completions in index order. */
+export async function collect(
+  stream: AsyncIterable<CompletionDelta>,
+  tally: GenerationTally,
+): Promise<Completion[]> {
+  const completions: Completion[] = [];
+  for await (const delta of stream) {
+    tally.add(delta);
+    if (!completions[delta.index]) {
+      completions[delta.index] = {
+        text: "",
+        tokenIds: [],
+        logprobs: [],
+        finishReason: "length",
+        stopReason: null,
+      };
+    }
+    const c = completions[delta.index];
+    c.text += delta.text;
+    c.tokenIds.push(...delta.tokenIds);
+    c.logprobs.push(...delta.logprobs);
+    if (delta.finished) {
+      c.finishReason = delta.finishReason ?? "length";
+      c.stopReason = delta.stopReason ?? null;
+    }
+  }
+  return completions;
+}

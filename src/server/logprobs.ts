@@ -1,0 +1,71 @@
+import type { Tokenizer } from "../model/tokenizer/tokenizer.js";
+import type { SampledToken } from "../runner/sampler.js";
+
+/**
+ * One token's text as logprobs show it. Decoding a lone SentencePiece token drops its leading space
+ * (the "dummy prefix" rule), so a piece spelled "▁the" gets its space back; control tokens that decode
+ * to nothing show their piece ("</s>").
+ */
+export function tokenText(tokenizer: Tokenizer, id: number): string {
+  const piece = tokenizer.idToToken(id);
+  const text = tokenizer.decode([id]);
+  if (piece.startsWith("▁") && !text.startsWith(" ")) return ` ${text}`;
+  return text === "" ? piece : text;
+}
+
+/** /v1/completions `logprobs`: parallel arrays, one entry per generated token. */
+export interface CompletionLogprobs {
+  tokens: string[];
+  token_logprobs: number[];
+  top_logprobs: Record<string, number>[];
+  /** Offset of each token's text in the choice's text. */
+  text_offset: number[];
+}
+
+/**
+ * Logprobs of `samples` in the completions shape, `topN` alternatives each. `offset` is where the first
+ * token's text starts; the returned `end` is where the next call should start.
+ */
+export function completionLogprobs(
+  tokenizer: Tokenizer,
+  samples: readonly SampledToken[],
+  topN: number,
+  offset: number,
+): { logprobs: CompletionLogprobs; end: number } {
+  const logprobs: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+  let end = offset;
+  for (const s of samples) {
+    const text = tokenText(tokenizer, s.tokenId);
+    logprobs.tokens.push(text);
+    logprobs.token_logprobs.push(s.logprob ?? 0);
+    const top: Record<string, number> = {};
+    for (const t of (s.topLogprobs ?? []).slice(0, topN)) top[tokenText(tokenizer, t.tokenId)] = t.logprob;
+    logprobs.top_logprobs.push(top);
+    logprobs.text_offset.push(end);
+    end += text.length;
+  }
+  return { logprobs, end };
+}
+
+interface ChatTokenLogprob {
+  token: string;
+  logprob: number;
+  /** The token text's UTF-8 bytes. */
+  bytes: number[];
+}
+
+/** /v1/chat/completions `logprobs.content`: one entry per generated token, `topN` alternatives each. */
+export function chatLogprobs(
+  tokenizer: Tokenizer,
+  samples: readonly SampledToken[],
+  topN: number,
+): (ChatTokenLogprob & { top_logprobs: ChatTokenLogprob[] })[] {
+  const entry = (tokenId: number, logprob: number): ChatTokenLogprob => {
+    const token = tokenText(tokenizer, tokenId);
+    return { token, logprob, bytes: [...Buffer.from(token, "utf8")] };
+  };
+  return samples.map((s) => ({
+    ...entry(s.tokenId, s.logprob ?? 0),
+    top_logprobs: (s.topLogprobs ?? []).slice(0, topN).map((t) => entry(t.tokenId, t.logprob)),
+  }));
+}

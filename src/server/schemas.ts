@@ -1,0 +1,78 @@
+import { z } from "zod";
+
+/**
+ * Request bodies, as OpenAI and vLLM define them. zod checks types and shapes; ranges of sampling
+ * parameters are checked by the engine's own validateSamplingParams so there is one rule per parameter.
+ * Unknown fields are ignored (clients send many we do not use); `null` means "not given", as in OpenAI.
+ */
+
+const tokenIds = z.array(z.number().int().nonnegative());
+const optionalInt = z.number().int().nullish();
+const optionalNumber = z.number().nullish();
+
+/** Fields shared by /v1/completions and /v1/chat/completions. */
+const samplingFields = {
+  model: z.string().nullish(),
+  max_tokens: optionalInt,
+  temperature: optionalNumber,
+  top_p: optionalNumber,
+  top_k: optionalInt,
+  min_p: optionalNumber,
+  n: z.number().int().min(1).max(128).nullish(),
+  stop: z.union([z.string().min(1), z.array(z.string().min(1))]).nullish(),
+  stop_token_ids: tokenIds.nullish(),
+  seed: optionalInt,
+  presence_penalty: optionalNumber,
+  frequency_penalty: optionalNumber,
+  repetition_penalty: optionalNumber,
+  ignore_eos: z.boolean().nullish(),
+  min_tokens: z.number().int().nonnegative().nullish(),
+  stream: z.boolean().nullish(),
+  stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
+  priority: optionalInt,
+  user: z.string().nullish(),
+};
+
+export const completionBody = z.object({
+  ...samplingFields,
+  prompt: z.union(
+    [z.string(), z.array(z.string()).min(1), tokenIds.min(1), z.array(tokenIds.min(1)).min(1)],
+    {
+      error: "must be a string, a non-empty list of strings, of token ids, or of non-empty token-id lists",
+    },
+  ),
+  logprobs: z.number().int().min(0).nullish(),
+  echo: z.boolean().nullish(),
+});
+export type CompletionBody = z.infer<typeof completionBody>;
+
+const message = z.object({
+  role: z.enum(["system", "developer", "user", "assistant"]),
+  content: z.union([z.string(), z.array(z.object({ type: z.literal("text"), text: z.string() }))]),
+  name: z.string().nullish(),
+});
+
+const messages = z.array(message).min(1);
+
+export const chatBody = z.object({
+  ...samplingFields,
+  messages,
+  max_completion_tokens: optionalInt,
+  logprobs: z.boolean().nullish(),
+  top_logprobs: z.number().int().min(0).max(20).nullish(),
+});
+export type ChatBody = z.infer<typeof chatBody>;
+export type ChatBodyMessage = z.infer<typeof message>;
+
+/** vLLM's /tokenize: a prompt, or chat messages rendered with the model's template. */
+export const tokenizeBody = z.union([
+  z.object({ model: z.string().nullish(), prompt: z.string(), add_special_tokens: z.boolean().nullish() }),
+  z.object({
+    model: z.string().nullish(),
+    messages,
+    add_generation_prompt: z.boolean().nullish(),
+    add_special_tokens: z.boolean().nullish(),
+  }),
+]);
+
+export const detokenizeBody = z.object({ model: z.string().nullish(), tokens: tokenIds });

@@ -1,0 +1,139 @@
+import { randomUUID } from "node:crypto";
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from "fastify";
+import type { AsyncEngine } from "../engine/async-engine.js";
+import type { LoadedModel } from "../model/model.js";
+import { chatCompletions } from "./chat.js";
+import { completions } from "./completions.js";
+import type { ServerContext } from "./context.js";
+import { ApiError, toApiError } from "./errors.js";
+import { createMetrics } from "./metrics.js";
+import { logRequest } from "./request-log.js";
+import { detokenize, tokenize } from "./tokenize.js";
+import { vellumVersion } from "./version.js";
+
+export interface ServerOptions {
+  /** The name clients use in `model`; default: the model's own name. */
+  servedModelName?: string;
+  /** When set, /v1/* needs `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+  /** Most completions waiting + running; beyond it new requests get 503 with Retry-After. */
+  maxQueue?: number;
+  /** Sends Access-Control-Allow-Origin with this value and answers preflight requests. */
+  corsOrigin?: string;
+  /** Largest request body in bytes (413 above it); default 1 MiB. */
+  bodyLimit?: number;
+  /** fastify's (pino) logger settings; false = silent (tests). */
+  logger?: FastifyServerOptions["logger"];
+}
+
+export interface VellumServer {
+  app: FastifyInstance;
+  /**
+   * Graceful shutdown: stops accepting connections, lets running requests finish for `graceMs`, then
+   * aborts the rest (their responses end with finish_reason "abort") and resolves once all are answered.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+const defaultBodyLimit = 1 << 20;
+const defaultGraceMs = 30_000;
+
+/** The OpenAI-compatible HTTP server over one engine; call `app.listen` to serve. */
+export function buildServer(
+  engine: AsyncEngine,
+  model: LoadedModel,
+  options: ServerOptions = {},
+): VellumServer {
+  const ctx: ServerContext = {
+    engine,
+    model,
+    servedModelName: options.servedModelName ?? model.name,
+    maxQueue: options.maxQueue,
+    inflight: new Set(),
+  };
+  const metrics = createMetrics(engine, ctx.servedModelName);
+  const app = Fastify({
+    logger: options.logger ?? false,
+    // One line per request comes from our onResponse hook instead (request-log.ts).
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: options.bodyLimit ?? defaultBodyLimit,
+    genReqId: () => randomUUID().replaceAll("-", ""),
+    // Requests arriving while shutting down get our own 503 (below), in OpenAI's error shape.
+    return503OnClosing: false,
+  });
+  let closing = false;
+
+  app.addHook("onRequest", async (request, reply) => {
+    if (closing) {
+      reply.header("connection", "close");
+      throw new ApiError(503, "the server is shutting down");
+    }
+    if (options.corsOrigin !== undefined) {
+      reply.header("access-control-allow-origin", options.corsOrigin).header("vary", "origin");
+      if (request.method === "OPTIONS") {
+        return reply
+          .code(204)
+          .header("access-control-allow-methods", "GET, POST, OPTIONS")
+          .header("access-control-allow-headers", "authorization, content-type")
+          .send();
+      }
+    }
+    if (options.apiKey !== undefined && request.url.startsWith("/v1/")) {
+      if (request.headers.authorization !== `Bearer ${options.apiKey}`) {
+        throw new ApiError(401, "missing or incorrect API key (send Authorization: Bearer <key>)");
+      }
+    }
+  });
+  app.addHook("onResponse", async (request, reply) => logRequest(request, reply));
+  app.setErrorHandler((err, request, reply) => {
+    const apiError = toApiError(err);
+    if (apiError.status >= 500) request.log.error(err);
+    if (apiError.retryAfter !== undefined) reply.header("retry-after", String(apiError.retryAfter));
+    return reply.code(apiError.status).send(apiError.body);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send(new ApiError(404, `no route ${request.method} ${request.url}`).body),
+  );
+
+  app.get("/health", async (_request, reply) => reply.code(200).send());
+  app.get("/version", async () => ({ version: vellumVersion }));
+  app.get("/metrics", async (_request, reply) =>
+    reply.type(metrics.contentType).send(await metrics.metrics()),
+  );
+  app.get("/v1/models", async () => ({
+    object: "list",
+    data: [
+      {
+        id: ctx.servedModelName,
+        object: "model",
+        created: Math.floor(Date.now() / 1000),
+        owned_by: "vellum",
+        root: model.path,
+        max_model_len: engine.core.config.maxModelLen,
+      },
+    ],
+  }));
+  app.post("/v1/completions", (request, reply) => completions(ctx, request, reply));
+  app.post("/v1/chat/completions", (request, reply) => chatCompletions(ctx, request, reply));
+  app.post("/tokenize", async (request) => tokenize(ctx, request));
+  app.post("/detokenize", async (request) => detokenize(ctx, request));
+
+  return {
+    app,
+    async close(graceMs = defaultGraceMs) {
+      closing = true;
+      const closed = app.close();
+      const abortAll = setTimeout(() => {
+        for (const controller of ctx.inflight) controller.abort();
+      }, graceMs);
+      // A connection kept alive after its last response would hold close() open until its keep-alive timeout.
+      const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
+      try {
+        await closed;
+      } finally {
+        clearTimeout(abortAll);
+        clearInterval(sweep);
+      }
+    },
+  };
+}

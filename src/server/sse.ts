@@ -1,0 +1,27 @@
+import { PassThrough } from "node:stream";
+import type { FastifyReply } from "fastify";
+
+/**
+ * A Server-Sent Events response as OpenAI streams it: `data: {json}\n\n` per chunk, `data: [DONE]\n\n` last.
+ * The body is a stream handed to fastify, so its hooks (request log) run as for any reply; once the client
+ * has gone, writes are dropped.
+ */
+export class SseWriter {
+  private readonly body = new PassThrough();
+
+  constructor(reply: FastifyReply) {
+    reply
+      .header("content-type", "text/event-stream; charset=utf-8")
+      .header("cache-control", "no-cache")
+      .header("x-accel-buffering", "no");
+    reply.send(this.body);
+  }
+
+  send(data: unknown): void {
+    if (!this.body.destroyed) this.body.write(`data: ${JSON.stringify(data)}\n\n`);
+  }
+
+  done(): void {
+    if (!this.body.destroyed) this.body.end("data: [DONE]\n\n");
+  }
+}
