@@ -61,13 +61,6 @@ export function startGenerations(
       "stop_token_ids",
     );
   }
-  if (params.minTokens > params.maxTokens) {
-    throw new ApiError(
-      400,
-      `min_tokens (${params.minTokens}) must not exceed max_tokens (${params.maxTokens})`,
-      "min_tokens",
-    );
-  }
   if (ctx.maxQueue !== undefined) {
     const s = ctx.engine.core.scheduler.stats();
     if (s.numRunning + s.numWaiting + prompts.length * params.n > ctx.maxQueue) {
