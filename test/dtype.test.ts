@@ -33,9 +33,10 @@ describe("layouts", () => {
   });
 
   test("GGUF type ids", () => {
-    expect(ggmlTypeOf).toEqual({ f32: 0, f16: 1, q4_0: 2, q8_0: 8, bf16: 30 });
+    expect(ggmlTypeOf).toEqual({ f32: 0, f16: 1, q4_0: 2, q8_0: 8, q4_k: 12, q6_k: 14, bf16: 30 });
     for (const d of dtypes) expect(dtypeOfGgmlType(ggmlTypeOf[d])).toBe(d);
-    expect(dtypeOfGgmlType(12)).toBeUndefined();
+    expect(dtypeOfGgmlType(12)).toBe("q4_k");
+    expect(dtypeOfGgmlType(13)).toBeUndefined(); // Q5_K
     expect(ggmlTypeName(12)).toBe("Q4_K");
     expect(ggmlTypeName(14)).toBe("Q6_K");
     expect(ggmlTypeName(1000)).toBeUndefined();

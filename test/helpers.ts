@@ -1,6 +1,6 @@
 import type { Backend } from "../src/backend/backend.js";
-import { generateSequence } from "../src/engine/generate-sequence.js";
-import { defaultSamplingParams } from "../src/runner/sampling-params.js";
+import { type SampledToken, Sampler } from "../src/runner/sampler.js";
+import { defaultSamplingParams, type SamplingParams } from "../src/runner/sampling-params.js";
 
 /** Greedy generation of one sequence: the token ids after the prompt. */
 export async function greedyIds(
@@ -38,4 +38,57 @@ export async function logitsAt(
     logitsIndices: positions,
   });
   return Array.from({ length: n }, (_, i) => logits.subarray(i * vocabSize, (i + 1) * vocabSize));
+}
+
+// The one-sequence-at-a-time oracle that batched, paged execution is checked against: no scheduler, no
+// block manager, the sequence's blocks simply 0, 1, 2, ….
+type FinishReason = "stop" | "length";
+
+export interface SequenceRequest {
+  promptIds: readonly number[];
+  params: SamplingParams;
+  /** Token ids that end generation (not emitted). */
+  stopIds: readonly number[];
+  /** Longest total sequence (prompt + output) the model accepts. */
+  maxModelLen: number;
+}
+
+const blockSize = 16;
+
+/**
+ * Generates one sequence on its own: the whole prompt in one forward pass, then one token per pass.
+ * The sequence's blocks are simply 0, 1, 2, … of a cache sized for it.
+ * Yields each sampled token; returns why it stopped.
+ */
+export async function* generateSequence(
+  backend: Backend,
+  req: SequenceRequest,
+): AsyncGenerator<SampledToken, FinishReason> {
+  const numBlocks = Math.ceil(req.maxModelLen / blockSize);
+  backend.initKvCache({ numBlocks, blockSize });
+  const blockTable = Int32Array.from({ length: numBlocks }, (_, i) => i);
+  const sampler = new Sampler(req.params);
+  const output: number[] = [];
+  let pending = [...req.promptIds];
+  let position = 0;
+  while (true) {
+    const n = pending.length;
+    const positions = Int32Array.from({ length: n }, (_, i) => position + i);
+    const logits = await backend.forward({
+      tokenIds: Int32Array.from(pending),
+      positions,
+      slotMapping: positions,
+      queryStartLoc: Int32Array.of(0, n),
+      seqLens: Int32Array.of(position + n),
+      blockTables: [blockTable],
+      logitsIndices: Int32Array.of(n - 1),
+    });
+    position += n;
+    const result = sampler.sample(logits, req.promptIds, output);
+    if (req.stopIds.includes(result.tokenId)) return "stop";
+    output.push(result.tokenId);
+    yield result;
+    if (output.length >= req.params.maxTokens || position + 1 >= req.maxModelLen) return "length";
+    pending = [result.tokenId];
+  }
 }

@@ -30,7 +30,10 @@ test("every parameter's analytic gradient matches central finite differences (fl
   // Larger weights than the 0.02 init, and norm weights away from 1, so every path carries real signal.
   const rng = new Rng(3);
   for (const p of params.values()) {
-    for (let i = 0; i < p.value.length; i++) p.value[i] = (rng.nextUint32() / 2 ** 32 - 0.5) * (p.shape.length === 1 ? 1 : 0.8) + (p.shape.length === 1 ? 1 : 0);
+    for (let i = 0; i < p.value.length; i++)
+      p.value[i] =
+        (rng.nextUint32() / 2 ** 32 - 0.5) * (p.shape.length === 1 ? 1 : 0.8) +
+        (p.shape.length === 1 ? 1 : 0);
   }
   const graph = new LlamaGraph(config, params, float64Compute, B, T);
   const inputs = Int32Array.from({ length: B * T }, (_, i) => (i * 7 + 3) % config.vocabSize);
@@ -52,9 +55,10 @@ test("every parameter's analytic gradient matches central finite differences (fl
       p.value[i] = saved;
       const numeric = (plus - minus) / (2 * h);
       // Central differences err by O(h²) ≈ 1e-10 here; float64 rounding adds ~1e-11 / h ≈ 1e-6 of slack.
-      expect(Math.abs(p.grad[i] - numeric), `${p.name}[${i}]: analytic ${p.grad[i]} numeric ${numeric}`).toBeLessThan(
-        1e-7 + 1e-6 * Math.abs(numeric),
-      );
+      expect(
+        Math.abs(p.grad[i] - numeric),
+        `${p.name}[${i}]: analytic ${p.grad[i]} numeric ${numeric}`,
+      ).toBeLessThan(1e-7 + 1e-6 * Math.abs(numeric));
     }
   }
 });

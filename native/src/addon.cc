@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "backend/binding.h"
 #include "gemm.h"
 
 namespace {
@@ -71,6 +72,7 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, Gemm, "gemm"));
+  vellum::backend::RegisterBackend(env, exports);
   return exports;
 }
 

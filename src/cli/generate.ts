@@ -1,7 +1,7 @@
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { createEngine } from "../engine/create-engine.js";
 import type { FinishReason } from "../engine/stats.js";
-import { renderChat } from "../model/chat-template.js";
+import { encodeChat } from "../model/chat-template.js";
 import { loadModel } from "../model/load.js";
 import { defaultSamplingParams, type SamplingParams } from "../runner/sampling-params.js";
 import { resolveModelPath } from "./default-model.js";
@@ -19,6 +19,8 @@ interface GenerateOptions {
   seed?: number;
   chat?: boolean;
   json?: boolean;
+  backend?: "native" | "reference";
+  threads?: number;
 }
 
 export function registerGenerate(program: Command) {
@@ -42,17 +44,26 @@ export function registerGenerate(program: Command) {
       "--json",
       'print one JSON object { "text", "token_ids", "prompt_token_ids", "finish_reason" } instead',
     )
+    .addOption(
+      new Option(
+        "--backend <name>",
+        "native (C++ kernels) or reference (pure TypeScript); default: native when built",
+      ).choices(["native", "reference"]),
+    )
+    .option(
+      "--threads <n>",
+      "compute threads of the native backend (default: physical cores)",
+      numberOption(true),
+    )
     .action(runAction(generate));
 }
 
 async function generate(opts: GenerateOptions) {
   const model = loadModel(resolveModelPath(opts.model), { tokenizer: opts.tokenizer });
   const { tokenizer } = model;
-  const promptText = opts.chat
-    ? renderChat(model, [{ role: "user", content: opts.prompt }], { addGenerationPrompt: true })
-    : opts.prompt;
-  // A rendered chat template already holds the BOS text when the model wants one.
-  const promptIds = tokenizer.encode(promptText, { addSpecial: !opts.chat });
+  const promptIds = opts.chat
+    ? encodeChat(model, [{ role: "user", content: opts.prompt }], { addGenerationPrompt: true })
+    : tokenizer.encode(opts.prompt);
   const params: SamplingParams = {
     ...defaultSamplingParams,
     maxTokens: opts.maxTokens,
@@ -63,7 +74,7 @@ async function generate(opts: GenerateOptions) {
     seed: opts.seed,
   };
   // One request: a cache of one maxModelLen sequence is all it can use.
-  const { engine } = createEngine(model, { maxNumSeqs: 1 });
+  const { engine } = createEngine(model, { maxNumSeqs: 1, backend: opts.backend, threads: opts.threads });
   const tokenIds: number[] = [];
   let text = "";
   let finishReason: FinishReason | undefined;

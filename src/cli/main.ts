@@ -1,8 +1,12 @@
 import { Command } from "commander";
+import { registerBench } from "./bench.js";
 import { registerConvert } from "./convert.js";
 import { registerGenerate } from "./generate.js";
+import { registerPlan } from "./plan.js";
 import { registerServe } from "./serve.js";
+import { registerSimulate } from "./simulate.js";
 import { registerSynthModel } from "./synth-model.js";
+import { registerTrain } from "./train.js";
 
 const program = new Command("vellum")
   .description("LLM inference and serving engine: paged KV cache, prefix caching, continuous batching")
@@ -11,4 +15,8 @@ registerGenerate(program);
 registerServe(program);
 registerConvert(program);
 registerSynthModel(program);
+registerPlan(program);
+registerSimulate(program);
+registerBench(program);
+registerTrain(program);
 await program.parseAsync();

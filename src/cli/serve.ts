@@ -1,6 +1,8 @@
-import type { Command } from "commander";
-import { ReferenceBackend } from "../backend/reference/reference-backend.js";
+import { type Command, Option } from "commander";
+import type { BackendName } from "../backend/native/choose-backend.js";
+import type { KvAllocation } from "../core/kv-cache-manager.js";
 import { parseByteSize } from "../core/kv-cache-sizing.js";
+import type { SchedulingPolicy } from "../core/request-queue.js";
 import { createEngine } from "../engine/create-engine.js";
 import { InputError } from "../model/errors.js";
 import { loadModel } from "../model/load.js";
@@ -22,6 +24,14 @@ interface ServeOptions {
   maxQueue?: number;
   corsOrigin?: string;
   shutdownTimeout: number;
+  backend?: BackendName;
+  threads?: number;
+  blockSize?: number;
+  kvAllocation: KvAllocation;
+  enablePrefixCaching: boolean;
+  batching: "continuous" | "static";
+  schedulingPolicy: SchedulingPolicy;
+  longPrefillTokenThreshold?: number;
 }
 
 export function registerServe(program: Command) {
@@ -55,6 +65,48 @@ export function registerServe(program: Command) {
       "--cors-origin <origin>",
       "allow browser requests from this origin (e.g. * or https://example.com)",
     )
+    .addOption(
+      new Option(
+        "--backend <name>",
+        "native (C++ kernels) or reference (pure TypeScript); default: native when built",
+      ).choices(["native", "reference"]),
+    )
+    .option(
+      "--threads <n>",
+      "compute threads of the native backend (default: physical cores)",
+      numberOption(true),
+    )
+    .option("--block-size <n>", "tokens per KV cache block", numberOption(true))
+    .addOption(
+      new Option(
+        "--kv-allocation <mode>",
+        "paged, or contiguous: reserve maxModelLen per request (the baseline paging is measured against)",
+      )
+        .choices(["paged", "contiguous"])
+        .default("paged"),
+    )
+    .option("--no-enable-prefix-caching", "do not share KV blocks between requests with equal prefixes")
+    .addOption(
+      new Option(
+        "--batching <mode>",
+        "continuous, or static: a batch admits no one until all of it has finished (the baseline)",
+      )
+        .choices(["continuous", "static"])
+        .default("continuous"),
+    )
+    .addOption(
+      new Option(
+        "--scheduling-policy <policy>",
+        "fcfs, or priority (the request's priority field, lower first)",
+      )
+        .choices(["fcfs", "priority"])
+        .default("fcfs"),
+    )
+    .option(
+      "--long-prefill-token-threshold <n>",
+      "cap on one request's prefill chunk per step (0 = off)",
+      numberOption(true),
+    )
     .option(
       "--shutdown-timeout <seconds>",
       "on SIGTERM/SIGINT, how long running requests may finish before they are aborted",
@@ -67,9 +119,15 @@ export function registerServe(program: Command) {
 async function serve(opts: ServeOptions) {
   const path = resolveModelPath(opts.model);
   const model = loadModel(path, { tokenizer: opts.tokenizer });
-  const backend = new ReferenceBackend(model);
   const { engine, summary } = createEngine(model, {
-    backend,
+    backend: opts.backend,
+    threads: opts.threads,
+    blockSize: opts.blockSize,
+    kvAllocation: opts.kvAllocation,
+    enablePrefixCaching: opts.enablePrefixCaching,
+    batching: opts.batching,
+    policy: opts.schedulingPolicy,
+    longPrefillTokenThreshold: opts.longPrefillTokenThreshold,
     maxModelLen: opts.maxModelLen,
     maxNumSeqs: opts.maxNumSeqs,
     maxNumBatchedTokens: opts.maxNumBatchedTokens,
@@ -84,9 +142,10 @@ async function serve(opts: ServeOptions) {
   });
   const log = server.app.log;
   const config = engine.core.config;
-  log.info(`model ${model.name} (${model.format}, ${path}); backend ${backend.name}`);
+  log.info(`model ${model.name} (${model.format}, ${path})`);
   log.info(
-    `${summary}; max ${config.maxNumSeqs} sequences and ${config.maxNumBatchedTokens} tokens per step`,
+    `${summary}; max ${config.maxNumSeqs} sequences and ${config.maxNumBatchedTokens} tokens per step; ` +
+      `${config.kvAllocation} KV, prefix caching ${config.enablePrefixCaching && config.kvAllocation === "paged" ? "on" : "off"}, ${config.batching} batching, ${config.policy}`,
   );
 
   let url: string;

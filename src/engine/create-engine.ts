@@ -1,6 +1,6 @@
 import { freemem } from "node:os";
 import type { Backend } from "../backend/backend.js";
-import { ReferenceBackend } from "../backend/reference/reference-backend.js";
+import { type BackendName, chooseBackend, describeBackend } from "../backend/native/choose-backend.js";
 import {
   kvBudgetFromFreeMemory,
   kvBytesPerToken,
@@ -18,7 +18,10 @@ export interface EngineOptions extends Partial<Omit<EngineConfig, "numBlocks">> 
   kvCacheMemory?: string | number;
   /** Number of KV blocks, overriding kvCacheMemory (tests use tiny pools). */
   numBlocks?: number;
-  backend?: Backend;
+  /** A backend object, or which one to build: default native when its addon loads, else reference (one warning). */
+  backend?: Backend | BackendName;
+  /** Compute threads of the native backend; default: physical cores. */
+  threads?: number;
   clock?: () => number;
 }
 
@@ -30,7 +33,7 @@ export function createEngine(
   model: LoadedModel,
   options: EngineOptions = {},
 ): { engine: AsyncEngine; summary: string } {
-  const { kvCacheMemory, backend: givenBackend, clock: givenClock, ...opts } = options;
+  const { kvCacheMemory, backend: givenBackend, threads, clock: givenClock, ...opts } = options;
   const maxModelLen = Math.min(opts.maxModelLen ?? model.config.maxSeqLen, model.config.maxSeqLen);
   const blockSize = opts.blockSize ?? defaultEngineConfig.blockSize;
   const maxNumSeqs = opts.maxNumSeqs ?? defaultEngineConfig.maxNumSeqs;
@@ -57,8 +60,9 @@ export function createEngine(
     numBlocks,
   };
   const clock = givenClock ?? (() => performance.now() / 1000);
-  const backend = givenBackend ?? new ReferenceBackend(model);
+  const backend =
+    typeof givenBackend === "object" ? givenBackend : chooseBackend(model, givenBackend, threads);
   const core = new EngineCore(backend, model.config.vocabSize, config, clock);
-  const summary = kvCacheSummary({ numBlocks, blockSize, bytesPerToken, maxModelLen });
+  const summary = `${kvCacheSummary({ numBlocks, blockSize, bytesPerToken, maxModelLen })}; backend ${describeBackend(backend)}`;
   return { engine: new AsyncEngine(core, model.tokenizer, clock), summary };
 }

@@ -8,6 +8,11 @@
  *   q8_0  32 values / 34 bytes  [d: f16][q: 32 × int8]                value = q * d
  *   q4_0  32 values / 18 bytes  [d: f16][16 bytes of nibbles]         value = (q - 8) * d
  *         byte j holds element j in its low nibble and element j + 16 in its high nibble.
+ *   q4_k  256 values / 144 bytes: [d: f16][dmin: f16][scales: 12][qs: 128]   (read as stored; no quantizer)
+ *         8 sub-blocks of 32 with 6-bit scale sc and min m packed in `scales`; value = d·sc·q − dmin·m,
+ *         q = a nibble of qs: 64 values per 32 bytes, low nibbles first.
+ *   q6_k  256 values / 210 bytes: [ql: 128][qh: 64][scales: 16 × int8][d: f16]   (read as stored)
+ *         value = d·scale·(q − 32), q = 4 low bits from ql, 2 high bits from qh; a scale per 16 values.
  * Conversions assume a little-endian host (every platform Node ships for but s390x).
  */
 import { type DType, numElements, type Tensor } from "./tensor.js";
@@ -24,9 +29,13 @@ export const dtypeLayout: Record<DType, DTypeLayout> = {
   bf16: { blockSize: 1, bytesPerBlock: 2 },
   q8_0: { blockSize: 32, bytesPerBlock: 34 },
   q4_0: { blockSize: 32, bytesPerBlock: 18 },
+  q4_k: { blockSize: 256, bytesPerBlock: 144 },
+  q6_k: { blockSize: 256, bytesPerBlock: 210 },
 };
 
-export const dtypes = Object.keys(dtypeLayout) as DType[];
+/** The types vellum writes (each has a quantizer); K-quants are read from GGUF files as stored. */
+export const dtypes: DType[] = ["f32", "f16", "bf16", "q8_0", "q4_0"];
+export const readOnlyDTypes: DType[] = ["q4_k", "q6_k"];
 
 /** Bytes of a tensor; its innermost (last) dimension must be a whole number of blocks. */
 export function tensorBytes(dtype: DType, shape: readonly number[]): number {
@@ -43,7 +52,15 @@ export function tensorBytes(dtype: DType, shape: readonly number[]): number {
 // ---- GGUF (ggml) type ids ----
 
 /** ggml_type ids of the types we hold. */
-export const ggmlTypeOf: Record<DType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 8, bf16: 30 };
+export const ggmlTypeOf: Record<DType, number> = {
+  f32: 0,
+  f16: 1,
+  q4_0: 2,
+  q8_0: 8,
+  q4_k: 12,
+  q6_k: 14,
+  bf16: 30,
+};
 
 /** Every ggml_type name by id, so a file with a type we do not hold yet gets a message that names it. */
 // biome-ignore format: one table
@@ -56,7 +73,7 @@ const ggmlTypeNames = [
 
 /** The DType of a ggml_type id, or undefined when we do not hold that type. */
 export function dtypeOfGgmlType(id: number): DType | undefined {
-  return dtypes.find((d) => ggmlTypeOf[d] === id);
+  return [...dtypes, ...readOnlyDTypes].find((d) => ggmlTypeOf[d] === id);
 }
 
 /** "Q4_K", or undefined for an id ggml does not define. */
@@ -172,6 +189,10 @@ export function dequantize(t: Tensor): Float32Array {
       return dequantizeQ8_0(t.data, n, f16ToF32Table());
     case "q4_0":
       return dequantizeQ4_0(t.data, n, f16ToF32Table());
+    case "q4_k":
+      return dequantizeQ4K(t.data, n, f16ToF32Table());
+    case "q6_k":
+      return dequantizeQ6K(t.data, n, f16ToF32Table());
   }
 }
 
@@ -192,6 +213,62 @@ function dequantizeQ4_0(data: Uint8Array, n: number, f16: Float32Array): Float32
       const byte = data[block + 2 + j];
       out[o + j] = ((byte & 0x0f) - 8) * d;
       out[o + j + 16] = ((byte >>> 4) - 8) * d;
+    }
+  }
+  return out;
+}
+
+/** ggml get_scale_min_k4: the 6-bit scale and min of sub-block j (0..7) from a q4_k block's 12 scale bytes. */
+function scaleMinK4(data: Uint8Array, at: number, j: number): [number, number] {
+  if (j < 4) return [data[at + j] & 63, data[at + j + 4] & 63];
+  return [
+    (data[at + j + 4] & 0x0f) | ((data[at + j - 4] >> 6) << 4),
+    (data[at + j + 4] >> 4) | ((data[at + j] >> 6) << 4),
+  ];
+}
+
+/** ggml dequantize_row_q4_K. */
+function dequantizeQ4K(data: Uint8Array, n: number, f16: Float32Array): Float32Array {
+  const out = new Float32Array(n);
+  for (let block = 0, o = 0; o < n; block += 144) {
+    const d = f16[data[block] | (data[block + 1] << 8)];
+    const dmin = f16[data[block + 2] | (data[block + 3] << 8)];
+    for (let pair = 0; pair < 4; pair++) {
+      const qs = block + 16 + pair * 32;
+      for (const [j, shift] of [
+        [2 * pair, 0],
+        [2 * pair + 1, 4],
+      ]) {
+        const [sc, m] = scaleMinK4(data, block + 4, j);
+        for (let l = 0; l < 32; l++, o++) out[o] = d * sc * ((data[qs + l] >> shift) & 0x0f) - dmin * m;
+      }
+    }
+  }
+  return out;
+}
+
+/** ggml dequantize_row_q6_K. */
+function dequantizeQ6K(data: Uint8Array, n: number, f16: Float32Array): Float32Array {
+  const out = new Float32Array(n);
+  for (let block = 0, o = 0; o < n; block += 210, o += 256) {
+    const d = f16[data[block + 208] | (data[block + 209] << 8)];
+    for (let half = 0; half < 2; half++) {
+      const ql = block + half * 64;
+      const qh = block + 128 + half * 32;
+      const sc = block + 192 + half * 8;
+      for (let l = 0; l < 32; l++) {
+        const is = l >> 4;
+        const q1 = ((data[ql + l] & 0xf) | (((data[qh + l] >> 0) & 3) << 4)) - 32;
+        const q2 = ((data[ql + l + 32] & 0xf) | (((data[qh + l] >> 2) & 3) << 4)) - 32;
+        const q3 = ((data[ql + l] >> 4) | (((data[qh + l] >> 4) & 3) << 4)) - 32;
+        const q4 = ((data[ql + l + 32] >> 4) | (((data[qh + l] >> 6) & 3) << 4)) - 32;
+        const scale = (k: number) => (data[sc + is + 2 * k] << 24) >> 24; // int8
+        const y = o + half * 128 + l;
+        out[y] = d * scale(0) * q1;
+        out[y + 32] = d * scale(1) * q2;
+        out[y + 64] = d * scale(2) * q3;
+        out[y + 96] = d * scale(3) * q4;
+      }
     }
   }
   return out;
@@ -222,6 +299,11 @@ export function quantize(values: Float32Array, shape: number[], dtype: DType): T
     case "q4_0":
       quantizeQ4_0(values, data);
       break;
+    case "q4_k":
+    case "q6_k":
+      throw new RangeError(
+        `quantize: no ${dtype} quantizer (K-quant tensors are read from GGUF files as stored)`,
+      );
   }
   return { dtype, shape: [...shape], data };
 }

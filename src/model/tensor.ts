@@ -6,7 +6,7 @@
  * (a row of `in` values is `in / blockSize` blocks), so a GGUF tensor is used without re-packing.
  * Note GGUF itself lists dimensions innermost-first (ne[0] = in); the GGUF reader reverses them.
  */
-export type DType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0";
+export type DType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "q4_k" | "q6_k";
 
 export interface Tensor {
   dtype: DType;

@@ -23,7 +23,16 @@ export function rmsNormForward(x: Vec, w: Vec, out: Vec, rows: number, n: number
  * Backward of y = x · r · w: dw += Σ_rows dy · x · r, and dx += r · (dy · w) − x · r³/n · Σ_i dy_i w_i x_i
  * (accumulated into dx, which already holds the residual stream's gradient).
  */
-export function rmsNormBackward(x: Vec, w: Vec, inv: Float64Array, dy: Vec, dx: Vec, dw: Vec, rows: number, n: number) {
+export function rmsNormBackward(
+  x: Vec,
+  w: Vec,
+  inv: Float64Array,
+  dy: Vec,
+  dx: Vec,
+  dw: Vec,
+  rows: number,
+  n: number,
+) {
   for (let t = 0; t < rows; t++) {
     const o = t * n;
     const r = inv[t];
@@ -152,10 +161,15 @@ export function crossEntropy(logits: Vec, targets: Int32Array, rows: number, V: 
     }
     let max = -Infinity;
     for (let i = 0; i < V; i++) if (logits[o + i] > max) max = logits[o + i];
+    total += max - logits[o + targets[t]];
     let sum = 0;
-    for (let i = 0; i < V; i++) sum += Math.exp(logits[o + i] - max);
-    total += Math.log(sum) + max - logits[o + targets[t]];
-    for (let i = 0; i < V; i++) logits[o + i] = Math.exp(logits[o + i] - max) / sum / count;
+    for (let i = 0; i < V; i++) {
+      const e = Math.exp(logits[o + i] - max);
+      logits[o + i] = e;
+      sum += e;
+    }
+    total += Math.log(sum);
+    for (let i = 0; i < V; i++) logits[o + i] /= sum * count;
     logits[o + targets[t]] -= 1 / count;
   }
   return { totalNats: total, count };

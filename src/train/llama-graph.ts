@@ -58,9 +58,9 @@ export class LlamaGraph {
   private readonly tables: { cos: Float64Array; sin: Float64Array };
   private readonly xOut: Vec;
   private readonly xFinal: Vec;
-  private finalInv = new Float64Array(0);
+  private finalInv: Float64Array = new Float64Array(0);
   private readonly logits: Vec;
-  private inputs = new Int32Array(0);
+  private inputs: Int32Array = new Int32Array(0);
 
   constructor(
     private readonly config: ModelConfig,
@@ -111,7 +111,8 @@ export class LlamaGraph {
     const c = this.config;
     const { N, qDim, kvDim } = this;
     const { gemm } = this.compute;
-    if (inputs.length !== N || targets.length !== N) throw new Error(`a batch must hold ${N} inputs and targets`);
+    if (inputs.length !== N || targets.length !== N)
+      throw new Error(`a batch must hold ${N} inputs and targets`);
     this.inputs = inputs;
 
     const x = this.compute.alloc(N * c.dim);
@@ -123,29 +124,133 @@ export class LlamaGraph {
       const s = this.acts[l];
       s.xIn.set(x);
       s.attnInv = rmsNormForward(x, this.p(tensorNames.attnNorm(l)).value, s.xnAttn, N, c.dim, c.normEps);
-      gemm(false, true, N, qDim, c.dim, s.xnAttn, c.dim, this.p(tensorNames.wq(l)).value, c.dim, s.q, qDim, false);
-      gemm(false, true, N, kvDim, c.dim, s.xnAttn, c.dim, this.p(tensorNames.wk(l)).value, c.dim, s.k, kvDim, false);
-      gemm(false, true, N, kvDim, c.dim, s.xnAttn, c.dim, this.p(tensorNames.wv(l)).value, c.dim, s.v, kvDim, false);
+      gemm(
+        false,
+        true,
+        N,
+        qDim,
+        c.dim,
+        s.xnAttn,
+        c.dim,
+        this.p(tensorNames.wq(l)).value,
+        c.dim,
+        s.q,
+        qDim,
+        false,
+      );
+      gemm(
+        false,
+        true,
+        N,
+        kvDim,
+        c.dim,
+        s.xnAttn,
+        c.dim,
+        this.p(tensorNames.wk(l)).value,
+        c.dim,
+        s.k,
+        kvDim,
+        false,
+      );
+      gemm(
+        false,
+        true,
+        N,
+        kvDim,
+        c.dim,
+        s.xnAttn,
+        c.dim,
+        this.p(tensorNames.wv(l)).value,
+        c.dim,
+        s.v,
+        kvDim,
+        false,
+      );
       rope(s.q, N, this.seqLen, c.nHeads, c.headDim, this.tables, false);
       rope(s.k, N, this.seqLen, c.nKvHeads, c.headDim, this.tables, false);
       this.attentionForward(s);
-      gemm(false, true, N, c.dim, qDim, s.attn, qDim, this.p(tensorNames.wo(l)).value, qDim, proj, c.dim, false);
+      gemm(
+        false,
+        true,
+        N,
+        c.dim,
+        qDim,
+        s.attn,
+        qDim,
+        this.p(tensorNames.wo(l)).value,
+        qDim,
+        proj,
+        c.dim,
+        false,
+      );
       addInPlace(x, proj);
 
       s.xMid.set(x);
       s.ffnInv = rmsNormForward(x, this.p(tensorNames.ffnNorm(l)).value, s.xnFfn, N, c.dim, c.normEps);
       const h = c.hiddenDim;
-      gemm(false, true, N, h, c.dim, s.xnFfn, c.dim, this.p(tensorNames.ffnGate(l)).value, c.dim, s.gate, h, false);
-      gemm(false, true, N, h, c.dim, s.xnFfn, c.dim, this.p(tensorNames.ffnUp(l)).value, c.dim, s.up, h, false);
+      gemm(
+        false,
+        true,
+        N,
+        h,
+        c.dim,
+        s.xnFfn,
+        c.dim,
+        this.p(tensorNames.ffnGate(l)).value,
+        c.dim,
+        s.gate,
+        h,
+        false,
+      );
+      gemm(
+        false,
+        true,
+        N,
+        h,
+        c.dim,
+        s.xnFfn,
+        c.dim,
+        this.p(tensorNames.ffnUp(l)).value,
+        c.dim,
+        s.up,
+        h,
+        false,
+      );
       swigluForward(s.gate, s.up, s.hidden);
-      gemm(false, true, N, c.dim, h, s.hidden, h, this.p(tensorNames.ffnDown(l)).value, h, proj, c.dim, false);
+      gemm(
+        false,
+        true,
+        N,
+        c.dim,
+        h,
+        s.hidden,
+        h,
+        this.p(tensorNames.ffnDown(l)).value,
+        h,
+        proj,
+        c.dim,
+        false,
+      );
       addInPlace(x, proj);
     }
 
     this.xOut.set(x);
     this.finalInv = rmsNormForward(x, this.p(tensorNames.outputNorm).value, this.xFinal, N, c.dim, c.normEps);
     const V = c.vocabSize;
-    gemm(false, true, N, V, c.dim, this.xFinal, c.dim, this.p(tensorNames.output).value, c.dim, this.logits, V, false);
+    gemm(
+      false,
+      true,
+      N,
+      V,
+      c.dim,
+      this.xFinal,
+      c.dim,
+      this.p(tensorNames.output).value,
+      c.dim,
+      this.logits,
+      V,
+      false,
+    );
     const { totalNats, count } = crossEntropy(this.logits, targets, N, V);
     return { totalNats, count, loss: totalNats / count };
   }
@@ -231,9 +336,35 @@ export class LlamaGraph {
         const qOff = b * T * qDim + h * c.headDim;
         const kvOff = b * T * kvDim + Math.floor(h / group) * c.headDim;
         const probs = s.probs.subarray((b * c.nHeads + h) * T * T, (b * c.nHeads + h + 1) * T * T);
-        this.compute.gemm(false, true, T, T, c.headDim, s.q.subarray(qOff), qDim, s.k.subarray(kvOff), kvDim, probs, T, false);
+        this.compute.gemm(
+          false,
+          true,
+          T,
+          T,
+          c.headDim,
+          s.q.subarray(qOff),
+          qDim,
+          s.k.subarray(kvOff),
+          kvDim,
+          probs,
+          T,
+          false,
+        );
         causalSoftmax(probs, T, scale);
-        this.compute.gemm(false, false, T, c.headDim, T, probs, T, s.v.subarray(kvOff), kvDim, s.attn.subarray(qOff), qDim, false);
+        this.compute.gemm(
+          false,
+          false,
+          T,
+          c.headDim,
+          T,
+          probs,
+          T,
+          s.v.subarray(kvOff),
+          kvDim,
+          s.attn.subarray(qOff),
+          qDim,
+          false,
+        );
       }
     }
   }

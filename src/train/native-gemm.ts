@@ -25,7 +25,14 @@ export type NativeGemm = (
 ) => void;
 
 /** build/ sits two levels above this file both in src/train and in dist/train. */
-const addonPath = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "build", "Release", "vellum_native.node");
+const addonPath = join(
+  dirname(fileURLToPath(import.meta.url)),
+  "..",
+  "..",
+  "build",
+  "Release",
+  "vellum_native.node",
+);
 
 let cached: NativeGemm | undefined;
 
@@ -35,7 +42,9 @@ export function nativeGemm(): NativeGemm {
     try {
       cached = (createRequire(import.meta.url)(addonPath) as { gemm: NativeGemm }).gemm;
     } catch (err) {
-      throw new Error(`${addonPath}: cannot load the native addon (run \`npx node-gyp rebuild\`): ${String(err)}`);
+      throw new Error(
+        `${addonPath}: cannot load the native addon (build it with \`npm run install\`): ${String(err)}`,
+      );
     }
   }
   return cached;

@@ -41,7 +41,11 @@ export function initParams(config: ModelConfig, compute: Compute, seed: number):
 }
 
 /** Parameters holding given values (e.g. a loaded model's), with zero gradients. */
-export function paramsFromValues(config: ModelConfig, compute: Compute, values: (name: string) => ArrayLike<number>) {
+export function paramsFromValues(
+  config: ModelConfig,
+  compute: Compute,
+  values: (name: string) => ArrayLike<number>,
+) {
   const params: ParamSet = new Map();
   for (const [name, shape] of expectedTensors(config)) {
     const n = shape.reduce((a, b) => a * b, 1);

@@ -269,7 +269,7 @@ export interface WriteGgufOptions {
 }
 
 /** llama.cpp's llama_ftype numbers for general.file_type. */
-const fileTypeOf: Record<DType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, bf16: 32 };
+const fileTypeOf: Record<DType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, q4_k: 15, q6_k: 18, bf16: 32 };
 
 export function writeGgufModel(model: LoadedModel, path: string, opts: WriteGgufOptions): void {
   const c = model.config;

@@ -1,0 +1,57 @@
+// Causal attention for a flat varlen batch (prefill chunks and decodes mixed), reading K/V through
+// per-sequence block tables.
+//
+// KV cache, one layer, K and V alike: [numBlocks, blockSize, nKvHeads, headDim] f32; position j of a sequence
+// is in slot table[j / blockSize] · blockSize + j % blockSize. Token t (at position p) attends to 0..p of its
+// sequence, whose K/V this step has already written. GQA: query head h reads kv head h / (nHeads / nKvHeads).
+#pragma once
+
+#include <cstdint>
+
+namespace vellum::backend {
+
+struct AttentionArgs {
+  const float* q;  // [T, nHeads, headDim]
+  const float* kCache;
+  const float* vCache;
+  float* out;  // [T, nHeads, headDim]
+  const int32_t* positions;  // [T]
+  const int32_t* tables;  // all block tables back to back
+  const int32_t* tableStart;  // [numSeqs + 1] where each sequence's table starts in `tables`
+  // Query tiles: runs of at most kQueryTile consecutive tokens of one sequence (see makeQueryTiles).
+  const int32_t* tileFirst;  // [numTiles] first token
+  const int32_t* tileSeq;  // [numTiles] its sequence
+  int numTiles;
+  int nHeads;
+  int nKvHeads;
+  int headDim;
+  int blockSize;
+};
+
+// Tokens of one sequence whose queries are computed together: each K/V row is loaded once for the whole tile
+// (and for every query head of the GQA group), not once per token, which is what keeps long prefill chunks
+// from rereading the cache from L3 for every token.
+constexpr int kQueryTile = 16;
+
+// Splits each sequence's tokens [queryStartLoc[s], queryStartLoc[s + 1]) into tiles.
+template <class Vec>
+void makeQueryTiles(const int32_t* queryStartLoc, int numSeqs, Vec* first, Vec* seq) {
+  first->clear();
+  seq->clear();
+  for (int s = 0; s < numSeqs; s++)
+    for (int32_t t = queryStartLoc[s]; t < queryStartLoc[s + 1]; t += kQueryTile) {
+      first->push_back(t);
+      seq->push_back(s);
+    }
+  first->push_back(queryStartLoc[numSeqs]);  // end of the last tile
+}
+
+// Work items are (query tile, kv head) pairs: item = tile · nKvHeads + kvHead.
+inline int64_t attentionItems(const AttentionArgs& a) { return static_cast<int64_t>(a.numTiles) * a.nKvHeads; }
+
+// Floats of score scratch one thread needs for contexts up to maxCtx.
+inline int64_t attentionScratch(const AttentionArgs& a, int64_t maxCtx) {
+  return maxCtx * kQueryTile * (a.nHeads / a.nKvHeads);
+}
+
+}  // namespace vellum::backend

@@ -1,0 +1,224 @@
+// The native backend's exports (see binding.h). The kernel entry points check every size against its array
+// before touching memory, so a wrong call from JS throws instead of crashing.
+#include "binding.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "cpu-features.h"
+#include "napi-args.h"
+#include "native-model.h"
+#include "ops.h"
+#include "parallel-matmul.h"
+#include "probe.h"
+
+namespace vellum::backend {
+namespace {
+
+const Kernels* readKernels(Napi::Value v) {
+  std::string path;
+  if (!readString(v, "kernels", &path)) return nullptr;
+  const Kernels* k = selectKernels(path);
+  if (!k) throwRange(v.Env(), "kernels \"" + path + "\" is unknown or this CPU cannot run it");
+  return k;
+}
+
+bool checkLength(Napi::Env env, const std::string& name, size_t have, double need) {
+  if (static_cast<double>(have) < need)
+    return throwRange(env, name + " holds " + std::to_string(have) + ", needs " + std::to_string(static_cast<int64_t>(need)));
+  return true;
+}
+
+// kernelMatmul(kernels, dtype, w: Uint8Array, rows, cols, x: Float32Array, T, threads) → y [T, rows]
+Napi::Value KernelMatmul(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Kernels* k = readKernels(info[0]);
+  Weight w;
+  uint8_t* data;
+  size_t bytes, xLen;
+  float* x;
+  int T, threads;
+  if (!k || !readDType(info[1], "dtype", &w.dtype) || !readBytes(info[2], "w", &data, &bytes) ||
+      !readInt(info[3], "rows", 1, &w.rows) || !readInt(info[4], "cols", 1, &w.cols) || !readF32(info[5], "x", &x, &xLen) ||
+      !readInt(info[6], "T", 1, &T) || !readInt(info[7], "threads", 1, &threads))
+    return env.Undefined();
+  if (w.cols % blockValues(w.dtype) != 0) {
+    throwRange(env, "cols must be a multiple of " + std::to_string(blockValues(w.dtype)) + " for this type");
+    return env.Undefined();
+  }
+  if (!checkLength(env, "w", bytes, static_cast<double>(rowBytes(w.dtype, w.cols)) * w.rows) ||
+      !checkLength(env, "x", xLen, static_cast<double>(T) * w.cols))
+    return env.Undefined();
+  w.data = data;
+  auto y = Napi::Float32Array::New(env, static_cast<size_t>(T) * w.rows);
+  ThreadPool pool(threads);
+  std::vector<BlockQ8Act> acts;
+  const Weight* ws[] = {&w};
+  float* ys[] = {y.Data()};
+  parallelMatmul(pool, *k, x, T, w.cols, ws, ys, 1, acts);
+  return y;
+}
+
+// kernelAttention(kernels, q, kCache, vCache, positions, queryStartLoc, blockTables, nHeads, nKvHeads, headDim,
+//                 blockSize, threads) → out [T, nHeads · headDim]
+Napi::Value KernelAttention(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Kernels* k = readKernels(info[0]);
+  float *q, *kc, *vc;
+  size_t qLen, kLen, vLen;
+  std::vector<int32_t> positions, qsl, tables, starts;
+  int nHeads, nKvHeads, headDim, blockSize, threads;
+  if (!k || !readF32(info[1], "q", &q, &qLen) || !readF32(info[2], "kCache", &kc, &kLen) ||
+      !readF32(info[3], "vCache", &vc, &vLen) || !readI32(info[4], "positions", &positions) ||
+      !readI32(info[5], "queryStartLoc", &qsl) || !readTables(info[6], "blockTables", &tables, &starts) ||
+      !readInt(info[7], "nHeads", 1, &nHeads) || !readInt(info[8], "nKvHeads", 1, &nKvHeads) ||
+      !readInt(info[9], "headDim", 1, &headDim) || !readInt(info[10], "blockSize", 1, &blockSize) ||
+      !readInt(info[11], "threads", 1, &threads))
+    return env.Undefined();
+  const size_t T = positions.size();
+  const size_t numSeqs = starts.size() - 1;
+  const int64_t kvDim = static_cast<int64_t>(nKvHeads) * headDim;
+  const int64_t numSlots = std::min(kLen, vLen) / kvDim;
+  if (nHeads % nKvHeads != 0 || qsl.size() != numSeqs + 1 || qsl[0] != 0 || static_cast<size_t>(qsl[numSeqs]) != T ||
+      !std::is_sorted(qsl.begin(), qsl.end()) ||
+      !checkLength(env, "q", qLen, static_cast<double>(T) * nHeads * headDim)) {
+    if (!env.IsExceptionPending()) throwRange(env, "kernelAttention: inconsistent sizes");
+    return env.Undefined();
+  }
+  int maxCtx = 1;
+  for (size_t s = 0; s < numSeqs; s++) {
+    for (int32_t t = qsl[s]; t < qsl[s + 1]; t++) {
+      const int32_t p = t >= 0 && static_cast<size_t>(t) < T ? positions[t] : -1;
+      if (p < 0 || p / blockSize >= starts[s + 1] - starts[s]) {
+        throwRange(env, "kernelAttention: a position lies outside its block table");
+        return env.Undefined();
+      }
+      maxCtx = std::max(maxCtx, p + 1);
+    }
+  }
+  for (int32_t block : tables)
+    if (block < 0 || static_cast<int64_t>(block + 1) * blockSize > numSlots) {
+      throwRange(env, "kernelAttention: block id " + std::to_string(block) + " is outside the cache");
+      return env.Undefined();
+    }
+  std::vector<int32_t> tileFirst, tileSeq;
+  makeQueryTiles(qsl.data(), static_cast<int>(numSeqs), &tileFirst, &tileSeq);
+  auto out = Napi::Float32Array::New(env, T * nHeads * headDim);
+  const AttentionArgs args{q,       kc,        vc, out.Data(), positions.data(), tables.data(), starts.data(),
+                           tileFirst.data(), tileSeq.data(), static_cast<int>(tileSeq.size()), nHeads, nKvHeads,
+                           headDim, blockSize};
+  const int64_t scratch = attentionScratch(args, maxCtx);
+  std::vector<float> scores(static_cast<size_t>(threads * scratch));
+  const int64_t items = attentionItems(args);
+  ThreadPool pool(threads);
+  auto job = [&](int item, int thread) {
+    k->attention(args, item, item + 1, scores.data() + static_cast<size_t>(thread * scratch));
+  };
+  pool.run(static_cast<int>(items), job);
+  return out;
+}
+
+// kernelRmsNorm(x, weight, T, n, eps) → out
+Napi::Value KernelRmsNorm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  float *x, *w;
+  size_t xLen, wLen;
+  int T, n;
+  double eps;
+  if (!readF32(info[0], "x", &x, &xLen) || !readF32(info[1], "weight", &w, &wLen) || !readInt(info[2], "T", 0, &T) ||
+      !readInt(info[3], "n", 1, &n) || !readDouble(info[4], "eps", &eps) ||
+      !checkLength(env, "x", xLen, static_cast<double>(T) * n) || !checkLength(env, "weight", wLen, n))
+    return env.Undefined();
+  auto out = Napi::Float32Array::New(env, static_cast<size_t>(T) * n);
+  rmsNorm(x, w, out.Data(), n, static_cast<float>(eps), 0, T);
+  return out;
+}
+
+// kernelRope(x, positions, nHeads, headDim, theta, neox): x rotated in place
+Napi::Value KernelRope(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  float* x;
+  size_t xLen;
+  std::vector<int32_t> positions;
+  int nHeads, headDim;
+  double theta;
+  if (!readF32(info[0], "x", &x, &xLen) || !readI32(info[1], "positions", &positions) ||
+      !readInt(info[2], "nHeads", 1, &nHeads) || !readInt(info[3], "headDim", 2, &headDim) ||
+      !readDouble(info[4], "theta", &theta) ||
+      !checkLength(env, "x", xLen, static_cast<double>(positions.size()) * nHeads * headDim))
+    return env.Undefined();
+  rope(x, positions.data(), nHeads, headDim, theta, info[5].ToBoolean(), 0, static_cast<int>(positions.size()));
+  return env.Undefined();
+}
+
+// kernelSwiglu(gate, up): gate ← silu(gate) · up in place
+Napi::Value KernelSwiglu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  float *gate, *up;
+  size_t gLen, uLen;
+  if (!readF32(info[0], "gate", &gate, &gLen) || !readF32(info[1], "up", &up, &uLen) ||
+      !checkLength(env, "up", uLen, static_cast<double>(gLen)))
+    return env.Undefined();
+  swiglu(gate, up, 0, static_cast<int64_t>(gLen));
+  return env.Undefined();
+}
+
+// kernelDequantizeRows(dtype, w: Uint8Array, rows, cols, ids: Int32Array) → [ids.length, cols] (embedding lookup)
+Napi::Value KernelDequantizeRows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Weight w;
+  uint8_t* data;
+  size_t bytes;
+  std::vector<int32_t> ids;
+  if (!readDType(info[0], "dtype", &w.dtype) || !readBytes(info[1], "w", &data, &bytes) ||
+      !readInt(info[2], "rows", 1, &w.rows) || !readInt(info[3], "cols", 1, &w.cols) || !readI32(info[4], "ids", &ids))
+    return env.Undefined();
+  if (w.cols % blockValues(w.dtype) != 0 ||
+      !checkLength(env, "w", bytes, static_cast<double>(rowBytes(w.dtype, w.cols)) * w.rows)) {
+    if (!env.IsExceptionPending()) throwRange(env, "cols must be a multiple of the type's block size");
+    return env.Undefined();
+  }
+  w.data = data;
+  auto out = Napi::Float32Array::New(env, ids.size() * w.cols);
+  for (size_t i = 0; i < ids.size(); i++) {
+    if (ids[i] < 0 || ids[i] >= w.rows) {
+      throwRange(env, "row id " + std::to_string(ids[i]) + " is outside the tensor");
+      return env.Undefined();
+    }
+    dequantizeRow(w, ids[i], out.Data() + i * w.cols);
+  }
+  return out;
+}
+
+// probe(threads, bufferBytes) → { readBytesPerSecond, fmaFlopsPerSecond }
+Napi::Value Probe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int threads;
+  double bytes;
+  if (!readInt(info[0], "threads", 1, &threads) || !readDouble(info[1], "bufferBytes", &bytes)) return env.Undefined();
+  const ProbeResult r = probeMachine(threads, bytes);
+  auto o = Napi::Object::New(env);
+  o.Set("readBytesPerSecond", r.readBytesPerSecond);
+  o.Set("fmaFlopsPerSecond", r.fmaFlopsPerSecond);
+  return o;
+}
+
+Napi::Value BestKernelPath(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), selectKernels("auto")->name);
+}
+
+}  // namespace
+
+void RegisterBackend(Napi::Env env, Napi::Object exports) {
+  exports.Set("NativeModel", NativeModel::Define(env));
+  exports.Set("kernelMatmul", Napi::Function::New(env, KernelMatmul, "kernelMatmul"));
+  exports.Set("kernelAttention", Napi::Function::New(env, KernelAttention, "kernelAttention"));
+  exports.Set("kernelRmsNorm", Napi::Function::New(env, KernelRmsNorm, "kernelRmsNorm"));
+  exports.Set("kernelRope", Napi::Function::New(env, KernelRope, "kernelRope"));
+  exports.Set("kernelSwiglu", Napi::Function::New(env, KernelSwiglu, "kernelSwiglu"));
+  exports.Set("kernelDequantizeRows", Napi::Function::New(env, KernelDequantizeRows, "kernelDequantizeRows"));
+  exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
+  exports.Set("bestKernelPath", Napi::Function::New(env, BestKernelPath, "bestKernelPath"));
+}
+
+}  // namespace vellum::backend

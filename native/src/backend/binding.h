@@ -1,0 +1,15 @@
+// Registers the native backend's exports on the addon (called from native/src/addon.cc's Init):
+//   NativeModel          class: new NativeModel(spec), initKvCache(numBlocks, blockSize), forward(...) → Promise
+//   kernelMatmul, kernelAttention, kernelRmsNorm, kernelRope, kernelSwiglu, kernelDequantizeRows
+//                        single kernels, synchronous, for the tests
+//   probe(threads, bytes), bestKernelPath()
+// src/backend/native/addon.ts describes each signature in TypeScript.
+#pragma once
+
+#include <napi.h>
+
+namespace vellum::backend {
+
+void RegisterBackend(Napi::Env env, Napi::Object exports);
+
+}  // namespace vellum::backend

@@ -1,0 +1,262 @@
+// AVX2 + FMA (+ F16C) kernels. The whole file is compiled for that target (the pragma below); the code is
+// only called when cpu-features.cc found those instructions at load.
+//
+// Matmul micro-kernel: a tile of R weight rows × TT tokens keeps R·TT accumulators in registers. Each
+// weight block is loaded (and for q4_0 unpacked) once per tile and used for TT tokens; the R rows of the
+// tile stay in L1 while the kernel walks over every token of the batch, so DRAM sees each weight once a step.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "kernels.h"
+
+#pragma GCC target("avx2,fma,f16c")
+
+// After the pragma, so the attention loop is compiled for AVX2 with dot and axpy inlined.
+#include "attention-impl.h"
+
+namespace vellum::backend {
+namespace {
+
+float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+float halfToFloat(uint16_t h) { return _cvtsh_ss(h); }
+
+// ---- quantized weights: int8 · int8 dot products per 32-block ----
+
+// 32-value chunk c of a row: int8 values, a scale per lane of the 8 int32 partial sums (lanes 0–3 hold values
+// 0–15, lanes 4–7 values 16–31, which is how q6_k's per-16 scales fit), and q4_k's min (value = q·scale − min).
+struct Decoded {
+  __m256i q;
+  __m256 scale;
+  float min;
+};
+
+inline float halfAt(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return halfToFloat(h);
+}
+
+inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+template <DType T>
+Decoded loadChunk(const uint8_t* row, int c) {
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  if constexpr (T == DType::Q8_0) {
+    const uint8_t* p = row + c * sizeof(BlockQ8_0);
+    return {load32(p + 2), _mm256_set1_ps(halfAt(p)), 0};
+  } else if constexpr (T == DType::Q4_0) {
+    const uint8_t* p = row + c * sizeof(BlockQ4_0);
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2));
+    // Low nibbles are values 0..15, high nibbles 16..31.
+    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
+    return {_mm256_sub_epi8(_mm256_and_si256(both, low4), _mm256_set1_epi8(8)), _mm256_set1_ps(halfAt(p)), 0};
+  } else if constexpr (T == DType::Q4_K) {
+    const uint8_t* p = row + c / 8 * sizeof(BlockQ4_K);
+    const uint8_t* scales = p + 4;
+    const int j = c % 8;
+    const int sc = j < 4 ? scales[j] & 63 : (scales[j + 4] & 0x0f) | ((scales[j - 4] >> 6) << 4);
+    const int m = j < 4 ? scales[j + 4] & 63 : (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
+    const __m256i bytes = load32(p + 16 + j / 2 * 32);
+    const __m256i q = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(bytes, 4) : bytes, low4);
+    return {q, _mm256_set1_ps(halfAt(p) * sc), halfAt(p + 2) * m};
+  } else {
+    const uint8_t* p = row + c / 8 * sizeof(BlockQ6_K);
+    const int n = c % 8 / 4;
+    const int k = c % 4;
+    const __m256i ql = load32(p + n * 64 + (k & 1) * 32);
+    const __m256i low = _mm256_and_si256(k >= 2 ? _mm256_srli_epi16(ql, 4) : ql, low4);
+    const __m256i qh = load32(p + 128 + n * 32);
+    const __m256i high = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), _mm256_set1_epi8(3)), 4);
+    const __m256i q = _mm256_sub_epi8(_mm256_or_si256(low, high), _mm256_set1_epi8(32));
+    const int8_t* scales = reinterpret_cast<const int8_t*>(p + 192 + n * 8 + 2 * k);
+    const float d = halfAt(p + 208);
+    return {q, _mm256_set_m128(_mm_set1_ps(d * scales[1]), _mm_set1_ps(d * scales[0])), 0};
+  }
+}
+
+// 8 int32 partial sums of w·x over one chunk. maddubs wants an unsigned operand: |w| · (x with w's sign).
+inline __m256i dotChunk(__m256i w, __m256i absW, __m256i x) {
+  const __m256i prod16 = _mm256_maddubs_epi16(absW, _mm256_sign_epi8(x, w));
+  return _mm256_madd_epi16(prod16, _mm256_set1_epi16(1));
+}
+
+template <DType T, int R, int TT>
+void tileQuantized(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
+  constexpr bool hasMin = T == DType::Q4_K;
+  const int nb = w.cols / kBlock;
+  const size_t stride = rowBytes(T, w.cols);
+  __m256 acc[R][TT];
+  for (int r = 0; r < R; r++)
+    for (int u = 0; u < TT; u++) acc[r][u] = _mm256_setzero_ps();
+  const BlockQ8Act* xs[TT];
+  for (int u = 0; u < TT; u++) xs[u] = x.q8 + static_cast<size_t>(t + u) * nb;
+  for (int b = 0; b < nb; b++) {
+    __m256i xq[TT];
+    __m256 xd[TT];
+    __m256 xsum[hasMin ? TT : 1];
+    for (int u = 0; u < TT; u++) {
+      xq[u] = load32(reinterpret_cast<const uint8_t*>(xs[u][b].q));
+      xd[u] = _mm256_broadcast_ss(&xs[u][b].d);
+      if constexpr (hasMin)  // partial sums of x, lane by lane as dotChunk's
+        xsum[u] = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), xq[u]),
+                                                        _mm256_set1_epi16(1)));
+    }
+    for (int r = 0; r < R; r++) {
+      const Decoded wb = loadChunk<T>(w.data + stride * (o + r), b);
+      const __m256i absW = _mm256_abs_epi8(wb.q);
+      for (int u = 0; u < TT; u++) {
+        const __m256 sum = _mm256_cvtepi32_ps(dotChunk(wb.q, absW, xq[u]));
+        acc[r][u] = _mm256_fmadd_ps(sum, _mm256_mul_ps(wb.scale, xd[u]), acc[r][u]);
+        if constexpr (hasMin)
+          acc[r][u] = _mm256_fnmadd_ps(xsum[u], _mm256_mul_ps(_mm256_set1_ps(wb.min), xd[u]), acc[r][u]);
+      }
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int u = 0; u < TT; u++) y[static_cast<size_t>(t + u) * ldy + o + r] = hsum(acc[r][u]);
+}
+
+// ---- float weights (f32, f16, bf16) against f32 activations ----
+
+template <DType T>
+__m256 load8(const uint8_t* row, int i) {
+  if constexpr (T == DType::F32) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + i);
+  } else if constexpr (T == DType::F16) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i)));
+  } else {
+    const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+  }
+}
+
+template <DType T>
+float load1(const uint8_t* row, int i) {
+  if constexpr (T == DType::F32) {
+    float v;
+    std::memcpy(&v, row + 4 * i, 4);
+    return v;
+  } else {
+    uint16_t h;
+    std::memcpy(&h, row + 2 * i, 2);
+    if constexpr (T == DType::F16) return halfToFloat(h);
+    const uint32_t bits = static_cast<uint32_t>(h) << 16;
+    float v;
+    std::memcpy(&v, &bits, 4);
+    return v;
+  }
+}
+
+template <DType T, int R, int TT>
+void tileFloat(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
+  const int n = w.cols;
+  const size_t stride = rowBytes(T, n);
+  __m256 acc[R][TT];
+  for (int r = 0; r < R; r++)
+    for (int u = 0; u < TT; u++) acc[r][u] = _mm256_setzero_ps();
+  const float* xs[TT];
+  for (int u = 0; u < TT; u++) xs[u] = x.f32 + static_cast<size_t>(t + u) * n;
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 xv[TT];
+    for (int u = 0; u < TT; u++) xv[u] = _mm256_loadu_ps(xs[u] + i);
+    for (int r = 0; r < R; r++) {
+      const __m256 wv = load8<T>(w.data + stride * (o + r), i);
+      for (int u = 0; u < TT; u++) acc[r][u] = _mm256_fmadd_ps(wv, xv[u], acc[r][u]);
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    const uint8_t* row = w.data + stride * (o + r);
+    for (int u = 0; u < TT; u++) {
+      float sum = hsum(acc[r][u]);
+      for (int k = i; k < n; k++) sum += load1<T>(row, k) * xs[u][k];
+      y[static_cast<size_t>(t + u) * ldy + o + r] = sum;
+    }
+  }
+}
+
+// Rows in tiles of kRowTile (then 1), tokens in tiles of kTokenTile (then 1): every row tile walks the batch.
+constexpr int kRowTile = 4;
+constexpr int kTokenTile = 3;
+
+template <DType T, bool Q, int R>
+void rowTile(const Weight& w, const MatmulInput& x, float* y, int ldy, int o) {
+  int t = 0;
+  for (; t + kTokenTile <= x.T; t += kTokenTile) {
+    if constexpr (Q)
+      tileQuantized<T, R, kTokenTile>(w, x, y, ldy, o, t);
+    else
+      tileFloat<T, R, kTokenTile>(w, x, y, ldy, o, t);
+  }
+  for (; t < x.T; t++) {
+    if constexpr (Q)
+      tileQuantized<T, R, 1>(w, x, y, ldy, o, t);
+    else
+      tileFloat<T, R, 1>(w, x, y, ldy, o, t);
+  }
+}
+
+template <DType T>
+void matmulTyped(const Weight& w, const MatmulInput& x, float* y, int ldy, int rowBegin, int rowEnd) {
+  constexpr bool Q = T >= DType::Q8_0;
+  int o = rowBegin;
+  for (; o + kRowTile <= rowEnd; o += kRowTile) rowTile<T, Q, kRowTile>(w, x, y, ldy, o);
+  for (; o < rowEnd; o++) rowTile<T, Q, 1>(w, x, y, ldy, o);
+}
+
+void matmul(const Weight& w, const MatmulInput& x, float* y, int ldy, int rowBegin, int rowEnd) {
+  switch (w.dtype) {
+    case DType::F32:
+      return matmulTyped<DType::F32>(w, x, y, ldy, rowBegin, rowEnd);
+    case DType::F16:
+      return matmulTyped<DType::F16>(w, x, y, ldy, rowBegin, rowEnd);
+    case DType::BF16:
+      return matmulTyped<DType::BF16>(w, x, y, ldy, rowBegin, rowEnd);
+    case DType::Q8_0:
+      return matmulTyped<DType::Q8_0>(w, x, y, ldy, rowBegin, rowEnd);
+    case DType::Q4_0:
+      return matmulTyped<DType::Q4_0>(w, x, y, ldy, rowBegin, rowEnd);
+    case DType::Q4_K:
+      return matmulTyped<DType::Q4_K>(w, x, y, ldy, rowBegin, rowEnd);
+    case DType::Q6_K:
+      return matmulTyped<DType::Q6_K>(w, x, y, ldy, rowBegin, rowEnd);
+  }
+}
+
+float dot(const float* a, const float* b, int n) {
+  __m256 acc0 = _mm256_setzero_ps();
+  __m256 acc1 = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+  }
+  for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+  float sum = hsum(_mm256_add_ps(acc0, acc1));
+  for (; i < n; i++) sum += a[i] * b[i];
+  return sum;
+}
+
+void axpy(float* y, float a, const float* x, int n) {
+  const __m256 av = _mm256_set1_ps(a);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; i++) y[i] += a * x[i];
+}
+
+}  // namespace
+
+const Kernels& avx2Kernels() {
+  static const Kernels k{"avx2+fma", matmul, attentionLoop<dot, axpy>};
+  return k;
+}
+
+}  // namespace vellum::backend

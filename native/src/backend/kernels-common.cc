@@ -1,0 +1,131 @@
+// The parts every kernel path shares: f16 decoding, activation quantization and row dequantization.
+#include <cmath>
+#include <cstring>
+
+#include "kernels.h"
+
+namespace vellum::backend {
+
+float f16ToF32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
+  const uint32_t exp = (h >> 10) & 0x1f;
+  const uint32_t mant = h & 0x3ff;
+  float out;
+  if (exp == 0) {
+    out = std::ldexp(static_cast<float>(mant), -24);  // zero or subnormal
+    return sign ? -out : out;
+  }
+  const uint32_t bits = exp == 0x1f ? sign | 0x7f800000 | (mant << 13) : sign | ((exp + 112) << 23) | (mant << 13);
+  std::memcpy(&out, &bits, 4);
+  return out;
+}
+
+void quantizeActs(const float* x, int n, BlockQ8Act* out) {
+  for (int b = 0; b < n / kBlock; b++) {
+    const float* xb = x + b * kBlock;
+    float amax = 0;
+    for (int j = 0; j < kBlock; j++) amax = std::fabs(xb[j]) > amax ? std::fabs(xb[j]) : amax;
+    const float d = amax / 127.0f;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    out[b].d = d;
+    for (int j = 0; j < kBlock; j++) out[b].q[j] = static_cast<int8_t>(std::lrintf(xb[j] * id));
+  }
+}
+
+void decodeChunk(DType t, const uint8_t* row, int c, Chunk* out) {
+  out->min = 0;
+  switch (t) {
+    case DType::Q8_0: {
+      BlockQ8_0 blk;
+      std::memcpy(&blk, row + c * sizeof blk, sizeof blk);
+      out->scale[0] = out->scale[1] = f16ToF32(blk.d);
+      std::memcpy(out->q, blk.q, kBlock);
+      return;
+    }
+    case DType::Q4_0: {
+      BlockQ4_0 blk;
+      std::memcpy(&blk, row + c * sizeof blk, sizeof blk);
+      out->scale[0] = out->scale[1] = f16ToF32(blk.d);
+      for (int j = 0; j < kBlock / 2; j++) {
+        out->q[j] = static_cast<int8_t>((blk.q[j] & 0x0f) - 8);
+        out->q[j + 16] = static_cast<int8_t>((blk.q[j] >> 4) - 8);
+      }
+      return;
+    }
+    case DType::Q4_K: {
+      BlockQ4_K blk;
+      std::memcpy(&blk, row + c / 8 * sizeof blk, sizeof blk);
+      const int j = c % 8;  // sub-block: pair j / 2 of 32 bytes, low nibbles for even j
+      int sc, m;
+      if (j < 4) {
+        sc = blk.scales[j] & 63;
+        m = blk.scales[j + 4] & 63;
+      } else {
+        sc = (blk.scales[j + 4] & 0x0f) | ((blk.scales[j - 4] >> 6) << 4);
+        m = (blk.scales[j + 4] >> 4) | ((blk.scales[j] >> 6) << 4);
+      }
+      out->scale[0] = out->scale[1] = f16ToF32(blk.d) * sc;
+      out->min = f16ToF32(blk.dmin) * m;
+      const uint8_t* qs = blk.qs + j / 2 * 32;
+      for (int l = 0; l < kBlock; l++) out->q[l] = static_cast<int8_t>((qs[l] >> (j % 2 * 4)) & 0x0f);
+      return;
+    }
+    case DType::Q6_K: {
+      BlockQ6_K blk;
+      std::memcpy(&blk, row + c / 8 * sizeof blk, sizeof blk);
+      // Chunk k of half n: low 4 bits from ql (bytes k&1 · 32.., high nibble when k ≥ 2), 2 bits of qh at 2k.
+      const int n = c % 8 / 4;
+      const int k = c % 4;
+      const uint8_t* ql = blk.ql + n * 64 + (k & 1) * 32;
+      const uint8_t* qh = blk.qh + n * 32;
+      for (int l = 0; l < kBlock; l++) {
+        const int low = (ql[l] >> (k / 2 * 4)) & 0x0f;
+        const int high = (qh[l] >> (2 * k)) & 3;
+        out->q[l] = static_cast<int8_t>((low | (high << 4)) - 32);
+      }
+      const float d = f16ToF32(blk.d);
+      out->scale[0] = d * blk.scales[n * 8 + 2 * k];
+      out->scale[1] = d * blk.scales[n * 8 + 2 * k + 1];
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+void dequantizeRow(const Weight& w, int row, float* out) {
+  const uint8_t* p = w.data + rowBytes(w.dtype, w.cols) * row;
+  const int n = w.cols;
+  switch (w.dtype) {
+    case DType::F32:
+      std::memcpy(out, p, n * 4);
+      return;
+    case DType::F16:
+      for (int i = 0; i < n; i++) {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        out[i] = f16ToF32(h);
+      }
+      return;
+    case DType::BF16:
+      for (int i = 0; i < n; i++) {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        const uint32_t bits = static_cast<uint32_t>(h) << 16;
+        std::memcpy(out + i, &bits, 4);
+      }
+      return;
+    case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q4_K:
+    case DType::Q6_K:
+      for (int c = 0; c < n / kBlock; c++) {
+        Chunk chunk;
+        decodeChunk(w.dtype, p, c, &chunk);
+        for (int j = 0; j < kBlock; j++) out[c * kBlock + j] = chunk.q[j] * chunk.scale[j / 16] - chunk.min;
+      }
+      return;
+  }
+}
+
+}  // namespace vellum::backend

@@ -1,0 +1,127 @@
+// The compute kernels of the native backend, as one table per instruction set (scalar, AVX2+FMA),
+// picked once at load by cpu-features.cc.
+//
+// Weight layouts are GGUF's, byte for byte, a matrix being [rows = outputs, cols = inputs] row-major:
+//   f32   4 bytes / value            f16, bf16   2 bytes / value
+//   q8_0  32 values / 34 bytes: [d: f16][q: 32 × int8]                value = q · d
+//   q4_0  32 values / 18 bytes: [d: f16][16 bytes: element j in the low nibble of byte j,
+//                                         element j + 16 in its high nibble]   value = (q − 8) · d
+//   q4_k  256 values / 144 bytes: [d: f16][dmin: f16][scales: 12][qs: 128]; 8 sub-blocks of 32 with a 6-bit
+//         scale sc and min m each (ggml get_scale_min_k4); qs holds 64 values per 32 bytes, low nibbles first;
+//         value = d·sc·q − dmin·m
+//   q6_k  256 values / 210 bytes: [ql: 128][qh: 64][scales: 16 × int8][d: f16]; q = 4 bits of ql + 2 of qh;
+//         value = d·scale·(q − 32), one scale per 16 values
+// Kernels see every quantized type as 32-value chunks: int8 values, a scale per 16-value half, and a min.
+// Rows of GGUF blocks are only 2-byte aligned, so every load is unaligned.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "attention.h"
+
+namespace vellum::backend {
+
+enum class DType : int { F32 = 0, F16 = 1, BF16 = 2, Q8_0 = 3, Q4_0 = 4, Q4_K = 5, Q6_K = 6 };
+
+constexpr int kBlock = 32;
+
+struct BlockQ8_0 {
+  uint16_t d;
+  int8_t q[kBlock];
+};
+struct BlockQ4_0 {
+  uint16_t d;
+  uint8_t q[kBlock / 2];
+};
+struct BlockQ4_K {
+  uint16_t d;
+  uint16_t dmin;
+  uint8_t scales[12];
+  uint8_t qs[128];
+};
+struct BlockQ6_K {
+  uint8_t ql[128];
+  uint8_t qh[64];
+  int8_t scales[16];
+  uint16_t d;
+};
+static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_K) == 144 &&
+                  sizeof(BlockQ6_K) == 210,
+              "GGUF block sizes");
+
+// 32 activations quantized for integer dot products with q8_0/q4_0 weights: value = q · d.
+struct BlockQ8Act {
+  float d;
+  int8_t q[kBlock];
+};
+
+inline bool isQuantized(DType t) { return t >= DType::Q8_0; }
+
+// Values per block: a quantized row is a whole number of blocks.
+inline int blockValues(DType t) { return t == DType::Q4_K || t == DType::Q6_K ? 256 : isQuantized(t) ? 32 : 1; }
+
+// Bytes of one row of `cols` values (cols a multiple of blockValues).
+inline size_t rowBytes(DType t, size_t cols) {
+  switch (t) {
+    case DType::F32:
+      return cols * 4;
+    case DType::F16:
+    case DType::BF16:
+      return cols * 2;
+    case DType::Q8_0:
+      return cols / kBlock * sizeof(BlockQ8_0);
+    case DType::Q4_0:
+      return cols / kBlock * sizeof(BlockQ4_0);
+    case DType::Q4_K:
+      return cols / 256 * sizeof(BlockQ4_K);
+    case DType::Q6_K:
+      return cols / 256 * sizeof(BlockQ6_K);
+  }
+  return 0;
+}
+
+// A weight matrix used in place: `data` points into the mapped GGUF file or a JS buffer.
+struct Weight {
+  DType dtype;
+  const uint8_t* data;
+  int rows;
+  int cols;
+};
+
+// The activations of a matmul: f32 [T, n] always; q8 [T, n / 32] blocks when the weight is quantized.
+struct MatmulInput {
+  const float* f32;
+  const BlockQ8Act* q8;
+  int T;
+};
+
+struct Kernels {
+  const char* name;
+  // y[t · ldy + o] = Σ_i x[t, i] · W[o, i], for rows o in [rowBegin, rowEnd) and every token t.
+  // Each tile of weight rows is loaded once and serves all T tokens.
+  void (*matmul)(const Weight& w, const MatmulInput& x, float* y, int ldy, int rowBegin, int rowEnd);
+  // Attention items [begin, end) (attention.h); `scores` is per-thread scratch of attentionScratch floats.
+  void (*attention)(const AttentionArgs& a, int64_t begin, int64_t end, float* scores);
+};
+
+const Kernels& scalarKernels();
+const Kernels& avx2Kernels();
+
+// Shared by every path (so both see the same integers): q = round(x / d), d = max|x| / 127.
+void quantizeActs(const float* x, int n, BlockQ8Act* out);
+
+// 32-value chunk `c` of a quantized row: value j = q[j] · scale[j / 16] − min.
+struct Chunk {
+  int8_t q[kBlock];
+  float scale[2];
+  float min;
+};
+void decodeChunk(DType t, const uint8_t* row, int c, Chunk* out);
+
+// Row `row` of a weight, as f32 (embedding lookup, norms and biases).
+void dequantizeRow(const Weight& w, int row, float* out);
+
+float f16ToF32(uint16_t h);
+
+}  // namespace vellum::backend

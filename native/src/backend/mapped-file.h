@@ -1,0 +1,28 @@
+// A whole file mapped read-only: GGUF weights are used where the page cache holds them, never copied.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace vellum::backend {
+
+class MappedFile {
+ public:
+  // On failure `data()` is nullptr and `error()` says why.
+  explicit MappedFile(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  std::string error_;
+};
+
+}  // namespace vellum::backend

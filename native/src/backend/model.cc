@@ -1,0 +1,193 @@
+#include "model.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "ops.h"
+#include "parallel-matmul.h"
+
+namespace vellum::backend {
+namespace {
+
+void grow(std::vector<float>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+}  // namespace
+
+Model::Model(const ModelConfig& config, ModelWeights weights, const Kernels& kernels, int threads)
+    : c_(config), w_(std::move(weights)), k_(kernels), pool_(threads) {}
+
+template <class F>
+void Model::parallelFor(int64_t n, F&& f) {
+  const int64_t chunks = std::min<int64_t>(n, 4 * pool_.size());
+  auto job = [&](int chunk, int) { f(n * chunk / chunks, n * (chunk + 1) / chunks); };
+  pool_.run(static_cast<int>(chunks), job);
+}
+
+void Model::initKvCache(int numBlocks, int blockSize) {
+  const size_t size = static_cast<size_t>(numBlocks) * blockSize * c_.nKvHeads * c_.headDim;
+  kCache_.assign(c_.nLayers, std::vector<float>());
+  vCache_.assign(c_.nLayers, std::vector<float>());
+  for (int l = 0; l < c_.nLayers; l++) {
+    kCache_[l].assign(size, 0.0f);
+    vCache_[l].assign(size, 0.0f);
+  }
+  numBlocks_ = numBlocks;
+  blockSize_ = blockSize;
+}
+
+std::string Model::validate(const Batch& b) const {
+  const size_t T = b.tokenIds.size();
+  const size_t numSeqs = b.seqLens.size();
+  if (blockSize_ == 0) return "initKvCache must be called before forward";
+  if (b.positions.size() != T || b.slotMapping.size() != T)
+    return "tokenIds, positions and slotMapping must have the same length";
+  if (b.queryStartLoc.size() != numSeqs + 1 || b.tableStart.size() != numSeqs + 1)
+    return "queryStartLoc must have numSeqs + 1 entries and there must be one block table per sequence";
+  if (b.queryStartLoc[0] != 0 || static_cast<size_t>(b.queryStartLoc[numSeqs]) != T)
+    return "queryStartLoc must start at 0 and end at the number of tokens";
+  for (size_t s = 0; s < numSeqs; s++)
+    if (b.queryStartLoc[s + 1] < b.queryStartLoc[s]) return "queryStartLoc must not decrease";
+  const int64_t numSlots = static_cast<int64_t>(numBlocks_) * blockSize_;
+  for (size_t t = 0; t < T; t++) {
+    if (b.tokenIds[t] < 0 || b.tokenIds[t] >= c_.vocabSize)
+      return "token id " + std::to_string(b.tokenIds[t]) + " is outside the vocabulary";
+    if (b.slotMapping[t] < 0 || b.slotMapping[t] >= numSlots)
+      return "slot " + std::to_string(b.slotMapping[t]) + " is outside the KV cache";
+  }
+  for (int32_t block : b.tables)
+    if (block < 0 || block >= numBlocks_) return "block id " + std::to_string(block) + " is outside the KV cache";
+  for (size_t s = 0; s < numSeqs; s++) {
+    const int64_t tableLen = b.tableStart[s + 1] - b.tableStart[s];
+    for (int32_t t = b.queryStartLoc[s]; t < b.queryStartLoc[s + 1]; t++) {
+      const int32_t p = b.positions[t];
+      if (p < 0 || p >= b.seqLens[s])
+        return "position " + std::to_string(p) + " of sequence " + std::to_string(s) + " is outside its length";
+      if (p / blockSize_ >= tableLen)
+        return "the block table of sequence " + std::to_string(s) + " is too short for position " + std::to_string(p);
+    }
+  }
+  for (int32_t i : b.logitsIndices)
+    if (i < 0 || static_cast<size_t>(i) >= T) return "logits index " + std::to_string(i) + " is not a token of the batch";
+  return "";
+}
+
+void Model::ensureScratch(int T, int nLogits, int maxCtx) {
+  const int rows = std::max(T, nLogits);
+  const size_t qDim = static_cast<size_t>(c_.nHeads) * c_.headDim;
+  const size_t kvDim = static_cast<size_t>(c_.nKvHeads) * c_.headDim;
+  grow(x_, static_cast<size_t>(T) * c_.dim);
+  grow(xb_, rows * static_cast<size_t>(c_.dim));
+  grow(q_, T * qDim);
+  grow(k_buf_, T * kvDim);
+  grow(v_, T * kvDim);
+  grow(attn_, T * qDim);
+  grow(gate_, static_cast<size_t>(T) * c_.hiddenDim);
+  grow(up_, static_cast<size_t>(T) * c_.hiddenDim);
+  grow(tmp_, rows * static_cast<size_t>(c_.dim));
+  const int64_t scratch = static_cast<int64_t>(maxCtx) * kQueryTile * (c_.nHeads / c_.nKvHeads);
+  if (scoresStride_ < scratch) {
+    scoresStride_ = scratch;
+    scores_.assign(static_cast<size_t>(pool_.size()) * scratch, 0.0f);
+  }
+}
+
+void Model::forward(const Batch& b, float* logits) {
+  const int T = static_cast<int>(b.tokenIds.size());
+  const int nLogits = static_cast<int>(b.logitsIndices.size());
+  if (T == 0) return;
+  const int dim = c_.dim;
+  const int hidden = c_.hiddenDim;
+  const int qDim = c_.nHeads * c_.headDim;
+  const int kvDim = c_.nKvHeads * c_.headDim;
+  int maxCtx = 1;
+  for (int32_t p : b.positions) maxCtx = std::max(maxCtx, p + 1);
+  ensureScratch(T, nLogits, maxCtx);
+  makeQueryTiles(b.queryStartLoc.data(), static_cast<int>(b.seqLens.size()), &tileFirst_, &tileSeq_);
+
+  float* x = x_.data();
+  float* xb = xb_.data();
+  float* tmp = tmp_.data();
+  parallelFor(T, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; t++) dequantizeRow(w_.embedding, b.tokenIds[t], x + t * dim);
+  });
+  auto addResidual = [&](const float* delta) {
+    parallelFor(static_cast<int64_t>(T) * dim, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; i++) x[i] += delta[i];
+    });
+  };
+  auto addBias = [&](float* y, const std::vector<float>& bias, int width) {
+    if (bias.empty()) return;
+    for (int t = 0; t < T; t++)
+      for (int i = 0; i < width; i++) y[static_cast<size_t>(t) * width + i] += bias[i];
+  };
+
+  for (int l = 0; l < c_.nLayers; l++) {
+    const LayerWeights& w = w_.layers[l];
+    parallelFor(T, [&](int64_t begin, int64_t end) {
+      rmsNorm(x, w.attnNorm.data(), xb, dim, c_.normEps, static_cast<int>(begin), static_cast<int>(end));
+    });
+    const Weight* qkv[] = {&w.wq, &w.wk, &w.wv};
+    float* qkvOut[] = {q_.data(), k_buf_.data(), v_.data()};
+    parallelMatmul(pool_, k_, xb, T, dim, qkv, qkvOut, 3, actsQ8_);
+    addBias(q_.data(), w.bq, qDim);
+    addBias(k_buf_.data(), w.bk, kvDim);
+    addBias(v_.data(), w.bv, kvDim);
+    parallelFor(T, [&](int64_t begin, int64_t end) {
+      const int b0 = static_cast<int>(begin);
+      const int b1 = static_cast<int>(end);
+      rope(q_.data(), b.positions.data(), c_.nHeads, c_.headDim, c_.ropeTheta, c_.ropeNeox, b0, b1);
+      rope(k_buf_.data(), b.positions.data(), c_.nKvHeads, c_.headDim, c_.ropeTheta, c_.ropeNeox, b0, b1);
+    });
+    for (int t = 0; t < T; t++) {
+      const size_t dst = static_cast<size_t>(b.slotMapping[t]) * kvDim;
+      std::memcpy(kCache_[l].data() + dst, k_buf_.data() + static_cast<size_t>(t) * kvDim, sizeof(float) * kvDim);
+      std::memcpy(vCache_[l].data() + dst, v_.data() + static_cast<size_t>(t) * kvDim, sizeof(float) * kvDim);
+    }
+    const AttentionArgs args{q_.data(),         kCache_[l].data(),
+                             vCache_[l].data(), attn_.data(),
+                             b.positions.data(), b.tables.data(),
+                             b.tableStart.data(), tileFirst_.data(),
+                             tileSeq_.data(),   static_cast<int>(tileSeq_.size()),
+                             c_.nHeads,         c_.nKvHeads,
+                             c_.headDim,        blockSize_};
+    const int64_t items = attentionItems(args);
+    const int64_t chunks = std::min<int64_t>(items, 8 * pool_.size());
+    auto attend = [&](int chunk, int thread) {
+      k_.attention(args, items * chunk / chunks, items * (chunk + 1) / chunks,
+                   scores_.data() + static_cast<size_t>(thread) * scoresStride_);
+    };
+    pool_.run(static_cast<int>(chunks), attend);
+    const Weight* wo[] = {&w.wo};
+    float* woOut[] = {tmp};
+    parallelMatmul(pool_, k_, attn_.data(), T, qDim, wo, woOut, 1, actsQ8_);
+    addResidual(tmp);
+
+    parallelFor(T, [&](int64_t begin, int64_t end) {
+      rmsNorm(x, w.ffnNorm.data(), xb, dim, c_.normEps, static_cast<int>(begin), static_cast<int>(end));
+    });
+    const Weight* gateUp[] = {&w.gate, &w.up};
+    float* gateUpOut[] = {gate_.data(), up_.data()};
+    parallelMatmul(pool_, k_, xb, T, dim, gateUp, gateUpOut, 2, actsQ8_);
+    parallelFor(static_cast<int64_t>(T) * hidden,
+                [&](int64_t begin, int64_t end) { swiglu(gate_.data(), up_.data(), begin, end); });
+    const Weight* down[] = {&w.down};
+    float* downOut[] = {tmp};
+    parallelMatmul(pool_, k_, gate_.data(), T, hidden, down, downOut, 1, actsQ8_);
+    addResidual(tmp);
+  }
+
+  // Logits only for the rows that will be sampled.
+  for (int i = 0; i < nLogits; i++)
+    std::memcpy(tmp + static_cast<size_t>(i) * dim, x + static_cast<size_t>(b.logitsIndices[i]) * dim,
+                sizeof(float) * dim);
+  parallelFor(nLogits, [&](int64_t begin, int64_t end) {
+    rmsNorm(tmp, w_.outputNorm.data(), xb, dim, c_.normEps, static_cast<int>(begin), static_cast<int>(end));
+  });
+  const Weight* cls[] = {&w_.classifier};
+  float* clsOut[] = {logits};
+  parallelMatmul(pool_, k_, xb, nLogits, dim, cls, clsOut, 1, actsQ8_);
+}
+
+}  // namespace vellum::backend

@@ -1,0 +1,102 @@
+// The Llama-family forward pass (Llama, Qwen2) over a flat varlen batch with a paged f32 KV cache: the same
+// maths as src/backend/reference/reference-backend.ts, with weights used in place and work split over a
+// persistent thread pool (matmuls by output rows, per-token ops by tokens, attention by (token, kv head)).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "attention.h"
+#include "kernels.h"
+#include "thread-pool.h"
+
+namespace vellum::backend {
+
+struct ModelConfig {
+  int dim;
+  int hiddenDim;
+  int nLayers;
+  int nHeads;
+  int nKvHeads;
+  int headDim;
+  int vocabSize;
+  float normEps;
+  double ropeTheta;
+  bool ropeNeox;
+};
+
+struct LayerWeights {
+  std::vector<float> attnNorm;
+  std::vector<float> ffnNorm;
+  std::vector<float> bq;  // biases are empty when the model has none
+  std::vector<float> bk;
+  std::vector<float> bv;
+  Weight wq;
+  Weight wk;
+  Weight wv;
+  Weight wo;
+  Weight gate;
+  Weight up;
+  Weight down;
+};
+
+struct ModelWeights {
+  Weight embedding;
+  std::vector<float> outputNorm;
+  Weight classifier;
+  std::vector<LayerWeights> layers;
+};
+
+// One step's batch, as in src/backend/backend.ts (ForwardBatch); block tables are stored back to back.
+struct Batch {
+  std::vector<int32_t> tokenIds;
+  std::vector<int32_t> positions;
+  std::vector<int32_t> slotMapping;
+  std::vector<int32_t> queryStartLoc;
+  std::vector<int32_t> seqLens;
+  std::vector<int32_t> tables;
+  std::vector<int32_t> tableStart;  // [numSeqs + 1]
+  std::vector<int32_t> logitsIndices;
+};
+
+class Model {
+ public:
+  Model(const ModelConfig& config, ModelWeights weights, const Kernels& kernels, int threads);
+
+  void initKvCache(int numBlocks, int blockSize);
+  bool hasKvCache() const { return blockSize_ > 0; }
+  // Empty when the batch is consistent with itself, the vocabulary and the cache; else what is wrong.
+  std::string validate(const Batch& b) const;
+  // logits: [logitsIndices.size(), vocabSize]. The batch must have passed validate().
+  void forward(const Batch& b, float* logits);
+
+  const ModelConfig& config() const { return c_; }
+  const Kernels& kernels() const { return k_; }
+  int threads() const { return pool_.size(); }
+
+ private:
+  template <class F>
+  void parallelFor(int64_t n, F&& f);
+  void ensureScratch(int T, int nLogits, int maxCtx);
+
+  ModelConfig c_;
+  ModelWeights w_;
+  const Kernels& k_;
+  ThreadPool pool_;
+
+  int numBlocks_ = 0;
+  int blockSize_ = 0;
+  std::vector<std::vector<float>> kCache_;
+  std::vector<std::vector<float>> vCache_;
+
+  // Scratch, grown to the largest batch seen; the hot path allocates nothing once warm.
+  std::vector<float> x_, xb_, q_, k_buf_, v_, attn_, gate_, up_, tmp_;
+  std::vector<BlockQ8Act> actsQ8_;
+  std::vector<float> scores_;  // [threads, scoresStride_]
+  int64_t scoresStride_ = 0;
+  std::vector<int32_t> tileFirst_;  // attention query tiles (attention.h)
+  std::vector<int32_t> tileSeq_;
+};
+
+}  // namespace vellum::backend

@@ -1,0 +1,245 @@
+#include "native-model.h"
+
+#include <exception>
+#include <string>
+
+#include "cpu-features.h"
+#include "napi-args.h"
+
+namespace vellum::backend {
+namespace {
+
+// A weight spec { dtype, rows, cols, data | offset } → a Weight pointing into its buffer or the mapped file,
+// checked against the shape the config requires so no kernel can read past it.
+bool readWeight(Napi::Value v, const std::string& name, const MappedFile* file, int rows, int cols, Weight* out) {
+  Napi::Env env = v.Env();
+  if (!v.IsObject()) return throwType(env, name + " must be a tensor spec object");
+  auto o = v.As<Napi::Object>();
+  if (!readDType(o.Get("dtype"), name + ".dtype", &out->dtype)) return false;
+  if (!readInt(o.Get("rows"), name + ".rows", 1, &out->rows) || !readInt(o.Get("cols"), name + ".cols", 1, &out->cols))
+    return false;
+  if (out->rows != rows || out->cols != cols)
+    return throwRange(env, name + " has shape [" + std::to_string(out->rows) + ", " + std::to_string(out->cols) +
+                               "], expected [" + std::to_string(rows) + ", " + std::to_string(cols) + "]");
+  if (cols % blockValues(out->dtype) != 0)
+    return throwRange(env, name + ": row length " + std::to_string(cols) + " is not a multiple of " +
+                               std::to_string(blockValues(out->dtype)));
+  const size_t bytes = rowBytes(out->dtype, cols) * rows;
+  if (o.Has("data")) {
+    uint8_t* data;
+    size_t length;
+    if (!readBytes(o.Get("data"), name + ".data", &data, &length)) return false;
+    if (length < bytes) return throwRange(env, name + ".data holds " + std::to_string(length) + " bytes, needs " +
+                                                   std::to_string(bytes));
+    out->data = data;
+    return true;
+  }
+  double offset;
+  if (!file) return throwType(env, name + " has no data and the spec names no file");
+  if (!readDouble(o.Get("offset"), name + ".offset", &offset)) return false;
+  if (offset < 0 || offset + static_cast<double>(bytes) > static_cast<double>(file->size()))
+    return throwRange(env, name + ": bytes " + std::to_string(offset) + "+" + std::to_string(bytes) +
+                               " lie outside the file");
+  out->data = file->data() + static_cast<size_t>(offset);
+  return true;
+}
+
+// A 1-D tensor (norm weight, bias) as f32, copied: it is small and read by every token.
+bool readVector(Napi::Value v, const std::string& name, const MappedFile* file, int length, std::vector<float>* out) {
+  Weight w;
+  if (!readWeight(v, name, file, 1, length, &w)) return false;
+  out->resize(length);
+  dequantizeRow(w, 0, out->data());
+  return true;
+}
+
+bool readConfig(Napi::Value v, ModelConfig* c) {
+  if (!v.IsObject()) return throwType(v.Env(), "config must be an object");
+  auto o = v.As<Napi::Object>();
+  double eps, theta;
+  if (!readInt(o.Get("dim"), "config.dim", 1, &c->dim) || !readInt(o.Get("hiddenDim"), "config.hiddenDim", 1, &c->hiddenDim) ||
+      !readInt(o.Get("nLayers"), "config.nLayers", 1, &c->nLayers) ||
+      !readInt(o.Get("nHeads"), "config.nHeads", 1, &c->nHeads) ||
+      !readInt(o.Get("nKvHeads"), "config.nKvHeads", 1, &c->nKvHeads) ||
+      !readInt(o.Get("headDim"), "config.headDim", 2, &c->headDim) ||
+      !readInt(o.Get("vocabSize"), "config.vocabSize", 1, &c->vocabSize) ||
+      !readDouble(o.Get("normEps"), "config.normEps", &eps) || !readDouble(o.Get("ropeTheta"), "config.ropeTheta", &theta))
+    return false;
+  if (c->nHeads % c->nKvHeads != 0) return throwRange(v.Env(), "config.nHeads must be a multiple of nKvHeads");
+  c->normEps = static_cast<float>(eps);
+  c->ropeTheta = theta;
+  c->ropeNeox = o.Get("ropeNeox").ToBoolean();
+  return true;
+}
+
+bool readLayer(Napi::Value v, int l, const MappedFile* file, const ModelConfig& c, LayerWeights* w) {
+  const std::string p = "weights.layers[" + std::to_string(l) + "].";
+  if (!v.IsObject()) return throwType(v.Env(), p + " must be an object");
+  auto o = v.As<Napi::Object>();
+  const int qDim = c.nHeads * c.headDim;
+  const int kvDim = c.nKvHeads * c.headDim;
+  if (!readVector(o.Get("attnNorm"), p + "attnNorm", file, c.dim, &w->attnNorm) ||
+      !readVector(o.Get("ffnNorm"), p + "ffnNorm", file, c.dim, &w->ffnNorm) ||
+      !readWeight(o.Get("wq"), p + "wq", file, qDim, c.dim, &w->wq) ||
+      !readWeight(o.Get("wk"), p + "wk", file, kvDim, c.dim, &w->wk) ||
+      !readWeight(o.Get("wv"), p + "wv", file, kvDim, c.dim, &w->wv) ||
+      !readWeight(o.Get("wo"), p + "wo", file, c.dim, qDim, &w->wo) ||
+      !readWeight(o.Get("gate"), p + "gate", file, c.hiddenDim, c.dim, &w->gate) ||
+      !readWeight(o.Get("up"), p + "up", file, c.hiddenDim, c.dim, &w->up) ||
+      !readWeight(o.Get("down"), p + "down", file, c.dim, c.hiddenDim, &w->down))
+    return false;
+  if (o.Has("bq") && !readVector(o.Get("bq"), p + "bq", file, qDim, &w->bq)) return false;
+  if (o.Has("bk") && !readVector(o.Get("bk"), p + "bk", file, kvDim, &w->bk)) return false;
+  if (o.Has("bv") && !readVector(o.Get("bv"), p + "bv", file, kvDim, &w->bv)) return false;
+  return true;
+}
+
+}  // namespace
+
+// Runs one forward pass on a libuv worker thread (plus the pool's threads); the JS thread stays free.
+class ForwardWorker : public Napi::AsyncWorker {
+ public:
+  ForwardWorker(Napi::Env env, NativeModel* owner, Batch batch, Napi::Float32Array out)
+      : Napi::AsyncWorker(env, "vellum.forward"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        owner_(owner),
+        batch_(std::move(batch)),
+        logits_(out.Data()) {
+    self_ = Napi::Persistent(owner->Value());
+    out_ = Napi::Persistent(out);
+  }
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      owner_->model_->forward(batch_, logits_);
+    } catch (const std::exception& e) {  // growing scratch can run out of memory
+      SetError(std::string("forward: ") + e.what());
+    }
+  }
+  void OnOK() override {
+    owner_->busy_ = false;
+    deferred_.Resolve(out_.Value());
+  }
+  void OnError(const Napi::Error& e) override {
+    owner_->busy_ = false;
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  NativeModel* owner_;
+  Napi::ObjectReference self_;
+  Napi::Reference<Napi::Float32Array> out_;
+  Batch batch_;
+  float* logits_;
+};
+
+Napi::Function NativeModel::Define(Napi::Env env) {
+  return DefineClass(env, "NativeModel",
+                     {InstanceMethod<&NativeModel::InitKvCache>("initKvCache"),
+                      InstanceMethod<&NativeModel::Forward>("forward"),
+                      InstanceAccessor<&NativeModel::KernelPath>("kernelPath"),
+                      InstanceAccessor<&NativeModel::Threads>("threads")});
+}
+
+NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsObject()) {
+    throwType(env, "new NativeModel(spec): spec must be an object");
+    return;
+  }
+  auto spec = info[0].As<Napi::Object>();
+  ModelConfig c;
+  if (!readConfig(spec.Get("config"), &c)) return;
+  int threads;
+  std::string path;
+  if (!readInt(spec.Get("threads"), "threads", 1, &threads) || !readString(spec.Get("kernels"), "kernels", &path))
+    return;
+  const Kernels* kernels = selectKernels(path);
+  if (!kernels) {
+    throwRange(env, "kernels \"" + path + "\" is unknown or this CPU cannot run it");
+    return;
+  }
+  if (spec.Has("file") && !spec.Get("file").IsUndefined()) {
+    std::string file;
+    if (!readString(spec.Get("file"), "file", &file)) return;
+    file_ = std::make_unique<MappedFile>(file);
+    if (!file_->data()) {
+      throwType(env, file_->error());
+      return;
+    }
+  }
+  if (!spec.Get("weights").IsObject()) {
+    throwType(env, "weights must be an object");
+    return;
+  }
+  auto ws = spec.Get("weights").As<Napi::Object>();
+  ModelWeights w;
+  const MappedFile* f = file_.get();
+  if (!readWeight(ws.Get("embedding"), "weights.embedding", f, c.vocabSize, c.dim, &w.embedding) ||
+      !readVector(ws.Get("outputNorm"), "weights.outputNorm", f, c.dim, &w.outputNorm) ||
+      !readWeight(ws.Get("classifier"), "weights.classifier", f, c.vocabSize, c.dim, &w.classifier))
+    return;
+  if (!ws.Get("layers").IsArray() || ws.Get("layers").As<Napi::Array>().Length() != static_cast<uint32_t>(c.nLayers)) {
+    throwType(env, "weights.layers must be an array of config.nLayers layers");
+    return;
+  }
+  auto layers = ws.Get("layers").As<Napi::Array>();
+  w.layers.resize(c.nLayers);
+  for (int l = 0; l < c.nLayers; l++)
+    if (!readLayer(layers.Get(l), l, f, c, &w.layers[l])) return;
+  spec_ = Napi::Persistent(spec);
+  model_ = std::make_unique<Model>(c, std::move(w), *kernels, threads);
+}
+
+Napi::Value NativeModel::InitKvCache(const Napi::CallbackInfo& info) {
+  int numBlocks, blockSize;
+  if (busy_) {
+    throwType(info.Env(), "initKvCache called while a forward pass runs");
+    return info.Env().Undefined();
+  }
+  if (!readInt(info[0], "numBlocks", 1, &numBlocks) || !readInt(info[1], "blockSize", 1, &blockSize))
+    return info.Env().Undefined();
+  try {
+    model_->initKvCache(numBlocks, blockSize);
+  } catch (const std::exception& e) {
+    throwRange(info.Env(), "initKvCache: cannot allocate " + std::to_string(numBlocks) + " blocks: " + e.what());
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value NativeModel::Forward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Batch b;
+  if (!readI32(info[0], "tokenIds", &b.tokenIds) || !readI32(info[1], "positions", &b.positions) ||
+      !readI32(info[2], "slotMapping", &b.slotMapping) || !readI32(info[3], "queryStartLoc", &b.queryStartLoc) ||
+      !readI32(info[4], "seqLens", &b.seqLens) || !readTables(info[5], "blockTables", &b.tables, &b.tableStart) ||
+      !readI32(info[6], "logitsIndices", &b.logitsIndices))
+    return env.Undefined();
+  const std::string problem = model_->validate(b);
+  if (!problem.empty()) {
+    throwRange(env, "forward: " + problem);
+    return env.Undefined();
+  }
+  if (busy_) {
+    throwType(env, "forward: the previous forward pass has not finished");
+    return env.Undefined();
+  }
+  auto out = Napi::Float32Array::New(env, b.logitsIndices.size() * static_cast<size_t>(model_->config().vocabSize));
+  busy_ = true;
+  auto* worker = new ForwardWorker(env, this, std::move(b), out);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value NativeModel::KernelPath(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), model_->kernels().name);
+}
+
+Napi::Value NativeModel::Threads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), model_->threads());
+}
+
+}  // namespace vellum::backend

@@ -1,0 +1,42 @@
+// NativeModel, the JS class behind src/backend/native/native-backend.ts.
+//
+//   new NativeModel({ config, weights, file?, threads, kernels })
+//     config:  { dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim, vocabSize, normEps, ropeTheta, ropeNeox }
+//     weights: { embedding, outputNorm, classifier, layers: [{ attnNorm, ffnNorm, wq, wk, wv, wo, gate, up, down,
+//                bq?, bk?, bv? }] }, each tensor { dtype, rows, cols } plus either `data` (a Uint8Array kept
+//                alive by this object) or `offset` (bytes into `file`, which is memory-mapped)
+//     kernels: "auto" | "avx2" | "scalar"
+//   initKvCache(numBlocks, blockSize)
+//   forward(tokenIds, positions, slotMapping, queryStartLoc, seqLens, blockTables, logitsIndices)
+//     → Promise<Float32Array> [logitsIndices.length, vocabSize], computed on the addon's threads
+//   kernelPath, threads (getters)
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+
+#include "mapped-file.h"
+#include "model.h"
+
+namespace vellum::backend {
+
+class NativeModel : public Napi::ObjectWrap<NativeModel> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit NativeModel(const Napi::CallbackInfo& info);
+
+ private:
+  friend class ForwardWorker;
+  Napi::Value InitKvCache(const Napi::CallbackInfo& info);
+  Napi::Value Forward(const Napi::CallbackInfo& info);
+  Napi::Value KernelPath(const Napi::CallbackInfo& info);
+  Napi::Value Threads(const Napi::CallbackInfo& info);
+
+  std::unique_ptr<MappedFile> file_;
+  Napi::ObjectReference spec_;  // keeps the weights' JS buffers alive
+  std::unique_ptr<Model> model_;
+  bool busy_ = false;
+};
+
+}  // namespace vellum::backend

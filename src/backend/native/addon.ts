@@ -1,0 +1,165 @@
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { DType } from "../../model/tensor.js";
+
+/**
+ * The native backend's half of the C++ addon (native/src/backend/, registered by native/src/addon.cc),
+ * built by `node-gyp rebuild` into build/Release/vellum_native.node.
+ */
+
+/** A weight as the addon takes it: [rows, cols] row-major in GGUF's block layout, from a buffer or the mapped file. */
+export type NativeTensorSpec = { dtype: DType; rows: number; cols: number } & (
+  | { data: Uint8Array }
+  | { offset: number }
+);
+
+export interface NativeLayerSpec {
+  attnNorm: NativeTensorSpec;
+  ffnNorm: NativeTensorSpec;
+  wq: NativeTensorSpec;
+  wk: NativeTensorSpec;
+  wv: NativeTensorSpec;
+  wo: NativeTensorSpec;
+  gate: NativeTensorSpec;
+  up: NativeTensorSpec;
+  down: NativeTensorSpec;
+  bq?: NativeTensorSpec;
+  bk?: NativeTensorSpec;
+  bv?: NativeTensorSpec;
+}
+
+export interface NativeModelSpec {
+  config: {
+    dim: number;
+    hiddenDim: number;
+    nLayers: number;
+    nHeads: number;
+    nKvHeads: number;
+    headDim: number;
+    vocabSize: number;
+    normEps: number;
+    ropeTheta: number;
+    ropeNeox: boolean;
+  };
+  weights: {
+    embedding: NativeTensorSpec;
+    outputNorm: NativeTensorSpec;
+    classifier: NativeTensorSpec;
+    layers: NativeLayerSpec[];
+  };
+  /** GGUF file to memory-map; tensors with an `offset` point into it. */
+  file?: string;
+  threads: number;
+  /** "auto" picks the best path this CPU runs; "avx2" or "scalar" force one. */
+  kernels: KernelPath;
+}
+
+export type KernelPath = "auto" | "avx2" | "scalar";
+
+export interface NativeModel {
+  readonly kernelPath: string;
+  readonly threads: number;
+  initKvCache(numBlocks: number, blockSize: number): void;
+  forward(
+    tokenIds: Int32Array,
+    positions: Int32Array,
+    slotMapping: Int32Array,
+    queryStartLoc: Int32Array,
+    seqLens: Int32Array,
+    blockTables: Int32Array[],
+    logitsIndices: Int32Array,
+  ): Promise<Float32Array>;
+}
+
+export interface NativeAddon {
+  NativeModel: new (spec: NativeModelSpec) => NativeModel;
+  /** y [T, rows] = x [T, cols] · wᵀ. */
+  kernelMatmul(
+    kernels: KernelPath,
+    dtype: DType,
+    w: Uint8Array,
+    rows: number,
+    cols: number,
+    x: Float32Array,
+    T: number,
+    threads: number,
+  ): Float32Array;
+  kernelAttention(
+    kernels: KernelPath,
+    q: Float32Array,
+    kCache: Float32Array,
+    vCache: Float32Array,
+    positions: Int32Array,
+    queryStartLoc: Int32Array,
+    blockTables: Int32Array[],
+    nHeads: number,
+    nKvHeads: number,
+    headDim: number,
+    blockSize: number,
+    threads: number,
+  ): Float32Array;
+  kernelRmsNorm(x: Float32Array, weight: Float32Array, T: number, n: number, eps: number): Float32Array;
+  /** Rotates x: [T, nHeads, headDim] in place. */
+  kernelRope(
+    x: Float32Array,
+    positions: Int32Array,
+    nHeads: number,
+    headDim: number,
+    theta: number,
+    neox: boolean,
+  ): void;
+  /** gate ← silu(gate) · up, in place. */
+  kernelSwiglu(gate: Float32Array, up: Float32Array): void;
+  /** Rows `ids` of a [rows, cols] tensor as f32: the embedding lookup. */
+  kernelDequantizeRows(
+    dtype: DType,
+    w: Uint8Array,
+    rows: number,
+    cols: number,
+    ids: Int32Array,
+  ): Float32Array;
+  probe(threads: number, bufferBytes: number): { readBytesPerSecond: number; fmaFlopsPerSecond: number };
+  /** The kernel path "auto" picks on this CPU, e.g. "avx2+fma". */
+  bestKernelPath(): string;
+}
+
+/** build/ sits three levels above this file both in src/backend/native and in dist/backend/native. */
+export const addonPath = join(
+  dirname(fileURLToPath(import.meta.url)),
+  "..",
+  "..",
+  "..",
+  "build",
+  "Release",
+  "vellum_native.node",
+);
+
+let cached: NativeAddon | Error | undefined;
+
+/** The addon, or the Error saying why it cannot load (not built, or built without the backend). */
+export function loadNativeAddon(): NativeAddon | Error {
+  if (cached === undefined) {
+    try {
+      const addon = createRequire(import.meta.url)(addonPath) as Partial<NativeAddon>;
+      cached = addon.NativeModel
+        ? (addon as NativeAddon)
+        : new Error(
+            `${addonPath}: the addon has no native backend (rebuild it with \`npx node-gyp rebuild\`)`,
+          );
+    } catch (err) {
+      const reason = err instanceof Error ? err.message.split("\n")[0] : String(err);
+      cached = new Error(
+        `${addonPath}: cannot load the native addon (run \`npx node-gyp rebuild\`): ${reason}`,
+      );
+    }
+  }
+  return cached;
+}
+
+/** The addon; throws the load error when it is missing. */
+export function nativeAddon(): NativeAddon {
+  const addon = loadNativeAddon();
+  if (addon instanceof Error) throw addon;
+  return addon;
+}

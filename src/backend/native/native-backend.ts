@@ -1,0 +1,74 @@
+import { existsSync } from "node:fs";
+import { InputError } from "../../model/errors.js";
+import type { LoadedModel } from "../../model/model.js";
+import type { Backend, ForwardBatch, KvCacheSpec } from "../backend.js";
+import { type KernelPath, type NativeModel, type NativeModelSpec, nativeAddon } from "./addon.js";
+import { specFromGguf, specFromTensors } from "./native-spec.js";
+import { physicalCores } from "./physical-cores.js";
+
+export interface NativeBackendOptions {
+  /** Compute threads (the calling libuv thread included); default: physical cores. */
+  threads?: number;
+  /** Kernel path; default "auto" (the best this CPU runs). */
+  kernels?: KernelPath;
+}
+
+/**
+ * The C++ backend: quantized matmuls, paged attention and the rest of the Llama forward pass on the addon's
+ * own threads, so `forward` leaves the event loop free. GGUF weights are memory-mapped and used in place;
+ * other formats' weights are read from the loader's buffers in place.
+ */
+export class NativeBackend implements Backend {
+  readonly name = "native";
+  /** "mapped": GGUF weights read in place from the memory-mapped file; "buffers": from the loader's buffers. */
+  readonly weightSource: "mapped" | "buffers";
+  private readonly model: NativeModel;
+
+  constructor(model: LoadedModel, options: NativeBackendOptions = {}) {
+    const threads = options.threads ?? physicalCores();
+    const kernels = options.kernels ?? "auto";
+    // A model read from a GGUF file that is still there is mapped from it; anything else (other formats,
+    // models built in memory) is read from the loader's buffers.
+    const fromFile =
+      model.format === "gguf" && existsSync(model.path)
+        ? specFromGguf(model.config, model.path, threads, kernels, model.tensors)
+        : undefined;
+    const spec = fromFile ?? specFromTensors(model.config, model.tensors, model.path, threads, kernels);
+    this.weightSource = fromFile ? "mapped" : "buffers";
+    this.model = NativeBackend.create(spec, model.path);
+  }
+
+  /** e.g. "avx2+fma": the kernels chosen at load. */
+  get kernelPath(): string {
+    return this.model.kernelPath;
+  }
+
+  get threads(): number {
+    return this.model.threads;
+  }
+
+  initKvCache({ numBlocks, blockSize }: KvCacheSpec): void {
+    this.model.initKvCache(numBlocks, blockSize);
+  }
+
+  async forward(batch: ForwardBatch): Promise<Float32Array> {
+    return this.model.forward(
+      batch.tokenIds,
+      batch.positions,
+      batch.slotMapping,
+      batch.queryStartLoc,
+      batch.seqLens,
+      batch.blockTables,
+      batch.logitsIndices,
+    );
+  }
+
+  private static create(spec: NativeModelSpec, path: string): NativeModel {
+    const addon = nativeAddon();
+    try {
+      return new addon.NativeModel(spec);
+    } catch (err) {
+      throw new InputError(`${path}: native backend: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+}

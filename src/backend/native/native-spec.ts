@@ -1,0 +1,109 @@
+import { type ModelConfig, tensorNames } from "../../model/config.js";
+import { readGgufFile } from "../../model/formats/gguf-reader.js";
+import type { Tensor } from "../../model/tensor.js";
+import type { KernelPath, NativeLayerSpec, NativeModelSpec, NativeTensorSpec } from "./addon.js";
+
+/** Where the addon finds each tensor: a JS buffer it keeps alive, or an offset into the GGUF file it maps. */
+type TensorSource = (name: string) => NativeTensorSpec;
+
+/** [out, in] → rows, cols; a 1-D [n] tensor is one row. */
+function rowsCols(shape: readonly number[]): { rows: number; cols: number } {
+  return shape.length === 1 ? { rows: 1, cols: shape[0] } : { rows: shape[0], cols: shape[shape.length - 1] };
+}
+
+function specFor(
+  config: ModelConfig,
+  tensor: TensorSource,
+  has: (name: string) => boolean,
+  threads: number,
+  kernels: KernelPath,
+): NativeModelSpec {
+  const optional = (name: string) => (has(name) ? tensor(name) : undefined);
+  const layers: NativeLayerSpec[] = [];
+  for (let l = 0; l < config.nLayers; l++) {
+    const layer: NativeLayerSpec = {
+      attnNorm: tensor(tensorNames.attnNorm(l)),
+      ffnNorm: tensor(tensorNames.ffnNorm(l)),
+      wq: tensor(tensorNames.wq(l)),
+      wk: tensor(tensorNames.wk(l)),
+      wv: tensor(tensorNames.wv(l)),
+      wo: tensor(tensorNames.wo(l)),
+      gate: tensor(tensorNames.ffnGate(l)),
+      up: tensor(tensorNames.ffnUp(l)),
+      down: tensor(tensorNames.ffnDown(l)),
+    };
+    const bq = optional(tensorNames.bq(l));
+    const bk = optional(tensorNames.bk(l));
+    const bv = optional(tensorNames.bv(l));
+    if (bq) layer.bq = bq;
+    if (bk) layer.bk = bk;
+    if (bv) layer.bv = bv;
+    layers.push(layer);
+  }
+  const embedding = tensor(tensorNames.tokenEmbedding);
+  return {
+    config: {
+      dim: config.dim,
+      hiddenDim: config.hiddenDim,
+      nLayers: config.nLayers,
+      nHeads: config.nHeads,
+      nKvHeads: config.nKvHeads,
+      headDim: config.headDim,
+      vocabSize: config.vocabSize,
+      normEps: config.normEps,
+      ropeTheta: config.ropeTheta,
+      ropeNeox: config.ropeStyle === "neox",
+    },
+    weights: {
+      embedding,
+      outputNorm: tensor(tensorNames.outputNorm),
+      classifier: config.tiedEmbeddings ? embedding : tensor(tensorNames.output),
+      layers,
+    },
+    threads,
+    kernels,
+  };
+}
+
+/** Weights from tensors already in memory (llama2.c, safetensors): the addon reads the JS buffers in place. */
+export function specFromTensors(
+  config: ModelConfig,
+  tensors: Map<string, Tensor>,
+  path: string,
+  threads: number,
+  kernels: KernelPath,
+): NativeModelSpec {
+  const tensor = (name: string): NativeTensorSpec => {
+    const t = tensors.get(name);
+    if (!t) throw new Error(`model ${path} has no tensor ${name}`);
+    return { dtype: t.dtype, ...rowsCols(t.shape), data: t.data };
+  };
+  return specFor(config, tensor, (name) => tensors.has(name), threads, kernels);
+}
+
+/**
+ * Weights straight from a GGUF file, which the addon memory-maps: nothing is copied into the JS heap.
+ * With `loaded` (the tensors a loader already read from that file), undefined unless the file still holds
+ * exactly those tensors' types and shapes.
+ */
+export function specFromGguf(
+  config: ModelConfig,
+  path: string,
+  threads: number,
+  kernels: KernelPath,
+  loaded?: Map<string, Tensor>,
+): NativeModelSpec | undefined {
+  const infos = new Map(readGgufFile(path).tensors.map((t) => [t.name, t]));
+  if (loaded) {
+    for (const [name, t] of loaded) {
+      const info = infos.get(name);
+      if (!info || info.dtype !== t.dtype || info.shape.join() !== t.shape.join()) return undefined;
+    }
+  }
+  const tensor = (name: string): NativeTensorSpec => {
+    const t = infos.get(name);
+    if (!t) throw new Error(`${path}: tensor "${name}" is missing`);
+    return { dtype: t.dtype, ...rowsCols(t.shape), offset: t.fileOffset };
+  };
+  return { ...specFor(config, tensor, (name) => infos.has(name), threads, kernels), file: path };
+}

@@ -1,0 +1,62 @@
+/**
+ * Single-stream latency on the native backend: prefill tokens/s for a 512-token prompt (one forward pass)
+ * and decode tokens/s after it (one token per step), with decode's roofline fraction
+ * = tokens/s × bytes read per token ÷ measured read bandwidth.
+ * Usage: node dist/bench/main.js latency --model FILE.gguf [--threads N] [--prompt 512] [--decode 32] [--out F]
+ */
+import {
+  benchOptions,
+  gb,
+  loadBenchModel,
+  median,
+  probe,
+  stepBatch,
+  timed,
+  writeJson,
+} from "./native-bench-setup.js";
+
+export async function runLatency(argv: string[]) {
+  const { opts, get } = benchOptions("latency", argv, { prompt: "512", decode: "32", runs: "3" });
+  const promptLen = Number(get("prompt"));
+  const decodeSteps = Number(get("decode"));
+  const runs = Number(get("runs"));
+  const { model, backend, weightBytes, kvBytes } = loadBenchModel(opts.model, opts.threads);
+  const bw = probe(opts.threads).readBytesPerSecond;
+  const blockSize = 16;
+  const blocks = Math.ceil((promptLen + decodeSteps) / blockSize);
+  backend.initKvCache({ numBlocks: blocks, blockSize });
+  const vocab = model.config.vocabSize;
+  const prefill: number[] = [];
+  const decode: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    prefill.push(await timed(() => backend.forward(stepBatch([0], [promptLen], blocks, blockSize, vocab))));
+    for (let s = 0; s < decodeSteps; s++)
+      decode.push(
+        await timed(() => backend.forward(stepBatch([promptLen + s], [1], blocks, blockSize, vocab))),
+      );
+  }
+  const prefillTps = promptLen / median(prefill);
+  const decodeTps = 1 / median(decode);
+  const bytesPerToken = weightBytes + kvBytes(promptLen + decodeSteps / 2);
+  const roofline = (decodeTps * bytesPerToken) / bw;
+  const result = {
+    model: opts.model,
+    threads: opts.threads,
+    kernelPath: backend.kernelPath,
+    readBandwidthGBs: bw / 1e9,
+    bytesPerDecodeToken: bytesPerToken,
+    promptTokens: promptLen,
+    prefillTokensPerSecond: prefillTps,
+    decodeTokensPerSecond: decodeTps,
+    decodeRooflineTokensPerSecond: bw / bytesPerToken,
+    decodeRooflineFraction: roofline,
+    prefillSeconds: prefill,
+    decodeSeconds: decode,
+  };
+  console.log(`${opts.model}: ${backend.kernelPath}, ${opts.threads} threads, bandwidth ${gb(bw)} GB/s`);
+  console.log("prefill tok/s | decode tok/s | GB read/token | roofline tok/s | roofline fraction");
+  console.log(
+    `${prefillTps.toFixed(1).padStart(13)} | ${decodeTps.toFixed(2).padStart(12)} | ${gb(bytesPerToken).padStart(13)} | ${(bw / bytesPerToken).toFixed(2).padStart(14)} | ${roofline.toFixed(2).padStart(17)}`,
+  );
+  writeJson(opts.out, result);
+}

@@ -1,0 +1,85 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { BackendName } from "../../backend/native/choose-backend.js";
+import { InputError } from "../../model/errors.js";
+import type { ServeSettings } from "./compare.js";
+
+/** What a server started for a comparison runs. */
+export interface ServerLaunch {
+  modelPath: string;
+  tokenizer?: string;
+  settings: ServeSettings;
+  /** Default: native when the addon loads, else reference. */
+  backend?: BackendName;
+  kvCacheMemory?: string;
+  maxNumSeqs?: number;
+  maxModelLen?: number;
+}
+
+export interface StartedServer {
+  baseUrl: string;
+  stop(): Promise<void>;
+}
+
+const startTimeoutMs = 120_000;
+
+/** Starts `vellum serve` with the launch's settings on a free port and waits for its "serving … at URL" log line. */
+export function startServer(launch: ServerLaunch): Promise<StartedServer> {
+  const cli = fileURLToPath(new URL("../../../bin/vellum.js", import.meta.url));
+  const flags = [
+    "serve",
+    "--model",
+    launch.modelPath,
+    ...(launch.tokenizer ? ["--tokenizer", launch.tokenizer] : []),
+    "--port",
+    "0",
+    "--kv-allocation",
+    launch.settings.kvAllocation,
+    "--batching",
+    launch.settings.batching,
+    ...(launch.settings.prefixCaching ? [] : ["--no-enable-prefix-caching"]),
+    ...(launch.backend ? ["--backend", launch.backend] : []),
+    ...(launch.kvCacheMemory ? ["--kv-cache-memory", launch.kvCacheMemory] : []),
+    ...(launch.maxNumSeqs ? ["--max-num-seqs", String(launch.maxNumSeqs)] : []),
+    ...(launch.maxModelLen ? ["--max-model-len", String(launch.maxModelLen)] : []),
+  ];
+  const child = spawn(process.execPath, [cli, ...flags], { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  return new Promise((resolve, reject) => {
+    const fail = (why: string) => {
+      child.kill();
+      const detail = stderr.trim().split("\n").pop();
+      reject(
+        new InputError(
+          `could not start a vellum server for ${launch.modelPath}: ${why}${detail ? `: ${detail}` : ""}`,
+        ),
+      );
+    };
+    const timer = setTimeout(() => fail(`no answer in ${startTimeoutMs / 1000} s`), startTimeoutMs);
+    let stdout = "";
+    child.stdout?.on("data", (d: Buffer) => {
+      stdout += d.toString();
+      const m = / at (http:\/\/[^\s"]+)\/v1/.exec(stdout);
+      if (!m) return;
+      clearTimeout(timer);
+      resolve({ baseUrl: m[1], stop: () => stopChild(child) });
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      fail(`it exited with code ${code}`);
+    });
+  });
+}
+
+/** SIGTERM: the server drains (nothing is running once its benchmark is over) and exits. */
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.removeAllListeners("exit");
+    child.once("exit", () => resolve());
+    child.kill("SIGTERM");
+  });
+}

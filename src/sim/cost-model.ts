@@ -1,0 +1,54 @@
+import type { SchedulerOutput } from "../core/scheduler-output.js";
+import type { ModelConfig } from "../model/config.js";
+import type { HardwareProfile } from "./hardware.js";
+import { matmulParameterCount, parameterCount } from "./model-profile.js";
+import { type KvDtype, kvBytesPerToken, type WeightDtype, weightBytesPerParam } from "./plan.js";
+
+/**
+ * Time of one engine step on given hardware, by the roofline:
+ * max(bytes moved ÷ bandwidth, FLOPs ÷ peak) + a fixed per-step overhead.
+ * Bytes: every weight once (one forward pass serves the whole batch) plus each scheduled request's K/V
+ * over its context. FLOPs: 2 per weight per scheduled token (the classifier only for tokens that sample)
+ * plus attention, 4 × qDim per layer per (query, key) pair, causal within the new tokens.
+ */
+export class CostModel {
+  readonly weightBytes: number;
+  readonly kvBytesPerToken: number;
+  private readonly bodyParams: number;
+  private readonly classifierParams: number;
+  private readonly attentionFlopsPerPair: number;
+  private readonly peakFlops: number;
+
+  constructor(
+    config: ModelConfig,
+    weightDtype: WeightDtype,
+    kvDtype: KvDtype,
+    readonly hardware: HardwareProfile,
+  ) {
+    this.weightBytes = parameterCount(config) * weightBytesPerParam[weightDtype];
+    this.kvBytesPerToken = kvBytesPerToken(config, kvDtype);
+    this.classifierParams = config.vocabSize * config.dim;
+    this.bodyParams = matmulParameterCount(config) - this.classifierParams;
+    this.attentionFlopsPerPair = 4 * config.nLayers * config.nHeads * config.headDim;
+    this.peakFlops = weightDtype === "fp32" ? hardware.peakFlops.fp32 : hardware.peakFlops.fp16;
+  }
+
+  stepTime(output: SchedulerOutput): number {
+    let kvBytes = 0;
+    let pairs = 0;
+    let sampling = 0;
+    for (const s of output.scheduled) {
+      const context = s.numComputedTokens + s.numNewTokens;
+      kvBytes += context * this.kvBytesPerToken;
+      // New token j (0-based) attends to numComputedTokens + j + 1 keys.
+      pairs += s.numNewTokens * s.numComputedTokens + (s.numNewTokens * (s.numNewTokens + 1)) / 2;
+      if (s.samples) sampling++;
+    }
+    const flops =
+      2 * this.bodyParams * output.numScheduledTokens +
+      2 * this.classifierParams * sampling +
+      this.attentionFlopsPerPair * pairs;
+    const memoryTime = (this.weightBytes + kvBytes) / this.hardware.bandwidthBytesPerS;
+    return Math.max(memoryTime, flops / this.peakFlops) + this.hardware.stepOverheadS;
+  }
+}

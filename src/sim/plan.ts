@@ -1,0 +1,203 @@
+import type { ModelConfig } from "../model/config.js";
+import { InputError } from "../model/errors.js";
+import type { HardwareProfile } from "./hardware.js";
+import { type ModelProfile, matmulParameterCount, parameterCount } from "./model-profile.js";
+
+export type WeightDtype = "fp32" | "fp16" | "int8" | "int4";
+/** fp32 is what vellum's CPU backends store. */
+export type KvDtype = "fp32" | "fp16" | "fp8" | "int8";
+export const weightDtypes: WeightDtype[] = ["fp32", "fp16", "int8", "int4"];
+export const kvDtypes: KvDtype[] = ["fp32", "fp16", "fp8", "int8"];
+
+/** Bytes per weight as vellum stores them: int8 and int4 are GGUF q8_0 / q4_0 (32 weights + an f16 scale per block). */
+export const weightBytesPerParam: Record<WeightDtype, number> = {
+  fp32: 4,
+  fp16: 2,
+  int8: 34 / 32,
+  int4: 18 / 32,
+};
+/** The round figures a back-of-envelope calculation uses (no block scales). */
+const nominalBytesPerParam: Record<WeightDtype, number> = { fp32: 4, fp16: 2, int8: 1, int4: 0.5 };
+const kvBytesPerElement: Record<KvDtype, number> = { fp32: 4, fp16: 2, fp8: 1, int8: 1 };
+
+/** K and V of every layer for one token. */
+export function kvBytesPerToken(c: ModelConfig, dtype: KvDtype): number {
+  return 2 * c.nLayers * c.nKvHeads * c.headDim * kvBytesPerElement[dtype];
+}
+
+export interface PlanInput {
+  model: ModelProfile;
+  hardware: HardwareProfile;
+  weightDtype: WeightDtype;
+  kvDtype: KvDtype;
+  maxModelLen: number;
+  /** Average tokens (prompt + output) a request holds: what paging reserves. */
+  avgTokens: number;
+  blockSize: number;
+  /** Memory that is neither weights nor KV cache: activations, CUDA context, fragmentation. */
+  overheadBytes: number;
+  /** Context length of the decode step whose time floor is reported. */
+  contextTokens: number;
+  /** Prompt length of the prefill whose time is reported. */
+  promptTokens: number;
+}
+
+/** A step's time under the roofline: whichever of moving the bytes and doing the FLOPs takes longer. */
+export interface StepFloor {
+  bytes: number;
+  flops: number;
+  memoryTimeS: number;
+  computeTimeS: number;
+  timeS: number;
+  bound: "memory" | "compute";
+}
+
+/** Every figure exact, from the shapes, in bytes and seconds (decimal units when printed). */
+export interface Plan {
+  params: number;
+  weightBytes: number;
+  kvBytesPerToken: number;
+  kvBytesPerMaxRequest: number;
+  memoryBytes: number;
+  kvBudgetBytes: number;
+  /** Requests at max-model-len that fit when each reserves max-model-len up front, and the share of that reservation unused at avg-tokens. */
+  preallocated: { maxRequests: number; waste: number };
+  /** Requests at avg-tokens that fit with blocks allocated on demand, and the share of their blocks unused (the last partial block). */
+  paged: { maxRequests: number; waste: number; blocksPerRequest: number; usableBlocks: number };
+  decodeFloor: StepFloor;
+  /** One decode step of the whole paged batch at avg-tokens: what continuous batching reaches. */
+  batchedDecode: StepFloor & { tokensPerS: number };
+  prefill: StepFloor;
+  /** Tokens of KV cache one sequence could hold with all the KV memory. */
+  longestSequence: number;
+  /** The same, for each weight dtype (null: the weights do not fit). */
+  longestSequenceByDtype: Record<WeightDtype, number | null>;
+  backOfEnvelope: BackOfEnvelope;
+}
+
+/**
+ * The textbook's arithmetic: the size in the model's name, 2/1/0.5 bytes per weight, and every figure
+ * rounded to 0.1 of the unit it is quoted in (GB, MB, TB/s) before the next step uses it; counts round down.
+ */
+export interface BackOfEnvelope {
+  weightsGB: number;
+  kvMBPerToken: number;
+  requestGB: number;
+  memoryGB: number;
+  leftGB: number;
+  preallocatedRequests: number;
+  pagedRequests: number;
+  bandwidthTBps: number;
+  decodeFloorMs: number;
+}
+
+export function computePlan(p: PlanInput): Plan {
+  const c = p.model.config;
+  if (p.avgTokens > p.maxModelLen) {
+    throw new InputError(`--avg-tokens ${p.avgTokens} is more than --max-model-len ${p.maxModelLen}`);
+  }
+  const params = parameterCount(c);
+  const kvBytes = kvBytesPerToken(c, p.kvDtype);
+  const weightBytes = params * weightBytesPerParam[p.weightDtype];
+  const kvBudgetBytes = p.hardware.memoryBytes - weightBytes - p.overheadBytes;
+  const longestSequenceByDtype = Object.fromEntries(
+    weightDtypes.map((d) => {
+      const left = p.hardware.memoryBytes - params * weightBytesPerParam[d] - p.overheadBytes;
+      return [d, left > 0 ? Math.floor(left / kvBytes) : null];
+    }),
+  ) as Record<WeightDtype, number | null>;
+  if (kvBudgetBytes <= 0) throw doesNotFit(p, weightBytes, longestSequenceByDtype);
+
+  const kvBytesPerMaxRequest = p.maxModelLen * kvBytes;
+  const blockBytes = p.blockSize * kvBytes;
+  const usableBlocks = Math.max(Math.floor(kvBudgetBytes / blockBytes) - 1, 0); // block 0 is the engine's null block
+  const blocksPerRequest = Math.ceil(p.avgTokens / p.blockSize);
+  const pagedRequests = Math.floor(usableBlocks / blocksPerRequest);
+
+  const peak = p.weightDtype === "fp32" ? p.hardware.peakFlops.fp32 : p.hardware.peakFlops.fp16;
+  const matmulParams = matmulParameterCount(c);
+  const qDim = c.nHeads * c.headDim;
+  const roofline = (bytes: number, flops: number): StepFloor => {
+    const memoryTimeS = bytes / p.hardware.bandwidthBytesPerS;
+    const computeTimeS = flops / peak;
+    return {
+      bytes,
+      flops,
+      memoryTimeS,
+      computeTimeS,
+      timeS: Math.max(memoryTimeS, computeTimeS),
+      bound: memoryTimeS >= computeTimeS ? "memory" : "compute",
+    };
+  };
+  // Attention: QKᵀ and AV, 2 FLOPs per multiply-add, per layer: 4 × qDim × (keys attended) per query token.
+  const decodeFlops = (context: number) => 2 * matmulParams + 4 * c.nLayers * qDim * context;
+  const batched = roofline(
+    weightBytes + pagedRequests * p.avgTokens * kvBytes,
+    pagedRequests * decodeFlops(p.avgTokens),
+  );
+  const n = p.promptTokens;
+  return {
+    params,
+    weightBytes,
+    kvBytesPerToken: kvBytes,
+    kvBytesPerMaxRequest,
+    memoryBytes: p.hardware.memoryBytes,
+    kvBudgetBytes,
+    preallocated: {
+      maxRequests: Math.floor(kvBudgetBytes / kvBytesPerMaxRequest),
+      waste: 1 - p.avgTokens / p.maxModelLen,
+    },
+    paged: {
+      maxRequests: pagedRequests,
+      waste: 1 - p.avgTokens / (blocksPerRequest * p.blockSize),
+      blocksPerRequest,
+      usableBlocks,
+    },
+    decodeFloor: roofline(weightBytes + p.contextTokens * kvBytes, decodeFlops(p.contextTokens)),
+    batchedDecode: { ...batched, tokensPerS: pagedRequests / batched.timeS },
+    // Causal prefill of n tokens attends to n²/2 keys in all.
+    prefill: roofline(weightBytes + n * kvBytes, 2 * matmulParams * n + 2 * c.nLayers * qDim * n * n),
+    longestSequence: Math.floor(kvBudgetBytes / kvBytes),
+    longestSequenceByDtype,
+    backOfEnvelope: backOfEnvelope(p, params, kvBytes),
+  };
+}
+
+const round1 = (x: number) => Math.round(x * 10) / 10;
+
+function backOfEnvelope(p: PlanInput, params: number, kvBytesPerToken: number): BackOfEnvelope {
+  const billions = p.model.nominalParams !== undefined ? p.model.nominalParams / 1e9 : round1(params / 1e9);
+  const weightsGB = round1(billions * nominalBytesPerParam[p.weightDtype]);
+  const kvMBPerToken = round1(kvBytesPerToken / 1e6);
+  const requestGB = round1((p.maxModelLen * kvMBPerToken) / 1e3);
+  const memoryGB = round1(p.hardware.memoryBytes / 2 ** 30); // the data sheet's "80 GB" is 80 GiB
+  const leftGB = round1(memoryGB - weightsGB - round1(p.overheadBytes / 1e9));
+  const bandwidthTBps = round1(p.hardware.bandwidthBytesPerS / 1e12);
+  return {
+    weightsGB,
+    kvMBPerToken,
+    requestGB,
+    memoryGB,
+    leftGB,
+    preallocatedRequests: Math.max(Math.floor(leftGB / requestGB), 0),
+    pagedRequests: Math.max(Math.floor((leftGB * 1e3) / (p.avgTokens * kvMBPerToken)), 0),
+    bandwidthTBps,
+    // GB ÷ TB/s = ms
+    decodeFloorMs: (weightsGB + (p.contextTokens * kvMBPerToken) / 1e3) / bandwidthTBps,
+  };
+}
+
+function doesNotFit(
+  p: PlanInput,
+  weightBytes: number,
+  byDtype: Record<WeightDtype, number | null>,
+): InputError {
+  const fitting = weightDtypes.filter((d) => byDtype[d] !== null);
+  const hint =
+    fitting.length > 0
+      ? `; these weight dtypes fit: ${fitting.map((d) => `${d} (longest sequence ${byDtype[d]?.toLocaleString("en-US")} tokens)`).join(", ")}`
+      : "; no weight dtype fits";
+  return new InputError(
+    `${p.model.name} does not fit on ${p.hardware.name}: ${p.weightDtype} weights take ${(weightBytes / 1e9).toFixed(1)} GB + ${(p.overheadBytes / 1e9).toFixed(1)} GB overhead, the device has ${(p.hardware.memoryBytes / 1e9).toFixed(1)} GB${hint}`,
+  );
+}

@@ -1,0 +1,52 @@
+import type { ServeSettings } from "../bench/serve/compare.js";
+import { numBlocksForBudget } from "../core/kv-cache-sizing.js";
+import { defaultEngineConfig, type EngineConfig } from "../engine/engine-config.js";
+import { InputError } from "../model/errors.js";
+import { CostModel } from "./cost-model.js";
+import type { HardwareProfile } from "./hardware.js";
+import type { ModelProfile } from "./model-profile.js";
+import type { KvDtype, WeightDtype } from "./plan.js";
+
+export interface SimSetupInput {
+  model: ModelProfile;
+  hardware: HardwareProfile;
+  weightDtype: WeightDtype;
+  kvDtype: KvDtype;
+  overheadBytes: number;
+  /** KV cache budget; default: device memory − weights − overhead, as `plan` computes it. */
+  kvCacheBytes?: number;
+  maxModelLen: number;
+  maxNumSeqs: number;
+  maxNumBatchedTokens: number;
+  blockSize: number;
+  settings: ServeSettings;
+}
+
+/** The engine configuration and cost model a simulated server runs with. */
+export function simSetup(s: SimSetupInput): { engine: EngineConfig; cost: CostModel } {
+  const cost = new CostModel(s.model.config, s.weightDtype, s.kvDtype, s.hardware);
+  const budget = s.kvCacheBytes ?? s.hardware.memoryBytes - cost.weightBytes - s.overheadBytes;
+  if (budget <= 0) {
+    throw new InputError(
+      `${s.model.name} does not fit on ${s.hardware.name}: ${s.weightDtype} weights take ${(cost.weightBytes / 1e9).toFixed(1)} GB of ${(s.hardware.memoryBytes / 1e9).toFixed(1)} GB (see vellum plan)`,
+    );
+  }
+  let numBlocks: number;
+  try {
+    numBlocks = numBlocksForBudget(budget, cost.kvBytesPerToken, s.blockSize);
+  } catch (err) {
+    throw new InputError((err as Error).message);
+  }
+  const engine: EngineConfig = {
+    ...defaultEngineConfig,
+    maxModelLen: s.maxModelLen,
+    maxNumSeqs: s.maxNumSeqs,
+    maxNumBatchedTokens: s.maxNumBatchedTokens,
+    blockSize: s.blockSize,
+    numBlocks,
+    kvAllocation: s.settings.kvAllocation,
+    batching: s.settings.batching,
+    enablePrefixCaching: s.settings.prefixCaching,
+  };
+  return { engine, cost };
+}

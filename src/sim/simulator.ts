@@ -1,0 +1,130 @@
+import type { WorkloadPrompt } from "../bench/serve/dataset.js";
+import type { RequestRecord } from "../bench/serve/metrics.js";
+import { WorkloadRandom } from "../bench/serve/random.js";
+import { KVCacheManager } from "../core/kv-cache-manager.js";
+import { isFinished, Request } from "../core/request.js";
+import { AdmissionError, Scheduler } from "../core/scheduler.js";
+import type { SchedulerOutput } from "../core/scheduler-output.js";
+import type { EngineConfig } from "../engine/engine-config.js";
+import { requestMetrics } from "../engine/stats.js";
+import { defaultSamplingParams } from "../runner/sampling-params.js";
+
+export interface SimulationInput {
+  prompts: readonly WorkloadPrompt[];
+  /** Send time of each prompt, seconds from the start, ascending. */
+  sendTimes: readonly number[];
+  /** Client-side limit on requests in flight (Infinity: none), as `bench serve --max-concurrency`. */
+  maxConcurrency: number;
+  engine: EngineConfig;
+  /** Seconds one step takes. */
+  stepTime: (output: SchedulerOutput) => number;
+  /** Seeds the sampled token ids (they only matter to prefix-cache hashes of outputs). */
+  seed: number;
+}
+
+export interface SimulationResult {
+  records: RequestRecord[];
+  /** Virtual seconds from the start to the last finish. */
+  duration: number;
+  steps: number;
+  preemptions: number;
+}
+
+/**
+ * Runs a workload through the real Scheduler and KVCacheManager on a virtual clock: each step advances
+ * the clock by the cost model's time instead of running a model. Requests generate exactly their output
+ * length (as with --ignore-eos). Deterministic: the same input gives the same result.
+ */
+export function simulate(input: SimulationInput): SimulationResult {
+  let now = 0;
+  const c = input.engine;
+  const kvCacheManager = new KVCacheManager({
+    numBlocks: c.numBlocks,
+    blockSize: c.blockSize,
+    maxModelLen: c.maxModelLen,
+    enablePrefixCaching: c.enablePrefixCaching,
+    allocation: c.kvAllocation,
+  });
+  const scheduler = new Scheduler(c, kvCacheManager, () => now);
+  const tokens = new WorkloadRandom(input.seed);
+  const records: RequestRecord[] = new Array(input.prompts.length);
+  const indexOf = new Map<string, number>();
+  // When each client slot became free; a request goes out at max(its send time, the earliest free slot).
+  const freeSlots: number[] = Number.isFinite(input.maxConcurrency)
+    ? new Array<number>(input.maxConcurrency).fill(0)
+    : [];
+  const slotAvailable = () => !Number.isFinite(input.maxConcurrency) || freeSlots.length > 0;
+  const releaseSlot = (time: number) => {
+    if (Number.isFinite(input.maxConcurrency)) freeSlots.push(time);
+  };
+  let next = 0;
+  let steps = 0;
+
+  for (;;) {
+    while (next < input.prompts.length && input.sendTimes[next] <= now && slotAvailable()) {
+      const i = next++;
+      const prompt = input.prompts[i];
+      const request = new Request({
+        id: `sim-${i}`,
+        promptTokenIds: prompt.promptTokenIds,
+        samplingParams: { ...defaultSamplingParams, maxTokens: prompt.outputLen, ignoreEos: true },
+        arrivalTime: Math.max(input.sendTimes[i], freeSlots.shift() ?? 0),
+      });
+      try {
+        scheduler.addRequest(request);
+        indexOf.set(request.id, i);
+      } catch (err) {
+        if (!(err instanceof AdmissionError)) throw err;
+        records[i] = failedRecord(prompt, request.timestamps.arrival, err.message);
+        releaseSlot(now);
+      }
+    }
+    if (!scheduler.hasUnfinishedRequests) {
+      if (next >= input.prompts.length) break;
+      now = Math.max(now, input.sendTimes[next]);
+      continue;
+    }
+    const output = scheduler.schedule();
+    if (output.numScheduledTokens === 0) {
+      throw new Error(
+        "simulate: requests are waiting but the scheduler scheduled nothing (KV cache too small?)",
+      );
+    }
+    now += input.stepTime(output);
+    steps++;
+    const sampled = new Map<string, number>();
+    for (const s of output.scheduled) if (s.samples) sampled.set(s.request.id, tokens.int(3, 30000));
+    for (const request of scheduler.updateFromOutput(output, sampled)) {
+      if (!isFinished(request.status)) continue;
+      records[indexOf.get(request.id) as number] = recordOf(request);
+      releaseSlot(now);
+    }
+  }
+  return { records, duration: now, steps, preemptions: scheduler.stats().numPreemptedTotal };
+}
+
+function recordOf(request: Request): RequestRecord {
+  const m = requestMetrics(request);
+  return {
+    success: true,
+    promptTokens: m.numPromptTokens,
+    outputTokens: m.numGenerationTokens,
+    sendTime: request.timestamps.arrival,
+    ttft: m.ttft,
+    itl: m.interTokenLatencies,
+    e2e: m.e2e,
+  };
+}
+
+function failedRecord(prompt: WorkloadPrompt, sendTime: number, error: string): RequestRecord {
+  return {
+    success: false,
+    error,
+    promptTokens: prompt.promptTokenIds.length,
+    outputTokens: 0,
+    sendTime,
+    ttft: 0,
+    itl: [],
+    e2e: 0,
+  };
+}

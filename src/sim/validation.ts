@@ -1,0 +1,69 @@
+/**
+ * Simulated against measured: does the cost model predict what a real server does? The documented check
+ * (issue 9) runs one workload both ways and compares output throughput and median TPOT:
+ *
+ *   vellum synth-model --shape small-160m --dtype q8_0 --out small-160m.gguf
+ *   vellum serve --model small-160m.gguf --kv-cache-memory 1GiB &
+ *   vellum bench serve --num-prompts 100 --request-rate 4 --input-len 128 --output-len 64 --ignore-eos \
+ *     --result-json measured.json
+ *   vellum simulate --model small-160m.gguf --hardware cpu-local --weight-dtype int8 --kv-dtype fp32 \
+ *     --kv-cache-memory 1GiB --num-prompts 100 --request-rate 4 --input-len 128 --output-len 64 \
+ *     --measured measured.json
+ */
+import { readFileSync } from "node:fs";
+import type { BenchSummary } from "../bench/serve/metrics.js";
+import { InputError } from "../model/errors.js";
+
+const compared: [keyof BenchSummary, string][] = [
+  ["request_throughput", "request throughput (req/s)"],
+  ["output_throughput", "output throughput (tok/s)"],
+  ["median_ttft_ms", "median TTFT (ms)"],
+  ["median_tpot_ms", "median TPOT (ms)"],
+  ["median_e2el_ms", "median E2EL (ms)"],
+];
+
+/** The figures the simulator must predict within ±25% (the issue's validation criterion). */
+const validated = new Set<keyof BenchSummary>(["output_throughput", "median_tpot_ms"]);
+export const tolerance = 0.25;
+
+/** Reads a `bench serve --result-json` file (single run). */
+export function readMeasured(path: string): BenchSummary {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, "utf8"));
+  } catch (err) {
+    throw new InputError(`${path}: cannot read as JSON: ${(err as Error).message}`);
+  }
+  const summary = json as Partial<BenchSummary>;
+  if (typeof summary.output_throughput !== "number" || typeof summary.median_tpot_ms !== "number") {
+    throw new InputError(
+      `${path}: not a single-run result of vellum bench serve --result-json (no output_throughput)`,
+    );
+  }
+  return summary as BenchSummary;
+}
+
+/** Simulated beside measured, with the ratio, and whether throughput and median TPOT are within ±25%. */
+export function formatValidation(simulated: BenchSummary, measured: BenchSummary): string {
+  const rows = compared.map(([key, name]) => {
+    const s = simulated[key] as number;
+    const m = measured[key] as number;
+    const ratio = m === 0 ? Number.NaN : s / m;
+    const verdict = validated.has(key)
+      ? Math.abs(ratio - 1) <= tolerance
+        ? "within ±25%"
+        : "OUTSIDE ±25%"
+      : "";
+    return [name, s.toFixed(2), m.toFixed(2), Number.isNaN(ratio) ? "-" : `${ratio.toFixed(2)}x`, verdict];
+  });
+  const table = [["", "simulated", "measured", "sim / measured", ""], ...rows];
+  const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
+  return table
+    .map((r) =>
+      r
+        .map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}

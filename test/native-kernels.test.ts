@@ -1,0 +1,275 @@
+import fc from "fast-check";
+import { describe, expect, test } from "vitest";
+import type { ForwardBatch } from "../src/backend/backend.js";
+import { type KernelPath, loadNativeAddon, type NativeAddon } from "../src/backend/native/addon.js";
+import { matmul, rmsNorm, rope, swiglu } from "../src/backend/reference/ops.js";
+import { pagedAttention } from "../src/backend/reference/paged-attention.js";
+import { dequantize, quantize } from "../src/model/dtype.js";
+import type { DType } from "../src/model/tensor.js";
+
+const loaded = loadNativeAddon();
+if (loaded instanceof Error) console.warn(`[skip] native kernels: ${loaded.message}`);
+const addon = loaded instanceof Error ? undefined : loaded;
+const describeNative = (name: string, fn: (a: NativeAddon) => void) =>
+  describe.skipIf(!addon)(name, () => {
+    if (addon) fn(addon);
+  });
+
+/** xorshift32 in [-1, 1). */
+function random(seed: number) {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return ((s >>> 0) / 2 ** 32) * 2 - 1;
+  };
+}
+
+const paths = (a: NativeAddon): KernelPath[] =>
+  a.bestKernelPath() === "scalar" ? ["scalar"] : ["scalar", "avx2"];
+
+describeNative("native matmul against the reference (f32 weights dequantized, float64 sums)", (a) => {
+  const dtypes: DType[] = ["f32", "f16", "bf16", "q8_0", "q4_0"];
+  for (const dtype of dtypes) {
+    const quantized = dtype === "q8_0" || dtype === "q4_0";
+    test(`${dtype}: random shapes with odd rows, tails and batch sizes`, () => {
+      fc.assert(
+        fc.property(
+          fc.record({
+            seed: fc.integer(),
+            rows: fc.integer({ min: 1, max: 37 }),
+            // Quantized rows are whole 32-blocks; float rows take any length, so the 8-lane loops have tails.
+            cols: quantized
+              ? fc.integer({ min: 1, max: 9 }).map((b) => b * 32)
+              : fc.integer({ min: 1, max: 150 }),
+            T: fc.integer({ min: 1, max: 9 }),
+            threads: fc.integer({ min: 1, max: 3 }),
+          }),
+          ({ seed, rows, cols, T, threads }) => {
+            const rand = random(seed);
+            const wValues = Float32Array.from({ length: rows * cols }, rand);
+            const x = Float32Array.from({ length: T * cols }, rand);
+            const w = quantize(wValues, [rows, cols], dtype);
+            const wRef = dequantize(w);
+            const expected = matmul(x, wRef, T, cols, rows);
+            for (const path of paths(a)) {
+              const got = a.kernelMatmul(path, dtype, w.data, rows, cols, x, T, threads);
+              for (let t = 0; t < T; t++) {
+                for (let o = 0; o < rows; o++) {
+                  // Float weights: f32 accumulation, error ≤ 1e-5 · Σ|w·x|. Quantized weights also round x to
+                  // int8 per 32-block (step amax/127, error ≤ amax/254 per value): that bound · Σ|w| per block.
+                  let absSum = 0;
+                  let quantBound = 0;
+                  for (let b = 0; b < cols; b += 32) {
+                    let amax = 0;
+                    let wAbs = 0;
+                    for (let i = b; i < Math.min(b + 32, cols); i++) {
+                      amax = Math.max(amax, Math.abs(x[t * cols + i]));
+                      wAbs += Math.abs(wRef[o * cols + i]);
+                      absSum += Math.abs(wRef[o * cols + i] * x[t * cols + i]);
+                    }
+                    quantBound += (amax / 254) * wAbs;
+                  }
+                  const tol = 1e-5 * absSum + (quantized ? 1.001 * quantBound : 0) + 1e-7;
+                  const diff = Math.abs(got[t * rows + o] - expected[t * rows + o]);
+                  if (!(diff <= tol))
+                    throw new Error(
+                      `${path} t=${t} o=${o}: got ${got[t * rows + o]}, want ${expected[t * rows + o]}`,
+                    );
+                }
+              }
+            }
+          },
+        ),
+        { numRuns: 40 },
+      );
+    });
+  }
+
+  test("scalar and avx2 paths agree on a batch past one token chunk (70 tokens)", () => {
+    if (a.bestKernelPath() === "scalar") return;
+    const rand = random(11);
+    const rows = 45;
+    const cols = 96;
+    const T = 70;
+    const x = Float32Array.from({ length: T * cols }, rand);
+    for (const dtype of ["q8_0", "q4_0", "f16"] as DType[]) {
+      const w = quantize(Float32Array.from({ length: rows * cols }, rand), [rows, cols], dtype);
+      const s = a.kernelMatmul("scalar", dtype, w.data, rows, cols, x, T, 2);
+      const v = a.kernelMatmul("avx2", dtype, w.data, rows, cols, x, T, 3);
+      for (let i = 0; i < s.length; i++) expect(Math.abs(s[i] - v[i]), `${dtype} ${i}`).toBeLessThan(1e-4);
+    }
+  });
+
+  test("bad sizes throw instead of reading past the buffer", () => {
+    const w = new Uint8Array(34);
+    expect(() => a.kernelMatmul("scalar", "q8_0", w, 2, 32, new Float32Array(32), 1, 1)).toThrow(
+      /w holds 34/,
+    );
+    expect(() => a.kernelMatmul("scalar", "q8_0", w, 1, 33, new Float32Array(33), 1, 1)).toThrow(
+      /multiple of 32/,
+    );
+    expect(() => a.kernelMatmul("scalar", "q5_1" as DType, w, 1, 32, new Float32Array(32), 1, 1)).toThrow(
+      /q5_1/,
+    );
+  });
+});
+
+describeNative("native paged attention against the reference", (a) => {
+  test("scattered blocks, GQA, mixed prefill chunks and decodes", () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          seed: fc.integer(),
+          blockSize: fc.constantFrom(1, 2, 4, 16),
+          groups: fc.constantFrom(1, 2, 4),
+          nKvHeads: fc.constantFrom(1, 2),
+          headDim: fc.constantFrom(2, 8, 12, 64),
+          seqs: fc.array(
+            fc.record({ cached: fc.integer({ min: 0, max: 40 }), fresh: fc.integer({ min: 1, max: 12 }) }),
+            { minLength: 1, maxLength: 4 },
+          ),
+          threads: fc.integer({ min: 1, max: 3 }),
+        }),
+        ({ seed, blockSize, groups, nKvHeads, headDim, seqs, threads }) => {
+          const rand = random(seed);
+          const nHeads = nKvHeads * groups;
+          const kvDim = nKvHeads * headDim;
+          const blocksPer = seqs.map((s) => Math.ceil((s.cached + s.fresh) / blockSize));
+          const numBlocks = blocksPer.reduce((x, y) => x + y, 0) + 3;
+          const free = Array.from({ length: numBlocks }, (_, i) => i).sort(() => rand());
+          const blockTables = blocksPer.map((n) => Int32Array.from(free.splice(0, n)));
+          const kCache = Float32Array.from({ length: numBlocks * blockSize * kvDim }, rand);
+          const vCache = Float32Array.from({ length: numBlocks * blockSize * kvDim }, rand);
+          const positions: number[] = [];
+          const queryStartLoc = [0];
+          for (const s of seqs) {
+            for (let j = 0; j < s.fresh; j++) positions.push(s.cached + j);
+            queryStartLoc.push(positions.length);
+          }
+          const T = positions.length;
+          const q = Float32Array.from({ length: T * nHeads * headDim }, rand);
+          const batch: ForwardBatch = {
+            tokenIds: new Int32Array(T),
+            positions: Int32Array.from(positions),
+            slotMapping: new Int32Array(T),
+            queryStartLoc: Int32Array.from(queryStartLoc),
+            seqLens: Int32Array.from(seqs.map((s) => s.cached + s.fresh)),
+            blockTables,
+            logitsIndices: new Int32Array(0),
+          };
+          const expected = pagedAttention(q, kCache, vCache, batch, { nHeads, nKvHeads, headDim, blockSize });
+          for (const path of paths(a)) {
+            const got = a.kernelAttention(
+              path,
+              q,
+              kCache,
+              vCache,
+              batch.positions,
+              batch.queryStartLoc,
+              blockTables,
+              nHeads,
+              nKvHeads,
+              headDim,
+              blockSize,
+              threads,
+            );
+            // Outputs are convex mixes of values in [-1, 1]; f32 scores and sums stay within 2e-5 of float64.
+            for (let i = 0; i < expected.length; i++)
+              if (!(Math.abs(got[i] - expected[i]) < 2e-5))
+                throw new Error(`${path} ${i}: ${got[i]} vs ${expected[i]}`);
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  test("a position past its block table, or a block past the cache, throws", () => {
+    const f = new Float32Array(64);
+    expect(() =>
+      a.kernelAttention(
+        "scalar",
+        f,
+        f,
+        f,
+        Int32Array.of(5),
+        Int32Array.of(0, 1),
+        [Int32Array.of(0)],
+        1,
+        1,
+        4,
+        4,
+        1,
+      ),
+    ).toThrow(/block table/);
+    expect(() =>
+      a.kernelAttention(
+        "scalar",
+        f,
+        f,
+        f,
+        Int32Array.of(0),
+        Int32Array.of(0, 1),
+        [Int32Array.of(4)],
+        1,
+        1,
+        4,
+        4,
+        1,
+      ),
+    ).toThrow(/block id 4/);
+  });
+});
+
+describeNative("native per-token ops against the reference", (a) => {
+  const rand = random(5);
+  test("RMSNorm (relative 1e-6)", () => {
+    const T = 3;
+    const n = 77;
+    const x = Float32Array.from({ length: T * n }, rand);
+    const w = Float32Array.from({ length: n }, rand);
+    const expected = rmsNorm(x, w, T, n, 1e-5);
+    const got = a.kernelRmsNorm(x, w, T, n, 1e-5);
+    for (let i = 0; i < expected.length; i++) expect(got[i]).toBeCloseTo(expected[i], 6);
+  });
+
+  for (const style of ["interleaved", "neox"] as const) {
+    test(`RoPE ${style} (1e-5 at positions up to 4000)`, () => {
+      const nHeads = 3;
+      const headDim = 10;
+      const positions = Int32Array.of(0, 1, 17, 4000);
+      const x = Float32Array.from({ length: positions.length * nHeads * headDim }, rand);
+      const expected = Float32Array.from(x);
+      rope(expected, positions, nHeads, headDim, 10000, style);
+      a.kernelRope(x, positions, nHeads, headDim, 10000, style === "neox");
+      for (let i = 0; i < x.length; i++) expect(Math.abs(x[i] - expected[i])).toBeLessThan(1e-5);
+    });
+  }
+
+  test("SwiGLU (relative 1e-6)", () => {
+    const gate = Float32Array.from({ length: 101 }, () => rand() * 8);
+    const up = Float32Array.from({ length: 101 }, rand);
+    const expected = Float32Array.from(gate);
+    swiglu(expected, up);
+    a.kernelSwiglu(gate, up);
+    for (let i = 0; i < gate.length; i++) expect(gate[i]).toBeCloseTo(expected[i], 6);
+  });
+
+  test("embedding lookup equals dequantize exactly, every dtype", () => {
+    for (const dtype of ["f32", "f16", "bf16", "q8_0", "q4_0"] as DType[]) {
+      const rows = 7;
+      const cols = 64;
+      const t = quantize(Float32Array.from({ length: rows * cols }, rand), [rows, cols], dtype);
+      const all = dequantize(t);
+      const ids = Int32Array.of(6, 0, 3, 3);
+      const got = a.kernelDequantizeRows(dtype, t.data, rows, cols, ids);
+      ids.forEach((id, i) => {
+        expect(got.subarray(i * cols, (i + 1) * cols), dtype).toEqual(
+          all.subarray(id * cols, (id + 1) * cols),
+        );
+      });
+    }
+  });
+});

@@ -1,0 +1,145 @@
+import { describe, expect, it } from "vitest";
+import type { WorkloadPrompt } from "../src/bench/serve/dataset.js";
+import { summarize } from "../src/bench/serve/metrics.js";
+import { type WorkloadFlags, workloadFrom } from "../src/bench/serve/workload-options.js";
+import type { SchedulerOutput } from "../src/core/scheduler-output.js";
+import { defaultEngineConfig, type EngineConfig } from "../src/engine/engine-config.js";
+import { CostModel } from "../src/sim/cost-model.js";
+import { hardwareProfile } from "../src/sim/hardware.js";
+import { modelProfile } from "../src/sim/model-profile.js";
+import { simSetup } from "../src/sim/sim-setup.js";
+import { simulate } from "../src/sim/simulator.js";
+
+const engine = (o: Partial<EngineConfig> = {}): EngineConfig => ({
+  ...defaultEngineConfig,
+  maxModelLen: 256,
+  numBlocks: 200,
+  ...o,
+});
+
+const prompt = (length: number, outputLen: number, first = 3): WorkloadPrompt => ({
+  promptTokenIds: Array.from({ length }, (_, i) => first + i),
+  promptText: "",
+  textIsPrompt: false,
+  outputLen,
+});
+
+const flags = (o: Partial<WorkloadFlags> = {}): WorkloadFlags => ({
+  dataset: "random",
+  numPrompts: 60,
+  inputLen: 200,
+  outputLen: 40,
+  rangeRatio: 0.5,
+  prefixLen: 0,
+  vocabSize: 500,
+  requestRate: "20",
+  burstiness: 1,
+  seed: 0,
+  ...o,
+});
+
+describe("simulate on hand-made timelines", () => {
+  it("gives a lone request one step of prefill then one step per token", () => {
+    const run = simulate({
+      prompts: [prompt(10, 3)],
+      sendTimes: [0.5],
+      maxConcurrency: Number.POSITIVE_INFINITY,
+      engine: engine(),
+      stepTime: () => 1,
+      seed: 0,
+    });
+    expect(run.steps).toBe(3);
+    expect(run.duration).toBe(3.5);
+    expect(run.records[0]).toEqual({
+      success: true,
+      promptTokens: 10,
+      outputTokens: 3,
+      sendTime: 0.5,
+      ttft: 1,
+      itl: [1, 1],
+      e2e: 3,
+    });
+  });
+
+  it("holds a request back until a client slot frees under max concurrency", () => {
+    const run = simulate({
+      prompts: [prompt(10, 2), prompt(10, 2, 100)],
+      sendTimes: [0, 0],
+      maxConcurrency: 1,
+      engine: engine(),
+      stepTime: () => 1,
+      seed: 0,
+    });
+    expect(run.records[1].sendTime).toBe(2); // the first finished after its 2 steps
+    expect(run.records[1].ttft).toBe(1);
+    expect(run.duration).toBe(4);
+  });
+
+  it("records a request that can never run as failed, without stopping the run", () => {
+    const run = simulate({
+      prompts: [prompt(250, 10), prompt(10, 2)],
+      sendTimes: [0, 0],
+      maxConcurrency: Number.POSITIVE_INFINITY,
+      engine: engine(),
+      stepTime: () => 1,
+      seed: 0,
+    });
+    expect(run.records[0].success).toBe(false);
+    expect(run.records[0].error).toMatch(/exceeds maxModelLen 256/);
+    expect(summarize(run.records, run.duration)).toMatchObject({ completed: 1, failed: 1 });
+  });
+
+  it("runs fewer requests at once with contiguous allocation, so they take longer", () => {
+    // 2 requests of 256 fit when preallocated; paging fits all 8 (each needs 4 blocks of 16).
+    const input = {
+      prompts: Array.from({ length: 8 }, (_, i) => prompt(40, 20, 3 + 50 * i)),
+      sendTimes: new Array(8).fill(0),
+      maxConcurrency: Number.POSITIVE_INFINITY,
+      stepTime: () => 1,
+      seed: 0,
+    };
+    const paged = simulate({ ...input, engine: engine({ numBlocks: 33 }) });
+    const contiguous = simulate({ ...input, engine: engine({ numBlocks: 33, kvAllocation: "contiguous" }) });
+    expect(paged.steps).toBe(20);
+    expect(contiguous.steps).toBe(4 * 20);
+  });
+});
+
+describe("simulate with the cost model", () => {
+  const model = modelProfile("llama-2-7b");
+  const h100 = hardwareProfile("h100-80gb");
+
+  it("prices a decode step at the roofline", () => {
+    const cost = new CostModel(model.config, "fp16", "fp16", h100);
+    // One decode of a request with 999 tokens computed: weights + 1000 tokens of K/V.
+    const output = {
+      scheduled: [{ numComputedTokens: 999, numNewTokens: 1, samples: true }],
+      numScheduledTokens: 1,
+    } as unknown as SchedulerOutput;
+    const bytes = 2 * 6_738_415_616 + 1000 * 524_288;
+    expect(cost.stepTime(output)).toBeCloseTo(bytes / 3.35e12 + 0.001, 12);
+  });
+
+  it("is deterministic for a seed, and the seed matters", () => {
+    const run = (seed: number) => {
+      const { engine: config, cost } = simSetup({
+        model,
+        hardware: h100,
+        weightDtype: "fp16",
+        kvDtype: "fp16",
+        overheadBytes: 2e9,
+        maxModelLen: 4096,
+        maxNumSeqs: 256,
+        maxNumBatchedTokens: 2048,
+        blockSize: 16,
+        settings: { kvAllocation: "paged", batching: "continuous", prefixCaching: true },
+      });
+      const workload = workloadFrom(flags({ seed }));
+      return simulate({ ...workload, engine: config, stepTime: (o) => cost.stepTime(o) });
+    };
+    const a = run(7);
+    expect(run(7)).toEqual(a);
+    expect(run(8).records).not.toEqual(a.records);
+    expect(a.records.every((r) => r.success)).toBe(true);
+  });
+});
