@@ -12,6 +12,10 @@ const result = spawnSync("node-gyp", args, { stdio: "inherit", shell: process.pl
 // A failed build must not fail the install: vellum then runs on its reference backend and says so once.
 // (CI checks that the addon was built: test/native-*.test.ts fails there without it.)
 if (result.error || result.status !== 0) {
-  const why = result.error ? `cannot run node-gyp: ${result.error.message}` : `node-gyp exited with ${result.status}`;
-  console.error(`vellum: the native addon was not built (${why}); vellum will use the slow reference backend`);
+  const why = result.error
+    ? `cannot run node-gyp: ${result.error.message}`
+    : `node-gyp exited with ${result.status}`;
+  console.error(
+    `vellum: the native addon was not built (${why}); vellum will use the slow reference backend`,
+  );
 }

@@ -82,7 +82,9 @@ export function encodeChat(
   messages: readonly ChatMessage[],
   opts?: ChatRenderOptions,
 ): number[] {
-  return model.tokenizer.encode(renderChat(model, messages, opts), { addSpecial: model.chatTemplate === undefined });
+  return model.tokenizer.encode(renderChat(model, messages, opts), {
+    addSpecial: model.chatTemplate === undefined,
+  });
 }
 
 function plainChat(messages: readonly ChatMessage[], addGenerationPrompt: boolean): string {

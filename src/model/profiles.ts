@@ -1,5 +1,4 @@
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ModelConfig } from "./config.js";
 import { InputError } from "./errors.js";
