@@ -58,11 +58,10 @@ export interface BenchModel {
   kvBytes(ctx: number): number;
 }
 
-/** The model on the native backend, weights memory-mapped; the loader's JS copies are dropped. */
+/** The model on the native backend, weights memory-mapped (the GGUF loader reads none of them). */
 export function loadBenchModel(path: string, threads: number): BenchModel {
   const model = loadModel(path);
   const backend = new NativeBackend(model, { threads });
-  model.tensors.clear();
   const c = model.config;
   let weightBytes = 0;
   for (const t of readGgufFile(path).tensors) {

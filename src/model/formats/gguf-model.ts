@@ -22,6 +22,23 @@ import { type GgufTensorEntry, writeGgufFile } from "./gguf-writer.js";
 
 // ---- loading ----
 
+/**
+ * A tensor whose bytes are read from the file on first use. The native backend maps the file itself and
+ * never touches them, so a served GGUF model's weights never enter the JS heap; the reference backend and
+ * the converters read each tensor when they reach it.
+ */
+function lazyTensor(file: GgufFile, info: GgufTensorInfo): Tensor {
+  let data: Uint8Array | undefined;
+  return {
+    dtype: info.dtype,
+    shape: [...info.shape],
+    get data() {
+      data ??= readGgufTensor(file, info).data;
+      return data;
+    },
+  };
+}
+
 export function loadGgufModel(path: string): LoadedModel {
   const file = readGgufFile(path);
   const meta = new Metadata(file);
@@ -51,7 +68,7 @@ export function loadGgufModel(path: string): LoadedModel {
   }
 
   const tensors = new Map<string, Tensor>();
-  for (const info of toRead) tensors.set(info.name, readGgufTensor(file, info));
+  for (const info of toRead) tensors.set(info.name, lazyTensor(file, info));
   return {
     config,
     tensors,
