@@ -1,11 +1,11 @@
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
 import { createEngine } from "../engine/create-engine.js";
 import type { FinishReason } from "../engine/stats.js";
 import { encodeChat } from "../model/chat-template.js";
 import { loadModel } from "../model/load.js";
 import { defaultSamplingParams, type SamplingParams } from "../runner/sampling-params.js";
 import { resolveModelPath } from "./default-model.js";
-import { numberOption, runAction } from "./run-action.js";
+import { backendOptions, numberOption, runAction } from "./run-action.js";
 
 interface GenerateOptions {
   model?: string;
@@ -24,8 +24,7 @@ interface GenerateOptions {
 }
 
 export function registerGenerate(program: Command) {
-  program
-    .command("generate")
+  backendOptions(program.command("generate"))
     .description("generate a completion for one prompt, streaming it to stdout")
     .option(
       "--model <path>",
@@ -43,17 +42,6 @@ export function registerGenerate(program: Command) {
     .option(
       "--json",
       'print one JSON object { "text", "token_ids", "prompt_token_ids", "finish_reason" } instead',
-    )
-    .addOption(
-      new Option(
-        "--backend <name>",
-        "native (C++ kernels) or reference (pure TypeScript); default: native when built",
-      ).choices(["native", "reference"]),
-    )
-    .option(
-      "--threads <n>",
-      "compute threads of the native backend (default: physical cores)",
-      numberOption(true),
     )
     .action(runAction(generate));
 }

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { InputError } from "../model/errors.js";
 
 /**
@@ -28,4 +28,20 @@ export function numberOption(integer = false) {
     }
     return n;
   };
+}
+
+/** --backend and --threads, shared by the commands that run a model. */
+export function backendOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option(
+        "--backend <name>",
+        "native (C++ kernels) or reference (pure TypeScript); default: native when built",
+      ).choices(["native", "reference"]),
+    )
+    .option(
+      "--threads <n>",
+      "compute threads of the native backend (default: physical cores)",
+      numberOption(true),
+    );
 }

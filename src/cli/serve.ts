@@ -8,7 +8,7 @@ import { InputError } from "../model/errors.js";
 import { loadModel } from "../model/load.js";
 import { buildServer } from "../server/server.js";
 import { resolveModelPath } from "./default-model.js";
-import { numberOption, runAction } from "./run-action.js";
+import { backendOptions, numberOption, runAction } from "./run-action.js";
 
 interface ServeOptions {
   model?: string;
@@ -35,8 +35,7 @@ interface ServeOptions {
 }
 
 export function registerServe(program: Command) {
-  program
-    .command("serve")
+  backendOptions(program.command("serve"))
     .description(
       "serve a model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /metrics …)",
     )
@@ -64,17 +63,6 @@ export function registerServe(program: Command) {
     .option(
       "--cors-origin <origin>",
       "allow browser requests from this origin (e.g. * or https://example.com)",
-    )
-    .addOption(
-      new Option(
-        "--backend <name>",
-        "native (C++ kernels) or reference (pure TypeScript); default: native when built",
-      ).choices(["native", "reference"]),
-    )
-    .option(
-      "--threads <n>",
-      "compute threads of the native backend (default: physical cores)",
-      numberOption(true),
     )
     .option("--block-size <n>", "tokens per KV cache block", numberOption(true))
     .addOption(

@@ -2,11 +2,13 @@
  * A whole model from and to GGUF: the `<arch>.*` hyper-parameters become a ModelConfig, the
  * `tokenizer.ggml.*` keys a VocabSpec, and the tensors (already under GGUF's names) the weights.
  */
+
 import { basename } from "node:path";
 import { type Architecture, expectedTensors, type ModelConfig, tensorNames } from "../config.js";
 import { dequantize, dtypeLayout, quantize } from "../dtype.js";
 import { InputError } from "../errors.js";
 import type { LoadedModel } from "../model.js";
+import { reorderRopeRows } from "../rope-order.js";
 import type { DType, Tensor } from "../tensor.js";
 import { createTokenizer } from "../tokenizer/create.js";
 import type { VocabSpec } from "../tokenizer/tokenizer.js";
@@ -326,7 +328,10 @@ export function writeGgufModel(model: LoadedModel, path: string, opts: WriteGguf
       dtype,
       shape,
       data: () =>
-        convert(toInterleaved && heads !== undefined ? neoxToInterleaved(source, heads) : source, dtype),
+        convert(
+          toInterleaved && heads !== undefined ? reorderRopeRows(source, heads, "interleaved") : source,
+          dtype,
+        ),
     });
   }
   writeGgufFile(path, metadata, entries);
@@ -341,30 +346,6 @@ export function storedDType(shape: number[], requested: DType): DType {
 
 function convert(t: Tensor, dtype: DType): Uint8Array {
   return t.dtype === dtype ? t.data : quantize(dequantize(t), t.shape, dtype).data;
-}
-
-/**
- * Reorders the rows of a Q or K projection (or its bias) inside each head from rotate-half (neox) order to
- * interleaved-pair order. A neox head of width h rotates row i with row i + h/2; GGUF llama rotates rows 2i and
- * 2i + 1 with the same frequency. So new row 2i + j (j = 0, 1) of each head is old row i + j·h/2. This is
- * convert_hf_to_gguf.py's permute(): reshape(heads, 2, h/2, …).swapaxes(1, 2). Rows are contiguous bytes in every
- * dtype, so the data is moved without converting it.
- */
-function neoxToInterleaved(t: Tensor, nHeads: number): Tensor {
-  const rows = t.shape[0];
-  const headDim = rows / nHeads;
-  const half = headDim / 2;
-  const rowBytes = t.data.byteLength / rows;
-  const out = new Uint8Array(t.data.byteLength);
-  for (let head = 0; head < nHeads; head++) {
-    for (let i = 0; i < half; i++) {
-      for (let j = 0; j < 2; j++) {
-        const from = (head * headDim + j * half + i) * rowBytes;
-        out.set(t.data.subarray(from, from + rowBytes), (head * headDim + 2 * i + j) * rowBytes);
-      }
-    }
-  }
-  return { dtype: t.dtype, shape: t.shape, data: out };
 }
 
 function modelMetadata(model: LoadedModel, vocab: VocabSpec, dtype: DType): Map<string, GgufValue> {

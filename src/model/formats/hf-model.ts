@@ -8,12 +8,14 @@
  * rotate-half RoPE convention, so a loaded model has ropeStyle "neox" and its Q/K rows as stored;
  * converting to GGUF's interleaved order is the GGUF writer's job.
  */
+
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { type Architecture, expectedTensors, type ModelConfig, tensorNames } from "../config.js";
 import { dequantize, quantize } from "../dtype.js";
 import { InputError } from "../errors.js";
 import type { LoadedModel } from "../model.js";
+import { reorderRopeRows } from "../rope-order.js";
 import type { Tensor } from "../tensor.js";
 import {
   type HfTokenizerConfig,
@@ -301,32 +303,8 @@ function hfTensors(model: LoadedModel, dtype: HfDType): Map<string, Tensor> {
     const heads = headsOf.get(name);
     out.set(
       hfNames.get(name) as string,
-      heads === undefined ? converted : interleavedToNeox(converted, heads),
+      heads === undefined ? converted : reorderRopeRows(converted, heads, "neox"),
     );
   }
   return out;
-}
-
-/**
- * Reorders the rows of a Q or K projection (or its bias) inside each head from interleaved-pair order
- * (llama2.c, GGUF llama: rows 2i and 2i + 1 rotate together) to rotate-half order (HF: rows i and
- * i + h/2 rotate together), since rotate-half is what a HF checkpoint holds. New row j·h/2 + i of a
- * head of width h is old row 2i + j (j = 0, 1): the inverse of convert_hf_to_gguf.py's permute().
- * Rows are contiguous bytes, so they move without conversion.
- */
-function interleavedToNeox(t: Tensor, nHeads: number): Tensor {
-  const rows = t.shape[0];
-  const headDim = rows / nHeads;
-  const half = headDim / 2;
-  const rowBytes = t.data.byteLength / rows;
-  const out = new Uint8Array(t.data.byteLength);
-  for (let head = 0; head < nHeads; head++) {
-    for (let i = 0; i < half; i++) {
-      for (let j = 0; j < 2; j++) {
-        const from = (head * headDim + 2 * i + j) * rowBytes;
-        out.set(t.data.subarray(from, from + rowBytes), (head * headDim + j * half + i) * rowBytes);
-      }
-    }
-  }
-  return { dtype: t.dtype, shape: [...t.shape], data: out };
 }
