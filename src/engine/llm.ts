@@ -1,24 +1,12 @@
 import { type LoadOptions, loadModel } from "../model/load.js";
 import type { LoadedModel } from "../model/model.js";
-import type { SampledToken } from "../runner/sampler.js";
 import { defaultSamplingParams, type SamplingParams } from "../runner/sampling-params.js";
 import type { AsyncEngine } from "./async-engine.js";
 import { createEngine, type EngineOptions } from "./create-engine.js";
-import type { CompletionDelta } from "./output-processor.js";
-import type { FinishReason, RequestMetrics } from "./stats.js";
+import { type CompletionDelta, type CompletionOutput, collectCompletions } from "./output-processor.js";
 
 /** The keys LLM.generate accepts in its params object (seed is the one optional field). */
 const samplingParamNames = new Set<string>([...Object.keys(defaultSamplingParams), "seed"]);
-
-export interface CompletionOutput {
-  index: number;
-  text: string;
-  tokenIds: number[];
-  logprobs: SampledToken[];
-  finishReason: FinishReason;
-  stopReason?: string | number;
-  metrics: RequestMetrics;
-}
 
 export interface GenerationOutput {
   promptTokenIds: number[];
@@ -65,29 +53,10 @@ export class LLM {
       throw err;
     }
     return Promise.all(
-      streams.map(async (stream, i) => {
-        const outputs: CompletionOutput[] = [];
-        for await (const delta of stream) {
-          outputs[delta.index] ??= {
-            index: delta.index,
-            text: "",
-            tokenIds: [],
-            logprobs: [],
-            finishReason: "length",
-            metrics: undefined as unknown as RequestMetrics,
-          };
-          const o = outputs[delta.index];
-          o.text += delta.text;
-          o.tokenIds.push(...delta.tokenIds);
-          o.logprobs.push(...delta.logprobs);
-          if (delta.finished) {
-            o.finishReason = delta.finishReason ?? "length";
-            o.stopReason = delta.stopReason;
-            o.metrics = delta.metrics as RequestMetrics;
-          }
-        }
-        return { promptTokenIds: encoded[i], outputs };
-      }),
+      streams.map(async (stream, i) => ({
+        promptTokenIds: encoded[i],
+        outputs: await collectCompletions(stream),
+      })),
     );
   }
 }

@@ -116,3 +116,42 @@ function partialStopLength(text: string, stops: readonly string[]): number {
   }
   return longest;
 }
+
+/** One completion assembled from its deltas. */
+export interface CompletionOutput {
+  index: number;
+  text: string;
+  tokenIds: number[];
+  logprobs: SampledToken[];
+  finishReason: FinishReason;
+  stopReason?: string | number;
+  metrics?: RequestMetrics;
+}
+
+/** Reads a generate() stream to its end: its n completions in index order. `onDelta` sees every delta. */
+export async function collectCompletions(
+  stream: AsyncIterable<CompletionDelta>,
+  onDelta?: (delta: CompletionDelta) => void,
+): Promise<CompletionOutput[]> {
+  const completions: CompletionOutput[] = [];
+  for await (const delta of stream) {
+    onDelta?.(delta);
+    completions[delta.index] ??= {
+      index: delta.index,
+      text: "",
+      tokenIds: [],
+      logprobs: [],
+      finishReason: "length",
+    };
+    const c = completions[delta.index];
+    c.text += delta.text;
+    c.tokenIds.push(...delta.tokenIds);
+    c.logprobs.push(...delta.logprobs);
+    if (delta.finished) {
+      c.finishReason = delta.finishReason ?? "length";
+      c.stopReason = delta.stopReason;
+      c.metrics = delta.metrics;
+    }
+  }
+  return completions;
+}

@@ -76,7 +76,7 @@ async function respond(job: ChatJob) {
       message: { role: "assistant", content: c.text },
       logprobs: body.logprobs ? { content: chatLogprobs(tokenizer, c.logprobs, topN) } : null,
       finish_reason: c.finishReason,
-      stop_reason: c.stopReason,
+      stop_reason: c.stopReason ?? null,
     })),
     usage: tally.usage,
   };

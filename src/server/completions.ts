@@ -80,7 +80,7 @@ async function respond(job: CompletionJob) {
       text: echoTexts[p] + c.text,
       logprobs: body.logprobs == null ? null : completionLogprobs(tokenizer, c.logprobs, topN, 0).logprobs,
       finish_reason: c.finishReason,
-      stop_reason: c.stopReason,
+      stop_reason: c.stopReason ?? null,
     })),
   );
   return { ...job.header, choices, usage: tally.usage };

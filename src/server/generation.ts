@@ -1,8 +1,10 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { AdmissionError } from "../core/scheduler.js";
-import type { CompletionDelta } from "../engine/output-processor.js";
-import type { FinishReason } from "../engine/stats.js";
-import type { SampledToken } from "../runner/sampler.js";
+import {
+  type CompletionDelta,
+  type CompletionOutput,
+  collectCompletions,
+} from "../engine/output-processor.js";
 import type { SamplingParams } from "../runner/sampling-params.js";
 import type { ServerContext } from "./context.js";
 import { ApiError } from "./errors.js";
@@ -12,15 +14,6 @@ import type { GenerationTally } from "./request-log.js";
 export interface Generation {
   promptIds: number[];
   stream: AsyncIterableIterator<CompletionDelta>;
-}
-
-/** A finished completion, assembled from its deltas. */
-export interface Completion {
-  text: string;
-  tokenIds: number[];
-  logprobs: SampledToken[];
-  finishReason: FinishReason;
-  stopReason: string | number | null;
 }
 
 /** 404 unless `model` is absent or the served model's name. */
@@ -97,31 +90,10 @@ export function startGenerations(
   return generations;
 }
 
-/** Reads a generation to its end: its n completions in index order. */
-export async function collect(
+/** Reads a generation to its end: its n completions in index order, each delta counted in the tally. */
+export function collect(
   stream: AsyncIterable<CompletionDelta>,
   tally: GenerationTally,
-): Promise<Completion[]> {
-  const completions: Completion[] = [];
-  for await (const delta of stream) {
-    tally.add(delta);
-    if (!completions[delta.index]) {
-      completions[delta.index] = {
-        text: "",
-        tokenIds: [],
-        logprobs: [],
-        finishReason: "length",
-        stopReason: null,
-      };
-    }
-    const c = completions[delta.index];
-    c.text += delta.text;
-    c.tokenIds.push(...delta.tokenIds);
-    c.logprobs.push(...delta.logprobs);
-    if (delta.finished) {
-      c.finishReason = delta.finishReason ?? "length";
-      c.stopReason = delta.stopReason ?? null;
-    }
-  }
-  return completions;
+): Promise<CompletionOutput[]> {
+  return collectCompletions(stream, (delta) => tally.add(delta));
 }
