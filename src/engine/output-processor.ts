@@ -2,7 +2,7 @@ import type { Request } from "../core/request.js";
 import { IncrementalDetokenizer } from "../model/tokenizer/incremental-detokenizer.js";
 import type { Tokenizer } from "../model/tokenizer/tokenizer.js";
 import type { SampledToken } from "../runner/sampler.js";
-import { type FinishReason, finishReasonOf, type RequestMetrics, requestMetrics } from "./stats.js";
+import { type FinishReason, finishReasonOf, type RequestMetrics } from "./stats.js";
 
 /** What a caller receives for one completion after a step: deltas since the previous output. */
 export interface CompletionDelta {
@@ -88,7 +88,7 @@ export class RequestOutputState {
     return { delta, stopString };
   }
 
-  /** The final delta of a request ended from outside (abort), with its metrics. */
+  /** The final delta of a request ended from outside (abort); the engine adds its metrics. */
   aborted(): CompletionDelta {
     return {
       requestId: this.parentId,
@@ -98,7 +98,6 @@ export class RequestOutputState {
       logprobs: [],
       finished: true,
       finishReason: "abort",
-      metrics: requestMetrics(this.request),
     };
   }
 }
