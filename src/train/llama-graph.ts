@@ -110,7 +110,9 @@ export class LlamaGraph {
   forward(inputs: Int32Array, targets: Int32Array): LossResult {
     const c = this.config;
     const { N, qDim, kvDim } = this;
-    const { gemm } = this.compute;
+    // y[N, outDim] = x[N, inDim] · Wᵀ, W row-major [outDim, inDim] (a Linear layer without bias).
+    const linear = (x: Vec, inDim: number, w: Vec, y: Vec, outDim: number) =>
+      this.compute.gemm(false, true, N, outDim, inDim, x, inDim, w, inDim, y, outDim, false);
     if (inputs.length !== N || targets.length !== N)
       throw new Error(`a batch must hold ${N} inputs and targets`);
     this.inputs = inputs;
@@ -124,133 +126,29 @@ export class LlamaGraph {
       const s = this.acts[l];
       s.xIn.set(x);
       s.attnInv = rmsNormForward(x, this.p(tensorNames.attnNorm(l)).value, s.xnAttn, N, c.dim, c.normEps);
-      gemm(
-        false,
-        true,
-        N,
-        qDim,
-        c.dim,
-        s.xnAttn,
-        c.dim,
-        this.p(tensorNames.wq(l)).value,
-        c.dim,
-        s.q,
-        qDim,
-        false,
-      );
-      gemm(
-        false,
-        true,
-        N,
-        kvDim,
-        c.dim,
-        s.xnAttn,
-        c.dim,
-        this.p(tensorNames.wk(l)).value,
-        c.dim,
-        s.k,
-        kvDim,
-        false,
-      );
-      gemm(
-        false,
-        true,
-        N,
-        kvDim,
-        c.dim,
-        s.xnAttn,
-        c.dim,
-        this.p(tensorNames.wv(l)).value,
-        c.dim,
-        s.v,
-        kvDim,
-        false,
-      );
+      linear(s.xnAttn, c.dim, this.p(tensorNames.wq(l)).value, s.q, qDim);
+      linear(s.xnAttn, c.dim, this.p(tensorNames.wk(l)).value, s.k, kvDim);
+      linear(s.xnAttn, c.dim, this.p(tensorNames.wv(l)).value, s.v, kvDim);
       rope(s.q, N, this.seqLen, c.nHeads, c.headDim, this.tables, false);
       rope(s.k, N, this.seqLen, c.nKvHeads, c.headDim, this.tables, false);
       this.attentionForward(s);
-      gemm(
-        false,
-        true,
-        N,
-        c.dim,
-        qDim,
-        s.attn,
-        qDim,
-        this.p(tensorNames.wo(l)).value,
-        qDim,
-        proj,
-        c.dim,
-        false,
-      );
+      linear(s.attn, qDim, this.p(tensorNames.wo(l)).value, proj, c.dim);
       addInPlace(x, proj);
 
       s.xMid.set(x);
       s.ffnInv = rmsNormForward(x, this.p(tensorNames.ffnNorm(l)).value, s.xnFfn, N, c.dim, c.normEps);
       const h = c.hiddenDim;
-      gemm(
-        false,
-        true,
-        N,
-        h,
-        c.dim,
-        s.xnFfn,
-        c.dim,
-        this.p(tensorNames.ffnGate(l)).value,
-        c.dim,
-        s.gate,
-        h,
-        false,
-      );
-      gemm(
-        false,
-        true,
-        N,
-        h,
-        c.dim,
-        s.xnFfn,
-        c.dim,
-        this.p(tensorNames.ffnUp(l)).value,
-        c.dim,
-        s.up,
-        h,
-        false,
-      );
+      linear(s.xnFfn, c.dim, this.p(tensorNames.ffnGate(l)).value, s.gate, h);
+      linear(s.xnFfn, c.dim, this.p(tensorNames.ffnUp(l)).value, s.up, h);
       swigluForward(s.gate, s.up, s.hidden);
-      gemm(
-        false,
-        true,
-        N,
-        c.dim,
-        h,
-        s.hidden,
-        h,
-        this.p(tensorNames.ffnDown(l)).value,
-        h,
-        proj,
-        c.dim,
-        false,
-      );
+      linear(s.hidden, h, this.p(tensorNames.ffnDown(l)).value, proj, c.dim);
       addInPlace(x, proj);
     }
 
     this.xOut.set(x);
     this.finalInv = rmsNormForward(x, this.p(tensorNames.outputNorm).value, this.xFinal, N, c.dim, c.normEps);
     const V = c.vocabSize;
-    gemm(
-      false,
-      true,
-      N,
-      V,
-      c.dim,
-      this.xFinal,
-      c.dim,
-      this.p(tensorNames.output).value,
-      c.dim,
-      this.logits,
-      V,
-      false,
-    );
+    linear(this.xFinal, c.dim, this.p(tensorNames.output).value, this.logits, V);
     const { totalNats, count } = crossEntropy(this.logits, targets, N, V);
     return { totalNats, count, loss: totalNats / count };
   }
