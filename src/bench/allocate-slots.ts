@@ -2,7 +2,7 @@
  * Cost of one KVCacheManager.allocateSlots call with 1,000 running requests: the scheduler calls it
  * once per running request per step, so it must stay far below a forward pass.
  *
- *   node dist/bench/allocate-slots.js
+ *   vellum bench allocate-slots
  *
  * Each request has a 100-token prompt, the first 64 tokens shared by all (a system prompt, so admission
  * takes prefix hits), then decodes 64 tokens; every 16th decode fills a block, which is hashed and cached.
@@ -72,10 +72,12 @@ function run(): Timings {
   return { admitMicros, decodeMicros, hitRate: stats.hits / stats.queries };
 }
 
-run();
-const t = run();
-console.log(
-  `allocateSlots at ${NUM_REQUESTS.toLocaleString("en-US")} running requests (blocks of ${BLOCK_SIZE}): ` +
-    `${t.decodeMicros.toFixed(2)} µs per decode call; admission (prefix lookup + ${PROMPT_TOKENS}-token prefill) ` +
-    `${t.admitMicros.toFixed(1)} µs per request at prefix hit rate ${(100 * t.hitRate).toFixed(1)}%`,
-);
+export async function runAllocateSlots(): Promise<void> {
+  run();
+  const t = run();
+  console.log(
+    `allocateSlots at ${NUM_REQUESTS.toLocaleString("en-US")} running requests (blocks of ${BLOCK_SIZE}): ` +
+      `${t.decodeMicros.toFixed(2)} µs per decode call; admission (prefix lookup + ${PROMPT_TOKENS}-token prefill) ` +
+      `${t.admitMicros.toFixed(1)} µs per request at prefix hit rate ${(100 * t.hitRate).toFixed(1)}%`,
+  );
+}

@@ -2,7 +2,7 @@
  * Batched decode on the native backend: tokens/s of decode-only steps at batch 1, 4, 16, 64, each sequence
  * with a 256-token context. The contexts' cache blocks are allocated but not prefilled (attention reads them
  * all the same; their values do not change the speed), so the benchmark measures decode steps only.
- * Usage: node dist/bench/main.js batch-scaling --model FILE.gguf [--threads N] [--batches 1,4,16,64] [--out F]
+ * Usage: vellum bench batch-scaling --model FILE.gguf [--threads N] [--batches 1,4,16,64] [--out F]
  */
 import { benchOptions, loadBenchModel, median, stepBatch, timed, writeJson } from "./native-bench-setup.js";
 

@@ -2,7 +2,7 @@
  * Single-stream latency on the native backend: prefill tokens/s for a 512-token prompt (one forward pass)
  * and decode tokens/s after it (one token per step), with decode's roofline fraction
  * = tokens/s × bytes read per token ÷ measured read bandwidth.
- * Usage: node dist/bench/main.js latency --model FILE.gguf [--threads N] [--prompt 512] [--decode 32] [--out F]
+ * Usage: vellum bench latency --model FILE.gguf [--threads N] [--prompt 512] [--decode 32] [--out F]
  */
 import {
   benchOptions,

@@ -4,7 +4,7 @@
  * (vellum, llama.cpp, vellum, …) so both see the same machine state; medians are compared. llama.cpp runs
  * at each of --peer-threads (its workers spin, so on few cores fewer threads can be faster) and its best
  * setting is the one the ratios use; vellum likewise runs at each of --threads (a list) and its best counts.
- * Usage: node dist/bench/main.js llama-cpp-compare --model FILE.gguf [--threads 1,2] [--peer-threads 1,2]
+ * Usage: vellum bench llama-cpp-compare --model FILE.gguf [--threads 1,2] [--peer-threads 1,2]
  *        [--prompt 512] [--decode 32] [--runs 3] [--out F]
  */
 import { getLlama, LlamaLogLevel, type Token } from "node-llama-cpp";

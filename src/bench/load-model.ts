@@ -1,26 +1,25 @@
 /**
  * Load time and peak RSS of loading a model: opening it (metadata, tokenizer; GGUF weights are read lazily),
  * then reading every weight into memory as the reference backend does (the native backend maps the file instead).
- * Usage: node dist/bench/load-model.js MODEL [--tokenizer PATH]
+ * Usage: vellum bench load-model MODEL [--tokenizer PATH]
  */
 import { statSync } from "node:fs";
 import { loadModel } from "../model/load.js";
 
-const [path, flag, tokenizer] = process.argv.slice(2);
-if (!path) {
-  console.error("usage: load-model MODEL [--tokenizer PATH]");
-  process.exit(1);
+export async function runLoadModel(argv: string[]): Promise<void> {
+  const [path, flag, tokenizer] = argv;
+  if (!path) throw new Error("usage: vellum bench load-model MODEL [--tokenizer PATH]");
+  const started = performance.now();
+  const model = loadModel(path, flag === "--tokenizer" ? { tokenizer } : {});
+  const openSeconds = (performance.now() - started) / 1000;
+  let bytes = 0;
+  for (const t of model.tensors.values()) bytes += t.data.byteLength;
+  const seconds = (performance.now() - started) / 1000;
+  const size = statSync(path).isDirectory() ? Number.NaN : statSync(path).size;
+  const peakRss = process.resourceUsage().maxRSS * 1024;
+  const gb = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
+  console.log(
+    `${model.name} (${model.format}): opened in ${openSeconds.toFixed(2)} s, all ${gb(bytes)} of weights read by ${seconds.toFixed(2)} s; ` +
+      `file ${gb(size)}, peak RSS ${gb(peakRss)} (${(peakRss / size).toFixed(2)}x the file)`,
+  );
 }
-const started = performance.now();
-const model = loadModel(path, flag === "--tokenizer" ? { tokenizer } : {});
-const openSeconds = (performance.now() - started) / 1000;
-let bytes = 0;
-for (const t of model.tensors.values()) bytes += t.data.byteLength;
-const seconds = (performance.now() - started) / 1000;
-const size = statSync(path).isDirectory() ? Number.NaN : statSync(path).size;
-const peakRss = process.resourceUsage().maxRSS * 1024;
-const gb = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
-console.log(
-  `${model.name} (${model.format}): opened in ${openSeconds.toFixed(2)} s, all ${gb(bytes)} of weights read by ${seconds.toFixed(2)} s; ` +
-    `file ${gb(size)}, peak RSS ${gb(peakRss)} (${(peakRss / size).toFixed(2)}x the file)`,
-);

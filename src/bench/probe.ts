@@ -1,7 +1,7 @@
 /**
  * This machine's limits, measured by the addon: read bandwidth (a 512 MiB buffer summed with AVX2 loads) and
  * peak f32 FMA rate (12 independent FMA chains per thread), on 1 thread and on --threads.
- * Usage: node dist/bench/main.js probe [--threads N] [--out FILE.json]
+ * Usage: vellum bench probe [--threads N] [--out FILE.json]
  */
 
 import { tmpdir } from "node:os";

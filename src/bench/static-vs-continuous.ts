@@ -4,7 +4,7 @@
  * the reference backend (or `--backend native`). Prints steps, wall time and tokens/s of each and the static/continuous ratios;
  * then the scheduler's own cost per step at 256 running requests (schedule + updateFromOutput, no model).
  *
- *   node dist/bench/static-vs-continuous.js --model stories260K.bin --tokenizer tok512.bin [--backend native] [--json out.json]
+ *   vellum bench batching --model stories260K.bin --tokenizer tok512.bin [--backend native] [--json out.json]
  *
  * Workload: 48 requests, prompts of 4–120 tokens, 8–128 output tokens (EOS ignored, so every request
  * generates exactly its length in both runs), arrivals a Poisson process of 0.5 requests per step.
@@ -194,8 +194,10 @@ function schedulerCostMicros(numRunning = 256): number {
   return (cpu.user + cpu.system) / 200;
 }
 
-async function main(): Promise<void> {
+/** `vellum bench batching --model PATH [--tokenizer PATH] [--backend native|reference] [--json FILE] [--repeat N]`. */
+export async function runBatching(argv: string[]): Promise<void> {
   const { values } = parseArgs({
+    args: argv,
     options: {
       model: { type: "string" },
       tokenizer: { type: "string" },
@@ -212,7 +214,7 @@ async function main(): Promise<void> {
     !["native", "reference"].includes(backend)
   ) {
     throw new Error(
-      "usage: static-vs-continuous --model PATH [--tokenizer PATH] [--backend native|reference] [--json FILE] [--repeat N]",
+      "usage: vellum bench batching --model PATH [--tokenizer PATH] [--backend native|reference] [--json FILE] [--repeat N]",
     );
   }
   const model = loadModel(values.model, { tokenizer: values.tokenizer });
@@ -281,8 +283,3 @@ async function main(): Promise<void> {
     writeFileSync(values.json, `${JSON.stringify(report, null, 2)}\n`);
   }
 }
-
-main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : String(err));
-  process.exit(1);
-});

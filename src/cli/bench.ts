@@ -1,6 +1,12 @@
 import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import type { BackendName } from "../backend/native/choose-backend.js";
+import { runAllocateSlots } from "../bench/allocate-slots.js";
+import { runBatchScaling } from "../bench/batch-scaling.js";
+import { runLatency } from "../bench/latency.js";
+import { runLlamaCppCompare } from "../bench/llama-cpp-compare.js";
+import { runLoadModel } from "../bench/load-model.js";
+import { runProbe } from "../bench/probe.js";
 import { type BenchRun, benchCompare, benchServe } from "../bench/serve/bench-serve.js";
 import type { Endpoint } from "../bench/serve/client.js";
 import { parseCompare } from "../bench/serve/compare.js";
@@ -13,6 +19,7 @@ import {
   workloadFrom,
   workloadMetadata,
 } from "../bench/serve/workload-options.js";
+import { runBatching } from "../bench/static-vs-continuous.js";
 import { InputError } from "../model/errors.js";
 import { resolveModelPath } from "./default-model.js";
 import { oneOf } from "./plan.js";
@@ -35,8 +42,40 @@ interface BenchServeFlags extends WorkloadFlags {
   png?: boolean;
 }
 
+/** Benchmarks that parse their own flags (each prints its usage). */
+const selfParsing: [string, string, (argv: string[]) => Promise<void>][] = [
+  ["probe", "this machine's read bandwidth and FMA peak [--threads N]", runProbe],
+  [
+    "latency",
+    "single-stream prefill and decode tokens/s, roofline fraction --model F.gguf [--threads N]",
+    runLatency,
+  ],
+  ["batch-scaling", "decode tokens/s at batch 1, 4, 16, 64 --model F.gguf [--threads N]", runBatchScaling],
+  [
+    "llama-cpp-compare",
+    "vellum vs llama.cpp on one GGUF --model F.gguf [--threads 1,2 --peer-threads 1,2]",
+    runLlamaCppCompare,
+  ],
+  [
+    "batching",
+    "static vs continuous batching --model F [--tokenizer T] [--backend native|reference]",
+    runBatching,
+  ],
+  ["load-model", "load time and peak RSS of a model: MODEL [--tokenizer PATH]", runLoadModel],
+  ["allocate-slots", "cost of KVCacheManager.allocateSlots at 1,000 running requests", runAllocateSlots],
+];
+
 export function registerBench(program: Command) {
   const bench = program.command("bench").description("benchmarks");
+  for (const [name, description, run] of selfParsing) {
+    bench
+      .command(name)
+      .description(description)
+      .helpOption(false)
+      .allowUnknownOption()
+      .argument("[flags...]")
+      .action(runAction((flags: string[]) => run(flags)));
+  }
   const serve = bench
     .command("serve")
     .description("load-test an OpenAI-compatible server (vellum, vLLM, llama.cpp) like vLLM's bench serve")
