@@ -51,10 +51,9 @@ export function positiveInteger(flag: string, value: number): number {
   return value;
 }
 
-export function registerPlan(program: Command) {
-  program
-    .command("plan")
-    .description("memory and roofline arithmetic of serving a model on given hardware (no model is run)")
+/** The model, hardware and dtype flags that `plan` and `simulate` share. */
+export function modelHardwareOptions(command: Command): Command {
+  return command
     .requiredOption(
       "--model <name|path>",
       "a shape from profiles/models.json (llama-2-7b, …) or a model path / config.json",
@@ -67,7 +66,15 @@ export function registerPlan(program: Command) {
       "--max-model-len <n>",
       "longest request (default: the model's context length)",
       numberOption(true),
-    )
+    );
+}
+
+export function registerPlan(program: Command) {
+  modelHardwareOptions(
+    program
+      .command("plan")
+      .description("memory and roofline arithmetic of serving a model on given hardware (no model is run)"),
+  )
     .option(
       "--avg-tokens <n>",
       "average tokens (prompt + output) per request, for paging (default: 512)",

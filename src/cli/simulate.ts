@@ -11,13 +11,13 @@ import {
   workloadMetadata,
 } from "../bench/serve/workload-options.js";
 import { defaultEngineConfig } from "../engine/engine-config.js";
-import { hardwareNames, hardwareProfile } from "../sim/hardware.js";
+import { hardwareProfile } from "../sim/hardware.js";
 import { modelProfile } from "../sim/model-profile.js";
 import { type KvDtype, kvDtypes, type WeightDtype, weightDtypes } from "../sim/plan.js";
 import { simSetup } from "../sim/sim-setup.js";
 import { simulate } from "../sim/simulator.js";
 import { formatValidation, readMeasured } from "../sim/validation.js";
-import { byteSize, oneOf, positiveInteger } from "./plan.js";
+import { byteSize, modelHardwareOptions, oneOf, positiveInteger } from "./plan.js";
 import { numberOption, runAction } from "./run-action.js";
 
 interface SimulateFlags extends WorkloadFlags {
@@ -41,24 +41,13 @@ interface SimulateFlags extends WorkloadFlags {
 }
 
 export function registerSimulate(program: Command) {
-  const command = program
-    .command("simulate")
-    .description("run a workload through the real scheduler on a virtual clock with a roofline cost model")
-    .requiredOption(
-      "--model <name|path>",
-      "a shape from profiles/models.json (llama-2-7b, …) or a model path",
-    )
-    .option("--tokenizer <path>", "tokenizer.bin of a llama2.c model given as PATH")
-    .requiredOption("--hardware <name>", `one of ${hardwareNames().join(", ")}`)
-    .option("--weight-dtype <type>", weightDtypes.join(", "), "fp16")
-    .option("--kv-dtype <type>", kvDtypes.join(", "), "fp16")
+  const command = modelHardwareOptions(
+    program
+      .command("simulate")
+      .description("run a workload through the real scheduler on a virtual clock with a roofline cost model"),
+  )
     .option("--overhead <size>", "memory for neither weights nor KV", "2GB")
     .option("--kv-cache-memory <size>", "KV cache budget (default: what is left after weights and overhead)")
-    .option(
-      "--max-model-len <n>",
-      "longest request (default: the model's context length)",
-      numberOption(true),
-    )
     .option(
       "--max-num-seqs <n>",
       "most requests running at once",
