@@ -76,6 +76,15 @@ describe("bad input gets one clear line and exit code 1", () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
+  test("--kv-cache-dtype outside f32, f16 names the flag and the choices (generate and serve)", async () => {
+    for (const command of [["generate", "--prompt", "x"], ["serve"]]) {
+      const r = await vellum(...command, "--model", "x.gguf", "--kv-cache-dtype", "f8");
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/--kv-cache-dtype.*'f8' is invalid.*f32, f16/);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
+
   test("synth-model: unknown shape", async () => {
     const r = await vellum("synth-model", "--shape", "gpt-9", "--out", join(dir, "x.gguf"));
     expectOneLineError(r, /unknown shape "gpt-9"/);
@@ -105,6 +114,28 @@ describeShared("CLI on stories260K", () => {
     expect(out.token_ids).toEqual(golden.generated_tokens_after_prompt);
     expect(out.text).toBe(golden.generated_text_after_prompt);
     expect(out.finish_reason).toBe("length");
+  });
+
+  test("generate --kv-cache-dtype f16: the same golden greedy continuation (f16 K/V do not flip these ids)", async () => {
+    const golden = JSON.parse(readFileSync(stories260K.golden, "utf8")).cases[1];
+    const r = await vellum(
+      "generate",
+      "--model",
+      stories260K.model,
+      "--tokenizer",
+      stories260K.tokenizer,
+      "--prompt",
+      golden.prompt_text,
+      "--temperature",
+      "0",
+      "--max-tokens",
+      "60",
+      "--kv-cache-dtype",
+      "f16",
+      "--json",
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).token_ids).toEqual(golden.generated_tokens_after_prompt);
   });
 
   test("llama2.c: truncated checkpoint, missing tokenizer, tokenizer of another vocabulary", async () => {

@@ -365,10 +365,15 @@ describe("KVCacheManager under random interleavings", () => {
   });
 });
 
-describe("the memory effect of paging (issue 5, item 4)", () => {
-  const blockSize = 16;
+// The same budget, 5,120 tokens, in blocks of 16 (the default) and of 8. Paged admission reaches
+// mean tokens / (mean tokens + mean tail waste) of budget / actual tokens: ~84% at 16 for ~40-token
+// requests (a tail wastes 7.5 slots on average), above the issue's 90% target at 8.
+describe.each([
+  { blockSize: 16, target: undefined },
+  { blockSize: 8, target: 0.9 },
+])("the memory effect of paging (issue 5, item 4), blocks of $blockSize", ({ blockSize, target }) => {
   const maxModelLen = 512;
-  const budgetBlocks = 320;
+  const budgetBlocks = 5120 / blockSize;
   /** A deterministic workload of requests of about 40 tokens: prompt 20..32, output 8..20. */
   const workload = range(1000).map((i) => ({ prompt: 20 + ((i * 7) % 13), output: 8 + ((i * 5) % 13) }));
 
@@ -389,7 +394,7 @@ describe("the memory effect of paging (issue 5, item 4)", () => {
     return { m, admitted, usedSlots, allocatedSlots };
   }
 
-  it("contiguous admits floor(blocks / 32); paged admits all whose rounded-up blocks fit, wasting < 1 block each", () => {
+  it("contiguous admits floor(blocks / (maxModelLen / blockSize)); paged admits all whose rounded-up blocks fit, wasting < 1 block each", () => {
     const contiguous = admitUntilFull("contiguous");
     expect(contiguous.admitted).toHaveLength(Math.floor(budgetBlocks / (maxModelLen / blockSize)));
 
@@ -413,8 +418,9 @@ describe("the memory effect of paging (issue 5, item 4)", () => {
     const meanTokens = paged.usedSlots / paged.admitted.length;
     const ideal = (budgetBlocks * blockSize) / meanTokens;
     const ratio = paged.admitted.length / ideal;
-    // the waste bound above implies this; 90% is out of reach for ~40-token requests in blocks of 16
+    // the waste bound above implies this
     expect(ratio).toBeGreaterThanOrEqual(meanTokens / (meanTokens + blockSize - 1));
+    if (target !== undefined) expect(ratio).toBeGreaterThanOrEqual(target);
     console.log(
       `memory effect: budget ${budgetBlocks} blocks × ${blockSize} = ${budgetBlocks * blockSize} tokens, maxModelLen ${maxModelLen}, ` +
         `mean request ${meanTokens.toFixed(1)} tokens: contiguous ${contiguous.admitted.length}, paged ${paged.admitted.length} ` +

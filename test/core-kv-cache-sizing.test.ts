@@ -47,12 +47,18 @@ describe("KV cache sizing", () => {
     expect(() => kvBudgetFromFreeMemory(10e9, 2e9, 1.5)).toThrow(/fraction 1.5/);
   });
 
-  it("summarizes in one line: tokens, blocks, bytes per token, total, max concurrency", () => {
+  it("summarizes in one line: dtype, tokens, blocks, bytes per token, total, max concurrency", () => {
     // 772 blocks: 771 usable × 16 = 12,336 tokens; 772 × 16 × 32 KiB = 386.0 MiB; 771 / (512 / 16) = 24.1
     expect(
-      kvCacheSummary({ numBlocks: 772, blockSize: 16, bytesPerToken: 32 * 1024, maxModelLen: 512 }),
+      kvCacheSummary({
+        dtype: "f16",
+        numBlocks: 772,
+        blockSize: 16,
+        bytesPerToken: 32 * 1024,
+        maxModelLen: 512,
+      }),
     ).toBe(
-      "KV cache: 12,336 tokens (771 blocks of 16), 32.0 KiB/token, 386.0 MiB; max concurrency 24.1x at maxModelLen 512",
+      "KV cache (f16): 12,336 tokens (771 blocks of 16), 32.0 KiB/token, 386.0 MiB; max concurrency 24.1x at maxModelLen 512",
     );
     expect(formatBytes(1023)).toBe("1023 B");
     expect(formatBytes(1280)).toBe("1.3 KiB");

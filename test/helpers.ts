@@ -1,4 +1,5 @@
 import type { Backend } from "../src/backend/backend.js";
+import type { KvCacheDtype } from "../src/core/kv-cache-sizing.js";
 import { type SampledToken, Sampler } from "../src/runner/sampler.js";
 import { defaultSamplingParams, type SamplingParams } from "../src/runner/sampling-params.js";
 
@@ -22,11 +23,12 @@ export async function logitsAt(
   backend: Backend,
   ids: readonly number[],
   vocabSize: number,
+  kvCacheDtype: KvCacheDtype = "f32",
 ): Promise<Float32Array[]> {
   const n = ids.length;
   const blockSize = 16;
   const numBlocks = Math.ceil(n / blockSize);
-  backend.initKvCache({ numBlocks, blockSize });
+  backend.initKvCache({ numBlocks, blockSize, dtype: kvCacheDtype });
   const positions = Int32Array.from({ length: n }, (_, i) => i);
   const logits = await backend.forward({
     tokenIds: Int32Array.from(ids),
@@ -65,7 +67,7 @@ export async function* generateSequence(
   req: SequenceRequest,
 ): AsyncGenerator<SampledToken, FinishReason> {
   const numBlocks = Math.ceil(req.maxModelLen / blockSize);
-  backend.initKvCache({ numBlocks, blockSize });
+  backend.initKvCache({ numBlocks, blockSize, dtype: "f32" });
   const blockTable = Int32Array.from({ length: numBlocks }, (_, i) => i);
   const sampler = new Sampler(req.params);
   const output: number[] = [];

@@ -159,7 +159,7 @@ describe.skipIf(!built)("native backend", () => {
     test("forward before initKvCache, and batches that point outside the cache or vocabulary, reject", async () => {
       const native = new NativeBackend(model, { threads: 1 });
       await expect(native.forward(batch())).rejects.toThrow(/initKvCache/);
-      native.initKvCache({ numBlocks: 2, blockSize: 4 });
+      native.initKvCache({ numBlocks: 2, blockSize: 4, dtype: "f32" });
       await expect(native.forward(batch({ tokenIds: Int32Array.of(1, 512) }))).rejects.toThrow(/vocabulary/);
       await expect(native.forward(batch({ slotMapping: Int32Array.of(0, 8) }))).rejects.toThrow(/slot 8/);
       await expect(native.forward(batch({ blockTables: [Int32Array.of(2)] }))).rejects.toThrow(/block id 2/);
@@ -184,7 +184,7 @@ describe.skipIf(!built)("native backend", () => {
   test("forward runs off the event loop: timers fire while a long batch computes", async () => {
     const model = syntheticModel("tiny-test", "f32", 2);
     const native = new NativeBackend(model, { threads: 1 });
-    native.initKvCache({ numBlocks: 2048 / 16, blockSize: 16 });
+    native.initKvCache({ numBlocks: 2048 / 16, blockSize: 16, dtype: "f32" });
     const T = 2048;
     const positions = Int32Array.from({ length: T }, (_, i) => i);
     let ticks = 0;

@@ -4,7 +4,7 @@ import type { ForwardBatch } from "../src/backend/backend.js";
 import { type KernelPath, loadNativeAddon, type NativeAddon } from "../src/backend/native/addon.js";
 import { matmul, rmsNorm, rope, swiglu } from "../src/backend/reference/ops.js";
 import { pagedAttention } from "../src/backend/reference/paged-attention.js";
-import { dequantize, quantize } from "../src/model/dtype.js";
+import { dequantize, f16ToF32, f32ToF16, quantize } from "../src/model/dtype.js";
 import type { DType } from "../src/model/tensor.js";
 
 const loaded = loadNativeAddon();
@@ -117,73 +117,105 @@ describeNative("native matmul against the reference (f32 weights dequantized, fl
 });
 
 describeNative("native paged attention against the reference", (a) => {
-  test("scattered blocks, GQA, mixed prefill chunks and decodes", () => {
-    fc.assert(
-      fc.property(
-        fc.record({
-          seed: fc.integer(),
-          blockSize: fc.constantFrom(1, 2, 4, 16),
-          groups: fc.constantFrom(1, 2, 4),
-          nKvHeads: fc.constantFrom(1, 2),
-          headDim: fc.constantFrom(2, 8, 12, 64),
-          seqs: fc.array(
-            fc.record({ cached: fc.integer({ min: 0, max: 40 }), fresh: fc.integer({ min: 1, max: 12 }) }),
-            { minLength: 1, maxLength: 4 },
-          ),
-          threads: fc.integer({ min: 1, max: 3 }),
-        }),
-        ({ seed, blockSize, groups, nKvHeads, headDim, seqs, threads }) => {
-          const rand = random(seed);
-          const nHeads = nKvHeads * groups;
-          const kvDim = nKvHeads * headDim;
-          const blocksPer = seqs.map((s) => Math.ceil((s.cached + s.fresh) / blockSize));
-          const numBlocks = blocksPer.reduce((x, y) => x + y, 0) + 3;
-          const free = Array.from({ length: numBlocks }, (_, i) => i).sort(() => rand());
-          const blockTables = blocksPer.map((n) => Int32Array.from(free.splice(0, n)));
-          const kCache = Float32Array.from({ length: numBlocks * blockSize * kvDim }, rand);
-          const vCache = Float32Array.from({ length: numBlocks * blockSize * kvDim }, rand);
-          const positions: number[] = [];
-          const queryStartLoc = [0];
-          for (const s of seqs) {
-            for (let j = 0; j < s.fresh; j++) positions.push(s.cached + j);
-            queryStartLoc.push(positions.length);
-          }
-          const T = positions.length;
-          const q = Float32Array.from({ length: T * nHeads * headDim }, rand);
-          const batch: ForwardBatch = {
-            tokenIds: new Int32Array(T),
-            positions: Int32Array.from(positions),
-            slotMapping: new Int32Array(T),
-            queryStartLoc: Int32Array.from(queryStartLoc),
-            seqLens: Int32Array.from(seqs.map((s) => s.cached + s.fresh)),
-            blockTables,
-            logitsIndices: new Int32Array(0),
-          };
-          const expected = pagedAttention(q, kCache, vCache, batch, { nHeads, nKvHeads, headDim, blockSize });
-          for (const path of paths(a)) {
-            const got = a.kernelAttention(
-              path,
-              q,
-              kCache,
-              vCache,
-              batch.positions,
-              batch.queryStartLoc,
+  test.each(["f32", "f16"] as const)(
+    "%s cache: scattered blocks, GQA, mixed prefill chunks and decodes",
+    (dtype) => {
+      fc.assert(
+        fc.property(
+          fc.record({
+            seed: fc.integer(),
+            blockSize: fc.constantFrom(1, 2, 4, 16),
+            groups: fc.constantFrom(1, 2, 4),
+            nKvHeads: fc.constantFrom(1, 2),
+            headDim: fc.constantFrom(2, 8, 12, 64),
+            seqs: fc.array(
+              fc.record({ cached: fc.integer({ min: 0, max: 40 }), fresh: fc.integer({ min: 1, max: 12 }) }),
+              { minLength: 1, maxLength: 4 },
+            ),
+            threads: fc.integer({ min: 1, max: 3 }),
+          }),
+          ({ seed, blockSize, groups, nKvHeads, headDim, seqs, threads }) => {
+            const rand = random(seed);
+            const nHeads = nKvHeads * groups;
+            const kvDim = nKvHeads * headDim;
+            const blocksPer = seqs.map((s) => Math.ceil((s.cached + s.fresh) / blockSize));
+            const numBlocks = blocksPer.reduce((x, y) => x + y, 0) + 3;
+            const free = Array.from({ length: numBlocks }, (_, i) => i).sort(() => rand());
+            const blockTables = blocksPer.map((n) => Int32Array.from(free.splice(0, n)));
+            // An f16 cache holds binary16 bits, as the engine's writes leave them.
+            const cache = () => {
+              const values = Float32Array.from({ length: numBlocks * blockSize * kvDim }, rand);
+              return dtype === "f16" ? Uint16Array.from(values, f32ToF16) : values;
+            };
+            const kCache = cache();
+            const vCache = cache();
+            const positions: number[] = [];
+            const queryStartLoc = [0];
+            for (const s of seqs) {
+              for (let j = 0; j < s.fresh; j++) positions.push(s.cached + j);
+              queryStartLoc.push(positions.length);
+            }
+            const T = positions.length;
+            const q = Float32Array.from({ length: T * nHeads * headDim }, rand);
+            const batch: ForwardBatch = {
+              tokenIds: new Int32Array(T),
+              positions: Int32Array.from(positions),
+              slotMapping: new Int32Array(T),
+              queryStartLoc: Int32Array.from(queryStartLoc),
+              seqLens: Int32Array.from(seqs.map((s) => s.cached + s.fresh)),
               blockTables,
+              logitsIndices: new Int32Array(0),
+            };
+            const expected = pagedAttention(q, kCache, vCache, batch, {
               nHeads,
               nKvHeads,
               headDim,
               blockSize,
-              threads,
-            );
-            // Outputs are convex mixes of values in [-1, 1]; f32 scores and sums stay within 2e-5 of float64.
-            for (let i = 0; i < expected.length; i++)
-              if (!(Math.abs(got[i] - expected[i]) < 2e-5))
-                throw new Error(`${path} ${i}: ${got[i]} vs ${expected[i]}`);
-          }
-        },
+            });
+            for (const path of paths(a)) {
+              const got = a.kernelAttention(
+                path,
+                q,
+                kCache,
+                vCache,
+                batch.positions,
+                batch.queryStartLoc,
+                blockTables,
+                nHeads,
+                nKvHeads,
+                headDim,
+                blockSize,
+                threads,
+              );
+              // Outputs are convex mixes of values in [-1, 1]; f32 scores and sums stay within 2e-5 of float64.
+              for (let i = 0; i < expected.length; i++)
+                if (!(Math.abs(got[i] - expected[i]) < 2e-5))
+                  throw new Error(`${path} ${i}: ${got[i]} vs ${expected[i]}`);
+            }
+          },
+        ),
+        { numRuns: 60 },
+      );
+    },
+  );
+
+  test("kCache and vCache of different element types throw", () => {
+    expect(() =>
+      a.kernelAttention(
+        "scalar",
+        new Float32Array(4),
+        new Float32Array(4),
+        new Uint16Array(4),
+        Int32Array.of(0),
+        Int32Array.of(0, 1),
+        [Int32Array.of(0)],
+        1,
+        1,
+        4,
+        1,
+        1,
       ),
-      { numRuns: 60 },
-    );
+    ).toThrow(/same element type/);
   });
 
   test("a position past its block table, or a block past the cache, throws", () => {
@@ -220,6 +252,52 @@ describeNative("native paged attention against the reference", (a) => {
         1,
       ),
     ).toThrow(/block id 4/);
+  });
+});
+
+describeNative("native KV cache store", (a) => {
+  // Values where rounding to f16 is delicate: exact ties between neighbouring f16 values (nearest-even decides),
+  // f16 subnormals and values below half the smallest one, the largest finite f16 and overflow past it,
+  // f32 subnormals, ±0, ±inf and NaN — mixed with arbitrary floats.
+  const tie = fc
+    .integer({ min: 0, max: 0x7bff })
+    .chain((h) => fc.constantFrom(1, -1).map((sign) => (sign * (f16ToF32(h) + f16ToF32(h + 1))) / 2));
+  const value = fc.oneof(
+    fc.float(),
+    tie,
+    fc.float({ min: -(2 ** -14), max: 2 ** -14 }),
+    fc.float({ min: 65000, max: 70000 }),
+    fc.constantFrom(
+      65504,
+      65519.99,
+      65520,
+      -65520,
+      2 ** -25,
+      2 ** -149,
+      -0,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+    ),
+  );
+
+  test("f16: bit for bit src/model/dtype.ts f32ToF16 (round-to-nearest-even), every kernel path", () => {
+    fc.assert(
+      // Lengths that are not a multiple of 8 exercise the vector loop's tail too.
+      fc.property(fc.array(value, { maxLength: 37 }), (values) => {
+        const x = Float32Array.from(values);
+        const want = Array.from(x, f32ToF16);
+        for (const path of paths(a)) expect(Array.from(a.kernelStoreKv(path, "f16", x)), path).toEqual(want);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("f32 stores the values unchanged; an unknown dtype throws naming it", () => {
+    const x = Float32Array.of(0.1, -3, 1e-40);
+    for (const path of paths(a)) expect(a.kernelStoreKv(path, "f32", x)).toEqual(x);
+    expect(() => a.kernelStoreKv("scalar", "bf16" as "f16", x)).toThrow(
+      /dtype must be "f32" or "f16", got "bf16"/,
+    );
   });
 });
 

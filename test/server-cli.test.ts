@@ -44,7 +44,7 @@ describeShared("vellum serve (CLI) on stories260K", () => {
     const s = await serve(...model, "--served-model-name", "stories");
     expect(s.output()).toMatch(/model stories260K \(llama2c/);
     expect(s.output()).toMatch(
-      /KV cache: [\d,]+ tokens .* max concurrency .* backend (native|reference).* paged KV, prefix caching on, continuous batching, fcfs/,
+      /KV cache \(f32\): [\d,]+ tokens .* max concurrency .* backend (native|reference).* paged KV, prefix caching on, continuous batching, fcfs/,
     );
     const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: "none", maxRetries: 0 });
     const r = await client.completions.create({

@@ -1,10 +1,13 @@
+import type { KvCacheDtype } from "../core/kv-cache-sizing.js";
+
 /**
  * The Backend runs one forward pass over a flat "varlen" batch: the tokens of several sequences back
  * to back, each sequence either a prefill chunk (many tokens) or a decode (one token). K/V of every
  * token are written into the paged cache at `slotMapping[i]` (slot = block * blockSize + offset), and
  * attention of sequence s reads its whole context (seqLens[s] tokens) through `blockTables[s]`.
  *
- * KV cache layout, per layer, for K and for V: [numBlocks, blockSize, nKvHeads, headDim].
+ * KV cache layout, per layer, for K and for V: [numBlocks, blockSize, nKvHeads, headDim] of the spec's dtype
+ * (f16: K/V are rounded to nearest-even binary16 when written and widened to f32 when read).
  */
 export interface ForwardBatch {
   /** [numTokens] token ids, sequences back to back. */
@@ -26,6 +29,8 @@ export interface ForwardBatch {
 export interface KvCacheSpec {
   numBlocks: number;
   blockSize: number;
+  /** Element type of K and V. */
+  dtype: KvCacheDtype;
 }
 
 export interface Backend {

@@ -10,7 +10,7 @@ export async function runBatchScaling(argv: string[]) {
   const { opts, get } = benchOptions("batch-scaling", argv, { batches: "1,4,16,64", context: "256" });
   const batches = get("batches").split(",").map(Number);
   const context = Number(get("context"));
-  const { model, backend } = loadBenchModel(opts.model, opts.threads);
+  const { model, backend } = loadBenchModel(opts.model, opts.threads, opts.kvCacheDtype);
   const blockSize = 16;
   const rows: { batch: number; stepSeconds: number; tokensPerSecond: number; speedup: number }[] = [];
   console.log(`${opts.model}: ${backend.kernelPath}, ${opts.threads} threads, ${context}-token contexts`);
@@ -19,7 +19,7 @@ export async function runBatchScaling(argv: string[]) {
     // Fewer timed steps for big batches: each takes longer and the median settles sooner.
     const steps = B >= 64 ? 3 : B >= 16 ? 4 : 8;
     const blocksPer = Math.ceil((context + steps + 1) / blockSize);
-    backend.initKvCache({ numBlocks: B * blocksPer, blockSize });
+    backend.initKvCache({ numBlocks: B * blocksPer, blockSize, dtype: opts.kvCacheDtype });
     const times: number[] = [];
     for (let s = 0; s <= steps; s++) {
       const batch = stepBatch(

@@ -20,11 +20,15 @@ export async function runLatency(argv: string[]) {
   const promptLen = Number(get("prompt"));
   const decodeSteps = Number(get("decode"));
   const runs = Number(get("runs"));
-  const { model, backend, weightBytes, kvBytes } = loadBenchModel(opts.model, opts.threads);
+  const { model, backend, weightBytes, kvBytes } = loadBenchModel(
+    opts.model,
+    opts.threads,
+    opts.kvCacheDtype,
+  );
   const bw = probe(opts.threads).readBytesPerSecond;
   const blockSize = 16;
   const blocks = Math.ceil((promptLen + decodeSteps) / blockSize);
-  backend.initKvCache({ numBlocks: blocks, blockSize });
+  backend.initKvCache({ numBlocks: blocks, blockSize, dtype: opts.kvCacheDtype });
   const vocab = model.config.vocabSize;
   const prefill: number[] = [];
   const decode: number[] = [];

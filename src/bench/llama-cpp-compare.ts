@@ -29,14 +29,15 @@ export async function runLlamaCppCompare(argv: string[]) {
   const decodeSteps = Number(get("decode"));
   const runs = Number(get("runs"));
   const peerThreads = (get("peer-threads") || `1,${opts.threads}`).split(",").map(Number);
-  const { model, backend } = loadBenchModel(opts.model, ourThreads[0]);
+  const { model, backend } = loadBenchModel(opts.model, ourThreads[0], opts.kvCacheDtype);
   const vocab = model.config.vocabSize;
   const blockSize = 16;
   const blocks = Math.ceil((promptLen + decodeSteps + 1) / blockSize);
   // The GGUF is mapped again for each further thread count (the loader's copies are already dropped).
   const backends = new Map<number, Backend>([[ourThreads[0], backend]]);
   for (const t of ourThreads.slice(1)) backends.set(t, new NativeBackend(model, { threads: t }));
-  for (const b of backends.values()) b.initKvCache({ numBlocks: blocks, blockSize });
+  for (const b of backends.values())
+    b.initKvCache({ numBlocks: blocks, blockSize, dtype: opts.kvCacheDtype });
   const prompt = stepBatch([0], [promptLen], blocks, blockSize, vocab);
 
   const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });

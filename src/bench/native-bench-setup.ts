@@ -10,6 +10,7 @@ import type { ForwardBatch } from "../backend/backend.js";
 import { nativeAddon } from "../backend/native/addon.js";
 import { NativeBackend } from "../backend/native/native-backend.js";
 import { physicalCores } from "../backend/native/physical-cores.js";
+import { type KvCacheDtype, kvBytesPerToken, kvCacheDtypes } from "../core/kv-cache-sizing.js";
 import { tensorNames } from "../model/config.js";
 import { readGgufFile } from "../model/formats/gguf-reader.js";
 import { loadModel } from "../model/load.js";
@@ -21,16 +22,18 @@ export interface BenchOptions {
   threads: number;
   /** --threads as a list ("1,2"), for benchmarks that compare thread counts. */
   threadList: number[];
+  kvCacheDtype: KvCacheDtype;
   out: string;
 }
 
-/** --model FILE.gguf [--threads N] [--out FILE.json]; extra string options by name. */
+/** --model FILE.gguf [--threads N] [--kv-cache-dtype f32|f16] [--out FILE.json]; extra string options by name. */
 export function benchOptions(bench: string, argv: string[], extra: Record<string, string> = {}) {
   const { values } = parseArgs({
     args: argv,
     options: {
       model: { type: "string" },
       threads: { type: "string" },
+      "kv-cache-dtype": { type: "string", default: "f32" },
       out: { type: "string" },
       ...Object.fromEntries(Object.keys(extra).map((k) => [k, { type: "string" as const }])),
     },
@@ -41,10 +44,13 @@ export function benchOptions(bench: string, argv: string[], extra: Record<string
   if (!threadList.every((t) => Number.isInteger(t) && t >= 1))
     throw new Error("--threads must be a positive integer (or a list such as 1,2)");
   const threads = threadList[0];
+  const kvCacheDtype = values["kv-cache-dtype"] as KvCacheDtype;
+  if (!kvCacheDtypes.includes(kvCacheDtype))
+    throw new Error(`--kv-cache-dtype must be one of ${kvCacheDtypes.join(", ")} (got "${kvCacheDtype}")`);
   const out =
     (values.out as string | undefined) ??
     join(tmpdir(), "vellum-bench", `${bench}-${basename(values.model as string, ".gguf")}-t${threads}.json`);
-  const opts: BenchOptions = { model: values.model as string, threads, threadList, out };
+  const opts: BenchOptions = { model: values.model as string, threads, threadList, kvCacheDtype, out };
   const get = (k: string) => (values as Record<string, string | undefined>)[k] ?? extra[k];
   return { opts, get };
 }
@@ -59,7 +65,7 @@ export interface BenchModel {
 }
 
 /** The model on the native backend, weights memory-mapped (the GGUF loader reads none of them). */
-export function loadBenchModel(path: string, threads: number): BenchModel {
+export function loadBenchModel(path: string, threads: number, kvCacheDtype: KvCacheDtype): BenchModel {
   const model = loadModel(path);
   const backend = new NativeBackend(model, { threads });
   const c = model.config;
@@ -68,7 +74,7 @@ export function loadBenchModel(path: string, threads: number): BenchModel {
     const embeddingOnly = t.name === tensorNames.tokenEmbedding && !c.tiedEmbeddings;
     weightBytes += embeddingOnly ? t.byteLength / c.vocabSize : t.byteLength;
   }
-  const kvBytes = (ctx: number) => 2 * c.nLayers * ctx * c.nKvHeads * c.headDim * 4;
+  const kvBytes = (ctx: number) => ctx * kvBytesPerToken(c, kvCacheDtype);
   return { model, backend, weightBytes, kvBytes };
 }
 

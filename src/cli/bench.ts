@@ -1,5 +1,5 @@
 import { writeFileSync } from "node:fs";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import type { BackendName } from "../backend/native/choose-backend.js";
 import { runAllocateSlots } from "../bench/allocate-slots.js";
 import { runBatchScaling } from "../bench/batch-scaling.js";
@@ -20,6 +20,7 @@ import {
   workloadMetadata,
 } from "../bench/serve/workload-options.js";
 import { runBatching } from "../bench/static-vs-continuous.js";
+import { type KvCacheDtype, kvCacheDtypes } from "../core/kv-cache-sizing.js";
 import { InputError } from "../model/errors.js";
 import { resolveModelPath } from "./default-model.js";
 import { oneOf } from "./plan.js";
@@ -36,6 +37,7 @@ interface BenchServeFlags extends WorkloadFlags {
   tokenizer?: string;
   serverBackend?: string;
   kvCacheMemory?: string;
+  kvCacheDtype?: KvCacheDtype;
   maxNumSeqs?: number;
   maxModelLen?: number;
   report?: string;
@@ -92,6 +94,11 @@ export function registerBench(program: Command) {
     .option("--tokenizer <path>", "--compare: tokenizer for llama2.c models")
     .option("--server-backend <name>", "--compare: native or reference (default: native when built)")
     .option("--kv-cache-memory <size>", "--compare: the servers' KV cache budget")
+    .addOption(
+      new Option("--kv-cache-dtype <dtype>", "--compare: the servers' KV element type").choices(
+        kvCacheDtypes,
+      ),
+    )
     .option("--max-num-seqs <n>", "--compare: the servers' batch limit", numberOption(true))
     .option("--max-model-len <n>", "--compare: the servers' longest sequence", numberOption(true))
     .option("--report <file.html>", "write a self-contained HTML report with charts")
@@ -117,6 +124,7 @@ async function runBenchServe(f: BenchServeFlags) {
           ? undefined
           : oneOf<BackendName>("--server-backend", f.serverBackend, ["native", "reference"]),
       kvCacheMemory: f.kvCacheMemory,
+      kvCacheDtype: f.kvCacheDtype,
       maxNumSeqs: f.maxNumSeqs,
       maxModelLen: f.maxModelLen,
     };

@@ -1,11 +1,12 @@
 import type { Command } from "commander";
+import type { KvCacheDtype } from "../core/kv-cache-sizing.js";
 import { createEngine } from "../engine/create-engine.js";
 import type { FinishReason } from "../engine/stats.js";
 import { encodeChat } from "../model/chat-template.js";
 import { loadModel } from "../model/load.js";
 import { defaultSamplingParams, type SamplingParams } from "../runner/sampling-params.js";
 import { resolveModelPath } from "./default-model.js";
-import { backendOptions, numberOption, runAction } from "./run-action.js";
+import { backendOptions, kvCacheDtypeOption, numberOption, runAction } from "./run-action.js";
 
 interface GenerateOptions {
   model?: string;
@@ -21,6 +22,7 @@ interface GenerateOptions {
   json?: boolean;
   backend?: "native" | "reference";
   threads?: number;
+  kvCacheDtype: KvCacheDtype;
 }
 
 export function registerGenerate(program: Command) {
@@ -38,6 +40,7 @@ export function registerGenerate(program: Command) {
     .option("--top-k <k>", "keep the k most likely tokens (0 = off)", numberOption(true), 40)
     .option("--min-p <p>", "drop tokens below p × the top probability", numberOption(), 0)
     .option("--seed <s>", "seed for reproducible sampling", numberOption(true))
+    .addOption(kvCacheDtypeOption())
     .option("--chat", "render the prompt as a user message with the model's chat template")
     .option(
       "--json",
@@ -62,7 +65,12 @@ async function generate(opts: GenerateOptions) {
     seed: opts.seed,
   };
   // One request: a cache of one maxModelLen sequence is all it can use.
-  const { engine } = createEngine(model, { maxNumSeqs: 1, backend: opts.backend, threads: opts.threads });
+  const { engine } = createEngine(model, {
+    maxNumSeqs: 1,
+    backend: opts.backend,
+    threads: opts.threads,
+    kvCacheDtype: opts.kvCacheDtype,
+  });
   const tokenIds: number[] = [];
   let text = "";
   let finishReason: FinishReason | undefined;

@@ -1,4 +1,5 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
+import { kvCacheDtypes } from "../core/kv-cache-sizing.js";
 import { InputError } from "../model/errors.js";
 
 /**
@@ -44,4 +45,14 @@ export function backendOptions(command: Command): Command {
       "compute threads of the native backend (default: physical cores)",
       numberOption(true),
     );
+}
+
+/** --kv-cache-dtype, shared by the commands that build an engine; commander rejects other values, naming the flag. */
+export function kvCacheDtypeOption(): Option {
+  return new Option(
+    "--kv-cache-dtype <dtype>",
+    "element type of the cached K and V: f16 holds twice the tokens in the same memory, rounding K/V to f16",
+  )
+    .choices(kvCacheDtypes)
+    .default("f32");
 }

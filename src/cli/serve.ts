@@ -1,14 +1,14 @@
 import { type Command, Option } from "commander";
 import type { BackendName } from "../backend/native/choose-backend.js";
 import type { KvAllocation } from "../core/kv-cache-manager.js";
-import { parseByteSize } from "../core/kv-cache-sizing.js";
+import { type KvCacheDtype, parseByteSize } from "../core/kv-cache-sizing.js";
 import type { SchedulingPolicy } from "../core/request-queue.js";
 import { createEngine } from "../engine/create-engine.js";
 import { InputError } from "../model/errors.js";
 import { loadModel } from "../model/load.js";
 import { buildServer } from "../server/server.js";
 import { resolveModelPath } from "./default-model.js";
-import { backendOptions, numberOption, runAction } from "./run-action.js";
+import { backendOptions, kvCacheDtypeOption, numberOption, runAction } from "./run-action.js";
 
 interface ServeOptions {
   model?: string;
@@ -21,6 +21,7 @@ interface ServeOptions {
   maxNumSeqs?: number;
   maxNumBatchedTokens?: number;
   kvCacheMemory?: string;
+  kvCacheDtype: KvCacheDtype;
   maxQueue?: number;
   corsOrigin?: string;
   shutdownTimeout: number;
@@ -55,6 +56,7 @@ export function registerServe(program: Command) {
     .option("--max-num-seqs <n>", "most sequences in one batch", numberOption(true))
     .option("--max-num-batched-tokens <n>", "token budget of one engine step", numberOption(true))
     .option("--kv-cache-memory <size>", 'KV cache budget, e.g. "2GiB" (default: a share of free memory)')
+    .addOption(kvCacheDtypeOption())
     .option(
       "--max-queue <n>",
       "most completions waiting + running; beyond it requests get 503",
@@ -111,6 +113,7 @@ async function serve(opts: ServeOptions) {
     backend: opts.backend,
     threads: opts.threads,
     blockSize: opts.blockSize,
+    kvCacheDtype: opts.kvCacheDtype,
     kvAllocation: opts.kvAllocation,
     enablePrefixCaching: opts.enablePrefixCaching,
     batching: opts.batching,

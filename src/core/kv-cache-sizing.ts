@@ -5,6 +5,7 @@
  */
 
 export type KvCacheDtype = "f32" | "f16";
+export const kvCacheDtypes: readonly KvCacheDtype[] = ["f32", "f16"];
 
 const DTYPE_BYTES: Record<KvCacheDtype, number> = { f32: 4, f16: 2 };
 
@@ -78,6 +79,7 @@ export function numBlocksForBudget(budgetBytes: number, bytesPerToken: number, b
 }
 
 export interface KvCacheSummaryInput {
+  dtype: KvCacheDtype;
   /** The null block included. */
   numBlocks: number;
   blockSize: number;
@@ -86,7 +88,7 @@ export interface KvCacheSummaryInput {
 }
 
 /**
- * e.g. "KV cache: 12,336 tokens (771 blocks of 16), 32.0 KiB/token, 386.0 MiB; max concurrency 24.1x at
+ * e.g. "KV cache (f32): 12,336 tokens (771 blocks of 16), 32.0 KiB/token, 386.0 MiB; max concurrency 24.1x at
  * maxModelLen 512". Tokens, blocks and concurrency count the usable blocks (not the null block); the
  * bytes are the whole allocation. Concurrency = usable blocks / blocks of one maxModelLen request.
  */
@@ -96,7 +98,7 @@ export function kvCacheSummary(s: KvCacheSummaryInput): string {
   const totalBytes = s.numBlocks * s.blockSize * s.bytesPerToken;
   const concurrency = usableBlocks / Math.ceil(s.maxModelLen / s.blockSize);
   return (
-    `KV cache: ${tokens.toLocaleString("en-US")} tokens (${usableBlocks.toLocaleString("en-US")} blocks of ${s.blockSize}), ` +
+    `KV cache (${s.dtype}): ${tokens.toLocaleString("en-US")} tokens (${usableBlocks.toLocaleString("en-US")} blocks of ${s.blockSize}), ` +
     `${formatBytes(s.bytesPerToken)}/token, ${formatBytes(totalBytes)}; ` +
     `max concurrency ${concurrency.toFixed(1)}x at maxModelLen ${s.maxModelLen}`
   );

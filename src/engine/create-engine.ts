@@ -37,7 +37,8 @@ export function createEngine(
   const maxModelLen = Math.min(opts.maxModelLen ?? model.config.maxSeqLen, model.config.maxSeqLen);
   const blockSize = opts.blockSize ?? defaultEngineConfig.blockSize;
   const maxNumSeqs = opts.maxNumSeqs ?? defaultEngineConfig.maxNumSeqs;
-  const bytesPerToken = kvBytesPerToken(model.config, "f32");
+  const kvCacheDtype = opts.kvCacheDtype ?? defaultEngineConfig.kvCacheDtype;
+  const bytesPerToken = kvBytesPerToken(model.config, kvCacheDtype);
   let numBlocks = opts.numBlocks;
   if (numBlocks === undefined) {
     const budget =
@@ -55,6 +56,7 @@ export function createEngine(
     ...opts,
     maxModelLen,
     blockSize,
+    kvCacheDtype,
     maxNumSeqs,
     maxNumBatchedTokens: Math.max(opts.maxNumBatchedTokens ?? defaultEngineConfig.maxNumBatchedTokens, 1),
     numBlocks,
@@ -63,6 +65,6 @@ export function createEngine(
   const backend =
     typeof givenBackend === "object" ? givenBackend : chooseBackend(model, givenBackend, threads);
   const core = new EngineCore(backend, model.config.vocabSize, config, clock);
-  const summary = `${kvCacheSummary({ numBlocks, blockSize, bytesPerToken, maxModelLen })}; backend ${describeBackend(backend)}`;
+  const summary = `${kvCacheSummary({ dtype: kvCacheDtype, numBlocks, blockSize, bytesPerToken, maxModelLen })}; backend ${describeBackend(backend)}`;
   return { engine: new AsyncEngine(core, model.tokenizer, clock), summary };
 }

@@ -1,4 +1,5 @@
 import type { KvAllocation } from "../core/kv-cache-manager.js";
+import type { KvCacheDtype } from "../core/kv-cache-sizing.js";
 import type { SchedulerConfig } from "../core/scheduler.js";
 
 /** Everything that shapes one engine: the scheduler's limits and the KV cache's geometry. One typed object. */
@@ -6,12 +7,15 @@ export interface EngineConfig extends SchedulerConfig {
   /** KV cache blocks, the reserved null block included. */
   numBlocks: number;
   blockSize: number;
+  /** Element type of the cached K and V: f16 holds twice the tokens in the same memory, rounding K/V. */
+  kvCacheDtype: KvCacheDtype;
   enablePrefixCaching: boolean;
   kvAllocation: KvAllocation;
 }
 
 export const defaultEngineConfig = {
   blockSize: 16,
+  kvCacheDtype: "f32",
   maxNumSeqs: 256,
   maxNumBatchedTokens: 2048,
   longPrefillTokenThreshold: 0,

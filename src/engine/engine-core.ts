@@ -39,7 +39,11 @@ export class EngineCore {
       allocation: config.kvAllocation,
     });
     this.scheduler = new Scheduler(config, this.kvCacheManager, clock);
-    backend.initKvCache({ numBlocks: config.numBlocks, blockSize: config.blockSize });
+    backend.initKvCache({
+      numBlocks: config.numBlocks,
+      blockSize: config.blockSize,
+      dtype: config.kvCacheDtype,
+    });
     this.runner = new ModelRunner(backend, config.blockSize, vocabSize);
   }
 

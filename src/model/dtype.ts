@@ -137,9 +137,9 @@ export function bf16ToF32(b: number): number {
   return f32Scratch[0];
 }
 
-/** All 65536 f16 values as f32: dequantizing is then one lookup per value. Built on first use. */
+/** All 65536 f16 values as f32: widening one (a weight, a KV cache entry) is then one lookup. Built on first use. */
 let f16Table: Float32Array | undefined;
-function f16ToF32Table(): Float32Array {
+export function f16ToF32Table(): Float32Array {
   if (!f16Table) {
     f16Table = new Float32Array(65536);
     for (let h = 0; h < 65536; h++) f16Table[h] = f16ToF32(h);

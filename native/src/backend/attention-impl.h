@@ -1,5 +1,6 @@
 // The attention loop, written once and compiled into each kernel path (kernels-scalar.cc, kernels-avx2.cc)
-// with that path's dot product and axpy inlined. See attention.h for the layout.
+// for each cache element type (Elem: float for f32, uint16_t for f16 bits) with that path's dot product and axpy
+// inlined: Dot and Axpy widen the cache row to f32 as they read it. See attention.h for the layout.
 #pragma once
 
 #include <cmath>
@@ -10,7 +11,7 @@
 namespace vellum::backend {
 
 // Items [begin, end) (see attentionItems); `scores` holds attentionScratch(a, max position + 1) floats.
-template <float (*Dot)(const float*, const float*, int), void (*Axpy)(float*, float, const float*, int)>
+template <class Elem, float (*Dot)(const float*, const Elem*, int), void (*Axpy)(float*, float, const Elem*, int)>
 void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* scores) {
   const int hd = a.headDim;
   const int64_t kvDim = static_cast<int64_t>(a.nKvHeads) * hd;
@@ -28,14 +29,15 @@ void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* sc
     const float* q = a.q + (static_cast<int64_t>(t0) * a.nHeads + static_cast<int64_t>(kvHead) * group) * hd;
     float* out = a.out + (static_cast<int64_t>(t0) * a.nHeads + static_cast<int64_t>(kvHead) * group) * hd;
     // Visits positions 0..ctxMax−1 block by block: row of position j = cache + slot(j) · kvDim + kvHead · hd.
-    auto forEachRow = [&](const float* cache, auto&& f) {
+    auto forEachRow = [&](const void* cacheBytes, auto&& f) {
+      const Elem* cache = static_cast<const Elem*>(cacheBytes);
       for (int j0 = 0, blk = 0; j0 < ctxMax; j0 += a.blockSize, blk++) {
-        const float* row = cache + static_cast<int64_t>(table[blk]) * a.blockSize * kvDim + kvHead * hd;
+        const Elem* row = cache + static_cast<int64_t>(table[blk]) * a.blockSize * kvDim + kvHead * hd;
         const int n = ctxMax - j0 < a.blockSize ? ctxMax - j0 : a.blockSize;
         for (int o = 0; o < n; o++, row += kvDim) f(j0 + o, row);
       }
     };
-    forEachRow(a.kCache, [&](int j, const float* k) {
+    forEachRow(a.kCache, [&](int j, const Elem* k) {
       for (int i = 0; i < nt; i++) {
         if (a.positions[t0 + i] < j) continue;
         for (int g = 0; g < group; g++)
@@ -58,7 +60,7 @@ void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* sc
         std::memset(out + (i * a.nHeads + g) * hd, 0, sizeof(float) * hd);
       }
     }
-    forEachRow(a.vCache, [&](int j, const float* v) {
+    forEachRow(a.vCache, [&](int j, const Elem* v) {
       for (int i = 0; i < nt; i++) {
         if (a.positions[t0 + i] < j) continue;  // causal: token i sees positions up to its own
         for (int g = 0; g < group; g++)

@@ -1,19 +1,26 @@
 // Causal attention for a flat varlen batch (prefill chunks and decodes mixed), reading K/V through
 // per-sequence block tables.
 //
-// KV cache, one layer, K and V alike: [numBlocks, blockSize, nKvHeads, headDim] f32; position j of a sequence
-// is in slot table[j / blockSize] · blockSize + j % blockSize. Token t (at position p) attends to 0..p of its
-// sequence, whose K/V this step has already written. GQA: query head h reads kv head h / (nHeads / nKvHeads).
+// KV cache, one layer, K and V alike: [numBlocks, blockSize, nKvHeads, headDim] of kvDtype elements (f32, or
+// f16 = IEEE binary16 bits, rounded to nearest-even when stored and widened to f32 when read); position j of a
+// sequence is in slot table[j / blockSize] · blockSize + j % blockSize. Token t (at position p) attends to 0..p of
+// its sequence, whose K/V this step has already written. GQA: query head h reads kv head h / (nHeads / nKvHeads).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace vellum::backend {
 
+enum class KvDtype : int { F32 = 0, F16 = 1 };
+
+inline size_t kvElementBytes(KvDtype t) { return t == KvDtype::F16 ? 2 : 4; }
+
 struct AttentionArgs {
   const float* q;  // [T, nHeads, headDim]
-  const float* kCache;
-  const float* vCache;
+  const void* kCache;  // kvDtype elements, layout above
+  const void* vCache;
+  KvDtype kvDtype;
   float* out;  // [T, nHeads, headDim]
   const int32_t* positions;  // [T]
   const int32_t* tables;  // all block tables back to back

@@ -59,22 +59,45 @@ Napi::Value KernelMatmul(const Napi::CallbackInfo& info) {
   return y;
 }
 
+// A KV cache as JS holds it: a Float32Array (f32) or a Uint16Array of f16 bits.
+bool readKvCache(Napi::Value v, const std::string& name, const void** data, size_t* length, KvDtype* dtype) {
+  if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array) {
+    auto a = v.As<Napi::Uint16Array>();
+    *data = a.Data();
+    *length = a.ElementLength();
+    *dtype = KvDtype::F16;
+    return true;
+  }
+  float* f32;
+  if (!readTyped<float, napi_float32_array>(v, name, "Float32Array or a Uint16Array of f16 bits", &f32, length))
+    return false;
+  *data = f32;
+  *dtype = KvDtype::F32;
+  return true;
+}
+
 // kernelAttention(kernels, q, kCache, vCache, positions, queryStartLoc, blockTables, nHeads, nKvHeads, headDim,
-//                 blockSize, threads) → out [T, nHeads · headDim]
+//                 blockSize, threads) → out [T, nHeads · headDim]; the caches are both f32 or both f16 bits
 Napi::Value KernelAttention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Kernels* k = readKernels(info[0]);
-  float *q, *kc, *vc;
+  float* q;
+  const void *kc, *vc;
   size_t qLen, kLen, vLen;
+  KvDtype kDtype, vDtype;
   std::vector<int32_t> positions, qsl, tables, starts;
   int nHeads, nKvHeads, headDim, blockSize, threads;
-  if (!k || !readF32(info[1], "q", &q, &qLen) || !readF32(info[2], "kCache", &kc, &kLen) ||
-      !readF32(info[3], "vCache", &vc, &vLen) || !readI32(info[4], "positions", &positions) ||
+  if (!k || !readF32(info[1], "q", &q, &qLen) || !readKvCache(info[2], "kCache", &kc, &kLen, &kDtype) ||
+      !readKvCache(info[3], "vCache", &vc, &vLen, &vDtype) || !readI32(info[4], "positions", &positions) ||
       !readI32(info[5], "queryStartLoc", &qsl) || !readTables(info[6], "blockTables", &tables, &starts) ||
       !readInt(info[7], "nHeads", 1, &nHeads) || !readInt(info[8], "nKvHeads", 1, &nKvHeads) ||
       !readInt(info[9], "headDim", 1, &headDim) || !readInt(info[10], "blockSize", 1, &blockSize) ||
       !readInt(info[11], "threads", 1, &threads))
     return env.Undefined();
+  if (kDtype != vDtype) {
+    throwType(env, "kernelAttention: kCache and vCache must have the same element type");
+    return env.Undefined();
+  }
   const size_t T = positions.size();
   const size_t numSeqs = starts.size() - 1;
   const int64_t kvDim = static_cast<int64_t>(nKvHeads) * headDim;
@@ -104,7 +127,7 @@ Napi::Value KernelAttention(const Napi::CallbackInfo& info) {
   std::vector<int32_t> tileFirst, tileSeq;
   makeQueryTiles(qsl.data(), static_cast<int>(numSeqs), &tileFirst, &tileSeq);
   auto out = Napi::Float32Array::New(env, T * nHeads * headDim);
-  const AttentionArgs args{q,       kc,        vc, out.Data(), positions.data(), tables.data(), starts.data(),
+  const AttentionArgs args{q, kc, vc, kDtype, out.Data(), positions.data(), tables.data(), starts.data(),
                            tileFirst.data(), tileSeq.data(), static_cast<int>(tileSeq.size()), nHeads, nKvHeads,
                            headDim, blockSize};
   const int64_t scratch = attentionScratch(args, maxCtx);
@@ -115,6 +138,25 @@ Napi::Value KernelAttention(const Napi::CallbackInfo& info) {
     k->attention(args, item, item + 1, scores.data() + static_cast<size_t>(thread * scratch));
   };
   pool.run(static_cast<int>(items), job);
+  return out;
+}
+
+// kernelStoreKv(kernels, dtype, x: Float32Array) → x stored as one cache row: a Float32Array (f32) or a
+// Uint16Array (f16 bits)
+Napi::Value KernelStoreKv(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Kernels* k = readKernels(info[0]);
+  KvDtype dtype{};
+  float* x;
+  size_t n;
+  if (!k || !readKvDtype(info[1], "dtype", &dtype) || !readF32(info[2], "x", &x, &n)) return env.Undefined();
+  if (dtype == KvDtype::F16) {
+    auto out = Napi::Uint16Array::New(env, n);
+    k->storeKv(x, static_cast<int>(n), dtype, out.Data());
+    return out;
+  }
+  auto out = Napi::Float32Array::New(env, n);
+  k->storeKv(x, static_cast<int>(n), dtype, out.Data());
   return out;
 }
 
@@ -213,6 +255,7 @@ void RegisterBackend(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeModel", NativeModel::Define(env));
   exports.Set("kernelMatmul", Napi::Function::New(env, KernelMatmul, "kernelMatmul"));
   exports.Set("kernelAttention", Napi::Function::New(env, KernelAttention, "kernelAttention"));
+  exports.Set("kernelStoreKv", Napi::Function::New(env, KernelStoreKv, "kernelStoreKv"));
   exports.Set("kernelRmsNorm", Napi::Function::New(env, KernelRmsNorm, "kernelRmsNorm"));
   exports.Set("kernelRope", Napi::Function::New(env, KernelRope, "kernelRope"));
   exports.Set("kernelSwiglu", Napi::Function::New(env, KernelSwiglu, "kernelSwiglu"));

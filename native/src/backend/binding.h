@@ -1,6 +1,6 @@
 // Registers the native backend's exports on the addon (called from native/src/addon.cc's Init):
-//   NativeModel          class: new NativeModel(spec), initKvCache(numBlocks, blockSize), forward(...) → Promise
-//   kernelMatmul, kernelAttention, kernelRmsNorm, kernelRope, kernelSwiglu, kernelDequantizeRows
+//   NativeModel          class: new NativeModel(spec), initKvCache(numBlocks, blockSize, dtype), forward(...) → Promise
+//   kernelMatmul, kernelAttention, kernelStoreKv, kernelRmsNorm, kernelRope, kernelSwiglu, kernelDequantizeRows
 //                        single kernels, synchronous, for the tests
 //   probe(threads, bytes), bestKernelPath()
 // src/backend/native/addon.ts describes each signature in TypeScript.

@@ -231,31 +231,63 @@ void matmul(const Weight& w, const MatmulInput& x, float* y, int ldy, int rowBeg
   }
 }
 
-float dot(const float* a, const float* b, int n) {
+// ---- attention over the KV cache: f32 rows, or f16 rows widened with F16C as they are read ----
+
+inline __m256 widen8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 widen8(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline float widen1(const float* p) { return *p; }
+inline float widen1(const uint16_t* p) { return halfToFloat(*p); }
+
+template <class Elem>
+float dot(const float* a, const Elem* b, int n) {
   __m256 acc0 = _mm256_setzero_ps();
   __m256 acc1 = _mm256_setzero_ps();
   int i = 0;
   for (; i + 16 <= n; i += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), widen8(b + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), widen8(b + i + 8), acc1);
   }
-  for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+  for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), widen8(b + i), acc0);
   float sum = hsum(_mm256_add_ps(acc0, acc1));
-  for (; i < n; i++) sum += a[i] * b[i];
+  for (; i < n; i++) sum += a[i] * widen1(b + i);
   return sum;
 }
 
-void axpy(float* y, float a, const float* x, int n) {
+template <class Elem>
+void axpy(float* y, float a, const Elem* x, int n) {
   const __m256 av = _mm256_set1_ps(a);
   int i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-  for (; i < n; i++) y[i] += a * x[i];
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, widen8(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; i++) y[i] += a * widen1(x + i);
+}
+
+void attention(const AttentionArgs& a, int64_t begin, int64_t end, float* scores) {
+  if (a.kvDtype == KvDtype::F16)
+    attentionLoop<uint16_t, dot<uint16_t>, axpy<uint16_t>>(a, begin, end, scores);
+  else
+    attentionLoop<float, dot<float>, axpy<float>>(a, begin, end, scores);
+}
+
+void storeKv(const float* x, int n, KvDtype dtype, void* out) {
+  if (dtype == KvDtype::F32) {
+    std::memcpy(out, x, sizeof(float) * n);
+    return;
+  }
+  uint16_t* h = static_cast<uint16_t*>(out);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i rounded = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(h + i), rounded);
+  }
+  for (; i < n; i++) h[i] = _cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT);
 }
 
 }  // namespace
 
 const Kernels& avx2Kernels() {
-  static const Kernels k{"avx2+fma", matmul, attentionLoop<dot, axpy>};
+  static const Kernels k{"avx2+fma", matmul, attention, storeKv};
   return k;
 }
 

@@ -1,4 +1,4 @@
-// The parts every kernel path shares: f16 decoding, activation quantization and row dequantization.
+// The parts every kernel path shares: f16 conversions, activation quantization and row dequantization.
 #include <cmath>
 #include <cstring>
 
@@ -18,6 +18,32 @@ float f16ToF32(uint16_t h) {
   const uint32_t bits = exp == 0x1f ? sign | 0x7f800000 | (mant << 13) : sign | ((exp + 112) << 23) | (mant << 13);
   std::memcpy(&out, &bits, 4);
   return out;
+}
+
+uint16_t f32ToF16(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  const uint32_t sign = (bits >> 16) & 0x8000;
+  const uint32_t exp = (bits >> 23) & 0xff;
+  const uint32_t mant = bits & 0x7fffff;
+  if (exp == 0xff) return static_cast<uint16_t>(sign | 0x7c00 | (mant != 0 ? 0x200 | (mant >> 13) : 0));
+  if (exp > 112) {
+    // Normal in f16 range (or overflowing): drop 13 mantissa bits, rounding to even. A carry out of the mantissa
+    // bumps the exponent, and past the largest finite value lands exactly on inf (0x7c00).
+    const uint32_t h = ((exp - 112) << 10) | (mant >> 13);
+    const uint32_t rest = mant & 0x1fff;
+    const uint32_t rounded = rest > 0x1000 || (rest == 0x1000 && (h & 1)) ? h + 1 : h;
+    return static_cast<uint16_t>(sign | (rounded < 0x7c00 ? rounded : 0x7c00));
+  }
+  // f16 subnormal: value = m · 2^-24, and x = (1.mant) · 2^(exp−127) = full · 2^(exp−150),
+  // so m = full >> (126 − exp).
+  const uint32_t shift = 126 - exp;
+  if (shift > 24) return static_cast<uint16_t>(sign);  // below half the smallest subnormal (f32 subnormals too)
+  const uint32_t full = mant | 0x800000;
+  const uint32_t m = full >> shift;
+  const uint32_t rest = full & ((1u << shift) - 1);
+  const uint32_t half = 1u << (shift - 1);
+  return static_cast<uint16_t>(sign | (rest > half || (rest == half && (m & 1)) ? m + 1 : m));
 }
 
 void quantizeActs(const float* x, int n, BlockQ8Act* out) {

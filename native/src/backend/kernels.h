@@ -101,8 +101,11 @@ struct Kernels {
   // y[t · ldy + o] = Σ_i x[t, i] · W[o, i], for rows o in [rowBegin, rowEnd) and every token t.
   // Each tile of weight rows is loaded once and serves all T tokens.
   void (*matmul)(const Weight& w, const MatmulInput& x, float* y, int ldy, int rowBegin, int rowEnd);
-  // Attention items [begin, end) (attention.h); `scores` is per-thread scratch of attentionScratch floats.
+  // Attention items [begin, end) (attention.h) over a cache of a.kvDtype; `scores` is per-thread scratch of
+  // attentionScratch floats.
   void (*attention)(const AttentionArgs& a, int64_t begin, int64_t end, float* scores);
+  // One K or V row of n values into the cache as `dtype` elements: f32 copied, f16 rounded to nearest-even.
+  void (*storeKv)(const float* x, int n, KvDtype dtype, void* out);
 };
 
 const Kernels& scalarKernels();
@@ -123,5 +126,8 @@ void decodeChunk(DType t, const uint8_t* row, int c, Chunk* out);
 void dequantizeRow(const Weight& w, int row, float* out);
 
 float f16ToF32(uint16_t h);
+// Round-to-nearest-even, subnormals kept, overflow to ±inf, NaN stays NaN (quieted): F16C's vcvtps2ph and
+// src/model/dtype.ts f32ToF16, bit for bit.
+uint16_t f32ToF16(float x);
 
 }  // namespace vellum::backend

@@ -25,16 +25,17 @@ void Model::parallelFor(int64_t n, F&& f) {
   pool_.run(static_cast<int>(chunks), job);
 }
 
-void Model::initKvCache(int numBlocks, int blockSize) {
-  const size_t size = static_cast<size_t>(numBlocks) * blockSize * c_.nKvHeads * c_.headDim;
-  kCache_.assign(c_.nLayers, std::vector<float>());
-  vCache_.assign(c_.nLayers, std::vector<float>());
+void Model::initKvCache(int numBlocks, int blockSize, KvDtype dtype) {
+  const size_t bytes = static_cast<size_t>(numBlocks) * blockSize * c_.nKvHeads * c_.headDim * kvElementBytes(dtype);
+  kCache_.assign(c_.nLayers, std::vector<uint8_t>());
+  vCache_.assign(c_.nLayers, std::vector<uint8_t>());
   for (int l = 0; l < c_.nLayers; l++) {
-    kCache_[l].assign(size, 0.0f);
-    vCache_[l].assign(size, 0.0f);
+    kCache_[l].assign(bytes, 0);
+    vCache_[l].assign(bytes, 0);
   }
   numBlocks_ = numBlocks;
   blockSize_ = blockSize;
+  kvDtype_ = dtype;
 }
 
 std::string Model::validate(const Batch& b) const {
@@ -140,18 +141,18 @@ void Model::forward(const Batch& b, float* logits) {
       rope(q_.data(), b.positions.data(), c_.nHeads, c_.headDim, c_.ropeTheta, c_.ropeNeox, b0, b1);
       rope(k_buf_.data(), b.positions.data(), c_.nKvHeads, c_.headDim, c_.ropeTheta, c_.ropeNeox, b0, b1);
     });
+    const size_t kvRowBytes = kvDim * kvElementBytes(kvDtype_);
     for (int t = 0; t < T; t++) {
-      const size_t dst = static_cast<size_t>(b.slotMapping[t]) * kvDim;
-      std::memcpy(kCache_[l].data() + dst, k_buf_.data() + static_cast<size_t>(t) * kvDim, sizeof(float) * kvDim);
-      std::memcpy(vCache_[l].data() + dst, v_.data() + static_cast<size_t>(t) * kvDim, sizeof(float) * kvDim);
+      const size_t dst = static_cast<size_t>(b.slotMapping[t]) * kvRowBytes;
+      k_.storeKv(k_buf_.data() + static_cast<size_t>(t) * kvDim, kvDim, kvDtype_, kCache_[l].data() + dst);
+      k_.storeKv(v_.data() + static_cast<size_t>(t) * kvDim, kvDim, kvDtype_, vCache_[l].data() + dst);
     }
-    const AttentionArgs args{q_.data(),         kCache_[l].data(),
-                             vCache_[l].data(), attn_.data(),
-                             b.positions.data(), b.tables.data(),
-                             b.tableStart.data(), tileFirst_.data(),
-                             tileSeq_.data(),   static_cast<int>(tileSeq_.size()),
-                             c_.nHeads,         c_.nKvHeads,
-                             c_.headDim,        blockSize_};
+    const AttentionArgs args{q_.data(),          kCache_[l].data(),  vCache_[l].data(),
+                             kvDtype_,           attn_.data(),       b.positions.data(),
+                             b.tables.data(),    b.tableStart.data(), tileFirst_.data(),
+                             tileSeq_.data(),    static_cast<int>(tileSeq_.size()),
+                             c_.nHeads,          c_.nKvHeads,
+                             c_.headDim,         blockSize_};
     const int64_t items = attentionItems(args);
     const int64_t chunks = std::min<int64_t>(items, 8 * pool_.size());
     auto attend = [&](int chunk, int thread) {

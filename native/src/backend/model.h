@@ -1,4 +1,4 @@
-// The Llama-family forward pass (Llama, Qwen2) over a flat varlen batch with a paged f32 KV cache: the same
+// The Llama-family forward pass (Llama, Qwen2) over a flat varlen batch with a paged f32 or f16 KV cache: the same
 // maths as src/backend/reference/reference-backend.ts, with weights used in place and work split over a
 // persistent thread pool (matmuls by output rows, per-token ops by tokens, attention by (token, kv head)).
 #pragma once
@@ -64,7 +64,7 @@ class Model {
  public:
   Model(const ModelConfig& config, ModelWeights weights, const Kernels& kernels, int threads);
 
-  void initKvCache(int numBlocks, int blockSize);
+  void initKvCache(int numBlocks, int blockSize, KvDtype dtype);
   bool hasKvCache() const { return blockSize_ > 0; }
   // Empty when the batch is consistent with itself, the vocabulary and the cache; else what is wrong.
   std::string validate(const Batch& b) const;
@@ -87,8 +87,9 @@ class Model {
 
   int numBlocks_ = 0;
   int blockSize_ = 0;
-  std::vector<std::vector<float>> kCache_;
-  std::vector<std::vector<float>> vCache_;
+  KvDtype kvDtype_ = KvDtype::F32;
+  std::vector<std::vector<uint8_t>> kCache_;  // per layer, kvDtype_ elements (attention.h)
+  std::vector<std::vector<uint8_t>> vCache_;
 
   // Scratch, grown to the largest batch seen; the hot path allocates nothing once warm.
   std::vector<float> x_, xb_, q_, k_buf_, v_, attn_, gate_, up_, tmp_;

@@ -97,4 +97,14 @@ inline bool readDType(Napi::Value v, const std::string& name, DType* out) {
   return throwType(v.Env(), name + ": the native backend has no kernels for tensor type " + s);
 }
 
+inline bool readKvDtype(Napi::Value v, const std::string& name, KvDtype* out) {
+  std::string s;
+  if (!readString(v, name, &s)) return false;
+  if (s == "f32" || s == "f16") {
+    *out = s == "f16" ? KvDtype::F16 : KvDtype::F32;
+    return true;
+  }
+  return throwRange(v.Env(), name + " must be \"f32\" or \"f16\", got \"" + s + "\"");
+}
+
 }  // namespace vellum::backend

@@ -195,14 +195,16 @@ NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Nati
 
 Napi::Value NativeModel::InitKvCache(const Napi::CallbackInfo& info) {
   int numBlocks, blockSize;
+  KvDtype dtype;
   if (busy_) {
     throwType(info.Env(), "initKvCache called while a forward pass runs");
     return info.Env().Undefined();
   }
-  if (!readInt(info[0], "numBlocks", 1, &numBlocks) || !readInt(info[1], "blockSize", 1, &blockSize))
+  if (!readInt(info[0], "numBlocks", 1, &numBlocks) || !readInt(info[1], "blockSize", 1, &blockSize) ||
+      !readKvDtype(info[2], "dtype", &dtype))
     return info.Env().Undefined();
   try {
-    model_->initKvCache(numBlocks, blockSize);
+    model_->initKvCache(numBlocks, blockSize, dtype);
   } catch (const std::exception& e) {
     throwRange(info.Env(), "initKvCache: cannot allocate " + std::to_string(numBlocks) + " blocks: " + e.what());
   }

@@ -6,7 +6,8 @@
 //                bq?, bk?, bv? }] }, each tensor { dtype, rows, cols } plus either `data` (a Uint8Array kept
 //                alive by this object) or `offset` (bytes into `file`, which is memory-mapped)
 //     kernels: "auto" | "avx2" | "scalar"
-//   initKvCache(numBlocks, blockSize)
+//   initKvCache(numBlocks, blockSize, dtype)
+//     dtype: "f32" | "f16", the element type of the cached K and V (f16: half the memory, K/V rounded)
 //   forward(tokenIds, positions, slotMapping, queryStartLoc, seqLens, blockTables, logitsIndices)
 //     → Promise<Float32Array> [logitsIndices.length, vocabSize], computed on the addon's threads
 //   kernelPath, threads (getters)

@@ -1,6 +1,7 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { KvCacheDtype } from "../../core/kv-cache-sizing.js";
 import type { DType } from "../../model/tensor.js";
 
 /**
@@ -60,7 +61,7 @@ export type KernelPath = "auto" | "avx2" | "scalar";
 export interface NativeModel {
   readonly kernelPath: string;
   readonly threads: number;
-  initKvCache(numBlocks: number, blockSize: number): void;
+  initKvCache(numBlocks: number, blockSize: number, dtype: KvCacheDtype): void;
   forward(
     tokenIds: Int32Array,
     positions: Int32Array,
@@ -85,11 +86,12 @@ export interface NativeAddon {
     T: number,
     threads: number,
   ): Float32Array;
+  /** Caches: both f32 values, or both f16 bits (Uint16Array). */
   kernelAttention(
     kernels: KernelPath,
     q: Float32Array,
-    kCache: Float32Array,
-    vCache: Float32Array,
+    kCache: Float32Array | Uint16Array,
+    vCache: Float32Array | Uint16Array,
     positions: Int32Array,
     queryStartLoc: Int32Array,
     blockTables: Int32Array[],
@@ -99,6 +101,8 @@ export interface NativeAddon {
     blockSize: number,
     threads: number,
   ): Float32Array;
+  /** x as one row of a `dtype` KV cache: f32 values, or f16 bits as the native path rounds them. */
+  kernelStoreKv(kernels: KernelPath, dtype: KvCacheDtype, x: Float32Array): Float32Array | Uint16Array;
   kernelRmsNorm(x: Float32Array, weight: Float32Array, T: number, n: number, eps: number): Float32Array;
   /** Rotates x: [T, nHeads, headDim] in place. */
   kernelRope(

@@ -47,8 +47,8 @@ export class NativeBackend implements Backend {
     return this.model.threads;
   }
 
-  initKvCache({ numBlocks, blockSize }: KvCacheSpec): void {
-    this.model.initKvCache(numBlocks, blockSize);
+  initKvCache({ numBlocks, blockSize, dtype }: KvCacheSpec): void {
+    this.model.initKvCache(numBlocks, blockSize, dtype);
   }
 
   async forward(batch: ForwardBatch): Promise<Float32Array> {

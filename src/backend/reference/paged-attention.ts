@@ -1,4 +1,13 @@
+import type { KvCacheDtype } from "../../core/kv-cache-sizing.js";
+import { f16ToF32Table, f32ToF16 } from "../../model/dtype.js";
 import type { ForwardBatch } from "../backend.js";
+
+/** One layer's K or V cache: f32 values, or binary16 bits (half the memory). */
+export type KvCacheArray = Float32Array | Uint16Array;
+
+export function allocateKvCache(dtype: KvCacheDtype, length: number): KvCacheArray {
+  return dtype === "f16" ? new Uint16Array(length) : new Float32Array(length);
+}
 
 export interface AttentionDims {
   nHeads: number;
@@ -8,12 +17,12 @@ export interface AttentionDims {
 }
 
 /**
- * Stores this step's K and V rows in one layer's paged cache.
+ * Stores this step's K and V rows in one layer's paged cache; an f16 cache gets them rounded to nearest-even.
  * k, v: [numTokens, kvDim]; caches: [numBlocks, blockSize, nKvHeads, headDim], so slot s starts at s · kvDim.
  */
 export function writeKv(
-  kCache: Float32Array,
-  vCache: Float32Array,
+  kCache: KvCacheArray,
+  vCache: KvCacheArray,
   k: Float32Array,
   v: Float32Array,
   slotMapping: Int32Array,
@@ -21,13 +30,45 @@ export function writeKv(
 ) {
   for (let t = 0; t < slotMapping.length; t++) {
     const dst = slotMapping[t] * kvDim;
-    kCache.set(k.subarray(t * kvDim, (t + 1) * kvDim), dst);
-    vCache.set(v.subarray(t * kvDim, (t + 1) * kvDim), dst);
+    storeRow(kCache, dst, k.subarray(t * kvDim, (t + 1) * kvDim));
+    storeRow(vCache, dst, v.subarray(t * kvDim, (t + 1) * kvDim));
+  }
+}
+
+function storeRow(cache: KvCacheArray, at: number, row: Float32Array) {
+  if (cache instanceof Float32Array) cache.set(row, at);
+  else for (let i = 0; i < row.length; i++) cache[at + i] = f32ToF16(row[i]);
+}
+
+/**
+ * Rows of one cache as f32 `values`: an f32 cache is its own values (read in place, no copy); an f16 row is
+ * widened into a one-row buffer through the 65536-entry lookup table.
+ */
+class CacheRows {
+  readonly values: Float32Array;
+  private readonly f16: { bits: Uint16Array; table: Float32Array } | undefined;
+
+  constructor(cache: KvCacheArray, rowLength: number) {
+    if (cache instanceof Float32Array) {
+      this.values = cache;
+    } else {
+      this.values = new Float32Array(rowLength);
+      this.f16 = { bits: cache, table: f16ToF32Table() };
+    }
+  }
+
+  /** Makes the row at `offset` of the cache readable in `values`; returns where it starts there. */
+  load(offset: number): number {
+    if (this.f16 === undefined) return offset;
+    const { bits, table } = this.f16;
+    for (let i = 0; i < this.values.length; i++) this.values[i] = table[bits[offset + i]];
+    return 0;
   }
 }
 
 /**
- * Causal attention for a flat varlen batch, reading K/V through each sequence's block table.
+ * Causal attention for a flat varlen batch, reading K/V (f32, or f16 widened exactly to f32) through each
+ * sequence's block table.
  * q: [numTokens, nHeads, headDim] → out: [numTokens, nHeads · headDim].
  * Token t of sequence s at position p attends to positions 0..p of s (its cached prefix and, causally, the
  * chunk itself: this step's K/V are already written). Position j lives in slot
@@ -35,12 +76,16 @@ export function writeKv(
  */
 export function pagedAttention(
   q: Float32Array,
-  kCache: Float32Array,
-  vCache: Float32Array,
+  kCache: KvCacheArray,
+  vCache: KvCacheArray,
   batch: ForwardBatch,
   d: AttentionDims,
 ): Float32Array {
   const { nHeads, nKvHeads, headDim, blockSize } = d;
+  const kRows = new CacheRows(kCache, headDim);
+  const vRows = new CacheRows(vCache, headDim);
+  const k = kRows.values;
+  const v = vRows.values;
   const kvDim = nKvHeads * headDim;
   const groupSize = nHeads / nKvHeads;
   const scale = 1 / Math.sqrt(headDim);
@@ -56,9 +101,11 @@ export function pagedAttention(
         const kvHeadOff = Math.floor(h / groupSize) * headDim;
         let max = -Infinity;
         for (let j = 0; j < ctxLen; j++) {
-          const kOff = (table[Math.floor(j / blockSize)] * blockSize + (j % blockSize)) * kvDim + kvHeadOff;
+          const kOff = kRows.load(
+            (table[Math.floor(j / blockSize)] * blockSize + (j % blockSize)) * kvDim + kvHeadOff,
+          );
           let dot = 0;
-          for (let i = 0; i < headDim; i++) dot += q[qOff + i] * kCache[kOff + i];
+          for (let i = 0; i < headDim; i++) dot += q[qOff + i] * k[kOff + i];
           scores[j] = dot * scale;
           if (scores[j] > max) max = scores[j];
         }
@@ -69,9 +116,11 @@ export function pagedAttention(
         }
         const acc = new Float64Array(headDim);
         for (let j = 0; j < ctxLen; j++) {
-          const vOff = (table[Math.floor(j / blockSize)] * blockSize + (j % blockSize)) * kvDim + kvHeadOff;
+          const vOff = vRows.load(
+            (table[Math.floor(j / blockSize)] * blockSize + (j % blockSize)) * kvDim + kvHeadOff,
+          );
           const p = scores[j] / sum;
-          for (let i = 0; i < headDim; i++) acc[i] += p * vCache[vOff + i];
+          for (let i = 0; i < headDim; i++) acc[i] += p * v[vOff + i];
         }
         out.set(acc, qOff);
       }

@@ -3,7 +3,7 @@ import { dequantize } from "../../model/dtype.js";
 import type { LoadedModel } from "../../model/model.js";
 import type { Backend, ForwardBatch, KvCacheSpec } from "../backend.js";
 import { addInPlace, matmul, rmsNorm, rope, swiglu } from "./ops.js";
-import { pagedAttention, writeKv } from "./paged-attention.js";
+import { allocateKvCache, type KvCacheArray, pagedAttention, writeKv } from "./paged-attention.js";
 
 /** One layer's weights, dequantized to f32. Matrices are [out, in]. */
 interface LayerWeights {
@@ -32,8 +32,8 @@ export class ReferenceBackend implements Backend {
   private readonly layers: LayerWeights[];
   private readonly outputNorm: Float32Array;
   private readonly classifier: Float32Array;
-  private kCache: Float32Array[] = [];
-  private vCache: Float32Array[] = [];
+  private kCache: KvCacheArray[] = [];
+  private vCache: KvCacheArray[] = [];
   private blockSize = 0;
 
   constructor(model: LoadedModel) {
@@ -67,10 +67,10 @@ export class ReferenceBackend implements Backend {
     }
   }
 
-  initKvCache({ numBlocks, blockSize }: KvCacheSpec) {
+  initKvCache({ numBlocks, blockSize, dtype }: KvCacheSpec) {
     const size = numBlocks * blockSize * this.config.nKvHeads * this.config.headDim;
-    this.kCache = this.layers.map(() => new Float32Array(size));
-    this.vCache = this.layers.map(() => new Float32Array(size));
+    this.kCache = this.layers.map(() => allocateKvCache(dtype, size));
+    this.vCache = this.layers.map(() => allocateKvCache(dtype, size));
     this.blockSize = blockSize;
   }
 

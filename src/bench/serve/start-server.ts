@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { BackendName } from "../../backend/native/choose-backend.js";
+import type { KvCacheDtype } from "../../core/kv-cache-sizing.js";
 import { InputError } from "../../model/errors.js";
 import type { ServeSettings } from "./compare.js";
 
@@ -12,6 +13,7 @@ export interface ServerLaunch {
   /** Default: native when the addon loads, else reference. */
   backend?: BackendName;
   kvCacheMemory?: string;
+  kvCacheDtype?: KvCacheDtype;
   maxNumSeqs?: number;
   maxModelLen?: number;
 }
@@ -40,6 +42,7 @@ export function startServer(launch: ServerLaunch): Promise<StartedServer> {
     ...(launch.settings.prefixCaching ? [] : ["--no-enable-prefix-caching"]),
     ...(launch.backend ? ["--backend", launch.backend] : []),
     ...(launch.kvCacheMemory ? ["--kv-cache-memory", launch.kvCacheMemory] : []),
+    ...(launch.kvCacheDtype ? ["--kv-cache-dtype", launch.kvCacheDtype] : []),
     ...(launch.maxNumSeqs ? ["--max-num-seqs", String(launch.maxNumSeqs)] : []),
     ...(launch.maxModelLen ? ["--max-model-len", String(launch.maxModelLen)] : []),
   ];
