@@ -6,6 +6,7 @@ import type { SchedulerOutput } from "../src/core/scheduler-output.js";
 import { defaultEngineConfig, type EngineConfig } from "../src/engine/engine-config.js";
 import { CostModel } from "../src/sim/cost-model.js";
 import { hardwareProfile } from "../src/sim/hardware.js";
+import { type MeasuredRates, matmulSeconds } from "../src/sim/measured-rates.js";
 import { modelProfile } from "../src/sim/model-profile.js";
 import { simSetup } from "../src/sim/sim-setup.js";
 import { simulate } from "../src/sim/simulator.js";
@@ -141,5 +142,52 @@ describe("simulate with the cost model", () => {
     expect(run(7)).toEqual(a);
     expect(run(8).records).not.toEqual(a.records);
     expect(a.records.every((r) => r.success)).toBe(true);
+  });
+});
+
+describe("the cost model with measured rates (cpu-local)", () => {
+  const rates: MeasuredRates = {
+    weightDtype: "int8",
+    batches: [1, 2, 4, 8, 16, 32, 64],
+    secondsPerWeightByte: [1, 2, 3, 4, 5, 6, 8].map((s) => s * 1e-10),
+    attentionFlopsPerS: 4e9,
+    samplingSecondsPerLogit: 2e-9,
+  };
+
+  it("interpolates the matmul curve between batch sizes and scales it beyond the last", () => {
+    expect(matmulSeconds(rates, 1e6, 1)).toBeCloseTo(1e-4, 15);
+    expect(matmulSeconds(rates, 1e6, 3)).toBeCloseTo(2.5e-4, 15); // halfway from 2 to 4
+    expect(matmulSeconds(rates, 1e6, 48)).toBeCloseTo(7e-4, 15); // halfway from 32 to 64
+    expect(matmulSeconds(rates, 1e6, 640)).toBeCloseTo(8e-3, 15); // ten chunks of 64
+    expect(matmulSeconds(rates, 1e6, 0)).toBe(0);
+  });
+
+  it("adds measured matmul, attention, sampling and overhead for a step", () => {
+    const model = modelProfile("small-160m");
+    const c = model.config;
+    const hardware = { ...hardwareProfile("h100-80gb"), stepOverheadS: 0.001, measuredRates: rates };
+    const cost = new CostModel(c, "int8", "fp32", hardware);
+    // Two decodes at contexts 100 and 200 (one new token each), both sampling.
+    const output = {
+      scheduled: [
+        { numComputedTokens: 99, numNewTokens: 1, samples: true },
+        { numComputedTokens: 199, numNewTokens: 1, samples: true },
+      ],
+      numScheduledTokens: 2,
+    } as unknown as SchedulerOutput;
+    const classifier = c.vocabSize * c.dim;
+    const qDim = c.nHeads * c.headDim;
+    const kvDim = c.nKvHeads * c.headDim;
+    // Every weight a token passes through but the embedding table: matrices and norms.
+    const norms = (2 * c.nLayers + 1) * c.dim;
+    const body = c.nLayers * (2 * c.dim * qDim + 2 * c.dim * kvDim + 3 * c.dim * c.hiddenDim) + norms;
+    const bytesPerParam = 34 / 32;
+    const expected =
+      body * bytesPerParam * 2e-10 + // two tokens: the curve at batch 2
+      classifier * bytesPerParam * 2e-10 + // two sampled rows
+      (4 * c.nLayers * qDim * (100 + 200)) / 4e9 + // attention pairs
+      2 * c.vocabSize * 2e-9 + // sampling
+      0.001;
+    expect(cost.stepTime(output)).toBeCloseTo(expected, 12);
   });
 });

@@ -19,6 +19,7 @@ import {
   workloadFrom,
   workloadMetadata,
 } from "../bench/serve/workload-options.js";
+import { runSimulateVsMeasured } from "../bench/simulate-vs-measured.js";
 import { runBatching } from "../bench/static-vs-continuous.js";
 import { type KvCacheDtype, kvCacheDtypes } from "../core/kv-cache-sizing.js";
 import { InputError } from "../model/errors.js";
@@ -104,6 +105,25 @@ export function registerBench(program: Command) {
     .option("--report <file.html>", "write a self-contained HTML report with charts")
     .option("--png", "also render the report to PNG with Chromium");
   addWorkloadOptions(serve).action(runAction(runBenchServe));
+
+  const check = bench
+    .command("simulate-vs-measured")
+    .description(
+      "serve a model, run a workload against it, then simulate the same workload on cpu-local and compare (±25%)",
+    )
+    .requiredOption(
+      "--model <file.gguf>",
+      "the model both serve (a synth-model file: f32, f16, q8_0 or q4_0)",
+    )
+    .option("--kv-cache-memory <size>", "KV cache budget of the server and the simulation", "1GiB");
+  addWorkloadOptions(check).action(
+    runAction((f: WorkloadFlags & { model: string; kvCacheMemory: string }) =>
+      runSimulateVsMeasured(
+        { modelPath: f.model, kvCacheMemory: f.kvCacheMemory, resultJson: f.resultJson },
+        workloadFrom(f),
+      ),
+    ),
+  );
 }
 
 async function runBenchServe(f: BenchServeFlags) {

@@ -11,7 +11,7 @@ import {
   workloadMetadata,
 } from "../bench/serve/workload-options.js";
 import { defaultEngineConfig } from "../engine/engine-config.js";
-import { hardwareProfile } from "../sim/hardware.js";
+import { type HardwareProfile, hardwareProfile } from "../sim/hardware.js";
 import { modelProfile } from "../sim/model-profile.js";
 import { type KvDtype, kvDtypes, type WeightDtype, weightDtypes } from "../sim/plan.js";
 import { simSetup } from "../sim/sim-setup.js";
@@ -44,7 +44,9 @@ export function registerSimulate(program: Command) {
   const command = modelHardwareOptions(
     program
       .command("simulate")
-      .description("run a workload through the real scheduler on a virtual clock with a roofline cost model"),
+      .description(
+        "run a workload through the real scheduler on a virtual clock with a roofline cost model (cpu-local: measured rates)",
+      ),
   )
     .option("--overhead <size>", "memory for neither weights nor KV", "2GB")
     .option("--kv-cache-memory <size>", "KV cache budget (default: what is left after weights and overhead)")
@@ -82,10 +84,13 @@ export function registerSimulate(program: Command) {
 
 function runSimulate(f: SimulateFlags) {
   const model = modelProfile(f.model, f.tokenizer);
-  const profile = hardwareProfile(f.hardware);
+  const weightDtype = oneOf<WeightDtype>("--weight-dtype", f.weightDtype, weightDtypes);
+  const kvDtype = oneOf<KvDtype>("--kv-dtype", f.kvDtype, kvDtypes);
+  const profile = hardwareProfile(f.hardware, { config: model.config, weightDtype, kvDtype });
   const hardware =
     f.stepOverheadMs === undefined ? profile : { ...profile, stepOverheadS: f.stepOverheadMs / 1000 };
   const workload = workloadFrom(f);
+  process.stdout.write(`${formatHardware(hardware)}\n\n`);
   const base = {
     kvAllocation: oneOf("--kv-allocation", f.kvAllocation, ["paged", "contiguous"] as const),
     batching: oneOf("--batching", f.batching, ["continuous", "static"] as const),
@@ -97,8 +102,8 @@ function runSimulate(f: SimulateFlags) {
   const common = {
     model,
     hardware,
-    weightDtype: oneOf<WeightDtype>("--weight-dtype", f.weightDtype, weightDtypes),
-    kvDtype: oneOf<KvDtype>("--kv-dtype", f.kvDtype, kvDtypes),
+    weightDtype,
+    kvDtype,
     overheadBytes: byteSize("--overhead", f.overhead),
     kvCacheBytes: f.kvCacheMemory === undefined ? undefined : byteSize("--kv-cache-memory", f.kvCacheMemory),
     maxModelLen: positiveInteger("--max-model-len", f.maxModelLen ?? model.config.maxSeqLen),
@@ -149,4 +154,22 @@ function runSimulate(f: SimulateFlags) {
     const json = results.length === 1 ? { ...meta, ...results[0].summary } : { ...meta, variants: results };
     writeFileSync(f.resultJson, `${JSON.stringify(json, null, 2)}\n`);
   }
+}
+
+/** The profile the cost model prices steps with, and for cpu-local the rates it measured. */
+function formatHardware(h: HardwareProfile): string {
+  const lines = [
+    `hardware: ${h.name}, ${h.description}; step overhead ${(h.stepOverheadS * 1000).toFixed(1)} ms`,
+  ];
+  const r = h.measuredRates;
+  if (r) {
+    const gbps = r.batches
+      .map((b, i) => `${b}: ${(1 / r.secondsPerWeightByte[i] / 1e9).toFixed(2)}`)
+      .join(", ");
+    lines.push(
+      `measured: ${r.weightDtype} matmul, GB of weights per second by batch size {${gbps}}; ` +
+        `attention ${(r.attentionFlopsPerS / 1e9).toFixed(2)} GFLOP/s; sampling ${(r.samplingSecondsPerLogit * 1e9).toFixed(2)} ns per logit`,
+    );
+  }
+  return lines.join("\n");
 }

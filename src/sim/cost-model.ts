@@ -1,6 +1,7 @@
 import type { SchedulerOutput } from "../core/scheduler-output.js";
 import type { ModelConfig } from "../model/config.js";
 import type { HardwareProfile } from "./hardware.js";
+import { matmulSeconds } from "./measured-rates.js";
 import { matmulParameterCount, parameterCount } from "./model-profile.js";
 import { type KvDtype, kvBytesPerToken, type WeightDtype, weightBytesPerParam } from "./plan.js";
 
@@ -10,12 +11,17 @@ import { type KvDtype, kvBytesPerToken, type WeightDtype, weightBytesPerParam } 
  * Bytes: every weight once (one forward pass serves the whole batch) plus each scheduled request's K/V
  * over its context. FLOPs: 2 per weight per scheduled token (the classifier only for tokens that sample)
  * plus attention, 4 × qDim per layer per (query, key) pair, causal within the new tokens.
+ *
+ * A profile with measured rates (cpu-local) adds the parts up instead, each at its measured speed: weights
+ * by the matmul's cost curve at this step's batch + attention FLOPs ÷ attention rate + sampling + overhead.
  */
 export class CostModel {
   readonly weightBytes: number;
   readonly kvBytesPerToken: number;
+  private readonly bytesPerParam: number;
   private readonly bodyParams: number;
   private readonly classifierParams: number;
+  private readonly vocabSize: number;
   private readonly attentionFlopsPerPair: number;
   private readonly peakFlops: number;
 
@@ -25,8 +31,10 @@ export class CostModel {
     kvDtype: KvDtype,
     readonly hardware: HardwareProfile,
   ) {
-    this.weightBytes = parameterCount(config) * weightBytesPerParam[weightDtype];
+    this.bytesPerParam = weightBytesPerParam[weightDtype];
+    this.weightBytes = parameterCount(config) * this.bytesPerParam;
     this.kvBytesPerToken = kvBytesPerToken(config, kvDtype);
+    this.vocabSize = config.vocabSize;
     this.classifierParams = config.vocabSize * config.dim;
     this.bodyParams = matmulParameterCount(config) - this.classifierParams;
     this.attentionFlopsPerPair = 4 * config.nLayers * config.nHeads * config.headDim;
@@ -44,11 +52,18 @@ export class CostModel {
       pairs += s.numNewTokens * s.numComputedTokens + (s.numNewTokens * (s.numNewTokens + 1)) / 2;
       if (s.samples) sampling++;
     }
+    const { bandwidthBytesPerS: bandwidth, measuredRates: rates, stepOverheadS } = this.hardware;
+    const attentionFlops = this.attentionFlopsPerPair * pairs;
+    if (rates) {
+      const weightTime =
+        matmulSeconds(rates, this.bodyParams * this.bytesPerParam, output.numScheduledTokens) +
+        matmulSeconds(rates, this.classifierParams * this.bytesPerParam, sampling);
+      const samplingTime = sampling * this.vocabSize * rates.samplingSecondsPerLogit;
+      return weightTime + attentionFlops / rates.attentionFlopsPerS + samplingTime + stepOverheadS;
+    }
     const flops =
-      2 * this.bodyParams * output.numScheduledTokens +
-      2 * this.classifierParams * sampling +
-      this.attentionFlopsPerPair * pairs;
-    const memoryTime = (this.weightBytes + kvBytes) / this.hardware.bandwidthBytesPerS;
-    return Math.max(memoryTime, flops / this.peakFlops) + this.hardware.stepOverheadS;
+      2 * this.bodyParams * output.numScheduledTokens + 2 * this.classifierParams * sampling + attentionFlops;
+    const memoryTime = (this.weightBytes + kvBytes) / bandwidth;
+    return Math.max(memoryTime, flops / this.peakFlops) + stepOverheadS;
   }
 }
