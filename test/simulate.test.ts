@@ -6,7 +6,7 @@ import type { SchedulerOutput } from "../src/core/scheduler-output.js";
 import { defaultEngineConfig, type EngineConfig } from "../src/engine/engine-config.js";
 import { CostModel } from "../src/sim/cost-model.js";
 import { hardwareProfile } from "../src/sim/hardware.js";
-import { type MeasuredRates, matmulSeconds } from "../src/sim/measured-rates.js";
+import { type MeasuredRates, matmulSeconds, withMeasuredRates } from "../src/sim/measured-rates.js";
 import { modelProfile } from "../src/sim/model-profile.js";
 import { simSetup } from "../src/sim/sim-setup.js";
 import { simulate } from "../src/sim/simulator.js";
@@ -189,5 +189,31 @@ describe("the cost model with measured rates (cpu-local)", () => {
       2 * c.vocabSize * 2e-9 + // sampling
       0.001;
     expect(cost.stepTime(output)).toBeCloseTo(expected, 12);
+  });
+});
+
+describe("measured rates", () => {
+  const config = {
+    ...modelProfile("small-160m").config,
+    dim: 64,
+    hiddenDim: 128,
+    nLayers: 2,
+    nHeads: 4,
+    nKvHeads: 2,
+    headDim: 16,
+    vocabSize: 256,
+  };
+  const ratesFor = { config, weightDtype: "int8", kvDtype: "fp16" } as const;
+
+  it("are measured for cpu-local only", async () => {
+    const h100 = hardwareProfile("h100-80gb");
+    expect(await withMeasuredRates(h100, ratesFor)).toBe(h100);
+    const local = await withMeasuredRates({ ...h100, name: "cpu-local" }, ratesFor);
+    const r = local.measuredRates as MeasuredRates;
+    expect(r.batches).toEqual([1, 2, 4, 8, 16, 32, 64]);
+    for (const x of [...r.secondsPerWeightByte, r.attentionFlopsPerS, r.samplingSecondsPerLogit])
+      expect(Number.isFinite(x) && x > 0).toBe(true);
+    // 64 tokens cost more than one: every token goes through every weight
+    expect(r.secondsPerWeightByte[6]).toBeGreaterThan(r.secondsPerWeightByte[0]);
   });
 });

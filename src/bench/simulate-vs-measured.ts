@@ -11,7 +11,8 @@ import { tensorNames } from "../model/config.js";
 import { InputError } from "../model/errors.js";
 import { loadModel } from "../model/load.js";
 import type { DType } from "../model/tensor.js";
-import { hardwareProfile } from "../sim/hardware.js";
+import { formatHardware, hardwareProfile } from "../sim/hardware.js";
+import { withMeasuredRates } from "../sim/measured-rates.js";
 import { modelProfile } from "../sim/model-profile.js";
 import type { WeightDtype } from "../sim/plan.js";
 import { simSetup } from "../sim/sim-setup.js";
@@ -72,7 +73,11 @@ export async function runSimulateVsMeasured(o: SimulateVsMeasuredOptions, worklo
   process.stdout.write(`${formatSummary(measured.summary, "measured")}\n`);
 
   const profile = modelProfile(o.modelPath);
-  const hardware = hardwareProfile("cpu-local", { config: profile.config, weightDtype, kvDtype: "fp32" });
+  const hardware = await withMeasuredRates(hardwareProfile("cpu-local"), {
+    config: profile.config,
+    weightDtype,
+    kvDtype: "fp32",
+  });
   const { engine, cost } = simSetup({
     model: profile,
     hardware,
@@ -88,7 +93,9 @@ export async function runSimulateVsMeasured(o: SimulateVsMeasuredOptions, worklo
   });
   const run = simulate({ ...workload, engine, stepTime: (output) => cost.stepTime(output) });
   const simulated = summarize(run.records, run.duration, workload.slo);
-  process.stdout.write(`${formatSummary(simulated, "simulated (cpu-local)")}\n${hardware.description}\n\n`);
+  process.stdout.write(
+    `${formatSummary(simulated, "simulated (cpu-local)")}\n${formatHardware(hardware)}\n\n`,
+  );
   process.stdout.write(`${formatValidation(simulated, measured.summary)}\n`);
   if (o.resultJson) {
     const json = {

@@ -11,7 +11,8 @@ import {
   workloadMetadata,
 } from "../bench/serve/workload-options.js";
 import { defaultEngineConfig } from "../engine/engine-config.js";
-import { type HardwareProfile, hardwareProfile } from "../sim/hardware.js";
+import { formatHardware, hardwareProfile } from "../sim/hardware.js";
+import { withMeasuredRates } from "../sim/measured-rates.js";
 import { modelProfile } from "../sim/model-profile.js";
 import { type KvDtype, kvDtypes, type WeightDtype, weightDtypes } from "../sim/plan.js";
 import { simSetup } from "../sim/sim-setup.js";
@@ -82,11 +83,15 @@ export function registerSimulate(program: Command) {
   addWorkloadOptions(command).action(runAction(runSimulate));
 }
 
-function runSimulate(f: SimulateFlags) {
+async function runSimulate(f: SimulateFlags) {
   const model = modelProfile(f.model, f.tokenizer);
   const weightDtype = oneOf<WeightDtype>("--weight-dtype", f.weightDtype, weightDtypes);
   const kvDtype = oneOf<KvDtype>("--kv-dtype", f.kvDtype, kvDtypes);
-  const profile = hardwareProfile(f.hardware, { config: model.config, weightDtype, kvDtype });
+  const profile = await withMeasuredRates(hardwareProfile(f.hardware), {
+    config: model.config,
+    weightDtype,
+    kvDtype,
+  });
   const hardware =
     f.stepOverheadMs === undefined ? profile : { ...profile, stepOverheadS: f.stepOverheadMs / 1000 };
   const workload = workloadFrom(f);
@@ -154,22 +159,4 @@ function runSimulate(f: SimulateFlags) {
     const json = results.length === 1 ? { ...meta, ...results[0].summary } : { ...meta, variants: results };
     writeFileSync(f.resultJson, `${JSON.stringify(json, null, 2)}\n`);
   }
-}
-
-/** The profile the cost model prices steps with, and for cpu-local the rates it measured. */
-function formatHardware(h: HardwareProfile): string {
-  const lines = [
-    `hardware: ${h.name}, ${h.description}; step overhead ${(h.stepOverheadS * 1000).toFixed(1)} ms`,
-  ];
-  const r = h.measuredRates;
-  if (r) {
-    const gbps = r.batches
-      .map((b, i) => `${b}: ${(1 / r.secondsPerWeightByte[i] / 1e9).toFixed(2)}`)
-      .join(", ");
-    lines.push(
-      `measured: ${r.weightDtype} matmul, GB of weights per second by batch size {${gbps}}; ` +
-        `attention ${(r.attentionFlopsPerS / 1e9).toFixed(2)} GFLOP/s; sampling ${(r.samplingSecondsPerLogit * 1e9).toFixed(2)} ns per logit`,
-    );
-  }
-  return lines.join("\n");
 }

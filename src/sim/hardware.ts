@@ -5,7 +5,7 @@ import { loadNativeAddon } from "../backend/native/addon.js";
 import { physicalCores } from "../backend/native/physical-cores.js";
 import { InputError } from "../model/errors.js";
 import { type CpuMeasurement, measureCpu } from "./cpu-probe.js";
-import { type MeasuredRates, type MeasuredRatesFor, measureRates } from "./measured-rates.js";
+import type { MeasuredRates } from "./measured-rates.js";
 
 /** What the planner and the simulator need to know about an accelerator. All SI units: bytes, bytes/s, FLOP/s, s. */
 export interface HardwareProfile {
@@ -16,7 +16,7 @@ export interface HardwareProfile {
   /** Dense peak by compute type; fp16 also serves int8/int4 weight-only quantization. */
   peakFlops: { fp32: number; fp16: number; int8: number };
   stepOverheadS: number;
-  /** vellum's measured rates (cpu-local only), used instead of the roofline. */
+  /** vellum's measured rates on this machine (cpu-local, see measured-rates.ts), used instead of the roofline. */
   measuredRates?: MeasuredRates;
 }
 
@@ -42,12 +42,9 @@ export function hardwareNames(): string[] {
   return [...hardwareEntries().keys(), "cpu-local"];
 }
 
-/**
- * A named profile from profiles/hardware.json, or `cpu-local`, measured now on this machine; given a model
- * and dtypes, cpu-local also measures vellum's rates for them (what `simulate` needs).
- */
-export function hardwareProfile(name: string, ratesFor?: MeasuredRatesFor): HardwareProfile {
-  if (name === "cpu-local") return cpuLocalProfile(ratesFor);
+/** A named profile from profiles/hardware.json, or `cpu-local`, measured now on this machine. */
+export function hardwareProfile(name: string): HardwareProfile {
+  if (name === "cpu-local") return cpuLocalProfile();
   const e = hardwareEntries().get(name);
   if (!e) throw new InputError(`unknown hardware "${name}" (known: ${hardwareNames().join(", ")})`);
   return {
@@ -66,15 +63,13 @@ export function hardwareProfile(name: string, ratesFor?: MeasuredRatesFor): Hard
 
 /**
  * This machine: total RAM, and read bandwidth and f32 FMA rate from the native addon's probe on all physical
- * cores (the rates the native backend can reach), plus vellum's measured rates for `ratesFor`; without
- * the addon, bandwidth and FMA rate from the one-thread JS probe and no measured rates.
+ * cores (the rates the native backend can reach); without the addon, from the one-thread JS probe.
  */
-function cpuLocalProfile(ratesFor?: MeasuredRatesFor): HardwareProfile {
+function cpuLocalProfile(): HardwareProfile {
   const addon = loadNativeAddon();
   const threads = physicalCores();
   let m: CpuMeasurement;
   let how: string;
-  let measuredRates: MeasuredRates | undefined;
   if (addon instanceof Error) {
     m = measureCpu();
     how = "JS probe, 1 thread (native addon not loaded)";
@@ -82,10 +77,6 @@ function cpuLocalProfile(ratesFor?: MeasuredRatesFor): HardwareProfile {
     const r = addon.probe(threads, nativeProbeBytes);
     m = { bandwidthBytesPerS: r.readBytesPerSecond, flopsPerS: r.fmaFlopsPerSecond };
     how = `native probe, ${threads} threads`;
-    if (ratesFor) {
-      measuredRates = measureRates(addon, ratesFor, threads);
-      how += `; ${ratesFor.weightDtype} matmul, attention and sampling timed on the model's shapes`;
-    }
   }
   const gbps = (m.bandwidthBytesPerS / 1e9).toFixed(1);
   const gflops = (m.flopsPerS / 1e9).toFixed(1);
@@ -96,6 +87,23 @@ function cpuLocalProfile(ratesFor?: MeasuredRatesFor): HardwareProfile {
     bandwidthBytesPerS: m.bandwidthBytesPerS,
     peakFlops: { fp32: m.flopsPerS, fp16: m.flopsPerS, int8: m.flopsPerS },
     stepOverheadS: 0.001,
-    measuredRates,
   };
+}
+
+/** The profile the cost model prices steps with, and for cpu-local the rates it measured. */
+export function formatHardware(h: HardwareProfile): string {
+  const lines = [
+    `hardware: ${h.name}, ${h.description}; step overhead ${(h.stepOverheadS * 1000).toFixed(1)} ms`,
+  ];
+  const r = h.measuredRates;
+  if (r) {
+    const gbps = r.batches
+      .map((b, i) => `${b}: ${(1 / r.secondsPerWeightByte[i] / 1e9).toFixed(2)}`)
+      .join(", ");
+    lines.push(
+      `measured: ${r.weightDtype} forward pass, GB of weights per second by batch size {${gbps}}; ` +
+        `attention ${(r.attentionFlopsPerS / 1e9).toFixed(2)} GFLOP/s; sampling ${(r.samplingSecondsPerLogit * 1e9).toFixed(2)} ns per logit`,
+    );
+  }
+  return lines.join("\n");
 }

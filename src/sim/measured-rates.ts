@@ -1,30 +1,35 @@
 /**
  * What vellum's hot paths really achieve on this machine, for the `cpu-local` profile, measured on the
  * model's own shapes. A datasheet roofline assumes peak bandwidth at batch 1 and peak FLOPs when batched;
- * a CPU's int8 matmul reaches neither (it is instruction-bound, see issue 7), its attention is far from FMA
- * peak, and sampling in JS costs time per sequence, so the simulator times each by these rates instead:
- * - matmul: seconds per weight byte at a range of batch sizes, over weights far larger than the caches
- *   (as a model's are) with rows as long as the model's: `dim` inputs (Q, K, V, O, gate, up, classifier)
- *   and `hiddenDim` inputs (down), averaged by their share of the weights;
+ * a CPU's int8 forward pass reaches neither (its matmul is instruction-bound, small steps pay for many small
+ * matrices and thread hand-offs, see issue 7), attention is far from FMA peak, and sampling runs in JS; so
+ * the simulator times each part by what it measures here instead:
+ * - forward: seconds per weight byte of a decode step at a range of batch sizes, timing the native
+ *   backend's whole forward pass (short contexts) on a synthetic model of the model's shapes and weight
+ *   dtype, with as many layers as make ~128 MiB of weights (far beyond the caches, as a model's are);
  * - attention: FLOP/s of decode attention over a 512-token paged context with the model's heads, on an
  *   f32 cache for fp32 KV and on f16 (what the native backend runs) for the narrower KV dtypes;
  * - sampling: seconds the Sampler takes per vocabulary entry of a row, greedy (the temperature 0 that
  *   `bench serve` sends, like vLLM's benchmark).
  */
 import { randomFillSync } from "node:crypto";
-import type { KernelPath, NativeAddon } from "../backend/native/addon.js";
-import type { ModelConfig } from "../model/config.js";
-import type { DType } from "../model/tensor.js";
+import { type KernelPath, loadNativeAddon, type NativeAddon } from "../backend/native/addon.js";
+import { specFromTensors } from "../backend/native/native-spec.js";
+import { physicalCores } from "../backend/native/physical-cores.js";
+import { stepBatch } from "../bench/native-bench-setup.js";
+import { expectedTensors, type ModelConfig } from "../model/config.js";
+import { storedDType } from "../model/formats/gguf-model.js";
+import type { DType, Tensor } from "../model/tensor.js";
 import { Sampler } from "../runner/sampler.js";
 import { defaultSamplingParams } from "../runner/sampling-params.js";
-import { matmulParameterCount } from "./model-profile.js";
+import type { HardwareProfile } from "./hardware.js";
 import type { KvDtype, WeightDtype } from "./plan.js";
 
 export interface MeasuredRates {
   weightDtype: WeightDtype;
   /** Batch sizes (tokens), ascending. */
   batches: number[];
-  /** Matmul seconds per weight byte at each batch size. */
+  /** Forward-pass seconds per weight byte (every matrix, classifier included) at each batch size. */
   secondsPerWeightByte: number[];
   /** Decode attention, 4 · headDim FLOPs per (query head, key) pair. */
   attentionFlopsPerS: number;
@@ -32,19 +37,21 @@ export interface MeasuredRates {
   samplingSecondsPerLogit: number;
 }
 
-/** The GGUF type vellum stores each weight dtype as (plan.ts: weightBytesPerParam), and its block. */
-const storedAs: Record<WeightDtype, { dtype: DType; values: number; bytes: number }> = {
-  fp32: { dtype: "f32", values: 1, bytes: 4 },
-  fp16: { dtype: "f16", values: 1, bytes: 2 },
-  int8: { dtype: "q8_0", values: 32, bytes: 34 },
-  int4: { dtype: "q4_0", values: 32, bytes: 18 },
-};
+/** What the rates are measured for: the model's shapes and the dtypes it is simulated with. */
+export interface MeasuredRatesFor {
+  config: ModelConfig;
+  weightDtype: WeightDtype;
+  kvDtype: KvDtype;
+}
+
+/** The GGUF type vellum stores each weight dtype as (plan.ts: weightBytesPerParam). */
+const storedAs: Record<WeightDtype, DType> = { fp32: "f32", fp16: "f16", int8: "q8_0", int4: "q4_0" };
 
 const probeBatches = [1, 2, 4, 8, 16, 32, 64];
-/** Twice the largest last-level cache in sight, so every call streams the weight from DRAM. */
-const probeWeightBytes = 64 * 2 ** 20;
+const probeLayerBytes = 128 * 2 ** 20;
 /** Runs per figure; the median is kept: what a run typically sees on a machine shared with other work. */
-const repeats = 7;
+const repeats = 5;
+const blockSize = 16;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
@@ -60,42 +67,87 @@ function typicalSeconds(run: () => void): number {
 
 const random = (n: number) => Float32Array.from({ length: n }, () => Math.random() - 0.5);
 
-/** A [rows, cols] weight of random values with finite, moderate scales, as the file stores it. */
-function randomWeight(weightDtype: WeightDtype, rows: number, cols: number): Uint8Array {
-  const { values, bytes } = storedAs[weightDtype];
-  const data = randomFillSync(new Uint8Array((rows * cols * bytes) / values));
+/** Random bytes as a `dtype` tensor, with finite moderate values: speed does not depend on them. */
+function randomTensor(shape: number[], dtype: DType): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (dtype === "f32") return { dtype, shape, data: new Uint8Array(random(n).buffer) };
+  const blockBytes = { f16: 2, q8_0: 34, q4_0: 18 }[dtype as "f16" | "q8_0" | "q4_0"];
+  const blockValues = dtype === "f16" ? 1 : 32;
+  const data = randomFillSync(new Uint8Array((n / blockValues) * blockBytes));
   const view = new DataView(data.buffer);
-  if (weightDtype === "int8" || weightDtype === "int4") {
-    for (let at = 0; at < data.length; at += bytes) view.setUint16(at, 0x2000, true); // scale 2^-7
-  } else if (weightDtype === "fp16") {
-    for (let at = 0; at < data.length; at += 2) view.setUint16(at, view.getUint16(at, true) & 0xbbff, true);
-  } else {
-    for (let at = 0; at < data.length; at += 4) view.setFloat32(at, Math.random() - 0.5, true);
-  }
-  return data;
+  // f16: clear the exponent's top bits (|x| < 1); q8_0/q4_0: each block's scale is 2^-7.
+  for (let at = 0; at < data.length; at += blockBytes)
+    view.setUint16(at, dtype === "f16" ? view.getUint16(at, true) & 0xbbff : 0x2000, true);
+  return { dtype, shape, data };
 }
 
-function matmulSecondsPerByte(
+/** The model's shapes with enough layers for ~probeLayerBytes of weights (at least one). */
+function probeModel(
+  c: ModelConfig,
+  weightDtype: WeightDtype,
+): { config: ModelConfig; tensors: Map<string, Tensor> } {
+  const oneLayer = expectedTensors({ ...c, nLayers: 1 });
+  const bytes = (shape: number[]) =>
+    shape.reduce((a, b) => a * b, 1) * { fp32: 4, fp16: 2, int8: 34 / 32, int4: 18 / 32 }[weightDtype];
+  const layerBytes = [...oneLayer]
+    .filter(([name]) => name.startsWith("blk."))
+    .reduce((s, [, sh]) => s + bytes(sh), 0);
+  const config = {
+    ...c,
+    nLayers: Math.max(1, Math.min(c.nLayers, Math.floor(probeLayerBytes / layerBytes))),
+  };
+  const tensors = new Map<string, Tensor>();
+  for (const [name, shape] of expectedTensors(config))
+    tensors.set(name, randomTensor(shape, storedDType(shape, storedAs[weightDtype])));
+  return { config, tensors };
+}
+
+/** Bytes of the matrices a token goes through: every tensor but the embedding table (unless tied). */
+function matmulBytes(tensors: Map<string, Tensor>, c: ModelConfig): number {
+  let total = 0;
+  for (const [name, t] of tensors)
+    if (name !== "token_embd.weight" || c.tiedEmbeddings) total += t.data.length;
+  return total;
+}
+
+async function forwardSecondsPerByte(
   addon: NativeAddon,
   kernels: KernelPath,
-  weightDtype: WeightDtype,
-  cols: number,
+  f: MeasuredRatesFor,
   threads: number,
-): number[] {
-  const { dtype, values, bytes } = storedAs[weightDtype];
-  const rows = Math.floor(probeWeightBytes / ((cols * bytes) / values));
-  const weight = randomWeight(weightDtype, rows, cols);
-  const x = random(probeBatches[probeBatches.length - 1] * cols);
+): Promise<number[]> {
+  const { config, tensors } = probeModel(f.config, f.weightDtype);
+  const model = new addon.NativeModel(specFromTensors(config, tensors, "probe", threads, kernels));
+  const maxBatch = probeBatches[probeBatches.length - 1];
+  model.initKvCache(maxBatch, blockSize, f.kvDtype === "fp32" ? "f32" : "f16");
+  // Every sequence of the batch decodes at position blockSize − 1 of its own block (short contexts).
+  const steps = probeBatches.map((B) =>
+    stepBatch(new Array(B).fill(blockSize - 1), new Array(B).fill(1), 1, blockSize, config.vocabSize),
+  );
+  const forward = (i: number) => {
+    const b = steps[i];
+    return model.forward(
+      b.tokenIds,
+      b.positions,
+      b.slotMapping,
+      b.queryStartLoc,
+      b.seqLens,
+      b.blockTables,
+      b.logitsIndices,
+    );
+  };
+  await forward(probeBatches.length - 1); // warm-up: scratch buffers grow once
   // Rounds over every batch size, so a slow spell of a shared machine touches all of them alike.
   const seconds = probeBatches.map(() => [] as number[]);
   for (let r = 0; r < repeats; r++) {
-    probeBatches.forEach((T, i) => {
+    for (let i = 0; i < probeBatches.length; i++) {
       const started = performance.now();
-      addon.kernelMatmul(kernels, dtype, weight, rows, cols, x, T, threads);
+      await forward(i);
       seconds[i].push((performance.now() - started) / 1000);
-    });
+    }
   }
-  return seconds.map((s) => median(s) / weight.length);
+  const bytes = matmulBytes(tensors, config);
+  return seconds.map((s) => median(s) / bytes);
 }
 
 function attentionFlopsPerS(
@@ -107,7 +159,6 @@ function attentionFlopsPerS(
 ): number {
   const numSeqs = 8;
   const context = 512;
-  const blockSize = 16;
   const blocksPerSeq = context / blockSize;
   const length = numSeqs * context * c.nKvHeads * c.headDim;
   const cache = kvDtype === "fp32" ? random(length) : new Uint16Array(length).fill(0x3000); // f16 0.125
@@ -147,26 +198,36 @@ function samplingSecondsPerLogit(vocabSize: number): number {
   return seconds / rows / vocabSize;
 }
 
-/** What the rates are measured for: the model's shapes and the dtypes it is simulated with. */
-export interface MeasuredRatesFor {
-  config: ModelConfig;
-  weightDtype: WeightDtype;
-  kvDtype: KvDtype;
-}
-
-export function measureRates(addon: NativeAddon, f: MeasuredRatesFor, threads: number): MeasuredRates {
+export async function measureRates(
+  addon: NativeAddon,
+  f: MeasuredRatesFor,
+  threads: number,
+): Promise<MeasuredRates> {
   const kernels: KernelPath = "auto";
-  const c = f.config;
-  const downShare = (c.nLayers * c.dim * c.hiddenDim) / matmulParameterCount(c);
-  const byHidden = matmulSecondsPerByte(addon, kernels, f.weightDtype, c.hiddenDim, threads);
   return {
     weightDtype: f.weightDtype,
     batches: probeBatches,
-    secondsPerWeightByte: matmulSecondsPerByte(addon, kernels, f.weightDtype, f.config.dim, threads).map(
-      (s, i) => (1 - downShare) * s + downShare * byHidden[i],
-    ),
+    secondsPerWeightByte: await forwardSecondsPerByte(addon, kernels, f, threads),
     attentionFlopsPerS: attentionFlopsPerS(addon, kernels, f.config, f.kvDtype, threads),
     samplingSecondsPerLogit: samplingSecondsPerLogit(f.config.vocabSize),
+  };
+}
+
+/**
+ * `profile` with vellum's measured rates when it is cpu-local and the native addon loads (on all physical
+ * cores, as `vellum serve` runs); any other profile as it is.
+ */
+export async function withMeasuredRates(
+  profile: HardwareProfile,
+  f: MeasuredRatesFor,
+): Promise<HardwareProfile> {
+  const addon = loadNativeAddon();
+  if (profile.name !== "cpu-local" || addon instanceof Error) return profile;
+  const measuredRates = await measureRates(addon, f, physicalCores());
+  return {
+    ...profile,
+    description: `${profile.description}; ${f.weightDtype} forward, attention and sampling timed on the model's shapes`,
+    measuredRates,
   };
 }
 

@@ -1,14 +1,13 @@
 /**
  * Simulated against measured: does the cost model predict what a real server does? The documented check
- * (issue 9) runs one workload both ways and compares output throughput and median TPOT:
+ * (issue 9) runs one workload both ways and compares output throughput and median TPOT, in one command:
  *
  *   vellum synth-model --shape small-160m --dtype q8_0 --out small-160m.gguf
- *   vellum serve --model small-160m.gguf --kv-cache-memory 1GiB &
- *   vellum bench serve --num-prompts 100 --request-rate 4 --input-len 128 --output-len 64 --ignore-eos \
- *     --result-json measured.json
- *   vellum simulate --model small-160m.gguf --hardware cpu-local --weight-dtype int8 --kv-dtype fp32 \
- *     --kv-cache-memory 1GiB --num-prompts 100 --request-rate 4 --input-len 128 --output-len 64 \
- *     --measured measured.json
+ *   vellum bench simulate-vs-measured --model small-160m.gguf --num-prompts 100 --request-rate 4 \
+ *     --input-len 128 --output-len 64
+ *
+ * or by hand: `vellum serve` + `vellum bench serve --ignore-eos --result-json measured.json`, then
+ * `vellum simulate --hardware cpu-local … --measured measured.json` with the same workload flags.
  */
 import { readFileSync } from "node:fs";
 import type { BenchSummary } from "../bench/serve/metrics.js";
