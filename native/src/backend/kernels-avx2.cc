@@ -4,6 +4,8 @@
 // Matmul micro-kernel: a tile of R weight rows × TT tokens keeps R·TT accumulators in registers. Each
 // weight block is loaded (and for q4_0 unpacked) once per tile and used for TT tokens; the R rows of the
 // tile stay in L1 while the kernel walks over every token of the batch, so DRAM sees each weight once a step.
+// A tile's rows are adjacent in memory, so while it works the kernel prefetches the next tile's rows at the
+// same offset: R streams a tile ahead, which the hardware prefetcher alone does not keep up with at batch 1.
 #include <immintrin.h>
 
 #include <cmath>
@@ -82,6 +84,21 @@ Decoded loadChunk(const uint8_t* row, int c) {
   }
 }
 
+// Bytes of weights the kernel reads per 32-value chunk `c` step (q4_k/q6_k: per 256-value block, over 8 chunks).
+template <DType T>
+constexpr int blockBytes() {
+  if constexpr (T == DType::Q8_0) return sizeof(BlockQ8_0);
+  if constexpr (T == DType::Q4_0) return sizeof(BlockQ4_0);
+  if constexpr (T == DType::Q4_K) return sizeof(BlockQ4_K) / 8;
+  return sizeof(BlockQ6_K) / 8;
+}
+
+// The same bytes of the next R-row tile (past the matrix's end, prefetch is a no-op: it never faults).
+template <int R>
+inline void prefetchNextTile(const uint8_t* row, size_t stride, int offset) {
+  _mm_prefetch(reinterpret_cast<const char*>(row + R * stride + offset), _MM_HINT_T0);
+}
+
 // 8 int32 partial sums of w·x over one chunk. maddubs wants an unsigned operand: |w| · (x with w's sign).
 inline __m256i dotChunk(__m256i w, __m256i absW, __m256i x) {
   const __m256i prod16 = _mm256_maddubs_epi16(absW, _mm256_sign_epi8(x, w));
@@ -110,6 +127,7 @@ void tileQuantized(const Weight& w, const MatmulInput& x, float* y, int ldy, int
                                                         _mm256_set1_epi16(1)));
     }
     for (int r = 0; r < R; r++) {
+      prefetchNextTile<R>(w.data + stride * (o + r), stride, b * blockBytes<T>());
       const Decoded wb = loadChunk<T>(w.data + stride * (o + r), b);
       const __m256i absW = _mm256_abs_epi8(wb.q);
       for (int u = 0; u < TT; u++) {
@@ -169,6 +187,7 @@ void tileFloat(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, 
     __m256 xv[TT];
     for (int u = 0; u < TT; u++) xv[u] = _mm256_loadu_ps(xs[u] + i);
     for (int r = 0; r < R; r++) {
+      prefetchNextTile<R>(w.data + stride * (o + r), stride, i * (T == DType::F32 ? 4 : 2));
       const __m256 wv = load8<T>(w.data + stride * (o + r), i);
       for (int u = 0; u < TT; u++) acc[r][u] = _mm256_fmadd_ps(wv, xv[u], acc[r][u]);
     }
@@ -184,8 +203,11 @@ void tileFloat(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, 
 }
 
 // Rows in tiles of kRowTile (then 1), tokens in tiles of kTokenTile (then 1): every row tile walks the batch.
+// A single token (decode) is bandwidth-bound instead: tiles of kDecodeRowTile rows keep more of the weight
+// stream in flight (registers allow it, with one accumulator per row).
 constexpr int kRowTile = 4;
 constexpr int kTokenTile = 3;
+constexpr int kDecodeRowTile = 8;
 
 template <DType T, bool Q, int R>
 void rowTile(const Weight& w, const MatmulInput& x, float* y, int ldy, int o) {
@@ -208,6 +230,8 @@ template <DType T>
 void matmulTyped(const Weight& w, const MatmulInput& x, float* y, int ldy, int rowBegin, int rowEnd) {
   constexpr bool Q = T >= DType::Q8_0;
   int o = rowBegin;
+  if (x.T == 1)
+    for (; o + kDecodeRowTile <= rowEnd; o += kDecodeRowTile) rowTile<T, Q, kDecodeRowTile>(w, x, y, ldy, o);
   for (; o + kRowTile <= rowEnd; o += kRowTile) rowTile<T, Q, kRowTile>(w, x, y, ldy, o);
   for (; o < rowEnd; o++) rowTile<T, Q, 1>(w, x, y, ldy, o);
 }

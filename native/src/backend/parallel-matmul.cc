@@ -5,6 +5,8 @@
 namespace vellum::backend {
 namespace {
 constexpr int kTokenChunk = 64;
+// Bands start on multiples of the kernels' row tiles (4 rows, 8 at batch 1), so no band ends in a ragged tile.
+constexpr int kRowAlign = 8;
 }  // namespace
 
 void parallelMatmul(ThreadPool& pool, const Kernels& k, const float* x, int T, int n, const Weight* const* ws,
@@ -27,9 +29,9 @@ void parallelMatmul(ThreadPool& pool, const Kernels& k, const float* x, int T, i
     const int i = chunk / bandsPerWeight % count;
     const int band = chunk % bandsPerWeight;
     const int m = ws[i]->rows;
-    const int tiles = (m + 3) / 4;
-    const int begin = tiles * band / bandsPerWeight * 4;
-    const int end = std::min(m, tiles * (band + 1) / bandsPerWeight * 4);
+    const int tiles = (m + kRowAlign - 1) / kRowAlign;
+    const int begin = tiles * band / bandsPerWeight * kRowAlign;
+    const int end = std::min(m, tiles * (band + 1) / bandsPerWeight * kRowAlign);
     if (begin >= end) return;
     const MatmulInput in{x + static_cast<size_t>(t0) * n, a ? a + static_cast<size_t>(t0) * nb : nullptr,
                          std::min(kTokenChunk, T - t0)};

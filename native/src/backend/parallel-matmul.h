@@ -1,4 +1,4 @@
-// Matmuls split over the thread pool: each thread takes a band of output rows (whole 4-row tiles) of every
+// Matmuls split over the thread pool: each thread takes a band of output rows (whole 8-row tiles) of every
 // weight, and the batch goes through in token chunks so a chunk's activations stay in L2.
 #pragma once
 
