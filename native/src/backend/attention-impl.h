@@ -10,6 +10,13 @@
 
 namespace vellum::backend {
 
+// Asks for one K or V row (hd values) ahead of its use, a cache line at a time.
+template <class Elem>
+inline void prefetchRow(const Elem* row, int hd) {
+  const char* bytes = reinterpret_cast<const char*>(row);
+  for (int b = 0; b < hd * static_cast<int>(sizeof(Elem)); b += 64) __builtin_prefetch(bytes + b);
+}
+
 // Items [begin, end) (see attentionItems); `scores` holds attentionScratch(a, max position + 1) floats.
 template <class Elem, float (*Dot)(const float*, const Elem*, int), void (*Axpy)(float*, float, const Elem*, int)>
 void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* scores) {
@@ -29,12 +36,19 @@ void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* sc
     const float* q = a.q + (static_cast<int64_t>(t0) * a.nHeads + static_cast<int64_t>(kvHead) * group) * hd;
     float* out = a.out + (static_cast<int64_t>(t0) * a.nHeads + static_cast<int64_t>(kvHead) * group) * hd;
     // Visits positions 0..ctxMax−1 block by block: row of position j = cache + slot(j) · kvDim + kvHead · hd.
+    // While it reads row o of a block it prefetches row o of the next one: rows kvDim apart in scattered blocks
+    // are a pattern the hardware prefetcher does not follow, and decode attention would wait on each row.
     auto forEachRow = [&](const void* cacheBytes, auto&& f) {
       const Elem* cache = static_cast<const Elem*>(cacheBytes);
+      auto blockRow = [&](int blk) { return cache + static_cast<int64_t>(table[blk]) * a.blockSize * kvDim + kvHead * hd; };
       for (int j0 = 0, blk = 0; j0 < ctxMax; j0 += a.blockSize, blk++) {
-        const Elem* row = cache + static_cast<int64_t>(table[blk]) * a.blockSize * kvDim + kvHead * hd;
+        const Elem* row = blockRow(blk);
+        const Elem* next = j0 + a.blockSize < ctxMax ? blockRow(blk + 1) : nullptr;
         const int n = ctxMax - j0 < a.blockSize ? ctxMax - j0 : a.blockSize;
-        for (int o = 0; o < n; o++, row += kvDim) f(j0 + o, row);
+        for (int o = 0; o < n; o++, row += kvDim) {
+          if (next) prefetchRow(next + o * kvDim, hd);
+          f(j0 + o, row);
+        }
       }
     };
     forEachRow(a.kCache, [&](int j, const Elem* k) {
