@@ -301,6 +301,43 @@ describeNative("native KV cache store", (a) => {
   });
 });
 
+describeNative("activation quantization for integer matmuls", (a) => {
+  /** Round half to even, as the default floating-point rounding mode does. */
+  const roundHalfEven = (v: number) => {
+    const r = Math.round(v);
+    return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  };
+
+  test("every path gives the f32 arithmetic's scales and integers, bit for bit", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.float({ min: -1e4, max: 1e4, noNaN: true }), { minLength: 32, maxLength: 32 * 5 }),
+        (values) => {
+          const x = Float32Array.from(values.slice(0, values.length - (values.length % 32)));
+          const blocks = x.length / 32;
+          const wantD = new Float32Array(blocks);
+          const wantQ = new Int8Array(x.length);
+          for (let b = 0; b < blocks; b++) {
+            const block = x.subarray(b * 32, (b + 1) * 32);
+            const d = Math.fround(Math.max(...Array.from(block, Math.abs)) / 127);
+            const id = d !== 0 ? Math.fround(1 / d) : 0;
+            wantD[b] = d;
+            block.forEach((v, j) => {
+              wantQ[b * 32 + j] = roundHalfEven(Math.fround(v * id));
+            });
+          }
+          for (const path of paths(a)) {
+            const got = a.kernelQuantizeActs(path, x);
+            expect(got.d, path).toEqual(wantD);
+            expect(got.q, path).toEqual(wantQ);
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
+
 describeNative("native per-token ops against the reference", (a) => {
   const rand = random(5);
   test("RMSNorm (relative 1e-6)", () => {

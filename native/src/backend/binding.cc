@@ -3,6 +3,7 @@
 #include "binding.h"
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 
 #include "cpu-features.h"
@@ -160,6 +161,31 @@ Napi::Value KernelStoreKv(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// kernelQuantizeActs(kernels, x: Float32Array of whole 32-blocks) → { d: Float32Array, q: Int8Array }
+Napi::Value KernelQuantizeActs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Kernels* k = readKernels(info[0]);
+  float* x;
+  size_t n;
+  if (!k || !readF32(info[1], "x", &x, &n)) return env.Undefined();
+  if (n % kBlock != 0) {
+    throwRange(env, "x must hold whole blocks of " + std::to_string(kBlock) + " values");
+    return env.Undefined();
+  }
+  std::vector<BlockQ8Act> blocks(n / kBlock);
+  k->quantizeActs(x, static_cast<int>(n), blocks.data());
+  auto d = Napi::Float32Array::New(env, blocks.size());
+  auto q = Napi::Int8Array::New(env, n);
+  for (size_t b = 0; b < blocks.size(); b++) {
+    d[b] = blocks[b].d;
+    std::memcpy(q.Data() + b * kBlock, blocks[b].q, kBlock);
+  }
+  auto out = Napi::Object::New(env);
+  out.Set("d", d);
+  out.Set("q", q);
+  return out;
+}
+
 // kernelRmsNorm(x, weight, T, n, eps) → out
 Napi::Value KernelRmsNorm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -256,6 +282,7 @@ void RegisterBackend(Napi::Env env, Napi::Object exports) {
   exports.Set("kernelMatmul", Napi::Function::New(env, KernelMatmul, "kernelMatmul"));
   exports.Set("kernelAttention", Napi::Function::New(env, KernelAttention, "kernelAttention"));
   exports.Set("kernelStoreKv", Napi::Function::New(env, KernelStoreKv, "kernelStoreKv"));
+  exports.Set("kernelQuantizeActs", Napi::Function::New(env, KernelQuantizeActs, "kernelQuantizeActs"));
   exports.Set("kernelRmsNorm", Napi::Function::New(env, KernelRmsNorm, "kernelRmsNorm"));
   exports.Set("kernelRope", Napi::Function::New(env, KernelRope, "kernelRope"));
   exports.Set("kernelSwiglu", Napi::Function::New(env, KernelSwiglu, "kernelSwiglu"));

@@ -308,10 +308,38 @@ void storeKv(const float* x, int n, KvDtype dtype, void* out) {
   for (; i < n; i++) h[i] = _cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT);
 }
 
+// quantizeActs (kernels-common.cc) eight lanes at a time, with the same f32 operations in the same order:
+// max |x|, d = max / 127, q = round-to-nearest-even(x · (1 / d)) (cvtps uses the default rounding, as lrintf).
+void quantizeActsAvx2(const float* x, int n, BlockQ8Act* out) {
+  const __m256 absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  for (int b = 0; b < n / kBlock; b++) {
+    const float* xb = x + b * kBlock;
+    __m256 v[4];
+    __m256 amax = _mm256_setzero_ps();
+    for (int i = 0; i < 4; i++) {
+      v[i] = _mm256_loadu_ps(xb + 8 * i);
+      amax = _mm256_max_ps(amax, _mm256_and_ps(v[i], absMask));
+    }
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    const float d = _mm_cvtss_f32(m) / 127.0f;
+    const __m256 id = _mm256_set1_ps(d != 0 ? 1.0f / d : 0.0f);
+    out[b].d = d;
+    __m256i q[4];
+    for (int i = 0; i < 4; i++) q[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], id));
+    // packs interleave 128-bit lanes; the permute puts the 32 bytes back in order.
+    const __m256i q16 = _mm256_packs_epi32(q[0], q[1]);
+    const __m256i q16b = _mm256_packs_epi32(q[2], q[3]);
+    const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16, q16b), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].q), q8);
+  }
+}
+
 }  // namespace
 
 const Kernels& avx2Kernels() {
-  static const Kernels k{"avx2+fma", matmul, attention, storeKv};
+  static const Kernels k{"avx2+fma", matmul, attention, storeKv, quantizeActsAvx2};
   return k;
 }
 

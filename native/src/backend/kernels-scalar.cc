@@ -120,7 +120,7 @@ void storeKv(const float* x, int n, KvDtype dtype, void* out) {
 }  // namespace
 
 const Kernels& scalarKernels() {
-  static const Kernels k{"scalar", matmul, attention, storeKv};
+  static const Kernels k{"scalar", matmul, attention, storeKv, quantizeActs};
   return k;
 }
 

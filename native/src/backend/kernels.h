@@ -106,12 +106,15 @@ struct Kernels {
   void (*attention)(const AttentionArgs& a, int64_t begin, int64_t end, float* scores);
   // One K or V row of n values into the cache as `dtype` elements: f32 copied, f16 rounded to nearest-even.
   void (*storeKv)(const float* x, int n, KvDtype dtype, void* out);
+  // Activations for quantized matmuls: every path gives quantizeActs' integers and scales, bit for bit.
+  void (*quantizeActs)(const float* x, int n, BlockQ8Act* out);
 };
 
 const Kernels& scalarKernels();
 const Kernels& avx2Kernels();
 
-// Shared by every path (so both see the same integers): q = round(x / d), d = max|x| / 127.
+// The reference activation quantizer (each path's Kernels::quantizeActs matches it bit for bit):
+// q = round(x / d), d = max|x| / 127.
 void quantizeActs(const float* x, int n, BlockQ8Act* out);
 
 // 32-value chunk `c` of a quantized row: value j = q[j] · scale[j / 16] − min.

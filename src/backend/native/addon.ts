@@ -103,6 +103,8 @@ export interface NativeAddon {
   ): Float32Array;
   /** x as one row of a `dtype` KV cache: f32 values, or f16 bits as the native path rounds them. */
   kernelStoreKv(kernels: KernelPath, dtype: KvCacheDtype, x: Float32Array): Float32Array | Uint16Array;
+  /** x (whole 32-value blocks) quantized for integer matmuls: per block a scale d and 32 int8 q. */
+  kernelQuantizeActs(kernels: KernelPath, x: Float32Array): { d: Float32Array; q: Int8Array };
   kernelRmsNorm(x: Float32Array, weight: Float32Array, T: number, n: number, eps: number): Float32Array;
   /** Rotates x: [T, nHeads, headDim] in place. */
   kernelRope(
