@@ -17,13 +17,14 @@ import { type KernelPath, loadNativeAddon, type NativeAddon } from "../backend/n
 import { specFromTensors } from "../backend/native/native-spec.js";
 import { physicalCores } from "../backend/native/physical-cores.js";
 import { stepBatch } from "../bench/native-bench-setup.js";
-import { expectedTensors, type ModelConfig } from "../model/config.js";
+import { expectedTensors, type ModelConfig, tensorNames } from "../model/config.js";
+import { dtypeLayout, tensorBytes } from "../model/dtype.js";
 import { storedDType } from "../model/formats/gguf-model.js";
-import type { DType, Tensor } from "../model/tensor.js";
+import { type DType, numElements, type Tensor } from "../model/tensor.js";
 import { Sampler } from "../runner/sampler.js";
 import { defaultSamplingParams } from "../runner/sampling-params.js";
 import type { HardwareProfile } from "./hardware.js";
-import type { KvDtype, WeightDtype } from "./plan.js";
+import { type KvDtype, type WeightDtype, weightBytesPerParam } from "./plan.js";
 
 export interface MeasuredRates {
   weightDtype: WeightDtype;
@@ -69,14 +70,12 @@ const random = (n: number) => Float32Array.from({ length: n }, () => Math.random
 
 /** Random bytes as a `dtype` tensor, with finite moderate values: speed does not depend on them. */
 function randomTensor(shape: number[], dtype: DType): Tensor {
-  const n = shape.reduce((a, b) => a * b, 1);
-  if (dtype === "f32") return { dtype, shape, data: new Uint8Array(random(n).buffer) };
-  const blockBytes = { f16: 2, q8_0: 34, q4_0: 18 }[dtype as "f16" | "q8_0" | "q4_0"];
-  const blockValues = dtype === "f16" ? 1 : 32;
-  const data = randomFillSync(new Uint8Array((n / blockValues) * blockBytes));
+  if (dtype === "f32") return { dtype, shape, data: new Uint8Array(random(numElements(shape)).buffer) };
+  const data = randomFillSync(new Uint8Array(tensorBytes(dtype, shape)));
   const view = new DataView(data.buffer);
-  // f16: clear the exponent's top bits (|x| < 1); q8_0/q4_0: each block's scale is 2^-7.
-  for (let at = 0; at < data.length; at += blockBytes)
+  // f16: clear the exponent's top bits (|x| < 1); q8_0/q4_0: each block starts with its f16 scale, 2^-7.
+  const { bytesPerBlock } = dtypeLayout[dtype];
+  for (let at = 0; at < data.length; at += bytesPerBlock)
     view.setUint16(at, dtype === "f16" ? view.getUint16(at, true) & 0xbbff : 0x2000, true);
   return { dtype, shape, data };
 }
@@ -86,12 +85,11 @@ function probeModel(
   c: ModelConfig,
   weightDtype: WeightDtype,
 ): { config: ModelConfig; tensors: Map<string, Tensor> } {
-  const oneLayer = expectedTensors({ ...c, nLayers: 1 });
-  const bytes = (shape: number[]) =>
-    shape.reduce((a, b) => a * b, 1) * { fp32: 4, fp16: 2, int8: 34 / 32, int4: 18 / 32 }[weightDtype];
-  const layerBytes = [...oneLayer]
-    .filter(([name]) => name.startsWith("blk."))
-    .reduce((s, [, sh]) => s + bytes(sh), 0);
+  const layerBytes =
+    weightBytesPerParam[weightDtype] *
+    [...expectedTensors({ ...c, nLayers: 1 })]
+      .filter(([name]) => name.startsWith("blk."))
+      .reduce((n, [, shape]) => n + numElements(shape), 0);
   const config = {
     ...c,
     nLayers: Math.max(1, Math.min(c.nLayers, Math.floor(probeLayerBytes / layerBytes))),
@@ -106,7 +104,7 @@ function probeModel(
 function matmulBytes(tensors: Map<string, Tensor>, c: ModelConfig): number {
   let total = 0;
   for (const [name, t] of tensors)
-    if (name !== "token_embd.weight" || c.tiedEmbeddings) total += t.data.length;
+    if (name !== tensorNames.tokenEmbedding || c.tiedEmbeddings) total += t.data.length;
   return total;
 }
 
