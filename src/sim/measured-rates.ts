@@ -90,9 +90,11 @@ function probeModel(
     [...expectedTensors({ ...c, nLayers: 1 })]
       .filter(([name]) => name.startsWith("blk."))
       .reduce((n, [, shape]) => n + numElements(shape), 0);
+  // Tied embeddings: the classifier costs the same, and the table is not held twice.
   const config = {
     ...c,
     nLayers: Math.max(1, Math.min(c.nLayers, Math.floor(probeLayerBytes / layerBytes))),
+    tiedEmbeddings: true,
   };
   const tensors = new Map<string, Tensor>();
   for (const [name, shape] of expectedTensors(config))
