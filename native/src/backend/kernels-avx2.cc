@@ -57,9 +57,9 @@ Decoded loadChunk(const uint8_t* row, int c) {
   } else if constexpr (T == DType::Q4_0) {
     const uint8_t* p = row + c * sizeof(BlockQ4_0);
     const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2));
-    // Low nibbles are values 0..15, high nibbles 16..31.
+    // Low nibbles are values 0..15, high nibbles 16..31; q is the raw nibble (tileQuantized applies the − 8).
     const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
-    return {_mm256_sub_epi8(_mm256_and_si256(both, low4), _mm256_set1_epi8(8)), _mm256_set1_ps(halfAt(p)), 0};
+    return {_mm256_and_si256(both, low4), _mm256_set1_ps(halfAt(p)), 0};
   } else if constexpr (T == DType::Q4_K) {
     const uint8_t* p = row + c / 8 * sizeof(BlockQ4_K);
     const uint8_t* scales = p + 4;
@@ -108,6 +108,11 @@ inline __m256i dotChunk(__m256i w, __m256i absW, __m256i x) {
 template <DType T, int R, int TT>
 void tileQuantized(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
   constexpr bool hasMin = T == DType::Q4_K;
+  // 4-bit types arrive as unsigned nibbles, which maddubs takes as they are (no abs/sign per dot); q4_0's
+  // value is (q − 8)·d, so 8 · Σx comes off each dot, lane by lane, in integers.
+  constexpr bool nibbles = T == DType::Q4_0 || T == DType::Q4_K;
+  constexpr bool offset8 = T == DType::Q4_0;
+  const __m256i ones16 = _mm256_set1_epi16(1);
   const int nb = w.cols / kBlock;
   const size_t stride = rowBytes(T, w.cols);
   __m256 acc[R][TT];
@@ -119,19 +124,24 @@ void tileQuantized(const Weight& w, const MatmulInput& x, float* y, int ldy, int
     __m256i xq[TT];
     __m256 xd[TT];
     __m256 xsum[hasMin ? TT : 1];
+    __m256i xsum8[offset8 ? TT : 1];
     for (int u = 0; u < TT; u++) {
       xq[u] = load32(reinterpret_cast<const uint8_t*>(xs[u][b].q));
       xd[u] = _mm256_broadcast_ss(&xs[u][b].d);
-      if constexpr (hasMin)  // partial sums of x, lane by lane as dotChunk's
-        xsum[u] = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), xq[u]),
-                                                        _mm256_set1_epi16(1)));
+      if constexpr (hasMin || offset8) {  // partial sums of x, lane by lane as the dots'
+        const __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), xq[u]), ones16);
+        if constexpr (hasMin) xsum[u] = _mm256_cvtepi32_ps(sums);
+        if constexpr (offset8) xsum8[u] = _mm256_slli_epi32(sums, 3);
+      }
     }
     for (int r = 0; r < R; r++) {
       prefetchNextTile<R>(w.data + stride * (o + r), stride, b * blockBytes<T>());
       const Decoded wb = loadChunk<T>(w.data + stride * (o + r), b);
-      const __m256i absW = _mm256_abs_epi8(wb.q);
+      const __m256i absW = nibbles ? wb.q : _mm256_abs_epi8(wb.q);
       for (int u = 0; u < TT; u++) {
-        const __m256 sum = _mm256_cvtepi32_ps(dotChunk(wb.q, absW, xq[u]));
+        __m256i dot = nibbles ? _mm256_madd_epi16(_mm256_maddubs_epi16(wb.q, xq[u]), ones16) : dotChunk(wb.q, absW, xq[u]);
+        if constexpr (offset8) dot = _mm256_sub_epi32(dot, xsum8[u]);
+        const __m256 sum = _mm256_cvtepi32_ps(dot);
         acc[r][u] = _mm256_fmadd_ps(sum, _mm256_mul_ps(wb.scale, xd[u]), acc[r][u]);
         if constexpr (hasMin)
           acc[r][u] = _mm256_fnmadd_ps(xsum[u], _mm256_mul_ps(_mm256_set1_ps(wb.min), xd[u]), acc[r][u]);
