@@ -40,7 +40,9 @@ void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* sc
     // are a pattern the hardware prefetcher does not follow, and decode attention would wait on each row.
     auto forEachRow = [&](const void* cacheBytes, auto&& f) {
       const Elem* cache = static_cast<const Elem*>(cacheBytes);
-      auto blockRow = [&](int blk) { return cache + static_cast<int64_t>(table[blk]) * a.blockSize * kvDim + kvHead * hd; };
+      auto blockRow = [&](int blk) {
+        return cache + static_cast<int64_t>(table[blk]) * a.blockSize * kvDim + kvHead * hd;
+      };
       for (int j0 = 0, blk = 0; j0 < ctxMax; j0 += a.blockSize, blk++) {
         const Elem* row = blockRow(blk);
         const Elem* next = j0 + a.blockSize < ctxMax ? blockRow(blk + 1) : nullptr;

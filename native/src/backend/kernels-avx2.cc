@@ -137,9 +137,14 @@ void tileQuantized(const Weight& w, const MatmulInput& x, float* y, int ldy, int
     for (int r = 0; r < R; r++) {
       prefetchNextTile<R>(w.data + stride * (o + r), stride, b * blockBytes<T>());
       const Decoded wb = loadChunk<T>(w.data + stride * (o + r), b);
-      const __m256i absW = nibbles ? wb.q : _mm256_abs_epi8(wb.q);
+      __m256i absW{};
+      if constexpr (!nibbles) absW = _mm256_abs_epi8(wb.q);
       for (int u = 0; u < TT; u++) {
-        __m256i dot = nibbles ? _mm256_madd_epi16(_mm256_maddubs_epi16(wb.q, xq[u]), ones16) : dotChunk(wb.q, absW, xq[u]);
+        __m256i dot;
+        if constexpr (nibbles)
+          dot = _mm256_madd_epi16(_mm256_maddubs_epi16(wb.q, xq[u]), ones16);
+        else
+          dot = dotChunk(wb.q, absW, xq[u]);
         if constexpr (offset8) dot = _mm256_sub_epi32(dot, xsum8[u]);
         const __m256 sum = _mm256_cvtepi32_ps(dot);
         acc[r][u] = _mm256_fmadd_ps(sum, _mm256_mul_ps(wb.scale, xd[u]), acc[r][u]);
@@ -341,7 +346,8 @@ void quantizeActsAvx2(const float* x, int n, BlockQ8Act* out) {
     // packs interleave 128-bit lanes; the permute puts the 32 bytes back in order.
     const __m256i q16 = _mm256_packs_epi32(q[0], q[1]);
     const __m256i q16b = _mm256_packs_epi32(q[2], q[3]);
-    const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16, q16b), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16, q16b), order);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].q), q8);
   }
 }

@@ -17,7 +17,9 @@ void parallelMatmul(ThreadPool& pool, const Kernels& k, const float* x, int T, i
   if (quantized) {
     if (acts.size() < static_cast<size_t>(T) * nb) acts.resize(static_cast<size_t>(T) * nb);
     BlockQ8Act* a = acts.data();
-    auto quantize = [&](int t, int) { k.quantizeActs(x + static_cast<size_t>(t) * n, n, a + static_cast<size_t>(t) * nb); };
+    auto quantize = [&](int t, int) {
+      k.quantizeActs(x + static_cast<size_t>(t) * n, n, a + static_cast<size_t>(t) * nb);
+    };
     pool.run(T, quantize);
   }
   const BlockQ8Act* a = quantized ? acts.data() : nullptr;
