@@ -6,7 +6,7 @@ import type { SchedulerOutput } from "../src/core/scheduler-output.js";
 import { defaultEngineConfig, type EngineConfig } from "../src/engine/engine-config.js";
 import { CostModel } from "../src/sim/cost-model.js";
 import { hardwareProfile } from "../src/sim/hardware.js";
-import { type MeasuredRates, matmulSeconds, withMeasuredRates } from "../src/sim/measured-rates.js";
+import { forwardSeconds, type MeasuredRates, withMeasuredRates } from "../src/sim/measured-rates.js";
 import { modelProfile } from "../src/sim/model-profile.js";
 import { simSetup } from "../src/sim/sim-setup.js";
 import { simulate } from "../src/sim/simulator.js";
@@ -154,15 +154,15 @@ describe("the cost model with measured rates (cpu-local)", () => {
     samplingSecondsPerLogit: 2e-9,
   };
 
-  it("interpolates the matmul curve between batch sizes and scales it beyond the last", () => {
-    expect(matmulSeconds(rates, 1e6, 1)).toBeCloseTo(1e-4, 15);
-    expect(matmulSeconds(rates, 1e6, 3)).toBeCloseTo(2.5e-4, 15); // halfway from 2 to 4
-    expect(matmulSeconds(rates, 1e6, 48)).toBeCloseTo(7e-4, 15); // halfway from 32 to 64
-    expect(matmulSeconds(rates, 1e6, 640)).toBeCloseTo(8e-3, 15); // ten chunks of 64
-    expect(matmulSeconds(rates, 1e6, 0)).toBe(0);
+  it("interpolates the forward curve between batch sizes and scales it beyond the last", () => {
+    expect(forwardSeconds(rates, 1e6, 1)).toBeCloseTo(1e-4, 15);
+    expect(forwardSeconds(rates, 1e6, 3)).toBeCloseTo(2.5e-4, 15); // halfway from 2 to 4
+    expect(forwardSeconds(rates, 1e6, 48)).toBeCloseTo(7e-4, 15); // halfway from 32 to 64
+    expect(forwardSeconds(rates, 1e6, 640)).toBeCloseTo(8e-3, 15); // ten chunks of 64
+    expect(forwardSeconds(rates, 1e6, 0)).toBe(0);
   });
 
-  it("adds measured matmul, attention, sampling and overhead for a step", () => {
+  it("adds the measured forward pass, attention, sampling and overhead for a step", () => {
     const model = modelProfile("small-160m");
     const c = model.config;
     const hardware = { ...hardwareProfile("h100-80gb"), stepOverheadS: 0.001, measuredRates: rates };

@@ -1,7 +1,7 @@
 import type { SchedulerOutput } from "../core/scheduler-output.js";
 import type { ModelConfig } from "../model/config.js";
 import type { HardwareProfile } from "./hardware.js";
-import { matmulSeconds } from "./measured-rates.js";
+import { forwardSeconds } from "./measured-rates.js";
 import { matmulParameterCount, parameterCount } from "./model-profile.js";
 import { type KvDtype, kvBytesPerToken, type WeightDtype, weightBytesPerParam } from "./plan.js";
 
@@ -12,8 +12,9 @@ import { type KvDtype, kvBytesPerToken, type WeightDtype, weightBytesPerParam } 
  * over its context. FLOPs: 2 per weight per scheduled token (the classifier only for tokens that sample)
  * plus attention, 4 × qDim per layer per (query, key) pair, causal within the new tokens.
  *
- * A profile with measured rates (cpu-local) adds the parts up instead, each at its measured speed: weights
- * by the matmul's cost curve at this step's batch + attention FLOPs ÷ attention rate + sampling + overhead.
+ * A profile with measured rates (cpu-local) adds the parts up instead, each at its measured speed: the
+ * weights by the forward pass's cost curve at this step's token count + attention FLOPs ÷ attention rate
+ * + sampling + overhead.
  */
 export class CostModel {
   readonly weightBytes: number;
@@ -56,8 +57,8 @@ export class CostModel {
     const attentionFlops = this.attentionFlopsPerPair * pairs;
     if (rates) {
       const weightTime =
-        matmulSeconds(rates, this.bodyParams * this.bytesPerParam, output.numScheduledTokens) +
-        matmulSeconds(rates, this.classifierParams * this.bytesPerParam, sampling);
+        forwardSeconds(rates, this.bodyParams * this.bytesPerParam, output.numScheduledTokens) +
+        forwardSeconds(rates, this.classifierParams * this.bytesPerParam, sampling);
       const samplingTime = sampling * this.vocabSize * rates.samplingSecondsPerLogit;
       return weightTime + attentionFlops / rates.attentionFlopsPerS + samplingTime + stepOverheadS;
     }

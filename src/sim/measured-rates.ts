@@ -232,11 +232,11 @@ export async function withMeasuredRates(
 }
 
 /**
- * Seconds to multiply `bytes` of weights by a batch of `tokens`: linear between measured batch sizes, and
+ * Forward-pass seconds for `bytes` of weights and a batch of `tokens`: linear between measured batch sizes, and
  * proportional to tokens beyond the largest (64, the native matmul's token chunk: a larger batch goes through
  * in chunks of 64, each streaming the weights again).
  */
-export function matmulSeconds(rates: MeasuredRates, bytes: number, tokens: number): number {
+export function forwardSeconds(rates: MeasuredRates, bytes: number, tokens: number): number {
   if (tokens <= 0) return 0;
   const { batches: b, secondsPerWeightByte: s } = rates;
   const last = b.length - 1;
