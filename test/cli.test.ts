@@ -92,7 +92,8 @@ describe("bad input gets one clear line and exit code 1", () => {
 });
 
 describeShared("CLI on stories260K", () => {
-  test("generate --json, greedy, gives the golden continuation", async () => {
+  /** `generate --json`, greedy, on golden case 1's prompt with `flags` added. */
+  async function generateGolden(...flags: string[]) {
     const golden = JSON.parse(readFileSync(stories260K.golden, "utf8")).cases[1];
     const r = await vellum(
       "generate",
@@ -106,8 +107,14 @@ describeShared("CLI on stories260K", () => {
       "0",
       "--max-tokens",
       "60",
+      ...flags,
       "--json",
     );
+    return { golden, r };
+  }
+
+  test("generate --json, greedy, gives the golden continuation", async () => {
+    const { golden, r } = await generateGolden();
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.prompt_token_ids).toEqual(golden.prompt_tokens);
@@ -117,23 +124,7 @@ describeShared("CLI on stories260K", () => {
   });
 
   test("generate --kv-cache-dtype f16: the same golden greedy continuation (f16 K/V do not flip these ids)", async () => {
-    const golden = JSON.parse(readFileSync(stories260K.golden, "utf8")).cases[1];
-    const r = await vellum(
-      "generate",
-      "--model",
-      stories260K.model,
-      "--tokenizer",
-      stories260K.tokenizer,
-      "--prompt",
-      golden.prompt_text,
-      "--temperature",
-      "0",
-      "--max-tokens",
-      "60",
-      "--kv-cache-dtype",
-      "f16",
-      "--json",
-    );
+    const { golden, r } = await generateGolden("--kv-cache-dtype", "f16");
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).token_ids).toEqual(golden.generated_tokens_after_prompt);
   });

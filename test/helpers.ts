@@ -1,5 +1,7 @@
+import { expect } from "vitest";
 import type { Backend } from "../src/backend/backend.js";
 import type { KvCacheDtype } from "../src/core/kv-cache-sizing.js";
+import { InputError } from "../src/model/errors.js";
 import { type SampledToken, Sampler } from "../src/runner/sampler.js";
 import { defaultSamplingParams, type SamplingParams } from "../src/runner/sampling-params.js";
 
@@ -93,4 +95,50 @@ export async function* generateSequence(
     if (output.length >= req.params.maxTokens || position + 1 >= req.maxModelLen) return "length";
     pending = [result.tokenId];
   }
+}
+
+/** xorshift32: a seeded stream of numbers in [0, 1). */
+export function xorshift(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 2 ** 32;
+  };
+}
+
+/** xorshift32 in [-1, 1). */
+export function signedRandom(seed: number): () => number {
+  const next = xorshift(seed);
+  return () => next() * 2 - 1;
+}
+
+/**
+ * Block tables for sequences of `lengths` tokens, handed out in shuffled order from a pool with 3 spare blocks,
+ * so every sequence's blocks are scattered.
+ */
+export function scatteredBlockTables(
+  lengths: number[],
+  blockSize: number,
+  rand: () => number,
+): { numBlocks: number; blockTables: Int32Array[] } {
+  const blocksPer = lengths.map((n) => Math.ceil(n / blockSize));
+  const numBlocks = blocksPer.reduce((a, b) => a + b, 0) + 3;
+  const free = Array.from({ length: numBlocks }, (_, i) => i).sort(() => rand());
+  return { numBlocks, blockTables: blocksPer.map((n) => Int32Array.from(free.splice(0, n))) };
+}
+
+/** `fn` throws an InputError of one line that contains every one of `parts`. */
+export function expectInputError(fn: () => unknown, ...parts: string[]): void {
+  let error: unknown;
+  try {
+    fn();
+  } catch (e) {
+    error = e;
+  }
+  expect(error).toBeInstanceOf(InputError);
+  const message = (error as Error).message;
+  expect(message).not.toContain("\n");
+  for (const part of parts) expect(message).toContain(part);
 }

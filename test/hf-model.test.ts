@@ -4,7 +4,6 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { expectedTensors, type ModelConfig, tensorNames } from "../src/model/config.js";
 import { dequantize, quantize } from "../src/model/dtype.js";
-import { InputError } from "../src/model/errors.js";
 import { loadHfModel, readHfConfig, writeHfModel } from "../src/model/formats/hf-model.js";
 import { SafetensorsFile, writeSafetensors } from "../src/model/formats/safetensors.js";
 import type { LoadedModel } from "../src/model/model.js";
@@ -12,6 +11,7 @@ import type { Tensor } from "../src/model/tensor.js";
 import { createTokenizer } from "../src/model/tokenizer/create.js";
 import type { VocabSpec } from "../src/model/tokenizer/tokenizer.js";
 import { Rng } from "../src/runner/rng.js";
+import { expectInputError } from "./helpers.js";
 
 const root = mkdtempSync(join(tmpdir(), "vellum-hf-model-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -109,19 +109,6 @@ function llamaCppPermute(t: Tensor, heads: number): Uint8Array {
     }
   }
   return out;
-}
-
-function expectInputError(fn: () => unknown, ...parts: string[]): void {
-  let error: unknown;
-  try {
-    fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(InputError);
-  const message = (error as Error).message;
-  expect(message).not.toContain("\n");
-  for (const part of parts) expect(message).toContain(part);
 }
 
 describe("writeHfModel → loadHfModel", () => {

@@ -6,6 +6,7 @@ import { matmul, rmsNorm, rope, swiglu } from "../src/backend/reference/ops.js";
 import { pagedAttention } from "../src/backend/reference/paged-attention.js";
 import { dequantize, f16ToF32, f32ToF16, quantize } from "../src/model/dtype.js";
 import type { DType } from "../src/model/tensor.js";
+import { scatteredBlockTables, signedRandom } from "./helpers.js";
 
 const loaded = loadNativeAddon();
 if (loaded instanceof Error) console.warn(`[skip] native kernels: ${loaded.message}`);
@@ -14,17 +15,6 @@ const describeNative = (name: string, fn: (a: NativeAddon) => void) =>
   describe.skipIf(!addon)(name, () => {
     if (addon) fn(addon);
   });
-
-/** xorshift32 in [-1, 1). */
-function random(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return ((s >>> 0) / 2 ** 32) * 2 - 1;
-  };
-}
 
 const paths = (a: NativeAddon): KernelPath[] =>
   a.bestKernelPath() === "scalar" ? ["scalar"] : ["scalar", "avx2"];
@@ -47,7 +37,7 @@ describeNative("native matmul against the reference (f32 weights dequantized, fl
             threads: fc.integer({ min: 1, max: 3 }),
           }),
           ({ seed, rows, cols, T, threads }) => {
-            const rand = random(seed);
+            const rand = signedRandom(seed);
             const wValues = Float32Array.from({ length: rows * cols }, rand);
             const x = Float32Array.from({ length: T * cols }, rand);
             const w = quantize(wValues, [rows, cols], dtype);
@@ -89,7 +79,7 @@ describeNative("native matmul against the reference (f32 weights dequantized, fl
 
   test("scalar and avx2 paths agree on a batch past one token chunk (70 tokens)", () => {
     if (a.bestKernelPath() === "scalar") return;
-    const rand = random(11);
+    const rand = signedRandom(11);
     const rows = 45;
     const cols = 96;
     const T = 70;
@@ -135,13 +125,14 @@ describeNative("native paged attention against the reference", (a) => {
             threads: fc.integer({ min: 1, max: 3 }),
           }),
           ({ seed, blockSize, groups, nKvHeads, headDim, seqs, threads }) => {
-            const rand = random(seed);
+            const rand = signedRandom(seed);
             const nHeads = nKvHeads * groups;
             const kvDim = nKvHeads * headDim;
-            const blocksPer = seqs.map((s) => Math.ceil((s.cached + s.fresh) / blockSize));
-            const numBlocks = blocksPer.reduce((x, y) => x + y, 0) + 3;
-            const free = Array.from({ length: numBlocks }, (_, i) => i).sort(() => rand());
-            const blockTables = blocksPer.map((n) => Int32Array.from(free.splice(0, n)));
+            const { numBlocks, blockTables } = scatteredBlockTables(
+              seqs.map((s) => s.cached + s.fresh),
+              blockSize,
+              rand,
+            );
             // An f16 cache holds binary16 bits, as the engine's writes leave them.
             const cache = () => {
               const values = Float32Array.from({ length: numBlocks * blockSize * kvDim }, rand);
@@ -339,7 +330,7 @@ describeNative("activation quantization for integer matmuls", (a) => {
 });
 
 describeNative("native per-token ops against the reference", (a) => {
-  const rand = random(5);
+  const rand = signedRandom(5);
   test("RMSNorm (relative 1e-6)", () => {
     const T = 3;
     const n = 77;

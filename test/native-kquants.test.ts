@@ -3,17 +3,7 @@ import { loadNativeAddon } from "../src/backend/native/addon.js";
 import { matmul } from "../src/backend/reference/ops.js";
 import { dequantize, dtypeOfGgmlType, f32ToF16, tensorBytes } from "../src/model/dtype.js";
 import type { DType } from "../src/model/tensor.js";
-
-/** xorshift32 in [0, 1). */
-function random(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
-}
+import { xorshift } from "./helpers.js";
 
 function setF16(data: Uint8Array, at: number, x: number) {
   const h = f32ToF16(x);
@@ -67,7 +57,7 @@ describe.skipIf(addon instanceof Error)("native K-quant kernels against the refe
 
   /** Random blocks with sane f16 scales (random bytes elsewhere). */
   function randomTensor(dtype: DType, rows: number, cols: number, seed: number) {
-    const rand = random(seed);
+    const rand = xorshift(seed);
     const data = new Uint8Array(tensorBytes(dtype, [rows, cols]));
     for (let i = 0; i < data.length; i++) data[i] = Math.floor(rand() * 256);
     const bytes = dtype === "q4_k" ? 144 : 210;
@@ -103,7 +93,7 @@ describe.skipIf(addon instanceof Error)("native K-quant kernels against the refe
         const wRef = dequantize(w);
         // x = q / 128 with integer q and |q| = 127 somewhere in every 32-block: rounding x to int8 blocks is then
         // exact, so the native result must equal the reference up to f32 summation alone.
-        const rand = random(seed + 100);
+        const rand = xorshift(seed + 100);
         const x = Float32Array.from({ length: T * cols }, (_, i) =>
           i % 32 === 0 ? 127 / 128 : (Math.floor(rand() * 255) - 127) / 128,
         );

@@ -4,6 +4,7 @@ import type { ForwardBatch } from "../src/backend/backend.js";
 import { allocateKvCache, pagedAttention, writeKv } from "../src/backend/reference/paged-attention.js";
 import type { KvCacheDtype } from "../src/core/kv-cache-sizing.js";
 import { f16ToF32, f32ToF16 } from "../src/model/dtype.js";
+import { scatteredBlockTables, signedRandom } from "./helpers.js";
 
 /** Textbook causal attention over contiguous per-sequence K/V ([len, nKvHeads, headDim]), in float64. */
 function contiguousAttention(
@@ -60,20 +61,14 @@ test.each(["f32", "f16"] as const)(
           ),
         }),
         ({ seed, blockSize, groups, nKvHeads, headDim, seqs }) => {
-          let state = seed >>> 0 || 1;
-          const rand = () => {
-            state ^= state << 13;
-            state ^= state >>> 17;
-            state ^= state << 5;
-            return ((state >>> 0) / 2 ** 32) * 2 - 1;
-          };
+          const rand = signedRandom(seed);
           const nHeads = nKvHeads * groups;
           const kvDim = nKvHeads * headDim;
-          const blocksPer = seqs.map((s) => Math.ceil((s.cached + s.fresh) / blockSize));
-          const numBlocks = blocksPer.reduce((a, b) => a + b, 0) + 3;
-          // Hand out blocks in a shuffled order so every sequence's blocks are scattered.
-          const free = Array.from({ length: numBlocks }, (_, i) => i).sort(() => rand());
-          const tables = blocksPer.map((n) => Int32Array.from(free.splice(0, n)));
+          const { numBlocks, blockTables: tables } = scatteredBlockTables(
+            seqs.map((s) => s.cached + s.fresh),
+            blockSize,
+            rand,
+          );
 
           const kCache = allocateKvCache(dtype, numBlocks * blockSize * kvDim);
           const vCache = allocateKvCache(dtype, numBlocks * blockSize * kvDim);

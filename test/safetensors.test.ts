@@ -2,13 +2,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { InputError } from "../src/model/errors.js";
 import {
   SafetensorsCheckpoint,
   SafetensorsFile,
   writeSafetensors,
 } from "../src/model/formats/safetensors.js";
 import type { Tensor } from "../src/model/tensor.js";
+import { expectInputError } from "./helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "vellum-safetensors-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -27,19 +27,6 @@ function rawFile(header: unknown, data: Uint8Array, headerText = JSON.stringify(
 
 const f32Bytes = (values: number[]) => new Uint8Array(Float32Array.from(values).buffer);
 const u16Bytes = (values: number[]) => new Uint8Array(Uint16Array.from(values).buffer);
-
-function expectInputError(fn: () => unknown, ...parts: string[]): void {
-  let error: unknown;
-  try {
-    fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(InputError);
-  const message = (error as Error).message;
-  expect(message).not.toContain("\n");
-  for (const part of parts) expect(message).toContain(part);
-}
 
 describe("reading a hand-built file", () => {
   // "a": F32 [2] = 1.5, -2 at [0, 8); "b": BF16 [2, 1] = 1.0 (0x3f80), -0.5 (0xbf00) at [8, 12).
