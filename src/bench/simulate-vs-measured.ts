@@ -10,11 +10,10 @@ import { defaultEngineConfig } from "../engine/engine-config.js";
 import { tensorNames } from "../model/config.js";
 import { InputError } from "../model/errors.js";
 import { loadModel } from "../model/load.js";
-import type { DType } from "../model/tensor.js";
 import { formatHardware, hardwareProfile } from "../sim/hardware.js";
 import { withMeasuredRates } from "../sim/measured-rates.js";
 import { modelProfile } from "../sim/model-profile.js";
-import type { WeightDtype } from "../sim/plan.js";
+import { weightDtypes, weightStoredAs } from "../sim/plan.js";
 import { simSetup } from "../sim/sim-setup.js";
 import { simulate } from "../sim/simulator.js";
 import { formatValidation } from "../sim/validation.js";
@@ -24,14 +23,6 @@ import { summarize } from "./serve/metrics.js";
 import { formatSummary } from "./serve/report-text.js";
 import { startServer } from "./serve/start-server.js";
 import type { Workload } from "./serve/workload-options.js";
-
-const weightDtypeOf: Partial<Record<DType, WeightDtype>> = {
-  f32: "fp32",
-  f16: "fp16",
-  bf16: "fp16",
-  q8_0: "int8",
-  q4_0: "int4",
-};
 
 export interface SimulateVsMeasuredOptions {
   modelPath: string;
@@ -49,7 +40,8 @@ export async function runSimulateVsMeasured(o: SimulateVsMeasuredOptions, worklo
   }
   const model = loadModel(o.modelPath);
   const stored = model.tensors.get(tensorNames.ffnDown(0))?.dtype;
-  const weightDtype = stored && weightDtypeOf[stored];
+  // bf16 weights are simulated as fp16: the same bytes per weight.
+  const weightDtype = weightDtypes.find((w) => weightStoredAs[w] === (stored === "bf16" ? "f16" : stored));
   if (!weightDtype) {
     throw new InputError(
       `${o.modelPath}: weights of type ${stored} have no simulator dtype (f32, f16, q8_0, q4_0)`,

@@ -24,7 +24,7 @@ import { type DType, numElements, type Tensor } from "../model/tensor.js";
 import { Sampler } from "../runner/sampler.js";
 import { defaultSamplingParams } from "../runner/sampling-params.js";
 import type { HardwareProfile } from "./hardware.js";
-import { type KvDtype, type WeightDtype, weightBytesPerParam } from "./plan.js";
+import { type KvDtype, type WeightDtype, weightBytesPerParam, weightStoredAs } from "./plan.js";
 
 export interface MeasuredRates {
   weightDtype: WeightDtype;
@@ -44,9 +44,6 @@ export interface MeasuredRatesFor {
   weightDtype: WeightDtype;
   kvDtype: KvDtype;
 }
-
-/** The GGUF type vellum stores each weight dtype as (plan.ts: weightBytesPerParam). */
-const storedAs: Record<WeightDtype, DType> = { fp32: "f32", fp16: "f16", int8: "q8_0", int4: "q4_0" };
 
 const probeBatches = [1, 2, 4, 8, 16, 32, 64];
 const probeLayerBytes = 128 * 2 ** 20;
@@ -98,7 +95,7 @@ function probeModel(
   };
   const tensors = new Map<string, Tensor>();
   for (const [name, shape] of expectedTensors(config))
-    tensors.set(name, randomTensor(shape, storedDType(shape, storedAs[weightDtype])));
+    tensors.set(name, randomTensor(shape, storedDType(shape, weightStoredAs[weightDtype])));
   return { config, tensors };
 }
 

@@ -1,5 +1,7 @@
 import type { ModelConfig } from "../model/config.js";
+import { dtypeLayout } from "../model/dtype.js";
 import { InputError } from "../model/errors.js";
+import type { DType } from "../model/tensor.js";
 import type { HardwareProfile } from "./hardware.js";
 import { type ModelProfile, matmulParameterCount, parameterCount } from "./model-profile.js";
 
@@ -9,13 +11,21 @@ export type KvDtype = "fp32" | "fp16" | "fp8" | "int8";
 export const weightDtypes: WeightDtype[] = ["fp32", "fp16", "int8", "int4"];
 export const kvDtypes: KvDtype[] = ["fp32", "fp16", "fp8", "int8"];
 
-/** Bytes per weight as vellum stores them: int8 and int4 are GGUF q8_0 / q4_0 (32 weights + an f16 scale per block). */
-export const weightBytesPerParam: Record<WeightDtype, number> = {
-  fp32: 4,
-  fp16: 2,
-  int8: 34 / 32,
-  int4: 18 / 32,
+/** The GGUF type vellum stores each weight dtype as: int8 and int4 are q8_0 / q4_0 (32 weights + an f16 scale). */
+export const weightStoredAs: Record<WeightDtype, DType> = {
+  fp32: "f32",
+  fp16: "f16",
+  int8: "q8_0",
+  int4: "q4_0",
 };
+
+/** Bytes per weight as vellum stores them (int8: 34/32, int4: 18/32). */
+export const weightBytesPerParam = Object.fromEntries(
+  weightDtypes.map((w) => {
+    const { bytesPerBlock, blockSize } = dtypeLayout[weightStoredAs[w]];
+    return [w, bytesPerBlock / blockSize];
+  }),
+) as Record<WeightDtype, number>;
 /** The round figures a back-of-envelope calculation uses (no block scales). */
 const nominalBytesPerParam: Record<WeightDtype, number> = { fp32: 4, fp16: 2, int8: 1, int4: 0.5 };
 const kvBytesPerElement: Record<KvDtype, number> = { fp32: 4, fp16: 2, fp8: 1, int8: 1 };
