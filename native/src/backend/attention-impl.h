@@ -1,6 +1,11 @@
 // The attention loop, written once and compiled into each kernel path (kernels-scalar.cc, kernels-avx2.cc)
-// for each cache element type (Elem: float for f32, uint16_t for f16 bits) with that path's dot product and axpy
-// inlined: Dot and Axpy widen the cache row to f32 as they read it. See attention.h for the layout.
+// for each cache element type (Elem: float for f32, uint16_t for f16 bits) with that path's block primitives
+// inlined; they widen the cache rows to f32 as they read them. See attention.h for the layout.
+//
+// The loop walks the cache a block at a time. Within a block one head's rows sit kvDim apart, and each
+// query of the tile meets them through two primitives that keep its running values in registers:
+//   DotRows(q, rows, stride, n, hd, scale, s):  s[o] = scale · q · rows[o],    o < n
+//   AxpyRows(out, s, rows, stride, n, hd):      out += Σ_{o < n} s[o] · rows[o]
 #pragma once
 
 #include <cmath>
@@ -18,7 +23,7 @@ inline void prefetchRow(const Elem* row, int hd) {
 }
 
 // Items [begin, end) (see attentionItems); `scores` holds attentionScratch(a, max position + 1) floats.
-template <class Elem, float (*Dot)(const float*, const Elem*, int), void (*Axpy)(float*, float, const Elem*, int)>
+template <class Elem, auto DotRows, auto AxpyRows, auto Softmax>
 void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* scores) {
   const int hd = a.headDim;
   const int64_t kvDim = static_cast<int64_t>(a.nKvHeads) * hd;
@@ -35,53 +40,40 @@ void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* sc
     // The query heads of this kv head for token t0 + i: q + (i · nHeads + g) · hd, g < group.
     const float* q = a.q + (static_cast<int64_t>(t0) * a.nHeads + static_cast<int64_t>(kvHead) * group) * hd;
     float* out = a.out + (static_cast<int64_t>(t0) * a.nHeads + static_cast<int64_t>(kvHead) * group) * hd;
-    // Visits positions 0..ctxMax−1 block by block: row of position j = cache + slot(j) · kvDim + kvHead · hd.
-    // While it reads row o of a block it prefetches row o of the next one: rows kvDim apart in scattered blocks
-    // are a pattern the hardware prefetcher does not follow, and decode attention would wait on each row.
-    auto forEachRow = [&](const void* cacheBytes, auto&& f) {
+    // Visits positions 0..ctxMax−1 block by block, calling f(first position, rows, first row) for each query
+    // (i, g) with the rows of the block it may see (causal: up to its own position). Row of position j =
+    // cache + slot(j) · kvDim + kvHead · hd. Before a block it prefetches the next one: rows kvDim apart in
+    // scattered blocks are a pattern the hardware prefetcher does not follow, and decode would wait on each.
+    auto forEachBlock = [&](const void* cacheBytes, auto&& f) {
       const Elem* cache = static_cast<const Elem*>(cacheBytes);
-      auto blockRow = [&](int blk) {
+      auto blockRows = [&](int blk) {
         return cache + static_cast<int64_t>(table[blk]) * a.blockSize * kvDim + kvHead * hd;
       };
       for (int j0 = 0, blk = 0; j0 < ctxMax; j0 += a.blockSize, blk++) {
-        const Elem* row = blockRow(blk);
-        const Elem* next = j0 + a.blockSize < ctxMax ? blockRow(blk + 1) : nullptr;
-        const int n = ctxMax - j0 < a.blockSize ? ctxMax - j0 : a.blockSize;
-        for (int o = 0; o < n; o++, row += kvDim) {
-          if (next) prefetchRow(next + o * kvDim, hd);
-          f(j0 + o, row);
+        const Elem* rows = blockRows(blk);
+        if (j0 + a.blockSize < ctxMax) {
+          const Elem* next = blockRows(blk + 1);
+          const int nextRows = ctxMax - j0 - a.blockSize < a.blockSize ? ctxMax - j0 - a.blockSize : a.blockSize;
+          for (int o = 0; o < nextRows; o++) prefetchRow(next + o * kvDim, hd);
+        }
+        for (int i = 0; i < nt; i++) {
+          const int seen = a.positions[t0 + i] + 1 - j0;
+          if (seen <= 0) continue;
+          const int n = seen < a.blockSize ? seen : a.blockSize;
+          for (int g = 0; g < group; g++) f(i * group + g, (i * a.nHeads + g) * hd, j0, rows, n);
         }
       }
     };
-    forEachRow(a.kCache, [&](int j, const Elem* k) {
-      for (int i = 0; i < nt; i++) {
-        if (a.positions[t0 + i] < j) continue;
-        for (int g = 0; g < group; g++)
-          scores[(i * group + g) * ctxMax + j] = Dot(q + (i * a.nHeads + g) * hd, k, hd) * scale;
-      }
+    forEachBlock(a.kCache, [&](int row, int64_t head, int j0, const Elem* k, int n) {
+      DotRows(q + head, k, kvDim, n, hd, scale, scores + static_cast<int64_t>(row) * ctxMax + j0);
     });
-    for (int i = 0; i < nt; i++) {
-      const int ctxLen = a.positions[t0 + i] + 1;
+    for (int i = 0; i < nt; i++)
       for (int g = 0; g < group; g++) {
-        float* s = scores + (i * group + g) * ctxMax;
-        float max = -INFINITY;
-        for (int j = 0; j < ctxLen; j++) max = s[j] > max ? s[j] : max;
-        double sum = 0;
-        for (int j = 0; j < ctxLen; j++) {
-          s[j] = std::exp(s[j] - max);
-          sum += s[j];
-        }
-        const float inv = static_cast<float>(1.0 / sum);
-        for (int j = 0; j < ctxLen; j++) s[j] *= inv;
+        Softmax(scores + static_cast<int64_t>(i * group + g) * ctxMax, a.positions[t0 + i] + 1);
         std::memset(out + (i * a.nHeads + g) * hd, 0, sizeof(float) * hd);
       }
-    }
-    forEachRow(a.vCache, [&](int j, const Elem* v) {
-      for (int i = 0; i < nt; i++) {
-        if (a.positions[t0 + i] < j) continue;  // causal: token i sees positions up to its own
-        for (int g = 0; g < group; g++)
-          Axpy(out + (i * a.nHeads + g) * hd, scores[(i * group + g) * ctxMax + j], v, hd);
-      }
+    forEachBlock(a.vCache, [&](int row, int64_t head, int j0, const Elem* v, int n) {
+      AxpyRows(out + head, scores + static_cast<int64_t>(row) * ctxMax + j0, v, kvDim, n, hd);
     });
   }
 }
