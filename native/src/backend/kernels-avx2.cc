@@ -157,6 +157,59 @@ void tileQuantized(const Weight& w, const MatmulInput& x, float* y, int ldy, int
     for (int u = 0; u < TT; u++) y[static_cast<size_t>(t + u) * ldy + o + r] = hsum(acc[r][u]);
 }
 
+// ---- q4_0 in 8-row groups (kernels.h): one register holds 4 values of each of the 8 rows ----
+
+// 8 rows × TT tokens: acc[u] lane r = y[t + u, o + r]. Per block and token, 8 maddubs against the token's
+// broadcast 4-value groups add up in int16 (at most 8 · 2 · 15 · 127 = 30,480: no overflow), one madd widens
+// them, and one FMA scales all 8 rows: about 2.5 vector ops per 32 MACs instead of ~6 per row and token.
+template <int TT>
+void tileQ4_0x8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
+  constexpr int kGroupBlock = 8 * sizeof(BlockQ4_0);
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  const int nb = w.cols / kBlock;
+  const uint8_t* group = w.interleaved + static_cast<size_t>(o / 8) * nb * kGroupBlock;
+  const BlockQ8Act* xs[TT];
+  for (int u = 0; u < TT; u++) xs[u] = x.q8 + static_cast<size_t>(t + u) * nb;
+  __m256 acc[TT];
+  for (int u = 0; u < TT; u++) acc[u] = _mm256_setzero_ps();
+  for (int b = 0; b < nb; b++) {
+    const uint8_t* p = group + static_cast<size_t>(b) * kGroupBlock;
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    __m256i q[8];  // q[k]: values 4k..4k+3 of every row
+    for (int c = 0; c < 4; c++) {
+      const __m256i raw = load32(p + 16 + 32 * c);
+      q[c] = _mm256_and_si256(raw, low4);
+      q[c + 4] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+    }
+    for (int u = 0; u < TT; u++) {
+      const BlockQ8Act& xb = xs[u][b];
+      auto group4 = [&](int k) {  // activations 4k..4k+3, in every 32-bit lane
+        int32_t v;
+        std::memcpy(&v, xb.q + 4 * k, 4);
+        return _mm256_set1_epi32(v);
+      };
+      __m256i sum16 = _mm256_maddubs_epi16(q[0], group4(0));
+      for (int k = 1; k < 8; k++) sum16 = _mm256_add_epi16(sum16, _mm256_maddubs_epi16(q[k], group4(k)));
+      // Σ (q − 8)·x = Σ q·x − 8 · Σ x
+      const __m256i dot = _mm256_sub_epi32(_mm256_madd_epi16(sum16, ones16), _mm256_set1_epi32(8 * xb.sum));
+      acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(d, _mm256_set1_ps(xb.d)), acc[u]);
+    }
+  }
+  for (int u = 0; u < TT; u++) _mm256_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
+}
+
+// Rows [o, rowEnd) from 8-row groups, as far as whole groups go; returns the first row left.
+int matmulQ4_0x8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int rowEnd) {
+  constexpr int kTokens = 3;
+  for (; o + 8 <= rowEnd; o += 8) {
+    int t = 0;
+    for (; t + kTokens <= x.T; t += kTokens) tileQ4_0x8<kTokens>(w, x, y, ldy, o, t);
+    for (; t < x.T; t++) tileQ4_0x8<1>(w, x, y, ldy, o, t);
+  }
+  return o;
+}
+
 // ---- float weights (f32, f16, bf16) against f32 activations ----
 
 template <DType T>
@@ -245,6 +298,8 @@ template <DType T>
 void matmulTyped(const Weight& w, const MatmulInput& x, float* y, int ldy, int rowBegin, int rowEnd) {
   constexpr bool Q = T >= DType::Q8_0;
   int o = rowBegin;
+  if constexpr (T == DType::Q4_0)
+    if (w.interleaved && o % 8 == 0) o = matmulQ4_0x8(w, x, y, ldy, o, rowEnd);
   if (x.T == 1)
     for (; o + kDecodeRowTile <= rowEnd; o += kDecodeRowTile) rowTile<T, Q, kDecodeRowTile>(w, x, y, ldy, o);
   for (; o + kRowTile <= rowEnd; o += kRowTile) rowTile<T, Q, kRowTile>(w, x, y, ldy, o);
@@ -438,13 +493,19 @@ void quantizeActsAvx2(const float* x, int n, BlockQ8Act* out) {
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16, q16b), order);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].q), q8);
+    const __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q8), _mm256_set1_epi16(1));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(1, 0, 3, 2)));
+    out[b].sum = _mm_cvtsi128_si32(_mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(2, 3, 0, 1))));
   }
 }
+
+bool interleaves(DType t) { return t == DType::Q4_0; }
 
 }  // namespace
 
 const Kernels& avx2Kernels() {
-  static const Kernels k{"avx2+fma", matmul, attention, storeKv, quantizeActsAvx2};
+  static const Kernels k{"avx2+fma", matmul, attention, storeKv, quantizeActsAvx2, interleaves};
   return k;
 }
 

@@ -54,8 +54,29 @@ void quantizeActs(const float* x, int n, BlockQ8Act* out) {
     const float d = amax / 127.0f;
     const float id = d != 0 ? 1.0f / d : 0.0f;
     out[b].d = d;
-    for (int j = 0; j < kBlock; j++) out[b].q[j] = static_cast<int8_t>(std::lrintf(xb[j] * id));
+    out[b].sum = 0;
+    for (int j = 0; j < kBlock; j++) {
+      out[b].q[j] = static_cast<int8_t>(std::lrintf(xb[j] * id));
+      out[b].sum += out[b].q[j];
+    }
   }
+}
+
+void interleaveRows(const Kernels& k, Weight* w, std::vector<uint8_t>* store) {
+  if (!k.interleaves(w->dtype) || w->rows % 8 != 0) return;
+  const int nb = w->cols / kBlock;
+  const size_t stride = rowBytes(w->dtype, w->cols);
+  store->resize(stride * w->rows);
+  for (int g = 0; g < w->rows / 8; g++)
+    for (int b = 0; b < nb; b++) {
+      uint8_t* out = store->data() + (static_cast<size_t>(g) * nb + b) * 8 * sizeof(BlockQ4_0);
+      for (int r = 0; r < 8; r++) {
+        const uint8_t* block = w->data + stride * (8 * g + r) + b * sizeof(BlockQ4_0);
+        std::memcpy(out + 2 * r, block, 2);
+        for (int c = 0; c < 4; c++) std::memcpy(out + 16 + 32 * c + 4 * r, block + 2 + 4 * c, 4);
+      }
+    }
+  w->interleaved = store->data();
 }
 
 void decodeChunk(DType t, const uint8_t* row, int c, Chunk* out) {

@@ -136,10 +136,12 @@ void storeKv(const float* x, int n, KvDtype dtype, void* out) {
   for (int i = 0; i < n; i++) h[i] = f32ToF16(x[i]);
 }
 
+bool interleaves(DType) { return false; }
+
 }  // namespace
 
 const Kernels& scalarKernels() {
-  static const Kernels k{"scalar", matmul, attention, storeKv, quantizeActs};
+  static const Kernels k{"scalar", matmul, attention, storeKv, quantizeActs, interleaves};
   return k;
 }
 

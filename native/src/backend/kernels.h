@@ -13,10 +13,16 @@
 //         value = d·scale·(q − 32), one scale per 16 values
 // Kernels see every quantized type as 32-value chunks: int8 values, a scale per 16-value half, and a min.
 // Rows of GGUF blocks are only 2-byte aligned, so every load is unaligned.
+//
+// A kernel path may also want a weight's rows interleaved in groups of 8 (Kernels::interleaves), a copy made at
+// load (interleaveRows). q4_0 ×8: group g (rows 8g..8g+7), block b at (g · blocks per row + b) · 144 bytes:
+//   [d of rows 8g..8g+7: 8 × f16][4 × 32 bytes: 32c + 4r holds bytes 4c..4c+3 of row 8g+r's block-b quants]
+// so one 32-byte load gives every row's values 4c..4c+3 (low nibbles) and 16+4c..16+4c+3 (high nibbles).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "attention.h"
 
@@ -50,9 +56,11 @@ static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(Block
                   sizeof(BlockQ6_K) == 210,
               "GGUF block sizes");
 
-// 32 activations quantized for integer dot products with q8_0/q4_0 weights: value = q · d.
+// 32 activations quantized for integer dot products with q8_0/q4_0 weights: value = q · d; sum = Σ q, which
+// takes q4_0's − 8 off a whole dot at once.
 struct BlockQ8Act {
   float d;
+  int32_t sum;
   int8_t q[kBlock];
 };
 
@@ -87,6 +95,7 @@ struct Weight {
   const uint8_t* data;
   int rows;
   int cols;
+  const uint8_t* interleaved = nullptr;  // the rows in groups of 8 (above), when the kernel path uses them
 };
 
 // The activations of a matmul: f32 [T, n] always; q8 [T, n / 32] blocks when the weight is quantized.
@@ -108,6 +117,8 @@ struct Kernels {
   void (*storeKv)(const float* x, int n, KvDtype dtype, void* out);
   // Activations for quantized matmuls: every path gives quantizeActs' integers and scales, bit for bit.
   void (*quantizeActs)(const float* x, int n, BlockQ8Act* out);
+  // Whether matmul reads weights of this type from Weight::interleaved when it is set.
+  bool (*interleaves)(DType t);
 };
 
 const Kernels& scalarKernels();
@@ -116,6 +127,10 @@ const Kernels& avx2Kernels();
 // The reference activation quantizer (each path's Kernels::quantizeActs matches it bit for bit):
 // q = round(x / d), d = max|x| / 127.
 void quantizeActs(const float* x, int n, BlockQ8Act* out);
+
+// Sets w->interleaved to a copy of w's rows in 8-row groups, kept in *store, when the path reads them and
+// w->rows is a multiple of 8.
+void interleaveRows(const Kernels& k, Weight* w, std::vector<uint8_t>* store);
 
 // 32-value chunk `c` of a quantized row: value j = q[j] · scale[j / 16] − min.
 struct Chunk {

@@ -16,7 +16,13 @@ void grow(std::vector<float>& v, size_t n) {
 }  // namespace
 
 Model::Model(const ModelConfig& config, ModelWeights weights, const Kernels& kernels, int threads)
-    : c_(config), w_(std::move(weights)), k_(kernels), pool_(threads) {}
+    : c_(config), w_(std::move(weights)), k_(kernels), pool_(threads) {
+  std::vector<Weight*> matrices = {&w_.classifier};
+  for (LayerWeights& l : w_.layers)
+    for (Weight* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) matrices.push_back(m);
+  interleaved_.resize(matrices.size());
+  for (size_t i = 0; i < matrices.size(); i++) interleaveRows(k_, matrices[i], &interleaved_[i]);
+}
 
 template <class F>
 void Model::parallelFor(int64_t n, F&& f) {
