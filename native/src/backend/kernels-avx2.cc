@@ -157,14 +157,18 @@ void tileQuantized(const Weight& w, const MatmulInput& x, float* y, int ldy, int
     for (int u = 0; u < TT; u++) y[static_cast<size_t>(t + u) * ldy + o + r] = hsum(acc[r][u]);
 }
 
-// ---- q4_0 in 8-row groups (kernels.h): one register holds 4 values of each of the 8 rows ----
+// ---- q8_0 and q4_0 in 8-row groups (kernels.h): one register holds 4 quants of each of the 8 rows ----
 
-// 8 rows × TT tokens: acc[u] lane r = y[t + u, o + r]. Per block and token, 8 maddubs against the token's
-// broadcast 4-value groups add up in int16 (at most 8 · 2 · 15 · 127 = 30,480: no overflow), one madd widens
-// them, and one FMA scales all 8 rows: about 2.5 vector ops per 32 MACs instead of ~6 per row and token.
-template <int TT>
-void tileQ4_0x8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
-  constexpr int kGroupBlock = 8 * sizeof(BlockQ4_0);
+// 8 rows × TT tokens: acc[u] lane r = y[t + u, o + r]. A block's int32 dots for all 8 rows come out lane by
+// lane from maddubs against the token's broadcast 4-value groups, and one FMA scales all 8 rows:
+// - q4_0: 8 maddubs add up in int16 (at most 8 · 2 · 15 · 127 = 30,480: no overflow) before one madd widens
+//   them, ~2.5 vector ops per 32 MACs;
+// - q8_0: maddubs wants an unsigned operand, so |w| (once per block, for all tokens) meets x with w's sign,
+//   and each maddubs is widened by a madd (two can overflow int16), ~4.5 ops per 32 MACs;
+// where a row at a time needs ~6 per row and token.
+template <DType T, int TT>
+void tileX8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
+  constexpr int kGroupBlock = 8 * (T == DType::Q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0));
   const __m256i low4 = _mm256_set1_epi8(0x0f);
   const __m256i ones16 = _mm256_set1_epi16(1);
   const int nb = w.cols / kBlock;
@@ -176,11 +180,16 @@ void tileQ4_0x8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o,
   for (int b = 0; b < nb; b++) {
     const uint8_t* p = group + static_cast<size_t>(b) * kGroupBlock;
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    __m256i q[8];  // q[k]: values 4k..4k+3 of every row
+    __m256i q[8];  // q[k]: quants 4k..4k+3 of every row (q8_0: their absolute values)
     for (int c = 0; c < 4; c++) {
-      const __m256i raw = load32(p + 16 + 32 * c);
-      q[c] = _mm256_and_si256(raw, low4);
-      q[c + 4] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+      if constexpr (T == DType::Q8_0) {
+        q[c] = _mm256_abs_epi8(load32(p + 16 + 32 * c));
+        q[c + 4] = _mm256_abs_epi8(load32(p + 16 + 32 * (c + 4)));
+      } else {
+        const __m256i raw = load32(p + 16 + 32 * c);
+        q[c] = _mm256_and_si256(raw, low4);
+        q[c + 4] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+      }
     }
     for (int u = 0; u < TT; u++) {
       const BlockQ8Act& xb = xs[u][b];
@@ -189,10 +198,19 @@ void tileQ4_0x8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o,
         std::memcpy(&v, xb.q + 4 * k, 4);
         return _mm256_set1_epi32(v);
       };
-      __m256i sum16 = _mm256_maddubs_epi16(q[0], group4(0));
-      for (int k = 1; k < 8; k++) sum16 = _mm256_add_epi16(sum16, _mm256_maddubs_epi16(q[k], group4(k)));
-      // Σ (q − 8)·x = Σ q·x − 8 · Σ x
-      const __m256i dot = _mm256_sub_epi32(_mm256_madd_epi16(sum16, ones16), _mm256_set1_epi32(8 * xb.sum));
+      __m256i dot;
+      if constexpr (T == DType::Q8_0) {
+        dot = _mm256_setzero_si256();
+        for (int k = 0; k < 8; k++) {
+          const __m256i signedX = _mm256_sign_epi8(group4(k), load32(p + 16 + 32 * k));
+          dot = _mm256_add_epi32(dot, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], signedX), ones16));
+        }
+      } else {
+        __m256i sum16 = _mm256_maddubs_epi16(q[0], group4(0));
+        for (int k = 1; k < 8; k++) sum16 = _mm256_add_epi16(sum16, _mm256_maddubs_epi16(q[k], group4(k)));
+        // Σ (q − 8)·x = Σ q·x − 8 · Σ x
+        dot = _mm256_sub_epi32(_mm256_madd_epi16(sum16, ones16), _mm256_set1_epi32(8 * xb.sum));
+      }
       acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(d, _mm256_set1_ps(xb.d)), acc[u]);
     }
   }
@@ -200,12 +218,13 @@ void tileQ4_0x8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o,
 }
 
 // Rows [o, rowEnd) from 8-row groups, as far as whole groups go; returns the first row left.
-int matmulQ4_0x8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int rowEnd) {
+template <DType T>
+int matmulX8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int rowEnd) {
   constexpr int kTokens = 3;
   for (; o + 8 <= rowEnd; o += 8) {
     int t = 0;
-    for (; t + kTokens <= x.T; t += kTokens) tileQ4_0x8<kTokens>(w, x, y, ldy, o, t);
-    for (; t < x.T; t++) tileQ4_0x8<1>(w, x, y, ldy, o, t);
+    for (; t + kTokens <= x.T; t += kTokens) tileX8<T, kTokens>(w, x, y, ldy, o, t);
+    for (; t < x.T; t++) tileX8<T, 1>(w, x, y, ldy, o, t);
   }
   return o;
 }
@@ -298,8 +317,8 @@ template <DType T>
 void matmulTyped(const Weight& w, const MatmulInput& x, float* y, int ldy, int rowBegin, int rowEnd) {
   constexpr bool Q = T >= DType::Q8_0;
   int o = rowBegin;
-  if constexpr (T == DType::Q4_0)
-    if (w.interleaved && o % 8 == 0) o = matmulQ4_0x8(w, x, y, ldy, o, rowEnd);
+  if constexpr (T == DType::Q8_0 || T == DType::Q4_0)
+    if (w.interleaved && o % 8 == 0) o = matmulX8<T>(w, x, y, ldy, o, rowEnd);
   if (x.T == 1)
     for (; o + kDecodeRowTile <= rowEnd; o += kDecodeRowTile) rowTile<T, Q, kDecodeRowTile>(w, x, y, ldy, o);
   for (; o + kRowTile <= rowEnd; o += kRowTile) rowTile<T, Q, kRowTile>(w, x, y, ldy, o);
@@ -500,7 +519,7 @@ void quantizeActsAvx2(const float* x, int n, BlockQ8Act* out) {
   }
 }
 
-bool interleaves(DType t) { return t == DType::Q4_0; }
+bool interleaves(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
 
 }  // namespace
 

@@ -66,14 +66,15 @@ void interleaveRows(const Kernels& k, Weight* w, std::vector<uint8_t>* store) {
   if (!k.interleaves(w->dtype) || w->rows % 8 != 0) return;
   const int nb = w->cols / kBlock;
   const size_t stride = rowBytes(w->dtype, w->cols);
+  const size_t blockBytes = stride / nb;  // 2 bytes of scale, then the quants
   store->resize(stride * w->rows);
   for (int g = 0; g < w->rows / 8; g++)
     for (int b = 0; b < nb; b++) {
-      uint8_t* out = store->data() + (static_cast<size_t>(g) * nb + b) * 8 * sizeof(BlockQ4_0);
+      uint8_t* out = store->data() + (static_cast<size_t>(g) * nb + b) * 8 * blockBytes;
       for (int r = 0; r < 8; r++) {
-        const uint8_t* block = w->data + stride * (8 * g + r) + b * sizeof(BlockQ4_0);
+        const uint8_t* block = w->data + stride * (8 * g + r) + b * blockBytes;
         std::memcpy(out + 2 * r, block, 2);
-        for (int c = 0; c < 4; c++) std::memcpy(out + 16 + 32 * c + 4 * r, block + 2 + 4 * c, 4);
+        for (size_t c = 0; c < (blockBytes - 2) / 4; c++) std::memcpy(out + 16 + 32 * c + 4 * r, block + 2 + 4 * c, 4);
       }
     }
   w->interleaved = store->data();

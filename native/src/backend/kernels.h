@@ -15,9 +15,11 @@
 // Rows of GGUF blocks are only 2-byte aligned, so every load is unaligned.
 //
 // A kernel path may also want a weight's rows interleaved in groups of 8 (Kernels::interleaves), a copy made at
-// load (interleaveRows). q4_0 ×8: group g (rows 8g..8g+7), block b at (g · blocks per row + b) · 144 bytes:
-//   [d of rows 8g..8g+7: 8 × f16][4 × 32 bytes: 32c + 4r holds bytes 4c..4c+3 of row 8g+r's block-b quants]
-// so one 32-byte load gives every row's values 4c..4c+3 (low nibbles) and 16+4c..16+4c+3 (high nibbles).
+// load (interleaveRows). q8_0 and q4_0 ×8: group g (rows 8g..8g+7), block b at (g · blocks per row + b) · 8 · B
+// bytes, B the block's size (34, 18):
+//   [d of rows 8g..8g+7: 8 × f16][(B − 2) / 4 × 32 bytes: 32c + 4r holds bytes 4c..4c+3 of row 8g+r's quants]
+// so one 32-byte load gives 4 quant bytes of every row: q8_0 values 4c..4c+3; q4_0 values 4c..4c+3 (low
+// nibbles) and 16+4c..16+4c+3 (high nibbles).
 #pragma once
 
 #include <cstddef>
