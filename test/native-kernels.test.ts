@@ -29,7 +29,10 @@ describeNative("native matmul against the reference (f32 weights dequantized, fl
           fc.record({
             seed: fc.integer(),
             // Multiples of 8 half the time: the AVX2 path reads q4_0 from 8-row groups when the rows allow it.
-            rows: fc.oneof(fc.integer({ min: 1, max: 37 }), fc.integer({ min: 1, max: 5 }).map((g) => 8 * g)),
+            rows: fc.oneof(
+              fc.integer({ min: 1, max: 37 }),
+              fc.integer({ min: 1, max: 5 }).map((g) => 8 * g),
+            ),
             // Quantized rows are whole 32-blocks; float rows take any length, so the 8-lane loops have tails.
             cols: quantized
               ? fc.integer({ min: 1, max: 9 }).map((b) => b * 32)
@@ -78,19 +81,22 @@ describeNative("native matmul against the reference (f32 weights dequantized, fl
     });
   }
 
-  test.each([45, 48])("scalar and avx2 paths agree on a batch past one token chunk (70 tokens, %i rows)", (rows) => {
-    if (a.bestKernelPath() === "scalar") return;
-    const rand = signedRandom(11);
-    const cols = 96;
-    const T = 70;
-    const x = Float32Array.from({ length: T * cols }, rand);
-    for (const dtype of ["q8_0", "q4_0", "f16"] as DType[]) {
-      const w = quantize(Float32Array.from({ length: rows * cols }, rand), [rows, cols], dtype);
-      const s = a.kernelMatmul("scalar", dtype, w.data, rows, cols, x, T, 2);
-      const v = a.kernelMatmul("avx2", dtype, w.data, rows, cols, x, T, 3);
-      for (let i = 0; i < s.length; i++) expect(Math.abs(s[i] - v[i]), `${dtype} ${i}`).toBeLessThan(1e-4);
-    }
-  });
+  test.each([45, 48])(
+    "scalar and avx2 paths agree on a batch past one token chunk (70 tokens, %i rows)",
+    (rows) => {
+      if (a.bestKernelPath() === "scalar") return;
+      const rand = signedRandom(11);
+      const cols = 96;
+      const T = 70;
+      const x = Float32Array.from({ length: T * cols }, rand);
+      for (const dtype of ["q8_0", "q4_0", "f16"] as DType[]) {
+        const w = quantize(Float32Array.from({ length: rows * cols }, rand), [rows, cols], dtype);
+        const s = a.kernelMatmul("scalar", dtype, w.data, rows, cols, x, T, 2);
+        const v = a.kernelMatmul("avx2", dtype, w.data, rows, cols, x, T, 3);
+        for (let i = 0; i < s.length; i++) expect(Math.abs(s[i] - v[i]), `${dtype} ${i}`).toBeLessThan(1e-4);
+      }
+    },
+  );
 
   test("bad sizes throw instead of reading past the buffer", () => {
     const w = new Uint8Array(34);

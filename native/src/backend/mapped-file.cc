@@ -32,6 +32,14 @@ MappedFile::MappedFile(const std::string& path) {
   size_ = static_cast<size_t>(st.st_size);
 }
 
+void MappedFile::release(const uint8_t* p, size_t n) const {
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+  if (p < data_ || p + n > data_ + size_ || begin >= end) return;
+  madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 MappedFile::~MappedFile() {
   if (data_) munmap(const_cast<uint8_t*>(data_), size_);
 }

@@ -18,6 +18,9 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& error() const { return error_; }
+  // Drops the pages wholly inside [p, p + n) from this process's memory; they stay in the page cache, and a
+  // later read maps them again. For weights the kernels read from a copy, so the process holds them once.
+  void release(const uint8_t* p, size_t n) const;
 
  private:
   const uint8_t* data_ = nullptr;

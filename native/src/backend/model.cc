@@ -13,16 +13,25 @@ void grow(std::vector<float>& v, size_t n) {
   if (v.size() < n) v.resize(n);
 }
 
+// The matmul weights (the embedding is read by rows instead); W is ModelWeights or const ModelWeights.
+template <class W>
+auto matricesOf(W& w) {
+  std::vector<decltype(&w.classifier)> out = {&w.classifier};
+  for (auto& l : w.layers)
+    for (auto* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) out.push_back(m);
+  return out;
+}
+
 }  // namespace
 
 Model::Model(const ModelConfig& config, ModelWeights weights, const Kernels& kernels, int threads)
     : c_(config), w_(std::move(weights)), k_(kernels), pool_(threads) {
-  std::vector<Weight*> matrices = {&w_.classifier};
-  for (LayerWeights& l : w_.layers)
-    for (Weight* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) matrices.push_back(m);
+  const std::vector<Weight*> matrices = matricesOf(w_);
   interleaved_.resize(matrices.size());
   for (size_t i = 0; i < matrices.size(); i++) interleaveRows(k_, matrices[i], &interleaved_[i]);
 }
+
+std::vector<const Weight*> Model::matrices() const { return matricesOf(w_); }
 
 template <class F>
 void Model::parallelFor(int64_t n, F&& f) {

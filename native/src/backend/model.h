@@ -72,6 +72,8 @@ class Model {
   void forward(const Batch& b, float* logits);
 
   const ModelConfig& config() const { return c_; }
+  // The matmul weights, with Weight::interleaved set where the kernels read a copy.
+  std::vector<const Weight*> matrices() const;
   const Kernels& kernels() const { return k_; }
   int threads() const { return pool_.size(); }
 

@@ -191,6 +191,9 @@ NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Nati
     if (!readLayer(layers.Get(l), l, f, c, &w.layers[l])) return;
   spec_ = Napi::Persistent(spec);
   model_ = std::make_unique<Model>(c, std::move(w), *kernels, threads);
+  if (file_)
+    for (const Weight* m : model_->matrices())
+      if (m->interleaved) file_->release(m->data, rowBytes(m->dtype, m->cols) * m->rows);
 }
 
 Napi::Value NativeModel::InitKvCache(const Napi::CallbackInfo& info) {
