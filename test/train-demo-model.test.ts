@@ -96,8 +96,9 @@ test("llama.cpp tokenizes like vellum and continues greedily with the same token
 });
 
 test("the tokenizer round-trips arbitrary UTF-8 (byte fallback for what it has no piece for)", () => {
-  // Any text but the control tokens' own spellings, which encode as those tokens (decode drops them).
-  const anyText = fc.string({ unit: "grapheme" }).filter((s) => !/<s>|<\/s>|<unk>/.test(s));
+  // Any text but the control tokens' own spellings, which encode as those tokens (decode drops them), and
+  // U+2581 "▁": SentencePiece spells spaces so, and a literal one decodes as a space (so do llama.cpp and HF).
+  const anyText = fc.string({ unit: "grapheme" }).filter((s) => !/<s>|<\/s>|<unk>|\u2581/.test(s));
   fc.assert(
     fc.property(anyText, (s) => {
       expect(model.tokenizer.decode(model.tokenizer.encode(s))).toBe(s);

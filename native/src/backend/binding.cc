@@ -277,6 +277,14 @@ Napi::Value BestKernelPath(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), selectKernels("auto")->name);
 }
 
+// The paths that can be forced on this CPU, scalar first.
+Napi::Value KernelPaths(const Napi::CallbackInfo& info) {
+  auto out = Napi::Array::New(info.Env());
+  for (const char* path : {"scalar", "avx2", "avx512-vnni"})
+    if (selectKernels(path)) out.Set(out.Length(), Napi::String::New(info.Env(), path));
+  return out;
+}
+
 }  // namespace
 
 void RegisterBackend(Napi::Env env, Napi::Object exports) {
@@ -291,6 +299,7 @@ void RegisterBackend(Napi::Env env, Napi::Object exports) {
   exports.Set("kernelDequantizeRows", Napi::Function::New(env, KernelDequantizeRows, "kernelDequantizeRows"));
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
   exports.Set("bestKernelPath", Napi::Function::New(env, BestKernelPath, "bestKernelPath"));
+  exports.Set("kernelPaths", Napi::Function::New(env, KernelPaths, "kernelPaths"));
 }
 
 }  // namespace vellum::backend

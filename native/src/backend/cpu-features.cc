@@ -12,12 +12,24 @@ bool hasAvx2() {
 #endif
 }
 
+// vpdpbusd on 256-bit registers: AVX512_VNNI with AVX512VL (Ice Lake, Sapphire Rapids, Zen 4 and later).
+bool hasAvx512Vnni() {
+#if defined(__x86_64__) || defined(__i386__)
+  return hasAvx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+
 }  // namespace
 
 const Kernels* selectKernels(const std::string& path) {
   if (path == "scalar") return &scalarKernels();
   if (path == "avx2") return hasAvx2() ? &avx2Kernels() : nullptr;
-  if (path == "auto") return hasAvx2() ? &avx2Kernels() : &scalarKernels();
+  if (path == "avx512-vnni") return hasAvx512Vnni() ? &avx512VnniKernels() : nullptr;
+  if (path == "auto")
+    return hasAvx512Vnni() ? &avx512VnniKernels() : hasAvx2() ? &avx2Kernels() : &scalarKernels();
   return nullptr;
 }
 

@@ -62,19 +62,57 @@ void quantizeActs(const float* x, int n, BlockQ8Act* out) {
   }
 }
 
+namespace {
+
+// Sub-block j's 6-bit scale and min of a q4_k block (ggml's get_scale_min_k4).
+void scaleMinK4(const uint8_t* scales, int j, int* sc, int* m) {
+  if (j < 4) {
+    *sc = scales[j] & 63;
+    *m = scales[j + 4] & 63;
+  } else {
+    *sc = (scales[j + 4] & 0x0f) | ((scales[j - 4] >> 6) << 4);
+    *m = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
+  }
+}
+
+// Row 8g+r's 4 quant bytes at `from` go to 32c + 4r of `to`, for c < chunks.
+void interleave4(const uint8_t* from, uint8_t* to, int r, int chunks) {
+  for (int c = 0; c < chunks; c++) std::memcpy(to + 32 * c + 4 * r, from + 4 * c, 4);
+}
+
+}  // namespace
+
+size_t interleavedGroupBlockBytes(DType t) {
+  return t == DType::Q4_K ? kQ4_Kx8Bytes : 8 * rowBytes(t, kBlock);
+}
+
 void interleaveRows(const Kernels& k, Weight* w, std::vector<uint8_t>* store) {
   if (!k.interleaves(w->dtype) || w->rows % 8 != 0) return;
-  const int nb = w->cols / kBlock;
+  const int perBlock = blockValues(w->dtype);
+  const int nb = w->cols / perBlock;
   const size_t stride = rowBytes(w->dtype, w->cols);
-  const size_t blockBytes = stride / nb;  // 2 bytes of scale, then the quants
-  store->resize(stride * w->rows);
+  const size_t blockBytes = stride / nb;
+  const size_t groupBlock = interleavedGroupBlockBytes(w->dtype);
+  store->resize(groupBlock * nb * (w->rows / 8));
   for (int g = 0; g < w->rows / 8; g++)
     for (int b = 0; b < nb; b++) {
-      uint8_t* out = store->data() + (static_cast<size_t>(g) * nb + b) * 8 * blockBytes;
+      uint8_t* out = store->data() + (static_cast<size_t>(g) * nb + b) * groupBlock;
       for (int r = 0; r < 8; r++) {
         const uint8_t* block = w->data + stride * (8 * g + r) + b * blockBytes;
-        std::memcpy(out + 2 * r, block, 2);
-        for (size_t c = 0; c < (blockBytes - 2) / 4; c++) std::memcpy(out + 16 + 32 * c + 4 * r, block + 2 + 4 * c, 4);
+        if (w->dtype == DType::Q4_K) {
+          std::memcpy(out + 2 * r, block, 2);  // d
+          std::memcpy(out + 16 + 2 * r, block + 2, 2);  // dmin
+          for (int j = 0; j < 8; j++) {
+            int sc, m;
+            scaleMinK4(block + 4, j, &sc, &m);
+            out[32 + 8 * j + r] = static_cast<uint8_t>(sc);
+            out[96 + 8 * j + r] = static_cast<uint8_t>(m);
+          }
+          for (int pair = 0; pair < 4; pair++) interleave4(block + 16 + 32 * pair, out + 160 + 256 * pair, r, 8);
+        } else {
+          std::memcpy(out + 2 * r, block, 2);
+          interleave4(block + 2, out + 16, r, static_cast<int>(blockBytes - 2) / 4);
+        }
       }
     }
   w->interleaved = store->data();
@@ -105,13 +143,7 @@ void decodeChunk(DType t, const uint8_t* row, int c, Chunk* out) {
       std::memcpy(&blk, row + c / 8 * sizeof blk, sizeof blk);
       const int j = c % 8;  // sub-block: pair j / 2 of 32 bytes, low nibbles for even j
       int sc, m;
-      if (j < 4) {
-        sc = blk.scales[j] & 63;
-        m = blk.scales[j + 4] & 63;
-      } else {
-        sc = (blk.scales[j + 4] & 0x0f) | ((blk.scales[j - 4] >> 6) << 4);
-        m = (blk.scales[j + 4] >> 4) | ((blk.scales[j] >> 6) << 4);
-      }
+      scaleMinK4(blk.scales, j, &sc, &m);
       out->scale[0] = out->scale[1] = f16ToF32(blk.d) * sc;
       out->min = f16ToF32(blk.dmin) * m;
       const uint8_t* qs = blk.qs + j / 2 * 32;

@@ -1,4 +1,4 @@
-// The compute kernels of the native backend, as one table per instruction set (scalar, AVX2+FMA),
+// The compute kernels of the native backend, as one table per instruction set (scalar, AVX2+FMA, AVX-512 VNNI),
 // picked once at load by cpu-features.cc.
 //
 // Weight layouts are GGUF's, byte for byte, a matrix being [rows = outputs, cols = inputs] row-major:
@@ -19,7 +19,10 @@
 // bytes, B the block's size (34, 18):
 //   [d of rows 8g..8g+7: 8 × f16][(B − 2) / 4 × 32 bytes: 32c + 4r holds bytes 4c..4c+3 of row 8g+r's quants]
 // so one 32-byte load gives 4 quant bytes of every row: q8_0 values 4c..4c+3; q4_0 values 4c..4c+3 (low
-// nibbles) and 16+4c..16+4c+3 (high nibbles).
+// nibbles) and 16+4c..16+4c+3 (high nibbles). q4_k ×8: super-block b of group g at (g · blocks + b) · 1184:
+//   [d: 8 × f16][dmin: 8 × f16][sc: 8 sub-blocks × 8 rows, u8][m: 8 × 8, u8]
+//   [4 pairs × 256 bytes: pair p, 32c + 4r holds qs bytes 32p + 4c..+3 of row 8g+r]
+// (scales unpacked from 6 bits, 1184 bytes for 8 × 144); pair p's low nibbles are sub-block 2p, high 2p + 1.
 #pragma once
 
 #include <cstddef>
@@ -125,10 +128,15 @@ struct Kernels {
 
 const Kernels& scalarKernels();
 const Kernels& avx2Kernels();
+const Kernels& avx512VnniKernels();
 
 // The reference activation quantizer (each path's Kernels::quantizeActs matches it bit for bit):
 // q = round(x / d), d = max|x| / 127.
 void quantizeActs(const float* x, int n, BlockQ8Act* out);
+
+constexpr size_t kQ4_Kx8Bytes = 32 + 128 + 1024;
+// Bytes of one interleaved block of 8 rows (q8_0, q4_0: a 32-value block; q4_k: a 256-value super-block).
+size_t interleavedGroupBlockBytes(DType t);
 
 // Sets w->interleaved to a copy of w's rows in 8-row groups, kept in *store, when the path reads them and
 // w->rows is a multiple of 8.

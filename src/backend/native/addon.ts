@@ -52,11 +52,11 @@ export interface NativeModelSpec {
   /** GGUF file to memory-map; tensors with an `offset` point into it. */
   file?: string;
   threads: number;
-  /** "auto" picks the best path this CPU runs; "avx2" or "scalar" force one. */
+  /** "auto" picks the best path this CPU runs; the others force one. */
   kernels: KernelPath;
 }
 
-export type KernelPath = "auto" | "avx2" | "scalar";
+export type KernelPath = "auto" | "avx512-vnni" | "avx2" | "scalar";
 
 export interface NativeModel {
   readonly kernelPath: string;
@@ -128,6 +128,8 @@ export interface NativeAddon {
   probe(threads: number, bufferBytes: number): { readBytesPerSecond: number; fmaFlopsPerSecond: number };
   /** The kernel path "auto" picks on this CPU, e.g. "avx2+fma". */
   bestKernelPath(): string;
+  /** The paths this CPU runs, "scalar" first: what tests compare. */
+  kernelPaths(): KernelPath[];
 }
 
 /** build/ sits three levels above this file both in src/backend/native and in dist/backend/native. */

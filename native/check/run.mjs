@@ -1,0 +1,26 @@
+// Builds native/check/kernel-paths.cc into build/check/kernel-paths and runs it: every SIMD kernel path this
+// CPU runs checked against the scalar one, then their matmul speeds. `npm run check:kernels -- [threads]
+// [--static]`; --static builds a binary to carry to a machine without a compiler and does not run it.
+import { spawnSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
+
+const args = process.argv.slice(2);
+const only = args.includes("--static");
+const threads = args.find((a) => /^\d+$/.test(a)) ?? "4";
+const src = "native/src/backend";
+const sources = ["kernels-avx2", "kernels-avx512-vnni", "kernels-scalar", "kernels-common", "cpu-features"]
+  .concat(["parallel-matmul", "thread-pool"])
+  .map((f) => `${src}/${f}.cc`);
+const out = "build/check/kernel-paths";
+mkdirSync("build/check", { recursive: true });
+const cxx = process.env.CXX ?? "c++";
+const flags = ["-O2", "-std=c++17", "-pthread", "-Wno-psabi", `-I${src}`, ...(only ? ["-static"] : [])];
+const build = spawnSync(cxx, [...flags, "native/check/kernel-paths.cc", ...sources, "-o", out], {
+  stdio: "inherit",
+});
+if (build.status !== 0) process.exit(build.status ?? 1);
+if (only) {
+  console.log(`built ${out}`);
+} else {
+  process.exit(spawnSync(out, [threads], { stdio: "inherit" }).status ?? 1);
+}

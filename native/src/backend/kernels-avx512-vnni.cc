@@ -1,0 +1,13 @@
+// The x86 kernels (kernels-x86.h) with AVX-512 VNNI's int8 dot instruction on 256-bit registers (AVX512VL).
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
+#define VELLUM_VNNI 1
+#include "kernels-x86.h"
+
+namespace vellum::backend {
+
+const Kernels& avx512VnniKernels() {
+  static const Kernels k{"avx512-vnni", matmul, attention, storeKv, quantizeActsX86, interleaves};
+  return k;
+}
+
+}  // namespace vellum::backend
