@@ -2,8 +2,8 @@
 // for each cache element type (Elem: float for f32, uint16_t for f16 bits) with that path's block primitives
 // inlined; they widen the cache rows to f32 as they read them. See attention.h for the layout.
 //
-// The loop walks the cache a block at a time. Within a block one head's rows sit kvDim apart, and each
-// query of the tile meets them through two primitives that keep its running values in registers:
+// The loop walks the cache a block at a time. Within a block one head's rows are contiguous, and each query
+// of the tile meets them through two primitives that keep its running values in registers:
 //   DotRows(q, rows, stride, n, hd, scale, s):  s[o] = scale · q · rows[o],    o < n
 //   AxpyRows(out, s, rows, stride, n, hd):      out += Σ_{o < n} s[o] · rows[o]
 #pragma once
@@ -15,18 +15,15 @@
 
 namespace vellum::backend {
 
-// Asks for one K or V row (hd values) ahead of its use, a cache line at a time.
-template <class Elem>
-inline void prefetchRow(const Elem* row, int hd) {
-  const char* bytes = reinterpret_cast<const char*>(row);
-  for (int b = 0; b < hd * static_cast<int>(sizeof(Elem)); b += 64) __builtin_prefetch(bytes + b);
+// Asks for n bytes ahead of their use, a cache line at a time.
+inline void prefetchBytes(const void* p, int n) {
+  for (int b = 0; b < n; b += 64) __builtin_prefetch(static_cast<const char*>(p) + b);
 }
 
 // Items [begin, end) (see attentionItems); `scores` holds attentionScratch(a, max position + 1) floats.
 template <class Elem, auto DotRows, auto AxpyRows, auto Softmax>
 void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* scores) {
   const int hd = a.headDim;
-  const int64_t kvDim = static_cast<int64_t>(a.nKvHeads) * hd;
   const int group = a.nHeads / a.nKvHeads;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
   for (int64_t item = begin; item < end; item++) {
@@ -40,22 +37,21 @@ void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* sc
     // The query heads of this kv head for token t0 + i: q + (i · nHeads + g) · hd, g < group.
     const float* q = a.q + (static_cast<int64_t>(t0) * a.nHeads + static_cast<int64_t>(kvHead) * group) * hd;
     float* out = a.out + (static_cast<int64_t>(t0) * a.nHeads + static_cast<int64_t>(kvHead) * group) * hd;
-    // Visits positions 0..ctxMax−1 block by block, calling f(first position, rows, first row) for each query
-    // (i, g) with the rows of the block it may see (causal: up to its own position). Row of position j =
-    // cache + slot(j) · kvDim + kvHead · hd. Before a block it prefetches the next one: rows kvDim apart in
-    // scattered blocks are a pattern the hardware prefetcher does not follow, and decode would wait on each.
+    // Visits positions 0..ctxMax−1 block by block, calling f(scores row, q offset, first position, rows, rows
+    // seen) for each query (i, g) with the rows of the block it may see (causal: up to its own position). A
+    // block's rows of this kv head are contiguous (attention.h); before a block it prefetches the next one,
+    // which lies elsewhere in the cache, so decode does not wait on it.
     auto forEachBlock = [&](const void* cacheBytes, auto&& f) {
       const Elem* cache = static_cast<const Elem*>(cacheBytes);
       auto blockRows = [&](int blk) {
-        return cache + static_cast<int64_t>(table[blk]) * a.blockSize * kvDim + kvHead * hd;
+        return cache + (static_cast<int64_t>(table[blk]) * a.nKvHeads + kvHead) * a.blockSize * hd;
       };
       for (int j0 = 0, blk = 0; j0 < ctxMax; j0 += a.blockSize, blk++) {
-        const Elem* rows = blockRows(blk);
         if (j0 + a.blockSize < ctxMax) {
-          const Elem* next = blockRows(blk + 1);
           const int nextRows = ctxMax - j0 - a.blockSize < a.blockSize ? ctxMax - j0 - a.blockSize : a.blockSize;
-          for (int o = 0; o < nextRows; o++) prefetchRow(next + o * kvDim, hd);
+          prefetchBytes(blockRows(blk + 1), nextRows * hd * static_cast<int>(sizeof(Elem)));
         }
+        const Elem* rows = blockRows(blk);
         for (int i = 0; i < nt; i++) {
           const int seen = a.positions[t0 + i] + 1 - j0;
           if (seen <= 0) continue;
@@ -65,7 +61,7 @@ void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* sc
       }
     };
     forEachBlock(a.kCache, [&](int row, int64_t head, int j0, const Elem* k, int n) {
-      DotRows(q + head, k, kvDim, n, hd, scale, scores + static_cast<int64_t>(row) * ctxMax + j0);
+      DotRows(q + head, k, hd, n, hd, scale, scores + static_cast<int64_t>(row) * ctxMax + j0);
     });
     for (int i = 0; i < nt; i++)
       for (int g = 0; g < group; g++) {
@@ -73,7 +69,7 @@ void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* sc
         std::memset(out + (i * a.nHeads + g) * hd, 0, sizeof(float) * hd);
       }
     forEachBlock(a.vCache, [&](int row, int64_t head, int j0, const Elem* v, int n) {
-      AxpyRows(out + head, scores + static_cast<int64_t>(row) * ctxMax + j0, v, kvDim, n, hd);
+      AxpyRows(out + head, scores + static_cast<int64_t>(row) * ctxMax + j0, v, hd, n, hd);
     });
   }
 }

@@ -1,10 +1,13 @@
 // Causal attention for a flat varlen batch (prefill chunks and decodes mixed), reading K/V through
 // per-sequence block tables.
 //
-// KV cache, one layer, K and V alike: [numBlocks, blockSize, nKvHeads, headDim] of kvDtype elements (f32, or
-// f16 = IEEE binary16 bits, rounded to nearest-even when stored and widened to f32 when read); position j of a
-// sequence is in slot table[j / blockSize] · blockSize + j % blockSize. Token t (at position p) attends to 0..p of
-// its sequence, whose K/V this step has already written. GQA: query head h reads kv head h / (nHeads / nKvHeads).
+// KV cache, one layer, K and V alike: [numBlocks, nKvHeads, blockSize, headDim] of kvDtype elements (f32, or
+// f16 = IEEE binary16 bits, rounded to nearest-even when stored and widened to f32 when read). Position j of a
+// sequence is in slot table[j / blockSize] · blockSize + j % blockSize, as the engine's slot mapping numbers them;
+// within a block each kv head's rows lie together, so attention, which takes one kv head at a time, reads
+// blockSize · headDim contiguous elements per block (the reference backend's layout interleaves the heads).
+// Token t (at position p) attends to 0..p of its sequence, whose K/V this step has already written.
+// GQA: query head h reads kv head h / (nHeads / nKvHeads).
 #pragma once
 
 #include <cstddef>
@@ -15,6 +18,11 @@ namespace vellum::backend {
 enum class KvDtype : int { F32 = 0, F16 = 1 };
 
 inline size_t kvElementBytes(KvDtype t) { return t == KvDtype::F16 ? 2 : 4; }
+
+// Element offset of kv head h's row of `slot` in the layout above.
+inline int64_t kvRowOffset(int64_t slot, int h, int nKvHeads, int blockSize, int headDim) {
+  return ((slot / blockSize * nKvHeads + h) * blockSize + slot % blockSize) * headDim;
+}
 
 struct AttentionArgs {
   const float* q;  // [T, nHeads, headDim]

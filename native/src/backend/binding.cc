@@ -79,8 +79,23 @@ bool readKvCache(Napi::Value v, const std::string& name, const void** data, size
   return true;
 }
 
+// The slots of a cache in the reference backend's layout, [numBlocks, blockSize, nKvHeads, headDim], copied into
+// the native one (attention.h).
+std::vector<uint8_t> toNativeKvLayout(const void* cache, int64_t numSlots, int nKvHeads, int blockSize, int headDim,
+                                      KvDtype dtype) {
+  const size_t rowBytes = headDim * kvElementBytes(dtype);
+  const int64_t slots = numSlots / blockSize * blockSize;
+  std::vector<uint8_t> out(slots * nKvHeads * rowBytes);
+  for (int64_t slot = 0; slot < slots; slot++)
+    for (int h = 0; h < nKvHeads; h++)
+      std::memcpy(out.data() + kvRowOffset(slot, h, nKvHeads, blockSize, headDim) * kvElementBytes(dtype),
+                  static_cast<const uint8_t*>(cache) + (slot * nKvHeads + h) * rowBytes, rowBytes);
+  return out;
+}
+
 // kernelAttention(kernels, q, kCache, vCache, positions, queryStartLoc, blockTables, nHeads, nKvHeads, headDim,
-//                 blockSize, threads) → out [T, nHeads · headDim]; the caches are both f32 or both f16 bits
+//                 blockSize, threads) → out [T, nHeads · headDim]; the caches are both f32 or both f16 bits, in the
+// reference backend's layout
 Napi::Value KernelAttention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Kernels* k = readKernels(info[0]);
@@ -130,9 +145,12 @@ Napi::Value KernelAttention(const Napi::CallbackInfo& info) {
   std::vector<int32_t> tileFirst, tileSeq;
   makeQueryTiles(qsl.data(), static_cast<int>(numSeqs), &tileFirst, &tileSeq);
   auto out = Napi::Float32Array::New(env, T * nHeads * headDim);
-  const AttentionArgs args{q, kc, vc, kDtype, out.Data(), positions.data(), tables.data(), starts.data(),
-                           tileFirst.data(), tileSeq.data(), static_cast<int>(tileSeq.size()), nHeads, nKvHeads,
-                           headDim, blockSize};
+  const std::vector<uint8_t> kNative = toNativeKvLayout(kc, numSlots, nKvHeads, blockSize, headDim, kDtype);
+  const std::vector<uint8_t> vNative = toNativeKvLayout(vc, numSlots, nKvHeads, blockSize, headDim, kDtype);
+  const AttentionArgs args{q,           kNative.data(),   vNative.data(),  kDtype,
+                           out.Data(),  positions.data(), tables.data(),   starts.data(),
+                           tileFirst.data(), tileSeq.data(), static_cast<int>(tileSeq.size()), nHeads,
+                           nKvHeads,    headDim,          blockSize};
   const int64_t scratch = attentionScratch(args, maxCtx);
   std::vector<float> scores(static_cast<size_t>(threads * scratch));
   const int64_t items = attentionItems(args);

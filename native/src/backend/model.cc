@@ -156,12 +156,14 @@ void Model::forward(const Batch& b, float* logits) {
       rope(q_.data(), b.positions.data(), c_.nHeads, c_.headDim, c_.ropeTheta, c_.ropeNeox, b0, b1);
       rope(k_buf_.data(), b.positions.data(), c_.nKvHeads, c_.headDim, c_.ropeTheta, c_.ropeNeox, b0, b1);
     });
-    const size_t kvRowBytes = kvDim * kvElementBytes(kvDtype_);
-    for (int t = 0; t < T; t++) {
-      const size_t dst = static_cast<size_t>(b.slotMapping[t]) * kvRowBytes;
-      k_.storeKv(k_buf_.data() + static_cast<size_t>(t) * kvDim, kvDim, kvDtype_, kCache_[l].data() + dst);
-      k_.storeKv(v_.data() + static_cast<size_t>(t) * kvDim, kvDim, kvDtype_, vCache_[l].data() + dst);
-    }
+    const int hd = c_.headDim;
+    for (int t = 0; t < T; t++)
+      for (int h = 0; h < c_.nKvHeads; h++) {
+        const size_t src = static_cast<size_t>(t) * kvDim + static_cast<size_t>(h) * hd;
+        const size_t dst = kvRowOffset(b.slotMapping[t], h, c_.nKvHeads, blockSize_, hd) * kvElementBytes(kvDtype_);
+        k_.storeKv(k_buf_.data() + src, hd, kvDtype_, kCache_[l].data() + dst);
+        k_.storeKv(v_.data() + src, hd, kvDtype_, vCache_[l].data() + dst);
+      }
     const AttentionArgs args{q_.data(),          kCache_[l].data(),  vCache_[l].data(),
                              kvDtype_,           attn_.data(),       b.positions.data(),
                              b.tables.data(),    b.tableStart.data(), tileFirst_.data(),
