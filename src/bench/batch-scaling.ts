@@ -10,7 +10,7 @@ export async function runBatchScaling(argv: string[]) {
   const { opts, get } = benchOptions("batch-scaling", argv, { batches: "1,4,16,64", context: "256" });
   const batches = get("batches").split(",").map(Number);
   const context = Number(get("context"));
-  const { model, backend } = loadBenchModel(opts.model, opts.threads, opts.kvCacheDtype);
+  const { model, backend } = loadBenchModel(opts.model, opts.threads, opts.kvCacheDtype, opts.kernels);
   const blockSize = 16;
   const rows: { batch: number; stepSeconds: number; tokensPerSecond: number; speedup: number }[] = [];
   console.log(`${opts.model}: ${backend.kernelPath}, ${opts.threads} threads, ${context}-token contexts`);

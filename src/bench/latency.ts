@@ -24,6 +24,7 @@ export async function runLatency(argv: string[]) {
     opts.model,
     opts.threads,
     opts.kvCacheDtype,
+    opts.kernels,
   );
   const bw = probe(opts.threads).readBytesPerSecond;
   const blockSize = 16;

@@ -7,7 +7,7 @@
  * Usage: vellum bench llama-cpp-compare --model FILE.gguf [--threads 1,2] [--peer-threads 1,2]
  *        [--prompt 512] [--decode 32] [--runs 3] [--out F]
  */
-import { getLlama, LlamaLogLevel, type Token } from "node-llama-cpp";
+import type { Token } from "node-llama-cpp";
 import type { Backend } from "../backend/backend.js";
 import { NativeBackend } from "../backend/native/native-backend.js";
 import { benchOptions, loadBenchModel, median, stepBatch, timed, writeJson } from "./native-bench-setup.js";
@@ -29,17 +29,20 @@ export async function runLlamaCppCompare(argv: string[]) {
   const decodeSteps = Number(get("decode"));
   const runs = Number(get("runs"));
   const peerThreads = (get("peer-threads") || `1,${opts.threads}`).split(",").map(Number);
-  const { model, backend } = loadBenchModel(opts.model, ourThreads[0], opts.kvCacheDtype);
+  const { model, backend } = loadBenchModel(opts.model, ourThreads[0], opts.kvCacheDtype, opts.kernels);
   const vocab = model.config.vocabSize;
   const blockSize = 16;
   const blocks = Math.ceil((promptLen + decodeSteps + 1) / blockSize);
   // The GGUF is mapped again for each further thread count (the loader's copies are already dropped).
   const backends = new Map<number, Backend>([[ourThreads[0], backend]]);
-  for (const t of ourThreads.slice(1)) backends.set(t, new NativeBackend(model, { threads: t }));
+  for (const t of ourThreads.slice(1))
+    backends.set(t, new NativeBackend(model, { threads: t, kernels: opts.kernels }));
   for (const b of backends.values())
     b.initKvCache({ numBlocks: blocks, blockSize, dtype: opts.kvCacheDtype });
   const prompt = stepBatch([0], [promptLen], blocks, blockSize, vocab);
 
+  // Imported only here: node-llama-cpp is a dev dependency, and every other command runs without it.
+  const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
   const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
   const peerModel = await llama.loadModel({ modelPath: opts.model });
   const contexts = new Map<number, Awaited<ReturnType<typeof peerModel.createContext>>>();

@@ -7,7 +7,7 @@ import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import type { ForwardBatch } from "../backend/backend.js";
-import { nativeAddon } from "../backend/native/addon.js";
+import { type KernelPath, nativeAddon } from "../backend/native/addon.js";
 import { NativeBackend } from "../backend/native/native-backend.js";
 import { physicalCores } from "../backend/native/physical-cores.js";
 import { type KvCacheDtype, kvBytesPerToken, kvCacheDtypes } from "../core/kv-cache-sizing.js";
@@ -23,10 +23,17 @@ export interface BenchOptions {
   /** --threads as a list ("1,2"), for benchmarks that compare thread counts. */
   threadList: number[];
   kvCacheDtype: KvCacheDtype;
+  /** --kernels: "auto" (the best this CPU runs) or a path to force, to compare paths on one machine. */
+  kernels: KernelPath;
   out: string;
 }
 
-/** --model FILE.gguf [--threads N] [--kv-cache-dtype f32|f16] [--out FILE.json]; extra string options by name. */
+const kernelPaths: KernelPath[] = ["auto", "avx512-vnni", "avx2", "scalar"];
+
+/**
+ * --model FILE.gguf [--threads N] [--kv-cache-dtype f32|f16] [--kernels PATH] [--out FILE.json]; extra string
+ * options by name.
+ */
 export function benchOptions(bench: string, argv: string[], extra: Record<string, string> = {}) {
   const { values } = parseArgs({
     args: argv,
@@ -34,6 +41,7 @@ export function benchOptions(bench: string, argv: string[], extra: Record<string
       model: { type: "string" },
       threads: { type: "string" },
       "kv-cache-dtype": { type: "string", default: "f32" },
+      kernels: { type: "string", default: "auto" },
       out: { type: "string" },
       ...Object.fromEntries(Object.keys(extra).map((k) => [k, { type: "string" as const }])),
     },
@@ -47,10 +55,13 @@ export function benchOptions(bench: string, argv: string[], extra: Record<string
   const kvCacheDtype = values["kv-cache-dtype"] as KvCacheDtype;
   if (!kvCacheDtypes.includes(kvCacheDtype))
     throw new Error(`--kv-cache-dtype must be one of ${kvCacheDtypes.join(", ")} (got "${kvCacheDtype}")`);
+  const kernels = values.kernels as KernelPath;
+  if (!kernelPaths.includes(kernels))
+    throw new Error(`--kernels must be one of ${kernelPaths.join(", ")} (got "${kernels}")`);
   const out =
     (values.out as string | undefined) ??
     join(tmpdir(), "vellum-bench", `${bench}-${basename(values.model as string, ".gguf")}-t${threads}.json`);
-  const opts: BenchOptions = { model: values.model as string, threads, threadList, kvCacheDtype, out };
+  const opts: BenchOptions = { model: values.model as string, threads, threadList, kvCacheDtype, kernels, out };
   const get = (k: string) => (values as Record<string, string | undefined>)[k] ?? extra[k];
   return { opts, get };
 }
@@ -65,9 +76,14 @@ export interface BenchModel {
 }
 
 /** The model on the native backend, weights memory-mapped (the GGUF loader reads none of them). */
-export function loadBenchModel(path: string, threads: number, kvCacheDtype: KvCacheDtype): BenchModel {
+export function loadBenchModel(
+  path: string,
+  threads: number,
+  kvCacheDtype: KvCacheDtype,
+  kernels: KernelPath = "auto",
+): BenchModel {
   const model = loadModel(path);
-  const backend = new NativeBackend(model, { threads });
+  const backend = new NativeBackend(model, { threads, kernels });
   const c = model.config;
   let weightBytes = 0;
   for (const t of readGgufFile(path).tensors) {
