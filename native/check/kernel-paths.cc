@@ -72,8 +72,7 @@ std::vector<uint8_t> randomWeight(DType t, int rows, int cols) {
 std::vector<float> matmulOn(const Kernels& k, DType t, const std::vector<uint8_t>& data, int rows, int cols,
                             const std::vector<float>& x, int T, ThreadPool& pool) {
   Weight w{t, data.data(), rows, cols};
-  std::vector<uint8_t> interleaved;
-  interleaveRows(k, &w, &interleaved);
+  const InterleavedRows interleaved = interleaveRows(k, &w, pool);
   std::vector<float> y(static_cast<size_t>(T) * rows);
   std::vector<BlockQ8Act> acts;
   const Weight* ws[] = {&w};
@@ -188,8 +187,7 @@ void checkAttention(const Kernels& path) {
 double matmulRate(const Kernels& path, DType t, int rows, int cols, int T, ThreadPool& pool) {
   const std::vector<uint8_t> data = randomWeight(t, rows, cols);
   Weight w{t, data.data(), rows, cols};
-  std::vector<uint8_t> interleaved;
-  interleaveRows(path, &w, &interleaved);
+  const InterleavedRows interleaved = interleaveRows(path, &w, pool);
   std::vector<float> x(static_cast<size_t>(T) * cols), y(static_cast<size_t>(T) * rows);
   for (auto& v : x) v = uniform();
   std::vector<BlockQ8Act> acts;

@@ -51,10 +51,9 @@ Napi::Value KernelMatmul(const Napi::CallbackInfo& info) {
       !checkLength(env, "x", xLen, static_cast<double>(T) * w.cols))
     return env.Undefined();
   w.data = data;
-  std::vector<uint8_t> interleaved;
-  interleaveRows(*k, &w, &interleaved);
-  auto y = Napi::Float32Array::New(env, static_cast<size_t>(T) * w.rows);
   ThreadPool pool(threads);
+  const InterleavedRows interleaved = interleaveRows(*k, &w, pool);
+  auto y = Napi::Float32Array::New(env, static_cast<size_t>(T) * w.rows);
   std::vector<BlockQ8Act> acts;
   const Weight* ws[] = {&w};
   float* ys[] = {y.Data()};

@@ -86,17 +86,16 @@ size_t interleavedGroupBlockBytes(DType t) {
   return t == DType::Q4_K ? kQ4_Kx8Bytes : 8 * rowBytes(t, kBlock);
 }
 
-void interleaveRows(const Kernels& k, Weight* w, std::vector<uint8_t>* store) {
-  if (!k.interleaves(w->dtype) || w->rows % 8 != 0) return;
-  const int perBlock = blockValues(w->dtype);
-  const int nb = w->cols / perBlock;
+InterleavedRows interleaveRows(const Kernels& k, Weight* w, ThreadPool& pool) {
+  if (!k.interleaves(w->dtype) || w->rows % 8 != 0) return nullptr;
+  const int nb = w->cols / blockValues(w->dtype);
   const size_t stride = rowBytes(w->dtype, w->cols);
   const size_t blockBytes = stride / nb;
   const size_t groupBlock = interleavedGroupBlockBytes(w->dtype);
-  store->resize(groupBlock * nb * (w->rows / 8));
-  for (int g = 0; g < w->rows / 8; g++)
+  InterleavedRows store(new uint8_t[groupBlock * nb * (w->rows / 8)]);  // every byte is written below
+  auto group = [&](int g, int) {
     for (int b = 0; b < nb; b++) {
-      uint8_t* out = store->data() + (static_cast<size_t>(g) * nb + b) * groupBlock;
+      uint8_t* out = store.get() + (static_cast<size_t>(g) * nb + b) * groupBlock;
       for (int r = 0; r < 8; r++) {
         const uint8_t* block = w->data + stride * (8 * g + r) + b * blockBytes;
         if (w->dtype == DType::Q4_K) {
@@ -115,7 +114,10 @@ void interleaveRows(const Kernels& k, Weight* w, std::vector<uint8_t>* store) {
         }
       }
     }
-  w->interleaved = store->data();
+  };
+  pool.run(w->rows / 8, group);
+  w->interleaved = store.get();
+  return store;
 }
 
 void decodeChunk(DType t, const uint8_t* row, int c, Chunk* out) {

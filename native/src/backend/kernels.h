@@ -27,9 +27,10 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
+#include <memory>
 
 #include "attention.h"
+#include "thread-pool.h"
 
 namespace vellum::backend {
 
@@ -138,9 +139,10 @@ constexpr size_t kQ4_Kx8Bytes = 32 + 128 + 1024;
 // Bytes of one interleaved block of 8 rows (q8_0, q4_0: a 32-value block; q4_k: a 256-value super-block).
 size_t interleavedGroupBlockBytes(DType t);
 
-// Sets w->interleaved to a copy of w's rows in 8-row groups, kept in *store, when the path reads them and
-// w->rows is a multiple of 8.
-void interleaveRows(const Kernels& k, Weight* w, std::vector<uint8_t>* store);
+// A copy of w's rows in 8-row groups (above), made on the pool's threads, and w->interleaved pointing to it; null
+// (w unchanged) when the path does not read w's type so or w->rows is not a multiple of 8.
+using InterleavedRows = std::unique_ptr<uint8_t[]>;
+InterleavedRows interleaveRows(const Kernels& k, Weight* w, ThreadPool& pool);
 
 // 32-value chunk `c` of a quantized row: value j = q[j] · scale[j / 16] − min.
 struct Chunk {

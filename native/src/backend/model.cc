@@ -26,9 +26,7 @@ auto matricesOf(W& w) {
 
 Model::Model(const ModelConfig& config, ModelWeights weights, const Kernels& kernels, int threads)
     : c_(config), w_(std::move(weights)), k_(kernels), pool_(threads) {
-  const std::vector<Weight*> matrices = matricesOf(w_);
-  interleaved_.resize(matrices.size());
-  for (size_t i = 0; i < matrices.size(); i++) interleaveRows(k_, matrices[i], &interleaved_[i]);
+  for (Weight* m : matricesOf(w_)) interleaved_.push_back(interleaveRows(k_, m, pool_));
 }
 
 std::vector<const Weight*> Model::matrices() const { return matricesOf(w_); }

@@ -85,7 +85,7 @@ class Model {
   ModelConfig c_;
   ModelWeights w_;
   const Kernels& k_;
-  std::vector<std::vector<uint8_t>> interleaved_;  // copies of matrices in the layout the kernels prefer
+  std::vector<InterleavedRows> interleaved_;  // copies of matrices in the layout the kernels prefer
   ThreadPool pool_;
 
   int numBlocks_ = 0;
