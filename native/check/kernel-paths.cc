@@ -130,7 +130,8 @@ void checkActsAndKv(const Kernels& path) {
     scalarKernels().quantizeActs(x.data(), n, a.data());
     path.quantizeActs(x.data(), n, b.data());
     for (size_t i = 0; i < a.size(); i++)
-      expect(a[i].d == b[i].d && a[i].sum == b[i].sum && std::memcmp(a[i].q, b[i].q, kBlock) == 0,
+      expect(a[i].d == b[i].d && a[i].halfSums[0] == b[i].halfSums[0] && a[i].halfSums[1] == b[i].halfSums[1] &&
+                 std::memcmp(a[i].q, b[i].q, kBlock) == 0,
              std::string(path.name) + " quantizeActs block " + std::to_string(i));
     std::vector<uint16_t> h1(n), h2(n);
     scalarKernels().storeKv(x.data(), n, KvDtype::F16, h1.data());
@@ -227,7 +228,7 @@ int main(int argc, char** argv) {
   std::printf("%-6s %-12s %5s", "dtype", "shape", "T");
   for (const Kernels* k : paths) std::printf(" %12s", k->name);
   std::printf("\n");
-  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K})
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K})
     for (int T : {1, 16, 64}) {
       std::printf("%-6s %-12s %5d", dtypeName(t), "5632x2048", T);
       for (const Kernels* k : paths) std::printf(" %12.1f", matmulRate(*k, t, 5632, 2048, T, pool));

@@ -54,11 +54,13 @@ void quantizeActs(const float* x, int n, BlockQ8Act* out) {
     const float d = amax / 127.0f;
     const float id = d != 0 ? 1.0f / d : 0.0f;
     out[b].d = d;
-    out[b].sum = 0;
+    int sums[2] = {0, 0};
     for (int j = 0; j < kBlock; j++) {
       out[b].q[j] = static_cast<int8_t>(std::lrintf(xb[j] * id));
-      out[b].sum += out[b].q[j];
+      sums[j / 16] += out[b].q[j];
     }
+    out[b].halfSums[0] = static_cast<int16_t>(sums[0]);
+    out[b].halfSums[1] = static_cast<int16_t>(sums[1]);
   }
 }
 
@@ -83,7 +85,7 @@ void interleave4(const uint8_t* from, uint8_t* to, int r, int chunks) {
 }  // namespace
 
 size_t interleavedGroupBlockBytes(DType t) {
-  return t == DType::Q4_K ? kQ4_Kx8Bytes : 8 * rowBytes(t, kBlock);
+  return t == DType::Q4_K ? kQ4_Kx8Bytes : 8 * rowBytes(t, blockValues(t));
 }
 
 InterleavedRows interleaveRows(const Kernels& k, Weight* w, ThreadPool& pool) {
@@ -108,6 +110,11 @@ InterleavedRows interleaveRows(const Kernels& k, Weight* w, ThreadPool& pool) {
             out[96 + 8 * j + r] = static_cast<uint8_t>(m);
           }
           for (int pair = 0; pair < 4; pair++) interleave4(block + 16 + 32 * pair, out + 160 + 256 * pair, r, 8);
+        } else if (w->dtype == DType::Q6_K) {
+          std::memcpy(out + 2 * r, block + 208, 2);  // d
+          for (int s = 0; s < 16; s++) out[16 + 8 * s + r] = block[192 + s];
+          for (int run = 0; run < 4; run++) interleave4(block + 32 * run, out + 144 + 256 * run, r, 8);  // ql
+          for (int run = 0; run < 2; run++) interleave4(block + 128 + 32 * run, out + 1168 + 256 * run, r, 8);  // qh
         } else {
           std::memcpy(out + 2 * r, block, 2);
           interleave4(block + 2, out + 16, r, static_cast<int>(blockBytes - 2) / 4);

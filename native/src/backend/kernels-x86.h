@@ -232,7 +232,7 @@ void tileX8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int
           dot = dot4Add(dot, q[k], _mm256_sign_epi8(group4(xb, k), load32(p + 16 + 32 * k)));
       } else {
         dot = nibbleDots(q, xb);
-        dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(8 * xb.sum));  // Σ (q − 8)·x = Σ q·x − 8 · Σ x
+        dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(8 * blockSum(xb)));  // Σ (q − 8)·x = Σ q·x − 8 · Σ x
       }
       acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(d, _mm256_set1_ps(xb.d)), acc[u]);
     }
@@ -240,9 +240,12 @@ void tileX8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int
   for (int u = 0; u < TT; u++) _mm256_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
 }
 
-// 8 bytes as 8 floats.
+// 8 bytes as 8 floats, unsigned or signed.
 inline __m256 bytesAsFloats(const uint8_t* p) {
   return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+inline __m256 signedBytesAsFloats(const uint8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
 }
 
 // q4_k, 8 rows × TT tokens, a 32-value sub-block at a time (nibbleDots, as q4_0); each row's sub-block scale
@@ -274,7 +277,69 @@ void tileQ4_Kx8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o,
         const __m256 dot = _mm256_cvtepi32_ps(nibbleDots(q, xb));
         const __m256 xd = _mm256_set1_ps(xb.d);
         acc[u] = _mm256_fmadd_ps(dot, _mm256_mul_ps(scale, xd), acc[u]);
-        acc[u] = _mm256_fnmadd_ps(min, _mm256_set1_ps(static_cast<float>(xb.sum) * xb.d), acc[u]);
+        acc[u] = _mm256_fnmadd_ps(min, _mm256_set1_ps(static_cast<float>(blockSum(xb)) * xb.d), acc[u]);
+      }
+    }
+  }
+  for (int u = 0; u < TT; u++) _mm256_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
+}
+
+// Lane r = Σ_{k < 4} Σ_i byte 4r + i of q[k] (0..63) · activation 4(g0 + k) + i of xb: 8 interleaved rows' dots
+// with 16 values. Without VNNI two maddubs add up in int16 (at most 2 · 2 · 63 · 127 = 32,004) per madd.
+inline __m256i sixBitDots(const __m256i q[4], const BlockQ8Act& xb, int g0) {
+#if VELLUM_VNNI
+  __m256i dot = _mm256_setzero_si256();
+  for (int k = 0; k < 4; k++) dot = _mm256_dpbusd_epi32(dot, q[k], group4(xb, g0 + k));
+  return dot;
+#else
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  const __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(q[0], group4(xb, g0)),
+                                     _mm256_maddubs_epi16(q[1], group4(xb, g0 + 1)));
+  const __m256i b = _mm256_add_epi16(_mm256_maddubs_epi16(q[2], group4(xb, g0 + 2)),
+                                     _mm256_maddubs_epi16(q[3], group4(xb, g0 + 3)));
+  return _mm256_add_epi32(_mm256_madd_epi16(a, ones16), _mm256_madd_epi16(b, ones16));
+#endif
+}
+
+// q6_k, 8 rows × TT tokens, a 32-value chunk c = 4n + k of each super-block at a time: its 6-bit quants (4 bits
+// of ql, 2 of qh, as ggml's dequantize_row_q6_K places them) are assembled once for all tokens; each 16-value
+// half has its own scale per row, value = d · scale · (q − 32).
+template <int TT>
+void tileQ6_Kx8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
+  constexpr int kGroupBlock = 8 * sizeof(BlockQ6_K);
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  const __m256i low2 = _mm256_set1_epi8(0x03);
+  const int superBlocks = w.cols / 256;
+  const uint8_t* group = w.interleaved + static_cast<size_t>(o / 8) * superBlocks * kGroupBlock;
+  const BlockQ8Act* xs[TT];
+  for (int u = 0; u < TT; u++) xs[u] = x.q8 + static_cast<size_t>(t + u) * (w.cols / kBlock);
+  __m256 acc[TT];
+  for (int u = 0; u < TT; u++) acc[u] = _mm256_setzero_ps();
+  for (int sb = 0; sb < superBlocks; sb++) {
+    const uint8_t* p = group + static_cast<size_t>(sb) * kGroupBlock;
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    for (int c = 0; c < 8; c++) {
+      const int n = c / 4, k = c % 4;
+      // d · the 8 rows' int8 scales of the chunk's two sub-blocks
+      const __m256 scaleLow = _mm256_mul_ps(d, signedBytesAsFloats(p + 16 + 8 * (8 * n + 2 * k)));
+      const __m256 scaleHigh = _mm256_mul_ps(d, signedBytesAsFloats(p + 16 + 8 * (8 * n + 2 * k + 1)));
+      const uint8_t* ql = p + 144 + 256 * (2 * n + k % 2);
+      const uint8_t* qh = p + 1168 + 256 * n;
+      __m256i q[8];  // q[g]: values 4g..4g+3 of the chunk, every row
+      for (int g = 0; g < 8; g++) {
+        const __m256i l = load32(ql + 32 * g);
+        const __m256i low = _mm256_and_si256(k < 2 ? l : _mm256_srli_epi16(l, 4), low4);
+        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(load32(qh + 32 * g), 2 * k), low2);
+        q[g] = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+      }
+      for (int u = 0; u < TT; u++) {
+        const BlockQ8Act& xb = xs[u][sb * 8 + c];
+        const __m256 xd = _mm256_set1_ps(xb.d);
+        // Σ (q − 32)·x = Σ q·x − 32 · Σ x, per 16-value half
+        const __m256i low = _mm256_sub_epi32(sixBitDots(q, xb, 0), _mm256_set1_epi32(32 * xb.halfSums[0]));
+        const __m256i high = _mm256_sub_epi32(sixBitDots(q + 4, xb, 4), _mm256_set1_epi32(32 * xb.halfSums[1]));
+        acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(low), _mm256_mul_ps(scaleLow, xd), acc[u]);
+        acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(high), _mm256_mul_ps(scaleHigh, xd), acc[u]);
       }
     }
   }
@@ -285,6 +350,8 @@ template <DType T, int TT>
 void tile8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
   if constexpr (T == DType::Q4_K)
     tileQ4_Kx8<TT>(w, x, y, ldy, o, t);
+  else if constexpr (T == DType::Q6_K)
+    tileQ6_Kx8<TT>(w, x, y, ldy, o, t);
   else
     tileX8<T, TT>(w, x, y, ldy, o, t);
 }
@@ -389,7 +456,7 @@ template <DType T>
 void matmulTyped(const Weight& w, const MatmulInput& x, float* y, int ldy, int rowBegin, int rowEnd) {
   constexpr bool Q = T >= DType::Q8_0;
   int o = rowBegin;
-  if constexpr (T == DType::Q8_0 || T == DType::Q4_0 || T == DType::Q4_K)
+  if constexpr (T >= DType::Q8_0)
     if (w.interleaved && o % 8 == 0) o = matmulX8<T>(w, x, y, ldy, o, rowEnd);
   if (x.T == 1)
     for (; o + kDecodeRowTile <= rowEnd; o += kDecodeRowTile) rowTile<T, Q, kDecodeRowTile>(w, x, y, ldy, o);
@@ -584,14 +651,18 @@ void quantizeActsX86(const float* x, int n, BlockQ8Act* out) {
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16, q16b), order);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].q), q8);
+    // Lanes 0–3 of these sums hold values 0..15, lanes 4–7 values 16..31.
     const __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q8), _mm256_set1_epi16(1));
-    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
-    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(1, 0, 3, 2)));
-    out[b].sum = _mm_cvtsi128_si32(_mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(2, 3, 0, 1))));
+    for (int half = 0; half < 2; half++) {
+      __m128i s4 = half ? _mm256_extracti128_si256(sums, 1) : _mm256_castsi256_si128(sums);
+      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(1, 0, 3, 2)));
+      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(2, 3, 0, 1)));
+      out[b].halfSums[half] = static_cast<int16_t>(_mm_cvtsi128_si32(s4));
+    }
   }
 }
 
-bool interleaves(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K; }
+bool interleaves(DType t) { return isQuantized(t); }
 
 }  // namespace
 }  // namespace vellum::backend

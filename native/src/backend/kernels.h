@@ -23,6 +23,10 @@
 //   [d: 8 × f16][dmin: 8 × f16][sc: 8 sub-blocks × 8 rows, u8][m: 8 × 8, u8]
 //   [4 pairs × 256 bytes: pair p, 32c + 4r holds qs bytes 32p + 4c..+3 of row 8g+r]
 // (scales unpacked from 6 bits, 1184 bytes for 8 × 144); pair p's low nibbles are sub-block 2p, high 2p + 1.
+// q6_k ×8: super-block b of group g at (g · blocks + b) · 1680 (= 8 × 210):
+//   [d: 8 × f16][scales: 16 sub-blocks × 8 rows, int8][ql: 4 × 256 bytes][qh: 2 × 256 bytes]
+// where ql run 64n + 32j (n, j < 2) of every row, interleaved 4 bytes a row as above, is at 144 + 256 · (2n + j),
+// and qh run 32n at 1168 + 256n.
 #pragma once
 
 #include <cstddef>
@@ -62,13 +66,14 @@ static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(Block
                   sizeof(BlockQ6_K) == 210,
               "GGUF block sizes");
 
-// 32 activations quantized for integer dot products with q8_0/q4_0 weights: value = q · d; sum = Σ q, which
-// takes q4_0's − 8 off a whole dot at once.
+// 32 activations quantized for integer dot products with quantized weights: value = q · d. halfSums = Σ q over
+// values 0..15 and 16..31 take a weight offset (q4_0's − 8, q6_k's − 32) off a whole dot at once.
 struct BlockQ8Act {
   float d;
-  int32_t sum;
+  int16_t halfSums[2];
   int8_t q[kBlock];
 };
+inline int32_t blockSum(const BlockQ8Act& b) { return b.halfSums[0] + b.halfSums[1]; }
 
 inline bool isQuantized(DType t) { return t >= DType::Q8_0; }
 
