@@ -1,5 +1,7 @@
 // The x86 kernels (kernels-x86.h) with AVX-512 VNNI's int8 dot instruction on 256-bit registers (AVX512VL).
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
+// GCC's own 512-bit intrinsics start from an undefined register, which -Wmaybe-uninitialized reports.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #define VELLUM_VNNI 1
 #include "kernels-x86.h"
 

@@ -356,10 +356,115 @@ void tile8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int 
     tileX8<T, TT>(w, x, y, ldy, o, t);
 }
 
-// Rows [o, rowEnd) from 8-row groups, as far as whole groups go; returns the first row left.
+#if VELLUM_VNNI
+// ---- with AVX-512: two adjacent 8-row groups at once on 512-bit registers (lanes 0–7, 8–15) ----
+
+// 32 bytes at a (lanes' bytes 0–31) and b (32–63).
+inline __m512i load2x32(const uint8_t* a, const uint8_t* b) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(load32(a)), load32(b), 1);
+}
+// 8 f16 at a and 8 at b as 16 floats.
+inline __m512 halves2x8(const uint8_t* a, const uint8_t* b) {
+  const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a));
+  const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b));
+  return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1));
+}
+// 8 unsigned bytes at a and 8 at b as 16 floats.
+inline __m512 bytes2x8(const uint8_t* a, const uint8_t* b) {
+  const __m128i lo = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(a));
+  const __m128i hi = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b));
+  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi64(lo, hi)));
+}
+inline __m512i group4x16(const BlockQ8Act& xb, int k) {
+  int32_t v;
+  std::memcpy(&v, xb.q + 4 * k, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// tileX8 and tileQ4_Kx8 for rows o..o+15 (groups o / 8 and o / 8 + 1): acc[u] lane r = y[t + u, o + r].
+// q8_0's sign trick has no 512-bit sign instruction: x is negated under a mask of w's negative bytes.
+template <DType T, int TT>
+void tile16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  const int nb = w.cols / blockValues(T);  // blocks (q4_k: super-blocks) per row
+  const size_t groupBlock = interleavedGroupBlockBytes(T);
+  const uint8_t* g0 = w.interleaved + static_cast<size_t>(o / 8) * nb * groupBlock;
+  const uint8_t* g1 = g0 + nb * groupBlock;
+  const BlockQ8Act* xs[TT];
+  for (int u = 0; u < TT; u++) xs[u] = x.q8 + static_cast<size_t>(t + u) * (w.cols / kBlock);
+  __m512 acc[TT];
+  for (int u = 0; u < TT; u++) acc[u] = _mm512_setzero_ps();
+  for (int b = 0; b < nb; b++) {
+    const uint8_t* p0 = g0 + static_cast<size_t>(b) * groupBlock;
+    const uint8_t* p1 = g1 + static_cast<size_t>(b) * groupBlock;
+    const __m512 d = halves2x8(p0, p1);
+    if constexpr (T == DType::Q4_K) {
+      const __m512 dmin = halves2x8(p0 + 16, p1 + 16);
+      for (int j = 0; j < 8; j++) {
+        const __m512 scale = _mm512_mul_ps(d, bytes2x8(p0 + 32 + 8 * j, p1 + 32 + 8 * j));
+        const __m512 min = _mm512_mul_ps(dmin, bytes2x8(p0 + 96 + 8 * j, p1 + 96 + 8 * j));
+        const int pair = 160 + 256 * (j / 2);
+        __m512i q[8];
+        for (int k = 0; k < 8; k++) {
+          const __m512i raw = load2x32(p0 + pair + 32 * k, p1 + pair + 32 * k);
+          q[k] = _mm512_and_si512(j % 2 ? _mm512_srli_epi16(raw, 4) : raw, low4);
+        }
+        for (int u = 0; u < TT; u++) {
+          const BlockQ8Act& xb = xs[u][b * 8 + j];
+          __m512i dot = _mm512_setzero_si512();
+          for (int k = 0; k < 8; k++) dot = _mm512_dpbusd_epi32(dot, q[k], group4x16(xb, k));
+          const __m512 xd = _mm512_set1_ps(xb.d);
+          acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(scale, xd), acc[u]);
+          acc[u] = _mm512_fnmadd_ps(min, _mm512_set1_ps(static_cast<float>(blockSum(xb)) * xb.d), acc[u]);
+        }
+      }
+      continue;
+    }
+    __m512i q[8];  // q[k]: quants 4k..4k+3 of every row (q8_0: their absolute values)
+    __mmask64 negative[8];  // q8_0: w's negative bytes
+    for (int c = 0; c < 4; c++) {
+      if constexpr (T == DType::Q8_0) {
+        for (int h = 0; h < 2; h++) {
+          const __m512i raw = load2x32(p0 + 16 + 32 * (c + 4 * h), p1 + 16 + 32 * (c + 4 * h));
+          q[c + 4 * h] = _mm512_abs_epi8(raw);
+          negative[c + 4 * h] = _mm512_movepi8_mask(raw);
+        }
+      } else {
+        const __m512i raw = load2x32(p0 + 16 + 32 * c, p1 + 16 + 32 * c);
+        q[c] = _mm512_and_si512(raw, low4);
+        q[c + 4] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+      }
+    }
+    for (int u = 0; u < TT; u++) {
+      const BlockQ8Act& xb = xs[u][b];
+      __m512i dot = _mm512_setzero_si512();
+      for (int k = 0; k < 8; k++) {
+        __m512i xk = group4x16(xb, k);
+        if constexpr (T == DType::Q8_0) xk = _mm512_mask_sub_epi8(xk, negative[k], _mm512_setzero_si512(), xk);
+        dot = _mm512_dpbusd_epi32(dot, q[k], xk);
+      }
+      if constexpr (T == DType::Q4_0) dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(8 * blockSum(xb)));
+      acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(d, _mm512_set1_ps(xb.d)), acc[u]);
+    }
+  }
+  for (int u = 0; u < TT; u++) _mm512_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
+}
+#endif
+
+// Rows [o, rowEnd) from 8-row groups, as far as whole groups go; returns the first row left. With AVX-512, pairs
+// of groups (not q6_k's) go through tile16.
 template <DType T>
 int matmulX8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int rowEnd) {
   constexpr int kTokens = 3;
+#if VELLUM_VNNI
+  if constexpr (T != DType::Q6_K)
+    for (; o + 16 <= rowEnd; o += 16) {
+      constexpr int kWideTokens = 4;
+      int t = 0;
+      for (; t + kWideTokens <= x.T; t += kWideTokens) tile16<T, kWideTokens>(w, x, y, ldy, o, t);
+      for (; t < x.T; t++) tile16<T, 1>(w, x, y, ldy, o, t);
+    }
+#endif
   for (; o + 8 <= rowEnd; o += 8) {
     int t = 0;
     for (; t + kTokens <= x.T; t += kTokens) tile8<T, kTokens>(w, x, y, ldy, o, t);
