@@ -8,6 +8,7 @@
         "native/src/backend/binding.cc",
         "native/src/backend/cpu-features.cc",
         "native/src/backend/kernels-avx2.cc",
+        "native/src/backend/kernels-avx512-bf16.cc",
         "native/src/backend/kernels-avx512-vnni.cc",
         "native/src/backend/kernels-common.cc",
         "native/src/backend/kernels-scalar.cc",

@@ -8,8 +8,8 @@ const args = process.argv.slice(2);
 const only = args.includes("--static");
 const threads = args.find((a) => /^\d+$/.test(a)) ?? "4";
 const src = "native/src/backend";
-const sources = ["kernels-avx2", "kernels-avx512-vnni", "kernels-scalar", "kernels-common", "cpu-features"]
-  .concat(["parallel-matmul", "thread-pool"])
+const sources = ["kernels-avx2", "kernels-avx512-vnni", "kernels-avx512-bf16", "kernels-scalar", "kernels-common"]
+  .concat(["cpu-features", "parallel-matmul", "thread-pool"])
   .map((f) => `${src}/${f}.cc`);
 const out = "build/check/kernel-paths";
 mkdirSync("build/check", { recursive: true });

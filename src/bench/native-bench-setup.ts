@@ -28,7 +28,7 @@ export interface BenchOptions {
   out: string;
 }
 
-const kernelPaths: KernelPath[] = ["auto", "avx512-vnni", "avx2", "scalar"];
+const kernelPaths: KernelPath[] = ["auto", "avx512-bf16", "avx512-vnni", "avx2", "scalar"];
 
 /**
  * --model FILE.gguf [--threads N] [--kv-cache-dtype f32|f16] [--kernels PATH] [--out FILE.json]; extra string

@@ -297,7 +297,7 @@ Napi::Value BestKernelPath(const Napi::CallbackInfo& info) {
 // The paths that can be forced on this CPU, scalar first.
 Napi::Value KernelPaths(const Napi::CallbackInfo& info) {
   auto out = Napi::Array::New(info.Env());
-  for (const char* path : {"scalar", "avx2", "avx512-vnni"})
+  for (const char* path : {"scalar", "avx2", "avx512-vnni", "avx512-bf16"})
     if (selectKernels(path)) out.Set(out.Length(), Napi::String::New(info.Env(), path));
   return out;
 }

@@ -22,14 +22,26 @@ bool hasAvx512Vnni() {
 #endif
 }
 
+bool hasAvx512Bf16() {
+#if defined(__x86_64__) || defined(__i386__)
+  return hasAvx512Vnni() && __builtin_cpu_supports("avx512bf16");
+#else
+  return false;
+#endif
+}
+
 }  // namespace
 
 const Kernels* selectKernels(const std::string& path) {
   if (path == "scalar") return &scalarKernels();
   if (path == "avx2") return hasAvx2() ? &avx2Kernels() : nullptr;
   if (path == "avx512-vnni") return hasAvx512Vnni() ? &avx512VnniKernels() : nullptr;
+  if (path == "avx512-bf16") return hasAvx512Bf16() ? &avx512Bf16Kernels() : nullptr;
   if (path == "auto")
-    return hasAvx512Vnni() ? &avx512VnniKernels() : hasAvx2() ? &avx2Kernels() : &scalarKernels();
+    return hasAvx512Bf16()   ? &avx512Bf16Kernels()
+           : hasAvx512Vnni() ? &avx512VnniKernels()
+           : hasAvx2()       ? &avx2Kernels()
+                             : &scalarKernels();
   return nullptr;
 }
 

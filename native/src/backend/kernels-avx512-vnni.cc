@@ -3,6 +3,7 @@
 // GCC's own 512-bit intrinsics start from an undefined register, which -Wmaybe-uninitialized reports.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #define VELLUM_VNNI 1
+#define VELLUM_BF16 0
 #include "kernels-x86.h"
 
 namespace vellum::backend {

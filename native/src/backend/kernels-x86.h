@@ -1,7 +1,9 @@
-// The x86 SIMD kernels, 256 bits wide: AVX2 + FMA + F16C, compiled twice:
+// The x86 SIMD kernels, 256 bits wide: AVX2 + FMA + F16C, compiled three times:
 //   kernels-avx2.cc          VELLUM_VNNI 0: int8 dots as maddubs (u8·s8 pairs to int16) + madd (to int32)
 //   kernels-avx512-vnni.cc   VELLUM_VNNI 1: the same loops with AVX-512 VNNI's vpdpbusd (u8·s8 quads to
-//                            int32, accumulated) on 256-bit registers (AVX512VL)
+//                            int32, accumulated) on 256-bit registers (AVX512VL), and interleaved int8
+//                            weights 16 rows at a time on 512-bit registers (tile16)
+//   kernels-avx512-bf16.cc   VELLUM_VNNI 1 and VELLUM_BF16 1: also bf16 weights through vdpbf16ps (tileBf16)
 // Each .cc sets its target with a pragma before including this file; its code only runs when cpu-features.cc
 // found those instructions at load. Everything here has internal linkage, once per including file.
 //
@@ -540,33 +542,66 @@ constexpr int kRowTile = 4;
 constexpr int kTokenTile = 3;
 constexpr int kDecodeRowTile = 8;
 
-template <DType T, bool Q, int R>
+#if VELLUM_BF16
+// bf16 weights × activations rounded to bf16 (nearest-even): AVX512_BF16's vdpbf16ps does 32 products per
+// instruction with f32 sums, where widening to f32 and FMA does 8. The activations' rounding (relative 2⁻⁹) is
+// the price, as in llama.cpp.
+template <int R, int TT>
+void tileBf16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
+  const int n = w.cols;
+  const size_t stride = rowBytes(DType::BF16, n);
+  __m512 acc[R][TT];
+  for (int r = 0; r < R; r++)
+    for (int u = 0; u < TT; u++) acc[r][u] = _mm512_setzero_ps();
+  const float* xs[TT];
+  for (int u = 0; u < TT; u++) xs[u] = x.f32 + static_cast<size_t>(t + u) * n;
+  int i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m512bh xv[TT];
+    for (int u = 0; u < TT; u++) xv[u] = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(xs[u] + i + 16), _mm512_loadu_ps(xs[u] + i));
+    for (int r = 0; r < R; r++) {
+      const __m512bh wv = (__m512bh)_mm512_loadu_si512(w.data + stride * (o + r) + 2 * i);
+      for (int u = 0; u < TT; u++) acc[r][u] = _mm512_dpbf16_ps(acc[r][u], wv, xv[u]);
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int u = 0; u < TT; u++) {
+      float sum = _mm512_reduce_add_ps(acc[r][u]);
+      for (int k = i; k < n; k++) sum += load1<DType::BF16>(w.data + stride * (o + r), k) * xs[u][k];
+      y[static_cast<size_t>(t + u) * ldy + o + r] = sum;
+    }
+}
+#endif
+
+// R rows × TT tokens of a weight stored as T.
+template <DType T, int R, int TT>
+void tile(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
+  if constexpr (T >= DType::Q8_0)
+    tileQuantized<T, R, TT>(w, x, y, ldy, o, t);
+#if VELLUM_BF16
+  else if constexpr (T == DType::BF16)
+    tileBf16<R, TT>(w, x, y, ldy, o, t);
+#endif
+  else
+    tileFloat<T, R, TT>(w, x, y, ldy, o, t);
+}
+
+template <DType T, int R>
 void rowTile(const Weight& w, const MatmulInput& x, float* y, int ldy, int o) {
   int t = 0;
-  for (; t + kTokenTile <= x.T; t += kTokenTile) {
-    if constexpr (Q)
-      tileQuantized<T, R, kTokenTile>(w, x, y, ldy, o, t);
-    else
-      tileFloat<T, R, kTokenTile>(w, x, y, ldy, o, t);
-  }
-  for (; t < x.T; t++) {
-    if constexpr (Q)
-      tileQuantized<T, R, 1>(w, x, y, ldy, o, t);
-    else
-      tileFloat<T, R, 1>(w, x, y, ldy, o, t);
-  }
+  for (; t + kTokenTile <= x.T; t += kTokenTile) tile<T, R, kTokenTile>(w, x, y, ldy, o, t);
+  for (; t < x.T; t++) tile<T, R, 1>(w, x, y, ldy, o, t);
 }
 
 template <DType T>
 void matmulTyped(const Weight& w, const MatmulInput& x, float* y, int ldy, int rowBegin, int rowEnd) {
-  constexpr bool Q = T >= DType::Q8_0;
   int o = rowBegin;
   if constexpr (T >= DType::Q8_0)
     if (w.interleaved && o % 8 == 0) o = matmulX8<T>(w, x, y, ldy, o, rowEnd);
   if (x.T == 1)
-    for (; o + kDecodeRowTile <= rowEnd; o += kDecodeRowTile) rowTile<T, Q, kDecodeRowTile>(w, x, y, ldy, o);
-  for (; o + kRowTile <= rowEnd; o += kRowTile) rowTile<T, Q, kRowTile>(w, x, y, ldy, o);
-  for (; o < rowEnd; o++) rowTile<T, Q, 1>(w, x, y, ldy, o);
+    for (; o + kDecodeRowTile <= rowEnd; o += kDecodeRowTile) rowTile<T, kDecodeRowTile>(w, x, y, ldy, o);
+  for (; o + kRowTile <= rowEnd; o += kRowTile) rowTile<T, kRowTile>(w, x, y, ldy, o);
+  for (; o < rowEnd; o++) rowTile<T, 1>(w, x, y, ldy, o);
 }
 
 void matmul(const Weight& w, const MatmulInput& x, float* y, int ldy, int rowBegin, int rowEnd) {

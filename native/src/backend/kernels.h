@@ -1,4 +1,5 @@
-// The compute kernels of the native backend, as one table per instruction set (scalar, AVX2+FMA, AVX-512 VNNI),
+// The compute kernels of the native backend, as one table per instruction set (scalar, AVX2+FMA, AVX-512 VNNI,
+// AVX-512 VNNI + BF16),
 // picked once at load by cpu-features.cc.
 //
 // Weight layouts are GGUF's, byte for byte, a matrix being [rows = outputs, cols = inputs] row-major:
@@ -135,6 +136,7 @@ struct Kernels {
 const Kernels& scalarKernels();
 const Kernels& avx2Kernels();
 const Kernels& avx512VnniKernels();
+const Kernels& avx512Bf16Kernels();
 
 // The reference activation quantizer (each path's Kernels::quantizeActs matches it bit for bit):
 // q = round(x / d), d = max|x| / 127.

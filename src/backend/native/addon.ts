@@ -56,7 +56,7 @@ export interface NativeModelSpec {
   kernels: KernelPath;
 }
 
-export type KernelPath = "auto" | "avx512-vnni" | "avx2" | "scalar";
+export type KernelPath = "auto" | "avx512-bf16" | "avx512-vnni" | "avx2" | "scalar";
 
 export interface NativeModel {
   readonly kernelPath: string;
