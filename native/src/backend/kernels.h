@@ -143,7 +143,7 @@ const Kernels& avx512Bf16Kernels();
 void quantizeActs(const float* x, int n, BlockQ8Act* out);
 
 constexpr size_t kQ4_Kx8Bytes = 32 + 128 + 1024;
-// Bytes of one interleaved block of 8 rows (q8_0, q4_0: a 32-value block; q4_k: a 256-value super-block).
+// Bytes of one interleaved block of 8 rows (q8_0, q4_0: a 32-value block; q4_k, q6_k: a 256-value super-block).
 size_t interleavedGroupBlockBytes(DType t);
 
 // A copy of w's rows in 8-row groups (above), made on the pool's threads, and w->interleaved pointing to it; null

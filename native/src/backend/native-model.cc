@@ -190,7 +190,12 @@ NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Nati
   for (int l = 0; l < c.nLayers; l++)
     if (!readLayer(layers.Get(l), l, f, c, &w.layers[l])) return;
   spec_ = Napi::Persistent(spec);
-  model_ = std::make_unique<Model>(c, std::move(w), *kernels, threads);
+  try {
+    model_ = std::make_unique<Model>(c, std::move(w), *kernels, threads);
+  } catch (const std::exception& e) {  // the interleaved copies of the weights can exceed memory
+    throwRange(env, std::string("cannot lay out the weights for the kernels: ") + e.what());
+    return;
+  }
   if (file_)
     for (const Weight* m : model_->matrices())
       if (m->interleaved) file_->release(m->data, rowBytes(m->dtype, m->cols) * m->rows);
