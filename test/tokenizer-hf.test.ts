@@ -109,6 +109,9 @@ describeShared("tokenizer.json from the 32k LLaMA-2 vocabulary", () => {
     const sentencePiece = createTokenizer(spec);
     const hf = new HfTokenizer(tokenizerJsonFromVocab(spec), tokenizerConfigFromVocab(spec));
     expect(hf.encode("Hello world")).toEqual([1, 15043, 3186]);
+    // Pieces named like Object.prototype's members ("valueOf" is id 25835) are in the converted vocabulary too.
+    for (const s of ["\u0000valueOf", "\u0000constructor", "\u0000toString"])
+      expect(hf.encode(s), s).toEqual(sentencePiece.encode(s));
     fc.assert(
       fc.property(fc.oneof(anyText, storyText), (s) => {
         expect(hf.encode(s)).toEqual(sentencePiece.encode(s));

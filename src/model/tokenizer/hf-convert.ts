@@ -85,9 +85,10 @@ function addedTokens(spec: VocabSpec, types: readonly number[]): object[] {
 }
 
 function vocabObject(tokens: readonly string[]): Record<string, number> {
-  const vocab: Record<string, number> = {};
+  // No prototype: pieces such as "valueOf" or "__proto__" must be keys like any other.
+  const vocab: Record<string, number> = Object.create(null);
   tokens.forEach((token, id) => {
-    if (!(token in vocab)) vocab[token] = id;
+    if (!Object.hasOwn(vocab, token)) vocab[token] = id;
   });
   return vocab;
 }
