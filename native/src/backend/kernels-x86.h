@@ -127,9 +127,13 @@ inline __m256i group4(const BlockQ8Act& xb, int k) {
 // 8 · 2 · 15 · 127 = 30,480: no overflow).
 inline __m256i nibbleDots(const __m256i q[8], const BlockQ8Act& xb) {
 #if VELLUM_VNNI
-  __m256i dot = _mm256_setzero_si256();
-  for (int k = 0; k < 8; k++) dot = _mm256_dpbusd_epi32(dot, q[k], group4(xb, k));
-  return dot;
+  // Two accumulators: vpdpbusd's latency would otherwise chain all eight.
+  __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();
+  for (int k = 0; k < 8; k += 2) {
+    even = _mm256_dpbusd_epi32(even, q[k], group4(xb, k));
+    odd = _mm256_dpbusd_epi32(odd, q[k + 1], group4(xb, k + 1));
+  }
+  return _mm256_add_epi32(even, odd);
 #else
   __m256i sum16 = _mm256_maddubs_epi16(q[0], group4(xb, 0));
   for (int k = 1; k < 8; k++) sum16 = _mm256_add_epi16(sum16, _mm256_maddubs_epi16(q[k], group4(xb, k)));
@@ -229,9 +233,12 @@ void tileX8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int
       const BlockQ8Act& xb = xs[u][b];
       __m256i dot;
       if constexpr (T == DType::Q8_0) {
-        dot = _mm256_setzero_si256();
-        for (int k = 0; k < 8; k++)
-          dot = dot4Add(dot, q[k], _mm256_sign_epi8(group4(xb, k), load32(p + 16 + 32 * k)));
+        __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();  // two chains of dot4Add
+        for (int k = 0; k < 8; k += 2) {
+          even = dot4Add(even, q[k], _mm256_sign_epi8(group4(xb, k), load32(p + 16 + 32 * k)));
+          odd = dot4Add(odd, q[k + 1], _mm256_sign_epi8(group4(xb, k + 1), load32(p + 16 + 32 * (k + 1))));
+        }
+        dot = _mm256_add_epi32(even, odd);
       } else {
         dot = nibbleDots(q, xb);
         dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(8 * blockSum(xb)));  // Σ (q − 8)·x = Σ q·x − 8 · Σ x
@@ -290,9 +297,11 @@ void tileQ4_Kx8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o,
 // with 16 values. Without VNNI two maddubs add up in int16 (at most 2 · 2 · 63 · 127 = 32,004) per madd.
 inline __m256i sixBitDots(const __m256i q[4], const BlockQ8Act& xb, int g0) {
 #if VELLUM_VNNI
-  __m256i dot = _mm256_setzero_si256();
-  for (int k = 0; k < 4; k++) dot = _mm256_dpbusd_epi32(dot, q[k], group4(xb, g0 + k));
-  return dot;
+  const __m256i even = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), q[0], group4(xb, g0)), q[2],
+                                           group4(xb, g0 + 2));
+  const __m256i odd = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), q[1], group4(xb, g0 + 1)), q[3],
+                                          group4(xb, g0 + 3));
+  return _mm256_add_epi32(even, odd);
 #else
   const __m256i ones16 = _mm256_set1_epi16(1);
   const __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(q[0], group4(xb, g0)),
@@ -413,8 +422,12 @@ void tile16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int
         }
         for (int u = 0; u < TT; u++) {
           const BlockQ8Act& xb = xs[u][b * 8 + j];
-          __m512i dot = _mm512_setzero_si512();
-          for (int k = 0; k < 8; k++) dot = _mm512_dpbusd_epi32(dot, q[k], group4x16(xb, k));
+          __m512i even = _mm512_setzero_si512(), odd = _mm512_setzero_si512();
+          for (int k = 0; k < 8; k += 2) {
+            even = _mm512_dpbusd_epi32(even, q[k], group4x16(xb, k));
+            odd = _mm512_dpbusd_epi32(odd, q[k + 1], group4x16(xb, k + 1));
+          }
+          const __m512i dot = _mm512_add_epi32(even, odd);
           const __m512 xd = _mm512_set1_ps(xb.d);
           acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(scale, xd), acc[u]);
           acc[u] = _mm512_fnmadd_ps(min, _mm512_set1_ps(static_cast<float>(blockSum(xb)) * xb.d), acc[u]);
@@ -439,12 +452,13 @@ void tile16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int
     }
     for (int u = 0; u < TT; u++) {
       const BlockQ8Act& xb = xs[u][b];
-      __m512i dot = _mm512_setzero_si512();
+      __m512i chains[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};  // vpdpbusd's latency, halved
       for (int k = 0; k < 8; k++) {
         __m512i xk = group4x16(xb, k);
         if constexpr (T == DType::Q8_0) xk = _mm512_mask_sub_epi8(xk, negative[k], _mm512_setzero_si512(), xk);
-        dot = _mm512_dpbusd_epi32(dot, q[k], xk);
+        chains[k % 2] = _mm512_dpbusd_epi32(chains[k % 2], q[k], xk);
       }
+      __m512i dot = _mm512_add_epi32(chains[0], chains[1]);
       if constexpr (T == DType::Q4_0) dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(8 * blockSum(xb)));
       acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(d, _mm512_set1_ps(xb.d)), acc[u]);
     }
