@@ -7,7 +7,7 @@ import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import type { ForwardBatch } from "../backend/backend.js";
-import { type KernelPath, nativeAddon } from "../backend/native/addon.js";
+import { type KernelPath, kernelPathNames, nativeAddon } from "../backend/native/addon.js";
 import { NativeBackend } from "../backend/native/native-backend.js";
 import { physicalCores } from "../backend/native/physical-cores.js";
 import { type KvCacheDtype, kvBytesPerToken, kvCacheDtypes } from "../core/kv-cache-sizing.js";
@@ -27,8 +27,6 @@ export interface BenchOptions {
   kernels: KernelPath;
   out: string;
 }
-
-const kernelPaths: KernelPath[] = ["auto", "avx512-bf16", "avx512-vnni", "avx2", "scalar"];
 
 /**
  * --model FILE.gguf [--threads N] [--kv-cache-dtype f32|f16] [--kernels PATH] [--out FILE.json]; extra string
@@ -56,8 +54,8 @@ export function benchOptions(bench: string, argv: string[], extra: Record<string
   if (!kvCacheDtypes.includes(kvCacheDtype))
     throw new Error(`--kv-cache-dtype must be one of ${kvCacheDtypes.join(", ")} (got "${kvCacheDtype}")`);
   const kernels = values.kernels as KernelPath;
-  if (!kernelPaths.includes(kernels))
-    throw new Error(`--kernels must be one of ${kernelPaths.join(", ")} (got "${kernels}")`);
+  if (!kernelPathNames.includes(kernels))
+    throw new Error(`--kernels must be one of ${kernelPathNames.join(", ")} (got "${kernels}")`);
   const out =
     (values.out as string | undefined) ??
     join(tmpdir(), "vellum-bench", `${bench}-${basename(values.model as string, ".gguf")}-t${threads}.json`);

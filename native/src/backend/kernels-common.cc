@@ -66,17 +66,6 @@ void quantizeActs(const float* x, int n, BlockQ8Act* out) {
 
 namespace {
 
-// Sub-block j's 6-bit scale and min of a q4_k block (ggml's get_scale_min_k4).
-void scaleMinK4(const uint8_t* scales, int j, int* sc, int* m) {
-  if (j < 4) {
-    *sc = scales[j] & 63;
-    *m = scales[j + 4] & 63;
-  } else {
-    *sc = (scales[j + 4] & 0x0f) | ((scales[j - 4] >> 6) << 4);
-    *m = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
-  }
-}
-
 // Row 8g+r's 4 quant bytes at `from` go to 32c + 4r of `to`, for c < chunks.
 void interleave4(const uint8_t* from, uint8_t* to, int r, int chunks) {
   for (int c = 0; c < chunks; c++) std::memcpy(to + 32 * c + 4 * r, from + 4 * c, 4);

@@ -78,10 +78,9 @@ Decoded loadChunk(const uint8_t* row, int c) {
     return {_mm256_and_si256(both, low4), _mm256_set1_ps(halfAt(p)), 0};
   } else if constexpr (T == DType::Q4_K) {
     const uint8_t* p = row + c / 8 * sizeof(BlockQ4_K);
-    const uint8_t* scales = p + 4;
     const int j = c % 8;
-    const int sc = j < 4 ? scales[j] & 63 : (scales[j + 4] & 0x0f) | ((scales[j - 4] >> 6) << 4);
-    const int m = j < 4 ? scales[j + 4] & 63 : (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
+    int sc, m;
+    scaleMinK4(p + 4, j, &sc, &m);
     const __m256i bytes = load32(p + 16 + j / 2 * 32);
     const __m256i q = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(bytes, 4) : bytes, low4);
     return {q, _mm256_set1_ps(halfAt(p) * sc), halfAt(p + 2) * m};

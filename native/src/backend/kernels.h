@@ -67,6 +67,17 @@ static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(Block
                   sizeof(BlockQ6_K) == 210,
               "GGUF block sizes");
 
+// Sub-block j's 6-bit scale and min of a q4_k block's 12 scale bytes (ggml's get_scale_min_k4).
+inline void scaleMinK4(const uint8_t* scales, int j, int* sc, int* m) {
+  if (j < 4) {
+    *sc = scales[j] & 63;
+    *m = scales[j + 4] & 63;
+  } else {
+    *sc = (scales[j + 4] & 0x0f) | ((scales[j - 4] >> 6) << 4);
+    *m = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
+  }
+}
+
 // 32 activations quantized for integer dot products with quantized weights: value = q · d. halfSums = Σ q over
 // values 0..15 and 16..31 take a weight offset (q4_0's − 8, q6_k's − 32) off a whole dot at once.
 struct BlockQ8Act {

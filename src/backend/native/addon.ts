@@ -56,7 +56,8 @@ export interface NativeModelSpec {
   kernels: KernelPath;
 }
 
-export type KernelPath = "auto" | "avx512-bf16" | "avx512-vnni" | "avx2" | "scalar";
+export const kernelPathNames = ["auto", "avx512-bf16", "avx512-vnni", "avx2", "scalar"] as const;
+export type KernelPath = (typeof kernelPathNames)[number];
 
 export interface NativeModel {
   readonly kernelPath: string;
