@@ -191,13 +191,11 @@ export function loadNativeAddon(): NativeAddon | Error {
       const addon = createRequire(import.meta.url)(addonPath) as Partial<NativeAddon>;
       cached = addon.NativeModel
         ? (addon as NativeAddon)
-        : new Error(
-            `${addonPath}: the addon has no native backend (rebuild it with \`npx node-gyp rebuild\`)`,
-          );
+        : new Error(`${addonPath}: the addon has no native backend (rebuild it with \`npm run install\`)`);
     } catch (err) {
       const reason = err instanceof Error ? err.message.split("\n")[0] : String(err);
       cached = new Error(
-        `${addonPath}: cannot load the native addon (run \`npx node-gyp rebuild\`): ${reason}`,
+        `${addonPath}: cannot load the native addon (rebuild it with \`npm run install\`): ${reason}`,
       );
     }
   }
