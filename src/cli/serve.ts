@@ -51,7 +51,7 @@ export function registerServe(program: Command) {
     .option("--served-model-name <name>", "the model name clients send (default: the model's own name)")
     .option(
       "--api-key <key>",
-      "require Authorization: Bearer <key> on /v1/* (default: $VELLUM_API_KEY, else open)",
+      "require Authorization: Bearer <key> on all but /health, /version, /metrics, /tokenize, /detokenize (default: $VELLUM_API_KEY, else open)",
     )
     .option("--max-model-len <n>", "longest sequence (prompt + output) in tokens", numberOption(true))
     .option("--max-num-seqs <n>", "most sequences in one batch", numberOption(true))

@@ -3,11 +3,11 @@ import { chatPromptIds } from "./chat.js";
 import type { ServerContext } from "./context.js";
 import { ApiError } from "./errors.js";
 import { checkModel } from "./generation.js";
-import { detokenizeBody, tokenizeBody } from "./schemas.js";
+import { detokenizeBody, parseTokenizeBody } from "./schemas.js";
 
 /** POST /tokenize (vLLM's shape): `{ count, max_model_len, tokens }`. */
 export function tokenize(ctx: ServerContext, request: FastifyRequest) {
-  const body = tokenizeBody.parse(request.body);
+  const body = parseTokenizeBody(request.body);
   checkModel(ctx, body.model);
   const addSpecial = body.add_special_tokens ?? true;
   const tokens =
