@@ -11,7 +11,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { BenchSummary } from "../bench/serve/metrics.js";
-import { InputError } from "../model/errors.js";
+import { fileErrorText, InputError } from "../model/errors.js";
 
 const compared: [keyof BenchSummary, string][] = [
   ["request_throughput", "request throughput (req/s)"],
@@ -31,7 +31,7 @@ export function readMeasured(path: string): BenchSummary {
   try {
     json = JSON.parse(readFileSync(path, "utf8"));
   } catch (err) {
-    throw new InputError(`${path}: cannot read as JSON: ${(err as Error).message}`);
+    throw new InputError(`${path}: cannot read as JSON: ${fileErrorText(err)}`);
   }
   const summary = json as Partial<BenchSummary>;
   if (typeof summary.output_throughput !== "number" || typeof summary.median_tpot_ms !== "number") {
