@@ -142,3 +142,12 @@ export function expectInputError(fn: () => unknown, ...parts: string[]): void {
   expect(message).not.toContain("\n");
   for (const part of parts) expect(message).toContain(part);
 }
+
+/**
+ * What a message must never carry from a file: C0 and C1 controls, DEL, soft hyphen, bidi marks, overrides and
+ * isolates, zero-width characters, line and paragraph separators, the byte-order mark, and (with the u flag,
+ * \p{Cs} matches only a surrogate that is not half of a pair) lone surrogates.
+ */
+export const unsafeForTerminal =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
+  /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\p{Cs}]/u;

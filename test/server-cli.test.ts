@@ -43,7 +43,7 @@ describeShared("vellum serve (CLI) on stories260K", () => {
 
   test("logs the model, backend, KV cache and URL; one line per request; SIGTERM exits 0", async () => {
     const s = await serve(...model, "--served-model-name", "stories");
-    expect(s.output()).toMatch(/model stories260K \(llama2c/);
+    expect(s.output()).toMatch(/model \\"stories260K\\" \(llama2c/);
     expect(s.output()).toMatch(
       /KV cache \(f32\): [\d,]+ tokens .* max concurrency .* backend (native|reference).* paged KV, prefix caching on, continuous batching, fcfs/,
     );

@@ -35,6 +35,11 @@ export interface KvCacheSpec {
 
 export interface Backend {
   readonly name: string;
+  /**
+   * Bytes of weights read in place from a memory-mapped file, when there are any: they become resident only
+   * as they are used, and free-memory figures count them as free until then (the KV budget subtracts them).
+   */
+  readonly mappedWeightBytes?: number;
   /** (Re)allocates the paged KV cache; must be called before `forward`. */
   initKvCache(spec: KvCacheSpec): void;
   /** Returns logits, row-major [logitsIndices.length, vocabSize]. */

@@ -4,7 +4,7 @@ import type { KvAllocation } from "../core/kv-cache-manager.js";
 import type { KvCacheDtype } from "../core/kv-cache-sizing.js";
 import type { SchedulingPolicy } from "../core/request-queue.js";
 import { createEngine } from "../engine/create-engine.js";
-import { InputError } from "../model/errors.js";
+import { InputError, quoteFileString } from "../model/errors.js";
 import { loadModel } from "../model/load.js";
 import { buildServer } from "../server/server.js";
 import { resolveModelPath } from "./default-model.js";
@@ -59,7 +59,7 @@ export function registerServe(program: Command) {
     .addOption(
       byteSizeOption(
         "--kv-cache-memory <size>",
-        'KV cache budget, e.g. "2GiB" (default: a share of free memory)',
+        'KV cache budget, e.g. "2GiB" (default: 30% of the free memory, or of what the cgroup limit leaves, less the mapped weights)',
       ),
     )
     .addOption(kvCacheDtypeOption())
@@ -139,7 +139,7 @@ async function serve(opts: ServeOptions) {
   });
   const log = server.app.log;
   const config = engine.core.config;
-  log.info(`model ${model.name} (${model.format}, ${path})`);
+  log.info(`model ${quoteFileString(model.name)} (${model.format}, ${path})`);
   log.info(
     `${summary}; max ${config.maxNumSeqs} sequences and ${config.maxNumBatchedTokens} tokens per step; ` +
       `${config.kvAllocation} KV, prefix caching ${config.enablePrefixCaching && config.kvAllocation === "paged" ? "on" : "off"}, ${config.batching} batching, ${config.policy}`,
@@ -155,7 +155,7 @@ async function serve(opts: ServeOptions) {
     }
     throw err;
   }
-  log.info(`serving "${opts.servedModelName ?? model.name}" at ${url}/v1`);
+  log.info(`serving ${quoteFileString(opts.servedModelName ?? model.name)} at ${url}/v1`);
 
   const shutdown = async (signal: string) => {
     log.info(`${signal}: no new requests; running ones get ${opts.shutdownTimeout}s to finish`);

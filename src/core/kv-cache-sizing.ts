@@ -1,7 +1,7 @@
 /**
  * How many KV cache blocks a memory budget buys, and the one line that tells the user. The budget comes
- * from --kv-cache-memory, or from a fraction of free RAM: the caller measures free memory (os.freemem(),
- * outside core/) and passes the numbers in.
+ * from --kv-cache-memory, or from a fraction of the memory left: the caller measures memory (os.freemem() and
+ * the cgroup's files, outside core/) and passes the numbers in.
  */
 
 export type KvCacheDtype = "f32" | "f16";
@@ -50,20 +50,48 @@ export function parseByteSize(text: string): number {
   return bytes;
 }
 
+/** Memory as the machine reports it, measured once the backend holds its weights. */
+export interface MemoryView {
+  /** os.freemem(): Linux's MemAvailable, which counts the page cache, mapped weights included, as free. */
+  freeBytes: number;
+  /** The process's cgroup memory limit and what it holds (page cache it can drop left out), when it has one. */
+  cgroup?: { limitBytes: number; usedBytes: number };
+}
+
+export interface KvBudget {
+  bytes: number;
+  /** How the budget was derived, for the startup line: "30% of (11.2 GiB free − 3.9 GiB of mapped weights)". */
+  derivation: string;
+}
+
 /**
- * The KV budget when none is given: `fraction` of the memory left once the weights are loaded.
- * freeBytes is free memory measured before loading them.
+ * The KV budget when none is given: `fraction` of the memory left for it. That is the free memory, or what
+ * the cgroup limit leaves when that is less, minus the weights that will become resident: those the backend
+ * reads in place from a memory-mapped file (`mappedWeightBytes`), which free memory counts as free until they
+ * are read. Weights already copied into process memory are out of the free figure already.
  */
-export function kvBudgetFromFreeMemory(freeBytes: number, weightBytes: number, fraction: number): number {
+export function defaultKvBudget(memory: MemoryView, mappedWeightBytes: number, fraction: number): KvBudget {
   if (!(fraction > 0 && fraction <= 1))
-    throw new Error(`invalid memory fraction ${fraction}: must be in (0, 1]`);
-  const budget = Math.floor(fraction * (freeBytes - weightBytes));
-  if (budget < 1) {
-    throw new Error(
-      `no memory left for the KV cache: ${formatBytes(freeBytes)} free, weights take ${formatBytes(weightBytes)}`,
+    throw new RangeError(`invalid memory fraction ${fraction}: must be in (0, 1]`);
+  const cgroup = memory.cgroup;
+  const underLimit = cgroup ? Math.max(0, cgroup.limitBytes - cgroup.usedBytes) : Infinity;
+  const available = Math.min(memory.freeBytes, underLimit);
+  const where =
+    cgroup && underLimit < memory.freeBytes
+      ? `${formatBytes(available)} left under the cgroup limit of ${formatBytes(cgroup.limitBytes)}`
+      : `${formatBytes(available)} free`;
+  const bytes = Math.floor(fraction * (available - mappedWeightBytes));
+  if (bytes < 1) {
+    throw new RangeError(
+      `no memory left for the KV cache: ${where}, and the model's memory-mapped weights need ${formatBytes(mappedWeightBytes)}; ` +
+        "set the budget with --kv-cache-memory if you know better",
     );
   }
-  return budget;
+  const percent = `${+(fraction * 100).toFixed(1)}%`;
+  return {
+    bytes,
+    derivation: `${percent} of (${where} − ${formatBytes(mappedWeightBytes)} of mapped weights)`,
+  };
 }
 
 /** Whole blocks (the null block included) that fit in budgetBytes; at least 2 are needed. */
@@ -71,7 +99,7 @@ export function numBlocksForBudget(budgetBytes: number, bytesPerToken: number, b
   const blockBytes = bytesPerToken * blockSize;
   const numBlocks = Math.floor(budgetBytes / blockBytes);
   if (numBlocks < 2) {
-    throw new Error(
+    throw new RangeError(
       `KV cache budget ${formatBytes(budgetBytes)} is too small: one block of ${blockSize} tokens takes ${formatBytes(blockBytes)} and at least 2 are needed`,
     );
   }

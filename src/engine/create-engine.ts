@@ -1,10 +1,11 @@
-import { freemem } from "node:os";
 import type { Backend } from "../backend/backend.js";
 import { type BackendName, chooseBackend, describeBackend } from "../backend/native/choose-backend.js";
 import {
-  kvBudgetFromFreeMemory,
+  defaultKvBudget,
+  formatBytes,
   kvBytesPerToken,
   kvCacheSummary,
+  type MemoryView,
   numBlocksForBudget,
   parseByteSize,
 } from "../core/kv-cache-sizing.js";
@@ -12,10 +13,13 @@ import type { LoadedModel } from "../model/model.js";
 import { AsyncEngine } from "./async-engine.js";
 import { defaultEngineConfig, type EngineConfig } from "./engine-config.js";
 import { EngineCore } from "./engine-core.js";
+import { readMemoryView } from "./memory-view.js";
 
 export interface EngineOptions extends Partial<Omit<EngineConfig, "numBlocks">> {
-  /** KV cache budget: bytes or a size such as "4GiB"; default: a fraction of free memory after the weights. */
+  /** KV cache budget: bytes or a size such as "4GiB"; default: a share of the memory left (defaultKvBudget). */
   kvCacheMemory?: string | number;
+  /** The machine's memory, for the default budget; default: measured (tests give their own). */
+  memory?: MemoryView;
   /** Number of KV blocks, overriding kvCacheMemory (tests use tiny pools). */
   numBlocks?: number;
   /** A backend object, or which one to build: default native when its addon loads, else reference (one warning). */
@@ -25,7 +29,7 @@ export interface EngineOptions extends Partial<Omit<EngineConfig, "numBlocks">> 
   clock?: () => number;
 }
 
-/** Share of free memory (after weights) that the KV cache takes when no budget is given. */
+/** Share of the memory left (free, or under the cgroup limit, less mapped weights) that the KV cache takes by default. */
 const defaultKvMemoryFraction = 0.3;
 
 /** Builds the engine for a model: the config, the KV cache size and the one-line summary to log. */
@@ -33,24 +37,21 @@ export function createEngine(
   model: LoadedModel,
   options: EngineOptions = {},
 ): { engine: AsyncEngine; summary: string } {
-  const { kvCacheMemory, backend: givenBackend, threads, clock: givenClock, ...opts } = options;
+  const { kvCacheMemory, memory, backend: givenBackend, threads, clock: givenClock, ...opts } = options;
   const maxModelLen = Math.min(opts.maxModelLen ?? model.config.maxSeqLen, model.config.maxSeqLen);
   const blockSize = opts.blockSize ?? defaultEngineConfig.blockSize;
   const maxNumSeqs = opts.maxNumSeqs ?? defaultEngineConfig.maxNumSeqs;
   const kvCacheDtype = opts.kvCacheDtype ?? defaultEngineConfig.kvCacheDtype;
   const bytesPerToken = kvBytesPerToken(model.config, kvCacheDtype);
-  let numBlocks = opts.numBlocks;
-  if (numBlocks === undefined) {
-    const budget =
-      kvCacheMemory !== undefined
-        ? typeof kvCacheMemory === "number"
-          ? kvCacheMemory
-          : parseByteSize(kvCacheMemory)
-        : kvBudgetFromFreeMemory(freemem(), 0, defaultKvMemoryFraction);
-    // More than every sequence at full length can never be used.
-    const useful = Math.ceil(maxModelLen / blockSize) * maxNumSeqs + 1;
-    numBlocks = Math.min(numBlocksForBudget(budget, bytesPerToken, blockSize), useful);
-  }
+  // The backend first: memory is measured once it holds the weights it copies.
+  const backend =
+    typeof givenBackend === "object" ? givenBackend : chooseBackend(model, givenBackend, threads);
+  // More than every sequence at full length can never be used.
+  const useful = Math.ceil(maxModelLen / blockSize) * maxNumSeqs + 1;
+  const { numBlocks, budgetNote } =
+    opts.numBlocks !== undefined
+      ? { numBlocks: opts.numBlocks, budgetNote: "KV blocks set directly" }
+      : kvBlocks(kvBudget(kvCacheMemory, memory, backend), bytesPerToken, blockSize, useful);
   const config: EngineConfig = {
     ...defaultEngineConfig,
     ...opts,
@@ -62,9 +63,34 @@ export function createEngine(
     numBlocks,
   };
   const clock = givenClock ?? (() => performance.now() / 1000);
-  const backend =
-    typeof givenBackend === "object" ? givenBackend : chooseBackend(model, givenBackend, threads);
   const core = new EngineCore(backend, model.config.vocabSize, config, clock);
-  const summary = `${kvCacheSummary({ dtype: kvCacheDtype, numBlocks, blockSize, bytesPerToken, maxModelLen })}; backend ${describeBackend(backend)}`;
+  const summary = `${kvCacheSummary({ dtype: kvCacheDtype, numBlocks, blockSize, bytesPerToken, maxModelLen })}; ${budgetNote}; backend ${describeBackend(backend)}`;
   return { engine: new AsyncEngine(core, model.tokenizer, clock), summary };
+}
+
+/** The KV budget in bytes and how it was set: --kv-cache-memory, or a share of the memory left. */
+function kvBudget(
+  kvCacheMemory: string | number | undefined,
+  memory: MemoryView | undefined,
+  backend: Backend,
+): { bytes: number; derivation: string } {
+  if (kvCacheMemory !== undefined) {
+    const bytes = typeof kvCacheMemory === "number" ? kvCacheMemory : parseByteSize(kvCacheMemory);
+    return { bytes, derivation: `${formatBytes(bytes)} as given` };
+  }
+  return defaultKvBudget(memory ?? readMemoryView(), backend.mappedWeightBytes ?? 0, defaultKvMemoryFraction);
+}
+
+/** The blocks a budget buys, at most `useful`; the note says how the number came about. */
+function kvBlocks(
+  budget: { bytes: number; derivation: string },
+  bytesPerToken: number,
+  blockSize: number,
+  useful: number,
+): { numBlocks: number; budgetNote: string } {
+  const bought = numBlocksForBudget(budget.bytes, bytesPerToken, blockSize);
+  const note = `KV budget ${budget.derivation}`;
+  return bought > useful
+    ? { numBlocks: useful, budgetNote: `${note}, capped at max-num-seqs full-length sequences` }
+    : { numBlocks: bought, budgetNote: note };
 }

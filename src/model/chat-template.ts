@@ -1,5 +1,5 @@
 import { Template } from "@huggingface/jinja";
-import { InputError } from "./errors.js";
+import { fileErrorText, InputError } from "./errors.js";
 import type { Tokenizer } from "./tokenizer/tokenizer.js";
 
 export interface ChatMessage {
@@ -41,7 +41,7 @@ export class ChatTemplate {
     try {
       this.template = new Template(templateText);
     } catch (e) {
-      throw new InputError(`${source}: chat template does not parse: ${oneLine(e)}`);
+      throw new InputError(`${source}: chat template does not parse: ${fileErrorText(e)}`);
     }
   }
 
@@ -56,7 +56,7 @@ export class ChatTemplate {
         add_generation_prompt: addGenerationPrompt,
       });
     } catch (e) {
-      throw new InputError(`${this.source}: chat template failed: ${oneLine(e)}`);
+      throw new InputError(`${this.source}: chat template failed: ${fileErrorText(e)}`);
     }
   }
 }
@@ -90,8 +90,4 @@ export function encodeChat(
 function plainChat(messages: readonly ChatMessage[], addGenerationPrompt: boolean): string {
   const lines = messages.map((m) => `${m.role.charAt(0).toUpperCase()}${m.role.slice(1)}: ${m.content}\n`);
   return lines.join("") + (addGenerationPrompt ? "Assistant:" : "");
-}
-
-function oneLine(e: unknown): string {
-  return (e instanceof Error ? e.message : String(e)).replace(/\s+/g, " ").trim();
 }

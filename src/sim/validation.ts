@@ -10,7 +10,7 @@
  * `vellum simulate --hardware cpu-local … --measured measured.json` with the same workload flags.
  */
 import { readFileSync } from "node:fs";
-import { InputError } from "../model/errors.js";
+import { fileErrorText, InputError } from "../model/errors.js";
 import type { BenchSummary } from "../workload/metrics.js";
 
 const compared: [keyof BenchSummary, string][] = [
@@ -31,7 +31,7 @@ export function readMeasured(path: string): BenchSummary {
   try {
     json = JSON.parse(readFileSync(path, "utf8"));
   } catch (err) {
-    throw new InputError(`${path}: cannot read as JSON: ${(err as Error).message}`);
+    throw new InputError(`${path}: cannot read as JSON: ${fileErrorText(err)}`);
   }
   const summary = json as Partial<BenchSummary>;
   if (typeof summary.output_throughput !== "number" || typeof summary.median_tpot_ms !== "number") {

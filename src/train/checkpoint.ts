@@ -6,7 +6,7 @@
  * and renamed, so a run killed mid-write leaves the previous checkpoint intact.
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { InputError } from "../model/errors.js";
+import { fileErrorText, InputError, quoteFileString, showFileValue } from "../model/errors.js";
 import type { AdamWState } from "./adamw.js";
 import type { Vec } from "./compute.js";
 import type { ParamSet } from "./params.js";
@@ -34,15 +34,17 @@ export function loadCheckpoint(path: string, params: ParamSet, adam: AdamWState)
   if (buf.subarray(0, 8).toString() !== MAGIC)
     throw new InputError(`${path}: not a vellum training checkpoint`);
   const headerLength = buf.readUInt32LE(8);
-  const header = JSON.parse(buf.subarray(12, 12 + headerLength).toString()) as {
-    step: number;
-    tensors: { name: string; length: number }[];
-  };
+  let header: { step: number; tensors: { name: string; length: number }[] };
+  try {
+    header = JSON.parse(buf.subarray(12, 12 + headerLength).toString());
+  } catch (e) {
+    throw new InputError(`${path}: header is not valid JSON: ${fileErrorText(e)}`);
+  }
   let offset = 12 + headerLength;
   const read = (into: Vec, name: string) => {
     const bytes = into.length * 4;
     if (offset + bytes > buf.length)
-      throw new InputError(`${path}: truncated at byte ${offset} (tensor ${name})`);
+      throw new InputError(`${path}: truncated at byte ${offset} (tensor ${quoteFileString(name)})`);
     into.set(new Float32Array(buf.buffer.slice(buf.byteOffset + offset, buf.byteOffset + offset + bytes)));
     offset += bytes;
   };
@@ -50,7 +52,7 @@ export function loadCheckpoint(path: string, params: ParamSet, adam: AdamWState)
     const p = params.get(t.name);
     if (!p || p.value.length !== t.length) {
       throw new InputError(
-        `${path}: tensor ${t.name} (${t.length} values) does not match the configured model`,
+        `${path}: tensor ${showFileValue(t.name)} (${showFileValue(t.length)} values) does not match the configured model`,
       );
     }
     read(p.value, t.name);

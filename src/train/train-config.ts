@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { InputError } from "../model/errors.js";
+import { fileErrorText, InputError, showFileValue } from "../model/errors.js";
 
 /** A training run as data: `vellum train --config FILE` reads one of these (JSON). Paths are relative to the working directory. */
 export interface TrainConfig {
@@ -50,7 +50,7 @@ export function readTrainConfig(path: string): TrainConfig {
   try {
     raw = JSON.parse(readFileSync(path, "utf8"));
   } catch (err) {
-    throw new InputError(`${path}: cannot read the training config: ${(err as Error).message}`);
+    throw new InputError(`${path}: cannot read the training config: ${fileErrorText(err)}`);
   }
   const fail = (key: string, problem: string): never => {
     throw new InputError(`${path}: "${key}" ${problem}`);
@@ -65,7 +65,7 @@ export function readTrainConfig(path: string): TrainConfig {
   const num = (key: string, min: number, integer = false) => {
     const v = get(key);
     if (typeof v !== "number" || !Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
-      fail(key, `must be ${integer ? "an integer" : "a number"} ≥ ${min} (got ${JSON.stringify(v)})`);
+      fail(key, `must be ${integer ? "an integer" : "a number"} ≥ ${min} (got ${showFileValue(v)})`);
     }
     return v as number;
   };

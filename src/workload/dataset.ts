@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { InputError } from "../model/errors.js";
+import { fileErrorText, InputError } from "../model/errors.js";
 import type { WorkloadRandom } from "./random.js";
 
 /** One prompt of a workload. Token ids are what the simulator schedules and what completions requests send. */
@@ -107,7 +107,7 @@ function sharegptPrompts(o: DatasetOptions, random: WorkloadRandom): WorkloadPro
   try {
     data = JSON.parse(readFileSync(path, "utf8"));
   } catch (err) {
-    throw new InputError(`${path}: cannot read as JSON: ${(err as Error).message}`);
+    throw new InputError(`${path}: cannot read as JSON: ${fileErrorText(err)}`);
   }
   if (!Array.isArray(data)) throw new InputError(`${path}: expected a JSON array of conversations`);
   const order = data.map((_, i) => i);

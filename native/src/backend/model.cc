@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
 
 #include "ops.h"
 #include "parallel-matmul.h"
@@ -30,6 +31,17 @@ Model::Model(const ModelConfig& config, ModelWeights weights, const Kernels& ker
 }
 
 std::vector<const Weight*> Model::matrices() const { return matricesOf(w_); }
+
+size_t Model::bytesReadIn(const uint8_t* begin, const uint8_t* end) const {
+  std::vector<const Weight*> read = {&w_.embedding};
+  for (const Weight* m : matrices())
+    if (!m->interleaved) read.push_back(m);
+  std::set<const uint8_t*> counted;
+  size_t total = 0;
+  for (const Weight* w : read)
+    if (w->data >= begin && w->data < end && counted.insert(w->data).second) total += rowBytes(w->dtype, w->cols) * w->rows;
+  return total;
+}
 
 template <class F>
 void Model::parallelFor(int64_t n, F&& f) {

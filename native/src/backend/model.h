@@ -92,6 +92,9 @@ class Model {
   const ModelConfig& config() const { return c_; }
   // The matmul weights, with Weight::interleaved set where the kernels read a copy.
   std::vector<const Weight*> matrices() const;
+  // Bytes of the weights the kernels read in place inside [begin, end): the embedding and every matrix without an
+  // interleaved copy, each counted once (a tied classifier is the embedding).
+  size_t bytesReadIn(const uint8_t* begin, const uint8_t* end) const;
   const Kernels& kernels() const { return k_; }
   int threads() const { return pool_.size(); }
 

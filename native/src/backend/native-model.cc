@@ -152,7 +152,8 @@ Napi::Function NativeModel::Define(Napi::Env env) {
                       InstanceMethod<&NativeModel::Forward>("forward"),
                       InstanceAccessor<&NativeModel::KernelPath>("kernelPath"),
                       InstanceAccessor<&NativeModel::Threads>("threads"),
-                      StaticValue("configFields", configFields)});
+                      StaticValue("configFields", configFields),
+                      InstanceAccessor<&NativeModel::MappedWeightBytes>("mappedWeightBytes")});
 }
 
 NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {
@@ -262,6 +263,11 @@ Napi::Value NativeModel::KernelPath(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeModel::Threads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), model_->threads());
+}
+
+Napi::Value NativeModel::MappedWeightBytes(const Napi::CallbackInfo& info) {
+  const size_t bytes = file_ ? model_->bytesReadIn(file_->data(), file_->data() + file_->size()) : 0;
+  return Napi::Number::New(info.Env(), static_cast<double>(bytes));
 }
 
 }  // namespace vellum::backend

@@ -12,6 +12,8 @@
 //     → Promise<Float32Array> [logitsIndices.length, vocabSize], computed on the addon's threads
 //   kernelPath, threads (getters)
 //   NativeModel.configFields: the config's field names
+//   mappedWeightBytes (getter): bytes of the mapped file the kernels read in place (0 without a file); the page cache
+//                      holds them as they are used, and free-memory figures count them as free until then
 #pragma once
 
 #include <napi.h>
@@ -34,6 +36,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value Forward(const Napi::CallbackInfo& info);
   Napi::Value KernelPath(const Napi::CallbackInfo& info);
   Napi::Value Threads(const Napi::CallbackInfo& info);
+  Napi::Value MappedWeightBytes(const Napi::CallbackInfo& info);
 
   std::unique_ptr<MappedFile> file_;
   Napi::ObjectReference spec_;  // keeps the weights' JS buffers alive

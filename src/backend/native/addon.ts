@@ -71,6 +71,8 @@ export type KernelPath = (typeof kernelPathNames)[number];
 export interface NativeModel {
   readonly kernelPath: string;
   readonly threads: number;
+  /** Bytes of the mapped file the kernels read in place (weights without an interleaved copy); 0 without a file. */
+  readonly mappedWeightBytes: number;
   initKvCache(numBlocks: number, blockSize: number, dtype: KvCacheDtype): void;
   forward(
     tokenIds: Int32Array,

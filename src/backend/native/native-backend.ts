@@ -47,6 +47,10 @@ export class NativeBackend implements Backend {
     return this.model.threads;
   }
 
+  get mappedWeightBytes(): number {
+    return this.model.mappedWeightBytes;
+  }
+
   initKvCache({ numBlocks, blockSize, dtype }: KvCacheSpec): void {
     this.model.initKvCache(numBlocks, blockSize, dtype);
   }

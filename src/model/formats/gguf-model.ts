@@ -6,7 +6,7 @@
 import { basename } from "node:path";
 import { type Architecture, expectedTensors, type ModelConfig, tensorNames } from "../config.js";
 import { dequantize, dtypeLayout, quantize } from "../dtype.js";
-import { InputError } from "../errors.js";
+import { InputError, quoteFileString } from "../errors.js";
 import type { LoadedModel } from "../model.js";
 import { reorderRopeRows } from "../rope-order.js";
 import type { DType, Tensor } from "../tensor.js";
@@ -46,11 +46,21 @@ export function loadGgufModel(path: string): LoadedModel {
   const meta = new Metadata(file);
   const arch = meta.string("general.architecture");
   if (arch !== "llama" && arch !== "qwen2") {
-    throw meta.error("general.architecture", `is "${arch}": only llama and qwen2 are supported`);
+    throw meta.error(
+      "general.architecture",
+      `is ${quoteFileString(arch)}: only llama and qwen2 are supported`,
+    );
   }
   const vocab = readVocab(meta);
   const infos = new Map(file.tensors.map((t) => [t.name, t]));
   const config = readConfig(meta, arch, vocab.tokens.length, (name) => infos.has(name));
+  // Checked before listing the expected tensors: a corrupt count would list billions of them.
+  if (config.nLayers > file.tensors.length) {
+    throw meta.error(
+      `${arch}.block_count`,
+      `is ${config.nLayers}, but the file holds only ${file.tensors.length} tensors`,
+    );
+  }
 
   const expected = expectedTensors(config);
   const toRead: GgufTensorInfo[] = [];
@@ -65,7 +75,9 @@ export function loadGgufModel(path: string): LoadedModel {
   for (const name of infos.keys()) {
     // Ignoring a tensor such as rope_freqs.weight (Llama 3 RoPE scaling) would silently compute something else.
     if (!expected.has(name)) {
-      throw new InputError(`${path}: tensor "${name}" is not supported (not part of a plain ${arch} model)`);
+      throw new InputError(
+        `${path}: tensor ${quoteFileString(name)} is not supported (not part of a plain ${arch} model)`,
+      );
     }
   }
 
@@ -117,7 +129,7 @@ function readConfig(
   }
   const ropeScaling = meta.optional(`${arch}.rope.scaling.type`, "string");
   if (ropeScaling !== undefined && ropeScaling !== "none") {
-    throw meta.error(`${arch}.rope.scaling.type`, `"${ropeScaling}" is not supported`);
+    throw meta.error(`${arch}.rope.scaling.type`, `${quoteFileString(ropeScaling)} is not supported`);
   }
   const declaredVocab = optionalCount("vocab_size");
   if (declaredVocab !== undefined && declaredVocab !== vocabSize) {
@@ -161,7 +173,7 @@ function readVocab(meta: Metadata): VocabSpec {
   if (model !== "llama" && model !== "gpt2") {
     throw meta.error(
       "tokenizer.ggml.model",
-      `is "${model}": only llama (SentencePiece) and gpt2 (byte-level BPE) are supported`,
+      `is ${quoteFileString(model)}: only llama (SentencePiece) and gpt2 (byte-level BPE) are supported`,
     );
   }
   const tokens = meta.strings("tokenizer.ggml.tokens");
@@ -205,6 +217,11 @@ function describe(v: GgufValue): string {
 
 function isNumberType(type: GgufValueType): boolean {
   return type !== "string" && type !== "bool" && type !== "array";
+}
+
+/** The number types whose values are JS numbers (64-bit integers are bigints). */
+function isSmallNumberType(type: GgufValueType): boolean {
+  return isNumberType(type) && type !== "uint64" && type !== "int64";
 }
 
 type ScalarOf<T extends "string" | "bool"> = T extends "string" ? string : boolean;
@@ -267,12 +284,12 @@ class Metadata {
     return v.value;
   }
 
-  /** An array of any number type (scores are float32, token types int32), or undefined when absent. */
+  /** An array of any number type up to 32 bits (scores are float32, token types int32), or undefined when absent. */
   optionalNumbers(key: string): number[] | undefined {
     if (!this.has(key)) return undefined;
     const v = this.get(key);
-    if (v.type !== "array" || !isNumberType(v.itemType)) {
-      throw this.error(key, `is ${describe(v)}, expected an array of numbers`);
+    if (v.type !== "array" || !isSmallNumberType(v.itemType)) {
+      throw this.error(key, `is ${describe(v)}, expected an array of 8- to 32-bit numbers`);
     }
     return v.value as number[];
   }

@@ -16,7 +16,7 @@
 import { constants as bufferConstants } from "node:buffer";
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { dtypeLayout, dtypeOfGgmlType, ggmlTypeName, tensorBytes } from "../dtype.js";
-import { InputError } from "../errors.js";
+import { InputError, quoteFileString } from "../errors.js";
 import type { DType, Tensor } from "../tensor.js";
 
 // ---- typed metadata values ----
@@ -80,6 +80,8 @@ export interface GgufFile {
 
 /** Limits that stop a corrupt length from allocating gigabytes; far above anything a real model holds. */
 const maxStringBytes = 1 << 26;
+/** llama.cpp's GGML_MAX_NAME: tensor names are at most 63 bytes (its reader refuses longer ones too). */
+export const ggufMaxTensorNameBytes = 63;
 const maxArrayItems = 1 << 24;
 const maxArrayNesting = 8;
 const maxDims = 4;
@@ -178,8 +180,9 @@ class FileCursor {
     return n;
   }
 
-  string(): string {
-    const length = this.count("string length", 1, maxStringBytes);
+  /** A string of at most `limit` bytes; a longer length is refused before anything is read or decoded. */
+  string(what = "string length", limit = maxStringBytes): string {
+    const length = this.count(what, 1, limit);
     return this.read(length, (b, at) => b.toString("utf8", at, at + length));
   }
 }
@@ -223,7 +226,7 @@ function parseHeader(c: FileCursor): GgufFile {
     c.context = `metadata pair ${i}`;
     const keyAt = c.pos;
     const key = c.string();
-    c.context = `metadata key "${key}"`;
+    c.context = `metadata key ${quoteFileString(key)}`;
     if (metadata.has(key)) c.fail("duplicate key", keyAt);
     const type = readValueType(c);
     const valueAt = c.pos;
@@ -238,8 +241,8 @@ function parseHeader(c: FileCursor): GgufFile {
   for (let i = 0; i < tensorCount; i++) {
     c.context = `tensor info ${i}`;
     const nameAt = c.pos;
-    const name = c.string();
-    c.context = `tensor info of "${name}"`;
+    const name = c.string("tensor name length", ggufMaxTensorNameBytes);
+    c.context = `tensor info of ${quoteFileString(name)}`;
     if (names.has(name)) c.fail("duplicate tensor name", nameAt);
     names.add(name);
     const shape = readShape(c);
@@ -272,7 +275,7 @@ function parseHeader(c: FileCursor): GgufFile {
     t.fileOffset = dataOffset + relativeOffsets[i].offset;
     const end = t.fileOffset + t.byteLength;
     if (end > c.size) {
-      c.context = `tensor info of "${t.name}"`;
+      c.context = `tensor info of ${quoteFileString(t.name)}`;
       c.fail(
         `tensor data (bytes ${t.fileOffset}..${end}) runs past the end of the file (${c.size} bytes)`,
         relativeOffsets[i].at,
@@ -387,7 +390,7 @@ function alignUp(n: number, alignment: number): number {
 export function readGgufTensor(file: GgufFile, info: GgufTensorInfo): Tensor {
   if (info.byteLength > bufferConstants.MAX_LENGTH) {
     throw new InputError(
-      `${file.path}: tensor "${info.name}" has ${info.byteLength} bytes, more than one buffer can hold`,
+      `${file.path}: tensor ${quoteFileString(info.name)} has ${info.byteLength} bytes, more than one buffer can hold`,
     );
   }
   const data = new Uint8Array(info.byteLength);
@@ -398,7 +401,7 @@ export function readGgufTensor(file: GgufFile, info: GgufTensorInfo): Tensor {
       const read = readSync(fd, data, got, Math.min(data.length - got, 1 << 30), info.fileOffset + got);
       if (read === 0) {
         throw new InputError(
-          `${file.path}: file ended at byte ${info.fileOffset + got} inside tensor "${info.name}"`,
+          `${file.path}: file ended at byte ${info.fileOffset + got} inside tensor ${quoteFileString(info.name)}`,
         );
       }
       got += read;

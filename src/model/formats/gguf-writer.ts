@@ -12,6 +12,7 @@ import {
   type GgufValue,
   type GgufValueType,
   ggufDefaultAlignment,
+  ggufMaxTensorNameBytes,
   ggufValueTypes,
 } from "./gguf-reader.js";
 
@@ -24,8 +25,6 @@ export interface GgufTensorEntry {
   data: () => Uint8Array;
 }
 
-/** llama.cpp's GGML_MAX_NAME: tensor names are at most 63 bytes. */
-const maxTensorNameBytes = 63;
 const utf8 = new TextEncoder();
 
 /** Integer ranges of the GGUF integer types that are JS numbers. */
@@ -105,8 +104,8 @@ function alignmentOf(metadata: Map<string, GgufValue>): number {
 
 function checkTensorEntry(t: GgufTensorEntry, names: Set<string>): void {
   const nameBytes = utf8.encode(t.name).length;
-  if (nameBytes === 0 || nameBytes > maxTensorNameBytes) {
-    throw new RangeError(`GGUF tensor name "${t.name}" must be 1 to ${maxTensorNameBytes} bytes`);
+  if (nameBytes === 0 || nameBytes > ggufMaxTensorNameBytes) {
+    throw new RangeError(`GGUF tensor name "${t.name}" must be 1 to ${ggufMaxTensorNameBytes} bytes`);
   }
   if (names.has(t.name)) throw new RangeError(`GGUF tensor "${t.name}" appears twice`);
   names.add(t.name);

@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { type Architecture, expectedTensors, type ModelConfig, tensorNames } from "../config.js";
 import { dequantize, quantize } from "../dtype.js";
-import { InputError } from "../errors.js";
+import { fileErrorText, InputError, quoteFileString, showFileValue } from "../errors.js";
 import type { LoadedModel } from "../model.js";
 import { reorderRopeRows } from "../rope-order.js";
 import type { Tensor } from "../tensor.js";
@@ -67,27 +67,27 @@ export function readHfConfig(path: string): ModelConfig {
     const v = raw[key] ?? fallback;
     if (v === undefined) throw fail(key, "is missing");
     if (!Number.isSafeInteger(v) || (v as number) < 1)
-      throw fail(key, `is ${JSON.stringify(v)}, expected a positive integer`);
+      throw fail(key, `is ${showFileValue(v)}, expected a positive integer`);
     return v as number;
   };
   const positive = (key: string, fallback: number): number => {
     const v = raw[key] ?? fallback;
     if (typeof v !== "number" || !(v > 0))
-      throw fail(key, `is ${JSON.stringify(v)}, expected a positive number`);
+      throw fail(key, `is ${showFileValue(v)}, expected a positive number`);
     return v;
   };
   const flag = (key: string, fallback: boolean): boolean => {
     const v = raw[key] ?? fallback;
-    if (typeof v !== "boolean") throw fail(key, `is ${JSON.stringify(v)}, expected true or false`);
+    if (typeof v !== "boolean") throw fail(key, `is ${showFileValue(v)}, expected true or false`);
     return v;
   };
 
   const architecture = architectureOf(path, raw);
   // Features with no place in ModelConfig: loading anyway would compute a different model.
   if (raw.rope_scaling != null)
-    throw fail("rope_scaling", `(${JSON.stringify(raw.rope_scaling)}) is not supported`);
+    throw fail("rope_scaling", `(${showFileValue(raw.rope_scaling)}) is not supported`);
   if ((raw.hidden_act ?? "silu") !== "silu")
-    throw fail("hidden_act", `is ${JSON.stringify(raw.hidden_act)}; only silu is supported`);
+    throw fail("hidden_act", `is ${showFileValue(raw.hidden_act)}; only silu is supported`);
   if (raw.use_sliding_window === true)
     throw fail("use_sliding_window", "is true; sliding-window attention is not supported");
   if (raw.mlp_bias === true) throw fail("mlp_bias", "is true; MLP biases are not supported");
@@ -128,8 +128,8 @@ function architectureOf(path: string, raw: Record<string, unknown>): Architectur
   }
   const what =
     raw.model_type !== undefined
-      ? `model_type ${JSON.stringify(raw.model_type)}`
-      : `architectures ${JSON.stringify(raw.architectures)}`;
+      ? `model_type ${showFileValue(raw.model_type)}`
+      : `architectures ${showFileValue(raw.architectures)}`;
   throw new InputError(`${path}: ${what} is not supported (llama and qwen2 are)`);
 }
 
@@ -161,6 +161,13 @@ export function hfTensorNames(c: ModelConfig): Map<string, string> {
 function readWeights(dir: string, c: ModelConfig): Map<string, Tensor> {
   const checkpoint = SafetensorsCheckpoint.open(dir);
   try {
+    // Checked before listing the expected tensors: a corrupt count would list billions of them.
+    const count = [...checkpoint.names()].length;
+    if (c.nLayers > count) {
+      throw new InputError(
+        `${join(dir, "config.json")}: "num_hidden_layers" is ${c.nLayers}, but ${checkpoint.source} holds only ${count} tensors`,
+      );
+    }
     const hfNames = hfTensorNames(c);
     const wanted = new Map<string, { name: string; shape: number[] }>();
     for (const [name, shape] of expectedTensors(c)) wanted.set(hfNames.get(name) as string, { name, shape });
@@ -170,7 +177,7 @@ function readWeights(dir: string, c: ModelConfig): Map<string, Tensor> {
         hfName.endsWith(".rotary_emb.inv_freq") || (c.tiedEmbeddings && hfName === "lm_head.weight");
       if (!wanted.has(hfName) && !ignorable) {
         throw new InputError(
-          `${checkpoint.source}: tensor "${hfName}" is not supported (not part of a plain ${c.architecture} model)`,
+          `${checkpoint.source}: tensor ${quoteFileString(hfName)} is not supported (not part of a plain ${c.architecture} model)`,
         );
       }
     }
@@ -217,7 +224,7 @@ function readJsonObject(path: string): Record<string, unknown> {
   try {
     value = JSON.parse(readFileSync(path, "utf8"));
   } catch (e) {
-    throw new InputError(`${path}: not valid JSON: ${(e as Error).message}`);
+    throw new InputError(`${path}: not valid JSON: ${fileErrorText(e)}`);
   }
   if (typeof value !== "object" || value === null || Array.isArray(value))
     throw new InputError(`${path}: not a JSON object`);

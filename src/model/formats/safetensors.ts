@@ -13,7 +13,7 @@
  */
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { InputError } from "../errors.js";
+import { fileErrorText, InputError, quoteFileString, showFileValue } from "../errors.js";
 import { type DType, numElements, type Tensor } from "../tensor.js";
 
 /** Bytes per element of every safetensors dtype, so any valid file parses (only F32, F16, BF16 can be read as tensors). */
@@ -40,6 +40,11 @@ const nameOfDtype: Partial<Record<DType, string>> = { f32: "F32", f16: "F16", bf
 
 /** Headers beyond this are refused before being read (the reference implementation's limit). */
 const maxHeaderBytes = 100_000_000;
+/**
+ * A shard named in model.safetensors.index.json: a plain file name of printable characters (it becomes part of
+ * a path, and of messages), at most 255 characters as file systems allow.
+ */
+const shardFileName = /^[^/\\\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]{1,243}\.safetensors$/u;
 /** One readSync call moves at most this many bytes. */
 const readChunkBytes = 1 << 30;
 
@@ -80,11 +85,11 @@ export class SafetensorsFile {
 
   read(name: string): Tensor {
     const entry = this.entries.get(name);
-    if (!entry) throw new InputError(`${this.path}: no tensor "${name}"`);
+    if (!entry) throw new InputError(`${this.path}: no tensor ${quoteFileString(name)}`);
     const dtype = Object.hasOwn(dtypeOfName, entry.dtype) ? dtypeOfName[entry.dtype] : undefined;
     if (!dtype) {
       throw new InputError(
-        `${this.path}: tensor "${name}" has dtype ${entry.dtype}; only F32, F16 and BF16 are supported`,
+        `${this.path}: tensor ${quoteFileString(name)} has dtype ${entry.dtype}; only F32, F16 and BF16 are supported`,
       );
     }
     if (this.fd === undefined) throw new Error(`${this.path}: read after close`);
@@ -122,7 +127,7 @@ function readHeader(
   try {
     header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(headerBytes));
   } catch (e) {
-    throw fail(`header (bytes 8-${dataStart - 1}) is not valid UTF-8 JSON: ${(e as Error).message}`);
+    throw fail(`header (bytes 8-${dataStart - 1}) is not valid UTF-8 JSON: ${fileErrorText(e)}`);
   }
   if (!isObject(header)) throw fail("header is not a JSON object");
 
@@ -149,16 +154,16 @@ function parseEntry(
   dataStart: number,
   fileSize: number,
 ): SafetensorsEntry {
-  const fail = (problem: string) => new InputError(`${path}: tensor "${name}": ${problem}`);
+  const fail = (problem: string) => new InputError(`${path}: tensor ${quoteFileString(name)}: ${problem}`);
   if (!isObject(value)) throw fail("header entry is not an object");
   const { dtype, shape, data_offsets: offsets } = value;
   if (typeof dtype !== "string" || !Object.hasOwn(elementBytes, dtype))
-    throw fail(`unknown dtype ${JSON.stringify(dtype)}`);
+    throw fail(`unknown dtype ${showFileValue(dtype)}`);
   if (!Array.isArray(shape) || !shape.every(isCount)) {
-    throw fail(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+    throw fail(`shape ${showFileValue(shape)} is not a list of non-negative integers`);
   }
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0] > offsets[1]) {
-    throw fail(`data_offsets ${JSON.stringify(offsets)} is not [begin, end] with 0 ≤ begin ≤ end`);
+    throw fail(`data_offsets ${showFileValue(offsets)} is not [begin, end] with 0 ≤ begin ≤ end`);
   }
   const [begin, end] = offsets as number[];
   const byteLength = numElements(shape) * elementBytes[dtype];
@@ -183,7 +188,7 @@ function checkNoOverlap(path: string, entries: SafetensorsEntry[], dataStart: nu
       const range = (e: SafetensorsEntry) =>
         `[${e.offset - dataStart}, ${e.offset - dataStart + e.byteLength}]`;
       throw new InputError(
-        `${path}: tensors "${previous.name}" ${range(previous)} and "${sorted[i].name}" ${range(sorted[i])} overlap`,
+        `${path}: tensors ${quoteFileString(previous.name)} ${range(previous)} and ${quoteFileString(sorted[i].name)} ${range(sorted[i])} overlap`,
       );
     }
   }
@@ -212,7 +217,7 @@ export class SafetensorsCheckpoint {
     try {
       index = JSON.parse(readFileSync(indexPath, "utf8"));
     } catch (e) {
-      throw new InputError(`${indexPath}: not valid JSON: ${(e as Error).message}`);
+      throw new InputError(`${indexPath}: not valid JSON: ${fileErrorText(e)}`);
     }
     const weightMap = isObject(index) ? index.weight_map : undefined;
     if (!isObject(weightMap)) throw new InputError(`${indexPath}: no "weight_map" object`);
@@ -221,21 +226,23 @@ export class SafetensorsCheckpoint {
     const fileOf = new Map<string, SafetensorsFile>();
     try {
       for (const [name, shardName] of Object.entries(weightMap)) {
-        if (typeof shardName !== "string" || !/^[^/\\]+\.safetensors$/.test(shardName)) {
+        if (typeof shardName !== "string" || !shardFileName.test(shardName)) {
           throw new InputError(
-            `${indexPath}: tensor "${name}" maps to ${JSON.stringify(shardName)}, not a shard file name`,
+            `${indexPath}: tensor ${quoteFileString(name)} maps to ${showFileValue(shardName)}, not a shard file name`,
           );
         }
         let shard = shards.get(shardName);
         if (!shard) {
           const shardPath = join(dir, shardName);
           if (!existsSync(shardPath))
-            throw new InputError(`${indexPath}: shard ${shardName} (of tensor "${name}") not found`);
+            throw new InputError(
+              `${indexPath}: shard ${shardName} (of tensor ${quoteFileString(name)}) not found`,
+            );
           shard = SafetensorsFile.open(shardPath);
           shards.set(shardName, shard);
         }
         if (!shard.entries.has(name))
-          throw new InputError(`${shard.path}: no tensor "${name}" (listed in ${indexPath})`);
+          throw new InputError(`${shard.path}: no tensor ${quoteFileString(name)} (listed in ${indexPath})`);
         fileOf.set(name, shard);
       }
     } catch (e) {
@@ -258,7 +265,7 @@ export class SafetensorsCheckpoint {
 
   read(name: string): Tensor {
     const file = this.fileOf.get(name);
-    if (!file) throw new InputError(`${this.source}: no tensor "${name}"`);
+    if (!file) throw new InputError(`${this.source}: no tensor ${quoteFileString(name)}`);
     return file.read(name);
   }
 

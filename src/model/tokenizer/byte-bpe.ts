@@ -1,4 +1,4 @@
-import { InputError } from "../errors.js";
+import { InputError, quoteFileString } from "../errors.js";
 import { mergeSymbols } from "./bpe-merge.js";
 import { byteToChar, charToByte } from "./byte-unicode.js";
 import { type PreTokenizerPattern, preTokenizerPattern } from "./pretokenize-patterns.js";
@@ -70,7 +70,9 @@ export class ByteLevelBpeTokenizer implements Tokenizer {
     }
     (spec.merges ?? []).forEach((line, rank) => {
       if (line.split(" ").length !== 2) {
-        throw new InputError(`${source}: merge ${rank} "${line}" is not two tokens separated by one space`);
+        throw new InputError(
+          `${source}: merge ${rank} ${quoteFileString(line)} is not two tokens separated by one space`,
+        );
       }
       if (!this.mergeRanks.has(line)) this.mergeRanks.set(line, rank);
     });

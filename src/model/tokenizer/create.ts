@@ -1,4 +1,4 @@
-import { InputError } from "../errors.js";
+import { InputError, showFileValue } from "../errors.js";
 import { ByteLevelBpeTokenizer } from "./byte-bpe.js";
 import { SentencePieceTokenizer } from "./sentencepiece.js";
 import type { Tokenizer, VocabSpec } from "./tokenizer.js";
@@ -15,7 +15,7 @@ export function createTokenizer(spec: VocabSpec, source = "tokenizer"): Tokenize
       return new ByteLevelBpeTokenizer(spec, source);
     default:
       throw new InputError(
-        `${source}: unsupported tokenizer model "${(spec as { model: unknown }).model}" (supported: llama, gpt2)`,
+        `${source}: unsupported tokenizer model ${showFileValue((spec as { model: unknown }).model)} (supported: llama, gpt2)`,
       );
   }
 }

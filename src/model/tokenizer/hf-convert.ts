@@ -1,4 +1,4 @@
-import { InputError } from "../errors.js";
+import { InputError, quoteFileString, showFileValue } from "../errors.js";
 import { preNameOfHfPattern, preTokenizerPattern } from "./pretokenize-patterns.js";
 import { SPACE_MARK, sentencePieceTokenTypes } from "./sentencepiece.js";
 import { TokenType, type VocabSpec } from "./tokenizer.js";
@@ -243,12 +243,14 @@ export function vocabFromTokenizerJson(
   const tj = json as HfTokenizerJson;
   const model = tj.model;
   if (model?.type !== "BPE" || typeof model.vocab !== "object" || model.vocab === null) {
-    throw new InputError(`${source}: unsupported tokenizer model "${model?.type}" (supported: BPE)`);
+    throw new InputError(
+      `${source}: unsupported tokenizer model ${showFileValue(model?.type)} (supported: BPE)`,
+    );
   }
   const tokens: string[] = [];
   for (const [token, id] of Object.entries(model.vocab)) {
     if (!Number.isInteger(id) || id < 0)
-      throw new InputError(`${source}: token "${token}" has invalid id ${id}`);
+      throw new InputError(`${source}: token ${quoteFileString(token)} has invalid id ${showFileValue(id)}`);
     tokens[id] = token;
   }
   const added = new Map<number, boolean>();

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Tokenizer as HfJsTokenizer } from "@huggingface/tokenizers";
-import { InputError } from "../errors.js";
+import { fileErrorText, InputError } from "../errors.js";
 import { configTokenText, type HfTokenizerConfig } from "./hf-convert.js";
 import { checkTokenId } from "./token-bytes.js";
 import type { Tokenizer } from "./tokenizer.js";
@@ -42,7 +42,7 @@ export class HfTokenizer implements Tokenizer {
     try {
       this.hf = new HfJsTokenizer(json, config);
     } catch (e) {
-      throw new InputError(`${source}: cannot build tokenizer: ${oneLine(e)}`);
+      throw new InputError(`${source}: cannot build tokenizer: ${fileErrorText(e)}`);
     }
     let maxId = -1;
     for (const id of this.hf.get_vocab(true).values()) maxId = Math.max(maxId, id);
@@ -103,7 +103,7 @@ function readJson(path: string, required: boolean): unknown {
   try {
     return JSON.parse(readFileSync(path, "utf8"));
   } catch (e) {
-    throw new InputError(`${path}: not valid JSON: ${oneLine(e)}`);
+    throw new InputError(`${path}: not valid JSON: ${fileErrorText(e)}`);
   }
 }
 
@@ -111,8 +111,4 @@ function readJson(path: string, required: boolean): unknown {
 function pickChatTemplate(value: HfTokenizerConfig["chat_template"]): string | undefined {
   if (typeof value === "string") return value;
   return value?.find((t) => t.name === "default")?.template;
-}
-
-function oneLine(e: unknown): string {
-  return (e instanceof Error ? e.message : String(e)).replace(/\s+/g, " ").trim();
 }
