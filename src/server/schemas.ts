@@ -33,6 +33,20 @@ const samplingFields = {
   user: z.string().nullish(),
 };
 
+/**
+ * Whether special-token text in a prompt string becomes control tokens (llama.cpp's name); the server's
+ * --no-parse-special sets the default.
+ */
+const parseSpecial = z.boolean().nullish();
+
+/** Chat content is always plain text, so a chat request that asks for parse_special is refused. */
+const noParseSpecial = z
+  .undefined({
+    error:
+      "chat message content is always plain text; parse_special applies to prompts (/v1/completions, /tokenize with prompt)",
+  })
+  .optional();
+
 export const completionBody = z.object({
   ...samplingFields,
   prompt: z.union(
@@ -43,6 +57,7 @@ export const completionBody = z.object({
   ),
   logprobs: z.number().int().min(0).nullish(),
   echo: z.boolean().nullish(),
+  parse_special: parseSpecial,
 });
 export type CompletionBody = z.infer<typeof completionBody>;
 
@@ -60,19 +75,26 @@ export const chatBody = z.object({
   max_completion_tokens: optionalInt,
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().min(0).max(20).nullish(),
+  parse_special: noParseSpecial,
 });
 export type ChatBody = z.infer<typeof chatBody>;
 export type ChatBodyMessage = z.infer<typeof message>;
 
-/** vLLM's /tokenize: a prompt, or chat messages rendered with the model's template. */
-export const tokenizeBody = z.union([
-  z.object({ model: z.string().nullish(), prompt: z.string(), add_special_tokens: z.boolean().nullish() }),
-  z.object({
-    model: z.string().nullish(),
-    messages,
-    add_generation_prompt: z.boolean().nullish(),
-    add_special_tokens: z.boolean().nullish(),
-  }),
-]);
+/** vLLM's /tokenize of a prompt. */
+export const tokenizePromptBody = z.object({
+  model: z.string().nullish(),
+  prompt: z.string(),
+  add_special_tokens: z.boolean().nullish(),
+  parse_special: parseSpecial,
+});
+
+/** vLLM's /tokenize of chat messages, rendered with the model's template. */
+export const tokenizeChatBody = z.object({
+  model: z.string().nullish(),
+  messages,
+  add_generation_prompt: z.boolean().nullish(),
+  add_special_tokens: z.boolean().nullish(),
+  parse_special: noParseSpecial,
+});
 
 export const detokenizeBody = z.object({ model: z.string().nullish(), tokens: tokenIds });

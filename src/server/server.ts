@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from "fastify";
 import type { AsyncEngine } from "../engine/async-engine.js";
 import type { LoadedModel } from "../model/model.js";
+import { OffThreadTokenizer } from "../model/tokenizer/off-thread.js";
 import { chatCompletions } from "./chat.js";
 import { completions } from "./completions.js";
 import type { ServerContext } from "./context.js";
@@ -18,6 +19,11 @@ export interface ServerOptions {
   apiKey?: string;
   /** Most completions waiting + running; beyond it new requests get 503 with Retry-After. */
   maxQueue?: number;
+  /**
+   * Default of the request field parse_special: special-token text in a completion prompt becomes control
+   * tokens (default true, as in vLLM). Chat message content is plain text either way.
+   */
+  parseSpecial?: boolean;
   /** Sends Access-Control-Allow-Origin with this value and answers preflight requests. */
   corsOrigin?: string;
   /** Largest request body in bytes (413 above it); default 1 MiB. */
@@ -48,6 +54,8 @@ export function buildServer(
     engine,
     model,
     servedModelName: options.servedModelName ?? model.name,
+    encoder: new OffThreadTokenizer(model.tokenizer),
+    parseSpecial: options.parseSpecial ?? true,
     maxQueue: options.maxQueue,
     inflight: new Set(),
   };
@@ -85,6 +93,7 @@ export function buildServer(
     }
   });
   app.addHook("onResponse", async (request, reply) => logRequest(request, reply));
+  app.addHook("onClose", () => ctx.encoder.close());
   app.setErrorHandler((err, request, reply) => {
     const apiError = toApiError(err);
     if (apiError.status >= 500) request.log.error(err);
@@ -115,7 +124,7 @@ export function buildServer(
   }));
   app.post("/v1/completions", (request, reply) => completions(ctx, request, reply));
   app.post("/v1/chat/completions", (request, reply) => chatCompletions(ctx, request, reply));
-  app.post("/tokenize", async (request) => tokenize(ctx, request));
+  app.post("/tokenize", (request) => tokenize(ctx, request));
   app.post("/detokenize", async (request) => detokenize(ctx, request));
 
   return {
