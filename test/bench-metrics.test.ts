@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { arrivalTimes } from "../src/bench/serve/arrivals.js";
-import { makePrompts } from "../src/bench/serve/dataset.js";
+import { arrivalTimes } from "../src/workload/arrivals.js";
+import { makePrompts } from "../src/workload/dataset.js";
 import {
   mean,
   meetsSlo,
@@ -10,8 +10,8 @@ import {
   std,
   summarize,
   tpot,
-} from "../src/bench/serve/metrics.js";
-import { WorkloadRandom } from "../src/bench/serve/random.js";
+} from "../src/workload/metrics.js";
+import { WorkloadRandom } from "../src/workload/random.js";
 
 /** A request sent at `send` whose tokens arrive at the given absolute times (seconds). */
 function timeline(send: number, tokenTimes: number[], promptTokens = 10): RequestRecord {

@@ -3,13 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { BenchRun } from "../src/bench/serve/bench-serve.js";
-import { parseCompare } from "../src/bench/serve/compare.js";
 import { formatComparison } from "../src/bench/serve/compare-table.js";
-import { makePrompts } from "../src/bench/serve/dataset.js";
 import { htmlReport } from "../src/bench/serve/html-report.js";
-import { type RequestRecord, summarize } from "../src/bench/serve/metrics.js";
-import { WorkloadRandom } from "../src/bench/serve/random.js";
 import { formatSummary } from "../src/bench/serve/report-text.js";
+import { parseCompare } from "../src/workload/compare.js";
+import { makePrompts } from "../src/workload/dataset.js";
+import { type RequestRecord, summarize } from "../src/workload/metrics.js";
+import { WorkloadRandom } from "../src/workload/random.js";
 
 const record = (send: number, ttft: number, gaps: number[]): RequestRecord => ({
   success: true,

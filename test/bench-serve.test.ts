@@ -3,8 +3,8 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { benchServe } from "../src/bench/serve/bench-serve.js";
 import { checkServer, normalizeBaseUrl } from "../src/bench/serve/client.js";
-import { type WorkloadFlags, workloadFrom } from "../src/bench/serve/workload-options.js";
 import { loadModel } from "../src/model/load.js";
+import { type WorkloadFlags, workloadFrom } from "../src/workload/workload.js";
 import { scrapeMetrics, startServer, type TestServer } from "./server-helpers.js";
 import { describeShared, stories260K } from "./shared-models.js";
 

@@ -85,6 +85,11 @@ describe("bad input gets one clear line and exit code 1", () => {
     }
   });
 
+  test("bench: a bad flag value is one line naming the flag (no help after it)", async () => {
+    const r = await vellum("bench", "latency", "--model", join(dir, "nope.gguf"), "--prompt", "many");
+    expectOneLineError(r, /--prompt.*'many' is invalid/);
+  });
+
   test("synth-model: unknown shape", async () => {
     const r = await vellum("synth-model", "--shape", "gpt-9", "--out", join(dir, "x.gguf"));
     expectOneLineError(r, /unknown shape "gpt-9"/);

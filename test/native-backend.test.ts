@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { loadNativeAddon } from "../src/backend/native/addon.js";
 import { NativeBackend } from "../src/backend/native/native-backend.js";
+import { nativeModelConfig, specFromTensors } from "../src/backend/native/native-spec.js";
 import { ReferenceBackend } from "../src/backend/reference/reference-backend.js";
 import { LLM } from "../src/engine/llm.js";
 import { writeGgufModel } from "../src/model/formats/gguf-model.js";
@@ -168,6 +169,23 @@ describe.skipIf(!built)("native backend", () => {
         /logits index/,
       );
       expect((await native.forward(batch())).length).toBe(512);
+    });
+
+    test("NativeModel reads exactly the config fields the TypeScript side sends", () => {
+      if (addon instanceof Error) throw addon;
+      const sent = Object.keys(nativeModelConfig(model.config)).sort();
+      expect([...addon.NativeModel.configFields].sort()).toEqual(sent);
+    });
+
+    test("a config field out of range is named", () => {
+      if (addon instanceof Error) throw addon;
+      const spec = specFromTensors(model.config, model.tensors, "tiny-test", 1, "auto");
+      expect(() => new addon.NativeModel({ ...spec, config: { ...spec.config, headDim: 1 } })).toThrow(
+        "config.headDim must be an integer ≥ 2",
+      );
+      expect(() => new addon.NativeModel({ ...spec, config: { ...spec.config, nKvHeads: 3 } })).toThrow(
+        "config.nHeads must be a multiple of nKvHeads",
+      );
     });
 
     test("a weight buffer shorter than its shape is an InputError naming the model", () => {

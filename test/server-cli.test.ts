@@ -5,6 +5,7 @@ import OpenAI from "openai";
 import { describe, expect, test } from "vitest";
 import { bundledModelPath } from "../src/cli/default-model.js";
 import { loadModel } from "../src/model/load.js";
+import { floodingChat, scrapeMetrics, stalledClient, waitFor } from "./server-helpers.js";
 import { describeShared, stories260K } from "./shared-models.js";
 
 const cli = join(import.meta.dirname, "..", "bin", "vellum.js");
@@ -134,6 +135,30 @@ describe.skipIf(!hasBundled)("vellum serve with no --model serves the bundled de
     s.child.kill("SIGTERM");
     expect(await s.exited).toBe(0);
   });
+
+  test("SIGTERM with clients that stopped reading: their connections are closed after --shutdown-timeout, exit 0", async () => {
+    const s = await serve("--shutdown-timeout", "1");
+    const clients = [0, 1].map(() => stalledClient(s.url, "/v1/chat/completions", floodingChat));
+    // Both streams generated to their end: about 7 MB each, unread, more than the socket buffers hold, so the
+    // rest (and the responses' end) waits in the server.
+    const finished = `vellum:request_success_total{finished_reason="length"}`;
+    await waitFor(
+      async () => (await scrapeMetrics(s.url)).get(finished) === 2 * floodingChat.n,
+      120_000,
+      "both streams generated",
+    );
+    const start = performance.now();
+    s.child.kill("SIGTERM");
+    expect(await s.exited).toBe(0);
+    const seconds = (performance.now() - start) / 1000;
+    if (process.env.SHOW)
+      console.log(
+        `vellum serve --shutdown-timeout 1, 2 clients not reading: exit 0 after ${seconds.toFixed(2)} s`,
+      );
+    // 1 s of grace, half a second for the aborted responses to flush, and slack for a busy machine.
+    expect(seconds).toBeLessThan(1.5 + 4);
+    for (const client of clients) client.destroy();
+  }, 180_000);
 });
 
 describe.skipIf(!hasBundled)("vellum serve --no-parse-special", () => {

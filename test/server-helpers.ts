@@ -1,4 +1,4 @@
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, connect, type Socket } from "node:net";
 import OpenAI from "openai";
 import { createEngine, type EngineOptions } from "../src/engine/create-engine.js";
 import type { LoadedModel } from "../src/model/model.js";
@@ -50,4 +50,79 @@ export async function scrapeMetrics(url: string): Promise<Map<string, number>> {
     samples.set(labels === "{}" || labels === "" ? m[1] : `${m[1]}${labels}`, Number(m[3]));
   }
   return samples;
+}
+
+/** One HTTP/1.1 request written byte for byte on a fresh connection: `target` goes out verbatim, unnormalized. */
+function rawRequest(url: string, method: string, target: string, headers: Record<string, string>, body = "") {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  const head = Object.entries({
+    host: `${hostname}:${port}`,
+    connection: "close",
+    "content-type": "application/json",
+    "content-length": String(Buffer.byteLength(body)),
+    ...headers,
+  }).map(([name, value]) => `${name}: ${value}\r\n`);
+  socket.write(`${method} ${target} HTTP/1.1\r\n${head.join("")}\r\n${body}`);
+  return socket;
+}
+
+/** Sends a request with `target` exactly as written and resolves with the response's status code. */
+export function rawStatus(
+  url: string,
+  method: string,
+  target: string,
+  headers: Record<string, string> = {},
+  body?: string,
+): Promise<number> {
+  const socket = rawRequest(url, method, target, headers, body);
+  let response = "";
+  socket.on("data", (data: Buffer) => {
+    response += data.toString("latin1");
+  });
+  return new Promise((resolve, reject) => {
+    socket.on("error", reject);
+    socket.on("close", () => {
+      const status = /^HTTP\/1\.1 (\d{3}) /.exec(response);
+      if (status) resolve(Number(status[1]));
+      else reject(new Error(`no HTTP status line in ${JSON.stringify(response.slice(0, 200))}`));
+    });
+  });
+}
+
+/**
+ * A stream of about 7 MB (20 choices × 220 tokens, each chunk carrying 20 alternatives' logprobs): more
+ * than the kernel's socket buffers take on loopback (about 4 MB), so the server's own buffers fill.
+ */
+export const floodingChat = {
+  messages: [{ role: "user", content: "hi" }],
+  n: 20,
+  max_tokens: 220,
+  ignore_eos: true,
+  logprobs: true,
+  top_logprobs: 20,
+  stream: true,
+};
+
+/**
+ * POSTs `body` and never reads the response: the socket is paused, so the kernel's buffers and then the
+ * server's fill up, as with a client that stopped reading a stream.
+ */
+export function stalledClient(url: string, path: string, body: unknown): Socket {
+  const socket = rawRequest(url, "POST", path, { connection: "keep-alive" }, JSON.stringify(body));
+  socket.pause();
+  return socket;
+}
+
+/** Polls `condition` every 10 ms until it holds; throws after `timeoutMs`. */
+export async function waitFor(
+  condition: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  what = "condition",
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }

@@ -1,15 +1,16 @@
 import { describe, expect, it } from "vitest";
-import type { WorkloadPrompt } from "../src/bench/serve/dataset.js";
-import { summarize } from "../src/bench/serve/metrics.js";
-import { type WorkloadFlags, workloadFrom } from "../src/bench/serve/workload-options.js";
 import type { SchedulerOutput } from "../src/core/scheduler-output.js";
 import { defaultEngineConfig, type EngineConfig } from "../src/engine/engine-config.js";
 import { CostModel } from "../src/sim/cost-model.js";
 import { hardwareProfile } from "../src/sim/hardware.js";
-import { forwardSeconds, type MeasuredRates, withMeasuredRates } from "../src/sim/measured-rates.js";
+import { forwardSeconds, withMeasuredRates } from "../src/sim/measured-rates.js";
 import { modelProfile } from "../src/sim/model-profile.js";
 import { simSetup } from "../src/sim/sim-setup.js";
 import { simulate } from "../src/sim/simulator.js";
+import type { MeasuredRates } from "../src/sim/types.js";
+import type { WorkloadPrompt } from "../src/workload/dataset.js";
+import { summarize } from "../src/workload/metrics.js";
+import { type WorkloadFlags, workloadFrom } from "../src/workload/workload.js";
 
 const engine = (o: Partial<EngineConfig> = {}): EngineConfig => ({
   ...defaultEngineConfig,

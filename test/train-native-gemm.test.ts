@@ -1,7 +1,7 @@
 import { expect, test } from "vitest";
+import { nativeAddon } from "../src/backend/native/addon.js";
 import { Rng } from "../src/runner/rng.js";
 import { jsGemm } from "../src/train/compute.js";
-import { nativeGemm } from "../src/train/native-gemm.js";
 
 const rng = new Rng(11);
 const random = (n: number) => Float32Array.from({ length: n }, () => rng.nextUint32() / 2 ** 31 - 1);
@@ -16,7 +16,7 @@ const shapes: [number, number, number][] = [
 ];
 
 test("native gemm equals plain matrix products for every transpose, accumulate, padding and thread count", () => {
-  const gemm = nativeGemm();
+  const { gemm } = nativeAddon();
   for (const [M, N, K] of shapes) {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
@@ -49,7 +49,7 @@ test("native gemm equals plain matrix products for every transpose, accumulate, 
 });
 
 test("native gemm works on subarray views (a matrix that starts inside a buffer)", () => {
-  const gemm = nativeGemm();
+  const { gemm } = nativeAddon();
   const buf = random(100);
   const A = buf.subarray(10, 10 + 2 * 3);
   const B = buf.subarray(50, 50 + 3 * 2);
@@ -61,7 +61,7 @@ test("native gemm works on subarray views (a matrix that starts inside a buffer)
 });
 
 test("native gemm refuses a matrix that does not fit its array instead of reading past it", () => {
-  const gemm = nativeGemm();
+  const { gemm } = nativeAddon();
   const small = new Float32Array(5);
   const ok = new Float32Array(16);
   expect(() => gemm(false, false, 2, 2, 3, small, 3, ok, 2, ok, 2, false, 1)).toThrow(/A does not fit/);

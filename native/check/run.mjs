@@ -8,7 +8,13 @@ const args = process.argv.slice(2);
 const only = args.includes("--static");
 const threads = args.find((a) => /^\d+$/.test(a)) ?? "4";
 const src = "native/src/backend";
-const sources = ["kernels-avx2", "kernels-avx512-vnni", "kernels-avx512-bf16", "kernels-scalar", "kernels-common"]
+const sources = [
+  "kernels-avx2",
+  "kernels-avx512-vnni",
+  "kernels-avx512-bf16",
+  "kernels-scalar",
+  "kernels-common",
+]
   .concat(["cpu-features", "parallel-matmul", "thread-pool"])
   .map((f) => `${src}/${f}.cc`);
 const out = "build/check/kernel-paths";

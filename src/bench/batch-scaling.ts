@@ -4,13 +4,26 @@
  * all the same; their values do not change the speed), so the benchmark measures decode steps only.
  * Usage: vellum bench batch-scaling --model FILE.gguf [--threads N] [--batches 1,4,16,64] [--out F]
  */
-import { benchOptions, loadBenchModel, median, stepBatch, timed, writeJson } from "./native-bench-setup.js";
+import { stepBatch } from "../workload/step-batch.js";
+import {
+  loadBenchModel,
+  median,
+  modelResultPath,
+  type NativeBenchOptions,
+  timed,
+  writeJson,
+} from "./native-bench-setup.js";
 
-export async function runBatchScaling(argv: string[]) {
-  const { opts, get } = benchOptions("batch-scaling", argv, { batches: "1,4,16,64", context: "256" });
-  const batches = get("batches").split(",").map(Number);
-  const context = Number(get("context"));
-  const { model, backend } = loadBenchModel(opts.model, opts.threads, opts.kvCacheDtype, opts.kernels);
+export interface BatchScalingOptions extends NativeBenchOptions {
+  /** Batch sizes, in the order they run (the first is the speedups' base). */
+  batches: number[];
+  /** Context tokens of every sequence. */
+  context: number;
+}
+
+export async function runBatchScaling(opts: BatchScalingOptions) {
+  const { batches, context } = opts;
+  const { model, backend } = loadBenchModel(opts);
   const blockSize = 16;
   const rows: { batch: number; stepSeconds: number; tokensPerSecond: number; speedup: number }[] = [];
   console.log(`${opts.model}: ${backend.kernelPath}, ${opts.threads} threads, ${context}-token contexts`);
@@ -40,7 +53,7 @@ export async function runBatchScaling(argv: string[]) {
       `${String(B).padStart(5)} | ${(step * 1000).toFixed(1).padStart(7)} | ${tps.toFixed(1).padStart(8)} | ${speedup.toFixed(2).padStart(9)}`,
     );
   }
-  writeJson(opts.out, {
+  writeJson(opts.out ?? modelResultPath("batch-scaling", opts.model, opts.threads), {
     model: opts.model,
     threads: opts.threads,
     kernelPath: backend.kernelPath,

@@ -4,28 +4,29 @@
  * = tokens/s × bytes read per token ÷ measured read bandwidth.
  * Usage: vellum bench latency --model FILE.gguf [--threads N] [--prompt 512] [--decode 32] [--out F]
  */
+import { stepBatch } from "../workload/step-batch.js";
 import {
-  benchOptions,
   gb,
   loadBenchModel,
   median,
+  modelResultPath,
+  type NativeBenchOptions,
   probe,
-  stepBatch,
   timed,
   writeJson,
 } from "./native-bench-setup.js";
 
-export async function runLatency(argv: string[]) {
-  const { opts, get } = benchOptions("latency", argv, { prompt: "512", decode: "32", runs: "3" });
-  const promptLen = Number(get("prompt"));
-  const decodeSteps = Number(get("decode"));
-  const runs = Number(get("runs"));
-  const { model, backend, weightBytes, kvBytes } = loadBenchModel(
-    opts.model,
-    opts.threads,
-    opts.kvCacheDtype,
-    opts.kernels,
-  );
+export interface LatencyOptions extends NativeBenchOptions {
+  /** Prompt tokens of the prefill. */
+  prompt: number;
+  /** Decode steps after it. */
+  decode: number;
+  runs: number;
+}
+
+export async function runLatency(opts: LatencyOptions) {
+  const { prompt: promptLen, decode: decodeSteps, runs } = opts;
+  const { model, backend, weightBytes, kvBytes } = loadBenchModel(opts);
   const bw = probe(opts.threads).readBytesPerSecond;
   const blockSize = 16;
   const blocks = Math.ceil((promptLen + decodeSteps) / blockSize);
@@ -63,5 +64,5 @@ export async function runLatency(argv: string[]) {
   console.log(
     `${prefillTps.toFixed(1).padStart(13)} | ${decodeTps.toFixed(2).padStart(12)} | ${gb(bytesPerToken).padStart(13)} | ${(bw / bytesPerToken).toFixed(2).padStart(14)} | ${roofline.toFixed(2).padStart(17)}`,
   );
-  writeJson(opts.out, result);
+  writeJson(opts.out ?? modelResultPath("latency", opts.model, opts.threads), result);
 }

@@ -10,26 +10,36 @@
 import type { Token } from "node-llama-cpp";
 import type { Backend } from "../backend/backend.js";
 import { NativeBackend } from "../backend/native/native-backend.js";
-import { benchOptions, loadBenchModel, median, stepBatch, timed, writeJson } from "./native-bench-setup.js";
+import { stepBatch } from "../workload/step-batch.js";
+import {
+  loadBenchModel,
+  median,
+  modelResultPath,
+  type NativeBenchOptions,
+  timed,
+  writeJson,
+} from "./native-bench-setup.js";
+
+export interface LlamaCppCompareOptions extends Omit<NativeBenchOptions, "threads"> {
+  /** vellum's thread counts; the best counts. */
+  threads: number[];
+  /** llama.cpp's thread counts; the best counts. */
+  peerThreads: number[];
+  /** Prompt tokens of the prefill. */
+  prompt: number;
+  /** Decode steps after it. */
+  decode: number;
+  runs: number;
+}
 
 interface Speeds {
   prefill: number[];
   decode: number[];
 }
 
-export async function runLlamaCppCompare(argv: string[]) {
-  const { opts, get } = benchOptions("llama-cpp-compare", argv, {
-    prompt: "512",
-    decode: "32",
-    runs: "3",
-    "peer-threads": "",
-  });
-  const ourThreads = opts.threadList;
-  const promptLen = Number(get("prompt"));
-  const decodeSteps = Number(get("decode"));
-  const runs = Number(get("runs"));
-  const peerThreads = (get("peer-threads") || `1,${opts.threads}`).split(",").map(Number);
-  const { model, backend } = loadBenchModel(opts.model, ourThreads[0], opts.kvCacheDtype, opts.kernels);
+export async function runLlamaCppCompare(opts: LlamaCppCompareOptions) {
+  const { threads: ourThreads, peerThreads, prompt: promptLen, decode: decodeSteps, runs } = opts;
+  const { model, backend } = loadBenchModel({ ...opts, threads: ourThreads[0] });
   const vocab = model.config.vocabSize;
   const blockSize = 16;
   const blocks = Math.ceil((promptLen + decodeSteps + 1) / blockSize);
@@ -101,7 +111,7 @@ export async function runLlamaCppCompare(argv: string[]) {
   console.log(
     `vellum / llama.cpp (best setting of each): prefill ${ratios.prefill.toFixed(2)}, decode ${ratios.decode.toFixed(2)}`,
   );
-  writeJson(opts.out, {
+  writeJson(opts.out ?? modelResultPath("llama-cpp-compare", opts.model, ourThreads[0]), {
     model: opts.model,
     promptTokens: promptLen,
     decodeTokens: decodeSteps,

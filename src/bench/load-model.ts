@@ -6,11 +6,9 @@
 import { statSync } from "node:fs";
 import { loadModel } from "../model/load.js";
 
-export async function runLoadModel(argv: string[]): Promise<void> {
-  const [path, flag, tokenizer] = argv;
-  if (!path) throw new Error("usage: vellum bench load-model MODEL [--tokenizer PATH]");
+export async function runLoadModel(path: string, options: { tokenizer?: string }): Promise<void> {
   const started = performance.now();
-  const model = loadModel(path, flag === "--tokenizer" ? { tokenizer } : {});
+  const model = loadModel(path, options);
   const openSeconds = (performance.now() - started) / 1000;
   let bytes = 0;
   for (const t of model.tensors.values()) bytes += t.data.byteLength;

@@ -18,7 +18,6 @@
  */
 import { writeFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
-import { parseArgs } from "node:util";
 import { type BackendName, chooseBackend } from "../backend/native/choose-backend.js";
 import { KVCacheManager } from "../core/kv-cache-manager.js";
 import { Request } from "../core/request.js";
@@ -194,30 +193,18 @@ function schedulerCostMicros(numRunning = 256): number {
   return (cpu.user + cpu.system) / 200;
 }
 
-/** `vellum bench batching --model PATH [--tokenizer PATH] [--backend native|reference] [--json FILE] [--repeat N]`. */
-export async function runBatching(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: "string" },
-      tokenizer: { type: "string" },
-      json: { type: "string" },
-      repeat: { type: "string", default: "3" },
-      backend: { type: "string", default: "reference" },
-    },
-  });
-  const repeat = Number(values.repeat);
-  const backend = values.backend as BackendName;
-  if (
-    !values.model ||
-    !(Number.isInteger(repeat) && repeat >= 1) ||
-    !["native", "reference"].includes(backend)
-  ) {
-    throw new Error(
-      "usage: vellum bench batching --model PATH [--tokenizer PATH] [--backend native|reference] [--json FILE] [--repeat N]",
-    );
-  }
-  const model = loadModel(values.model, { tokenizer: values.tokenizer });
+export interface BatchingOptions {
+  model: string;
+  tokenizer?: string;
+  backend: BackendName;
+  /** Runs of each mode; the median's figures are reported. */
+  repeat: number;
+  /** Where the report goes as JSON, if anywhere. */
+  json?: string;
+}
+
+export async function runBatching({ model: modelPath, tokenizer, backend, repeat, json }: BatchingOptions) {
+  const model = loadModel(modelPath, { tokenizer });
   const jobs = makeWorkload(model);
   const lastArrival = jobs[jobs.length - 1].arrivalStep;
   console.log(
@@ -265,7 +252,7 @@ export async function runBatching(argv: string[]): Promise<void> {
       `(${(schedulerMicros / 256).toFixed(2)} µs per request)`,
   );
 
-  if (values.json) {
+  if (json) {
     const strip = ({ outputs: _, ...rest }: RunReport) => rest;
     const report = {
       runs: runs.map(strip),
@@ -280,6 +267,6 @@ export async function runBatching(argv: string[]): Promise<void> {
       ratios,
       schedulerMicrosPerStepAt256: schedulerMicros,
     };
-    writeFileSync(values.json, `${JSON.stringify(report, null, 2)}\n`);
+    writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
   }
 }

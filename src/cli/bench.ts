@@ -1,182 +1,102 @@
-import { writeFileSync } from "node:fs";
 import { type Command, Option } from "commander";
-import type { BackendName } from "../backend/native/choose-backend.js";
+import { kernelPathNames } from "../backend/native/addon.js";
+import { physicalCores } from "../backend/native/physical-cores.js";
 import { runAllocateSlots } from "../bench/allocate-slots.js";
 import { runBatchScaling } from "../bench/batch-scaling.js";
 import { runLatency } from "../bench/latency.js";
-import { runLlamaCppCompare } from "../bench/llama-cpp-compare.js";
+import { type LlamaCppCompareOptions, runLlamaCppCompare } from "../bench/llama-cpp-compare.js";
 import { runLoadModel } from "../bench/load-model.js";
 import { runProbe } from "../bench/probe.js";
-import { type BenchRun, benchCompare, benchServe } from "../bench/serve/bench-serve.js";
-import type { Endpoint } from "../bench/serve/client.js";
-import { parseCompare } from "../bench/serve/compare.js";
-import { formatComparison } from "../bench/serve/compare-table.js";
-import { writeHtmlReport } from "../bench/serve/html-report.js";
-import { formatSummary } from "../bench/serve/report-text.js";
-import {
-  addWorkloadOptions,
-  type WorkloadFlags,
-  workloadFrom,
-  workloadMetadata,
-} from "../bench/serve/workload-options.js";
-import { runSimulateVsMeasured } from "../bench/simulate-vs-measured.js";
 import { runBatching } from "../bench/static-vs-continuous.js";
-import { type KvCacheDtype, kvCacheDtypes } from "../core/kv-cache-sizing.js";
-import { InputError } from "../model/errors.js";
-import { resolveModelPath } from "./default-model.js";
-import { oneOf } from "./plan.js";
-import { numberOption, runAction } from "./run-action.js";
-
-interface BenchServeFlags extends WorkloadFlags {
-  baseUrl: string;
-  endpoint: string;
-  model?: string;
-  apiKey?: string;
-  ignoreEos?: boolean;
-  compare?: string;
-  serverModel?: string;
-  tokenizer?: string;
-  serverBackend?: string;
-  kvCacheMemory?: string;
-  kvCacheDtype?: KvCacheDtype;
-  maxNumSeqs?: number;
-  maxModelLen?: number;
-  report?: string;
-  png?: boolean;
-}
-
-/** Benchmarks that parse their own flags (each prints its usage). */
-const selfParsing: [string, string, (argv: string[]) => Promise<void>][] = [
-  ["probe", "this machine's read bandwidth and FMA peak [--threads N]", runProbe],
-  [
-    "latency",
-    "single-stream prefill and decode tokens/s, roofline fraction --model F.gguf [--threads N]",
-    runLatency,
-  ],
-  ["batch-scaling", "decode tokens/s at batch 1, 4, 16, 64 --model F.gguf [--threads N]", runBatchScaling],
-  [
-    "llama-cpp-compare",
-    "vellum vs llama.cpp on one GGUF --model F.gguf [--threads 1,2 --peer-threads 1,2]",
-    runLlamaCppCompare,
-  ],
-  [
-    "batching",
-    "static vs continuous batching --model F [--tokenizer T] [--backend native|reference]",
-    runBatching,
-  ],
-  ["load-model", "load time and peak RSS of a model: MODEL [--tokenizer PATH]", runLoadModel],
-  ["allocate-slots", "cost of KVCacheManager.allocateSlots at 1,000 running requests", runAllocateSlots],
-];
+import { registerBenchServe } from "./bench-serve.js";
+import { backendOption, kvCacheDtypeOption, listOption, positiveInteger, threadsOption } from "./options.js";
+import { runAction } from "./run-action.js";
+import { registerSimulateVsMeasured } from "./simulate-vs-measured.js";
 
 export function registerBench(program: Command) {
   const bench = program.command("bench").description("benchmarks");
-  for (const [name, description, run] of selfParsing) {
-    bench
-      .command(name)
-      .description(description)
-      .helpOption(false)
-      .allowUnknownOption()
-      .argument("[flags...]")
-      .action(runAction((flags: string[]) => run(flags)));
-  }
-  const serve = bench
-    .command("serve")
-    .description("load-test an OpenAI-compatible server (vellum, vLLM, llama.cpp) like vLLM's bench serve")
-    .option("--base-url <url>", "the server", "http://127.0.0.1:8000")
-    .option("--endpoint <type>", "completions, chat", "completions")
-    .option("--model <name>", "model name to send (default: the first the server lists)")
-    .option("--api-key <key>", "Bearer key (default: $OPENAI_API_KEY)")
-    .option("--ignore-eos", "generate exactly the output length")
-    .option(
-      "--compare <setting=a,b>",
-      "start one vellum server per value and run the same workload on each: kv-allocation=paged,contiguous | batching=continuous,static | prefix-caching=on,off",
-    )
-    .option("--server-model <path>", "--compare: the model the servers load (default: the bundled model)")
-    .option("--tokenizer <path>", "--compare: tokenizer for llama2.c models")
-    .option("--server-backend <name>", "--compare: native or reference (default: native when built)")
-    .option("--kv-cache-memory <size>", "--compare: the servers' KV cache budget")
-    .addOption(
-      new Option("--kv-cache-dtype <dtype>", "--compare: the servers' KV element type").choices(
-        kvCacheDtypes,
-      ),
-    )
-    .option("--max-num-seqs <n>", "--compare: the servers' batch limit", numberOption(true))
-    .option("--max-model-len <n>", "--compare: the servers' longest sequence", numberOption(true))
-    .option("--report <file.html>", "write a self-contained HTML report with charts")
-    .option("--png", "also render the report to PNG with Chromium");
-  addWorkloadOptions(serve).action(runAction(runBenchServe));
+  const cores = physicalCores();
+  bench
+    .command("probe")
+    .description("this machine's read bandwidth and FMA peak, on 1 thread and on --threads")
+    .addOption(threadsOption(cores))
+    .option("--out <file.json>", "where the results go (default: $TMPDIR/vellum-bench/probe-tN.json)")
+    .action(runAction(runProbe));
 
-  const check = bench
-    .command("simulate-vs-measured")
-    .description(
-      "serve a model, run a workload against it, then simulate the same workload on cpu-local and compare (±25%)",
+  nativeBench(bench, "latency", "single-stream prefill and decode tokens/s, and decode's roofline fraction")
+    .addOption(threadsOption(cores))
+    .option("--prompt <n>", "prompt tokens of the prefill", positiveInteger, 512)
+    .option("--decode <n>", "decode steps after it", positiveInteger, 32)
+    .option("--runs <n>", "runs of each; medians are reported", positiveInteger, 3)
+    .action(runAction(runLatency));
+
+  nativeBench(bench, "batch-scaling", "decode tokens/s at batch 1, 4, 16, 64")
+    .addOption(threadsOption(cores))
+    .addOption(
+      new Option("--batches <list>", "batch sizes")
+        .argParser(listOption(positiveInteger))
+        .default([1, 4, 16, 64], "1,4,16,64"),
     )
-    .requiredOption(
-      "--model <file.gguf>",
-      "the model both serve (a synth-model file: f32, f16, q8_0 or q4_0)",
+    .option("--context <n>", "context tokens of every sequence", positiveInteger, 256)
+    .action(runAction(runBatchScaling));
+
+  nativeBench(bench, "llama-cpp-compare", "vellum vs llama.cpp (node-llama-cpp) on one GGUF")
+    .addOption(
+      new Option("--threads <list>", "vellum's thread counts, e.g. 1,2; the best counts")
+        .argParser(listOption(positiveInteger))
+        .default([cores], "physical cores"),
     )
-    .option("--kv-cache-memory <size>", "KV cache budget of the server and the simulation", "1GiB");
-  addWorkloadOptions(check).action(
-    runAction((f: WorkloadFlags & { model: string; kvCacheMemory: string }) =>
-      runSimulateVsMeasured(
-        { modelPath: f.model, kvCacheMemory: f.kvCacheMemory, resultJson: f.resultJson },
-        workloadFrom(f),
+    .option(
+      "--peer-threads <list>",
+      "llama.cpp's thread counts; the best counts (default: 1 and the first of --threads)",
+      listOption(positiveInteger),
+    )
+    .option("--prompt <n>", "prompt tokens of the prefill", positiveInteger, 512)
+    .option("--decode <n>", "decode steps after it", positiveInteger, 32)
+    .option("--runs <n>", "alternated runs; medians are compared", positiveInteger, 3)
+    .action(
+      runAction((f: Omit<LlamaCppCompareOptions, "peerThreads"> & { peerThreads?: number[] }) =>
+        runLlamaCppCompare({ ...f, peerThreads: f.peerThreads ?? [1, f.threads[0]] }),
       ),
-    ),
-  );
+    );
+
+  bench
+    .command("batching")
+    .description("static vs continuous batching on one workload, and the scheduler's cost per step")
+    .requiredOption("--model <path>", "GGUF file, Hugging Face directory or llama2.c .bin")
+    .option("--tokenizer <path>", "tokenizer file for formats that keep it apart (llama2.c tokenizer.bin)")
+    .addOption(backendOption("reference"))
+    .option("--repeat <n>", "runs of each mode; the median is reported", positiveInteger, 3)
+    .option("--json <file>", "also write the report as JSON")
+    .action(runAction(runBatching));
+
+  bench
+    .command("load-model")
+    .description("load time and peak RSS of a model")
+    .argument("<model>", "GGUF file, Hugging Face directory or llama2.c .bin")
+    .option("--tokenizer <path>", "tokenizer file for formats that keep it apart (llama2.c tokenizer.bin)")
+    .action(runAction(runLoadModel));
+
+  bench
+    .command("allocate-slots")
+    .description("cost of KVCacheManager.allocateSlots at 1,000 running requests")
+    .action(runAction(runAllocateSlots));
+
+  registerBenchServe(bench);
+  registerSimulateVsMeasured(bench);
 }
 
-async function runBenchServe(f: BenchServeFlags) {
-  const workload = workloadFrom(f);
-  const target = {
-    endpoint: oneOf<Endpoint>("--endpoint", f.endpoint, ["completions", "chat"]),
-    ignoreEos: f.ignoreEos ?? false,
-  };
-  if (f.png && !f.report) throw new InputError("--png renders the HTML report: give --report FILE.html too");
-  let runs: BenchRun[];
-  if (f.compare) {
-    const variants = parseCompare(f.compare);
-    const launch = {
-      modelPath: resolveModelPath(f.serverModel),
-      tokenizer: f.tokenizer,
-      backend:
-        f.serverBackend === undefined
-          ? undefined
-          : oneOf<BackendName>("--server-backend", f.serverBackend, ["native", "reference"]),
-      kvCacheMemory: f.kvCacheMemory,
-      kvCacheDtype: f.kvCacheDtype,
-      maxNumSeqs: f.maxNumSeqs,
-      maxModelLen: f.maxModelLen,
-    };
-    runs = await benchCompare(launch, variants, target, workload);
-  } else {
-    const apiKey = f.apiKey ?? process.env.OPENAI_API_KEY;
-    runs = [await benchServe({ ...target, baseUrl: f.baseUrl, model: f.model, apiKey }, workload)];
-  }
-  for (const run of runs) {
-    const firstError = run.records.find((r) => !r.success)?.error;
-    process.stdout.write(
-      `${formatSummary(run.summary, runs.length > 1 ? run.label : undefined)}\n${firstError ? `first failure: ${firstError}\n` : ""}\n`,
-    );
-  }
-  if (runs.length > 1) process.stdout.write(`${formatComparison(runs)}\n`);
-  const meta = {
-    date: new Date().toISOString(),
-    backend: "openai",
-    endpoint_type: f.endpoint,
-    model_id: runs[0].model,
-    ...(f.compare ? { compare: f.compare } : {}),
-    ...workloadMetadata(workload),
-  };
-  if (f.resultJson) {
-    const json =
-      runs.length === 1
-        ? { ...meta, ...runs[0].summary }
-        : { ...meta, variants: runs.map((r) => ({ label: r.label, ...r.summary })) };
-    writeFileSync(f.resultJson, `${JSON.stringify(json, null, 2)}\n`);
-  }
-  if (f.report) {
-    const png = await writeHtmlReport(f.report, runs, meta, f.png ?? false);
-    process.stderr.write(`report: ${f.report}${png ? `, ${png}` : ""}\n`);
-  }
+/** A benchmark of one GGUF on the native backend: the flags all of them take but --threads. */
+function nativeBench(bench: Command, name: string, description: string): Command {
+  return bench
+    .command(name)
+    .description(description)
+    .requiredOption("--model <file.gguf>", "the model (a synth-model file)")
+    .addOption(kvCacheDtypeOption())
+    .addOption(
+      new Option("--kernels <path>", "force a kernel path instead of the best this CPU runs")
+        .choices(kernelPathNames)
+        .default("auto"),
+    )
+    .option("--out <file.json>", "where the results go (default: $TMPDIR/vellum-bench/NAME-MODEL-tN.json)");
 }

@@ -6,7 +6,8 @@ import { encodeChat } from "../model/chat-template.js";
 import { loadModel } from "../model/load.js";
 import { defaultSamplingParams, type SamplingParams } from "../runner/sampling-params.js";
 import { resolveModelPath } from "./default-model.js";
-import { backendOptions, kvCacheDtypeOption, numberOption, runAction } from "./run-action.js";
+import { backendOptions, kvCacheDtypeOption, numberOption } from "./options.js";
+import { runAction } from "./run-action.js";
 
 interface GenerateOptions {
   model?: string;

@@ -8,9 +8,10 @@ import { registerSimulate } from "./simulate.js";
 import { registerSynthModel } from "./synth-model.js";
 import { registerTrain } from "./train.js";
 
-const program = new Command("vellum")
-  .description("LLM inference and serving engine: paged KV cache, prefix caching, continuous batching")
-  .showHelpAfterError();
+// No help after an error: a bad flag is one line naming it (README), and --help prints the usage.
+const program = new Command("vellum").description(
+  "LLM inference and serving engine: paged KV cache, prefix caching, continuous batching",
+);
 registerGenerate(program);
 registerServe(program);
 registerConvert(program);

@@ -1,18 +1,11 @@
 import type { Command } from "commander";
-import { parseByteSize } from "../core/kv-cache-sizing.js";
-import { InputError } from "../model/errors.js";
-import { hardwareNames, hardwareProfile } from "../sim/hardware.js";
+import { hardwareProfile } from "../sim/hardware.js";
 import { modelProfile } from "../sim/model-profile.js";
-import {
-  computePlan,
-  type KvDtype,
-  kvDtypes,
-  type PlanInput,
-  type WeightDtype,
-  weightDtypes,
-} from "../sim/plan.js";
+import { computePlan, type PlanInput } from "../sim/plan.js";
 import { formatPlan } from "../sim/plan-format.js";
-import { numberOption, runAction } from "./run-action.js";
+import { type KvDtype, kvDtypes, type WeightDtype, weightDtypes } from "../sim/types.js";
+import { byteSizeOption, modelHardwareOptions, oneOf, positiveInteger } from "./options.js";
+import { runAction } from "./run-action.js";
 
 interface PlanOptions {
   model: string;
@@ -25,48 +18,8 @@ interface PlanOptions {
   contextLen?: number;
   promptLen?: number;
   blockSize: number;
-  overhead: string;
+  overhead: number;
   json?: boolean;
-}
-
-/** Checks a flag's value against its allowed list. */
-export function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
-  if (!allowed.includes(value as T))
-    throw new InputError(`${flag} must be one of ${allowed.join(", ")}, got "${value}"`);
-  return value as T;
-}
-
-/** Parses a memory size flag ("2GB", "512MiB"). */
-export function byteSize(flag: string, text: string): number {
-  try {
-    return parseByteSize(text);
-  } catch (err) {
-    throw new InputError(`${flag}: ${(err as Error).message}`);
-  }
-}
-
-export function positiveInteger(flag: string, value: number): number {
-  if (!Number.isInteger(value) || value < 1)
-    throw new InputError(`${flag} must be a positive integer, got ${value}`);
-  return value;
-}
-
-/** The model, hardware and dtype flags that `plan` and `simulate` share. */
-export function modelHardwareOptions(command: Command): Command {
-  return command
-    .requiredOption(
-      "--model <name|path>",
-      "a shape from profiles/models.json (llama-2-7b, …) or a model path / config.json",
-    )
-    .option("--tokenizer <path>", "tokenizer.bin of a llama2.c model given as PATH")
-    .requiredOption("--hardware <name>", `one of ${hardwareNames().join(", ")}`)
-    .option("--weight-dtype <type>", weightDtypes.join(", "), "fp16")
-    .option("--kv-dtype <type>", kvDtypes.join(", "), "fp16")
-    .option(
-      "--max-model-len <n>",
-      "longest request (default: the model's context length)",
-      numberOption(true),
-    );
 }
 
 export function registerPlan(program: Command) {
@@ -78,20 +31,18 @@ export function registerPlan(program: Command) {
     .option(
       "--avg-tokens <n>",
       "average tokens (prompt + output) per request, for paging (default: 512)",
-      numberOption(true),
+      positiveInteger,
     )
     .option(
       "--context-len <n>",
       "context of the decode step whose floor is shown (default: --avg-tokens)",
-      numberOption(true),
+      positiveInteger,
     )
-    .option(
-      "--prompt-len <n>",
-      "prompt length of the prefill shown (default: --avg-tokens)",
-      numberOption(true),
+    .option("--prompt-len <n>", "prompt length of the prefill shown (default: --avg-tokens)", positiveInteger)
+    .option("--block-size <n>", "tokens per KV block", positiveInteger, 16)
+    .addOption(
+      byteSizeOption("--overhead <size>", "memory for neither weights nor KV (activations, runtime)", "2GB"),
     )
-    .option("--block-size <n>", "tokens per KV block", numberOption(true), 16)
-    .option("--overhead <size>", "memory for neither weights nor KV (activations, runtime), e.g. 2GB", "2GB")
     .option("--json", "print the plan as JSON")
     .action(
       runAction((opts: PlanOptions) => {
@@ -109,8 +60,8 @@ function planInput(opts: PlanOptions): PlanInput {
   const kvDtype = oneOf<KvDtype>("--kv-dtype", opts.kvDtype, kvDtypes);
   const model = modelProfile(opts.model, opts.tokenizer);
   const hardware = hardwareProfile(opts.hardware);
-  const maxModelLen = positiveInteger("--max-model-len", opts.maxModelLen ?? model.config.maxSeqLen);
-  const avgTokens = positiveInteger("--avg-tokens", opts.avgTokens ?? Math.min(512, maxModelLen));
+  const maxModelLen = opts.maxModelLen ?? model.config.maxSeqLen;
+  const avgTokens = opts.avgTokens ?? Math.min(512, maxModelLen);
   return {
     model,
     hardware,
@@ -118,10 +69,10 @@ function planInput(opts: PlanOptions): PlanInput {
     kvDtype,
     maxModelLen,
     avgTokens,
-    blockSize: positiveInteger("--block-size", opts.blockSize),
-    overheadBytes: byteSize("--overhead", opts.overhead),
-    contextTokens: positiveInteger("--context-len", opts.contextLen ?? avgTokens),
-    promptTokens: positiveInteger("--prompt-len", opts.promptLen ?? avgTokens),
+    blockSize: opts.blockSize,
+    overheadBytes: opts.overhead,
+    contextTokens: opts.contextLen ?? avgTokens,
+    promptTokens: opts.promptLen ?? avgTokens,
   };
 }
 

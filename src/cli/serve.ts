@@ -1,14 +1,15 @@
 import { type Command, Option } from "commander";
 import type { BackendName } from "../backend/native/choose-backend.js";
 import type { KvAllocation } from "../core/kv-cache-manager.js";
-import { type KvCacheDtype, parseByteSize } from "../core/kv-cache-sizing.js";
+import type { KvCacheDtype } from "../core/kv-cache-sizing.js";
 import type { SchedulingPolicy } from "../core/request-queue.js";
 import { createEngine } from "../engine/create-engine.js";
 import { InputError } from "../model/errors.js";
 import { loadModel } from "../model/load.js";
 import { buildServer } from "../server/server.js";
 import { resolveModelPath } from "./default-model.js";
-import { backendOptions, kvCacheDtypeOption, numberOption, runAction } from "./run-action.js";
+import { backendOptions, byteSizeOption, kvCacheDtypeOption, numberOption } from "./options.js";
+import { runAction } from "./run-action.js";
 
 interface ServeOptions {
   model?: string;
@@ -20,7 +21,7 @@ interface ServeOptions {
   maxModelLen?: number;
   maxNumSeqs?: number;
   maxNumBatchedTokens?: number;
-  kvCacheMemory?: string;
+  kvCacheMemory?: number;
   kvCacheDtype: KvCacheDtype;
   maxQueue?: number;
   parseSpecial: boolean;
@@ -51,12 +52,17 @@ export function registerServe(program: Command) {
     .option("--served-model-name <name>", "the model name clients send (default: the model's own name)")
     .option(
       "--api-key <key>",
-      "require Authorization: Bearer <key> on /v1/* (default: $VELLUM_API_KEY, else open)",
+      "require Authorization: Bearer <key> on all but /health, /version, /metrics, /tokenize, /detokenize (default: $VELLUM_API_KEY, else open)",
     )
     .option("--max-model-len <n>", "longest sequence (prompt + output) in tokens", numberOption(true))
     .option("--max-num-seqs <n>", "most sequences in one batch", numberOption(true))
     .option("--max-num-batched-tokens <n>", "token budget of one engine step", numberOption(true))
-    .option("--kv-cache-memory <size>", 'KV cache budget, e.g. "2GiB" (default: a share of free memory)')
+    .addOption(
+      byteSizeOption(
+        "--kv-cache-memory <size>",
+        'KV cache budget, e.g. "2GiB" (default: a share of free memory)',
+      ),
+    )
     .addOption(kvCacheDtypeOption())
     .option(
       "--max-queue <n>",
@@ -127,7 +133,7 @@ async function serve(opts: ServeOptions) {
     maxModelLen: opts.maxModelLen,
     maxNumSeqs: opts.maxNumSeqs,
     maxNumBatchedTokens: opts.maxNumBatchedTokens,
-    kvCacheMemory: opts.kvCacheMemory === undefined ? undefined : kvCacheBytes(opts.kvCacheMemory),
+    kvCacheMemory: opts.kvCacheMemory,
   });
   const server = buildServer(engine, model, {
     servedModelName: opts.servedModelName,
@@ -165,13 +171,4 @@ async function serve(opts: ServeOptions) {
   };
   process.once("SIGTERM", () => void shutdown("SIGTERM"));
   process.once("SIGINT", () => void shutdown("SIGINT"));
-}
-
-/** --kv-cache-memory as bytes; a malformed size is the user's mistake, named as such. */
-function kvCacheBytes(size: string): number {
-  try {
-    return parseByteSize(size);
-  } catch (err) {
-    throw new InputError(`--kv-cache-memory: ${(err as Error).message}`);
-  }
 }

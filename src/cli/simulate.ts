@@ -1,25 +1,28 @@
 import { writeFileSync } from "node:fs";
-import type { Command } from "commander";
-import { defaultServeSettings, parseCompare, type Variant } from "../bench/serve/compare.js";
+import { type Command, Option } from "commander";
 import { formatComparison } from "../bench/serve/compare-table.js";
-import { type BenchSummary, summarize } from "../bench/serve/metrics.js";
 import { formatSummary } from "../bench/serve/report-text.js";
-import {
-  addWorkloadOptions,
-  type WorkloadFlags,
-  workloadFrom,
-  workloadMetadata,
-} from "../bench/serve/workload-options.js";
-import { defaultEngineConfig } from "../engine/engine-config.js";
+import type { KvAllocation } from "../core/kv-cache-manager.js";
+import { defaultEngineConfig, type EngineConfig } from "../engine/engine-config.js";
 import { formatHardware, hardwareProfile } from "../sim/hardware.js";
 import { withMeasuredRates } from "../sim/measured-rates.js";
 import { modelProfile } from "../sim/model-profile.js";
-import { type KvDtype, kvDtypes, type WeightDtype, weightDtypes } from "../sim/plan.js";
 import { simSetup } from "../sim/sim-setup.js";
 import { simulate } from "../sim/simulator.js";
+import { type KvDtype, kvDtypes, type WeightDtype, weightDtypes } from "../sim/types.js";
 import { formatValidation, readMeasured } from "../sim/validation.js";
-import { byteSize, modelHardwareOptions, oneOf, positiveInteger } from "./plan.js";
-import { numberOption, runAction } from "./run-action.js";
+import { parseCompare, type Variant } from "../workload/compare.js";
+import { type BenchSummary, summarize } from "../workload/metrics.js";
+import { type WorkloadFlags, workloadFrom, workloadMetadata } from "../workload/workload.js";
+import {
+  addWorkloadOptions,
+  byteSizeOption,
+  modelHardwareOptions,
+  numberOption,
+  oneOf,
+  positiveInteger,
+} from "./options.js";
+import { runAction } from "./run-action.js";
 
 interface SimulateFlags extends WorkloadFlags {
   model: string;
@@ -27,15 +30,15 @@ interface SimulateFlags extends WorkloadFlags {
   hardware: string;
   weightDtype: string;
   kvDtype: string;
-  overhead: string;
-  kvCacheMemory?: string;
+  overhead: number;
+  kvCacheMemory?: number;
   maxModelLen?: number;
   maxNumSeqs: number;
   maxNumBatchedTokens: number;
   blockSize: number;
-  kvAllocation: string;
-  batching: string;
-  prefixCaching: string;
+  kvAllocation: KvAllocation;
+  batching: EngineConfig["batching"];
+  prefixCaching: "on" | "off";
   stepOverheadMs?: number;
   compare?: string;
   measured?: string;
@@ -49,24 +52,37 @@ export function registerSimulate(program: Command) {
         "run a workload through the real scheduler on a virtual clock with a roofline cost model (cpu-local: measured rates)",
       ),
   )
-    .option("--overhead <size>", "memory for neither weights nor KV", "2GB")
-    .option("--kv-cache-memory <size>", "KV cache budget (default: what is left after weights and overhead)")
+    .addOption(byteSizeOption("--overhead <size>", "memory for neither weights nor KV", "2GB"))
+    .addOption(
+      byteSizeOption(
+        "--kv-cache-memory <size>",
+        "KV cache budget (default: what is left after weights and overhead)",
+      ),
+    )
     .option(
       "--max-num-seqs <n>",
       "most requests running at once",
-      numberOption(true),
+      positiveInteger,
       defaultEngineConfig.maxNumSeqs,
     )
     .option(
       "--max-num-batched-tokens <n>",
       "token budget of a step",
-      numberOption(true),
+      positiveInteger,
       defaultEngineConfig.maxNumBatchedTokens,
     )
-    .option("--block-size <n>", "tokens per KV block", numberOption(true), defaultEngineConfig.blockSize)
-    .option("--kv-allocation <mode>", "paged, contiguous", "paged")
-    .option("--batching <mode>", "continuous, static", "continuous")
-    .option("--prefix-caching <on|off>", "prefix caching", "on")
+    .option("--block-size <n>", "tokens per KV block", positiveInteger, defaultEngineConfig.blockSize)
+    .addOption(
+      new Option("--kv-allocation <mode>", "KV blocks on demand, or max-model-len per request up front")
+        .choices(["paged", "contiguous"])
+        .default("paged"),
+    )
+    .addOption(
+      new Option("--batching <mode>", "requests join the batch at every step, or only an empty one")
+        .choices(["continuous", "static"])
+        .default("continuous"),
+    )
+    .addOption(new Option("--prefix-caching <on|off>", "prefix caching").choices(["on", "off"]).default("on"))
     .option(
       "--step-overhead-ms <ms>",
       "fixed time per step (default: the hardware profile's)",
@@ -97,24 +113,24 @@ async function runSimulate(f: SimulateFlags) {
   const workload = workloadFrom(f);
   process.stdout.write(`${formatHardware(hardware)}\n\n`);
   const base = {
-    kvAllocation: oneOf("--kv-allocation", f.kvAllocation, ["paged", "contiguous"] as const),
-    batching: oneOf("--batching", f.batching, ["continuous", "static"] as const),
-    prefixCaching: oneOf("--prefix-caching", f.prefixCaching, ["on", "off"] as const) === "on",
+    kvAllocation: f.kvAllocation,
+    batching: f.batching,
+    prefixCaching: f.prefixCaching === "on",
   };
   const variants: Variant[] = f.compare
     ? parseCompare(f.compare, base)
-    : [{ label: "simulated", settings: { ...defaultServeSettings, ...base } }];
+    : [{ label: "simulated", settings: base }];
   const common = {
     model,
     hardware,
     weightDtype,
     kvDtype,
-    overheadBytes: byteSize("--overhead", f.overhead),
-    kvCacheBytes: f.kvCacheMemory === undefined ? undefined : byteSize("--kv-cache-memory", f.kvCacheMemory),
-    maxModelLen: positiveInteger("--max-model-len", f.maxModelLen ?? model.config.maxSeqLen),
-    maxNumSeqs: positiveInteger("--max-num-seqs", f.maxNumSeqs),
-    maxNumBatchedTokens: positiveInteger("--max-num-batched-tokens", f.maxNumBatchedTokens),
-    blockSize: positiveInteger("--block-size", f.blockSize),
+    overheadBytes: f.overhead,
+    kvCacheBytes: f.kvCacheMemory,
+    maxModelLen: f.maxModelLen ?? model.config.maxSeqLen,
+    maxNumSeqs: f.maxNumSeqs,
+    maxNumBatchedTokens: f.maxNumBatchedTokens,
+    blockSize: f.blockSize,
   };
   const results: {
     label: string;

@@ -4,7 +4,8 @@ import { writeGgufModel } from "../model/formats/gguf-model.js";
 import { modelShapes } from "../model/profiles.js";
 import { syntheticModel } from "../model/synth/synth-model.js";
 import type { DType } from "../model/tensor.js";
-import { numberOption, runAction } from "./run-action.js";
+import { numberOption } from "./options.js";
+import { runAction } from "./run-action.js";
 
 const synthDTypes: DType[] = ["f32", "f16", "q8_0", "q4_0"];
 

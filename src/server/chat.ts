@@ -32,7 +32,7 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
     priority: body.priority ?? undefined,
     promptParam: "messages",
   });
-  const tally = new GenerationTally(promptIds.length);
+  const tally = new GenerationTally(promptIds.length, params.n);
   noteGeneration(request, tally);
   const job: ChatJob = {
     body,

@@ -50,7 +50,10 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
     priority: body.priority ?? undefined,
     promptParam: "prompt",
   });
-  const tally = new GenerationTally(prompts.reduce((sum, ids) => sum + ids.length, 0));
+  const tally = new GenerationTally(
+    prompts.reduce((sum, ids) => sum + ids.length, 0),
+    prompts.length * params.n,
+  );
   noteGeneration(request, tally);
   const job: CompletionJob = {
     body,
@@ -74,7 +77,7 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
 /** The whole response at once, when every completion has finished. */
 async function respond(job: CompletionJob) {
   const { body, tokenizer, n, topN, echoTexts, tally } = job;
-  const results = await Promise.all(job.generations.map((g) => collect(g.stream, tally)));
+  const results = await Promise.all(job.generations.map((g, p) => collect(g.stream, tally, p * n)));
   const choices = results.flatMap((completionsOfPrompt, p) =>
     completionsOfPrompt.map((c, i) => ({
       index: p * n + i,
@@ -105,7 +108,7 @@ async function stream(job: CompletionJob, reply: FastifyReply) {
     }
     const textOffsets: number[] = [];
     for await (const delta of g.stream) {
-      tally.add(delta);
+      tally.add(delta, p * n);
       let logprobs = null;
       if (body.logprobs != null) {
         const shaped = completionLogprobs(tokenizer, delta.logprobs, topN, textOffsets[delta.index] ?? 0);

@@ -90,10 +90,14 @@ export function startGenerations(
   return generations;
 }
 
-/** Reads a generation to its end: its n completions in index order, each delta counted in the tally. */
+/**
+ * Reads a generation to its end: its n completions in index order, each delta counted in the tally as
+ * the choice numbered `firstChoice` + its index.
+ */
 export function collect(
   stream: AsyncIterable<CompletionDelta>,
   tally: GenerationTally,
+  firstChoice = 0,
 ): Promise<CompletionOutput[]> {
-  return collectCompletions(stream, (delta) => tally.add(delta));
+  return collectCompletions(stream, (delta) => tally.add(delta, firstChoice));
 }

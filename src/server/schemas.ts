@@ -19,7 +19,11 @@ const samplingFields = {
   top_k: optionalInt,
   min_p: optionalNumber,
   n: z.number().int().min(1).max(128).nullish(),
-  stop: z.union([z.string().min(1), z.array(z.string().min(1))]).nullish(),
+  stop: z
+    .union([z.string().min(1), z.array(z.string().min(1))], {
+      error: "must be a non-empty string or a list of non-empty strings",
+    })
+    .nullish(),
   stop_token_ids: tokenIds.nullish(),
   seed: optionalInt,
   presence_penalty: optionalNumber,
@@ -63,7 +67,9 @@ export type CompletionBody = z.infer<typeof completionBody>;
 
 const message = z.object({
   role: z.enum(["system", "developer", "user", "assistant"]),
-  content: z.union([z.string(), z.array(z.object({ type: z.literal("text"), text: z.string() }))]),
+  content: z.union([z.string(), z.array(z.object({ type: z.literal("text"), text: z.string() }))], {
+    error: "must be a string or a list of text parts ({ type: 'text', text })",
+  }),
   name: z.string().nullish(),
 });
 
@@ -80,21 +86,29 @@ export const chatBody = z.object({
 export type ChatBody = z.infer<typeof chatBody>;
 export type ChatBodyMessage = z.infer<typeof message>;
 
-/** vLLM's /tokenize of a prompt. */
-export const tokenizePromptBody = z.object({
+const tokenizePrompt = z.object({
   model: z.string().nullish(),
   prompt: z.string(),
   add_special_tokens: z.boolean().nullish(),
   parse_special: parseSpecial,
 });
-
-/** vLLM's /tokenize of chat messages, rendered with the model's template. */
-export const tokenizeChatBody = z.object({
+const tokenizeMessages = z.object({
   model: z.string().nullish(),
   messages,
   add_generation_prompt: z.boolean().nullish(),
   add_special_tokens: z.boolean().nullish(),
   parse_special: noParseSpecial,
 });
+
+/**
+ * vLLM's /tokenize: chat messages rendered with the model's template when the body has `messages`, else a
+ * prompt. Choosing the shape by that key (not a union) lets a bad field be named in the error.
+ */
+export function parseTokenizeBody(
+  body: unknown,
+): z.infer<typeof tokenizePrompt> | z.infer<typeof tokenizeMessages> {
+  const chat = typeof body === "object" && body !== null && "messages" in body;
+  return chat ? tokenizeMessages.parse(body) : tokenizePrompt.parse(body);
+}
 
 export const detokenizeBody = z.object({ model: z.string().nullish(), tokens: tokenIds });

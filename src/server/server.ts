@@ -1,21 +1,28 @@
 import { randomUUID } from "node:crypto";
-import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from "fastify";
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerOptions,
+  LogController,
+} from "fastify";
 import type { AsyncEngine } from "../engine/async-engine.js";
 import type { LoadedModel } from "../model/model.js";
 import { OffThreadTokenizer } from "../model/tokenizer/off-thread.js";
+import { bearerKeyCheck } from "./auth.js";
 import { chatCompletions } from "./chat.js";
 import { completions } from "./completions.js";
 import type { ServerContext } from "./context.js";
 import { ApiError, toApiError } from "./errors.js";
 import { createMetrics } from "./metrics.js";
-import { logRequest } from "./request-log.js";
+import { logWhenClosed } from "./request-log.js";
 import { detokenize, tokenize } from "./tokenize.js";
 import { vellumVersion } from "./version.js";
 
 export interface ServerOptions {
   /** The name clients use in `model`; default: the model's own name. */
   servedModelName?: string;
-  /** When set, /v1/* needs `Authorization: Bearer <apiKey>`. */
+  /** When set, every route but the public ones (probes, tokenizer) needs `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
   /** Most completions waiting + running; beyond it new requests get 503 with Retry-After. */
   maxQueue?: number;
@@ -36,13 +43,17 @@ export interface VellumServer {
   app: FastifyInstance;
   /**
    * Graceful shutdown: stops accepting connections, lets running requests finish for `graceMs`, then
-   * aborts the rest (their responses end with finish_reason "abort") and resolves once all are answered.
+   * aborts the rest (their responses end with finish_reason "abort"). A connection whose response still has
+   * not finished `flushMs` later (a client that stopped reading, a body still uploading) is destroyed, so
+   * this resolves within about graceMs + flushMs whatever the clients do.
    */
   close(graceMs?: number): Promise<void>;
 }
 
 const defaultBodyLimit = 1 << 20;
 const defaultGraceMs = 30_000;
+/** After the grace period, how long aborted responses get to deliver their last chunk before their sockets go. */
+const flushMs = 500;
 
 /** The OpenAI-compatible HTTP server over one engine; call `app.listen` to serve. */
 export function buildServer(
@@ -60,6 +71,8 @@ export function buildServer(
     inflight: new Set(),
   };
   const metrics = createMetrics(engine, ctx.servedModelName);
+  const authorized = options.apiKey === undefined ? () => true : bearerKeyCheck(options.apiKey);
+  const unauthorized = new ApiError(401, "missing or incorrect API key (send Authorization: Bearer <key>)");
   const app = Fastify({
     logger: options.logger ?? false,
     // One line per request comes from our onResponse hook instead (request-log.ts).
@@ -68,10 +81,17 @@ export function buildServer(
     genReqId: () => randomUUID().replaceAll("-", ""),
     // Requests arriving while shutting down get our own 503 (below), in OpenAI's error shape.
     return503OnClosing: false,
+    // A URL the router cannot decode matches no route, so it needs the key like any other unmatched path.
+    frameworkErrors: (err, request: FastifyRequest, reply: FastifyReply) => {
+      logWhenClosed(request, reply);
+      const apiError = authorized(request.headers.authorization) ? toApiError(err) : unauthorized;
+      return reply.code(apiError.status).send(apiError.body);
+    },
   });
   let closing = false;
 
   app.addHook("onRequest", async (request, reply) => {
+    logWhenClosed(request, reply);
     if (closing) {
       reply.header("connection", "close");
       throw new ApiError(503, "the server is shutting down");
@@ -86,13 +106,9 @@ export function buildServer(
           .send();
       }
     }
-    if (options.apiKey !== undefined && request.url.startsWith("/v1/")) {
-      if (request.headers.authorization !== `Bearer ${options.apiKey}`) {
-        throw new ApiError(401, "missing or incorrect API key (send Authorization: Bearer <key>)");
-      }
-    }
+    // Decided on the matched route: a 404 (no route) is not public either.
+    if (!request.routeOptions.config.public && !authorized(request.headers.authorization)) throw unauthorized;
   });
-  app.addHook("onResponse", async (request, reply) => logRequest(request, reply));
   app.addHook("onClose", () => ctx.encoder.close());
   app.setErrorHandler((err, request, reply) => {
     const apiError = toApiError(err);
@@ -104,9 +120,11 @@ export function buildServer(
     reply.code(404).send(new ApiError(404, `no route ${request.method} ${request.url}`).body),
   );
 
-  app.get("/health", async (_request, reply) => reply.code(200).send());
-  app.get("/version", async () => ({ version: vellumVersion }));
-  app.get("/metrics", async (_request, reply) =>
+  // Public as in vLLM: probes and the tokenizer; the /v1 API needs the key.
+  const open = { config: { public: true } };
+  app.get("/health", open, async (_request, reply) => reply.code(200).send());
+  app.get("/version", open, async () => ({ version: vellumVersion }));
+  app.get("/metrics", open, async (_request, reply) =>
     reply.type(metrics.contentType).send(await metrics.metrics()),
   );
   app.get("/v1/models", async () => ({
@@ -124,16 +142,18 @@ export function buildServer(
   }));
   app.post("/v1/completions", (request, reply) => completions(ctx, request, reply));
   app.post("/v1/chat/completions", (request, reply) => chatCompletions(ctx, request, reply));
-  app.post("/tokenize", (request) => tokenize(ctx, request));
-  app.post("/detokenize", async (request) => detokenize(ctx, request));
+  app.post("/tokenize", open, (request) => tokenize(ctx, request));
+  app.post("/detokenize", open, async (request) => detokenize(ctx, request));
 
   return {
     app,
     async close(graceMs = defaultGraceMs) {
       closing = true;
       const closed = app.close();
+      let destroyAll: NodeJS.Timeout | undefined;
       const abortAll = setTimeout(() => {
         for (const controller of ctx.inflight) controller.abort();
+        destroyAll = setTimeout(() => app.server.closeAllConnections(), flushMs);
       }, graceMs);
       // A connection kept alive after its last response would hold close() open until its keep-alive timeout.
       const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
@@ -141,6 +161,7 @@ export function buildServer(
         await closed;
       } finally {
         clearTimeout(abortAll);
+        clearTimeout(destroyAll);
         clearInterval(sweep);
       }
     },

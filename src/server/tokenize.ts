@@ -4,23 +4,19 @@ import type { ServerContext } from "./context.js";
 import { encodeTexts } from "./encode.js";
 import { ApiError } from "./errors.js";
 import { checkModel } from "./generation.js";
-import { detokenizeBody, tokenizeChatBody, tokenizePromptBody } from "./schemas.js";
+import { detokenizeBody, parseTokenizeBody } from "./schemas.js";
 
 /** POST /tokenize (vLLM's shape): `{ count, max_model_len, tokens }`, of a prompt or of chat messages. */
 export async function tokenize(ctx: ServerContext, request: FastifyRequest) {
-  const raw = request.body;
-  const isChat = typeof raw === "object" && raw !== null && "messages" in raw;
+  const body = parseTokenizeBody(request.body);
+  checkModel(ctx, body.model);
   let tokens: number[];
-  if (isChat) {
-    const body = tokenizeChatBody.parse(raw);
-    checkModel(ctx, body.model);
-    tokens = await chatPromptIds(ctx, body.messages, body.add_generation_prompt ?? true);
-  } else {
-    const body = tokenizePromptBody.parse(raw);
-    checkModel(ctx, body.model);
+  if ("prompt" in body) {
     const addSpecial = body.add_special_tokens ?? true;
     const parseSpecial = body.parse_special ?? ctx.parseSpecial;
     [tokens] = await encodeTexts(ctx, [{ text: body.prompt, addSpecial, parseSpecial }], "prompt");
+  } else {
+    tokens = await chatPromptIds(ctx, body.messages, body.add_generation_prompt ?? true);
   }
   return {
     count: tokens.length,

@@ -1,9 +1,9 @@
 import type { SchedulerOutput } from "../core/scheduler-output.js";
 import type { ModelConfig } from "../model/config.js";
-import type { HardwareProfile } from "./hardware.js";
 import { forwardSeconds } from "./measured-rates.js";
 import { matmulParameterCount, parameterCount } from "./model-profile.js";
-import { type KvDtype, kvBytesPerToken, type WeightDtype, weightBytesPerParam } from "./plan.js";
+import { kvBytesPerToken, weightBytesPerParam } from "./plan.js";
+import type { HardwareProfile, KvDtype, WeightDtype } from "./types.js";
 
 /**
  * Time of one engine step on given hardware, by the roofline:

@@ -5,20 +5,7 @@ import { loadNativeAddon } from "../backend/native/addon.js";
 import { physicalCores } from "../backend/native/physical-cores.js";
 import { InputError } from "../model/errors.js";
 import { type CpuMeasurement, measureCpu } from "./cpu-probe.js";
-import type { MeasuredRates } from "./measured-rates.js";
-
-/** What the planner and the simulator need to know about an accelerator. All SI units: bytes, bytes/s, FLOP/s, s. */
-export interface HardwareProfile {
-  name: string;
-  description: string;
-  memoryBytes: number;
-  bandwidthBytesPerS: number;
-  /** Dense peak by compute type; fp16 also serves int8/int4 weight-only quantization. */
-  peakFlops: { fp32: number; fp16: number; int8: number };
-  stepOverheadS: number;
-  /** vellum's measured rates on this machine (cpu-local, see measured-rates.ts), used instead of the roofline. */
-  measuredRates?: MeasuredRates;
-}
+import type { HardwareProfile } from "./types.js";
 
 interface HardwareEntry {
   description: string;

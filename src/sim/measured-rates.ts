@@ -16,27 +16,15 @@ import { randomFillSync } from "node:crypto";
 import { type KernelPath, loadNativeAddon, type NativeAddon } from "../backend/native/addon.js";
 import { specFromTensors } from "../backend/native/native-spec.js";
 import { physicalCores } from "../backend/native/physical-cores.js";
-import { stepBatch } from "../bench/native-bench-setup.js";
 import { expectedTensors, type ModelConfig, tensorNames } from "../model/config.js";
 import { dtypeLayout, tensorBytes } from "../model/dtype.js";
 import { storedDType } from "../model/formats/gguf-model.js";
 import { type DType, numElements, type Tensor } from "../model/tensor.js";
 import { Sampler } from "../runner/sampler.js";
 import { defaultSamplingParams } from "../runner/sampling-params.js";
-import type { HardwareProfile } from "./hardware.js";
-import { type KvDtype, type WeightDtype, weightBytesPerParam, weightStoredAs } from "./plan.js";
-
-export interface MeasuredRates {
-  weightDtype: WeightDtype;
-  /** Batch sizes (tokens), ascending. */
-  batches: number[];
-  /** Forward-pass seconds per weight byte (every matrix, classifier included) at each batch size. */
-  secondsPerWeightByte: number[];
-  /** Decode attention, 4 · headDim FLOPs per (query head, key) pair. */
-  attentionFlopsPerS: number;
-  /** Sampling one token, per vocabulary entry. */
-  samplingSecondsPerLogit: number;
-}
+import { stepBatch } from "../workload/step-batch.js";
+import { weightBytesPerParam, weightStoredAs } from "./plan.js";
+import type { HardwareProfile, KvDtype, MeasuredRates, WeightDtype } from "./types.js";
 
 /** What the rates are measured for: the model's shapes and the dtypes it is simulated with. */
 export interface MeasuredRatesFor {

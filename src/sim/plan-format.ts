@@ -1,5 +1,5 @@
 import type { Plan, PlanInput, StepFloor } from "./plan.js";
-import { weightDtypes } from "./plan.js";
+import { weightDtypes } from "./types.js";
 
 const gb = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
 const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;

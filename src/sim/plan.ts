@@ -2,14 +2,8 @@ import type { ModelConfig } from "../model/config.js";
 import { dtypeLayout } from "../model/dtype.js";
 import { InputError } from "../model/errors.js";
 import type { DType } from "../model/tensor.js";
-import type { HardwareProfile } from "./hardware.js";
 import { type ModelProfile, matmulParameterCount, parameterCount } from "./model-profile.js";
-
-export type WeightDtype = "fp32" | "fp16" | "int8" | "int4";
-/** fp32 is what vellum's CPU backends store. */
-export type KvDtype = "fp32" | "fp16" | "fp8" | "int8";
-export const weightDtypes: WeightDtype[] = ["fp32", "fp16", "int8", "int4"];
-export const kvDtypes: KvDtype[] = ["fp32", "fp16", "fp8", "int8"];
+import { type HardwareProfile, type KvDtype, type WeightDtype, weightDtypes } from "./types.js";
 
 /** The GGUF type vellum stores each weight dtype as: int8 and int4 are q8_0 / q4_0 (32 weights + an f16 scale). */
 export const weightStoredAs: Record<WeightDtype, DType> = {

@@ -1,11 +1,10 @@
-import type { ServeSettings } from "../bench/serve/compare.js";
 import { numBlocksForBudget } from "../core/kv-cache-sizing.js";
 import { defaultEngineConfig, type EngineConfig } from "../engine/engine-config.js";
 import { InputError } from "../model/errors.js";
+import type { ServeSettings } from "../workload/compare.js";
 import { CostModel } from "./cost-model.js";
-import type { HardwareProfile } from "./hardware.js";
 import type { ModelProfile } from "./model-profile.js";
-import type { KvDtype, WeightDtype } from "./plan.js";
+import type { HardwareProfile, KvDtype, WeightDtype } from "./types.js";
 
 export interface SimSetupInput {
   model: ModelProfile;

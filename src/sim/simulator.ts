@@ -1,6 +1,3 @@
-import type { WorkloadPrompt } from "../bench/serve/dataset.js";
-import type { RequestRecord } from "../bench/serve/metrics.js";
-import { WorkloadRandom } from "../bench/serve/random.js";
 import { KVCacheManager } from "../core/kv-cache-manager.js";
 import { isFinished, Request } from "../core/request.js";
 import { AdmissionError, Scheduler } from "../core/scheduler.js";
@@ -8,6 +5,9 @@ import type { SchedulerOutput } from "../core/scheduler-output.js";
 import type { EngineConfig } from "../engine/engine-config.js";
 import { requestMetrics } from "../engine/stats.js";
 import { defaultSamplingParams } from "../runner/sampling-params.js";
+import type { WorkloadPrompt } from "../workload/dataset.js";
+import type { RequestRecord } from "../workload/metrics.js";
+import { WorkloadRandom } from "../workload/random.js";
 
 export interface SimulationInput {
   prompts: readonly WorkloadPrompt[];

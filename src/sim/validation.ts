@@ -10,8 +10,8 @@
  * `vellum simulate --hardware cpu-local … --measured measured.json` with the same workload flags.
  */
 import { readFileSync } from "node:fs";
-import type { BenchSummary } from "../bench/serve/metrics.js";
 import { InputError } from "../model/errors.js";
+import type { BenchSummary } from "../workload/metrics.js";
 
 const compared: [keyof BenchSummary, string][] = [
   ["request_throughput", "request throughput (req/s)"],

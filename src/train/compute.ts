@@ -1,4 +1,4 @@
-import { nativeGemm } from "./native-gemm.js";
+import { nativeAddon } from "../backend/native/addon.js";
 
 /** Training buffers: f32 for real training (native GEMM), f64 for gradient checks (plain JS GEMM). */
 export type Vec = Float32Array | Float64Array;
@@ -49,7 +49,7 @@ export const float64Compute: Compute = { alloc: (n) => new Float64Array(n), gemm
 
 /** float32 buffers with the native addon's GEMM on `threads` threads: what `vellum train` uses. */
 export function nativeCompute(threads: number): Compute {
-  const gemm = nativeGemm();
+  const { gemm } = nativeAddon();
   return {
     alloc: (n) => new Float32Array(n),
     gemm: (transA, transB, M, N, K, A, lda, B, ldb, C, ldc, accumulate) => {

@@ -1,27 +1,14 @@
 /**
  * Element-wise pieces of the training forward pass and their hand-written backward passes. Forward maths is
- * the reference backend's (src/backend/reference/ops.ts) line for line; sums run in float64 (JS numbers).
- * All activations are row-major [rows, width].
+ * the reference backend's (src/backend/reference/ops.ts) line for line, and for rmsNorm its own rmsNormInto;
+ * sums run in float64 (JS numbers). All activations are row-major [rows, width].
  */
 import type { Vec } from "./compute.js";
 
-/** out = x · r · w with r = 1/sqrt(mean(x²) + eps) per row; returns r per row for the backward pass. */
-export function rmsNormForward(x: Vec, w: Vec, out: Vec, rows: number, n: number, eps: number): Float64Array {
-  const inv = new Float64Array(rows);
-  for (let t = 0; t < rows; t++) {
-    const o = t * n;
-    let ss = 0;
-    for (let i = 0; i < n; i++) ss += x[o + i] * x[o + i];
-    const r = 1 / Math.sqrt(ss / n + eps);
-    inv[t] = r;
-    for (let i = 0; i < n; i++) out[o + i] = x[o + i] * r * w[i];
-  }
-  return inv;
-}
-
 /**
- * Backward of y = x · r · w: dw += Σ_rows dy · x · r, and dx += r · (dy · w) − x · r³/n · Σ_i dy_i w_i x_i
- * (accumulated into dx, which already holds the residual stream's gradient).
+ * Backward of y = x · r · w (rmsNormInto, which returns r per row): dw += Σ_rows dy · x · r, and
+ * dx += r · (dy · w) − x · r³/n · Σ_i dy_i w_i x_i (accumulated into dx, which already holds the residual stream's
+ * gradient).
  */
 export function rmsNormBackward(
   x: Vec,

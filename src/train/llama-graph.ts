@@ -9,6 +9,7 @@
  * head-h slice of sequence b is a T × headDim matrix starting at (b·T)·width + h·headDim with row stride width.
  * Attention probabilities are kept per (sequence, head) as [T, T].
  */
+import { rmsNormInto } from "../backend/reference/ops.js";
 import { type ModelConfig, tensorNames } from "../model/config.js";
 import type { Compute, Vec } from "./compute.js";
 import {
@@ -16,7 +17,6 @@ import {
   causalSoftmaxBackward,
   crossEntropy,
   rmsNormBackward,
-  rmsNormForward,
   rope,
   ropeTables,
   swigluBackward,
@@ -125,7 +125,7 @@ export class LlamaGraph {
     for (let l = 0; l < c.nLayers; l++) {
       const s = this.acts[l];
       s.xIn.set(x);
-      s.attnInv = rmsNormForward(x, this.p(tensorNames.attnNorm(l)).value, s.xnAttn, N, c.dim, c.normEps);
+      s.attnInv = rmsNormInto(x, this.p(tensorNames.attnNorm(l)).value, s.xnAttn, N, c.dim, c.normEps);
       linear(s.xnAttn, c.dim, this.p(tensorNames.wq(l)).value, s.q, qDim);
       linear(s.xnAttn, c.dim, this.p(tensorNames.wk(l)).value, s.k, kvDim);
       linear(s.xnAttn, c.dim, this.p(tensorNames.wv(l)).value, s.v, kvDim);
@@ -136,7 +136,7 @@ export class LlamaGraph {
       addInPlace(x, proj);
 
       s.xMid.set(x);
-      s.ffnInv = rmsNormForward(x, this.p(tensorNames.ffnNorm(l)).value, s.xnFfn, N, c.dim, c.normEps);
+      s.ffnInv = rmsNormInto(x, this.p(tensorNames.ffnNorm(l)).value, s.xnFfn, N, c.dim, c.normEps);
       const h = c.hiddenDim;
       linear(s.xnFfn, c.dim, this.p(tensorNames.ffnGate(l)).value, s.gate, h);
       linear(s.xnFfn, c.dim, this.p(tensorNames.ffnUp(l)).value, s.up, h);
@@ -146,7 +146,7 @@ export class LlamaGraph {
     }
 
     this.xOut.set(x);
-    this.finalInv = rmsNormForward(x, this.p(tensorNames.outputNorm).value, this.xFinal, N, c.dim, c.normEps);
+    this.finalInv = rmsNormInto(x, this.p(tensorNames.outputNorm).value, this.xFinal, N, c.dim, c.normEps);
     const V = c.vocabSize;
     linear(this.xFinal, c.dim, this.p(tensorNames.output).value, this.logits, V);
     const { totalNats, count } = crossEntropy(this.logits, targets, N, V);

@@ -1,11 +1,14 @@
-// The attention loop, written once and compiled into each kernel path (kernels-scalar.cc, kernels-avx2.cc)
-// for each cache element type (Elem: float for f32, uint16_t for f16 bits) with that path's block primitives
-// inlined; they widen the cache rows to f32 as they read them. See attention.h for the layout.
+// The attention loop, written once and compiled into each kernel path (kernels-scalar.cc, and the three that
+// include kernels-x86.h) for each cache element type (Elem: float for f32, uint16_t for f16 bits) with that
+// path's block primitives inlined; they widen the cache rows to f32 as they read them. See attention.h for the
+// layout.
 //
 // The loop walks the cache a block at a time. Within a block one head's rows are contiguous, and each query
-// of the tile meets them through two primitives that keep its running values in registers:
-//   DotRows(q, rows, stride, n, hd, scale, s):  s[o] = scale · q · rows[o],    o < n
-//   AxpyRows(out, s, rows, stride, n, hd):      out += Σ_{o < n} s[o] · rows[o]
+// of the tile meets them through two primitives that keep its running values in registers. A path gives them,
+// and its softmax, as the static members of a class Blocks:
+//   Blocks::dotRows(q, rows, stride, n, hd, scale, s):  s[o] = scale · q · rows[o],    o < n
+//   Blocks::axpyRows(out, s, rows, stride, n, hd):      out += Σ_{o < n} s[o] · rows[o]
+//   Blocks::softmax(s, n):                              s[0, n) ← softmax(s[0, n))
 #pragma once
 
 #include <cmath>
@@ -21,7 +24,7 @@ inline void prefetchBytes(const void* p, int n) {
 }
 
 // Items [begin, end) (see attentionItems); `scores` holds attentionScratch(a, max position + 1) floats.
-template <class Elem, auto DotRows, auto AxpyRows, auto Softmax>
+template <class Elem, class Blocks>
 void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* scores) {
   const int hd = a.headDim;
   const int group = a.nHeads / a.nKvHeads;
@@ -61,17 +64,26 @@ void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* sc
       }
     };
     forEachBlock(a.kCache, [&](int row, int64_t head, int j0, const Elem* k, int n) {
-      DotRows(q + head, k, hd, n, hd, scale, scores + static_cast<int64_t>(row) * ctxMax + j0);
+      Blocks::dotRows(q + head, k, hd, n, hd, scale, scores + static_cast<int64_t>(row) * ctxMax + j0);
     });
     for (int i = 0; i < nt; i++)
       for (int g = 0; g < group; g++) {
-        Softmax(scores + static_cast<int64_t>(i * group + g) * ctxMax, a.positions[t0 + i] + 1);
+        Blocks::softmax(scores + static_cast<int64_t>(i * group + g) * ctxMax, a.positions[t0 + i] + 1);
         std::memset(out + (i * a.nHeads + g) * hd, 0, sizeof(float) * hd);
       }
     forEachBlock(a.vCache, [&](int row, int64_t head, int j0, const Elem* v, int n) {
-      AxpyRows(out + head, scores + static_cast<int64_t>(row) * ctxMax + j0, v, hd, n, hd);
+      Blocks::axpyRows(out + head, scores + static_cast<int64_t>(row) * ctxMax + j0, v, hd, n, hd);
     });
   }
+}
+
+// Kernels::attention for a path's Blocks, over a cache of either element type.
+template <class Blocks>
+void attention(const AttentionArgs& a, int64_t begin, int64_t end, float* scores) {
+  if (a.kvDtype == KvDtype::F16)
+    attentionLoop<uint16_t, Blocks>(a, begin, end, scores);
+  else
+    attentionLoop<float, Blocks>(a, begin, end, scores);
 }
 
 }  // namespace vellum::backend

@@ -2,10 +2,20 @@
 // per-sequence block tables.
 //
 // KV cache, one layer, K and V alike: [numBlocks, nKvHeads, blockSize, headDim] of kvDtype elements (f32, or
-// f16 = IEEE binary16 bits, rounded to nearest-even when stored and widened to f32 when read). Position j of a
-// sequence is in slot table[j / blockSize] · blockSize + j % blockSize, as the engine's slot mapping numbers them;
-// within a block each kv head's rows lie together, so attention, which takes one kv head at a time, reads
-// blockSize · headDim contiguous elements per block (the reference backend's layout interleaves the heads).
+// f16 = IEEE binary16 bits, rounded to nearest-even when stored and widened to f32 when read):
+//
+//   | block 0                                     | block 1   | …
+//   | kv head 0                   | kv head 1 | … | kv head 0 | …
+//   | row 0 | row 1 | … | row B−1 | row 0 | … | … | row 0 | … | …
+//     '- headDim elements: K (or V) at the block's first slot, for kv head 0 (B = blockSize)
+//
+//   slot s, kv head h, element i at ((s / blockSize · nKvHeads + h) · blockSize + s % blockSize) · headDim + i
+//   (kvRowOffset below)
+//
+// Position j of a sequence is in slot table[j / blockSize] · blockSize + j % blockSize, as the engine's slot
+// mapping numbers them; within a block each kv head's rows lie together, so attention, which takes one kv head
+// at a time, reads blockSize · headDim contiguous elements per block (the reference backend's layout interleaves
+// the heads).
 // Token t (at position p) attends to 0..p of its sequence, whose K/V this step has already written.
 // GQA: query head h reads kv head h / (nHeads / nKvHeads).
 #pragma once

@@ -1,8 +1,9 @@
 // Registers the native backend's exports on the addon (called from native/src/addon.cc's Init):
 //   NativeModel          class: new NativeModel(spec), initKvCache(numBlocks, blockSize, dtype), forward(...) → Promise
-//   kernelMatmul, kernelAttention, kernelStoreKv, kernelRmsNorm, kernelRope, kernelSwiglu, kernelDequantizeRows
+//   kernelMatmul, kernelAttention, kernelStoreKv, kernelQuantizeActs, kernelRmsNorm, kernelRope, kernelSwiglu,
+//   kernelDequantizeRows
 //                        single kernels, synchronous, for the tests
-//   probe(threads, bytes), bestKernelPath()
+//   probe(threads, bytes), bestKernelPath(), kernelPaths()
 // src/backend/native/addon.ts describes each signature in TypeScript.
 #pragma once
 

@@ -10,7 +10,8 @@
 namespace vellum::backend {
 
 const Kernels& avx512Bf16Kernels() {
-  static const Kernels k{"avx512-vnni+bf16", matmul, attention, storeKv, quantizeActsX86, interleaves};
+  static const Kernels k{"avx512-vnni+bf16", matmul,         attention<AttentionBlocks>,
+                         storeKv,            quantizeActsX86, interleaves};
   return k;
 }
 

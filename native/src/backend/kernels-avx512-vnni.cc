@@ -1,4 +1,5 @@
-// The x86 kernels (kernels-x86.h) with AVX-512 VNNI's int8 dot instruction on 256-bit registers (AVX512VL).
+// The x86 kernels (kernels-x86.h) with AVX-512 VNNI's int8 dot instruction, on 256-bit registers (AVX512VL) and
+// on 512-bit ones for interleaved weights 16 rows at a time.
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
 // GCC's own 512-bit intrinsics start from an undefined register, which -Wmaybe-uninitialized reports.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -9,7 +10,7 @@
 namespace vellum::backend {
 
 const Kernels& avx512VnniKernels() {
-  static const Kernels k{"avx512-vnni", matmul, attention, storeKv, quantizeActsX86, interleaves};
+  static const Kernels k{"avx512-vnni", matmul, attention<AttentionBlocks>, storeKv, quantizeActsX86, interleaves};
   return k;
 }
 

@@ -96,36 +96,32 @@ float dot(const float* a, const Elem* b, int n) {
   return sum;
 }
 
-template <class Elem>
-void dotRows(const float* q, const Elem* rows, int64_t stride, int n, int hd, float scale, float* s) {
-  for (int o = 0; o < n; o++) s[o] = dot(q, rows + o * stride, hd) * scale;
-}
-
-template <class Elem>
-void axpyRows(float* out, const float* s, const Elem* rows, int64_t stride, int n, int hd) {
-  for (int o = 0; o < n; o++)
-    for (int i = 0; i < hd; i++) out[i] += s[o] * widen(rows[o * stride + i]);
-}
-
-// s[0, n) ← softmax(s[0, n)), summed in double.
-void softmax(float* s, int n) {
-  float max = -INFINITY;
-  for (int j = 0; j < n; j++) max = s[j] > max ? s[j] : max;
-  double sum = 0;
-  for (int j = 0; j < n; j++) {
-    s[j] = std::exp(s[j] - max);
-    sum += s[j];
+// attention-impl.h's block primitives, one row at a time.
+struct AttentionBlocks {
+  template <class Elem>
+  static void dotRows(const float* q, const Elem* rows, int64_t stride, int n, int hd, float scale, float* s) {
+    for (int o = 0; o < n; o++) s[o] = dot(q, rows + o * stride, hd) * scale;
   }
-  const float inv = static_cast<float>(1.0 / sum);
-  for (int j = 0; j < n; j++) s[j] *= inv;
-}
 
-void attention(const AttentionArgs& a, int64_t begin, int64_t end, float* scores) {
-  if (a.kvDtype == KvDtype::F16)
-    attentionLoop<uint16_t, dotRows<uint16_t>, axpyRows<uint16_t>, softmax>(a, begin, end, scores);
-  else
-    attentionLoop<float, dotRows<float>, axpyRows<float>, softmax>(a, begin, end, scores);
-}
+  template <class Elem>
+  static void axpyRows(float* out, const float* s, const Elem* rows, int64_t stride, int n, int hd) {
+    for (int o = 0; o < n; o++)
+      for (int i = 0; i < hd; i++) out[i] += s[o] * widen(rows[o * stride + i]);
+  }
+
+  // s[0, n) ← softmax(s[0, n)), summed in double.
+  static void softmax(float* s, int n) {
+    float max = -INFINITY;
+    for (int j = 0; j < n; j++) max = s[j] > max ? s[j] : max;
+    double sum = 0;
+    for (int j = 0; j < n; j++) {
+      s[j] = std::exp(s[j] - max);
+      sum += s[j];
+    }
+    const float inv = static_cast<float>(1.0 / sum);
+    for (int j = 0; j < n; j++) s[j] *= inv;
+  }
+};
 
 void storeKv(const float* x, int n, KvDtype dtype, void* out) {
   if (dtype == KvDtype::F32) {
@@ -141,7 +137,7 @@ bool interleaves(DType) { return false; }
 }  // namespace
 
 const Kernels& scalarKernels() {
-  static const Kernels k{"scalar", matmul, attention, storeKv, quantizeActs, interleaves};
+  static const Kernels k{"scalar", matmul, attention<AttentionBlocks>, storeKv, quantizeActs, interleaves};
   return k;
 }
 

@@ -1,6 +1,5 @@
 // The compute kernels of the native backend, as one table per instruction set (scalar, AVX2+FMA, AVX-512 VNNI,
-// AVX-512 VNNI + BF16),
-// picked once at load by cpu-features.cc.
+// AVX-512 VNNI + BF16), picked once at load by cpu-features.cc.
 //
 // Weight layouts are GGUF's, byte for byte, a matrix being [rows = outputs, cols = inputs] row-major:
 //   f32   4 bytes / value            f16, bf16   2 bytes / value
@@ -15,19 +14,8 @@
 // Kernels see every quantized type as 32-value chunks: int8 values, a scale per 16-value half, and a min.
 // Rows of GGUF blocks are only 2-byte aligned, so every load is unaligned.
 //
-// A kernel path may also want a weight's rows interleaved in groups of 8 (Kernels::interleaves), a copy made at
-// load (interleaveRows). q8_0 and q4_0 ×8: group g (rows 8g..8g+7), block b at (g · blocks per row + b) · 8 · B
-// bytes, B the block's size (34, 18):
-//   [d of rows 8g..8g+7: 8 × f16][(B − 2) / 4 × 32 bytes: 32c + 4r holds bytes 4c..4c+3 of row 8g+r's quants]
-// so one 32-byte load gives 4 quant bytes of every row: q8_0 values 4c..4c+3; q4_0 values 4c..4c+3 (low
-// nibbles) and 16+4c..16+4c+3 (high nibbles). q4_k ×8: super-block b of group g at (g · blocks + b) · 1184:
-//   [d: 8 × f16][dmin: 8 × f16][sc: 8 sub-blocks × 8 rows, u8][m: 8 × 8, u8]
-//   [4 pairs × 256 bytes: pair p, 32c + 4r holds qs bytes 32p + 4c..+3 of row 8g+r]
-// (scales unpacked from 6 bits, 1184 bytes for 8 × 144); pair p's low nibbles are sub-block 2p, high 2p + 1.
-// q6_k ×8: super-block b of group g at (g · blocks + b) · 1680 (= 8 × 210):
-//   [d: 8 × f16][scales: 16 sub-blocks × 8 rows, int8][ql: 4 × 256 bytes][qh: 2 × 256 bytes]
-// where ql run 64n + 32j (n, j < 2) of every row, interleaved 4 bytes a row as above, is at 144 + 256 · (2n + j),
-// and qh run 32n at 1168 + 256n.
+// A kernel path may also want a quantized weight's rows interleaved in groups of 8 (Kernels::interleaves), a
+// copy made at load (interleaveRows); matmul-groups-x86.h, which reads it, draws that layout.
 #pragma once
 
 #include <cstddef>
@@ -118,7 +106,7 @@ struct Weight {
   const uint8_t* data;
   int rows;
   int cols;
-  const uint8_t* interleaved = nullptr;  // the rows in groups of 8 (above), when the kernel path uses them
+  const uint8_t* interleaved = nullptr;  // the rows in 8-row groups (interleaveRows), when the kernel path uses them
 };
 
 // The activations of a matmul: f32 [T, n] always; q8 [T, n / 32] blocks when the weight is quantized.
@@ -157,8 +145,9 @@ constexpr size_t kQ4_Kx8Bytes = 32 + 128 + 1024;
 // Bytes of one interleaved block of 8 rows (q8_0, q4_0: a 32-value block; q4_k, q6_k: a 256-value super-block).
 size_t interleavedGroupBlockBytes(DType t);
 
-// A copy of w's rows in 8-row groups (above), made on the pool's threads, and w->interleaved pointing to it; null
-// (w unchanged) when the path does not read w's type so or w->rows is not a multiple of 8.
+// A copy of w's rows in 8-row groups (drawn in matmul-groups-x86.h), made on the pool's threads, and
+// w->interleaved pointing to it; null (w unchanged) when the path does not read w's type so or w->rows is not a
+// multiple of 8.
 using InterleavedRows = std::unique_ptr<uint8_t[]>;
 InterleavedRows interleaveRows(const Kernels& k, Weight* w, ThreadPool& pool);
 

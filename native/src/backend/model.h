@@ -1,6 +1,6 @@
 // The Llama-family forward pass (Llama, Qwen2) over a flat varlen batch with a paged f32 or f16 KV cache: the same
 // maths as src/backend/reference/reference-backend.ts, with weights used in place and work split over a
-// persistent thread pool (matmuls by output rows, per-token ops by tokens, attention by (token, kv head)).
+// persistent thread pool (matmuls by output rows, per-token ops by tokens, attention by (query tile, kv head)).
 #pragma once
 
 #include <cstdint>
@@ -25,6 +25,24 @@ struct ModelConfig {
   double ropeTheta;
   bool ropeNeox;
 };
+
+// Calls f(name, &field) for every field of c, and f(name, &field, least) for the integers whose least allowed
+// value is not 1. The names are the JS config's (src/backend/native/addon.ts NativeModelConfig):
+// native-model.cc reads the config through this list and NativeModel.configFields gives it to JS, where a test
+// holds it to the TypeScript side's.
+template <class F>
+void forEachConfigField(ModelConfig* c, F&& f) {
+  f("dim", &c->dim);
+  f("hiddenDim", &c->hiddenDim);
+  f("nLayers", &c->nLayers);
+  f("nHeads", &c->nHeads);
+  f("nKvHeads", &c->nKvHeads);
+  f("headDim", &c->headDim, 2);  // RoPE turns pairs
+  f("vocabSize", &c->vocabSize);
+  f("normEps", &c->normEps);
+  f("ropeTheta", &c->ropeTheta);
+  f("ropeNeox", &c->ropeNeox);
+}
 
 struct LayerWeights {
   std::vector<float> attnNorm;

@@ -2,6 +2,7 @@
 
 #include <exception>
 #include <string>
+#include <type_traits>
 
 #include "cpu-features.h"
 #include "napi-args.h"
@@ -53,22 +54,27 @@ bool readVector(Napi::Value v, const std::string& name, const MappedFile* file, 
   return true;
 }
 
+// Every ModelConfig field from config.<name> (forEachConfigField), stopping at the first bad one.
 bool readConfig(Napi::Value v, ModelConfig* c) {
   if (!v.IsObject()) return throwType(v.Env(), "config must be an object");
   auto o = v.As<Napi::Object>();
-  double eps, theta;
-  if (!readInt(o.Get("dim"), "config.dim", 1, &c->dim) || !readInt(o.Get("hiddenDim"), "config.hiddenDim", 1, &c->hiddenDim) ||
-      !readInt(o.Get("nLayers"), "config.nLayers", 1, &c->nLayers) ||
-      !readInt(o.Get("nHeads"), "config.nHeads", 1, &c->nHeads) ||
-      !readInt(o.Get("nKvHeads"), "config.nKvHeads", 1, &c->nKvHeads) ||
-      !readInt(o.Get("headDim"), "config.headDim", 2, &c->headDim) ||
-      !readInt(o.Get("vocabSize"), "config.vocabSize", 1, &c->vocabSize) ||
-      !readDouble(o.Get("normEps"), "config.normEps", &eps) || !readDouble(o.Get("ropeTheta"), "config.ropeTheta", &theta))
-    return false;
+  bool ok = true;
+  forEachConfigField(c, [&](const char* name, auto* field, int min = 1) {
+    using T = std::remove_pointer_t<decltype(field)>;
+    if (!ok) return;
+    const std::string path = std::string("config.") + name;
+    if constexpr (std::is_same_v<T, int>) {
+      ok = readInt(o.Get(name), path, min, field);
+    } else if constexpr (std::is_same_v<T, bool>) {
+      *field = o.Get(name).ToBoolean();
+    } else {
+      double d = 0;
+      ok = readDouble(o.Get(name), path, &d);
+      if (ok) *field = static_cast<T>(d);
+    }
+  });
+  if (!ok) return false;
   if (c->nHeads % c->nKvHeads != 0) return throwRange(v.Env(), "config.nHeads must be a multiple of nKvHeads");
-  c->normEps = static_cast<float>(eps);
-  c->ropeTheta = theta;
-  c->ropeNeox = o.Get("ropeNeox").ToBoolean();
   return true;
 }
 
@@ -136,11 +142,17 @@ class ForwardWorker : public Napi::AsyncWorker {
 };
 
 Napi::Function NativeModel::Define(Napi::Env env) {
+  auto configFields = Napi::Array::New(env);
+  ModelConfig names{};
+  forEachConfigField(&names, [&](const char* name, auto*, int = 1) {
+    configFields.Set(configFields.Length(), Napi::String::New(env, name));
+  });
   return DefineClass(env, "NativeModel",
                      {InstanceMethod<&NativeModel::InitKvCache>("initKvCache"),
                       InstanceMethod<&NativeModel::Forward>("forward"),
                       InstanceAccessor<&NativeModel::KernelPath>("kernelPath"),
-                      InstanceAccessor<&NativeModel::Threads>("threads")});
+                      InstanceAccessor<&NativeModel::Threads>("threads"),
+                      StaticValue("configFields", configFields)});
 }
 
 NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {

@@ -1,16 +1,17 @@
 // NativeModel, the JS class behind src/backend/native/native-backend.ts.
 //
 //   new NativeModel({ config, weights, file?, threads, kernels })
-//     config:  { dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim, vocabSize, normEps, ropeTheta, ropeNeox }
+//     config:  the fields of model.h's ModelConfig, by name (NativeModel.configFields lists them)
 //     weights: { embedding, outputNorm, classifier, layers: [{ attnNorm, ffnNorm, wq, wk, wv, wo, gate, up, down,
 //                bq?, bk?, bv? }] }, each tensor { dtype, rows, cols } plus either `data` (a Uint8Array kept
 //                alive by this object) or `offset` (bytes into `file`, which is memory-mapped)
-//     kernels: "auto" | "avx2" | "scalar"
+//     kernels: "auto" | "avx512-bf16" | "avx512-vnni" | "avx2" | "scalar" (cpu-features.h)
 //   initKvCache(numBlocks, blockSize, dtype)
 //     dtype: "f32" | "f16", the element type of the cached K and V (f16: half the memory, K/V rounded)
 //   forward(tokenIds, positions, slotMapping, queryStartLoc, seqLens, blockTables, logitsIndices)
 //     → Promise<Float32Array> [logitsIndices.length, vocabSize], computed on the addon's threads
 //   kernelPath, threads (getters)
+//   NativeModel.configFields: the config's field names
 #pragma once
 
 #include <napi.h>

@@ -5,7 +5,8 @@
 namespace vellum::backend {
 namespace {
 constexpr int kTokenChunk = 64;
-// Bands start on multiples of the kernels' row tiles (4 rows, 8 at batch 1), so no band ends in a ragged tile.
+// Bands start on multiples of the kernels' row tiles (4 rows; 8 at batch 1 and in 8-row groups), so no band ends
+// in a ragged tile.
 constexpr int kRowAlign = 8;
 }  // namespace
 

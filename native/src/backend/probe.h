@@ -5,8 +5,9 @@
 namespace vellum::backend {
 
 struct ProbeResult {
+  // Both 0 when the CPU has no AVX2+FMA.
   double readBytesPerSecond;
-  double fmaFlopsPerSecond;  // 0 when the CPU has no AVX2+FMA
+  double fmaFlopsPerSecond;
 };
 
 ProbeResult probeMachine(int threads, double bufferBytes);

@@ -2,12 +2,32 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { KvCacheDtype } from "../../core/kv-cache-sizing.js";
+import type { ModelConfig } from "../../model/config.js";
 import type { DType } from "../../model/tensor.js";
 
 /**
- * The native backend's half of the C++ addon (native/src/backend/, registered by native/src/addon.cc),
- * built by `node-gyp rebuild` into build/Release/vellum_native.node.
+ * The C++ addon (native/src/addon.cc): the native backend (native/src/backend/) and the training GEMM
+ * (native/src/gemm.cc), built by `node-gyp rebuild` into build/Release/vellum_native.node. This module is its
+ * one loader.
  */
+
+/** The ModelConfig fields the addon takes as they are; its config adds `ropeNeox`, ropeStyle as a flag. */
+export const nativeConfigFields = [
+  "dim",
+  "hiddenDim",
+  "nLayers",
+  "nHeads",
+  "nKvHeads",
+  "headDim",
+  "vocabSize",
+  "normEps",
+  "ropeTheta",
+] as const satisfies readonly (keyof ModelConfig)[];
+
+/** The config NativeModel reads (native/src/backend/model.h, whose field list it gives as `configFields`). */
+export type NativeModelConfig = Pick<ModelConfig, (typeof nativeConfigFields)[number]> & {
+  ropeNeox: boolean;
+};
 
 /** A weight as the addon takes it: [rows, cols] row-major in GGUF's block layout, from a buffer or the mapped file. */
 export type NativeTensorSpec = { dtype: DType; rows: number; cols: number } & (
@@ -31,18 +51,7 @@ export interface NativeLayerSpec {
 }
 
 export interface NativeModelSpec {
-  config: {
-    dim: number;
-    hiddenDim: number;
-    nLayers: number;
-    nHeads: number;
-    nKvHeads: number;
-    headDim: number;
-    vocabSize: number;
-    normEps: number;
-    ropeTheta: number;
-    ropeNeox: boolean;
-  };
+  config: NativeModelConfig;
   weights: {
     embedding: NativeTensorSpec;
     outputNorm: NativeTensorSpec;
@@ -74,8 +83,37 @@ export interface NativeModel {
   ): Promise<Float32Array>;
 }
 
+export interface NativeModelClass {
+  new (spec: NativeModelSpec): NativeModel;
+  /** The names of the config fields the constructor reads. */
+  readonly configFields: readonly string[];
+}
+
+/**
+ * C = op(A) · op(B) (or C += … with `accumulate`), row-major with leading dimensions: op(A) is M×K (A stored K×M
+ * when transA), op(B) is K×N (B stored N×K when transB), C is M×N. Matrices may be subarray views. Runs
+ * synchronously on `threads` threads.
+ */
+export type NativeGemm = (
+  transA: boolean,
+  transB: boolean,
+  M: number,
+  N: number,
+  K: number,
+  A: Float32Array,
+  lda: number,
+  B: Float32Array,
+  ldb: number,
+  C: Float32Array,
+  ldc: number,
+  accumulate: boolean,
+  threads: number,
+) => void;
+
 export interface NativeAddon {
-  NativeModel: new (spec: NativeModelSpec) => NativeModel;
+  NativeModel: NativeModelClass;
+  /** The f32 GEMM training runs on (native/src/gemm.cc). */
+  gemm: NativeGemm;
   /** y [T, rows] = x [T, cols] · wᵀ. */
   kernelMatmul(
     kernels: KernelPath,
@@ -153,13 +191,11 @@ export function loadNativeAddon(): NativeAddon | Error {
       const addon = createRequire(import.meta.url)(addonPath) as Partial<NativeAddon>;
       cached = addon.NativeModel
         ? (addon as NativeAddon)
-        : new Error(
-            `${addonPath}: the addon has no native backend (rebuild it with \`npx node-gyp rebuild\`)`,
-          );
+        : new Error(`${addonPath}: the addon has no native backend (rebuild it with \`npm run install\`)`);
     } catch (err) {
       const reason = err instanceof Error ? err.message.split("\n")[0] : String(err);
       cached = new Error(
-        `${addonPath}: cannot load the native addon (run \`npx node-gyp rebuild\`): ${reason}`,
+        `${addonPath}: cannot load the native addon (rebuild it with \`npm run install\`): ${reason}`,
       );
     }
   }

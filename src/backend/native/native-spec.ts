@@ -1,10 +1,24 @@
 import { type ModelConfig, tensorNames } from "../../model/config.js";
 import { readGgufFile } from "../../model/formats/gguf-reader.js";
 import type { Tensor } from "../../model/tensor.js";
-import type { KernelPath, NativeLayerSpec, NativeModelSpec, NativeTensorSpec } from "./addon.js";
+import {
+  type KernelPath,
+  type NativeLayerSpec,
+  type NativeModelConfig,
+  type NativeModelSpec,
+  type NativeTensorSpec,
+  nativeConfigFields,
+} from "./addon.js";
 
 /** Where the addon finds each tensor: a JS buffer it keeps alive, or an offset into the GGUF file it maps. */
 type TensorSource = (name: string) => NativeTensorSpec;
+
+/** The config as the addon takes it. */
+export function nativeModelConfig(config: ModelConfig): NativeModelConfig {
+  const native = { ropeNeox: config.ropeStyle === "neox" } as NativeModelConfig;
+  for (const field of nativeConfigFields) native[field] = config[field];
+  return native;
+}
 
 /** [out, in] → rows, cols; a 1-D [n] tensor is one row. */
 function rowsCols(shape: readonly number[]): { rows: number; cols: number } {
@@ -42,18 +56,7 @@ function specFor(
   }
   const embedding = tensor(tensorNames.tokenEmbedding);
   return {
-    config: {
-      dim: config.dim,
-      hiddenDim: config.hiddenDim,
-      nLayers: config.nLayers,
-      nHeads: config.nHeads,
-      nKvHeads: config.nKvHeads,
-      headDim: config.headDim,
-      vocabSize: config.vocabSize,
-      normEps: config.normEps,
-      ropeTheta: config.ropeTheta,
-      ropeNeox: config.ropeStyle === "neox",
-    },
+    config: nativeModelConfig(config),
     weights: {
       embedding,
       outputNorm: tensor(tensorNames.outputNorm),

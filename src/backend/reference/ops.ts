@@ -28,14 +28,32 @@ export function matmul(
 /** out[t] = x[t] / sqrt(mean(x[t]²) + eps) · weight, for each of T rows of width n. */
 export function rmsNorm(x: Float32Array, weight: Float32Array, T: number, n: number, eps: number) {
   const out = new Float32Array(T * n);
+  rmsNormInto(x, weight, out, T, n, eps);
+  return out;
+}
+
+/**
+ * rmsNorm written into `out`, in f32 or f64 (training uses both). Returns each row's r = 1/sqrt(mean(x²) + eps),
+ * which training's backward pass reuses.
+ */
+export function rmsNormInto(
+  x: Float32Array | Float64Array,
+  weight: Float32Array | Float64Array,
+  out: Float32Array | Float64Array,
+  T: number,
+  n: number,
+  eps: number,
+): Float64Array {
+  const inv = new Float64Array(T);
   for (let t = 0; t < T; t++) {
     const o = t * n;
     let ss = 0;
     for (let i = 0; i < n; i++) ss += x[o + i] * x[o + i];
-    const scale = 1 / Math.sqrt(ss / n + eps);
-    for (let i = 0; i < n; i++) out[o + i] = x[o + i] * scale * weight[i];
+    const r = 1 / Math.sqrt(ss / n + eps);
+    inv[t] = r;
+    for (let i = 0; i < n; i++) out[o + i] = x[o + i] * r * weight[i];
   }
-  return out;
+  return inv;
 }
 
 /**

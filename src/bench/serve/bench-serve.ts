@@ -1,9 +1,9 @@
+import type { Variant } from "../../workload/compare.js";
+import { type BenchSummary, type RequestRecord, summarize } from "../../workload/metrics.js";
+import type { Workload } from "../../workload/workload.js";
 import { checkServer, normalizeBaseUrl, type Target } from "./client.js";
-import type { Variant } from "./compare.js";
 import { runLoad } from "./load-generator.js";
-import { type BenchSummary, type RequestRecord, summarize } from "./metrics.js";
 import { type ServerLaunch, startServer } from "./start-server.js";
-import type { Workload } from "./workload-options.js";
 
 export interface BenchTarget {
   baseUrl: string;

@@ -1,4 +1,4 @@
-import type { BenchSummary } from "./metrics.js";
+import type { BenchSummary } from "../../workload/metrics.js";
 
 const rows: [keyof BenchSummary, string][] = [
   ["completed", "successful requests"],

@@ -3,10 +3,10 @@ import { existsSync, writeFileSync } from "node:fs";
 import { delimiter, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { InputError } from "../../model/errors.js";
+import type { RequestRecord } from "../../workload/metrics.js";
+import { tpot } from "../../workload/metrics.js";
 import type { BenchRun } from "./bench-serve.js";
 import { formatComparison } from "./compare-table.js";
-import type { RequestRecord } from "./metrics.js";
-import { tpot } from "./metrics.js";
 import { formatSummary } from "./report-text.js";
 import { groupedBars, type Series, xyChart } from "./svg-chart.js";
 

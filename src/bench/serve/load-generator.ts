@@ -1,7 +1,7 @@
 import cliProgress from "cli-progress";
+import type { RequestRecord } from "../../workload/metrics.js";
+import type { Workload } from "../../workload/workload.js";
 import { sendRequest, type Target } from "./client.js";
-import type { RequestRecord } from "./metrics.js";
-import type { Workload } from "./workload-options.js";
 
 export interface LoadResult {
   records: RequestRecord[];

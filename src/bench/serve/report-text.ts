@@ -1,4 +1,4 @@
-import type { BenchSummary, LatencyMetric } from "./metrics.js";
+import type { BenchSummary, LatencyMetric } from "../../workload/metrics.js";
 
 const titles: Record<LatencyMetric, [string, string]> = {
   ttft: ["Time to First Token", "TTFT"],

@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import type { BackendName } from "../../backend/native/choose-backend.js";
 import type { KvCacheDtype } from "../../core/kv-cache-sizing.js";
 import { InputError } from "../../model/errors.js";
-import type { ServeSettings } from "./compare.js";
+import type { ServeSettings } from "../../workload/compare.js";
 
 /** What a server started for a comparison runs. */
 export interface ServerLaunch {
@@ -12,7 +12,7 @@ export interface ServerLaunch {
   settings: ServeSettings;
   /** Default: native when the addon loads, else reference. */
   backend?: BackendName;
-  kvCacheMemory?: string;
+  kvCacheBytes?: number;
   kvCacheDtype?: KvCacheDtype;
   maxNumSeqs?: number;
   maxModelLen?: number;
@@ -41,7 +41,7 @@ export function startServer(launch: ServerLaunch): Promise<StartedServer> {
     launch.settings.batching,
     ...(launch.settings.prefixCaching ? [] : ["--no-enable-prefix-caching"]),
     ...(launch.backend ? ["--backend", launch.backend] : []),
-    ...(launch.kvCacheMemory ? ["--kv-cache-memory", launch.kvCacheMemory] : []),
+    ...(launch.kvCacheBytes ? ["--kv-cache-memory", String(launch.kvCacheBytes)] : []),
     ...(launch.kvCacheDtype ? ["--kv-cache-dtype", launch.kvCacheDtype] : []),
     ...(launch.maxNumSeqs ? ["--max-num-seqs", String(launch.maxNumSeqs)] : []),
     ...(launch.maxModelLen ? ["--max-model-len", String(launch.maxModelLen)] : []),

@@ -1,5 +1,3 @@
-import type { HfTokenizerConfig } from "./hf-convert.js";
-
 /**
  * What the engine needs from any tokenizer (SentencePiece-BPE, byte-level BPE, or HF tokenizer.json).
  */
@@ -52,6 +50,17 @@ export interface TextPart {
 /** One `encode` call as data. */
 export interface EncodeRequest extends EncodeOptions {
   text: string | readonly TextPart[];
+}
+
+/** The parts of tokenizer_config.json read by vellum; bos/eos may be a string or an AddedToken object. */
+export interface HfTokenizerConfig {
+  bos_token?: string | { content: string } | null;
+  eos_token?: string | { content: string } | null;
+  unk_token?: string | { content: string } | null;
+  add_bos_token?: boolean;
+  add_eos_token?: boolean;
+  chat_template?: string | { name: string; template: string }[];
+  clean_up_tokenization_spaces?: boolean;
 }
 
 /** Data a tokenizer can be built again from (structured-cloneable, e.g. to a worker thread). */

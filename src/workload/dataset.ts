@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { InputError } from "../../model/errors.js";
+import { InputError } from "../model/errors.js";
 import type { WorkloadRandom } from "./random.js";
 
 /** One prompt of a workload. Token ids are what the simulator schedules and what completions requests send. */

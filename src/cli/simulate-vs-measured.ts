@@ -5,7 +5,10 @@
  * Usage: vellum bench simulate-vs-measured --model F.gguf [--kv-cache-memory 1GiB] [workload flags]
  */
 import { writeFileSync } from "node:fs";
-import { parseByteSize } from "../core/kv-cache-sizing.js";
+import type { Command } from "commander";
+import { benchServe } from "../bench/serve/bench-serve.js";
+import { formatSummary } from "../bench/serve/report-text.js";
+import { startServer } from "../bench/serve/start-server.js";
 import { defaultEngineConfig } from "../engine/engine-config.js";
 import { tensorNames } from "../model/config.js";
 import { InputError } from "../model/errors.js";
@@ -13,45 +16,55 @@ import { loadModel } from "../model/load.js";
 import { formatHardware, hardwareProfile } from "../sim/hardware.js";
 import { withMeasuredRates } from "../sim/measured-rates.js";
 import { modelProfile } from "../sim/model-profile.js";
-import { weightDtypes, weightStoredAs } from "../sim/plan.js";
+import { weightStoredAs } from "../sim/plan.js";
 import { simSetup } from "../sim/sim-setup.js";
 import { simulate } from "../sim/simulator.js";
+import { weightDtypes } from "../sim/types.js";
 import { formatValidation } from "../sim/validation.js";
-import { benchServe } from "./serve/bench-serve.js";
-import { defaultServeSettings } from "./serve/compare.js";
-import { summarize } from "./serve/metrics.js";
-import { formatSummary } from "./serve/report-text.js";
-import { startServer } from "./serve/start-server.js";
-import type { Workload } from "./serve/workload-options.js";
+import { defaultServeSettings } from "../workload/compare.js";
+import { summarize } from "../workload/metrics.js";
+import { type WorkloadFlags, workloadFrom } from "../workload/workload.js";
+import { addWorkloadOptions, byteSizeOption } from "./options.js";
+import { runAction } from "./run-action.js";
 
-export interface SimulateVsMeasuredOptions {
-  modelPath: string;
-  kvCacheMemory: string;
-  resultJson?: string;
+interface SimulateVsMeasuredFlags extends WorkloadFlags {
+  model: string;
+  kvCacheMemory: number;
+}
+
+export function registerSimulateVsMeasured(bench: Command) {
+  const command = bench
+    .command("simulate-vs-measured")
+    .description(
+      "serve a model, run a workload against it, then simulate the same workload on cpu-local and compare (±25%)",
+    )
+    .requiredOption(
+      "--model <file.gguf>",
+      "the model both serve (a synth-model file: f32, f16, q8_0 or q4_0)",
+    )
+    .addOption(
+      byteSizeOption("--kv-cache-memory <size>", "KV cache budget of the server and the simulation", "1GiB"),
+    );
+  addWorkloadOptions(command).action(runAction(runSimulateVsMeasured));
 }
 
 /** The server and the simulation get the same engine settings: vellum serve's defaults and this KV budget. */
-export async function runSimulateVsMeasured(o: SimulateVsMeasuredOptions, workload: Workload) {
-  let kvCacheBytes: number;
-  try {
-    kvCacheBytes = parseByteSize(o.kvCacheMemory);
-  } catch (err) {
-    throw new InputError(`--kv-cache-memory: ${(err as Error).message}`);
-  }
-  const model = loadModel(o.modelPath);
+async function runSimulateVsMeasured(f: SimulateVsMeasuredFlags) {
+  const workload = workloadFrom(f);
+  const model = loadModel(f.model);
   const stored = model.tensors.get(tensorNames.ffnDown(0))?.dtype;
   // bf16 weights are simulated as fp16: the same bytes per weight.
   const weightDtype = weightDtypes.find((w) => weightStoredAs[w] === (stored === "bf16" ? "f16" : stored));
   if (!weightDtype) {
     throw new InputError(
-      `${o.modelPath}: weights of type ${stored} have no simulator dtype (f32, f16, q8_0, q4_0)`,
+      `${f.model}: weights of type ${stored} have no simulator dtype (f32, f16, q8_0, q4_0)`,
     );
   }
 
   const server = await startServer({
-    modelPath: o.modelPath,
+    modelPath: f.model,
     settings: defaultServeSettings,
-    kvCacheMemory: o.kvCacheMemory,
+    kvCacheBytes: f.kvCacheMemory,
   });
   let measured: Awaited<ReturnType<typeof benchServe>>;
   try {
@@ -64,7 +77,7 @@ export async function runSimulateVsMeasured(o: SimulateVsMeasuredOptions, worklo
   }
   process.stdout.write(`${formatSummary(measured.summary, "measured")}\n`);
 
-  const profile = modelProfile(o.modelPath);
+  const profile = modelProfile(f.model);
   const hardware = await withMeasuredRates(hardwareProfile("cpu-local"), {
     config: profile.config,
     weightDtype,
@@ -76,7 +89,7 @@ export async function runSimulateVsMeasured(o: SimulateVsMeasuredOptions, worklo
     weightDtype,
     kvDtype: "fp32",
     overheadBytes: 0,
-    kvCacheBytes,
+    kvCacheBytes: f.kvCacheMemory,
     maxModelLen: profile.config.maxSeqLen,
     maxNumSeqs: defaultEngineConfig.maxNumSeqs,
     maxNumBatchedTokens: defaultEngineConfig.maxNumBatchedTokens,
@@ -89,14 +102,14 @@ export async function runSimulateVsMeasured(o: SimulateVsMeasuredOptions, worklo
     `${formatSummary(simulated, "simulated (cpu-local)")}\n${formatHardware(hardware)}\n\n`,
   );
   process.stdout.write(`${formatValidation(simulated, measured.summary)}\n`);
-  if (o.resultJson) {
+  if (f.resultJson) {
     const json = {
-      model: o.modelPath,
+      model: f.model,
       weightDtype,
       measured: measured.summary,
       simulated,
       rates: hardware.measuredRates,
     };
-    writeFileSync(o.resultJson, `${JSON.stringify(json, null, 2)}\n`);
+    writeFileSync(f.resultJson, `${JSON.stringify(json, null, 2)}\n`);
   }
 }

@@ -1,12 +1,10 @@
-import type { Command } from "commander";
-import { numberOption } from "../../cli/run-action.js";
-import { InputError } from "../../model/errors.js";
+import { InputError } from "../model/errors.js";
 import { arrivalTimes } from "./arrivals.js";
 import { type DatasetName, datasetNames, makePrompts, type WorkloadPrompt } from "./dataset.js";
 import { parseSlo, type Slo } from "./metrics.js";
 import { WorkloadRandom } from "./random.js";
 
-/** The workload flags `bench serve` and `simulate` share, as commander parses them. */
+/** The workload flags `bench serve` and `simulate` share, as commander parses them (src/cli/options.ts). */
 export interface WorkloadFlags {
   dataset: string;
   datasetPath?: string;
@@ -33,39 +31,6 @@ export interface Workload {
   maxConcurrency: number;
   seed: number;
   slo?: Slo;
-}
-
-export function addWorkloadOptions(command: Command): Command {
-  return command
-    .option("--dataset <name>", datasetNames.join(", "), "random")
-    .option("--dataset-path <file>", "sharegpt: a local ShareGPT-format JSON file")
-    .option("--num-prompts <n>", "requests to send", numberOption(true), 200)
-    .option(
-      "--input-len <n>",
-      "random, prefix-shared: prompt tokens (after the prefix)",
-      numberOption(true),
-      1024,
-    )
-    .option("--output-len <n>", "random, prefix-shared: output tokens", numberOption(true), 128)
-    .option("--range-ratio <r>", "lengths uniform in L·(1 ± r)", numberOption(), 0)
-    .option(
-      "--prefix-len <n>",
-      "prefix-shared: tokens of the prefix every prompt shares",
-      numberOption(true),
-      256,
-    )
-    .option(
-      "--sharegpt-output-len <n>",
-      "sharegpt: output tokens instead of each reply's length",
-      numberOption(true),
-    )
-    .option("--vocab-size <n>", "random token ids are drawn below this", numberOption(true), 500)
-    .option("--request-rate <r>", "requests per second, or inf to send all at once", "inf")
-    .option("--burstiness <b>", "gamma shape of the gaps: 1 = Poisson, < 1 burstier", numberOption(), 1)
-    .option("--max-concurrency <n>", "most requests in flight", numberOption(true))
-    .option("--seed <n>", "seed of the workload", numberOption(true), 0)
-    .option("--goodput <slo...>", "service-level objectives, e.g. ttft:500 tpot:50 e2el:5000 (ms)")
-    .option("--result-json <file>", "write the results as JSON");
 }
 
 export function workloadFrom(f: WorkloadFlags): Workload {

@@ -1,5 +1,5 @@
-import type { KvAllocation } from "../../core/kv-cache-manager.js";
-import { InputError } from "../../model/errors.js";
+import type { KvAllocation } from "../core/kv-cache-manager.js";
+import { InputError } from "../model/errors.js";
 
 /** The server settings a comparison varies: the baselines that measure what paging, batching and caching buy. */
 export interface ServeSettings {

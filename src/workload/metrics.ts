@@ -6,7 +6,7 @@
  * Percentiles interpolate linearly between order statistics (numpy's default).
  */
 
-import { InputError } from "../../model/errors.js";
+import { InputError } from "../model/errors.js";
 
 /** One request as the client saw it. Times in seconds. */
 export interface RequestRecord {
