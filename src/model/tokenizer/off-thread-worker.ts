@@ -29,7 +29,7 @@ if (port !== null) {
   port.on("message", ({ id, requests }: EncodeJob) => {
     let reply: EncodeReply;
     try {
-      reply = { id, ids: requests.map(({ text, ...opts }) => Int32Array.from(tokenizer.encode(text, opts))) };
+      reply = { id, ids: requests.map(({ text, ...opts }) => new Int32Array(tokenizer.encode(text, opts))) };
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       reply = { id, error: { message, inputError: e instanceof InputError } };
