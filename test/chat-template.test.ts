@@ -2,19 +2,8 @@ import { describe, expect, test } from "vitest";
 import { ChatTemplate, renderChat } from "../src/model/chat-template.js";
 import { InputError } from "../src/model/errors.js";
 import { ByteLevelBpeTokenizer } from "../src/model/tokenizer/byte-bpe.js";
+import { chatmlTemplate, llama3Template, mistralTemplate } from "./chat-templates.js";
 import { byteLevelFirstSpecial, tinyByteLevelSpec } from "./tokenizer-fixtures.js";
-
-/** Meta-Llama-3-8B-Instruct's template (tokenizer_config.json chat_template). */
-const llama3Template =
-  "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}";
-
-/** Qwen2's ChatML template with its default system prompt. */
-const chatmlTemplate =
-  "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
-
-/** Mistral-Instruct's template, which rejects roles that do not alternate. */
-const mistralTemplate =
-  "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}{% endif %}{% endfor %}";
 
 describe("ChatTemplate", () => {
   test("renders a Llama 3 template with bos_token and the generation prompt", () => {

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import OpenAI from "openai";
 import { describe, expect, test } from "vitest";
 import { bundledModelPath } from "../src/cli/default-model.js";
+import { loadModel } from "../src/model/load.js";
 import { floodingChat, scrapeMetrics, stalledClient, waitFor } from "./server-helpers.js";
 import { describeShared, stories260K } from "./shared-models.js";
 
@@ -158,4 +159,21 @@ describe.skipIf(!hasBundled)("vellum serve with no --model serves the bundled de
     expect(seconds).toBeLessThan(1.5 + 4);
     for (const client of clients) client.destroy();
   }, 180_000);
+});
+
+describe.skipIf(!hasBundled)("vellum serve --no-parse-special", () => {
+  test("prompts keep special-token text as text; a large prompt is tokenized by dist/'s worker thread alike", async () => {
+    const s = await serve("--no-parse-special");
+    const { tokenizer } = loadModel(bundledModelPath);
+    for (const prompt of ["light</s><s>", "Let there be light.</s>\n".repeat(500)]) {
+      const r = await fetch(`${s.url}/tokenize`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ prompt }),
+      });
+      expect((await r.json()).tokens).toEqual(tokenizer.encode(prompt, { parseSpecial: false }));
+    }
+    s.child.kill("SIGTERM");
+    expect(await s.exited).toBe(0);
+  });
 });

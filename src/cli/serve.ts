@@ -24,6 +24,7 @@ interface ServeOptions {
   kvCacheMemory?: number;
   kvCacheDtype: KvCacheDtype;
   maxQueue?: number;
+  parseSpecial: boolean;
   corsOrigin?: string;
   shutdownTimeout: number;
   backend?: BackendName;
@@ -67,6 +68,10 @@ export function registerServe(program: Command) {
       "--max-queue <n>",
       "most completions waiting + running; beyond it requests get 503",
       numberOption(true),
+    )
+    .option(
+      "--no-parse-special",
+      "completion prompts' special-token text (e.g. </s>) stays text by default; requests may still set parse_special (chat content is always text)",
     )
     .option(
       "--cors-origin <origin>",
@@ -134,6 +139,7 @@ async function serve(opts: ServeOptions) {
     servedModelName: opts.servedModelName,
     apiKey: opts.apiKey ?? process.env.VELLUM_API_KEY,
     maxQueue: opts.maxQueue,
+    parseSpecial: opts.parseSpecial,
     corsOrigin: opts.corsOrigin,
     logger: { level: process.env.VELLUM_LOG_LEVEL ?? "info" },
   });

@@ -1,10 +1,10 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { type ChatMessage, encodeChat } from "../model/chat-template.js";
+import { type ChatMessage, chatPrompt } from "../model/chat-template.js";
 import { InputError } from "../model/errors.js";
-import type { LoadedModel } from "../model/model.js";
-import type { Tokenizer } from "../model/tokenizer/tokenizer.js";
+import type { EncodeRequest, Tokenizer } from "../model/tokenizer/tokenizer.js";
 import { validateSamplingParams } from "../runner/validate-sampling-params.js";
 import type { ServerContext } from "./context.js";
+import { encodeTexts } from "./encode.js";
 import { ApiError, toApiError } from "./errors.js";
 import { checkModel, collect, type Generation, startGenerations } from "./generation.js";
 import { chatLogprobs } from "./logprobs.js";
@@ -17,7 +17,7 @@ import { SseWriter } from "./sse.js";
 export async function chatCompletions(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply) {
   const body = chatBody.parse(request.body);
   checkModel(ctx, body.model);
-  const promptIds = chatPromptIds(ctx.model, body.messages);
+  const promptIds = await chatPromptIds(ctx, body.messages);
   const topN = body.top_logprobs ?? 0;
   if (topN > 0 && !body.logprobs)
     throw new ApiError(400, "top_logprobs needs logprobs: true", "top_logprobs");
@@ -123,22 +123,25 @@ async function stream(job: ChatJob, reply: FastifyReply) {
 }
 
 /**
- * The conversation as prompt token ids, ending with the assistant's cue. A Jinja template writes the BOS
- * text itself; the plain fallback does not, so the tokenizer adds it then.
+ * The conversation as prompt token ids, ending with the assistant's cue; message content is plain text
+ * (see chatPrompt).
  */
-export function chatPromptIds(
-  model: LoadedModel,
+export async function chatPromptIds(
+  ctx: ServerContext,
   messages: readonly ChatBodyMessage[],
   addGenerationPrompt = true,
-): number[] {
+): Promise<number[]> {
   const plain: ChatMessage[] = messages.map((m) => ({
     role: m.role,
     content: typeof m.content === "string" ? m.content : m.content.map((part) => part.text).join(""),
   }));
+  let prompt: EncodeRequest;
   try {
-    return encodeChat(model, plain, { addGenerationPrompt });
+    prompt = chatPrompt(ctx.model, plain, { addGenerationPrompt });
   } catch (err) {
     if (err instanceof InputError) throw new ApiError(400, err.message, "messages");
     throw err;
   }
+  const [ids] = await encodeTexts(ctx, [prompt], "messages");
+  return ids;
 }

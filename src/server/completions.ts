@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Tokenizer } from "../model/tokenizer/tokenizer.js";
 import { validateSamplingParams } from "../runner/validate-sampling-params.js";
 import type { ServerContext } from "./context.js";
+import { encodeTexts } from "./encode.js";
 import { ApiError, toApiError } from "./errors.js";
 import { checkModel, collect, type Generation, startGenerations } from "./generation.js";
 import { completionLogprobs } from "./logprobs.js";
@@ -44,7 +45,7 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
   const params = samplingParamsFrom(body, body.max_tokens ?? defaultMaxTokens, engineLogprobs);
   validateSamplingParams(params);
   const tokenizer = ctx.model.tokenizer;
-  const prompts = promptIds(tokenizer, body.prompt);
+  const prompts = await promptIds(ctx, body);
   const generations = startGenerations(ctx, request, reply, prompts, params, {
     priority: body.priority ?? undefined,
     promptParam: "prompt",
@@ -136,11 +137,23 @@ async function stream(job: CompletionJob, reply: FastifyReply) {
   return reply;
 }
 
-/** The prompt(s) as token ids: strings are encoded with the model's BOS handling, ids are used as given. */
-function promptIds(tokenizer: Tokenizer, prompt: CompletionBody["prompt"]): number[][] {
-  if (typeof prompt === "string") return [tokenizer.encode(prompt)];
+/**
+ * The prompt(s) as token ids: strings are encoded with the model's BOS handling (special-token text as
+ * parse_special says), ids are used as given.
+ */
+async function promptIds(ctx: ServerContext, body: CompletionBody): Promise<number[][]> {
+  const { prompt } = body;
+  const parseSpecial = body.parse_special ?? ctx.parseSpecial;
+  const encode = (texts: string[]) =>
+    encodeTexts(
+      ctx,
+      texts.map((text) => ({ text, parseSpecial })),
+      "prompt",
+    );
+  if (typeof prompt === "string") return encode([prompt]);
   if (prompt.every((p) => typeof p === "number")) return [prompt];
-  return prompt.map((p) => (typeof p === "string" ? tokenizer.encode(p) : p));
+  if (prompt.every((p) => typeof p === "string")) return encode(prompt);
+  return prompt;
 }
 
 /** Each prompt as text, for echo: as the client wrote it, or decoded when given as token ids. */

@@ -1,10 +1,15 @@
 import type { AsyncEngine } from "../engine/async-engine.js";
 import type { LoadedModel } from "../model/model.js";
+import type { OffThreadTokenizer } from "../model/tokenizer/off-thread.js";
 
 /** What every handler reads: the engine, the model and the server's settings. */
 export interface ServerContext {
   engine: AsyncEngine;
   model: LoadedModel;
+  /** Encodes prompts; large ones off the event loop. */
+  encoder: OffThreadTokenizer;
+  /** Default of the request field parse_special: special-token text in a prompt string becomes tokens. */
+  parseSpecial: boolean;
   /** The name clients put in `model`. */
   servedModelName: string;
   /** Most completions waiting + running; beyond it new requests get 503. */

@@ -37,6 +37,20 @@ const samplingFields = {
   user: z.string().nullish(),
 };
 
+/**
+ * Whether special-token text in a prompt string becomes control tokens (llama.cpp's name); the server's
+ * --no-parse-special sets the default.
+ */
+const parseSpecial = z.boolean().nullish();
+
+/** Chat content is always plain text, so a chat request that asks for parse_special is refused. */
+const noParseSpecial = z
+  .undefined({
+    error:
+      "chat message content is always plain text; parse_special applies to prompts (/v1/completions, /tokenize with prompt)",
+  })
+  .optional();
+
 export const completionBody = z.object({
   ...samplingFields,
   prompt: z.union(
@@ -47,6 +61,7 @@ export const completionBody = z.object({
   ),
   logprobs: z.number().int().min(0).nullish(),
   echo: z.boolean().nullish(),
+  parse_special: parseSpecial,
 });
 export type CompletionBody = z.infer<typeof completionBody>;
 
@@ -66,6 +81,7 @@ export const chatBody = z.object({
   max_completion_tokens: optionalInt,
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().min(0).max(20).nullish(),
+  parse_special: noParseSpecial,
 });
 export type ChatBody = z.infer<typeof chatBody>;
 export type ChatBodyMessage = z.infer<typeof message>;
@@ -74,12 +90,14 @@ const tokenizePrompt = z.object({
   model: z.string().nullish(),
   prompt: z.string(),
   add_special_tokens: z.boolean().nullish(),
+  parse_special: parseSpecial,
 });
 const tokenizeMessages = z.object({
   model: z.string().nullish(),
   messages,
   add_generation_prompt: z.boolean().nullish(),
   add_special_tokens: z.boolean().nullish(),
+  parse_special: noParseSpecial,
 });
 
 /**

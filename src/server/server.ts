@@ -8,6 +8,7 @@ import Fastify, {
 } from "fastify";
 import type { AsyncEngine } from "../engine/async-engine.js";
 import type { LoadedModel } from "../model/model.js";
+import { OffThreadTokenizer } from "../model/tokenizer/off-thread.js";
 import { bearerKeyCheck } from "./auth.js";
 import { chatCompletions } from "./chat.js";
 import { completions } from "./completions.js";
@@ -25,6 +26,11 @@ export interface ServerOptions {
   apiKey?: string;
   /** Most completions waiting + running; beyond it new requests get 503 with Retry-After. */
   maxQueue?: number;
+  /**
+   * Default of the request field parse_special: special-token text in a completion prompt becomes control
+   * tokens (default true, as in vLLM). Chat message content is plain text either way.
+   */
+  parseSpecial?: boolean;
   /** Sends Access-Control-Allow-Origin with this value and answers preflight requests. */
   corsOrigin?: string;
   /** Largest request body in bytes (413 above it); default 1 MiB. */
@@ -59,6 +65,8 @@ export function buildServer(
     engine,
     model,
     servedModelName: options.servedModelName ?? model.name,
+    encoder: new OffThreadTokenizer(model.tokenizer),
+    parseSpecial: options.parseSpecial ?? true,
     maxQueue: options.maxQueue,
     inflight: new Set(),
   };
@@ -101,6 +109,7 @@ export function buildServer(
     // Decided on the matched route: a 404 (no route) is not public either.
     if (!request.routeOptions.config.public && !authorized(request.headers.authorization)) throw unauthorized;
   });
+  app.addHook("onClose", () => ctx.encoder.close());
   app.setErrorHandler((err, request, reply) => {
     const apiError = toApiError(err);
     if (apiError.status >= 500) request.log.error(err);
@@ -133,7 +142,7 @@ export function buildServer(
   }));
   app.post("/v1/completions", (request, reply) => completions(ctx, request, reply));
   app.post("/v1/chat/completions", (request, reply) => chatCompletions(ctx, request, reply));
-  app.post("/tokenize", open, async (request) => tokenize(ctx, request));
+  app.post("/tokenize", open, (request) => tokenize(ctx, request));
   app.post("/detokenize", open, async (request) => detokenize(ctx, request));
 
   return {

@@ -1,19 +1,23 @@
 import type { FastifyRequest } from "fastify";
 import { chatPromptIds } from "./chat.js";
 import type { ServerContext } from "./context.js";
+import { encodeTexts } from "./encode.js";
 import { ApiError } from "./errors.js";
 import { checkModel } from "./generation.js";
 import { detokenizeBody, parseTokenizeBody } from "./schemas.js";
 
-/** POST /tokenize (vLLM's shape): `{ count, max_model_len, tokens }`. */
-export function tokenize(ctx: ServerContext, request: FastifyRequest) {
+/** POST /tokenize (vLLM's shape): `{ count, max_model_len, tokens }`, of a prompt or of chat messages. */
+export async function tokenize(ctx: ServerContext, request: FastifyRequest) {
   const body = parseTokenizeBody(request.body);
   checkModel(ctx, body.model);
-  const addSpecial = body.add_special_tokens ?? true;
-  const tokens =
-    "prompt" in body
-      ? ctx.model.tokenizer.encode(body.prompt, { addSpecial })
-      : chatPromptIds(ctx.model, body.messages, body.add_generation_prompt ?? true);
+  let tokens: number[];
+  if ("prompt" in body) {
+    const addSpecial = body.add_special_tokens ?? true;
+    const parseSpecial = body.parse_special ?? ctx.parseSpecial;
+    [tokens] = await encodeTexts(ctx, [{ text: body.prompt, addSpecial, parseSpecial }], "prompt");
+  } else {
+    tokens = await chatPromptIds(ctx, body.messages, body.add_generation_prompt ?? true);
+  }
   return {
     count: tokens.length,
     max_model_len: ctx.engine.core.config.maxModelLen,

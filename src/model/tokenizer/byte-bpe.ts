@@ -2,14 +2,23 @@ import { InputError, quoteFileString } from "../errors.js";
 import { mergeSymbols } from "./bpe-merge.js";
 import { byteToChar, charToByte } from "./byte-unicode.js";
 import { type PreTokenizerPattern, preTokenizerPattern } from "./pretokenize-patterns.js";
-import { SpecialTokenSplitter } from "./special-tokens.js";
+import { type SpecialToken, SpecialTokenSplitter } from "./special-tokens.js";
 import { checkTokenId, decodeByteChunks, stopIdsOf, utf8Encoder } from "./token-bytes.js";
-import { type Tokenizer, TokenType, type VocabSpec } from "./tokenizer.js";
+import {
+  type EncodeOptions,
+  type TextPart,
+  type Tokenizer,
+  type TokenizerRecipe,
+  TokenType,
+  textParts,
+  type VocabSpec,
+} from "./tokenizer.js";
 
 /**
  * Byte-level BPE (GGUF `gpt2` model: GPT-2, Llama 3, Qwen2), as llama.cpp's llm_tokenizer_bpe does it:
  *
- * encode: special tokens (types control and user-defined) are matched first; the rest is split into words
+ * encode: special tokens (types control and user-defined) are matched first (control ones only where special
+ * tokens are parsed, as llama.cpp's parse_special); the rest is split into words
  * by the pre-tokenizer regex of `spec.pre`; each word's UTF-8 bytes become GPT-2 byte characters and merge
  * greedily, the pair with the lowest rank in `spec.merges` first (ties: leftmost). With Llama 3's pattern a
  * word that is already a token is taken whole (HF `ignore_merges`).
@@ -22,6 +31,7 @@ export class ByteLevelBpeTokenizer implements Tokenizer {
   readonly bosId: number | undefined;
   readonly eosId: number | undefined;
   readonly stopIds: readonly number[];
+  readonly recipe: TokenizerRecipe;
   private readonly tokens: readonly string[];
   private readonly types: readonly number[];
   /** Normal tokens by text. */
@@ -42,6 +52,7 @@ export class ByteLevelBpeTokenizer implements Tokenizer {
       throw new InputError(`${source}: ${spec.tokenTypes.length} token types for ${n} tokens`);
     }
     this.vocabSize = n;
+    this.recipe = { kind: "vocab", spec, source };
     this.tokens = spec.tokens;
     this.types = spec.tokenTypes ?? spec.tokens.map(() => TokenType.normal);
     this.bosId = spec.bosId;
@@ -51,11 +62,11 @@ export class ByteLevelBpeTokenizer implements Tokenizer {
     this.addEos = spec.addEos && spec.eosId !== undefined;
     this.pattern = preTokenizerPattern(spec.pre);
 
-    const specials: { text: string; id: number }[] = [];
+    const specials: SpecialToken[] = [];
     this.tokenBytes = this.tokens.map((token, id) => {
       const type = this.types[id];
       if (type === TokenType.control || type === TokenType.userDefined) {
-        specials.push({ text: token, id });
+        specials.push({ text: token, id, control: type === TokenType.control });
         return utf8Encoder.encode(token);
       }
       if (type === TokenType.unused) return new Uint8Array(0);
@@ -78,11 +89,11 @@ export class ByteLevelBpeTokenizer implements Tokenizer {
     });
   }
 
-  encode(text: string, opts?: { addSpecial?: boolean }): number[] {
+  encode(text: string | readonly TextPart[], opts?: EncodeOptions): number[] {
     const addSpecial = opts?.addSpecial ?? true;
     const ids: number[] = [];
     if (addSpecial && this.addBos) ids.push(this.bosId as number);
-    for (const segment of this.specials.split(text)) {
+    for (const segment of this.specials.splitParts(textParts(text, opts?.parseSpecial))) {
       if ("id" in segment) ids.push(segment.id);
       else for (const word of segment.text.match(this.pattern.js) ?? []) this.encodeWord(word, ids);
     }
@@ -104,6 +115,10 @@ export class ByteLevelBpeTokenizer implements Tokenizer {
   idToToken(id: number): string {
     checkTokenId(id, this.vocabSize);
     return this.tokens[id];
+  }
+
+  findSpecialText(text: string): string | undefined {
+    return this.specials.findControl(text);
   }
 
   /** BPE inside one pre-tokenized word; appends the ids to `out`. */

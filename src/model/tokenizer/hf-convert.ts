@@ -1,7 +1,9 @@
 import { InputError, quoteFileString, showFileValue } from "../errors.js";
 import { preNameOfHfPattern, preTokenizerPattern } from "./pretokenize-patterns.js";
 import { SPACE_MARK, sentencePieceTokenTypes } from "./sentencepiece.js";
-import { TokenType, type VocabSpec } from "./tokenizer.js";
+import { type HfTokenizerConfig, TokenType, type VocabSpec } from "./tokenizer.js";
+
+export type { HfTokenizerConfig };
 
 /**
  * Conversions between a VocabSpec (GGUF's tokenizer-as-data) and Hugging Face's tokenizer.json +
@@ -22,17 +24,6 @@ interface HfTokenizerJson {
   pre_tokenizer?: unknown;
   post_processor?: unknown;
   decoder?: unknown;
-}
-
-/** The parts of tokenizer_config.json read here; bos/eos may be a string or an AddedToken object. */
-export interface HfTokenizerConfig {
-  bos_token?: string | { content: string } | null;
-  eos_token?: string | { content: string } | null;
-  unk_token?: string | { content: string } | null;
-  add_bos_token?: boolean;
-  add_eos_token?: boolean;
-  chat_template?: string | { name: string; template: string }[];
-  clean_up_tokenization_spaces?: boolean;
 }
 
 /** A token name from tokenizer_config.json, which writes it as a string or as {content: …}. */

@@ -1,10 +1,18 @@
+import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Tokenizer as HfJsTokenizer } from "@huggingface/tokenizers";
 import { fileErrorText, InputError } from "../errors.js";
 import { configTokenText, type HfTokenizerConfig } from "./hf-convert.js";
+import { SpecialTokenSplitter } from "./special-tokens.js";
 import { checkTokenId } from "./token-bytes.js";
-import type { Tokenizer } from "./tokenizer.js";
+import {
+  type EncodeOptions,
+  type TextPart,
+  type Tokenizer,
+  type TokenizerRecipe,
+  textParts,
+} from "./tokenizer.js";
 
 export {
   type HfTokenizerConfig,
@@ -17,17 +25,28 @@ export {
  * A Hugging Face tokenizer (tokenizer.json + tokenizer_config.json) run by @huggingface/tokenizers, behind
  * vellum's Tokenizer interface. BOS/EOS are added by tokenizer.json's post-processor, as in HF; the
  * config supplies the BOS/EOS names, the chat template and clean_up_tokenization_spaces.
+ *
+ * Special added tokens (`special: true`) are the control tokens: text that must not yield them (a part
+ * with `parseSpecial` false) goes through a second instance of the library, built lazily, in which each
+ * special added token is spelled as an unguessable private-use string instead of its own text. The parts
+ * that do parse special tokens get their special-token text rewritten to those spellings; the rest keeps its
+ * text, which that instance does not know as added tokens. Section splitting, lstrip/rstrip, normalizers
+ * and the post-processor stay the library's own, so text without special tokens gets the same ids.
  */
 export class HfTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly bosId: number | undefined;
   readonly eosId: number | undefined;
   readonly stopIds: readonly number[];
+  readonly recipe: Extract<TokenizerRecipe, { kind: "hf" }>;
   /** The Jinja chat template, if the model has one. */
   readonly chatTemplate: string | undefined;
   readonly bosToken: string | undefined;
   readonly eosToken: string | undefined;
   private readonly hf: HfJsTokenizer;
+  /** All added tokens, the special ones as control tokens. */
+  private readonly addedTokens: SpecialTokenSplitter;
+  private respelled: RespelledTokenizer | undefined;
 
   /**
    * `extraStopIds` are further end-of-generation ids (generation_config.json's eos_token_id list);
@@ -39,11 +58,15 @@ export class HfTokenizer implements Tokenizer {
     source = "tokenizer.json",
     extraStopIds: number[] = [],
   ) {
+    this.recipe = { kind: "hf", json, config, source, extraStopIds };
     try {
       this.hf = new HfJsTokenizer(json, config);
     } catch (e) {
       throw new InputError(`${source}: cannot build tokenizer: ${fileErrorText(e)}`);
     }
+    this.addedTokens = new SpecialTokenSplitter(
+      addedTokensOf(json).map((t) => ({ text: t.content, id: t.id, control: t.special === true })),
+    );
     let maxId = -1;
     for (const id of this.hf.get_vocab(true).values()) maxId = Math.max(maxId, id);
     this.vocabSize = maxId + 1;
@@ -56,8 +79,24 @@ export class HfTokenizer implements Tokenizer {
     this.chatTemplate = pickChatTemplate(config.chat_template);
   }
 
-  encode(text: string, opts?: { addSpecial?: boolean }): number[] {
-    return this.hf.encode(text, { add_special_tokens: opts?.addSpecial ?? true }).ids;
+  encode(text: string | readonly TextPart[], opts?: EncodeOptions): number[] {
+    const parts = textParts(text, opts?.parseSpecial);
+    const options = { add_special_tokens: opts?.addSpecial ?? true };
+    if (parts.every((p) => p.parseSpecial)) {
+      return this.hf.encode(parts.map((p) => p.text).join(""), options).ids;
+    }
+    this.respelled ??= new RespelledTokenizer(this.recipe.json, this.recipe.config);
+    const { hf, spellings } = this.respelled;
+    const respell = (t: string) =>
+      this.addedTokens
+        .split(t)
+        .map((s) => ("text" in s ? s.text : spellings.get(s.id)))
+        .join("");
+    return hf.encode(parts.map((p) => (p.parseSpecial ? respell(p.text) : p.text)).join(""), options).ids;
+  }
+
+  findSpecialText(text: string): string | undefined {
+    return this.addedTokens.findControl(text);
   }
 
   decode(ids: readonly number[], opts?: { skipSpecial?: boolean }): string {
@@ -72,6 +111,32 @@ export class HfTokenizer implements Tokenizer {
     const token = this.hf.id_to_token(id);
     if (token === undefined) throw new InputError(`token id ${id} has no vocabulary entry`);
     return token;
+  }
+}
+
+type AddedToken = { id: number; content: string; special?: boolean };
+
+function addedTokensOf(json: object): AddedToken[] {
+  return (json as { added_tokens?: AddedToken[] }).added_tokens ?? [];
+}
+
+/** The library run with each special added token spelled as a private-use string (see HfTokenizer). */
+class RespelledTokenizer {
+  readonly hf: HfJsTokenizer;
+  /** How each added token is written in the text this instance encodes. */
+  readonly spellings = new Map<number, string>();
+
+  constructor(json: object, config: HfTokenizerConfig) {
+    // Random per instance, so that no user text can spell a special token this way.
+    const nonce = randomBytes(8).toString("hex");
+    const added = addedTokensOf(json).map((t) => {
+      const spelling = t.special ? `\uE000${nonce}${t.id}\uE001` : t.content;
+      this.spellings.set(t.id, spelling);
+      return { ...t, content: spelling };
+    });
+    this.hf = new HfJsTokenizer({ ...json, added_tokens: added }, config);
+    // The post-processor names BOS/EOS by their own text: keep it mapped to their ids.
+    for (const t of addedTokensOf(json)) if (t.special) this.hf.model?.tokens_to_ids.set(t.content, t.id);
   }
 }
 

@@ -1,8 +1,16 @@
 import { InputError } from "../errors.js";
 import { mergeSymbols } from "./bpe-merge.js";
-import { SpecialTokenSplitter } from "./special-tokens.js";
+import { type SpecialToken, SpecialTokenSplitter } from "./special-tokens.js";
 import { checkTokenId, decodeByteChunks, stopIdsOf, utf8Encoder } from "./token-bytes.js";
-import { type Tokenizer, TokenType, type VocabSpec } from "./tokenizer.js";
+import {
+  type EncodeOptions,
+  type TextPart,
+  type Tokenizer,
+  type TokenizerRecipe,
+  TokenType,
+  textParts,
+  type VocabSpec,
+} from "./tokenizer.js";
 
 /** SentencePiece's visible space: pieces spell " " as U+2581. */
 export const SPACE_MARK = "\u2581";
@@ -21,7 +29,8 @@ export function sentencePieceTokenTypes(spec: VocabSpec): number[] {
 /**
  * SentencePiece-BPE with scores, as llama.cpp's `llama` tokenizer (llm_tokenizer_spm) does it:
  *
- * encode: special-token text ("<s>", user-defined pieces) is matched first; each remaining stretch of text
+ * encode: special-token text ("<s>", user-defined pieces) is matched first (control and unknown pieces only
+ * where special tokens are parsed, as llama.cpp's parse_special); each remaining stretch of text
  * gets the dummy-prefix space if it starts the input or follows a special token (llama.cpp and HF's
  * legacy Llama tokenizer both do this), spaces become ▁, the text is split into characters, and adjacent
  * symbols merge greedily, the pair whose merged piece has the highest score first (ties: leftmost). A
@@ -39,6 +48,7 @@ export class SentencePieceTokenizer implements Tokenizer {
   readonly bosId: number | undefined;
   readonly eosId: number | undefined;
   readonly stopIds: readonly number[];
+  readonly recipe: TokenizerRecipe;
   private readonly tokens: readonly string[];
   private readonly scores: readonly number[];
   private readonly types: readonly number[];
@@ -65,6 +75,7 @@ export class SentencePieceTokenizer implements Tokenizer {
       throw new InputError(`${source}: ${spec.tokenTypes.length} token types for ${n} tokens`);
     }
     this.vocabSize = n;
+    this.recipe = { kind: "vocab", spec, source };
     this.tokens = spec.tokens;
     this.scores = spec.scores;
     this.types = sentencePieceTokenTypes(spec);
@@ -76,7 +87,7 @@ export class SentencePieceTokenizer implements Tokenizer {
     this.addSpacePrefix = spec.addSpacePrefix ?? true;
     this.unkId = spec.unkId ?? indexOrUndefined(this.types.indexOf(TokenType.unknown));
 
-    const specials: { text: string; id: number }[] = [];
+    const specials: SpecialToken[] = [];
     this.tokenBytes = this.tokens.map((piece, id) => {
       const type = this.types[id];
       const byte = BYTE_PIECE.exec(piece);
@@ -87,7 +98,7 @@ export class SentencePieceTokenizer implements Tokenizer {
       }
       if (type === TokenType.normal && !this.pieceIds.has(piece)) this.pieceIds.set(piece, id);
       if (type === TokenType.control || type === TokenType.unknown || type === TokenType.userDefined) {
-        specials.push({ text: piece, id });
+        specials.push({ text: piece, id, control: type !== TokenType.userDefined });
       }
       if (type === TokenType.unused) return new Uint8Array(0);
       return utf8Encoder.encode(type === TokenType.normal ? piece.replaceAll(SPACE_MARK, " ") : piece);
@@ -95,12 +106,12 @@ export class SentencePieceTokenizer implements Tokenizer {
     this.specials = new SpecialTokenSplitter(specials);
   }
 
-  encode(text: string, opts?: { addSpecial?: boolean }): number[] {
+  encode(text: string | readonly TextPart[], opts?: EncodeOptions): number[] {
     const addSpecial = opts?.addSpecial ?? true;
     const ids: number[] = [];
     if (addSpecial && this.addBos) ids.push(this.bosId as number);
     let afterSpecial = true;
-    for (const segment of this.specials.split(text)) {
+    for (const segment of this.specials.splitParts(textParts(text, opts?.parseSpecial))) {
       if ("id" in segment) {
         ids.push(segment.id);
         afterSpecial = true;
@@ -130,6 +141,10 @@ export class SentencePieceTokenizer implements Tokenizer {
   idToToken(id: number): string {
     checkTokenId(id, this.vocabSize);
     return this.tokens[id];
+  }
+
+  findSpecialText(text: string): string | undefined {
+    return this.specials.findControl(text);
   }
 
   /** Tokenizes text that holds no special tokens; appends the ids to `out`. */

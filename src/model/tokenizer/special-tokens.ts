@@ -1,9 +1,16 @@
+import type { TextPart } from "./tokenizer.js";
+
 /** A piece of input text: plain text still to tokenize, or a special token already matched to its id. */
 export type TextSegment = { text: string } | { id: number };
 
-interface SpecialToken {
+export interface SpecialToken {
   text: string;
   id: number;
+  /**
+   * A control token (BOS, EOS, <|im_start|>, <unk>): matched only where special tokens are parsed. Others
+   * (user-defined added words) are ordinary text pieces and match everywhere.
+   */
+  control: boolean;
 }
 
 /**
@@ -25,12 +32,13 @@ export class SpecialTokenSplitter {
     for (const list of this.byFirstUnit.values()) list.sort((a, b) => b.text.length - a.text.length);
   }
 
-  split(text: string): TextSegment[] {
+  /** `text` as plain text and special tokens; control tokens only when `parseSpecial`. */
+  split(text: string, parseSpecial = true): TextSegment[] {
     const segments: TextSegment[] = [];
     let plainStart = 0;
     let i = 0;
     while (i < text.length) {
-      const match = this.byFirstUnit.get(text[i])?.find((t) => text.startsWith(t.text, i));
+      const match = this.matchAt(text, i, parseSpecial);
       if (match === undefined) {
         i++;
         continue;
@@ -42,5 +50,36 @@ export class SpecialTokenSplitter {
     }
     if (plainStart < text.length) segments.push({ text: text.slice(plainStart) });
     return segments;
+  }
+
+  /**
+   * Parts split one by one (control tokens only in the parts that parse special tokens), with the plain
+   * text on both sides of a part boundary joined into one segment, as if the parts were one string.
+   */
+  splitParts(parts: readonly TextPart[]): TextSegment[] {
+    const segments: TextSegment[] = [];
+    for (const part of parts) {
+      for (const segment of this.split(part.text, part.parseSpecial)) {
+        const last = segments.at(-1);
+        if ("text" in segment && last !== undefined && "text" in last) last.text += segment.text;
+        else segments.push(segment);
+      }
+    }
+    return segments;
+  }
+
+  /** The first control-token text in `text` (what parsing special tokens would turn into a token). */
+  findControl(text: string): string | undefined {
+    for (let i = 0; i < text.length; i++) {
+      const match = this.matchAt(text, i, true);
+      if (match?.control) return match.text;
+    }
+    return undefined;
+  }
+
+  private matchAt(text: string, i: number, parseSpecial: boolean): SpecialToken | undefined {
+    return this.byFirstUnit
+      .get(text[i])
+      ?.find((t) => (parseSpecial || !t.control) && text.startsWith(t.text, i));
   }
 }

@@ -7,15 +7,70 @@ export interface Tokenizer {
   readonly eosId: number | undefined;
   /** Ids that end generation (EOS plus model-specific ones such as <|eot_id|> / <|im_end|>). */
   readonly stopIds: readonly number[];
+  /** What this tokenizer is built from, so that another thread can build the same one. */
+  readonly recipe: TokenizerRecipe;
   /**
    * Text to ids. With `addSpecial` (default true) BOS/EOS are added as the model's own settings say
-   * (add_bos / add_eos); special-token text in `text` (e.g. "<|im_start|>") maps to its id.
+   * (add_bos / add_eos). Special-token text (e.g. "<|im_start|>") maps to its id where special tokens are
+   * parsed: in a string unless `parseSpecial` is false, in a list of parts only in the parts that say so.
+   * Parts are tokenized as one text: plain text on both sides of a part boundary is joined before BPE.
    */
-  encode(text: string, opts?: { addSpecial?: boolean }): number[];
+  encode(text: string | readonly TextPart[], opts?: EncodeOptions): number[];
   /** Ids to text; control tokens (BOS, EOS, …) are dropped unless `skipSpecial` is false. */
   decode(ids: readonly number[], opts?: { skipSpecial?: boolean }): string;
   /** The vocabulary entry of one id as stored (for logprobs display and debugging). */
   idToToken(id: number): string;
+  /**
+   * The first special-token text in `text` that parsing special tokens would turn into a control token
+   * (the text `parseSpecial: false` keeps as text), or undefined when there is none.
+   */
+  findSpecialText(text: string): string | undefined;
+}
+
+export interface EncodeOptions {
+  /** Add BOS/EOS as the model's settings say; default true. */
+  addSpecial?: boolean;
+  /**
+   * For a string: special-token text becomes its control token (default true, like vLLM and llama.cpp's
+   * parse_special); false keeps it as text. User-defined tokens (added words) match either way, as in
+   * llama.cpp and in HF with split_special_tokens.
+   */
+  parseSpecial?: boolean;
+}
+
+/**
+ * A stretch of prompt text. Special-token text in it becomes a control token only when `parseSpecial` is
+ * true: a chat prompt sets it on the template's own markup and never on a user's message content.
+ */
+export interface TextPart {
+  text: string;
+  parseSpecial: boolean;
+}
+
+/** One `encode` call as data. */
+export interface EncodeRequest extends EncodeOptions {
+  text: string | readonly TextPart[];
+}
+
+/** The parts of tokenizer_config.json read by vellum; bos/eos may be a string or an AddedToken object. */
+export interface HfTokenizerConfig {
+  bos_token?: string | { content: string } | null;
+  eos_token?: string | { content: string } | null;
+  unk_token?: string | { content: string } | null;
+  add_bos_token?: boolean;
+  add_eos_token?: boolean;
+  chat_template?: string | { name: string; template: string }[];
+  clean_up_tokenization_spaces?: boolean;
+}
+
+/** Data a tokenizer can be built again from (structured-cloneable, e.g. to a worker thread). */
+export type TokenizerRecipe =
+  | { kind: "vocab"; spec: VocabSpec; source: string }
+  | { kind: "hf"; json: object; config: HfTokenizerConfig; source: string; extraStopIds: number[] };
+
+/** The parts of an `encode` input: a string is one part, parsed for special tokens as `parseSpecial` says. */
+export function textParts(text: string | readonly TextPart[], parseSpecial = true): readonly TextPart[] {
+  return typeof text === "string" ? [{ text, parseSpecial }] : text;
 }
 
 /**
