@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { BlockPool, NULL_BLOCK } from "../src/core/block-pool.js";
+import { BlockPool } from "../src/core/block-pool.js";
 
 const NUM_BLOCKS = 10;
 
@@ -8,15 +8,13 @@ type Op =
   | { kind: "allocate"; n: number }
   | { kind: "free"; table: number }
   | { kind: "hit"; block: number }
-  | { kind: "cache"; table: number; salt: number }
-  | { kind: "reset" };
+  | { kind: "cache"; table: number; salt: number };
 
 const op: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant("allocate" as const), n: fc.integer({ min: 1, max: 4 }) }),
   fc.record({ kind: fc.constant("free" as const), table: fc.nat() }),
   fc.record({ kind: fc.constant("hit" as const), block: fc.nat() }),
   fc.record({ kind: fc.constant("cache" as const), table: fc.nat(), salt: fc.nat({ max: 5 }) }),
-  fc.constant({ kind: "reset" as const }),
 );
 
 /**
@@ -25,7 +23,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
  */
 class PoolModel {
   tables: number[][] = [];
-  queue = Array.from({ length: NUM_BLOCKS - 1 }, (_, i) => i + 1);
+  queue = Array.from({ length: NUM_BLOCKS }, (_, i) => i);
   hashOf = new Map<number, string>();
   blockOf = new Map<string, number>();
   evictions = 0;
@@ -38,10 +36,9 @@ class PoolModel {
 function checkAgainstModel(pool: BlockPool, m: PoolModel): void {
   expect(pool.freeBlockIds()).toEqual(m.queue);
   expect(pool.numFreeBlocks).toBe(m.queue.length);
-  expect(pool.usage).toBeCloseTo(1 - m.queue.length / (NUM_BLOCKS - 1), 12);
+  expect(pool.usage).toBeCloseTo(1 - m.queue.length / NUM_BLOCKS, 12);
   expect(pool.numEvictions).toBe(m.evictions);
-  expect(pool.isFree(NULL_BLOCK)).toBe(false);
-  for (let id = 1; id < NUM_BLOCKS; id++) {
+  for (let id = 0; id < NUM_BLOCKS; id++) {
     const held = m.refCount(id);
     expect(pool.refCount(id)).toBe(held);
     // never both free and in use; every unused block is free
@@ -108,20 +105,11 @@ function apply(pool: BlockPool, m: PoolModel, o: Op): void {
       });
       return;
     }
-    case "reset": {
-      const done = pool.resetPrefixCache();
-      expect(done).toBe(m.tables.length === 0);
-      if (done) {
-        m.hashOf.clear();
-        m.blockOf.clear();
-      }
-      return;
-    }
   }
 }
 
 describe("BlockPool", () => {
-  it("agrees with an independent model over random allocate / free / hit / cache / reset", () => {
+  it("agrees with an independent model over random allocate / free / hit / cache", () => {
     fc.assert(
       fc.property(fc.array(op, { maxLength: 80 }), (ops) => {
         const pool = new BlockPool(NUM_BLOCKS);
@@ -132,30 +120,30 @@ describe("BlockPool", () => {
         }
         // when every holder has ended, every block is free
         for (const table of m.tables) pool.freeBlocks(table.slice().reverse());
-        expect(pool.numFreeBlocks).toBe(NUM_BLOCKS - 1);
+        expect(pool.numFreeBlocks).toBe(NUM_BLOCKS);
         expect(pool.usage).toBe(0);
       }),
       { numRuns: 300 },
     );
   });
 
-  it("never hands out the null block", () => {
+  it("hands out every block, each once", () => {
     const pool = new BlockPool(4);
-    expect(pool.getNewBlocks(3).sort()).toEqual([1, 2, 3]);
+    expect(pool.getNewBlocks(4).sort()).toEqual([0, 1, 2, 3]);
     expect(() => pool.getNewBlocks(1)).toThrow(/only 0 free/);
   });
 
   it("evicts a freed sequence tail-first and reuses uncached blocks before any cached one", () => {
-    const pool = new BlockPool(6);
-    const seq = pool.getNewBlocks(3); // [1, 2, 3]
-    pool.cacheFullBlocks(seq, ["a", "b"], 0, 2); // block 3 is a partial tail: not cached
+    const pool = new BlockPool(5);
+    const seq = pool.getNewBlocks(3); // [0, 1, 2]
+    pool.cacheFullBlocks(seq, ["a", "b"], 0, 2); // block 2 is a partial tail: not cached
     pool.freeBlocks(seq.slice().reverse());
-    // 3 (uncached) first, then the never-used 4, 5; then cached 2 (the tail) before 1 (the head)
-    expect(pool.freeBlockIds()).toEqual([3, 4, 5, 2, 1]);
-    expect(pool.getNewBlocks(4)).toEqual([3, 4, 5, 2]);
+    // 2 (uncached) first, then the never-used 3, 4; then cached 1 (the tail) before 0 (the head)
+    expect(pool.freeBlockIds()).toEqual([2, 3, 4, 1, 0]);
+    expect(pool.getNewBlocks(4)).toEqual([2, 3, 4, 1]);
     expect(pool.numEvictions).toBe(1);
     expect(pool.getCachedBlock("b")).toBeUndefined();
-    expect(pool.getCachedBlock("a")).toBe(1);
+    expect(pool.getCachedBlock("a")).toBe(0);
   });
 
   it("keeps one block per hash when two sequences compute the same content", () => {
@@ -168,11 +156,11 @@ describe("BlockPool", () => {
     expect(pool.blockHash(y)).toBeUndefined();
   });
 
-  it("rejects a double free and a pool without a usable block", () => {
+  it("rejects a double free and a pool without a block", () => {
     const pool = new BlockPool(3);
     const blocks = pool.getNewBlocks(1);
     pool.freeBlocks(blocks);
     expect(() => pool.freeBlocks(blocks)).toThrow(/freed more times than taken/);
-    expect(() => new BlockPool(1)).toThrow(/≥ 2/);
+    expect(() => new BlockPool(0)).toThrow(/≥ 1/);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { isFinished, Request } from "../src/core/request.js";
-import { defaultSamplingParams } from "../src/runner/sampling-params.js";
+import { defaultSamplingParams } from "../src/core/sampling-params.js";
 
 describe("Request", () => {
   it("keeps allTokenIds = prompt + output as outputs are appended", () => {

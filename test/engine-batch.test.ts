@@ -2,12 +2,12 @@ import { readFileSync } from "node:fs";
 import { beforeAll, expect, test } from "vitest";
 import { ReferenceBackend } from "../src/backend/reference/reference-backend.js";
 import { Request } from "../src/core/request.js";
+import { defaultSamplingParams } from "../src/core/sampling-params.js";
 import { defaultEngineConfig, type EngineConfig } from "../src/engine/engine-config.js";
 import { EngineCore } from "../src/engine/engine-core.js";
 import { LLM } from "../src/engine/llm.js";
 import { loadModel } from "../src/model/load.js";
 import type { LoadedModel } from "../src/model/model.js";
-import { defaultSamplingParams } from "../src/runner/sampling-params.js";
 import { greedyIds } from "./helpers.js";
 import { describeShared, stories260K } from "./shared-models.js";
 
@@ -55,7 +55,7 @@ describeShared("continuous batching on stories260K", () => {
       maxModelLen: 512,
       maxNumBatchedTokens: 24, // forces prompts into chunks
       maxNumSeqs: 16,
-      numBlocks: 40, // 39 usable blocks of 16 = 624 tokens: far less than 64 requests need, so preemption happens
+      numBlocks: 40, // 40 blocks of 16 = 640 tokens: far less than 64 requests need, so preemption happens
     };
     let step = 0;
     const core = new EngineCore(new ReferenceBackend(model), model.config.vocabSize, config, () => step);

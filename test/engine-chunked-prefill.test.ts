@@ -1,11 +1,11 @@
 import { beforeAll, expect, test } from "vitest";
 import { ReferenceBackend } from "../src/backend/reference/reference-backend.js";
 import { Request } from "../src/core/request.js";
+import { defaultSamplingParams } from "../src/core/sampling-params.js";
 import { defaultEngineConfig, type EngineConfig } from "../src/engine/engine-config.js";
 import { EngineCore } from "../src/engine/engine-core.js";
 import { loadModel } from "../src/model/load.js";
 import type { LoadedModel } from "../src/model/model.js";
-import { defaultSamplingParams } from "../src/runner/sampling-params.js";
 import { greedyIds } from "./helpers.js";
 import { describeShared, stories260K } from "./shared-models.js";
 

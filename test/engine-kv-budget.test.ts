@@ -4,14 +4,15 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { loadNativeAddon } from "../src/backend/native/addon.js";
 import { NativeBackend } from "../src/backend/native/native-backend.js";
-import { formatBytes, kvBytesPerToken } from "../src/core/kv-cache-sizing.js";
-import { createEngine } from "../src/engine/create-engine.js";
+import { kvBytesPerToken } from "../src/core/kv-cache-sizing.js";
+import { createEngine, kvCacheSummary } from "../src/engine/create-engine.js";
 import { cgroupMemory } from "../src/engine/memory-view.js";
 import { writeGgufModel } from "../src/model/formats/gguf-model.js";
 import { readGgufFile } from "../src/model/formats/gguf-reader.js";
 import { loadModel } from "../src/model/load.js";
 import type { LoadedModel } from "../src/model/model.js";
 import { syntheticModel } from "../src/model/synth/synth-model.js";
+import { formatBytes } from "../src/util/byte-size.js";
 
 const MiB = 2 ** 20;
 
@@ -64,6 +65,21 @@ describe("the cgroup's memory limit, as /proc/self/cgroup and /sys/fs/cgroup giv
       usedBytes: 1.5 * 2 ** 30,
     });
   });
+});
+
+test("the KV cache in one line: dtype, tokens, blocks, bytes per token, total, max concurrency", () => {
+  // 771 blocks × 16 = 12,336 tokens; 12,336 × 32 KiB = 385.5 MiB; 771 / (512 / 16) = 24.1
+  expect(
+    kvCacheSummary({
+      dtype: "f16",
+      numBlocks: 771,
+      blockSize: 16,
+      bytesPerToken: 32 * 1024,
+      maxModelLen: 512,
+    }),
+  ).toBe(
+    "KV cache (f16): 12,336 tokens (771 blocks of 16), 32.0 KiB/token, 385.5 MiB; max concurrency 24.1x at maxModelLen 512",
+  );
 });
 
 test("the reference backend copies every weight at load: the budget is a share of free memory", () => {

@@ -1,9 +1,9 @@
 import { beforeAll, describe, expect, test } from "vitest";
-import type { Backend, KvCacheSpec } from "../src/backend/backend.js";
+import type { Backend, KvCacheDtype, KvCacheSpec } from "../src/backend/backend.js";
 import { loadNativeAddon } from "../src/backend/native/addon.js";
 import { NativeBackend } from "../src/backend/native/native-backend.js";
 import { ReferenceBackend } from "../src/backend/reference/reference-backend.js";
-import { type KvCacheDtype, kvBytesPerToken } from "../src/core/kv-cache-sizing.js";
+import { kvBytesPerToken } from "../src/core/kv-cache-sizing.js";
 import { createEngine } from "../src/engine/create-engine.js";
 import { LLM } from "../src/engine/llm.js";
 import { loadModel } from "../src/model/load.js";
@@ -106,8 +106,8 @@ describe("f16 KV cache sizing", () => {
     expect(f32.engine.core.config.numBlocks).toBe(40);
     expect(f16.engine.core.config.numBlocks).toBe(80);
     expect(f16.engine.core.config.kvCacheDtype).toBe("f16");
-    expect(f32.summary).toMatch(/^KV cache \(f32\): 624 tokens \(39 blocks of 16\), 512 B\/token/);
-    expect(f16.summary).toMatch(/^KV cache \(f16\): 1,264 tokens \(79 blocks of 16\), 256 B\/token/);
+    expect(f32.summary).toMatch(/^KV cache \(f32\): 640 tokens \(40 blocks of 16\), 512 B\/token/);
+    expect(f16.summary).toMatch(/^KV cache \(f16\): 1,280 tokens \(80 blocks of 16\), 256 B\/token/);
   });
 
   test("the engine hands the dtype to the backend's initKvCache", () => {

@@ -1,10 +1,10 @@
 import { beforeAll, expect, test } from "vitest";
+import { defaultSamplingParams, type SamplingParams } from "../src/core/sampling-params.js";
 import { AdmissionError } from "../src/core/scheduler.js";
 import { LLM } from "../src/engine/llm.js";
 import type { CompletionDelta } from "../src/engine/output-processor.js";
 import { loadModel } from "../src/model/load.js";
 import type { LoadedModel } from "../src/model/model.js";
-import { defaultSamplingParams, type SamplingParams } from "../src/runner/sampling-params.js";
 import { SamplingParamError } from "../src/runner/validate-sampling-params.js";
 import { describeShared, stories260K } from "./shared-models.js";
 
@@ -128,7 +128,7 @@ describeShared("AsyncEngine streaming on stories260K", () => {
     for await (const _ of llm.engine.generate(prompt, long, { requestId: "broken" })) {
       if (++seen === 3) break;
     }
-    expect(core.scheduler.getRequest("broken")).toBeUndefined();
+    expect([...core.scheduler.running, ...core.scheduler.waiting].map((r) => r.id)).not.toContain("broken");
     expect(core.kvCacheManager.getBlockIds("broken")).toEqual([]);
     expect((await other).flatMap((d) => d.tokenIds)).toHaveLength(40);
     await llm.engine.idle();
@@ -162,7 +162,7 @@ describeShared("AsyncEngine streaming on stories260K", () => {
   });
 
   test("bad input: sampling params name the parameter, impossible requests fail at admission", async () => {
-    const llm = newLLM(8); // 7 usable blocks of 16 tokens: 112 tokens of KV cache
+    const llm = newLLM(8); // 8 blocks of 16 tokens: 128 tokens of KV cache
     const prompt = model.tokenizer.encode("Once upon a time");
     const bad: [Partial<SamplingParams>, string][] = [
       [{ temperature: -1 }, "temperature"],

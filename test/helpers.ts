@@ -1,9 +1,8 @@
 import { expect } from "vitest";
-import type { Backend } from "../src/backend/backend.js";
-import type { KvCacheDtype } from "../src/core/kv-cache-sizing.js";
+import type { Backend, KvCacheDtype } from "../src/backend/backend.js";
+import { defaultSamplingParams, type SamplingParams } from "../src/core/sampling-params.js";
 import { InputError } from "../src/model/errors.js";
 import { type SampledToken, Sampler } from "../src/runner/sampler.js";
-import { defaultSamplingParams, type SamplingParams } from "../src/runner/sampling-params.js";
 
 /** Greedy generation of one sequence: the token ids after the prompt. */
 export async function greedyIds(

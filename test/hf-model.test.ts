@@ -10,7 +10,7 @@ import type { LoadedModel } from "../src/model/model.js";
 import type { Tensor } from "../src/model/tensor.js";
 import { createTokenizer } from "../src/model/tokenizer/create.js";
 import type { VocabSpec } from "../src/model/tokenizer/tokenizer.js";
-import { Rng } from "../src/runner/rng.js";
+import { Rng } from "../src/util/rng.js";
 import { expectInputError } from "./helpers.js";
 
 const root = mkdtempSync(join(tmpdir(), "vellum-hf-model-"));

@@ -50,8 +50,8 @@ describe("plan: Llama-2-7B fp16 on an A100-80GB with 2 GB overhead", () => {
     expect(plan.kvBudgetBytes).toBe(budget);
     expect(plan.preallocated.maxRequests).toBe(32);
     expect(plan.preallocated.waste).toBeCloseTo(1 - 300 / 4096, 12);
-    // Paging in 16-token blocks: 300 tokens take 19 blocks; block 0 is the null block.
-    const usable = Math.floor(budget / (16 * 0.5 * 2 ** 20)) - 1;
+    // Paging in 16-token blocks: 300 tokens take 19 blocks.
+    const usable = Math.floor(budget / (16 * 0.5 * 2 ** 20));
     expect(plan.paged.usableBlocks).toBe(usable);
     expect(plan.paged.maxRequests).toBe(Math.floor(usable / 19));
     expect(plan.paged.maxRequests).toBe(441);

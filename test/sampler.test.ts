@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { Rng } from "../src/runner/rng.js";
+import { defaultSamplingParams, type SamplingParams } from "../src/core/sampling-params.js";
 import { applyPenalties, Sampler } from "../src/runner/sampler.js";
-import { defaultSamplingParams, type SamplingParams } from "../src/runner/sampling-params.js";
 import { SamplingParamError, validateSamplingParams } from "../src/runner/validate-sampling-params.js";
+import { Rng } from "../src/util/rng.js";
 
 const params = (over: Partial<SamplingParams>): SamplingParams => ({ ...defaultSamplingParams, ...over });
 

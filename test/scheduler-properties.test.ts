@@ -3,9 +3,9 @@ import { describe, expect, it } from "vitest";
 import { KVCacheManager } from "../src/core/kv-cache-manager.js";
 import { isFinished, Request } from "../src/core/request.js";
 import type { SchedulingPolicy } from "../src/core/request-queue.js";
+import { defaultSamplingParams } from "../src/core/sampling-params.js";
 import { AdmissionError, Scheduler } from "../src/core/scheduler.js";
 import type { SchedulerOutput } from "../src/core/scheduler-output.js";
-import { defaultSamplingParams } from "../src/runner/sampling-params.js";
 
 const EOS = 0;
 const VOCAB = 64;
@@ -174,7 +174,10 @@ function checkBlockTables(s: Scheduler): void {
   for (const request of s.waiting)
     check(m.getBlockIds(request.id).length === 0, `waiting ${request.id} holds no blocks`);
   for (const [block, list] of holders) {
-    check(block !== 0, "the null block is never handed out");
+    check(
+      Number.isInteger(block) && block >= 0 && block < m.blockPool.numBlocks,
+      `block ${block} is in the pool`,
+    );
     check(m.blockPool.refCount(block) === list.length, `ref count of block ${block} = tables holding it`);
     check(!m.blockPool.isFree(block), `block ${block} in a table is not free`);
     if (list.length === 1) continue;
@@ -257,7 +260,7 @@ function run(setup: Setup): RunResult {
           eosTokenIds: [EOS],
         });
         const numTokens = promptTokenIds.length + job.maxTokens;
-        if (numTokens > MAX_MODEL_LEN || Math.ceil(numTokens / setup.blockSize) > setup.numBlocks - 1) {
+        if (numTokens > MAX_MODEL_LEN || Math.ceil(numTokens / setup.blockSize) > setup.numBlocks) {
           expect(() => s.addRequest(request)).toThrow(AdmissionError);
           rejected.add(i);
         } else {
@@ -347,7 +350,7 @@ function checkWorkload(setup: Setup): { preempted: boolean; prefixHits: boolean 
   if (preemptions > 0) {
     const roomy = run({
       ...setup,
-      numBlocks: 1 + setup.jobs.length * Math.ceil(MAX_MODEL_LEN / setup.blockSize),
+      numBlocks: setup.jobs.length * Math.ceil(MAX_MODEL_LEN / setup.blockSize),
     });
     expect(roomy.preemptions).toBe(0);
     for (const [i, r] of requests) {
@@ -403,7 +406,7 @@ describe("Scheduler with a real KVCacheManager and a fake runner (property tests
       policy: "priority",
       batching: "continuous",
       blockSize: 8,
-      numBlocks: 6,
+      numBlocks: 5,
       maxNumBatchedTokens: 6,
       maxNumSeqs: 2,
       longPrefillTokenThreshold: 3,

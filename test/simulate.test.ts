@@ -100,8 +100,8 @@ describe("simulate on hand-made timelines", () => {
       stepTime: () => 1,
       seed: 0,
     };
-    const paged = simulate({ ...input, engine: engine({ numBlocks: 33 }) });
-    const contiguous = simulate({ ...input, engine: engine({ numBlocks: 33, kvAllocation: "contiguous" }) });
+    const paged = simulate({ ...input, engine: engine({ numBlocks: 32 }) });
+    const contiguous = simulate({ ...input, engine: engine({ numBlocks: 32, kvAllocation: "contiguous" }) });
     expect(paged.steps).toBe(20);
     expect(contiguous.steps).toBe(4 * 20);
   });

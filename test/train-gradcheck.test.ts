@@ -1,9 +1,9 @@
 import { expect, test } from "vitest";
 import type { ModelConfig } from "../src/model/config.js";
-import { Rng } from "../src/runner/rng.js";
 import { float64Compute } from "../src/train/compute.js";
 import { LlamaGraph } from "../src/train/llama-graph.js";
 import { initParams } from "../src/train/params.js";
+import { Rng } from "../src/util/rng.js";
 
 // A tiny random model in float64 with plain JS matmuls: GQA (4 query heads on 2 kv heads), 2 layers.
 const config: ModelConfig = {

@@ -1,7 +1,7 @@
 import { expect, test } from "vitest";
 import { nativeAddon } from "../src/backend/native/addon.js";
-import { Rng } from "../src/runner/rng.js";
 import { jsGemm } from "../src/train/compute.js";
+import { Rng } from "../src/util/rng.js";
 
 const rng = new Rng(11);
 const random = (n: number) => Float32Array.from({ length: n }, () => rng.nextUint32() / 2 ** 31 - 1);

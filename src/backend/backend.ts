@@ -1,5 +1,3 @@
-import type { KvCacheDtype } from "../core/kv-cache-sizing.js";
-
 /**
  * The Backend runs one forward pass over a flat "varlen" batch: the tokens of several sequences back
  * to back, each sequence either a prefill chunk (many tokens) or a decode (one token). K/V of every
@@ -25,6 +23,10 @@ export interface ForwardBatch {
   /** Rows (indices into the flat tokens) whose logits are wanted, usually each sequence's last token. */
   logitsIndices: Int32Array;
 }
+
+/** Element type of the KV cache: f32, or f16 (half the memory, K/V rounded when written). */
+export type KvCacheDtype = "f32" | "f16";
+export const kvCacheDtypes: readonly KvCacheDtype[] = ["f32", "f16"];
 
 export interface KvCacheSpec {
   numBlocks: number;

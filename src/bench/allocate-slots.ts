@@ -11,7 +11,7 @@
 import { performance } from "node:perf_hooks";
 import { type ComputedBlocks, KVCacheManager } from "../core/kv-cache-manager.js";
 import { Request } from "../core/request.js";
-import { defaultSamplingParams } from "../runner/sampling-params.js";
+import { defaultSamplingParams } from "../core/sampling-params.js";
 
 const NUM_REQUESTS = 1000;
 const BLOCK_SIZE = 16;
@@ -28,7 +28,7 @@ interface Timings {
 
 function run(): Timings {
   const manager = new KVCacheManager({
-    numBlocks: 1 + NUM_REQUESTS * Math.ceil((PROMPT_TOKENS + DECODE_STEPS) / BLOCK_SIZE),
+    numBlocks: NUM_REQUESTS * Math.ceil((PROMPT_TOKENS + DECODE_STEPS) / BLOCK_SIZE),
     maxModelLen: MAX_MODEL_LEN,
     blockSize: BLOCK_SIZE,
   });

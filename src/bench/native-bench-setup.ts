@@ -5,9 +5,10 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
+import type { KvCacheDtype } from "../backend/backend.js";
 import { type KernelPath, nativeAddon } from "../backend/native/addon.js";
 import { NativeBackend } from "../backend/native/native-backend.js";
-import { type KvCacheDtype, kvBytesPerToken } from "../core/kv-cache-sizing.js";
+import { kvBytesPerToken } from "../core/kv-cache-sizing.js";
 import { tensorNames } from "../model/config.js";
 import { readGgufFile } from "../model/formats/gguf-reader.js";
 import { loadModel } from "../model/load.js";

@@ -21,12 +21,12 @@ import { performance } from "node:perf_hooks";
 import { type BackendName, chooseBackend } from "../backend/native/choose-backend.js";
 import { KVCacheManager } from "../core/kv-cache-manager.js";
 import { Request } from "../core/request.js";
+import { defaultSamplingParams } from "../core/sampling-params.js";
 import { Scheduler } from "../core/scheduler.js";
 import { defaultEngineConfig, type EngineConfig } from "../engine/engine-config.js";
 import { EngineCore } from "../engine/engine-core.js";
 import { loadModel } from "../model/load.js";
 import type { LoadedModel } from "../model/model.js";
-import { defaultSamplingParams } from "../runner/sampling-params.js";
 
 const NUM_REQUESTS = 48;
 const ARRIVALS_PER_STEP = 0.5;
@@ -97,7 +97,7 @@ async function runWorkload(
     maxNumSeqs: 16,
     maxNumBatchedTokens: 256,
     // Room for 16 sequences at full length: nothing is preempted, so the runs differ only in batching.
-    numBlocks: 1 + 16 * Math.ceil(MAX_MODEL_LEN / BLOCK_SIZE),
+    numBlocks: 16 * Math.ceil(MAX_MODEL_LEN / BLOCK_SIZE),
   };
   let step = 0;
   const core = new EngineCore(chooseBackend(model, backend), model.config.vocabSize, config, () => step);
@@ -156,7 +156,7 @@ async function runWorkload(
 function schedulerCostMicros(numRunning = 256): number {
   const maxTokens = 400;
   const manager = new KVCacheManager({
-    numBlocks: 1 + numRunning * Math.ceil(MAX_MODEL_LEN / BLOCK_SIZE),
+    numBlocks: numRunning * Math.ceil(MAX_MODEL_LEN / BLOCK_SIZE),
     maxModelLen: MAX_MODEL_LEN,
     blockSize: BLOCK_SIZE,
   });

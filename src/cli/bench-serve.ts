@@ -1,12 +1,12 @@
 import { writeFileSync } from "node:fs";
 import { type Command, Option } from "commander";
+import { type KvCacheDtype, kvCacheDtypes } from "../backend/backend.js";
 import type { BackendName } from "../backend/native/choose-backend.js";
 import { type BenchRun, benchCompare, benchServe } from "../bench/serve/bench-serve.js";
 import type { Endpoint } from "../bench/serve/client.js";
 import { formatComparison } from "../bench/serve/compare-table.js";
 import { writeHtmlReport } from "../bench/serve/html-report.js";
 import { formatSummary } from "../bench/serve/report-text.js";
-import { type KvCacheDtype, kvCacheDtypes } from "../core/kv-cache-sizing.js";
 import { InputError } from "../model/errors.js";
 import { parseCompare } from "../workload/compare.js";
 import { type WorkloadFlags, workloadFrom, workloadMetadata } from "../workload/workload.js";

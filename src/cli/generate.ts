@@ -1,10 +1,10 @@
 import type { Command } from "commander";
-import type { KvCacheDtype } from "../core/kv-cache-sizing.js";
+import type { KvCacheDtype } from "../backend/backend.js";
+import { defaultSamplingParams, type SamplingParams } from "../core/sampling-params.js";
 import { createEngine } from "../engine/create-engine.js";
 import type { FinishReason } from "../engine/stats.js";
 import { encodeChat } from "../model/chat-template.js";
 import { loadModel } from "../model/load.js";
-import { defaultSamplingParams, type SamplingParams } from "../runner/sampling-params.js";
 import { resolveModelPath } from "./default-model.js";
 import { backendOptions, kvCacheDtypeOption, numberOption } from "./options.js";
 import { runAction } from "./run-action.js";

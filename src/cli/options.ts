@@ -3,10 +3,11 @@
  * prints one line naming the flag ("option '--threads <n>' argument 'x' is invalid. …") and exits 1.
  */
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { kvCacheDtypes, parseByteSize } from "../core/kv-cache-sizing.js";
+import { kvCacheDtypes } from "../backend/backend.js";
 import { InputError } from "../model/errors.js";
 import { hardwareNames } from "../sim/hardware.js";
 import { kvDtypes, weightDtypes } from "../sim/types.js";
+import { parseByteSize } from "../util/byte-size.js";
 import { datasetNames } from "../workload/dataset.js";
 
 /** Parses a numeric flag: any number, or an integer of at least `min`. */

@@ -1,7 +1,7 @@
 import { type Command, Option } from "commander";
+import type { KvCacheDtype } from "../backend/backend.js";
 import type { BackendName } from "../backend/native/choose-backend.js";
 import type { KvAllocation } from "../core/kv-cache-manager.js";
-import type { KvCacheDtype } from "../core/kv-cache-sizing.js";
 import type { SchedulingPolicy } from "../core/request-queue.js";
 import { createEngine } from "../engine/create-engine.js";
 import { InputError, quoteFileString } from "../model/errors.js";

@@ -157,7 +157,7 @@ async function runSimulate(f: SimulateFlags) {
     const firstError = run.records.find((r) => !r.success)?.error;
     process.stdout.write(
       `${formatSummary(summary, `Simulated: ${variant.label}`)}\n` +
-        `${run.steps} steps, ${run.preemptions} preemptions, ${(engine.numBlocks - 1).toLocaleString("en-US")} KV blocks of ${engine.blockSize}` +
+        `${run.steps} steps, ${run.preemptions} preemptions, ${engine.numBlocks.toLocaleString("en-US")} KV blocks of ${engine.blockSize}` +
         `${firstError ? `; first failure: ${firstError}` : ""}\n\n`,
     );
   }

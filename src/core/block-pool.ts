@@ -1,15 +1,12 @@
 import type { BlockHash } from "./block-hash.js";
 import { FreeBlockQueue } from "./free-block-queue.js";
 
-/** Block 0: never handed out, so block tables can be padded with it. */
-export const NULL_BLOCK = 0;
-
 /**
  * All KV cache blocks: which are in use (ref count = number of block tables holding the block), which
  * are free, and which hold a cached full block (hash → block id).
  *
- * Every block with ref count 0 except the null block is in the free queue, in reuse order: blocks with
- * no cached content at the head (reused first), cached ones behind them in least-recently-freed order.
+ * Every block with ref count 0 is in the free queue, in reuse order: blocks with no cached content at the
+ * head (reused first), cached ones behind them in least-recently-freed order.
  * A cached block keeps its hash while it waits in the queue, so a prefix hit can take it back; it loses
  * the hash only when it is reused (evicted).
  */
@@ -22,15 +19,13 @@ export class BlockPool {
   private evictions = 0;
 
   constructor(numBlocks: number) {
-    if (!Number.isInteger(numBlocks) || numBlocks < 2) {
-      throw new RangeError(
-        `BlockPool: numBlocks must be an integer ≥ 2 (the null block + 1), got ${numBlocks}`,
-      );
+    if (!Number.isInteger(numBlocks) || numBlocks < 1) {
+      throw new RangeError(`BlockPool: numBlocks must be an integer ≥ 1, got ${numBlocks}`);
     }
     this.numBlocks = numBlocks;
     this.refCounts = new Int32Array(numBlocks);
     this.hashes = new Array<BlockHash | undefined>(numBlocks).fill(undefined);
-    const ids = Array.from({ length: numBlocks - 1 }, (_, i) => i + 1);
+    const ids = Array.from({ length: numBlocks }, (_, i) => i);
     this.freeQueue = new FreeBlockQueue(numBlocks, ids);
   }
 
@@ -39,9 +34,9 @@ export class BlockPool {
     return this.freeQueue.length;
   }
 
-  /** Fraction of the usable blocks (all but the null block) in use. */
+  /** Fraction of the blocks in use. */
   get usage(): number {
-    return 1 - this.freeQueue.length / (this.numBlocks - 1);
+    return 1 - this.freeQueue.length / this.numBlocks;
   }
 
   /** Cached blocks whose hash was dropped to reuse the block, since construction. */
@@ -129,13 +124,5 @@ export class BlockPool {
       this.hashes[id] = hashes[i];
       this.cachedBlocks.set(hashes[i], id);
     }
-  }
-
-  /** Forgets all cached content; only possible when no block is in use. Returns whether it did. */
-  resetPrefixCache(): boolean {
-    if (this.freeQueue.length !== this.numBlocks - 1) return false;
-    this.cachedBlocks.clear();
-    this.hashes.fill(undefined);
-    return true;
   }
 }

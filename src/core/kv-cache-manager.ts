@@ -9,7 +9,7 @@ import type { Request } from "./request.js";
 export type KvAllocation = "paged" | "contiguous";
 
 export interface KVCacheManagerOptions {
-  /** Blocks in the cache, the null block included. */
+  /** Blocks in the cache. */
   numBlocks: number;
   maxModelLen: number;
   /** Tokens per block; 16 by default. */
@@ -84,7 +84,7 @@ export class KVCacheManager {
     this.blockPool = new BlockPool(o.numBlocks);
   }
 
-  /** Fraction of the usable blocks in use. */
+  /** Fraction of the blocks in use. */
   get usage(): number {
     return this.blockPool.usage;
   }
@@ -109,9 +109,9 @@ export class KVCacheManager {
     }
     const reserved = this.allocation === "contiguous" ? this.maxModelLen : numTokens;
     const blocksNeeded = Math.ceil(reserved / this.blockSize);
-    const usableBlocks = this.blockPool.numBlocks - 1;
-    if (blocksNeeded > usableBlocks) {
-      return `request needs ${blocksNeeded} KV cache blocks (${reserved} tokens, ${this.allocation} allocation) but the whole KV cache has ${usableBlocks} blocks of ${this.blockSize} tokens`;
+    const numBlocks = this.blockPool.numBlocks;
+    if (blocksNeeded > numBlocks) {
+      return `request needs ${blocksNeeded} KV cache blocks (${reserved} tokens, ${this.allocation} allocation) but the whole KV cache has ${numBlocks} blocks of ${this.blockSize} tokens`;
     }
     return undefined;
   }
@@ -186,11 +186,6 @@ export class KVCacheManager {
   /** The request's block table: block ids holding its tokens in order. */
   getBlockIds(requestId: string): readonly number[] {
     return this.blockTables.get(requestId) ?? [];
-  }
-
-  /** Forgets all cached content; only possible when no request holds blocks. Returns whether it did. */
-  resetPrefixCache(): boolean {
-    return this.blockPool.resetPrefixCache();
   }
 
   /** Registers the blocks that the first numTokens tokens fill and that are not registered yet. */

@@ -1,5 +1,5 @@
-import type { SamplingParams } from "../runner/sampling-params.js";
 import type { BlockHash } from "./block-hash.js";
+import type { SamplingParams } from "./sampling-params.js";
 
 /**
  * WAITING → RUNNING ↔ PREEMPTED → FINISHED_*. A preempted request lost its KV blocks and will be

@@ -58,10 +58,6 @@ export class Scheduler {
     return this.requests.size > 0;
   }
 
-  getRequest(id: string): Request | undefined {
-    return this.requests.get(id);
-  }
-
   schedule(): SchedulerOutput {
     const c = this.config;
     if (this.running.length === 0) this.batchDecoding = false;

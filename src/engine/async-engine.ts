@@ -1,6 +1,6 @@
 import { Request } from "../core/request.js";
+import type { SamplingParams } from "../core/sampling-params.js";
 import type { Tokenizer } from "../model/tokenizer/tokenizer.js";
-import type { SamplingParams } from "../runner/sampling-params.js";
 import { validateSamplingParams } from "../runner/validate-sampling-params.js";
 import type { EngineCore } from "./engine-core.js";
 import { type CompletionDelta, RequestOutputState } from "./output-processor.js";

@@ -1,15 +1,13 @@
-import type { Backend } from "../backend/backend.js";
+import type { Backend, KvCacheDtype } from "../backend/backend.js";
 import { type BackendName, chooseBackend, describeBackend } from "../backend/native/choose-backend.js";
 import {
   defaultKvBudget,
-  formatBytes,
   kvBytesPerToken,
-  kvCacheSummary,
   type MemoryView,
   numBlocksForBudget,
-  parseByteSize,
 } from "../core/kv-cache-sizing.js";
 import type { LoadedModel } from "../model/model.js";
+import { formatBytes, parseByteSize } from "../util/byte-size.js";
 import { AsyncEngine } from "./async-engine.js";
 import { defaultEngineConfig, type EngineConfig } from "./engine-config.js";
 import { EngineCore } from "./engine-core.js";
@@ -47,7 +45,7 @@ export function createEngine(
   const backend =
     typeof givenBackend === "object" ? givenBackend : chooseBackend(model, givenBackend, threads);
   // More than every sequence at full length can never be used.
-  const useful = Math.ceil(maxModelLen / blockSize) * maxNumSeqs + 1;
+  const useful = Math.ceil(maxModelLen / blockSize) * maxNumSeqs;
   const { numBlocks, budgetNote } =
     opts.numBlocks !== undefined
       ? { numBlocks: opts.numBlocks, budgetNote: "KV blocks set directly" }
@@ -93,4 +91,26 @@ function kvBlocks(
   return bought > useful
     ? { numBlocks: useful, budgetNote: `${note}, capped at max-num-seqs full-length sequences` }
     : { numBlocks: bought, budgetNote: note };
+}
+
+export interface KvCacheSummaryInput {
+  dtype: KvCacheDtype;
+  numBlocks: number;
+  blockSize: number;
+  bytesPerToken: number;
+  maxModelLen: number;
+}
+
+/**
+ * e.g. "KV cache (f32): 12,336 tokens (771 blocks of 16), 32.0 KiB/token, 385.5 MiB; max concurrency 24.1x at
+ * maxModelLen 512". Concurrency = blocks / blocks of one maxModelLen request.
+ */
+export function kvCacheSummary(s: KvCacheSummaryInput): string {
+  const tokens = s.numBlocks * s.blockSize;
+  const concurrency = s.numBlocks / Math.ceil(s.maxModelLen / s.blockSize);
+  return (
+    `KV cache (${s.dtype}): ${tokens.toLocaleString("en-US")} tokens (${s.numBlocks.toLocaleString("en-US")} blocks of ${s.blockSize}), ` +
+    `${formatBytes(s.bytesPerToken)}/token, ${formatBytes(tokens * s.bytesPerToken)}; ` +
+    `max concurrency ${concurrency.toFixed(1)}x at maxModelLen ${s.maxModelLen}`
+  );
 }

@@ -1,10 +1,10 @@
+import type { KvCacheDtype } from "../backend/backend.js";
 import type { KvAllocation } from "../core/kv-cache-manager.js";
-import type { KvCacheDtype } from "../core/kv-cache-sizing.js";
 import type { SchedulerConfig } from "../core/scheduler.js";
 
 /** Everything that shapes one engine: the scheduler's limits and the KV cache's geometry. One typed object. */
 export interface EngineConfig extends SchedulerConfig {
-  /** KV cache blocks, the reserved null block included. */
+  /** KV cache blocks. */
   numBlocks: number;
   blockSize: number;
   /** Element type of the cached K and V: f16 holds twice the tokens in the same memory, rounding K/V. */

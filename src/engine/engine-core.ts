@@ -23,7 +23,6 @@ export class EngineCore {
   private readonly runner: ModelRunner;
   /** Tokens the backend computed for prompts (prefill and recompute) since start: what prefix caching saves. */
   numPrefillTokensComputed = 0;
-  numDecodeTokensComputed = 0;
 
   constructor(
     backend: Backend,
@@ -66,7 +65,6 @@ export class EngineCore {
     const tokens = new Map([...sampled].map(([id, s]) => [id, s.tokenId]));
     const updated = this.scheduler.updateFromOutput(output, tokens);
     this.numPrefillTokensComputed += output.numPrefillTokens;
-    this.numDecodeTokensComputed += output.numDecodeTokens;
 
     const prefix = this.kvCacheManager.prefixCacheStats;
     this.kvCacheManager.resetPrefixCacheStats();

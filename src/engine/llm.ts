@@ -1,6 +1,6 @@
+import { defaultSamplingParams, type SamplingParams } from "../core/sampling-params.js";
 import { type LoadOptions, loadModel } from "../model/load.js";
 import type { LoadedModel } from "../model/model.js";
-import { defaultSamplingParams, type SamplingParams } from "../runner/sampling-params.js";
 import type { AsyncEngine } from "./async-engine.js";
 import { createEngine, type EngineOptions } from "./create-engine.js";
 import { type CompletionDelta, type CompletionOutput, collectCompletions } from "./output-processor.js";

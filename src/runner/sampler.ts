@@ -7,8 +7,9 @@
  * Everything works on one vocabulary-sized scratch row shared by all samplers (see `Scratch`),
  * so sampling a token allocates nothing of vocabulary size.
  */
-import { Rng, randomSeed } from "./rng.js";
-import type { SamplingParams } from "./sampling-params.js";
+
+import type { SamplingParams } from "../core/sampling-params.js";
+import { Rng, randomSeed } from "../util/rng.js";
 import { validateSamplingParams } from "./validate-sampling-params.js";
 
 export interface TokenLogprob {

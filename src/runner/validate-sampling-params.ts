@@ -1,4 +1,4 @@
-import type { SamplingParams } from "./sampling-params.js";
+import type { SamplingParams } from "../core/sampling-params.js";
 
 /** An out-of-range sampling parameter. `param` is the SamplingParams field; the message uses the API name. */
 export class SamplingParamError extends RangeError {

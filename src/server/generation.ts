@@ -1,11 +1,11 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
+import type { SamplingParams } from "../core/sampling-params.js";
 import { AdmissionError } from "../core/scheduler.js";
 import {
   type CompletionDelta,
   type CompletionOutput,
   collectCompletions,
 } from "../engine/output-processor.js";
-import type { SamplingParams } from "../runner/sampling-params.js";
 import type { ServerContext } from "./context.js";
 import { ApiError } from "./errors.js";
 import type { GenerationTally } from "./request-log.js";

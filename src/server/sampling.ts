@@ -1,4 +1,4 @@
-import { defaultSamplingParams, type SamplingParams } from "../runner/sampling-params.js";
+import { defaultSamplingParams, type SamplingParams } from "../core/sampling-params.js";
 import type { ChatBody, CompletionBody } from "./schemas.js";
 
 /** The API's name of each SamplingParams field, for error messages' `param`. */

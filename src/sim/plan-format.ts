@@ -78,8 +78,8 @@ export function formatPlan(input: PlanInput, plan: Plan): string {
       .join(", ")}`,
     "",
     "Units: GB/MB/TB are decimal (1 GB = 1e9 B), GiB/MiB binary; device memory is the data sheet's (80 GB = 80 GiB).",
-    "Exact: parameters counted from the shapes, int8/int4 as GGUF q8_0/q4_0 (8.5/4.5 bits per weight), counts rounded down,",
-    "  one KV block held back as the engine's null block; roofline: time = max(bytes ÷ bandwidth, FLOPs ÷ peak).",
+    "Exact: parameters counted from the shapes, int8/int4 as GGUF q8_0/q4_0 (8.5/4.5 bits per weight), counts rounded down;",
+    "  roofline: time = max(bytes ÷ bandwidth, FLOPs ÷ peak).",
     "Back-of-envelope: the size in the model's name, 4/2/1/0.5 bytes per weight, each figure rounded to 0.1 of its unit",
     "  before the next uses it, counts rounded down: the textbook's arithmetic, kept to show where its round numbers come from.",
   ];

@@ -114,7 +114,7 @@ export function computePlan(p: PlanInput): Plan {
 
   const kvBytesPerMaxRequest = p.maxModelLen * kvBytes;
   const blockBytes = p.blockSize * kvBytes;
-  const usableBlocks = Math.max(Math.floor(kvBudgetBytes / blockBytes) - 1, 0); // block 0 is the engine's null block
+  const usableBlocks = Math.floor(kvBudgetBytes / blockBytes);
   const blocksPerRequest = Math.ceil(p.avgTokens / p.blockSize);
   const pagedRequests = Math.floor(usableBlocks / blocksPerRequest);
 

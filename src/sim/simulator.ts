@@ -1,10 +1,10 @@
 import { KVCacheManager } from "../core/kv-cache-manager.js";
 import { isFinished, Request } from "../core/request.js";
+import { defaultSamplingParams } from "../core/sampling-params.js";
 import { AdmissionError, Scheduler } from "../core/scheduler.js";
 import type { SchedulerOutput } from "../core/scheduler-output.js";
 import type { EngineConfig } from "../engine/engine-config.js";
 import { requestMetrics } from "../engine/stats.js";
-import { defaultSamplingParams } from "../runner/sampling-params.js";
 import type { WorkloadPrompt } from "../workload/dataset.js";
 import type { RequestRecord } from "../workload/metrics.js";
 import { WorkloadRandom } from "../workload/random.js";

@@ -1,5 +1,5 @@
 import type { Tokenizer } from "../model/tokenizer/tokenizer.js";
-import { Rng } from "../runner/rng.js";
+import { Rng } from "../util/rng.js";
 import type { Book } from "./corpus.js";
 
 /**

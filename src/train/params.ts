@@ -1,5 +1,5 @@
 import { expectedTensors, type ModelConfig } from "../model/config.js";
-import { Rng } from "../runner/rng.js";
+import { Rng } from "../util/rng.js";
 import type { Compute, Vec } from "./compute.js";
 
 /** One trainable tensor under its GGUF name: row-major values and, during training, its gradient. */

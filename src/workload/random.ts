@@ -1,4 +1,4 @@
-import { Rng } from "../runner/rng.js";
+import { Rng } from "../util/rng.js";
 
 /** Seeded draws for workloads: uniform integers, standard normals and gamma variates. */
 export class WorkloadRandom {

@@ -1,9 +1,9 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { KvCacheDtype } from "../../core/kv-cache-sizing.js";
 import type { ModelConfig } from "../../model/config.js";
 import type { DType } from "../../model/tensor.js";
+import type { KvCacheDtype } from "../backend.js";
 
 /**
  * The C++ addon (native/src/addon.cc): the native backend (native/src/backend/) and the training GEMM

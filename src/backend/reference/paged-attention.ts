@@ -1,6 +1,5 @@
-import type { KvCacheDtype } from "../../core/kv-cache-sizing.js";
 import { f16ToF32Table, f32ToF16 } from "../../model/dtype.js";
-import type { ForwardBatch } from "../backend.js";
+import type { ForwardBatch, KvCacheDtype } from "../backend.js";
 
 /** One layer's K or V cache: f32 values, or binary16 bits (half the memory). */
 export type KvCacheArray = Float32Array | Uint16Array;

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import type { KvCacheDtype } from "../../backend/backend.js";
 import type { BackendName } from "../../backend/native/choose-backend.js";
-import type { KvCacheDtype } from "../../core/kv-cache-sizing.js";
 import { InputError } from "../../model/errors.js";
 import type { ServeSettings } from "../../workload/compare.js";
 

@@ -1,4 +1,4 @@
-import { Rng } from "../../runner/rng.js";
+import { Rng } from "../../util/rng.js";
 import { expectedTensors } from "../config.js";
 import { quantize } from "../dtype.js";
 import { storedDType } from "../formats/gguf-model.js";
