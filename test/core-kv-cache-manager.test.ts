@@ -2,14 +2,14 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { KVCacheManager, type KvAllocation } from "../src/core/kv-cache-manager.js";
 import { Request } from "../src/core/request.js";
-import { defaultSamplingParams } from "../src/core/sampling-params.js";
+import { samplingParams } from "../src/core/sampling-params.js";
 
 let nextId = 0;
 function request(promptTokenIds: number[], cacheSalt?: string): Request {
   return new Request({
     id: `r${nextId++}`,
     promptTokenIds,
-    samplingParams: defaultSamplingParams,
+    samplingParams: samplingParams(),
     arrivalTime: 0,
     cacheSalt,
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { isFinished, Request } from "../src/core/request.js";
-import { defaultSamplingParams } from "../src/core/sampling-params.js";
+import { samplingParams } from "../src/core/sampling-params.js";
 
 describe("Request", () => {
   it("keeps allTokenIds = prompt + output as outputs are appended", () => {
@@ -8,7 +8,7 @@ describe("Request", () => {
     const r = new Request({
       id: "a",
       promptTokenIds: prompt,
-      samplingParams: defaultSamplingParams,
+      samplingParams: samplingParams(),
       arrivalTime: 5,
     });
     r.appendOutputTokenIds([7]);

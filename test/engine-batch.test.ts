@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { beforeAll, expect, test } from "vitest";
 import { ReferenceBackend } from "../src/backend/reference/reference-backend.js";
 import { Request } from "../src/core/request.js";
-import { defaultSamplingParams } from "../src/core/sampling-params.js";
+import { samplingParams } from "../src/core/sampling-params.js";
 import { defaultEngineConfig, type EngineConfig } from "../src/engine/engine-config.js";
 import { EngineCore } from "../src/engine/engine-core.js";
 import { LLM } from "../src/engine/llm.js";
@@ -67,7 +67,7 @@ describeShared("continuous batching on stories260K", () => {
         const request = new Request({
           id: job.id,
           promptTokenIds: job.promptIds,
-          samplingParams: { ...defaultSamplingParams, temperature: 0, maxTokens: job.maxTokens },
+          samplingParams: samplingParams({ temperature: 0, maxTokens: job.maxTokens }),
           arrivalTime: step,
           eosTokenIds: model.tokenizer.stopIds,
         });

@@ -1,7 +1,7 @@
 import { beforeAll, expect, test } from "vitest";
 import { ReferenceBackend } from "../src/backend/reference/reference-backend.js";
 import { Request } from "../src/core/request.js";
-import { defaultSamplingParams } from "../src/core/sampling-params.js";
+import { samplingParams } from "../src/core/sampling-params.js";
 import { defaultEngineConfig, type EngineConfig } from "../src/engine/engine-config.js";
 import { EngineCore } from "../src/engine/engine-core.js";
 import { loadModel } from "../src/model/load.js";
@@ -29,7 +29,7 @@ describeShared("chunked prefill on stories260K", () => {
       new Request({
         id,
         promptTokenIds,
-        samplingParams: { ...defaultSamplingParams, temperature: 0, maxTokens, ignoreEos: true },
+        samplingParams: samplingParams({ temperature: 0, maxTokens, ignoreEos: true }),
         arrivalTime: step,
         eosTokenIds: model.tokenizer.stopIds,
       });

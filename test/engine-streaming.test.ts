@@ -1,14 +1,13 @@
 import { beforeAll, expect, test } from "vitest";
-import { defaultSamplingParams, type SamplingParams } from "../src/core/sampling-params.js";
+import { SamplingParamError, type SamplingParams, samplingParams } from "../src/core/sampling-params.js";
 import { AdmissionError } from "../src/core/scheduler.js";
 import { LLM } from "../src/engine/llm.js";
 import type { CompletionDelta } from "../src/engine/output-processor.js";
 import { loadModel } from "../src/model/load.js";
 import type { LoadedModel } from "../src/model/model.js";
-import { SamplingParamError } from "../src/runner/validate-sampling-params.js";
 import { describeShared, stories260K } from "./shared-models.js";
 
-const params = (p: Partial<SamplingParams>): SamplingParams => ({ ...defaultSamplingParams, ...p });
+const params = (p: Partial<SamplingParams>) => samplingParams(p);
 
 async function collect(stream: AsyncIterable<CompletionDelta>): Promise<CompletionDelta[]> {
   const deltas: CompletionDelta[] = [];
@@ -172,8 +171,8 @@ describeShared("AsyncEngine streaming on stories260K", () => {
       [{ n: 0 }, "n "],
     ];
     for (const [p, name] of bad) {
-      expect(() => llm.engine.generate(prompt, params(p))).toThrow(SamplingParamError);
-      expect(() => llm.engine.generate(prompt, params(p))).toThrow(new RegExp(`^${name}`));
+      expect(() => params(p)).toThrow(SamplingParamError);
+      expect(() => params(p)).toThrow(new RegExp(`^${name}`));
       await expect(llm.generate([prompt], p)).rejects.toThrow(new RegExp(`^${name}`));
     }
     await expect(llm.generate([prompt], { temprature: 0 } as Partial<SamplingParams>)).rejects.toThrow(

@@ -1,6 +1,6 @@
 import { expect } from "vitest";
 import type { Backend, KvCacheDtype } from "../src/backend/backend.js";
-import { defaultSamplingParams, type SamplingParams } from "../src/core/sampling-params.js";
+import { samplingParams, type ValidSamplingParams } from "../src/core/sampling-params.js";
 import { InputError } from "../src/model/errors.js";
 import { type SampledToken, Sampler } from "../src/runner/sampler.js";
 
@@ -13,7 +13,7 @@ export async function greedyIds(
   maxModelLen: number,
 ): Promise<number[]> {
   const ids: number[] = [];
-  const params = { ...defaultSamplingParams, temperature: 0, maxTokens };
+  const params = samplingParams({ temperature: 0, maxTokens });
   for await (const t of generateSequence(backend, { promptIds, params, stopIds, maxModelLen }))
     ids.push(t.tokenId);
   return ids;
@@ -49,7 +49,7 @@ type FinishReason = "stop" | "length";
 
 export interface SequenceRequest {
   promptIds: readonly number[];
-  params: SamplingParams;
+  params: ValidSamplingParams;
   /** Token ids that end generation (not emitted). */
   stopIds: readonly number[];
   /** Longest total sequence (prompt + output) the model accepts. */

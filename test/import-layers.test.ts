@@ -38,22 +38,6 @@ const layers: Record<string, readonly string[]> = {
   ],
 };
 
-/**
- * Upward imports that exist today and are being moved (issue 15): each fix must take its line out, and a line
- * that no longer matches an import fails the test too, so this list only shrinks.
- */
-const knownViolations = new Set([
-  // The engine is the server's only door: it exports the request-facing types (AdmissionError, SamplingParams,
-  // SampledToken), and sampling parameters are validated once, at the edge.
-  "server/chat.ts -> runner/validate-sampling-params.ts",
-  "server/completions.ts -> runner/validate-sampling-params.ts",
-  "server/errors.ts -> runner/validate-sampling-params.ts",
-  "server/generation.ts -> core/scheduler.ts",
-  "server/generation.ts -> core/sampling-params.ts",
-  "server/logprobs.ts -> runner/sampler.ts",
-  "server/sampling.ts -> core/sampling-params.ts",
-]);
-
 const src = resolve(import.meta.dirname, "..", "src");
 
 /** Every .ts file under src/, relative to it (e.g. "sim/plan.ts"), with the src/ files it imports. */
@@ -117,12 +101,12 @@ describe("imports follow the layers of DESIGN.md", () => {
     expect(unplaced, `folders of src/ missing from the layer table:\n${lines(unplaced)}`).toEqual([]);
   });
 
-  it("has no import that runs upward or sideways, beyond the known ones being moved", () => {
+  it("has no import that runs upward or sideways", () => {
     const violations = layerViolations(graph);
-    const found = violations.filter((v) => !knownViolations.has(v));
-    expect(found, `imports that break the layer rule (file -> imported file):\n${lines(found)}`).toEqual([]);
-    const fixed = [...knownViolations].filter((v) => !violations.includes(v));
-    expect(fixed, `fixed: take these lines out of knownViolations:\n${lines(fixed)}`).toEqual([]);
+    expect(
+      violations,
+      `imports that break the layer rule (file -> imported file):\n${lines(violations)}`,
+    ).toEqual([]);
   });
 
   it("has no cycle between files", () => {

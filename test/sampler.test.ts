@@ -1,10 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { defaultSamplingParams, type SamplingParams } from "../src/core/sampling-params.js";
+import {
+  SamplingParamError,
+  type SamplingParams,
+  samplingParams,
+  type ValidSamplingParams,
+} from "../src/core/sampling-params.js";
 import { applyPenalties, Sampler } from "../src/runner/sampler.js";
-import { SamplingParamError, validateSamplingParams } from "../src/runner/validate-sampling-params.js";
 import { Rng } from "../src/util/rng.js";
 
-const params = (over: Partial<SamplingParams>): SamplingParams => ({ ...defaultSamplingParams, ...over });
+const params = (over: Partial<SamplingParams>) => samplingParams(over);
 
 /**
  * The distribution a sampler must draw from, straight from the definitions, in float64 with full
@@ -51,7 +55,7 @@ function frequencies(sampler: Sampler, logits: Float32Array, draws: number): num
  * Empirical frequencies over `draws` seeded draws must match the exact distribution: each token within
  * 4.5 standard deviations of a binomial proportion (plus 1e-4 for p ≈ 0), and excluded tokens never drawn.
  */
-function expectMatchesDistribution(logitsArr: number[], p: SamplingParams, draws = 40_000): void {
+function expectMatchesDistribution(logitsArr: number[], p: ValidSamplingParams, draws = 40_000): void {
   const logits = Float32Array.from(logitsArr);
   const expected = expectedDistribution(Array.from(logits), p);
   const observed = frequencies(new Sampler(p), logits, draws);
@@ -269,11 +273,11 @@ describe("Sampler: logprobs", () => {
   });
 });
 
-describe("validateSamplingParams", () => {
+describe("samplingParams", () => {
   it("accepts the defaults and the edges of each range", () => {
-    validateSamplingParams(defaultSamplingParams);
-    validateSamplingParams(params({ temperature: 0, topP: 1, topK: -1, minP: 1, logprobs: 20, seed: -5 }));
-    validateSamplingParams(params({ presencePenalty: -2, frequencyPenalty: 2, maxTokens: 1 }));
+    samplingParams();
+    samplingParams({ temperature: 0, topP: 1, topK: -1, minP: 1, logprobs: 20, seed: -5 });
+    samplingParams({ presencePenalty: -2, frequencyPenalty: 2, maxTokens: 1 });
   });
 
   const bad: [Partial<SamplingParams>, keyof SamplingParams, string][] = [
@@ -296,7 +300,7 @@ describe("validateSamplingParams", () => {
   it.each(bad)("rejects %o naming the parameter", (over, field, apiName) => {
     let error: unknown;
     try {
-      validateSamplingParams(params(over));
+      samplingParams(over);
     } catch (e) {
       error = e;
     }
@@ -306,7 +310,10 @@ describe("validateSamplingParams", () => {
     expect((error as Error).message.startsWith(`${apiName} `)).toBe(true);
   });
 
-  it("the Sampler constructor validates", () => {
-    expect(() => new Sampler(params({ topP: 0 }))).toThrow(SamplingParamError);
+  it("rejects a field it does not know, and takes undefined as not given", () => {
+    expect(() => samplingParams({ temprature: 0 } as Partial<SamplingParams>)).toThrow(
+      'unknown sampling parameter "temprature"',
+    );
+    expect(samplingParams({ temperature: undefined }).temperature).toBe(samplingParams().temperature);
   });
 });

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { KVCacheManager } from "../src/core/kv-cache-manager.js";
 import { isFinished, Request } from "../src/core/request.js";
 import type { SchedulingPolicy } from "../src/core/request-queue.js";
-import { defaultSamplingParams } from "../src/core/sampling-params.js";
+import { samplingParams } from "../src/core/sampling-params.js";
 import { AdmissionError, Scheduler } from "../src/core/scheduler.js";
 import type { SchedulerOutput } from "../src/core/scheduler-output.js";
 
@@ -249,12 +249,11 @@ function run(setup: Setup): RunResult {
         const request = new Request({
           id: `r${i}`,
           promptTokenIds,
-          samplingParams: {
-            ...defaultSamplingParams,
+          samplingParams: samplingParams({
             maxTokens: job.maxTokens,
             minTokens: Math.min(job.minTokens, job.maxTokens),
             ignoreEos: job.ignoreEos,
-          },
+          }),
           arrivalTime: step,
           priority: job.priority,
           eosTokenIds: [EOS],

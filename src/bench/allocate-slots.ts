@@ -11,7 +11,7 @@
 import { performance } from "node:perf_hooks";
 import { type ComputedBlocks, KVCacheManager } from "../core/kv-cache-manager.js";
 import { Request } from "../core/request.js";
-import { defaultSamplingParams } from "../core/sampling-params.js";
+import { samplingParams } from "../core/sampling-params.js";
 
 const NUM_REQUESTS = 1000;
 const BLOCK_SIZE = 16;
@@ -43,7 +43,7 @@ function run(): Timings {
     return new Request({
       id: `r${i}`,
       promptTokenIds: prompt,
-      samplingParams: defaultSamplingParams,
+      samplingParams: samplingParams(),
       arrivalTime: 0,
     });
   });

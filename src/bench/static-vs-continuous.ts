@@ -21,7 +21,7 @@ import { performance } from "node:perf_hooks";
 import { type BackendName, chooseBackend } from "../backend/native/choose-backend.js";
 import { KVCacheManager } from "../core/kv-cache-manager.js";
 import { Request } from "../core/request.js";
-import { defaultSamplingParams } from "../core/sampling-params.js";
+import { samplingParams } from "../core/sampling-params.js";
 import { Scheduler } from "../core/scheduler.js";
 import { defaultEngineConfig, type EngineConfig } from "../engine/engine-config.js";
 import { EngineCore } from "../engine/engine-core.js";
@@ -106,12 +106,7 @@ async function runWorkload(
       new Request({
         id: `r${i}`,
         promptTokenIds: job.promptTokenIds,
-        samplingParams: {
-          ...defaultSamplingParams,
-          temperature: 0,
-          maxTokens: job.maxTokens,
-          ignoreEos: true,
-        },
+        samplingParams: samplingParams({ temperature: 0, maxTokens: job.maxTokens, ignoreEos: true }),
         arrivalTime: job.arrivalStep,
         eosTokenIds: model.tokenizer.stopIds,
       }),
@@ -175,7 +170,7 @@ function schedulerCostMicros(numRunning = 256): number {
       new Request({
         id: `s${i}`,
         promptTokenIds: Array.from({ length: 32 }, (_, t) => 1 + ((i * 31 + t) % 500)),
-        samplingParams: { ...defaultSamplingParams, maxTokens, ignoreEos: true },
+        samplingParams: samplingParams({ maxTokens, ignoreEos: true }),
         arrivalTime: 0,
       }),
     );

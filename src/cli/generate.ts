@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import type { KvCacheDtype } from "../backend/backend.js";
-import { defaultSamplingParams, type SamplingParams } from "../core/sampling-params.js";
+import { samplingParams } from "../engine/api.js";
 import { createEngine } from "../engine/create-engine.js";
 import type { FinishReason } from "../engine/stats.js";
 import { encodeChat } from "../model/chat-template.js";
@@ -56,15 +56,14 @@ async function generate(opts: GenerateOptions) {
   const promptIds = opts.chat
     ? encodeChat(model, [{ role: "user", content: opts.prompt }], { addGenerationPrompt: true })
     : tokenizer.encode(opts.prompt);
-  const params: SamplingParams = {
-    ...defaultSamplingParams,
+  const params = samplingParams({
     maxTokens: opts.maxTokens,
     temperature: opts.temperature,
     topP: opts.topP,
     topK: opts.topK,
     minP: opts.minP,
     seed: opts.seed,
-  };
+  });
   // One request: a cache of one maxModelLen sequence is all it can use.
   const { engine } = createEngine(model, {
     maxNumSeqs: 1,

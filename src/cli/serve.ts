@@ -144,7 +144,7 @@ async function serve(opts: ServeOptions) {
     logger: { level: process.env.VELLUM_LOG_LEVEL ?? "info" },
   });
   const log = server.app.log;
-  const config = engine.core.config;
+  const config = engine.config;
   log.info(`model ${quoteFileString(model.name)} (${model.format}, ${path})`);
   log.info(
     `${summary}; max ${config.maxNumSeqs} sequences and ${config.maxNumBatchedTokens} tokens per step; ` +

@@ -1,5 +1,5 @@
 import type { BlockHash } from "./block-hash.js";
-import type { SamplingParams } from "./sampling-params.js";
+import type { ValidSamplingParams } from "./sampling-params.js";
 
 /**
  * WAITING → RUNNING ↔ PREEMPTED → FINISHED_*. A preempted request lost its KV blocks and will be
@@ -30,7 +30,7 @@ export interface RequestTimestamps {
 export interface NewRequest {
   id: string;
   promptTokenIds: readonly number[];
-  samplingParams: SamplingParams;
+  samplingParams: ValidSamplingParams;
   arrivalTime: number;
   /** Lower runs first (vLLM's convention). */
   priority?: number;
@@ -47,7 +47,7 @@ export class Request {
   readonly outputTokenIds: number[] = [];
   /** Prompt then output, kept as one array so the KV cache can read any block without concatenating. */
   readonly allTokenIds: number[];
-  readonly samplingParams: SamplingParams;
+  readonly samplingParams: ValidSamplingParams;
   readonly priority: number;
   readonly cacheSalt: string | undefined;
   readonly eosTokenIds: readonly number[];

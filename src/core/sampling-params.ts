@@ -31,7 +31,26 @@ export interface SamplingParams {
   n: number;
 }
 
-export const defaultSamplingParams: SamplingParams = {
+/** What each field is called in the OpenAI/vLLM API: error messages and their `param` use these names. */
+export const samplingParamApiNames: Record<keyof SamplingParams, string> = {
+  temperature: "temperature",
+  topP: "top_p",
+  topK: "top_k",
+  minP: "min_p",
+  repetitionPenalty: "repetition_penalty",
+  presencePenalty: "presence_penalty",
+  frequencyPenalty: "frequency_penalty",
+  seed: "seed",
+  logprobs: "logprobs",
+  maxTokens: "max_tokens",
+  minTokens: "min_tokens",
+  ignoreEos: "ignore_eos",
+  stopTokenIds: "stop_token_ids",
+  stop: "stop",
+  n: "n",
+};
+
+const defaultSamplingParams: Readonly<SamplingParams> = {
   temperature: 1,
   topP: 1,
   topK: 0,
@@ -47,3 +66,69 @@ export const defaultSamplingParams: SamplingParams = {
   stop: [],
   n: 1,
 };
+
+/** An out-of-range sampling parameter; `apiName` is the field's name in the API (for an error's `param`). */
+export class SamplingParamError extends RangeError {
+  readonly apiName: string;
+
+  constructor(
+    readonly param: keyof SamplingParams,
+    rule: string,
+    value: number,
+  ) {
+    super(`${samplingParamApiNames[param]} ${rule}, got ${value}`);
+    this.name = "SamplingParamError";
+    this.apiName = samplingParamApiNames[param];
+  }
+}
+
+/**
+ * The type-level proof that parameters were validated (no field at run time). Only `samplingParams()` makes
+ * one; a spread copy's type drops the protected member, so changed parameters must be validated again.
+ */
+class Validated {
+  declare protected readonly validated: true;
+}
+
+/** Sampling parameters that passed validation: what the engine, the scheduler and the sampler take. */
+export type ValidSamplingParams = Readonly<SamplingParams> & Validated;
+
+/**
+ * The defaults overridden by the fields `given` defines, validated: the one place parameter ranges are
+ * checked (vLLM's ranges), at the edge where parameters enter. Throws a SamplingParamError naming the first
+ * field out of range.
+ */
+export function samplingParams(given: Partial<SamplingParams> = {}): ValidSamplingParams {
+  for (const key of Object.keys(given)) {
+    if (!Object.hasOwn(samplingParamApiNames, key))
+      throw new RangeError(`unknown sampling parameter "${key}"`);
+  }
+  const defined = Object.entries(given).filter(([, value]) => value !== undefined);
+  const p: SamplingParams = { ...defaultSamplingParams, ...Object.fromEntries(defined) };
+  // Written as !(inside) so that NaN fails every check.
+  if (!(p.temperature >= 0 && Number.isFinite(p.temperature)))
+    fail("temperature", "must be a finite number ≥ 0", p.temperature);
+  if (!(p.topP > 0 && p.topP <= 1)) fail("topP", "must be in (0, 1]", p.topP);
+  if (!(Number.isInteger(p.topK) && p.topK >= -1))
+    fail("topK", "must be an integer ≥ -1 (0 or -1 = off)", p.topK);
+  if (!(p.minP >= 0 && p.minP <= 1)) fail("minP", "must be in [0, 1]", p.minP);
+  if (!(p.repetitionPenalty > 0 && Number.isFinite(p.repetitionPenalty)))
+    fail("repetitionPenalty", "must be a finite number > 0", p.repetitionPenalty);
+  if (!(p.presencePenalty >= -2 && p.presencePenalty <= 2))
+    fail("presencePenalty", "must be in [-2, 2]", p.presencePenalty);
+  if (!(p.frequencyPenalty >= -2 && p.frequencyPenalty <= 2))
+    fail("frequencyPenalty", "must be in [-2, 2]", p.frequencyPenalty);
+  if (!(Number.isInteger(p.maxTokens) && p.maxTokens >= 1))
+    fail("maxTokens", "must be an integer ≥ 1", p.maxTokens);
+  if (!(Number.isInteger(p.logprobs) && p.logprobs >= 0 && p.logprobs <= 20))
+    fail("logprobs", "must be an integer in [0, 20]", p.logprobs);
+  if (!(Number.isInteger(p.minTokens) && p.minTokens >= 0 && p.minTokens <= p.maxTokens))
+    fail("minTokens", "must be an integer in [0, max_tokens]", p.minTokens);
+  if (!(Number.isInteger(p.n) && p.n >= 1)) fail("n", "must be an integer ≥ 1", p.n);
+  if (p.seed !== undefined && !Number.isSafeInteger(p.seed)) fail("seed", "must be an integer", p.seed);
+  return Object.assign(new Validated(), p);
+}
+
+function fail(param: keyof SamplingParams, rule: string, value: number): never {
+  throw new SamplingParamError(param, rule, value);
+}

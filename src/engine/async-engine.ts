@@ -1,7 +1,8 @@
 import { Request } from "../core/request.js";
-import type { SamplingParams } from "../core/sampling-params.js";
+import { samplingParams, type ValidSamplingParams } from "../core/sampling-params.js";
+import type { SchedulerStats } from "../core/scheduler-output.js";
 import type { Tokenizer } from "../model/tokenizer/tokenizer.js";
-import { validateSamplingParams } from "../runner/validate-sampling-params.js";
+import type { EngineConfig } from "./engine-config.js";
 import type { EngineCore } from "./engine-core.js";
 import { type CompletionDelta, RequestOutputState } from "./output-processor.js";
 import { type RequestMetrics, requestMetrics, type StepStats } from "./stats.js";
@@ -83,6 +84,20 @@ export class AsyncEngine {
     private readonly clock: () => number,
   ) {}
 
+  get config(): EngineConfig {
+    return this.core.config;
+  }
+
+  /** Longest sequence (prompt + output) in tokens. */
+  get maxModelLen(): number {
+    return this.config.maxModelLen;
+  }
+
+  /** Requests running and waiting, and KV cache usage, now. */
+  stats(): SchedulerStats {
+    return this.core.scheduler.stats();
+  }
+
   onStep(listener: (s: StepStats) => void) {
     this.stepListeners.push(listener);
   }
@@ -92,15 +107,14 @@ export class AsyncEngine {
   }
 
   /**
-   * Queues one prompt (n completions). Throws at once for invalid params (SamplingParamError) or a request
-   * that can never fit (AdmissionError), so callers can answer 400 before streaming anything.
+   * Queues one prompt (n completions). Throws at once for a request that can never fit (AdmissionError), so
+   * callers can answer 400 before streaming anything; `params` were validated where they entered.
    */
   generate(
     promptTokenIds: readonly number[],
-    params: SamplingParams,
+    params: ValidSamplingParams,
     opts: GenerateOptions = {},
   ): AsyncIterableIterator<CompletionDelta> {
-    validateSamplingParams(params);
     const requestId = opts.requestId ?? `req-${this.nextId++}`;
     if (this.children.has(requestId)) throw new RangeError(`request id ${requestId} is already in use`);
     const arrival = this.clock();
@@ -111,7 +125,8 @@ export class AsyncEngine {
           id: params.n === 1 ? requestId : `${requestId}#${i}`,
           promptTokenIds,
           // Each completion samples on its own; a seed stays reproducible per completion.
-          samplingParams: params.seed === undefined ? params : { ...params, seed: params.seed + i },
+          samplingParams:
+            params.seed === undefined ? params : samplingParams({ ...params, seed: params.seed + i }),
           arrivalTime: arrival,
           priority: opts.priority,
           eosTokenIds: this.tokenizer.stopIds,

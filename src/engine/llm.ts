@@ -1,12 +1,9 @@
-import { defaultSamplingParams, type SamplingParams } from "../core/sampling-params.js";
+import { type SamplingParams, samplingParams } from "../core/sampling-params.js";
 import { type LoadOptions, loadModel } from "../model/load.js";
 import type { LoadedModel } from "../model/model.js";
 import type { AsyncEngine } from "./async-engine.js";
 import { createEngine, type EngineOptions } from "./create-engine.js";
 import { type CompletionDelta, type CompletionOutput, collectCompletions } from "./output-processor.js";
-
-/** The keys LLM.generate accepts in its params object (seed is the one optional field). */
-const samplingParamNames = new Set<string>([...Object.keys(defaultSamplingParams), "seed"]);
 
 export interface GenerationOutput {
   promptTokenIds: number[];
@@ -39,10 +36,7 @@ export class LLM {
     prompts: (string | number[])[],
     params: Partial<SamplingParams> = {},
   ): Promise<GenerationOutput[]> {
-    for (const key of Object.keys(params)) {
-      if (!samplingParamNames.has(key)) throw new RangeError(`unknown sampling parameter "${key}"`);
-    }
-    const full = { ...defaultSamplingParams, ...params };
+    const full = samplingParams(params);
     const encoded = prompts.map((p) => (typeof p === "string" ? this.model.tokenizer.encode(p) : p));
     const streams: AsyncIterableIterator<CompletionDelta>[] = [];
     try {

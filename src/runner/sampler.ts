@@ -8,9 +8,8 @@
  * so sampling a token allocates nothing of vocabulary size.
  */
 
-import type { SamplingParams } from "../core/sampling-params.js";
+import type { SamplingParams, ValidSamplingParams } from "../core/sampling-params.js";
 import { Rng, randomSeed } from "../util/rng.js";
-import { validateSamplingParams } from "./validate-sampling-params.js";
 
 export interface TokenLogprob {
   tokenId: number;
@@ -28,9 +27,8 @@ export interface SampledToken {
 export class Sampler {
   private readonly rng: Rng;
 
-  /** Throws a SamplingParamError for invalid params; unseeded requests get a random seed. */
-  constructor(private readonly params: SamplingParams) {
-    validateSamplingParams(params);
+  /** Unseeded requests get a random seed. */
+  constructor(private readonly params: ValidSamplingParams) {
     this.rng = new Rng(params.seed ?? randomSeed());
   }
 
@@ -148,7 +146,7 @@ const scratch = new Scratch();
  */
 export function applyPenalties(
   row: Float32Array,
-  p: SamplingParams,
+  p: Readonly<SamplingParams>,
   promptIds: readonly number[],
   outputIds: readonly number[],
 ): void {

@@ -2,7 +2,6 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { type ChatMessage, chatPrompt } from "../model/chat-template.js";
 import { InputError } from "../model/errors.js";
 import type { EncodeRequest, Tokenizer } from "../model/tokenizer/tokenizer.js";
-import { validateSamplingParams } from "../runner/validate-sampling-params.js";
 import type { ServerContext } from "./context.js";
 import { encodeTexts } from "./encode.js";
 import { ApiError, toApiError } from "./errors.js";
@@ -23,11 +22,8 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
     throw new ApiError(400, "top_logprobs needs logprobs: true", "top_logprobs");
   // Unlike completions, chat's default is "as many tokens as the context has room for" (vLLM's).
   const maxTokens =
-    body.max_completion_tokens ??
-    body.max_tokens ??
-    Math.max(1, ctx.engine.core.config.maxModelLen - promptIds.length);
+    body.max_completion_tokens ?? body.max_tokens ?? Math.max(1, ctx.engine.maxModelLen - promptIds.length);
   const params = samplingParamsFrom(body, maxTokens, body.logprobs ? Math.max(topN, 1) : 0);
-  validateSamplingParams(params);
   const [generation] = startGenerations(ctx, request, reply, [promptIds], params, {
     priority: body.priority ?? undefined,
     promptParam: "messages",

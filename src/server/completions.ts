@@ -1,6 +1,5 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Tokenizer } from "../model/tokenizer/tokenizer.js";
-import { validateSamplingParams } from "../runner/validate-sampling-params.js";
 import type { ServerContext } from "./context.js";
 import { encodeTexts } from "./encode.js";
 import { ApiError, toApiError } from "./errors.js";
@@ -43,7 +42,6 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
   // The engine returns logprobs only when asked for at least one alternative; logprobs: 0 shows none of them.
   const engineLogprobs = body.logprobs == null ? 0 : Math.max(topN, 1);
   const params = samplingParamsFrom(body, body.max_tokens ?? defaultMaxTokens, engineLogprobs);
-  validateSamplingParams(params);
   const tokenizer = ctx.model.tokenizer;
   const prompts = await promptIds(ctx, body);
   const generations = startGenerations(ctx, request, reply, prompts, params, {

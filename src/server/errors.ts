@@ -1,6 +1,5 @@
 import { ZodError } from "zod";
-import { SamplingParamError } from "../runner/validate-sampling-params.js";
-import { apiParamName } from "./sampling.js";
+import { SamplingParamError } from "../engine/api.js";
 
 /** OpenAI's error `type` for each status the server answers with. */
 const errorTypes: Record<number, string> = {
@@ -50,7 +49,7 @@ export function toApiError(err: unknown): ApiError {
     const param = issue.path.join(".") || null;
     return new ApiError(400, param ? `${param}: ${issue.message}` : issue.message, param);
   }
-  if (err instanceof SamplingParamError) return new ApiError(400, err.message, apiParamName(err.param));
+  if (err instanceof SamplingParamError) return new ApiError(400, err.message, err.apiName);
   const status = (err as { statusCode?: unknown }).statusCode;
   if (typeof status === "number" && status >= 400 && status < 500) {
     return new ApiError(status, (err as Error).message);

@@ -1,6 +1,5 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { SamplingParams } from "../core/sampling-params.js";
-import { AdmissionError } from "../core/scheduler.js";
+import { AdmissionError, type ValidSamplingParams } from "../engine/api.js";
 import {
   type CompletionDelta,
   type CompletionOutput,
@@ -33,7 +32,7 @@ export function startGenerations(
   request: FastifyRequest,
   reply: FastifyReply,
   prompts: number[][],
-  params: SamplingParams,
+  params: ValidSamplingParams,
   opts: { priority?: number; promptParam: string },
 ): Generation[] {
   const { vocabSize } = ctx.model.tokenizer;
@@ -55,7 +54,7 @@ export function startGenerations(
     );
   }
   if (ctx.maxQueue !== undefined) {
-    const s = ctx.engine.core.scheduler.stats();
+    const s = ctx.engine.stats();
     if (s.numRunning + s.numWaiting + prompts.length * params.n > ctx.maxQueue) {
       throw new ApiError(
         503,

@@ -1,5 +1,5 @@
+import type { SampledToken } from "../engine/api.js";
 import type { Tokenizer } from "../model/tokenizer/tokenizer.js";
-import type { SampledToken } from "../runner/sampler.js";
 
 /**
  * One token's text as logprobs show it. Decoding a lone SentencePiece token drops its leading space

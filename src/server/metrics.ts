@@ -68,7 +68,7 @@ export function createMetrics(engine: AsyncEngine, modelName: string): Registry 
   );
   const e2e = histogram("e2e_request_latency_seconds", "Arrival to finish.", requestLatencyBuckets);
   const queue = histogram("request_queue_time_seconds", "Arrival to first scheduled.", requestLatencyBuckets);
-  const maxLen = engine.core.config.maxModelLen;
+  const maxLen = engine.maxModelLen;
   const promptLen = histogram(
     "request_prompt_tokens",
     "Prompt length of finished completions.",
@@ -92,7 +92,7 @@ export function createMetrics(engine: AsyncEngine, modelName: string): Registry 
     preemptions.inc(s.numPreempted);
   });
   engine.onRequestFinished((m: RequestMetrics) => {
-    setGauges(engine.core.scheduler.stats());
+    setGauges(engine.stats());
     promptTokens.inc(m.numPromptTokens);
     generationTokens.inc(m.numGenerationTokens);
     success.inc({ finished_reason: m.finishReason });

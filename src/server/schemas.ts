@@ -2,7 +2,7 @@ import { z } from "zod";
 
 /**
  * Request bodies, as OpenAI and vLLM define them. zod checks types and shapes; ranges of sampling
- * parameters are checked by the engine's own validateSamplingParams so there is one rule per parameter.
+ * parameters are checked once, by the engine's samplingParams(), so there is one rule per parameter.
  * Unknown fields are ignored (clients send many we do not use); `null` means "not given", as in OpenAI.
  */
 

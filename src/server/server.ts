@@ -136,7 +136,7 @@ export function buildServer(
         created: Math.floor(Date.now() / 1000),
         owned_by: "vellum",
         root: model.path,
-        max_model_len: engine.core.config.maxModelLen,
+        max_model_len: engine.maxModelLen,
       },
     ],
   }));

@@ -20,7 +20,7 @@ export async function tokenize(ctx: ServerContext, request: FastifyRequest) {
   }
   return {
     count: tokens.length,
-    max_model_len: ctx.engine.core.config.maxModelLen,
+    max_model_len: ctx.engine.maxModelLen,
     tokens,
     token_strs: null,
   };

@@ -16,7 +16,7 @@ import { randomFillSync } from "node:crypto";
 import { type KernelPath, loadNativeAddon, type NativeAddon } from "../backend/native/addon.js";
 import { specFromTensors } from "../backend/native/native-spec.js";
 import { physicalCores } from "../backend/native/physical-cores.js";
-import { defaultSamplingParams } from "../core/sampling-params.js";
+import { samplingParams } from "../core/sampling-params.js";
 import { expectedTensors, type ModelConfig, tensorNames } from "../model/config.js";
 import { dtypeLayout, tensorBytes } from "../model/dtype.js";
 import { storedDType } from "../model/formats/gguf-model.js";
@@ -175,7 +175,7 @@ function attentionFlopsPerS(
 
 function samplingSecondsPerLogit(vocabSize: number): number {
   const logits = random(vocabSize);
-  const sampler = new Sampler({ ...defaultSamplingParams, temperature: 0 });
+  const sampler = new Sampler(samplingParams({ temperature: 0 }));
   const rows = 20;
   const seconds = typicalSeconds(() => {
     for (let i = 0; i < rows; i++) sampler.sample(logits, [], []);

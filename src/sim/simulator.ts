@@ -1,6 +1,6 @@
 import { KVCacheManager } from "../core/kv-cache-manager.js";
 import { isFinished, Request } from "../core/request.js";
-import { defaultSamplingParams } from "../core/sampling-params.js";
+import { samplingParams } from "../core/sampling-params.js";
 import { AdmissionError, Scheduler } from "../core/scheduler.js";
 import type { SchedulerOutput } from "../core/scheduler-output.js";
 import type { EngineConfig } from "../engine/engine-config.js";
@@ -67,7 +67,7 @@ export function simulate(input: SimulationInput): SimulationResult {
       const request = new Request({
         id: `sim-${i}`,
         promptTokenIds: prompt.promptTokenIds,
-        samplingParams: { ...defaultSamplingParams, maxTokens: prompt.outputLen, ignoreEos: true },
+        samplingParams: samplingParams({ maxTokens: prompt.outputLen, ignoreEos: true }),
         arrivalTime: Math.max(input.sendTimes[i], freeSlots.shift() ?? 0),
       });
       try {
