@@ -5,6 +5,7 @@ import { ReferenceBackend } from "../src/backend/reference/reference-backend.js"
 import { LLM } from "../src/engine/llm.js";
 import { loadModel } from "../src/model/load.js";
 import type { LoadedModel } from "../src/model/model.js";
+import { waitFor } from "./helpers.js";
 import { scrapeMetrics, startServer, type TestServer } from "./server-helpers.js";
 import { describeShared, stories260K } from "./shared-models.js";
 
@@ -27,14 +28,6 @@ function longStream(maxTokens: number): OpenAI.CompletionCreateParamsStreaming {
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-
-async function waitFor(condition: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 /** Reads a completions stream to its end; returns the last finish_reason seen. */

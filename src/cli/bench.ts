@@ -20,6 +20,8 @@ import {
   workloadMetadata,
 } from "../bench/serve/workload-options.js";
 import { runSimulateVsMeasured } from "../bench/simulate-vs-measured.js";
+import { formatSoakReport } from "../bench/soak/report.js";
+import { runSoak } from "../bench/soak/soak.js";
 import { runBatching } from "../bench/static-vs-continuous.js";
 import { type KvCacheDtype, kvCacheDtypes } from "../core/kv-cache-sizing.js";
 import { InputError } from "../model/errors.js";
@@ -124,6 +126,61 @@ export function registerBench(program: Command) {
       ),
     ),
   );
+
+  bench
+    .command("soak")
+    .description(
+      "start a vellum server, run mixed traffic against it (completions, chat, streams, n>1, disconnects, bad bodies, /tokenize) " +
+        "and report requests, errors, server RSS, /health latency and whether greedy outputs stayed the same",
+    )
+    .option("--minutes <n>", "how long the traffic runs (fractions allowed)", numberOption(), 10)
+    .option("--model <path>", "the model the server loads (default: the bundled demo model)")
+    .option("--tokenizer <path>", "tokenizer for llama2.c models")
+    .addOption(
+      new Option("--backend <name>", "the server's backend (default: native when built)").choices([
+        "native",
+        "reference",
+      ]),
+    )
+    .option("--concurrency <n>", "clients sending at once", numberOption(true), 8)
+    .option(
+      "--max-requests <n>",
+      "stop after this many requests even if time remains",
+      numberOption(true),
+      1_000_000,
+    )
+    .option("--seed <n>", "seed of the traffic mix", numberOption(true), 0)
+    .option("--out <file.json>", "also write the report as JSON")
+    .action(runAction(runSoakCommand));
+}
+
+interface SoakFlags {
+  minutes: number;
+  model?: string;
+  tokenizer?: string;
+  backend?: BackendName;
+  concurrency: number;
+  maxRequests: number;
+  seed: number;
+  out?: string;
+}
+
+async function runSoakCommand(f: SoakFlags) {
+  if (!(f.minutes > 0)) throw new InputError(`--minutes must be > 0 (got ${f.minutes})`);
+  if (f.concurrency < 1) throw new InputError(`--concurrency must be ≥ 1 (got ${f.concurrency})`);
+  if (f.maxRequests < 1) throw new InputError(`--max-requests must be ≥ 1 (got ${f.maxRequests})`);
+  const report = await runSoak({
+    modelPath: resolveModelPath(f.model),
+    tokenizer: f.tokenizer,
+    backend: f.backend,
+    seconds: f.minutes * 60,
+    concurrency: f.concurrency,
+    maxRequests: f.maxRequests,
+    seed: f.seed,
+  });
+  process.stdout.write(`${formatSoakReport(report)}\n`);
+  if (f.out) writeFileSync(f.out, `${JSON.stringify(report, null, 2)}\n`);
+  if (report.errors.unexpected > 0 || !report.greedy.identical) process.exitCode = 1;
 }
 
 async function runBenchServe(f: BenchServeFlags) {

@@ -1,4 +1,4 @@
-import { type Command, Option } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import type { BackendName } from "../backend/native/choose-backend.js";
 import type { KvAllocation } from "../core/kv-cache-manager.js";
 import { type KvCacheDtype, parseByteSize } from "../core/kv-cache-sizing.js";
@@ -6,7 +6,7 @@ import type { SchedulingPolicy } from "../core/request-queue.js";
 import { createEngine } from "../engine/create-engine.js";
 import { InputError } from "../model/errors.js";
 import { loadModel } from "../model/load.js";
-import { buildServer } from "../server/server.js";
+import { buildServer, defaultLimits } from "../server/server.js";
 import { resolveModelPath } from "./default-model.js";
 import { backendOptions, kvCacheDtypeOption, numberOption, runAction } from "./run-action.js";
 
@@ -22,7 +22,8 @@ interface ServeOptions {
   maxNumBatchedTokens?: number;
   kvCacheMemory?: string;
   kvCacheDtype: KvCacheDtype;
-  maxQueue?: number;
+  maxQueue: number;
+  maxSeqsPerRequest: number;
   corsOrigin?: string;
   shutdownTimeout: number;
   backend?: BackendName;
@@ -59,8 +60,15 @@ export function registerServe(program: Command) {
     .addOption(kvCacheDtypeOption())
     .option(
       "--max-queue <n>",
-      "most completions waiting + running; beyond it requests get 503",
-      numberOption(true),
+      "most sequences (completions) waiting + running; beyond it requests get 503 with Retry-After (0 = no bound)",
+      nonNegativeInteger,
+      defaultLimits.maxQueue,
+    )
+    .option(
+      "--max-seqs-per-request <n>",
+      "most sequences (prompts × n) one request may ask for; beyond it 400 (0 = no cap)",
+      nonNegativeInteger,
+      defaultLimits.maxSeqsPerRequest,
     )
     .option(
       "--cors-origin <origin>",
@@ -128,6 +136,7 @@ async function serve(opts: ServeOptions) {
     servedModelName: opts.servedModelName,
     apiKey: opts.apiKey ?? process.env.VELLUM_API_KEY,
     maxQueue: opts.maxQueue,
+    maxSeqsPerRequest: opts.maxSeqsPerRequest,
     corsOrigin: opts.corsOrigin,
     logger: { level: process.env.VELLUM_LOG_LEVEL ?? "info" },
   });
@@ -168,4 +177,11 @@ function kvCacheBytes(size: string): number {
   } catch (err) {
     throw new InputError(`--kv-cache-memory: ${(err as Error).message}`);
   }
+}
+
+/** A limit where 0 means none: a negative value is a mistake, named with its flag by commander. */
+function nonNegativeInteger(value: string): number {
+  const n = numberOption(true)(value);
+  if (n < 0) throw new InvalidArgumentError("expected an integer ≥ 0 (0 = no limit)");
+  return n;
 }

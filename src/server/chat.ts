@@ -6,7 +6,7 @@ import type { Tokenizer } from "../model/tokenizer/tokenizer.js";
 import { validateSamplingParams } from "../runner/validate-sampling-params.js";
 import type { ServerContext } from "./context.js";
 import { ApiError, toApiError } from "./errors.js";
-import { checkModel, collect, type Generation, startGenerations } from "./generation.js";
+import { checkModel, checkRequestSize, collect, type Generation, startGenerations } from "./generation.js";
 import { chatLogprobs } from "./logprobs.js";
 import { GenerationTally, noteGeneration } from "./request-log.js";
 import { samplingParamsFrom } from "./sampling.js";
@@ -17,6 +17,7 @@ import { SseWriter } from "./sse.js";
 export async function chatCompletions(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply) {
   const body = chatBody.parse(request.body);
   checkModel(ctx, body.model);
+  checkRequestSize(ctx, 1, body.n ?? 1, "messages");
   const promptIds = chatPromptIds(ctx.model, body.messages);
   const topN = body.top_logprobs ?? 0;
   if (topN > 0 && !body.logprobs)
