@@ -150,3 +150,37 @@ export function expectInputError(fn: () => unknown, ...parts: string[]): void {
 export const unsafeForTerminal =
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
   /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\p{Cs}]/u;
+
+/** Polls `condition` every 10 ms until it holds; throws after `timeoutMs`, naming `what`. */
+export async function waitFor(
+  condition: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  what = "condition",
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/**
+ * Watches the event loop: a timer every `intervalMs` notes when it fires. `stop()` resolves to the longest
+ * gap between two firings (in ms), a turn that blocked until the moment stop() was called included.
+ */
+export function watchEventLoop(intervalMs = 5): { stop: () => Promise<number> } {
+  let last = performance.now();
+  let longest = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, intervalMs);
+  return {
+    async stop() {
+      await new Promise((resolve) => setTimeout(resolve, 4 * intervalMs));
+      clearInterval(timer);
+      return longest;
+    },
+  };
+}

@@ -5,7 +5,8 @@ import OpenAI from "openai";
 import { describe, expect, test } from "vitest";
 import { bundledModelPath } from "../src/cli/default-model.js";
 import { loadModel } from "../src/model/load.js";
-import { floodingChat, scrapeMetrics, stalledClient, waitFor } from "./server-helpers.js";
+import { waitFor } from "./helpers.js";
+import { floodingChat, scrapeMetrics, stalledClient } from "./server-helpers.js";
 import { describeShared, stories260K } from "./shared-models.js";
 
 const cli = join(import.meta.dirname, "..", "bin", "vellum.js");

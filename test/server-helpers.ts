@@ -113,16 +113,3 @@ export function stalledClient(url: string, path: string, body: unknown): Socket 
   socket.pause();
   return socket;
 }
-
-/** Polls `condition` every 10 ms until it holds; throws after `timeoutMs`. */
-export async function waitFor(
-  condition: () => Promise<boolean> | boolean,
-  timeoutMs: number,
-  what = "condition",
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

@@ -5,7 +5,8 @@ import { ReferenceBackend } from "../src/backend/reference/reference-backend.js"
 import { LLM } from "../src/engine/llm.js";
 import { loadModel } from "../src/model/load.js";
 import type { LoadedModel } from "../src/model/model.js";
-import { scrapeMetrics, startServer, type TestServer, waitFor } from "./server-helpers.js";
+import { waitFor } from "./helpers.js";
+import { scrapeMetrics, startServer, type TestServer } from "./server-helpers.js";
 import { describeShared, stories260K } from "./shared-models.js";
 
 const numClients = 64;

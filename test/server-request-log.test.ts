@@ -1,7 +1,8 @@
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { syntheticModel } from "../src/model/synth/synth-model.js";
-import { post, startServer, type TestServer, waitFor } from "./server-helpers.js";
+import { waitFor } from "./helpers.js";
+import { post, startServer, type TestServer } from "./server-helpers.js";
 
 /** What the server logged, one parsed pino line each. */
 const lines: Record<string, unknown>[] = [];

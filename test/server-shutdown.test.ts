@@ -2,7 +2,8 @@ import type { ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { expect, test } from "vitest";
 import { syntheticModel } from "../src/model/synth/synth-model.js";
-import { floodingChat, stalledClient, startServer, waitFor } from "./server-helpers.js";
+import { waitFor } from "./helpers.js";
+import { floodingChat, stalledClient, startServer } from "./server-helpers.js";
 
 /** Resolves when the socket has closed: drains it (it may be paused) to reach the end. */
 function closed(socket: Socket): Promise<void> {

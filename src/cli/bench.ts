@@ -9,6 +9,7 @@ import { runLoadModel } from "../bench/load-model.js";
 import { runProbe } from "../bench/probe.js";
 import { runBatching } from "../bench/static-vs-continuous.js";
 import { registerBenchServe } from "./bench-serve.js";
+import { registerSoak } from "./bench-soak.js";
 import { backendOption, kvCacheDtypeOption, listOption, positiveInteger, threadsOption } from "./options.js";
 import { runAction } from "./run-action.js";
 import { registerSimulateVsMeasured } from "./simulate-vs-measured.js";
@@ -84,6 +85,7 @@ export function registerBench(program: Command) {
 
   registerBenchServe(bench);
   registerSimulateVsMeasured(bench);
+  registerSoak(bench);
 }
 
 /** A benchmark of one GGUF on the native backend: the flags all of them take but --threads. */

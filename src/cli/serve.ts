@@ -6,7 +6,7 @@ import type { SchedulingPolicy } from "../core/request-queue.js";
 import { createEngine } from "../engine/create-engine.js";
 import { InputError, quoteFileString } from "../model/errors.js";
 import { loadModel } from "../model/load.js";
-import { buildServer } from "../server/server.js";
+import { buildServer, defaultLimits } from "../server/server.js";
 import { resolveModelPath } from "./default-model.js";
 import { backendOptions, byteSizeOption, kvCacheDtypeOption, numberOption } from "./options.js";
 import { runAction } from "./run-action.js";
@@ -23,7 +23,8 @@ interface ServeOptions {
   maxNumBatchedTokens?: number;
   kvCacheMemory?: number;
   kvCacheDtype: KvCacheDtype;
-  maxQueue?: number;
+  maxQueue: number;
+  maxSeqsPerRequest: number;
   parseSpecial: boolean;
   corsOrigin?: string;
   shutdownTimeout: number;
@@ -66,8 +67,15 @@ export function registerServe(program: Command) {
     .addOption(kvCacheDtypeOption())
     .option(
       "--max-queue <n>",
-      "most completions waiting + running; beyond it requests get 503",
-      numberOption(true),
+      "most sequences (completions) waiting + running; beyond it requests get 503 with Retry-After (0 = no bound)",
+      numberOption(true, 0),
+      defaultLimits.maxQueue,
+    )
+    .option(
+      "--max-seqs-per-request <n>",
+      "most sequences (prompts × n) one request may ask for; beyond it 400 (0 = no cap)",
+      numberOption(true, 0),
+      defaultLimits.maxSeqsPerRequest,
     )
     .option(
       "--no-parse-special",
@@ -140,6 +148,7 @@ async function serve(opts: ServeOptions) {
     apiKey: opts.apiKey ?? process.env.VELLUM_API_KEY,
     maxQueue: opts.maxQueue,
     parseSpecial: opts.parseSpecial,
+    maxSeqsPerRequest: opts.maxSeqsPerRequest,
     corsOrigin: opts.corsOrigin,
     logger: { level: process.env.VELLUM_LOG_LEVEL ?? "info" },
   });

@@ -190,8 +190,7 @@ export class Scheduler {
 
   private finish(request: Request, status: RequestStatus): void {
     if (isFinished(request.status)) return;
-    const i = this.running.indexOf(request);
-    if (i >= 0) this.running.splice(i, 1);
+    if (request.status === "RUNNING") this.running.splice(this.running.indexOf(request), 1);
     else this.waiting.remove(request);
     request.status = status;
     request.timestamps.finished = this.clock();

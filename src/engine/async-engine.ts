@@ -66,13 +66,43 @@ class OutputStream implements AsyncIterableIterator<CompletionDelta> {
   }
 }
 
+/** One completion (one engine request) and the stream its deltas go to. */
+interface Completion {
+  readonly state: RequestOutputState;
+  readonly stream: OutputStream;
+  readonly generation: Generation;
+}
+
+/** One generate() call: its n completions, how many are still open, whether its abort is queued. */
+interface Generation {
+  readonly id: string;
+  readonly completions: Completion[];
+  open: number;
+  abortQueued: boolean;
+}
+
+/**
+ * Completions aborted per turn of the event loop (about 10 µs each with the server's metrics and streams, so
+ * about 5 ms a turn): a client that leaves a batch of thousands frees it over several turns, and /health and
+ * the other streams keep being served meanwhile.
+ */
+const abortsPerTurn = 512;
+
 /**
  * The engine as callers use it: generate() returns a stream of deltas; the step loop runs while there is
  * work and sleeps when idle, yielding to the event loop between steps.
  */
 export class AsyncEngine {
-  private readonly states = new Map<string, { state: RequestOutputState; stream: OutputStream }>();
-  private readonly children = new Map<string, string[]>();
+  /** Live completions by engine request id. */
+  private readonly completions = new Map<string, Completion>();
+  /** Live generate() calls by request id. */
+  private readonly generations = new Map<string, Generation>();
+  /** Generations waiting to be aborted, read from `abortHead`. */
+  private abortQueue: Generation[] = [];
+  private abortHead = 0;
+  /** Completions that may still be aborted in this turn; the turn ends at `abortTurn`'s setImmediate. */
+  private abortBudget = 0;
+  private abortTurn?: NodeJS.Immediate;
   private loop?: Promise<void>;
   private nextId = 0;
   private readonly stepListeners: ((s: StepStats) => void)[] = [];
@@ -116,7 +146,7 @@ export class AsyncEngine {
     opts: GenerateOptions = {},
   ): AsyncIterableIterator<CompletionDelta> {
     const requestId = opts.requestId ?? `req-${this.nextId++}`;
-    if (this.children.has(requestId)) throw new RangeError(`request id ${requestId} is already in use`);
+    if (this.generations.has(requestId)) throw new RangeError(`request id ${requestId} is already in use`);
     const arrival = this.clock();
     const requests = Array.from(
       { length: params.n },
@@ -132,37 +162,36 @@ export class AsyncEngine {
           eosTokenIds: this.tokenizer.stopIds,
         }),
     );
-    const stream = new OutputStream(requests.length, () => this.abort(requestId));
+    const generation: Generation = { id: requestId, completions: [], open: params.n, abortQueued: false };
+    const stream = new OutputStream(requests.length, () => this.queueAbort(generation));
     for (const request of requests) this.core.addRequest(request); // throws AdmissionError before anything is stored
-    const childIds = requests.map((r) => r.id);
-    this.children.set(requestId, childIds);
+    this.generations.set(requestId, generation);
     requests.forEach((request, i) => {
-      this.states.set(request.id, {
+      const completion = {
         state: new RequestOutputState(this.tokenizer, request, requestId, i),
         stream,
-      });
+        generation,
+      };
+      generation.completions.push(completion);
+      this.completions.set(request.id, completion);
     });
     // A signal aborted before the call (client already gone) never fires its event again.
-    // A late signal must not abort a newer request that reuses the id.
-    const onAbort = () => {
-      if (this.children.get(requestId) === childIds) this.abort(requestId);
-    };
-    if (opts.signal?.aborted) onAbort();
-    else opts.signal?.addEventListener("abort", onAbort, { once: true });
+    if (opts.signal?.aborted) this.queueAbort(generation);
+    else opts.signal?.addEventListener("abort", () => this.queueAbort(generation), { once: true });
     this.loop ??= this.run().finally(() => {
       this.loop = undefined;
     });
     return stream;
   }
 
-  /** Aborts a request (all its completions): their KV blocks are freed now, their streams end with "abort". */
+  /**
+   * Aborts a request (all its completions): their KV blocks are freed and their streams end with "abort",
+   * at once unless thousands of completions are being aborted in this turn of the event loop (then in
+   * the next turns).
+   */
   abort(requestId: string): void {
-    const ids = this.children.get(requestId) ?? [];
-    this.core.abort(ids);
-    for (const id of ids) {
-      const entry = this.states.get(id);
-      if (entry) this.finish(id, entry.stream, entry.state.aborted());
-    }
+    const generation = this.generations.get(requestId);
+    if (generation) this.queueAbort(generation);
   }
 
   /** Resolves once the step loop is idle. */
@@ -180,36 +209,70 @@ export class AsyncEngine {
         return;
       }
       for (const { request, sample } of result.updates) {
-        const entry = this.states.get(request.id);
-        if (!entry) continue;
-        const { delta, stopString } = entry.state.update(sample);
+        const completion = this.completions.get(request.id);
+        if (!completion) continue;
+        const { delta, stopString } = completion.state.update(sample);
         if (stopString !== undefined) this.core.abort([request.id], "FINISHED_STOPPED");
-        if (delta.finished) this.finish(request.id, entry.stream, delta);
-        else entry.stream.push(delta);
+        if (delta.finished) this.finish(completion, delta);
+        else completion.stream.push(delta);
       }
       for (const listener of this.stepListeners) listener(result.stats);
       await new Promise((resolve) => setImmediate(resolve));
     }
   }
 
-  private finish(childId: string, stream: OutputStream, delta: CompletionDelta) {
-    const entry = this.states.get(childId);
-    if (!entry) return;
-    this.states.delete(childId);
-    const metrics = requestMetrics(entry.state.request);
+  /**
+   * A generation that is still open (and, through the identity check, not a newer one that reuses its id)
+   * joins the abort queue, which is worked off at once within this turn's budget.
+   */
+  private queueAbort(generation: Generation): void {
+    if (generation.abortQueued || this.generations.get(generation.id) !== generation) return;
+    generation.abortQueued = true;
+    this.abortQueue.push(generation);
+    this.drainAborts();
+  }
+
+  /** Aborts queued generations until this turn's budget is spent; the next turn continues with a new one. */
+  private drainAborts(): void {
+    if (!this.abortTurn) {
+      this.abortBudget = abortsPerTurn;
+      this.abortTurn = setImmediate(() => {
+        this.abortTurn = undefined;
+        if (this.abortHead < this.abortQueue.length) this.drainAborts();
+      });
+    }
+    while (this.abortBudget > 0 && this.abortHead < this.abortQueue.length) {
+      const generation = this.abortQueue[this.abortHead++];
+      const live = generation.completions.filter((c) => this.completions.get(c.state.request.id) === c);
+      this.core.abort(live.map((c) => c.state.request.id));
+      for (const completion of live) this.finish(completion, completion.state.aborted());
+      this.abortBudget -= generation.completions.length;
+    }
+    if (this.abortHead === this.abortQueue.length) {
+      this.abortQueue = [];
+      this.abortHead = 0;
+    }
+  }
+
+  private finish(completion: Completion, delta: CompletionDelta) {
+    const id = completion.state.request.id;
+    if (this.completions.get(id) !== completion) return;
+    this.completions.delete(id);
+    const metrics = requestMetrics(completion.state.request);
     metrics.finishReason = delta.finishReason ?? metrics.finishReason;
     delta.metrics = metrics;
-    stream.push(delta);
+    completion.stream.push(delta);
     for (const listener of this.finishListeners) listener(metrics);
-    const siblings = this.children.get(entry.state.parentId) ?? [];
-    if (siblings.every((id) => !this.states.has(id))) this.children.delete(entry.state.parentId);
+    const generation = completion.generation;
+    if (--generation.open === 0) this.generations.delete(generation.id);
   }
 
   private failAll(error: Error) {
-    const ids = [...this.states.keys()];
-    this.core.abort(ids);
-    for (const id of ids) this.states.get(id)?.stream.fail(error);
-    this.states.clear();
-    this.children.clear();
+    this.core.abort(this.completions.keys());
+    for (const { stream } of this.completions.values()) stream.fail(error);
+    this.completions.clear();
+    this.generations.clear();
+    this.abortQueue = [];
+    this.abortHead = 0;
   }
 }

@@ -5,7 +5,7 @@ import type { EncodeRequest, Tokenizer } from "../model/tokenizer/tokenizer.js";
 import type { ServerContext } from "./context.js";
 import { encodeTexts } from "./encode.js";
 import { ApiError, toApiError } from "./errors.js";
-import { checkModel, collect, type Generation, startGenerations } from "./generation.js";
+import { checkModel, checkRequestSize, collect, type Generation, startGenerations } from "./generation.js";
 import { chatLogprobs } from "./logprobs.js";
 import { GenerationTally, noteGeneration } from "./request-log.js";
 import { samplingParamsFrom } from "./sampling.js";
@@ -16,6 +16,7 @@ import { SseWriter } from "./sse.js";
 export async function chatCompletions(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply) {
   const body = chatBody.parse(request.body);
   checkModel(ctx, body.model);
+  checkRequestSize(ctx, 1, body.n ?? 1, "messages");
   const promptIds = await chatPromptIds(ctx, body.messages);
   const topN = body.top_logprobs ?? 0;
   if (topN > 0 && !body.logprobs)

@@ -3,7 +3,7 @@ import type { Tokenizer } from "../model/tokenizer/tokenizer.js";
 import type { ServerContext } from "./context.js";
 import { encodeTexts } from "./encode.js";
 import { ApiError, toApiError } from "./errors.js";
-import { checkModel, collect, type Generation, startGenerations } from "./generation.js";
+import { checkModel, checkRequestSize, collect, type Generation, startGenerations } from "./generation.js";
 import { completionLogprobs } from "./logprobs.js";
 import { GenerationTally, noteGeneration } from "./request-log.js";
 import { samplingParamsFrom } from "./sampling.js";
@@ -35,6 +35,7 @@ interface CompletionJob {
 export async function completions(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply) {
   const body = completionBody.parse(request.body);
   checkModel(ctx, body.model);
+  checkRequestSize(ctx, promptCount(body.prompt), body.n ?? 1, "prompt");
   if (body.echo && body.logprobs != null) {
     throw new ApiError(400, "echo together with logprobs is not supported", "echo");
   }
@@ -133,6 +134,12 @@ async function stream(job: CompletionJob, reply: FastifyReply) {
   }
   sse.done();
   return reply;
+}
+
+/** How many prompts `prompt` holds: one string or one token-id list, else one per item. */
+function promptCount(prompt: CompletionBody["prompt"]): number {
+  if (typeof prompt === "string" || prompt.every((p) => typeof p === "number")) return 1;
+  return prompt.length;
 }
 
 /**

@@ -12,8 +12,10 @@ export interface ServerContext {
   parseSpecial: boolean;
   /** The name clients put in `model`. */
   servedModelName: string;
-  /** Most completions waiting + running; beyond it new requests get 503. */
-  maxQueue?: number;
+  /** Most sequences waiting + running; beyond it new requests get 503. 0 = no bound. */
+  maxQueue: number;
+  /** Most sequences (prompts × n) one request may ask for; beyond it 400. 0 = no cap. */
+  maxSeqsPerRequest: number;
   /** One controller per HTTP request that is generating; aborted when the client goes or at shutdown. */
   inflight: Set<AbortController>;
 }

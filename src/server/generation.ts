@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { AdmissionError, type ValidSamplingParams } from "../engine/api.js";
 import {
@@ -20,6 +21,32 @@ export function checkModel(ctx: ServerContext, model: string | null | undefined)
   if (model && model !== ctx.servedModelName) {
     throw new ApiError(404, `The model \`${model}\` does not exist.`, "model");
   }
+}
+
+/**
+ * 400 for a request that asks for more sequences (prompts × n) than one request may, or than the whole
+ * queue holds (it could never be admitted). Called before the prompts are tokenized, so that a small body
+ * fanning out into many sequences costs nothing. `promptParam` names the prompt field (`prompt`, `messages`).
+ */
+export function checkRequestSize(
+  ctx: ServerContext,
+  numPrompts: number,
+  n: number,
+  promptParam: string,
+): void {
+  const limits: [number, string][] = [
+    [ctx.maxSeqsPerRequest, "this server allows in one request"],
+    [ctx.maxQueue, "this server's whole queue holds"],
+  ];
+  const total = numPrompts * n;
+  const exceeded = limits.filter(([limit]) => limit > 0 && total > limit).sort((a, b) => a[0] - b[0])[0];
+  if (!exceeded) return;
+  const [limit, what] = exceeded;
+  throw new ApiError(
+    400,
+    `${total} sequences (${numPrompts} prompt${numPrompts === 1 ? "" : "s"} × n ${n}) are more than ${what} (${limit})`,
+    numPrompts > limit ? promptParam : "n",
+  );
 }
 
 /**
@@ -53,12 +80,12 @@ export function startGenerations(
       "stop_token_ids",
     );
   }
-  if (ctx.maxQueue !== undefined) {
+  if (ctx.maxQueue > 0) {
     const s = ctx.engine.stats();
     if (s.numRunning + s.numWaiting + prompts.length * params.n > ctx.maxQueue) {
       throw new ApiError(
         503,
-        `the server is at its queue limit (${ctx.maxQueue} completions); retry later`,
+        `the server is at its queue limit (${ctx.maxQueue} sequences); retry later`,
         null,
         1,
       );
@@ -66,6 +93,8 @@ export function startGenerations(
   }
 
   const controller = new AbortController();
+  // Every prompt's generation listens on the one signal.
+  setMaxListeners(prompts.length, controller.signal);
   const generations: Generation[] = [];
   try {
     prompts.forEach((promptIds, i) => {

@@ -24,13 +24,15 @@ export interface ServerOptions {
   servedModelName?: string;
   /** When set, every route but the public ones (probes, tokenizer) needs `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
-  /** Most completions waiting + running; beyond it new requests get 503 with Retry-After. */
+  /** Most sequences waiting + running; beyond it new requests get 503 with Retry-After. 0 = no bound. */
   maxQueue?: number;
   /**
    * Default of the request field parse_special: special-token text in a completion prompt becomes control
    * tokens (default true, as in vLLM). Chat message content is plain text either way.
    */
   parseSpecial?: boolean;
+  /** Most sequences (prompts × n) one request may ask for; beyond it 400. 0 = no cap. */
+  maxSeqsPerRequest?: number;
   /** Sends Access-Control-Allow-Origin with this value and answers preflight requests. */
   corsOrigin?: string;
   /** Largest request body in bytes (413 above it); default 1 MiB. */
@@ -50,6 +52,13 @@ export interface VellumServer {
   close(graceMs?: number): Promise<void>;
 }
 
+/**
+ * Bounds on queued work, so that no request (or flood of requests) can queue unbounded work. A queue of 16
+ * batches of vLLM's default 256 sequences is more than a deployment meant to answer interactively ever
+ * holds; one request may fill 4 such batches (8 prompts × OpenAI's largest n, 128).
+ */
+export const defaultLimits = { maxQueue: 4096, maxSeqsPerRequest: 1024 };
+
 const defaultBodyLimit = 1 << 20;
 const defaultGraceMs = 30_000;
 /** After the grace period, how long aborted responses get to deliver their last chunk before their sockets go. */
@@ -67,7 +76,8 @@ export function buildServer(
     servedModelName: options.servedModelName ?? model.name,
     encoder: new OffThreadTokenizer(model.tokenizer),
     parseSpecial: options.parseSpecial ?? true,
-    maxQueue: options.maxQueue,
+    maxQueue: options.maxQueue ?? defaultLimits.maxQueue,
+    maxSeqsPerRequest: options.maxSeqsPerRequest ?? defaultLimits.maxSeqsPerRequest,
     inflight: new Set(),
   };
   const metrics = createMetrics(engine, ctx.servedModelName);

@@ -154,7 +154,7 @@ export async function sendRequest(
 }
 
 /** The `data:` payloads of a server-sent-events stream, one per event. */
-async function* sseData(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+export async function* sseData(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
   const decoder = new TextDecoder();
   let buffer = "";
   for await (const bytes of body) {

@@ -20,6 +20,8 @@ export interface ServerLaunch {
 
 export interface StartedServer {
   baseUrl: string;
+  /** The server's process id (for reading its memory use). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -68,7 +70,7 @@ export function startServer(launch: ServerLaunch): Promise<StartedServer> {
       const m = / at (http:\/\/[^\s"]+)\/v1/.exec(stdout);
       if (!m) return;
       clearTimeout(timer);
-      resolve({ baseUrl: m[1], stop: () => stopChild(child) });
+      resolve({ baseUrl: m[1], pid: child.pid as number, stop: () => stopChild(child) });
     });
     child.once("exit", (code) => {
       clearTimeout(timer);
