@@ -106,6 +106,9 @@ describe("bad input gets OpenAI's error shape and the right status", () => {
       "NotFoundError",
       "model",
     );
+    const longName = await completions({ model: "m".repeat(50_000), prompt: "hi" });
+    expectError(longName, 404, "NotFoundError", "model");
+    expect((longName.body as { error: { message: string } }).error.message.length).toBeLessThan(200);
     expectError(await post(`${s.url}/v1/embeddings`, { input: "hi" }), 404, "NotFoundError", null);
     expectError(await completions('{"prompt": "hi"'), 400, "BadRequestError", null);
     expectError(await completions({ prompt: "x".repeat(100 * 1024) }), 413, "PayloadTooLargeError", null);

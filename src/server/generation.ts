@@ -16,10 +16,15 @@ export interface Generation {
   stream: AsyncIterableIterator<CompletionDelta>;
 }
 
+/** Longest prefix of a client's unknown model name that its 404 repeats. */
+const shownModelNameLength = 80;
+
 /** 404 unless `model` is absent or the served model's name. */
 export function checkModel(ctx: ServerContext, model: string | null | undefined): void {
   if (model && model !== ctx.servedModelName) {
-    throw new ApiError(404, `The model \`${model}\` does not exist.`, "model");
+    const shown =
+      model.length > shownModelNameLength ? `${model.slice(0, shownModelNameLength)}…` : model;
+    throw new ApiError(404, `The model \`${shown}\` does not exist.`, "model");
   }
 }
 
