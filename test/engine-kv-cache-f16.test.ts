@@ -10,20 +10,13 @@ import { LLM } from "../src/engine/llm.js";
 import { loadModel } from "../src/model/load.js";
 import { syntheticModel } from "../src/model/synth/synth-model.js";
 import { logitsAt } from "./helpers.js";
+import { versePrompts } from "./kjv-prompts.js";
 
 const nativeBuilt = !(loadNativeAddon() instanceof Error);
 
 describe("f16 KV cache on the bundled demo model", () => {
   const model = loadModel(bundledModelPath);
-  const prompts = [
-    [1], // BOS only
-    ...[
-      "In the beginning",
-      "And God said, Let there be light",
-      "The LORD is my shepherd; I shall not",
-      "Blessed are the",
-    ].map((text) => model.tokenizer.encode(text)),
-  ];
+  const prompts = versePrompts(model.tokenizer);
   const maxTokens = 120;
 
   /** Greedy ids of every prompt, batched by the engine over a paged cache of `dtype`. */

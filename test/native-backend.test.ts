@@ -13,6 +13,7 @@ import { loadModel } from "../src/model/load.js";
 import type { LoadedModel } from "../src/model/model.js";
 import { syntheticModel } from "../src/model/synth/synth-model.js";
 import { greedyIds, logitsAt } from "./helpers.js";
+import { versePrompts } from "./kjv-prompts.js";
 import { describeShared, needs, stories260K } from "./shared-models.js";
 
 const addon = loadNativeAddon();
@@ -80,15 +81,7 @@ describe.skipIf(!built)("native backend", () => {
     const model = loadModel(bundledModelPath);
 
     test("the engine's batched, paged, chunked execution equals one sequence at a time", async () => {
-      const prompts = [
-        [1], // BOS only
-        ...[
-          "In the beginning",
-          "And God said, Let there be light: and there was light.",
-          "The LORD is my shepherd; I shall not",
-          "Blessed are the",
-        ].map((text) => model.tokenizer.encode(text)),
-      ];
+      const prompts = versePrompts(model.tokenizer);
       // A small token budget splits prompts into chunks that share steps with other sequences' decodes.
       const llm = LLM.fromModel(model, {
         backend: new NativeBackend(model, { threads: 2 }),

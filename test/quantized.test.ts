@@ -8,23 +8,13 @@ import { writeGgufModel } from "../src/model/formats/gguf-model.js";
 import { loadModel } from "../src/model/load.js";
 import type { DType } from "../src/model/tensor.js";
 import { logitsAt } from "./helpers.js";
+import { genesis } from "./kjv-prompts.js";
 
 function argmax(row: Float32Array): number {
   let best = 0;
   for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
   return best;
 }
-
-/** Genesis 1:1–8: text of the kind the demo model was trained on (Genesis is in its training split). */
-const genesis =
-  "In the beginning God created the heaven and the earth. And the earth was without form, and void; and darkness " +
-  "was upon the face of the deep. And the Spirit of God moved upon the face of the waters. And God said, Let there " +
-  "be light: and there was light. And God saw the light, that it was good: and God divided the light from the " +
-  "darkness. And God called the light Day, and the darkness he called Night. And the evening and the morning were " +
-  "the first day. And God said, Let there be a firmament in the midst of the waters, and let it divide the waters " +
-  "from the waters. And God made the firmament, and divided the waters which were under the firmament from the " +
-  "waters which were above the firmament: and it was so. And God called the firmament Heaven. And the evening and " +
-  "the morning were the second day.";
 
 describe("the quantized demo model agrees with the original (f16), teacher-forced on Genesis 1", () => {
   let dir: string;
