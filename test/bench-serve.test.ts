@@ -3,10 +3,10 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { benchServe } from "../src/bench/serve/bench-serve.js";
 import { checkServer, normalizeBaseUrl } from "../src/bench/serve/client.js";
+import { bundledModelPath } from "../src/cli/default-model.js";
 import { loadModel } from "../src/model/load.js";
 import { type WorkloadFlags, workloadFrom } from "../src/workload/workload.js";
 import { scrapeMetrics, startServer, type TestServer } from "./server-helpers.js";
-import { describeShared, stories260K } from "./shared-models.js";
 
 const flags = (o: Partial<WorkloadFlags> = {}): WorkloadFlags => ({
   dataset: "random",
@@ -27,11 +27,10 @@ async function listen(server: Server): Promise<string> {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-describeShared("bench serve against a real vellum server (stories260K)", () => {
+describe("bench serve against a real vellum server (the bundled demo model)", () => {
   let s: TestServer;
   beforeAll(async () => {
-    const model = loadModel(stories260K.model, { tokenizer: stories260K.tokenizer });
-    s = await startServer(model, {}, { servedModelName: "stories" });
+    s = await startServer(loadModel(bundledModelPath), {}, { servedModelName: "demo" });
   });
   afterAll(() => s.close(1000));
 
@@ -47,7 +46,7 @@ describeShared("bench serve against a real vellum server (stories260K)", () => {
     const after = await scrapeMetrics(s.url);
     const delta = (name: string) => (after.get(name) ?? 0) - (before.get(name) ?? 0);
 
-    expect(run.model).toBe("stories");
+    expect(run.model).toBe("demo");
     expect(run.summary.failed).toBe(0);
     expect(run.summary.completed).toBe(50);
     expect(run.summary.total_output_tokens).toBe(delta("vellum:generation_tokens_total"));

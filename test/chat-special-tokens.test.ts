@@ -14,7 +14,7 @@ import { loadLlama2cTokenizer } from "../src/model/tokenizer/llama2c-tokenizer.j
 import { sentencePieceTokenTypes } from "../src/model/tokenizer/sentencepiece.js";
 import { type Tokenizer, TokenType, type VocabSpec } from "../src/model/tokenizer/tokenizer.js";
 import { chatmlTemplate, llama2Template } from "./chat-templates.js";
-import { hasSharedModels, llama2Tokenizer32k } from "./shared-models.js";
+import { hasSharedModels, llama2Tokenizer32k, needs, warnSkipped } from "./shared-models.js";
 import { tinyByteLevelSpec } from "./tokenizer-fixtures.js";
 
 /** Ids that only special-token parsing can produce: the control (and unknown) tokens of the vocabulary. */
@@ -93,11 +93,18 @@ const chatmlCases: Case[] = [
 ];
 
 const demo = loadModel(bundledModelPath);
+const demoSpec = demo.vocab as VocabSpec;
 const llama2Cases: Case[] = [
   {
     name: "Llama 2 [INST], the demo model's SentencePiece vocabulary",
     tokenizer: demo.tokenizer,
-    spec: demo.vocab as VocabSpec,
+    spec: demoSpec,
+    template: llama2Template,
+  },
+  {
+    name: "Llama 2 [INST], the demo model's vocabulary through @huggingface/tokenizers",
+    tokenizer: new HfTokenizer(tokenizerJsonFromVocab(demoSpec), tokenizerConfigFromVocab(demoSpec)),
+    spec: demoSpec,
     template: llama2Template,
   },
 ];
@@ -115,6 +122,8 @@ if (hasSharedModels) {
     spec,
     template: llama2Template,
   });
+} else {
+  warnSkipped("chat content is plain text: Llama 2 [INST] on the 32k LLaMA vocabulary", needs.vocab32k);
 }
 
 describe.each([...chatmlCases, ...llama2Cases])("chat content is plain text: $name", (c) => {

@@ -4,8 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { bundledModelPath } from "../src/cli/default-model.js";
 import { writeGgufFile } from "../src/model/formats/gguf-writer.js";
-import { describeShared, llama2Tokenizer32k, stories260K } from "./shared-models.js";
+import { describeShared, llama2Tokenizer32k, needs, stories260K } from "./shared-models.js";
 
 const run = promisify(execFile);
 const cli = join(import.meta.dirname, "..", "bin", "vellum.js");
@@ -96,7 +97,7 @@ describe("bad input gets one clear line and exit code 1", () => {
   });
 });
 
-describeShared("CLI on stories260K", () => {
+describeShared("CLI on stories260K", needs.golden, () => {
   /** `generate --json`, greedy, on golden case 1's prompt with `flags` added. */
   async function generateGolden(...flags: string[]) {
     const golden = JSON.parse(readFileSync(stories260K.golden, "utf8")).cases[1];
@@ -162,25 +163,19 @@ describeShared("CLI on stories260K", () => {
     );
     expectOneLineError(r, /tokenizer\.bin/);
   });
+});
 
+describe("CLI on the bundled demo model", () => {
   test("convert to GGUF q8_0 and generate from it", async () => {
-    const out = join(dir, "stories-q8.gguf");
-    const c = await vellum(
-      "convert",
-      stories260K.model,
-      out,
-      "--tokenizer",
-      stories260K.tokenizer,
-      "--dtype",
-      "q8_0",
-    );
+    const out = join(dir, "demo-q8.gguf");
+    const c = await vellum("convert", bundledModelPath, out, "--dtype", "q8_0");
     expect(c.code, c.stderr).toBe(0);
     const r = await vellum(
       "generate",
       "--model",
       out,
       "--prompt",
-      "Once upon a time",
+      "In the beginning",
       "--max-tokens",
       "8",
       "--json",

@@ -1,25 +1,21 @@
-import { beforeAll, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { ReferenceBackend } from "../src/backend/reference/reference-backend.js";
+import { bundledModelPath } from "../src/cli/default-model.js";
 import { Request } from "../src/core/request.js";
 import { samplingParams } from "../src/core/sampling-params.js";
 import { defaultEngineConfig, type EngineConfig } from "../src/engine/engine-config.js";
 import { EngineCore } from "../src/engine/engine-core.js";
 import { loadModel } from "../src/model/load.js";
-import type { LoadedModel } from "../src/model/model.js";
 import { greedyIds } from "./helpers.js";
-import { describeShared, stories260K } from "./shared-models.js";
 
-describeShared("chunked prefill on stories260K", () => {
-  let model: LoadedModel;
-  beforeAll(() => {
-    model = loadModel(stories260K.model, { tokenizer: stories260K.tokenizer });
-  });
+describe("chunked prefill on the bundled demo model", () => {
+  const model = loadModel(bundledModelPath);
 
-  test("a 400-token prompt arriving while 8 requests decode is prefilled in chunks; the 8 get a token every step", async () => {
+  test("a 200-token prompt arriving while 8 requests decode is prefilled in chunks; the 8 get a token every step", async () => {
     const budget = 64;
     const config: EngineConfig = {
       ...defaultEngineConfig,
-      maxModelLen: 512,
+      maxModelLen: model.config.maxSeqLen,
       maxNumBatchedTokens: budget,
       numBlocks: 64,
     };
@@ -34,14 +30,14 @@ describeShared("chunked prefill on stories260K", () => {
         eosTokenIds: model.tokenizer.stopIds,
       });
 
-    const stories = [
-      "Once upon a time",
-      "Lily and Tom went to the park",
-      "The cat sat on a mat",
-      "A big dog ran",
+    const verses = [
+      "In the beginning",
+      "And God said, Let there be light",
+      "The LORD is my shepherd",
+      "Blessed are the meek",
     ];
     const decoders = Array.from({ length: 8 }, (_, i) =>
-      request(`d${i}`, model.tokenizer.encode(stories[i % 4]), 40),
+      request(`d${i}`, model.tokenizer.encode(verses[i % 4]), 40),
     );
     for (const r of decoders) core.addRequest(r);
     while (decoders.some((r) => r.outputTokenIds.length === 0)) {
@@ -50,9 +46,9 @@ describeShared("chunked prefill on stories260K", () => {
     }
 
     const text =
-      "One day, a little girl named Lily went to the park with her mom. She saw a big tree and a red ball. ";
-    const longPrompt = model.tokenizer.encode(text.repeat(20)).slice(0, 400);
-    expect(longPrompt).toHaveLength(400);
+      "And the earth was without form, and void; and darkness was upon the face of the deep. And the Spirit of God moved upon the face of the waters. ";
+    const longPrompt = model.tokenizer.encode(text.repeat(10)).slice(0, 200);
+    expect(longPrompt).toHaveLength(200);
     const long = request("long", longPrompt, 4);
     core.addRequest(long);
 
@@ -70,15 +66,15 @@ describeShared("chunked prefill on stories260K", () => {
       chunks.push(long.numComputedTokens - computedBefore);
       expect(stats.numPrefillTokens).toBe(chunks[chunks.length - 1]);
     }
-    // 400 tokens in chunks of 64 − 8 = 56: seven full chunks and a last one of 8.
-    expect(chunks).toEqual([56, 56, 56, 56, 56, 56, 56, 8]);
+    // 200 tokens in chunks of 64 − 8 = 56: three full chunks and a last one of 32.
+    expect(chunks).toEqual([56, 56, 56, 32]);
 
     while (core.hasUnfinishedRequests) {
       await core.step();
       step++;
     }
     // Chunking does not change what the long request generates.
-    const alone = await greedyIds(new ReferenceBackend(model), longPrompt, 4, [], 512);
+    const alone = await greedyIds(new ReferenceBackend(model), longPrompt, 4, [], model.config.maxSeqLen);
     expect(long.outputTokenIds).toEqual(alone);
     expect(core.kvCacheManager.usage).toBe(0);
   });

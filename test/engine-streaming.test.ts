@@ -1,11 +1,10 @@
-import { beforeAll, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
+import { bundledModelPath } from "../src/cli/default-model.js";
 import { SamplingParamError, type SamplingParams, samplingParams } from "../src/core/sampling-params.js";
 import { AdmissionError } from "../src/core/scheduler.js";
 import { LLM } from "../src/engine/llm.js";
 import type { CompletionDelta } from "../src/engine/output-processor.js";
 import { loadModel } from "../src/model/load.js";
-import type { LoadedModel } from "../src/model/model.js";
-import { describeShared, stories260K } from "./shared-models.js";
 
 const params = (p: Partial<SamplingParams>) => samplingParams(p);
 
@@ -23,16 +22,13 @@ function pendingStopStart(text: string, stop: string): string {
   return "";
 }
 
-describeShared("AsyncEngine streaming on stories260K", () => {
-  let model: LoadedModel;
-  const newLLM = (numBlocks = 200) => LLM.fromModel(model, { maxModelLen: 512, numBlocks });
-  beforeAll(() => {
-    model = loadModel(stories260K.model, { tokenizer: stories260K.tokenizer });
-  });
+describe("AsyncEngine streaming on the bundled demo model", () => {
+  const model = loadModel(bundledModelPath);
+  const newLLM = (numBlocks = 200) => LLM.fromModel(model, { numBlocks });
 
   test("deltas add up to the final text, to LLM.generate's text and to the decoded token ids", async () => {
     const llm = newLLM();
-    const prompts = ["Once upon a time", "Lily and Tom went to the park", "The sun"];
+    const prompts = ["In the beginning", "And God said, Let there be light", "The LORD"];
     for (const p of [
       params({ temperature: 0, maxTokens: 60 }),
       params({ temperature: 0.9, seed: 3, maxTokens: 60 }),
@@ -60,7 +56,7 @@ describeShared("AsyncEngine streaming on stories260K", () => {
 
   test("a stop string is never emitted, and text is held back only while it could still start one", async () => {
     const llm = newLLM();
-    const prompt = model.tokenizer.encode("Once upon a time");
+    const prompt = model.tokenizer.encode("In the beginning");
     const plain = await collect(llm.engine.generate(prompt, params({ temperature: 0, maxTokens: 80 })));
     const fullText = plain.map((d) => d.text).join("");
     // A stop string from the second half of the text, starting at a space so its first character recurs often.
@@ -94,7 +90,7 @@ describeShared("AsyncEngine streaming on stories260K", () => {
 
   test("n > 1: n seeded completions, reproducible, sharing the prompt's cached blocks", async () => {
     const prompt = model.tokenizer.encode(
-      "Lily and Tom went to the park. They played with a ball and ran around the big tree.",
+      "In the beginning God created the heaven and the earth. And the earth was without form, and void; and darkness was upon the face of the deep.",
     );
     expect(prompt.length).toBeGreaterThanOrEqual(33); // two full blocks of 16 and a token to compute
     const p = params({ temperature: 1, seed: 11, n: 3, maxTokens: 24 });
@@ -116,7 +112,7 @@ describeShared("AsyncEngine streaming on stories260K", () => {
   test("abort mid-stream (break, AbortSignal, already-aborted signal) frees the request's blocks", async () => {
     const llm = newLLM();
     const core = llm.engine.core;
-    const prompt = model.tokenizer.encode("Once upon a time");
+    const prompt = model.tokenizer.encode("In the beginning");
     const long = params({ temperature: 0, maxTokens: 200, ignoreEos: true });
 
     // Breaking out of for-await: the request ends at once, its blocks go back, the other request goes on.
@@ -162,7 +158,7 @@ describeShared("AsyncEngine streaming on stories260K", () => {
 
   test("bad input: sampling params name the parameter, impossible requests fail at admission", async () => {
     const llm = newLLM(8); // 8 blocks of 16 tokens: 128 tokens of KV cache
-    const prompt = model.tokenizer.encode("Once upon a time");
+    const prompt = model.tokenizer.encode("In the beginning");
     const bad: [Partial<SamplingParams>, string][] = [
       [{ temperature: -1 }, "temperature"],
       [{ topP: 0 }, "top_p"],
@@ -179,13 +175,13 @@ describeShared("AsyncEngine streaming on stories260K", () => {
       'unknown sampling parameter "temprature"',
     );
 
-    // Longer than the model allows, and more than the whole KV cache holds.
-    const tooLong = Array.from({ length: 600 }, () => prompt[1]);
+    // Longer than the model allows (256 tokens), and more than the whole KV cache holds.
+    const tooLong = Array.from({ length: 300 }, () => prompt[1]);
     expect(() => llm.engine.generate(tooLong, params({}))).toThrow(AdmissionError);
     expect(() => llm.engine.generate(prompt, params({ maxTokens: 200 }))).toThrow(/KV cache/);
     // LLM.generate with one impossible prompt among good ones: rejected, and nothing is left running.
     await expect(llm.generate([prompt, prompt, tooLong], { maxTokens: 8 })).rejects.toThrow(
-      /maxModelLen 512/,
+      /maxModelLen 256/,
     );
     await llm.engine.idle();
     expect(llm.engine.core.hasUnfinishedRequests).toBe(false);

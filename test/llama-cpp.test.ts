@@ -8,7 +8,7 @@ import { writeGgufModel } from "../src/model/formats/gguf-model.js";
 import { loadModel } from "../src/model/load.js";
 import { syntheticModel } from "../src/model/synth/synth-model.js";
 import { greedyIds } from "./helpers.js";
-import { describeShared, stories260K } from "./shared-models.js";
+import { describeShared, needs, stories260K } from "./shared-models.js";
 
 // llama.cpp, through node-llama-cpp's prebuilt binary, is the independent implementation vellum must agree with.
 // One thread: on 2 cores its spinning workers and Node's own thread otherwise fight (see DESIGN.md).
@@ -43,7 +43,7 @@ async function llamaCppGreedy(modelPath: string, promptIds: number[], maxTokens:
   return out;
 }
 
-describeShared("llama.cpp agrees with vellum on stories260K", () => {
+describeShared("llama.cpp agrees with vellum on stories260K", needs.stories260K, () => {
   test("converted GGUF: same tokenization and same greedy ids", async () => {
     const path = join(dir, "stories260K-f32.gguf");
     writeGgufModel(loadModel(stories260K.model, { tokenizer: stories260K.tokenizer }), path, {

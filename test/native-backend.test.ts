@@ -6,13 +6,15 @@ import { loadNativeAddon } from "../src/backend/native/addon.js";
 import { NativeBackend } from "../src/backend/native/native-backend.js";
 import { nativeModelConfig, specFromTensors } from "../src/backend/native/native-spec.js";
 import { ReferenceBackend } from "../src/backend/reference/reference-backend.js";
+import { bundledModelPath } from "../src/cli/default-model.js";
 import { LLM } from "../src/engine/llm.js";
 import { writeGgufModel } from "../src/model/formats/gguf-model.js";
 import { loadModel } from "../src/model/load.js";
 import type { LoadedModel } from "../src/model/model.js";
 import { syntheticModel } from "../src/model/synth/synth-model.js";
 import { greedyIds, logitsAt } from "./helpers.js";
-import { describeShared, stories260K } from "./shared-models.js";
+import { versePrompts } from "./kjv-prompts.js";
+import { describeShared, needs, stories260K } from "./shared-models.js";
 
 const addon = loadNativeAddon();
 const inCi = !!process.env.CI && process.env.CI !== "false";
@@ -46,7 +48,7 @@ interface GoldenCase {
 }
 
 describe.skipIf(!built)("native backend", () => {
-  describeShared("stories260K (f32) against golden outputs", () => {
+  describeShared("stories260K (f32) against golden outputs", needs.golden, () => {
     let model: LoadedModel;
     let cases: GoldenCase[];
     beforeAll(() => {
@@ -73,17 +75,16 @@ describe.skipIf(!built)("native backend", () => {
         }
       });
     }
+  });
+
+  describe("the bundled demo model", () => {
+    const model = loadModel(bundledModelPath);
 
     test("the engine's batched, paged, chunked execution equals one sequence at a time", async () => {
-      const prompts = cases.map((c) => c.prompt_tokens);
-      prompts.push(
-        model.tokenizer.encode("The cat sat on the mat and"),
-        model.tokenizer.encode("Tom had a red"),
-      );
+      const prompts = versePrompts(model.tokenizer);
       // A small token budget splits prompts into chunks that share steps with other sequences' decodes.
       const llm = LLM.fromModel(model, {
         backend: new NativeBackend(model, { threads: 2 }),
-        maxModelLen: 512,
         maxNumBatchedTokens: 20,
         numBlocks: 64,
       });
@@ -94,7 +95,7 @@ describe.skipIf(!built)("native backend", () => {
           prompt,
           40,
           model.tokenizer.stopIds,
-          512,
+          model.config.maxSeqLen,
         );
         const got = outs[i].outputs[0].tokenIds;
         const ended = got.length > 0 && model.tokenizer.stopIds.includes(got[got.length - 1]);

@@ -4,7 +4,7 @@ import { ReferenceBackend } from "../src/backend/reference/reference-backend.js"
 import { loadModel } from "../src/model/load.js";
 import type { LoadedModel } from "../src/model/model.js";
 import { greedyIds, logitsAt } from "./helpers.js";
-import { describeShared, stories260K } from "./shared-models.js";
+import { describeShared, needs, stories260K } from "./shared-models.js";
 
 interface PositionLogits {
   pos: number;
@@ -22,7 +22,7 @@ interface GoldenCase {
   prompt_positions_logits?: PositionLogits[];
 }
 
-describeShared("reference backend on stories260K against golden outputs", () => {
+describeShared("reference backend on stories260K against golden outputs", needs.golden, () => {
   let model: LoadedModel;
   let cases: GoldenCase[];
   beforeAll(() => {

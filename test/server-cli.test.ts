@@ -4,10 +4,10 @@ import { join } from "node:path";
 import OpenAI from "openai";
 import { describe, expect, test } from "vitest";
 import { bundledModelPath } from "../src/cli/default-model.js";
+import { LLM } from "../src/engine/llm.js";
 import { loadModel } from "../src/model/load.js";
 import { waitFor } from "./helpers.js";
 import { floodingChat, scrapeMetrics, stalledClient } from "./server-helpers.js";
-import { describeShared, stories260K } from "./shared-models.js";
 
 const cli = join(import.meta.dirname, "..", "bin", "vellum.js");
 
@@ -40,23 +40,24 @@ function serve(...args: string[]): Promise<Served> {
   });
 }
 
-describeShared("vellum serve (CLI) on stories260K", () => {
-  const model = ["--model", stories260K.model, "--tokenizer", stories260K.tokenizer];
+const hasBundled = existsSync(bundledModelPath);
+if (!hasBundled) console.warn(`[skip] vellum serve on the bundled model: ${bundledModelPath} not found`);
 
+describe.skipIf(!hasBundled)("vellum serve with no --model serves the bundled demo model", () => {
   test("logs the model, backend, KV cache and URL; one line per request; SIGTERM exits 0", async () => {
-    const s = await serve(...model, "--served-model-name", "stories");
-    expect(s.output()).toMatch(/model \\"stories260K\\" \(llama2c/);
+    const s = await serve("--served-model-name", "demo");
+    expect(s.output()).toMatch(/model \\"kjv-demo\\" \(gguf/);
     expect(s.output()).toMatch(
       /KV cache \(f32\): [\d,]+ tokens .* max concurrency .* backend (native|reference).* paged KV, prefix caching on, continuous batching, fcfs/,
     );
-    const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: "none", maxRetries: 0 });
-    const r = await client.completions.create({
-      model: "stories",
-      prompt: "Once upon a time",
-      max_tokens: 5,
+    const prompt = "In the beginning";
+    const [offline] = await LLM.fromModel(loadModel(bundledModelPath), { numBlocks: 64 }).generate([prompt], {
       temperature: 0,
+      maxTokens: 5,
     });
-    expect(r.choices[0].text).toBe(", there was a little");
+    const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: "none", maxRetries: 0 });
+    const r = await client.completions.create({ model: "demo", prompt, max_tokens: 5, temperature: 0 });
+    expect(r.choices[0].text).toBe(offline.outputs[0].text);
     s.child.kill("SIGTERM");
     expect(await s.exited).toBe(0);
     const requestLines = s
@@ -66,7 +67,7 @@ describeShared("vellum serve (CLI) on stories260K", () => {
     expect(requestLines).toHaveLength(1);
     expect(JSON.parse(requestLines[0])).toMatchObject({
       status: 200,
-      prompt_tokens: 5,
+      prompt_tokens: offline.promptTokenIds.length,
       generated_tokens: 5,
       msg: "request",
     });
@@ -74,15 +75,15 @@ describeShared("vellum serve (CLI) on stories260K", () => {
   });
 
   test("SIGTERM with a request running: it ends with finish_reason abort after the grace period, exit 0", async () => {
-    // 50 ms of grace: the 500 tokens take 0.26–0.38 s on the native backend on a 2-core CI machine (each step also
-    // runs the scheduler and sampler in JS), so the request is still running when the grace period ends.
-    const s = await serve(...model, "--shutdown-timeout", "0.05");
+    // 10 ms of grace: the 240 tokens take 0.13–0.19 s in-process on the native backend on a 2-core machine (more
+    // when streamed), so the request is still running when the grace period ends.
+    const s = await serve("--shutdown-timeout", "0.01");
     const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: "none", maxRetries: 0 });
     // ignore_eos (vLLM's, not in the openai client's types) keeps it running until the shutdown.
     const body = {
-      model: "stories260K",
-      prompt: "Once",
-      max_tokens: 500,
+      model: "kjv-demo",
+      prompt: "In",
+      max_tokens: 240,
       ignore_eos: true,
       stream: true as const,
     };
@@ -99,7 +100,7 @@ describeShared("vellum serve (CLI) on stories260K", () => {
   });
 
   test("a malformed flag value is one line naming the flag, exit 1", async () => {
-    const child = spawn("node", [cli, "serve", ...model, "--kv-cache-memory", "lots"], {
+    const child = spawn("node", [cli, "serve", "--kv-cache-memory", "lots"], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stderr = "";
@@ -111,12 +112,7 @@ describeShared("vellum serve (CLI) on stories260K", () => {
     expect(stderr.trim().split("\n")).toHaveLength(1);
     expect(stderr).toMatch(/--kv-cache-memory.*lots/);
   });
-});
 
-const hasBundled = existsSync(bundledModelPath);
-if (!hasBundled) console.warn(`[skip] vellum serve on the bundled model: ${bundledModelPath} not found`);
-
-describe.skipIf(!hasBundled)("vellum serve with no --model serves the bundled demo model", () => {
   test("completions and chat answer", async () => {
     const s = await serve();
     const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: "none", maxRetries: 0 });

@@ -1,13 +1,12 @@
 import type OpenAI from "openai";
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { Backend } from "../src/backend/backend.js";
 import { ReferenceBackend } from "../src/backend/reference/reference-backend.js";
+import { bundledModelPath } from "../src/cli/default-model.js";
 import { LLM } from "../src/engine/llm.js";
 import { loadModel } from "../src/model/load.js";
-import type { LoadedModel } from "../src/model/model.js";
 import { waitFor } from "./helpers.js";
 import { scrapeMetrics, startServer, type TestServer } from "./server-helpers.js";
-import { describeShared, stories260K } from "./shared-models.js";
 
 const numClients = 64;
 const maxTokens = 32;
@@ -15,8 +14,8 @@ const maxTokens = 32;
 /** A long streamed completion: vLLM's ignore_eos (not in the openai client's types) keeps it going. */
 function longStream(maxTokens: number): OpenAI.CompletionCreateParamsStreaming {
   const body = {
-    model: "stories",
-    prompt: "Once upon a time",
+    model: "demo",
+    prompt: "In the beginning",
     max_tokens: maxTokens,
     ignore_eos: true,
     stream: true as const,
@@ -39,18 +38,29 @@ async function finishReasonOf(chunks: AsyncIterator<{ choices: { finish_reason: 
   return finishReason;
 }
 
-describeShared("vellum serve under load (stories260K)", () => {
-  let model: LoadedModel;
+/** Longer than any test needs its requests to run, within the demo model's 256-token context. */
+const longTokens = 240;
+
+describe("vellum serve under load (the bundled demo model)", () => {
+  const model = loadModel(bundledModelPath);
   let s: TestServer;
   beforeAll(async () => {
-    model = loadModel(stories260K.model, { tokenizer: stories260K.tokenizer });
-    s = await startServer(model, {}, { servedModelName: "stories" });
+    s = await startServer(model, {}, { servedModelName: "demo" });
   });
   afterAll(() => s.close(1000));
 
   test(`${numClients} concurrent streaming clients get their own correct outputs; metrics count them`, async () => {
-    const names = ["Lily", "Tom", "Sue", "Max", "Ben", "Anna", "Tim", "Mia"];
-    const things = ["a ball", "a cat", "a tree", "a boat", "the sun", "a cake", "a bird", "a red car"];
+    const names = ["Moses", "Aaron", "David", "Saul", "Abraham", "Jacob", "Joseph", "Samuel"];
+    const things = [
+      "the ark",
+      "a lamb",
+      "the temple",
+      "a river",
+      "the sun",
+      "an altar",
+      "a dove",
+      "a mountain",
+    ];
     const prompts = Array.from(
       { length: numClients },
       (_, i) => `${names[i % 8]} saw ${things[Math.floor(i / 8)]}`,
@@ -75,7 +85,7 @@ describeShared("vellum serve under load (stories260K)", () => {
     const results = await Promise.all(
       prompts.map(async (prompt) => {
         const stream = await s.client.completions.create({
-          model: "stories",
+          model: "demo",
           prompt,
           max_tokens: maxTokens,
           temperature: 0,
@@ -108,7 +118,7 @@ describeShared("vellum serve under load (stories260K)", () => {
     const promptTokens = results.reduce((n, r) => n + r.usage.prompt_tokens, 0);
     const generated = results.reduce((n, r) => n + r.usage.completion_tokens, 0);
     console.log(
-      `[measure] ${numClients} streaming clients, ${maxTokens} tokens each, stories260K, reference backend: ` +
+      `[measure] ${numClients} streaming clients, ${maxTokens} tokens each, kjv-demo: ` +
         `${(numClients / seconds).toFixed(1)} requests/s, ${(generated / seconds).toFixed(0)} generated tokens/s, ` +
         `/health p50 ${percentile(healthMs, 50).toFixed(1)} ms, p99 ${percentile(healthMs, 99).toFixed(1)} ms (${healthMs.length} probes); ` +
         `engine steps p50 ${percentile(stepMs, 50).toFixed(1)} ms, max ${Math.max(...stepMs).toFixed(1)} ms`,
@@ -139,7 +149,7 @@ describeShared("vellum serve under load (stories260K)", () => {
 
   test("a client that disconnects mid-stream aborts its request and frees its KV blocks at once", async () => {
     const before = await scrapeMetrics(s.url);
-    const stream = await s.client.completions.create(longStream(400));
+    const stream = await s.client.completions.create(longStream(longTokens));
     const chunks = stream[Symbol.asyncIterator]();
     for (let i = 0; i < 3; i++) expect((await chunks.next()).done).toBe(false);
     expect(s.engine.core.kvCacheManager.usage).toBeGreaterThan(0);
@@ -155,7 +165,7 @@ describeShared("vellum serve under load (stories260K)", () => {
       (after.get("vellum:generation_tokens_total") ?? 0) -
       (before.get("vellum:generation_tokens_total") ?? 0);
     expect(generated).toBeGreaterThanOrEqual(3);
-    expect(generated).toBeLessThan(400);
+    expect(generated).toBeLessThan(longTokens);
   });
 
   test("a non-streaming client that disconnects aborts its request too", async () => {
@@ -165,7 +175,7 @@ describeShared("vellum serve under load (stories260K)", () => {
     const response = fetch(`${s.url}/v1/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ prompt: "Once", max_tokens: 450, ignore_eos: true }),
+      body: JSON.stringify({ prompt: "In", max_tokens: longTokens, ignore_eos: true }),
       signal: controller.signal,
     });
     await waitFor(() => s.engine.core.kvCacheManager.usage > 0, 2000);
@@ -176,9 +186,9 @@ describeShared("vellum serve under load (stories260K)", () => {
   });
 });
 
-describeShared("graceful shutdown (stories260K)", () => {
+describe("graceful shutdown (the bundled demo model)", () => {
   test("stops accepting, lets short requests finish, aborts long ones after the grace period", async () => {
-    const model = loadModel(stories260K.model, { tokenizer: stories260K.tokenizer });
+    const model = loadModel(bundledModelPath);
     // Every step takes at least 10 ms, so the long request cannot finish within the grace period.
     const reference = new ReferenceBackend(model);
     const backend: Backend = {
@@ -189,11 +199,11 @@ describeShared("graceful shutdown (stories260K)", () => {
         return reference.forward(batch);
       },
     };
-    const s = await startServer(model, { backend }, { servedModelName: "stories" });
-    const long = await s.client.completions.create(longStream(450));
+    const s = await startServer(model, { backend }, { servedModelName: "demo" });
+    const long = await s.client.completions.create(longStream(longTokens));
     const short = await s.client.completions.create({
-      model: "stories",
-      prompt: "Tom",
+      model: "demo",
+      prompt: "And",
       max_tokens: 3,
       temperature: 0,
       stream: true,

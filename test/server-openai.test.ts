@@ -1,68 +1,66 @@
 import { readFileSync } from "node:fs";
 import type OpenAI from "openai";
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { bundledModelPath } from "../src/cli/default-model.js";
 import { LLM } from "../src/engine/llm.js";
 import { renderChat } from "../src/model/chat-template.js";
 import { loadModel } from "../src/model/load.js";
-import type { LoadedModel } from "../src/model/model.js";
 import { post, startServer, type TestServer } from "./server-helpers.js";
-import { describeShared, stories260K } from "./shared-models.js";
 
-interface GoldenCase {
-  prompt_text: string;
-  prompt_tokens: number[];
-  generated_tokens_after_prompt: number[];
-  generated_text_after_prompt: string;
-}
+// What the server answers must be what the offline engine generates for the same prompt and parameters.
+const prompts = ["In the beginning", "And God said, Let there be light: and there was light."];
 
-describeShared("the openai client drives vellum serve (stories260K)", () => {
-  let model: LoadedModel;
+describe("the openai client drives vellum serve (the bundled demo model)", () => {
+  const model = loadModel(bundledModelPath);
   let s: TestServer;
   let llm: LLM;
-  let golden: GoldenCase[];
   beforeAll(async () => {
-    model = loadModel(stories260K.model, { tokenizer: stories260K.tokenizer });
-    golden = JSON.parse(readFileSync(stories260K.golden, "utf8")).cases.slice(1);
-    s = await startServer(model, {}, { servedModelName: "stories" });
+    s = await startServer(model, {}, { servedModelName: "demo" });
     llm = LLM.fromModel(model, { numBlocks: 512 });
   });
   afterAll(() => s.close(1000));
 
+  /** The offline engine's greedy completion of `prompt`. */
+  async function greedy(prompt: string | number[], maxTokens: number) {
+    const [out] = await llm.generate([prompt], { temperature: 0, maxTokens });
+    return { promptTokenIds: out.promptTokenIds, ...out.outputs[0] };
+  }
+
   test("GET /v1/models, /health, /version", async () => {
     const models = await s.client.models.list();
-    expect(models.data.map((m) => m.id)).toEqual(["stories"]);
+    expect(models.data.map((m) => m.id)).toEqual(["demo"]);
     expect((await fetch(`${s.url}/health`)).status).toBe(200);
     const version = await (await fetch(`${s.url}/version`)).json();
     expect(version.version).toBe(JSON.parse(readFileSync("package.json", "utf8")).version);
   });
 
-  test("greedy completions give the golden continuations, with usage", async () => {
-    for (const g of golden) {
+  test("greedy completions equal the offline engine's, with usage", async () => {
+    for (const prompt of prompts) {
+      const offline = await greedy(prompt, 40);
       const r = await s.client.completions.create({
-        model: "stories",
-        prompt: g.prompt_text,
-        max_tokens: g.generated_tokens_after_prompt.length,
+        model: "demo",
+        prompt,
+        max_tokens: 40,
         temperature: 0,
       });
       expect(r.object).toBe("text_completion");
       expect(r.choices).toHaveLength(1);
-      expect(r.choices[0].text).toBe(g.generated_text_after_prompt);
+      expect(r.choices[0].text).toBe(offline.text);
       expect(r.choices[0].finish_reason).toBe("length");
+      expect(offline.finishReason).toBe("length");
       expect(r.usage).toEqual({
-        prompt_tokens: g.prompt_tokens.length,
-        completion_tokens: g.generated_tokens_after_prompt.length,
-        total_tokens: g.prompt_tokens.length + g.generated_tokens_after_prompt.length,
+        prompt_tokens: offline.promptTokenIds.length,
+        completion_tokens: 40,
+        total_tokens: offline.promptTokenIds.length + 40,
       });
     }
   });
 
-  test("streamed completion: the chunks add up to the golden text; include_usage sends usage last", async () => {
-    const g = golden[0];
+  test("streamed completion: the chunks add up to the non-streamed text; include_usage sends usage last", async () => {
+    const request = { model: "demo", prompt: prompts[0], max_tokens: 40, temperature: 0 };
+    const whole = await s.client.completions.create(request);
     const stream = await s.client.completions.create({
-      model: "stories",
-      prompt: g.prompt_text,
-      max_tokens: g.generated_tokens_after_prompt.length,
-      temperature: 0,
+      ...request,
       stream: true,
       stream_options: { include_usage: true },
     });
@@ -76,16 +74,21 @@ describeShared("the openai client drives vellum serve (stories260K)", () => {
       }
       usage = chunk.usage;
     }
-    expect(text).toBe(g.generated_text_after_prompt);
+    expect(text).toBe(whole.choices[0].text);
+    expect(text.length).toBeGreaterThan(20);
     expect(finishReasons.at(-1)).toBe("length");
     expect(finishReasons.slice(0, -1).every((f) => f === null)).toBe(true);
-    expect(usage?.completion_tokens).toBe(g.generated_tokens_after_prompt.length);
+    expect(usage).toEqual(whole.usage);
   });
 
   test("seeded sampling with n = 3 equals the offline engine's, per choice", async () => {
     const params = { temperature: 0.9, top_p: 0.95, top_k: 40, seed: 11, n: 3, max_tokens: 24 };
-    const r = await s.client.completions.create({ model: "stories", prompt: "Tom had a dog", ...params });
-    const [offline] = await llm.generate(["Tom had a dog"], {
+    const r = await s.client.completions.create({
+      model: "demo",
+      prompt: "The LORD is my shepherd",
+      ...params,
+    });
+    const [offline] = await llm.generate(["The LORD is my shepherd"], {
       temperature: 0.9,
       topP: 0.95,
       topK: 40,
@@ -104,54 +107,53 @@ describeShared("the openai client drives vellum serve (stories260K)", () => {
   });
 
   test("prompts as token ids and as a list: choices numbered prompt × n + i", async () => {
-    const [a, b] = golden;
+    const [a, b] = await Promise.all(prompts.map((p) => greedy(p, 10)));
     const r = await s.client.completions.create({
-      model: "stories",
-      prompt: [a.prompt_tokens, b.prompt_tokens],
+      model: "demo",
+      prompt: [a.promptTokenIds, b.promptTokenIds],
       max_tokens: 10,
       temperature: 0,
       n: 2,
     });
     expect(r.choices.map((c) => c.index)).toEqual([0, 1, 2, 3]);
-    expect(r.choices[0].text).toBe(r.choices[1].text); // greedy: both completions of a prompt agree
-    expect(golden[0].generated_text_after_prompt.startsWith(r.choices[0].text)).toBe(true);
-    expect(golden[1].generated_text_after_prompt.startsWith(r.choices[2].text)).toBe(true);
-    expect(r.usage?.prompt_tokens).toBe(a.prompt_tokens.length + b.prompt_tokens.length);
+    expect(r.choices.map((c) => c.text)).toEqual([a.text, a.text, b.text, b.text]);
+    expect(r.usage?.prompt_tokens).toBe(a.promptTokenIds.length + b.promptTokenIds.length);
     expect(r.usage?.completion_tokens).toBe(40);
   });
 
   test("stop strings end the text before them; finish_reason stop, stop_reason the string", async () => {
-    const g = golden[0]; // ", there was a little girl named Lily. She loved …"
+    const { text } = await greedy(prompts[0], 60);
+    // A word from the middle of the greedy text: the completion must end just before its first occurrence.
+    const stop = text.slice(text.indexOf(" ", text.length / 2) + 1).split(/[ ,.:;]/)[0];
+    expect(stop.length).toBeGreaterThan(1);
     const r = await s.client.completions.create({
-      model: "stories",
-      prompt: g.prompt_text,
+      model: "demo",
+      prompt: prompts[0],
       max_tokens: 60,
       temperature: 0,
-      stop: ["Lily", "zebra"],
+      stop: [stop, "zebra"],
     });
-    expect(r.choices[0].text).toBe(", there was a little girl named ");
+    expect(r.choices[0].text).toBe(text.slice(0, text.indexOf(stop)));
     expect(r.choices[0].finish_reason).toBe("stop");
-    expect((r.choices[0] as unknown as { stop_reason: string }).stop_reason).toBe("Lily");
+    expect((r.choices[0] as unknown as { stop_reason: string }).stop_reason).toBe(stop);
   });
 
   test("echo puts the prompt before the completion", async () => {
-    const g = golden[0];
+    const { text } = await greedy(prompts[0], 5);
     const r = await s.client.completions.create({
-      model: "stories",
-      prompt: g.prompt_text,
+      model: "demo",
+      prompt: prompts[0],
       max_tokens: 5,
       temperature: 0,
       echo: true,
     });
-    expect(r.choices[0].text.startsWith(g.prompt_text + g.generated_text_after_prompt.slice(0, 5))).toBe(
-      true,
-    );
+    expect(r.choices[0].text).toBe(prompts[0] + text);
   });
 
   test("completion logprobs: one entry per token, the greedy token is the most likely, offsets follow the text", async () => {
     const r = await s.client.completions.create({
-      model: "stories",
-      prompt: "Once upon a time",
+      model: "demo",
+      prompt: prompts[0],
       max_tokens: 12,
       temperature: 0,
       logprobs: 3,
@@ -177,14 +179,14 @@ describeShared("the openai client drives vellum serve (stories260K)", () => {
 
   test("chat: greedy equals the offline engine on the rendered conversation, streamed or not", async () => {
     const messages = [
-      { role: "system" as const, content: "You tell stories." },
-      { role: "user" as const, content: [{ type: "text" as const, text: "Tell me about a cat" }] },
+      { role: "system" as const, content: "You speak as the King James Bible." },
+      { role: "user" as const, content: [{ type: "text" as const, text: "Tell me of the creation" }] },
     ];
     const rendered = renderChat(
       model,
       [
-        { role: "system", content: "You tell stories." },
-        { role: "user", content: "Tell me about a cat" },
+        { role: "system", content: "You speak as the King James Bible." },
+        { role: "user", content: "Tell me of the creation" },
       ],
       { addGenerationPrompt: true },
     );
@@ -192,7 +194,7 @@ describeShared("the openai client drives vellum serve (stories260K)", () => {
     const [offline] = await llm.generate([promptIds], { temperature: 0, maxTokens: 30 });
 
     const r = await s.client.chat.completions.create({
-      model: "stories",
+      model: "demo",
       messages,
       max_completion_tokens: 30,
       temperature: 0,
@@ -206,7 +208,7 @@ describeShared("the openai client drives vellum serve (stories260K)", () => {
     });
 
     const stream = await s.client.chat.completions.create({
-      model: "stories",
+      model: "demo",
       messages,
       max_tokens: 30,
       temperature: 0,
@@ -222,7 +224,7 @@ describeShared("the openai client drives vellum serve (stories260K)", () => {
 
   test("chat: n choices, logprobs with top_logprobs", async () => {
     const r = await s.client.chat.completions.create({
-      model: "stories",
+      model: "demo",
       messages: [{ role: "user", content: "Hi" }],
       max_tokens: 8,
       temperature: 0.8,
@@ -248,16 +250,13 @@ describeShared("the openai client drives vellum serve (stories260K)", () => {
   });
 
   test("POST /tokenize and /detokenize (vLLM's shapes) round-trip", async () => {
-    const g = golden[1];
-    const t = await post(`${s.url}/tokenize`, { model: "stories", prompt: g.prompt_text });
+    const prompt = prompts[1];
+    const ids = model.tokenizer.encode(prompt);
+    const t = await post(`${s.url}/tokenize`, { model: "demo", prompt });
     expect(t.status).toBe(200);
-    expect(t.body).toMatchObject({
-      count: g.prompt_tokens.length,
-      max_model_len: 512,
-      tokens: g.prompt_tokens,
-    });
-    const d = await post(`${s.url}/detokenize`, { tokens: g.prompt_tokens });
-    expect(d.body).toEqual({ prompt: g.prompt_text });
+    expect(t.body).toMatchObject({ count: ids.length, max_model_len: model.config.maxSeqLen, tokens: ids });
+    const d = await post(`${s.url}/detokenize`, { tokens: ids });
+    expect(d.body).toEqual({ prompt });
     const chat = await post(`${s.url}/tokenize`, { messages: [{ role: "user", content: "Hi" }] });
     const rendered = renderChat(model, [{ role: "user", content: "Hi" }], { addGenerationPrompt: true });
     expect(chat.body.tokens).toEqual(model.tokenizer.encode(rendered));

@@ -3,7 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, test } from "vitest";
+import { bundledModelPath } from "../src/cli/default-model.js";
 import { InputError } from "../src/model/errors.js";
+import { loadModel } from "../src/model/load.js";
 import { ByteLevelBpeTokenizer } from "../src/model/tokenizer/byte-bpe.js";
 import { createTokenizer } from "../src/model/tokenizer/create.js";
 import {
@@ -14,7 +16,8 @@ import {
   vocabFromTokenizerJson,
 } from "../src/model/tokenizer/hf-tokenizer.js";
 import { loadLlama2cTokenizer } from "../src/model/tokenizer/llama2c-tokenizer.js";
-import { describeShared, llama2Tokenizer32k, stories260K } from "./shared-models.js";
+import type { VocabSpec } from "../src/model/tokenizer/tokenizer.js";
+import { describeShared, llama2Tokenizer32k, needs, stories260K } from "./shared-models.js";
 import { byteLevelSpecials, tinyByteLevelSpec } from "./tokenizer-fixtures.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "vellum-hf-tokenizer-"));
@@ -36,30 +39,23 @@ const storyText = fc.string({
   maxLength: 60,
 });
 
-describeShared("tokenizer.json from stories260K's tok512 (SentencePiece)", () => {
-  const spec = loadLlama2cTokenizer(stories260K.tokenizer, 512);
+describe("tokenizer.json from the demo model's vocabulary (SentencePiece)", () => {
+  const spec = loadModel(bundledModelPath).vocab as VocabSpec;
   const sentencePiece = createTokenizer(spec);
-  const dir = writeHfDir("stories260K", {
+  const dir = writeHfDir("demo", {
     "tokenizer.json": tokenizerJsonFromVocab(spec),
     "tokenizer_config.json": tokenizerConfigFromVocab(spec, "{{ bos_token }}{{ messages[0]['content'] }}"),
     "generation_config.json": { eos_token_id: [2, 7] },
   });
   const hf = loadHfTokenizer(dir);
 
-  test("@huggingface/tokenizers reads it with the same BOS, EOS, size, chat template and stop ids", () => {
-    expect(hf.vocabSize).toBe(512);
+  test("@huggingface/tokenizers reads it with the same BOS, EOS, size, pieces, chat template and stop ids", () => {
+    expect(hf.vocabSize).toBe(2048);
     expect(hf.bosId).toBe(1);
     expect(hf.eosId).toBe(2);
     expect(hf.stopIds).toEqual([2, 7]);
     expect(hf.chatTemplate).toBe("{{ bos_token }}{{ messages[0]['content'] }}");
-    expect(hf.idToToken(265)).toBe("\u2581the");
-  });
-
-  test("encodes the golden prompts like the SentencePiece tokenizer", () => {
-    expect(hf.encode("Once upon a time")).toEqual([1, 403, 407, 261, 378]);
-    expect(hf.encode("Lily and Tom went to the park")).toEqual([
-      1, 317, 269, 274, 287, 263, 377, 267, 265, 282, 295, 433,
-    ]);
+    expect(spec.tokens.map((_, id) => hf.idToToken(id))).toEqual(spec.tokens);
   });
 
   test("agrees with the SentencePiece tokenizer on arbitrary text, special-token text included", () => {
@@ -74,7 +70,7 @@ describeShared("tokenizer.json from stories260K's tok512 (SentencePiece)", () =>
   });
 
   test("decodes arbitrary token sequences like the SentencePiece tokenizer", () => {
-    const ids = fc.array(fc.integer({ min: 0, max: 511 }), { maxLength: 20 });
+    const ids = fc.array(fc.integer({ min: 0, max: 2047 }), { maxLength: 20 });
     fc.assert(
       fc.property(ids, fc.boolean(), (seq, skipSpecial) => {
         expect(hf.decode(seq, { skipSpecial })).toBe(sentencePiece.decode(seq, { skipSpecial }));
@@ -103,8 +99,19 @@ describeShared("tokenizer.json from stories260K's tok512 (SentencePiece)", () =>
   });
 });
 
-describeShared("tokenizer.json from the 32k LLaMA-2 vocabulary", () => {
-  test("agrees with the SentencePiece tokenizer on arbitrary text", () => {
+describeShared("tokenizer.json from ../shared's vocabularies", needs.tokenizers, () => {
+  test("stories260K's tok512: the golden prompts encode to the golden ids", () => {
+    const spec = loadLlama2cTokenizer(stories260K.tokenizer, 512);
+    const hf = new HfTokenizer(tokenizerJsonFromVocab(spec), tokenizerConfigFromVocab(spec));
+    expect(hf.vocabSize).toBe(512);
+    expect(hf.idToToken(265)).toBe("\u2581the");
+    expect(hf.encode("Once upon a time")).toEqual([1, 403, 407, 261, 378]);
+    expect(hf.encode("Lily and Tom went to the park")).toEqual([
+      1, 317, 269, 274, 287, 263, 377, 267, 265, 282, 295, 433,
+    ]);
+  });
+
+  test("the 32k LLaMA-2 vocabulary: agrees with the SentencePiece tokenizer on arbitrary text", () => {
     const spec = loadLlama2cTokenizer(llama2Tokenizer32k, 32000);
     const sentencePiece = createTokenizer(spec);
     const hf = new HfTokenizer(tokenizerJsonFromVocab(spec), tokenizerConfigFromVocab(spec));

@@ -1,5 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
+import { bundledModelPath } from "../src/cli/default-model.js";
+import { loadModel } from "../src/model/load.js";
 import { ByteLevelBpeTokenizer } from "../src/model/tokenizer/byte-bpe.js";
 import { createTokenizer } from "../src/model/tokenizer/create.js";
 import {
@@ -8,9 +10,7 @@ import {
   tokenizerJsonFromVocab,
 } from "../src/model/tokenizer/hf-tokenizer.js";
 import { IncrementalDetokenizer } from "../src/model/tokenizer/incremental-detokenizer.js";
-import { loadLlama2cTokenizer } from "../src/model/tokenizer/llama2c-tokenizer.js";
-import type { Tokenizer } from "../src/model/tokenizer/tokenizer.js";
-import { describeShared, stories260K } from "./shared-models.js";
+import type { Tokenizer, VocabSpec } from "../src/model/tokenizer/tokenizer.js";
 import { tinyByteLevelSpec } from "./tokenizer-fixtures.js";
 
 /** Every push's output, then flush's. */
@@ -83,20 +83,22 @@ describe("IncrementalDetokenizer on byte-level BPE", () => {
 
 const noSpecialText = unicodeText.filter((s) => !/<unk>|<s>|<\/s>|\u2581/.test(s));
 
-describeShared("IncrementalDetokenizer on stories260K's tokenizer through @huggingface/tokenizers", () => {
-  const spec = loadLlama2cTokenizer(stories260K.tokenizer, 512);
-  const tok = new HfTokenizer(tokenizerJsonFromVocab(spec), tokenizerConfigFromVocab(spec));
-  checkStreaming(tok, fc.array(fc.integer({ min: 0, max: 511 }), { maxLength: 25 }), noSpecialText);
+const demoSpec = loadModel(bundledModelPath).vocab as VocabSpec;
+const demoIds = fc.array(fc.integer({ min: 0, max: demoSpec.tokens.length - 1 }), { maxLength: 25 });
+
+describe("IncrementalDetokenizer on the demo model's SentencePiece vocabulary through @huggingface/tokenizers", () => {
+  const tok = new HfTokenizer(tokenizerJsonFromVocab(demoSpec), tokenizerConfigFromVocab(demoSpec));
+  checkStreaming(tok, demoIds, noSpecialText);
 });
 
-describeShared("IncrementalDetokenizer on stories260K's SentencePiece tokenizer", () => {
-  const tok = createTokenizer(loadLlama2cTokenizer(stories260K.tokenizer, 512));
-  checkStreaming(tok, fc.array(fc.integer({ min: 0, max: 511 }), { maxLength: 25 }), noSpecialText);
+describe("IncrementalDetokenizer on the demo model's SentencePiece tokenizer", () => {
+  const tok = createTokenizer(demoSpec);
+  checkStreaming(tok, demoIds, noSpecialText);
 
   test("keeps the leading space of a continuation and drops the one after BOS", () => {
-    const prompt = tok.encode("Once upon a");
-    const [time] = tok.encode("time", { addSpecial: false }); // "▁time"
-    expect(stream(tok, [time], prompt)).toEqual([" time", ""]);
-    expect(stream(tok, [1, time])).toEqual(["", "time", ""]);
+    const prompt = tok.encode("And God said, Let there be");
+    const [light] = tok.encode("light", { addSpecial: false }); // "▁light"
+    expect(stream(tok, [light], prompt)).toEqual([" light", ""]);
+    expect(stream(tok, [1, light])).toEqual(["", "light", ""]);
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, test } from "vitest";
 import { InputError } from "../src/model/errors.js";
 import { loadLlama2cTokenizer, parseLlama2cTokenizer } from "../src/model/tokenizer/llama2c-tokenizer.js";
 import { TokenType } from "../src/model/tokenizer/tokenizer.js";
-import { describeShared, llama2Tokenizer32k, stories260K } from "./shared-models.js";
+import { describeShared, llama2Tokenizer32k, needs, stories260K } from "./shared-models.js";
 
 /** A llama2.c tokenizer.bin: int32 max_token_length, then per token float32 score, int32 len, bytes. */
 function tokenizerBin(records: [number, string][]): Uint8Array {
@@ -91,7 +91,7 @@ describe("parseLlama2cTokenizer", () => {
   });
 });
 
-describeShared("llama2.c tokenizers from ../shared/models", () => {
+describeShared("llama2.c tokenizers from ../shared/models", needs.tokenizers, () => {
   test("tok512.bin: 512 tokens, byte tokens 3..258, merges spelled with ▁", () => {
     const spec = loadLlama2cTokenizer(stories260K.tokenizer, 512);
     expect(spec.tokens).toHaveLength(512);

@@ -1,12 +1,14 @@
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
+import { bundledModelPath } from "../src/cli/default-model.js";
 import { InputError } from "../src/model/errors.js";
+import { loadModel } from "../src/model/load.js";
 import { createTokenizer } from "../src/model/tokenizer/create.js";
 import { loadLlama2cTokenizer } from "../src/model/tokenizer/llama2c-tokenizer.js";
 import { SentencePieceTokenizer } from "../src/model/tokenizer/sentencepiece.js";
 import { TokenType, type VocabSpec } from "../src/model/tokenizer/tokenizer.js";
-import { describeShared, llama2Tokenizer32k, stories260K } from "./shared-models.js";
+import { describeShared, llama2Tokenizer32k, needs, stories260K } from "./shared-models.js";
 
 const SPACE_MARK = "\u2581";
 const bytePieces = Array.from(
@@ -170,32 +172,13 @@ describe("SentencePieceTokenizer on hand-built vocabularies", () => {
   });
 });
 
-describeShared("SentencePieceTokenizer on stories260K's tok512", () => {
-  const spec = loadLlama2cTokenizer(stories260K.tokenizer, 512);
-  const tok = createTokenizer(spec, stories260K.tokenizer);
-  const golden = JSON.parse(readFileSync(stories260K.golden, "utf8")) as {
-    cases: {
-      prompt_text: string;
-      prompt_tokens: number[];
-      generated_tokens?: number[];
-      generated_text?: string;
-    }[];
-  };
-
-  test("encodes the golden prompts to the golden prompt tokens (BOS + dummy prefix)", () => {
-    expect(golden.cases.length).toBeGreaterThanOrEqual(3);
-    for (const c of golden.cases) expect(tok.encode(c.prompt_text)).toEqual(c.prompt_tokens);
-  });
-
-  test("decodes the golden generation to the golden text", () => {
-    const c = golden.cases.find((x) => x.generated_tokens !== undefined);
-    expect(c?.generated_text).toBeDefined();
-    expect(tok.decode([...(c?.prompt_tokens ?? []), ...(c?.generated_tokens ?? [])])).toBe(c?.generated_text);
-  });
+describe("SentencePieceTokenizer on the demo model's vocabulary", () => {
+  const spec = loadModel(bundledModelPath).vocab as VocabSpec;
+  const tok = createTokenizer(spec, bundledModelPath);
 
   test("agrees with the O(n²) definition of SentencePiece-BPE", () => {
     const words = fc.string({
-      unit: fc.constantFrom(..."the cat sat on a mat. Lily and Tom!\né😀"),
+      unit: fc.constantFrom(..."the LORD said unto Moses. And God!\né😀"),
       maxLength: 60,
     });
     fc.assert(
@@ -217,7 +200,7 @@ describeShared("SentencePieceTokenizer on stories260K's tok512", () => {
   });
 
   test("a 10 kB prompt encodes in milliseconds (the merge loop is not quadratic)", () => {
-    const prompt = "Once upon a time, there was a little girl named Lily. 😀 ".repeat(180).slice(0, 10_000);
+    const prompt = "In the beginning God created the heaven and the earth. 😀 ".repeat(180).slice(0, 10_000);
     tok.encode(prompt);
     const start = performance.now();
     const ids = tok.encode(prompt);
@@ -228,25 +211,52 @@ describeShared("SentencePieceTokenizer on stories260K's tok512", () => {
   });
 });
 
-describeShared("SentencePieceTokenizer on the 32k LLaMA-2 vocabulary", () => {
-  const tok = createTokenizer(loadLlama2cTokenizer(llama2Tokenizer32k, 32000), llama2Tokenizer32k);
+describeShared("SentencePieceTokenizer on ../shared's vocabularies", needs.tokenizers, () => {
+  describe("stories260K's tok512", () => {
+    const tok = createTokenizer(loadLlama2cTokenizer(stories260K.tokenizer, 512), stories260K.tokenizer);
+    const golden = JSON.parse(readFileSync(stories260K.golden, "utf8")) as {
+      cases: {
+        prompt_text: string;
+        prompt_tokens: number[];
+        generated_tokens?: number[];
+        generated_text?: string;
+      }[];
+    };
 
-  test("known LLaMA-2 encodings", () => {
-    expect(tok.encode("Hello world")).toEqual([1, 15043, 3186]);
-    expect(tok.encode("Hello, world!")).toEqual([1, 15043, 29892, 3186, 29991]);
-    // The dummy prefix has no piece "▁\n", so a lone newline is ▁ (29871) + byte <0x0A> (13).
-    expect(tok.encode("\n")).toEqual([1, 29871, 13]);
-    expect(tok.decode([1, 15043, 3186])).toBe("Hello world");
+    test("encodes the golden prompts to the golden prompt tokens (BOS + dummy prefix)", () => {
+      expect(golden.cases.length).toBeGreaterThanOrEqual(3);
+      for (const c of golden.cases) expect(tok.encode(c.prompt_text)).toEqual(c.prompt_tokens);
+    });
+
+    test("decodes the golden generation to the golden text", () => {
+      const c = golden.cases.find((x) => x.generated_tokens !== undefined);
+      expect(c?.generated_text).toBeDefined();
+      expect(tok.decode([...(c?.prompt_tokens ?? []), ...(c?.generated_tokens ?? [])])).toBe(
+        c?.generated_text,
+      );
+    });
   });
 
-  test("decode(encode(x)) == x for arbitrary Unicode text", () => {
-    fc.assert(
-      fc.property(roundTripText, (text) => {
-        expect(tok.decode(tok.encode(text))).toBe(text);
-      }),
-      {
-        numRuns: 300,
-      },
-    );
+  describe("the 32k LLaMA-2 vocabulary", () => {
+    const tok = createTokenizer(loadLlama2cTokenizer(llama2Tokenizer32k, 32000), llama2Tokenizer32k);
+
+    test("known LLaMA-2 encodings", () => {
+      expect(tok.encode("Hello world")).toEqual([1, 15043, 3186]);
+      expect(tok.encode("Hello, world!")).toEqual([1, 15043, 29892, 3186, 29991]);
+      // The dummy prefix has no piece "▁\n", so a lone newline is ▁ (29871) + byte <0x0A> (13).
+      expect(tok.encode("\n")).toEqual([1, 29871, 13]);
+      expect(tok.decode([1, 15043, 3186])).toBe("Hello world");
+    });
+
+    test("decode(encode(x)) == x for arbitrary Unicode text", () => {
+      fc.assert(
+        fc.property(roundTripText, (text) => {
+          expect(tok.decode(tok.encode(text))).toBe(text);
+        }),
+        {
+          numRuns: 300,
+        },
+      );
+    });
   });
 });

@@ -22,8 +22,7 @@ const shownModelNameLength = 80;
 /** 404 unless `model` is absent or the served model's name. */
 export function checkModel(ctx: ServerContext, model: string | null | undefined): void {
   if (model && model !== ctx.servedModelName) {
-    const shown =
-      model.length > shownModelNameLength ? `${model.slice(0, shownModelNameLength)}…` : model;
+    const shown = model.length > shownModelNameLength ? `${model.slice(0, shownModelNameLength)}…` : model;
     throw new ApiError(404, `The model \`${shown}\` does not exist.`, "model");
   }
 }
