@@ -9,6 +9,38 @@ import { type VocabEntry, VocabTokenizer } from "./vocab-tokenizer.js";
 export const SPACE_MARK = "\u2581";
 const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
 
+/** Id of the first normal piece in llama2.c's layout: after <unk>, <s>, </s> and the 256 byte pieces. */
+export const FIRST_PIECE_ID = 259;
+
+/**
+ * A `llama` vocabulary in llama2.c's (and Llama 2's) layout: <unk> 0, <s> 1 (BOS), </s> 2 (EOS), the byte
+ * pieces <0x00>..<0xFF> (ids 3..258), then `pieces`, normal, each with its score.
+ */
+export function sentencePieceVocab(pieces: readonly (readonly [string, number])[]): VocabSpec {
+  const bytePieces = Array.from(
+    { length: 256 },
+    (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`,
+  );
+  return {
+    model: "llama",
+    tokens: ["<unk>", "<s>", "</s>", ...bytePieces, ...pieces.map(([piece]) => piece)],
+    scores: [0, 0, 0, ...bytePieces.map(() => 0), ...pieces.map(([, score]) => score)],
+    tokenTypes: [
+      TokenType.unknown,
+      TokenType.control,
+      TokenType.control,
+      ...bytePieces.map(() => TokenType.byte),
+      ...pieces.map(() => TokenType.normal),
+    ],
+    unkId: 0,
+    bosId: 1,
+    eosId: 2,
+    addBos: true,
+    addEos: false,
+    addSpacePrefix: true,
+  };
+}
+
 /** GGUF token types of a `llama` vocab; when the spec has none: byte pieces by spelling, unk/BOS/EOS by id. */
 export function sentencePieceTokenTypes(spec: VocabSpec): number[] {
   if (spec.tokenTypes) return spec.tokenTypes;
