@@ -26,6 +26,7 @@ import type { LoadedModel } from "../src/model/model.js";
 import type { DType, Tensor } from "../src/model/tensor.js";
 import { byteToChar } from "../src/model/tokenizer/byte-unicode.js";
 import { createTokenizer } from "../src/model/tokenizer/create.js";
+import { sentencePieceVocab } from "../src/model/tokenizer/sentencepiece.js";
 import { TokenType, type VocabSpec } from "../src/model/tokenizer/tokenizer.js";
 
 let dir: string;
@@ -539,26 +540,7 @@ describe("big files", () => {
 
 /** SentencePiece vocabulary: <unk> <s> </s>, 256 byte tokens, then a few pieces. */
 function spmVocab(): VocabSpec {
-  const pieces = ["▁", "▁a", "b", "▁ab", "ab"];
-  const bytes = Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
-  return {
-    model: "llama",
-    tokens: ["<unk>", "<s>", "</s>", ...bytes, ...pieces],
-    scores: [0, 0, 0, ...bytes.map(() => 0), ...pieces.map((_, i) => -i)],
-    tokenTypes: [
-      TokenType.unknown,
-      TokenType.control,
-      TokenType.control,
-      ...bytes.map(() => TokenType.byte),
-      ...pieces.map(() => TokenType.normal),
-    ],
-    bosId: 1,
-    eosId: 2,
-    unkId: 0,
-    addBos: true,
-    addEos: false,
-    addSpacePrefix: true,
-  };
+  return sentencePieceVocab(["▁", "▁a", "b", "▁ab", "ab"].map((piece, i) => [piece, -i]));
 }
 
 /** Byte-level BPE vocabulary: the 256 byte characters, two merges, and chat special tokens. */

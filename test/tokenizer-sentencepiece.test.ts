@@ -6,37 +6,15 @@ import { InputError } from "../src/model/errors.js";
 import { loadModel } from "../src/model/load.js";
 import { createTokenizer } from "../src/model/tokenizer/create.js";
 import { loadLlama2cTokenizer } from "../src/model/tokenizer/llama2c-tokenizer.js";
-import { SentencePieceTokenizer } from "../src/model/tokenizer/sentencepiece.js";
+import { SentencePieceTokenizer, sentencePieceVocab } from "../src/model/tokenizer/sentencepiece.js";
 import { TokenType, type VocabSpec } from "../src/model/tokenizer/tokenizer.js";
 import { describeShared, llama2Tokenizer32k, needs, stories260K } from "./shared-models.js";
 
 const SPACE_MARK = "\u2581";
-const bytePieces = Array.from(
-  { length: 256 },
-  (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`,
-);
 
 /** <unk>, <s>, </s>, 256 byte pieces (ids 3..258, as in llama2.c vocabularies), then `pieces` with scores. */
 function tinySpec(pieces: [string, number][], opts: Partial<VocabSpec> = {}): VocabSpec {
-  return {
-    model: "llama",
-    tokens: ["<unk>", "<s>", "</s>", ...bytePieces, ...pieces.map(([p]) => p)],
-    scores: [0, 0, 0, ...bytePieces.map(() => 0), ...pieces.map(([, s]) => s)],
-    tokenTypes: [
-      TokenType.unknown,
-      TokenType.control,
-      TokenType.control,
-      ...bytePieces.map(() => TokenType.byte),
-      ...pieces.map(() => TokenType.normal),
-    ],
-    unkId: 0,
-    bosId: 1,
-    eosId: 2,
-    addBos: true,
-    addEos: false,
-    addSpacePrefix: true,
-    ...opts,
-  };
+  return { ...sentencePieceVocab(pieces), ...opts };
 }
 
 /** Text tokens of an encoding, by piece, for readable expectations. */

@@ -8,10 +8,9 @@ import { stepBatch } from "../workload/step-batch.js";
 import {
   loadBenchModel,
   median,
-  modelResultPath,
   type NativeBenchOptions,
   timed,
-  writeJson,
+  writeModelResult,
 } from "./native-bench-setup.js";
 
 export interface BatchScalingOptions extends NativeBenchOptions {
@@ -53,7 +52,7 @@ export async function runBatchScaling(opts: BatchScalingOptions) {
       `${String(B).padStart(5)} | ${(step * 1000).toFixed(1).padStart(7)} | ${tps.toFixed(1).padStart(8)} | ${speedup.toFixed(2).padStart(9)}`,
     );
   }
-  writeJson(opts.out ?? modelResultPath("batch-scaling", opts.model, opts.threads), {
+  writeModelResult("batch-scaling", opts, opts.threads, {
     model: opts.model,
     threads: opts.threads,
     kernelPath: backend.kernelPath,

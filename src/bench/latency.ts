@@ -9,11 +9,10 @@ import {
   gb,
   loadBenchModel,
   median,
-  modelResultPath,
   type NativeBenchOptions,
   probe,
   timed,
-  writeJson,
+  writeModelResult,
 } from "./native-bench-setup.js";
 
 export interface LatencyOptions extends NativeBenchOptions {
@@ -64,5 +63,5 @@ export async function runLatency(opts: LatencyOptions) {
   console.log(
     `${prefillTps.toFixed(1).padStart(13)} | ${decodeTps.toFixed(2).padStart(12)} | ${gb(bytesPerToken).padStart(13)} | ${(bw / bytesPerToken).toFixed(2).padStart(14)} | ${roofline.toFixed(2).padStart(17)}`,
   );
-  writeJson(opts.out ?? modelResultPath("latency", opts.model, opts.threads), result);
+  writeModelResult("latency", opts, opts.threads, result);
 }

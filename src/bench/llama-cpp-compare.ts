@@ -14,10 +14,9 @@ import { stepBatch } from "../workload/step-batch.js";
 import {
   loadBenchModel,
   median,
-  modelResultPath,
   type NativeBenchOptions,
   timed,
-  writeJson,
+  writeModelResult,
 } from "./native-bench-setup.js";
 
 export interface LlamaCppCompareOptions extends Omit<NativeBenchOptions, "threads"> {
@@ -111,7 +110,7 @@ export async function runLlamaCppCompare(opts: LlamaCppCompareOptions) {
   console.log(
     `vellum / llama.cpp (best setting of each): prefill ${ratios.prefill.toFixed(2)}, decode ${ratios.decode.toFixed(2)}`,
   );
-  writeJson(opts.out ?? modelResultPath("llama-cpp-compare", opts.model, ourThreads[0]), {
+  writeModelResult("llama-cpp-compare", opts, ourThreads[0], {
     model: opts.model,
     promptTokens: promptLen,
     decodeTokens: decodeSteps,

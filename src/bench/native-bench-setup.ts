@@ -30,11 +30,6 @@ export function resultPath(name: string): string {
   return join(tmpdir(), "vellum-bench", `${name}.json`);
 }
 
-/** The default result name of a benchmark of one model: BENCH-MODEL-tTHREADS. */
-export function modelResultPath(bench: string, model: string, threads: number): string {
-  return resultPath(`${bench}-${basename(model, ".gguf")}-t${threads}`);
-}
-
 export interface BenchModel {
   model: LoadedModel;
   backend: NativeBackend;
@@ -82,6 +77,16 @@ export function writeJson(path: string, data: object): void {
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, `${JSON.stringify({ ...data, ...load }, null, 2)}\n`);
   console.log(`wrote ${path}`);
+}
+
+/** Writes a benchmark's results on one model to --out, by default $TMPDIR/vellum-bench/BENCH-MODEL-tTHREADS.json. */
+export function writeModelResult(
+  bench: string,
+  opts: Pick<NativeBenchOptions, "model" | "out">,
+  threads: number,
+  data: object,
+): void {
+  writeJson(opts.out ?? resultPath(`${bench}-${basename(opts.model, ".gguf")}-t${threads}`), data);
 }
 
 export const gb = (bytes: number) => (bytes / 1e9).toFixed(2);

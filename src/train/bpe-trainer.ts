@@ -12,11 +12,10 @@
  * counting a word as often as it occurs. Pieces therefore never cross a word boundary, and a ▁ only ever
  * starts a piece.
  */
-import { SPACE_MARK } from "../model/tokenizer/sentencepiece.js";
-import { TokenType, type VocabSpec } from "../model/tokenizer/tokenizer.js";
+import { FIRST_PIECE_ID, SPACE_MARK, sentencePieceVocab } from "../model/tokenizer/sentencepiece.js";
+import type { VocabSpec } from "../model/tokenizer/tokenizer.js";
 
 const WORD = /( ?)(\p{L}+|\p{N}+|[^\s\p{L}\p{N}])|( )/gu;
-const numFixed = 3 + 256;
 
 /** Word → how often it occurs, with spaces already spelled ▁. */
 export function countWords(texts: Iterable<string>): Map<string, number> {
@@ -41,10 +40,10 @@ export function trainBpeVocab(texts: Iterable<string>, vocabSize: number): Vocab
   const chars = [...charCounts.entries()]
     .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
     .map(([ch]) => ch);
-  const numMerges = vocabSize - numFixed - chars.length;
+  const numMerges = vocabSize - FIRST_PIECE_ID - chars.length;
   if (numMerges < 0)
     throw new RangeError(
-      `vocabulary size ${vocabSize} is below the ${numFixed + chars.length} fixed tokens and characters`,
+      `vocabulary size ${vocabSize} is below the ${FIRST_PIECE_ID + chars.length} fixed tokens and characters`,
     );
   const pieces = [...chars];
   const pieceIds = new Map(pieces.map((p, i) => [p, i]));
@@ -108,34 +107,8 @@ export function trainBpeVocab(texts: Iterable<string>, vocabSize: number): Vocab
     for (const [key, n] of pairCounts) if (n === 0) pairCounts.delete(key);
   }
 
-  const tokens = ["<unk>", "<s>", "</s>"];
-  const tokenTypes: number[] = [TokenType.unknown, TokenType.control, TokenType.control];
-  const scores = [0, 0, 0];
-  for (let b = 0; b < 256; b++) {
-    tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
-    tokenTypes.push(TokenType.byte);
-    scores.push(0);
-  }
-  for (const [i, id] of merged.entries()) {
-    tokens.push(pieces[id]);
-    tokenTypes.push(TokenType.normal);
-    scores.push(-(i + 1));
-  }
-  for (const [i, ch] of chars.entries()) {
-    tokens.push(ch);
-    tokenTypes.push(TokenType.normal);
-    scores.push(-(merged.length + 1 + i));
-  }
-  return {
-    model: "llama",
-    tokens,
-    scores,
-    tokenTypes,
-    unkId: 0,
-    bosId: 1,
-    eosId: 2,
-    addBos: true,
-    addEos: false,
-    addSpacePrefix: true,
-  };
+  return sentencePieceVocab([
+    ...merged.map((id, i): [string, number] => [pieces[id], -(i + 1)]),
+    ...chars.map((ch, i): [string, number] => [ch, -(merged.length + 1 + i)]),
+  ]);
 }

@@ -1,4 +1,5 @@
-import { TokenType, type VocabSpec } from "../tokenizer/tokenizer.js";
+import { FIRST_PIECE_ID, sentencePieceVocab } from "../tokenizer/sentencepiece.js";
+import type { VocabSpec } from "../tokenizer/tokenizer.js";
 
 const space = "\u2581";
 const letters = "abcdefghijklmnopqrstuvwxyz";
@@ -12,31 +13,13 @@ const singles = `${letters}${letters.toUpperCase()}0123456789.,;:!?'"()-`;
  * reachable by merges; scores fall with the index so shorter pieces merge first.
  */
 export function syntheticVocab(size: number): VocabSpec {
-  const tokens = ["<unk>", "<s>", "</s>"];
-  const tokenTypes: number[] = [TokenType.unknown, TokenType.control, TokenType.control];
-  for (let b = 0; b < 256; b++) {
-    tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
-    tokenTypes.push(TokenType.byte);
+  if (size < FIRST_PIECE_ID + 1) {
+    throw new RangeError(`a synthetic vocabulary needs at least ${FIRST_PIECE_ID + 1} tokens`);
   }
-  if (size < tokens.length + 1)
-    throw new RangeError(`a synthetic vocabulary needs at least ${tokens.length + 1} tokens`);
   const pieces = pieceSequence();
-  while (tokens.length < size) {
-    tokens.push(pieces.next().value as string);
-    tokenTypes.push(TokenType.normal);
-  }
-  return {
-    model: "llama",
-    tokens,
-    scores: tokens.map((_, i) => (tokenTypes[i] === TokenType.normal ? -i : 0)),
-    tokenTypes,
-    bosId: 1,
-    eosId: 2,
-    unkId: 0,
-    addBos: true,
-    addEos: false,
-    addSpacePrefix: true,
-  };
+  const scored: [string, number][] = [];
+  for (let id = FIRST_PIECE_ID; id < size; id++) scored.push([pieces.next().value as string, -id]);
+  return sentencePieceVocab(scored);
 }
 
 function* pieceSequence(): Generator<string> {

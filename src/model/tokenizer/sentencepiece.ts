@@ -1,20 +1,45 @@
 import { InputError } from "../errors.js";
 import { mergeSymbols } from "./bpe-merge.js";
-import { type SpecialToken, SpecialTokenSplitter } from "./special-tokens.js";
-import { checkTokenId, decodeByteChunks, stopIdsOf, utf8Encoder } from "./token-bytes.js";
-import {
-  type EncodeOptions,
-  type TextPart,
-  type Tokenizer,
-  type TokenizerRecipe,
-  TokenType,
-  textParts,
-  type VocabSpec,
-} from "./tokenizer.js";
+import type { TextSegment } from "./special-tokens.js";
+import { utf8Encoder } from "./token-bytes.js";
+import { TokenType, type VocabSpec } from "./tokenizer.js";
+import { type VocabEntry, VocabTokenizer } from "./vocab-tokenizer.js";
 
 /** SentencePiece's visible space: pieces spell " " as U+2581. */
 export const SPACE_MARK = "\u2581";
 const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
+
+/** Id of the first normal piece in llama2.c's layout: after <unk>, <s>, </s> and the 256 byte pieces. */
+export const FIRST_PIECE_ID = 259;
+
+/**
+ * A `llama` vocabulary in llama2.c's (and Llama 2's) layout: <unk> 0, <s> 1 (BOS), </s> 2 (EOS), the byte
+ * pieces <0x00>..<0xFF> (ids 3..258), then `pieces`, normal, each with its score.
+ */
+export function sentencePieceVocab(pieces: readonly (readonly [string, number])[]): VocabSpec {
+  const bytePieces = Array.from(
+    { length: 256 },
+    (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`,
+  );
+  return {
+    model: "llama",
+    tokens: ["<unk>", "<s>", "</s>", ...bytePieces, ...pieces.map(([piece]) => piece)],
+    scores: [0, 0, 0, ...bytePieces.map(() => 0), ...pieces.map(([, score]) => score)],
+    tokenTypes: [
+      TokenType.unknown,
+      TokenType.control,
+      TokenType.control,
+      ...bytePieces.map(() => TokenType.byte),
+      ...pieces.map(() => TokenType.normal),
+    ],
+    unkId: 0,
+    bosId: 1,
+    eosId: 2,
+    addBos: true,
+    addEos: false,
+    addSpacePrefix: true,
+  };
+}
 
 /** GGUF token types of a `llama` vocab; when the spec has none: byte pieces by spelling, unk/BOS/EOS by id. */
 export function sentencePieceTokenTypes(spec: VocabSpec): number[] {
@@ -43,108 +68,51 @@ export function sentencePieceTokenTypes(spec: VocabSpec): number[] {
  *
  * Text is handled as UTF-8: a lone UTF-16 surrogate in the input becomes U+FFFD.
  */
-export class SentencePieceTokenizer implements Tokenizer {
-  readonly vocabSize: number;
-  readonly bosId: number | undefined;
-  readonly eosId: number | undefined;
-  readonly stopIds: readonly number[];
-  readonly recipe: TokenizerRecipe;
-  private readonly tokens: readonly string[];
+export class SentencePieceTokenizer extends VocabTokenizer {
   private readonly scores: readonly number[];
-  private readonly types: readonly number[];
   /** Normal pieces by text: the merge targets and the final lookup. */
   private readonly pieceIds = new Map<string, number>();
   /** Id of <0xNN> for each byte value, -1 when the vocabulary lacks it. */
   private readonly byteIds = new Int32Array(256).fill(-1);
   private readonly unkId: number | undefined;
-  /** What each token decodes to: text with ▁ as space, or the single byte of a byte token. */
-  private readonly tokenBytes: Uint8Array[];
-  private readonly specials: SpecialTokenSplitter;
-  private readonly addBos: boolean;
-  private readonly addEos: boolean;
   private readonly addSpacePrefix: boolean;
 
   /** `source` names the file the vocabulary came from, for error messages. */
   constructor(spec: VocabSpec, source = "tokenizer") {
-    const n = spec.tokens.length;
-    if (n === 0) throw new InputError(`${source}: the tokenizer vocabulary is empty`);
-    if (!spec.scores || spec.scores.length !== n) {
-      throw new InputError(`${source}: a SentencePiece vocabulary needs one score per token (${n} tokens)`);
+    const types = sentencePieceTokenTypes(spec);
+    super(spec, source, types, sentencePieceEntry);
+    if (!spec.scores || spec.scores.length !== this.vocabSize) {
+      throw new InputError(
+        `${source}: a SentencePiece vocabulary needs one score per token (${this.vocabSize} tokens)`,
+      );
     }
-    if (spec.tokenTypes && spec.tokenTypes.length !== n) {
-      throw new InputError(`${source}: ${spec.tokenTypes.length} token types for ${n} tokens`);
-    }
-    this.vocabSize = n;
-    this.recipe = { kind: "vocab", spec, source };
-    this.tokens = spec.tokens;
     this.scores = spec.scores;
-    this.types = sentencePieceTokenTypes(spec);
-    this.bosId = spec.bosId;
-    this.eosId = spec.eosId;
-    this.stopIds = stopIdsOf(spec.eosId, spec.eotIds);
-    this.addBos = spec.addBos && spec.bosId !== undefined;
-    this.addEos = spec.addEos && spec.eosId !== undefined;
     this.addSpacePrefix = spec.addSpacePrefix ?? true;
-    this.unkId = spec.unkId ?? indexOrUndefined(this.types.indexOf(TokenType.unknown));
-
-    const specials: SpecialToken[] = [];
-    this.tokenBytes = this.tokens.map((piece, id) => {
-      const type = this.types[id];
-      const byte = BYTE_PIECE.exec(piece);
-      if (type === TokenType.byte && byte) {
-        const value = Number.parseInt(byte[1], 16);
-        if (this.byteIds[value] < 0) this.byteIds[value] = id;
-        return Uint8Array.of(value);
-      }
-      if (type === TokenType.normal && !this.pieceIds.has(piece)) this.pieceIds.set(piece, id);
-      if (type === TokenType.control || type === TokenType.unknown || type === TokenType.userDefined) {
-        specials.push({ text: piece, id, control: type !== TokenType.userDefined });
-      }
-      if (type === TokenType.unused) return new Uint8Array(0);
-      return utf8Encoder.encode(type === TokenType.normal ? piece.replaceAll(SPACE_MARK, " ") : piece);
+    this.unkId = spec.unkId ?? indexOrUndefined(types.indexOf(TokenType.unknown));
+    spec.tokens.forEach((piece, id) => {
+      const byte = byteValue(piece, types[id]);
+      if (byte !== undefined && this.byteIds[byte] < 0) this.byteIds[byte] = id;
+      if (types[id] === TokenType.normal && !this.pieceIds.has(piece)) this.pieceIds.set(piece, id);
     });
-    this.specials = new SpecialTokenSplitter(specials);
   }
 
-  encode(text: string | readonly TextPart[], opts?: EncodeOptions): number[] {
-    const addSpecial = opts?.addSpecial ?? true;
-    const ids: number[] = [];
-    if (addSpecial && this.addBos) ids.push(this.bosId as number);
+  protected encodeSegments(segments: readonly TextSegment[], out: number[]): void {
     let afterSpecial = true;
-    for (const segment of this.specials.splitParts(textParts(text, opts?.parseSpecial))) {
+    for (const segment of segments) {
       if ("id" in segment) {
-        ids.push(segment.id);
+        out.push(segment.id);
         afterSpecial = true;
         continue;
       }
       const prefixed = this.addSpacePrefix && afterSpecial ? ` ${segment.text}` : segment.text;
-      this.encodePlain(prefixed, ids);
+      this.encodePlain(prefixed, out);
       afterSpecial = false;
     }
-    if (addSpecial && this.addEos) ids.push(this.eosId as number);
-    return ids;
   }
 
-  decode(ids: readonly number[], opts?: { skipSpecial?: boolean }): string {
-    const skipSpecial = opts?.skipSpecial ?? true;
-    const chunks: Uint8Array[] = [];
-    for (const id of ids) {
-      checkTokenId(id, this.vocabSize);
-      const type = this.types[id];
-      if (skipSpecial && (type === TokenType.control || type === TokenType.unknown)) continue;
-      chunks.push(this.tokenBytes[id]);
-    }
-    const text = decodeByteChunks(chunks);
+  override decode(ids: readonly number[], opts?: { skipSpecial?: boolean }): string {
+    const text = super.decode(ids, opts);
     return this.addSpacePrefix && text.startsWith(" ") ? text.slice(1) : text;
-  }
-
-  idToToken(id: number): string {
-    checkTokenId(id, this.vocabSize);
-    return this.tokens[id];
-  }
-
-  findSpecialText(text: string): string | undefined {
-    return this.specials.findControl(text);
   }
 
   /** Tokenizes text that holds no special tokens; appends the ids to `out`. */
@@ -172,6 +140,28 @@ export class SentencePieceTokenizer implements Tokenizer {
       throw new InputError(`cannot tokenize "${piece}": the vocabulary has neither byte pieces nor <unk>`);
     }
   }
+}
+
+/**
+ * Byte tokens decode to their byte, normal pieces to their text with ▁ as space; control, unknown and
+ * user-defined pieces are special tokens.
+ */
+function sentencePieceEntry(piece: string, type: number): VocabEntry {
+  const byte = byteValue(piece, type);
+  if (byte !== undefined) return { bytes: Uint8Array.of(byte) };
+  if (type === TokenType.unused) return { bytes: new Uint8Array(0) };
+  if (type === TokenType.normal) return { bytes: utf8Encoder.encode(piece.replaceAll(SPACE_MARK, " ")) };
+  const special =
+    type === TokenType.control || type === TokenType.unknown || type === TokenType.userDefined
+      ? { control: type !== TokenType.userDefined }
+      : undefined;
+  return { bytes: utf8Encoder.encode(piece), special };
+}
+
+/** The byte a byte token spelled <0xNN> stands for; undefined for any other token. */
+function byteValue(piece: string, type: number): number | undefined {
+  const byte = type === TokenType.byte ? BYTE_PIECE.exec(piece) : null;
+  return byte ? Number.parseInt(byte[1], 16) : undefined;
 }
 
 function indexOrUndefined(index: number): number | undefined {
