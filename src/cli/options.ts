@@ -44,7 +44,7 @@ export function byteSizeOption(flags: string, description: string, defaultSize?:
 
 /**
  * Checks a flag's value against its allowed list when the command runs, as an InputError. Only for `plan`'s and
- * `simulate`'s --weight-dtype and --kv-dtype, whose message test/plan-cli.test.ts keeps; every other list of
+ * `simulate`'s --weight-dtype and --kv-dtype, whose message test/cli/plan-cli.test.ts keeps; every other list of
  * values is commander's `Option.choices`, checked while parsing.
  */
 export function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {

@@ -1,0 +1,165 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { loadNativeAddon } from "../../src/backend/native/addon.js";
+import { NativeBackend } from "../../src/backend/native/native-backend.js";
+import { kvBytesPerToken } from "../../src/core/kv-cache-sizing.js";
+import { createEngine, kvCacheSummary } from "../../src/engine/create-engine.js";
+import { cgroupMemory } from "../../src/engine/memory-view.js";
+import { writeGgufModel } from "../../src/model/formats/gguf-model.js";
+import { readGgufFile } from "../../src/model/formats/gguf-reader.js";
+import { loadModel } from "../../src/model/load.js";
+import type { LoadedModel } from "../../src/model/model.js";
+import { syntheticModel } from "../../src/model/synth/synth-model.js";
+import { formatBytes } from "../../src/util/byte-size.js";
+
+const MiB = 2 ** 20;
+
+describe("the cgroup's memory limit, as /proc/self/cgroup and /sys/fs/cgroup give it", () => {
+  /** A fake file system: path → text. */
+  const files = (entries: Record<string, string>) => (path: string) => entries[path];
+  const stat = (inactive: number, key = "inactive_file") =>
+    `anon 1000\nfile 9000\nactive_file 4000\n${key} ${inactive}\nunevictable 0\n`;
+
+  test("cgroup v2: memory.max, memory.current less the inactive page cache", () => {
+    const read = files({
+      "/sys/fs/cgroup/kubepods/pod1/memory.max": "8589934592\n",
+      "/sys/fs/cgroup/kubepods/pod1/memory.current": "3221225472\n",
+      "/sys/fs/cgroup/kubepods/pod1/memory.stat": stat(1073741824),
+    });
+    expect(cgroupMemory("0::/kubepods/pod1\n", "/sys/fs/cgroup", read)).toEqual({
+      limitBytes: 8 * 2 ** 30,
+      usedBytes: 2 * 2 ** 30,
+    });
+  });
+
+  test("cgroup v2 inside a container's own namespace: the root of /sys/fs/cgroup", () => {
+    const read = files({
+      "/sys/fs/cgroup/memory.max": "1073741824",
+      "/sys/fs/cgroup/memory.current": "104857600",
+      "/sys/fs/cgroup/memory.stat": stat(0),
+    });
+    expect(cgroupMemory("0::/\n", "/sys/fs/cgroup", read)).toEqual({
+      limitBytes: 2 ** 30,
+      usedBytes: 100 * MiB,
+    });
+  });
+
+  test("no limit (max), unreadable files, no cgroup at all: none", () => {
+    const unlimited = files({ "/sys/fs/cgroup/memory.max": "max\n", "/sys/fs/cgroup/memory.current": "5" });
+    expect(cgroupMemory("0::/\n", "/sys/fs/cgroup", unlimited)).toBeUndefined();
+    expect(cgroupMemory("0::/\n", "/sys/fs/cgroup", files({}))).toBeUndefined();
+    expect(cgroupMemory("", "/sys/fs/cgroup", files({}))).toBeUndefined();
+  });
+
+  test("cgroup v1 (and hybrid systems): the memory controller's limit_in_bytes and usage_in_bytes", () => {
+    const read = files({
+      "/sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes": "4294967296\n",
+      "/sys/fs/cgroup/memory/docker/abc/memory.usage_in_bytes": "2147483648\n",
+      "/sys/fs/cgroup/memory/docker/abc/memory.stat": stat(536870912, "total_inactive_file"),
+    });
+    const procSelfCgroup = "12:pids:/docker/abc\n5:cpu,cpuacct:/docker/abc\n4:memory:/docker/abc\n0::/\n";
+    expect(cgroupMemory(procSelfCgroup, "/sys/fs/cgroup", read)).toEqual({
+      limitBytes: 4 * 2 ** 30,
+      usedBytes: 1.5 * 2 ** 30,
+    });
+  });
+});
+
+test("the KV cache in one line: dtype, tokens, blocks, bytes per token, total, max concurrency", () => {
+  // 771 blocks × 16 = 12,336 tokens; 12,336 × 32 KiB = 385.5 MiB; 771 / (512 / 16) = 24.1
+  expect(
+    kvCacheSummary({
+      dtype: "f16",
+      numBlocks: 771,
+      blockSize: 16,
+      bytesPerToken: 32 * 1024,
+      maxModelLen: 512,
+    }),
+  ).toBe(
+    "KV cache (f16): 12,336 tokens (771 blocks of 16), 32.0 KiB/token, 385.5 MiB; max concurrency 24.1x at maxModelLen 512",
+  );
+});
+
+test("the reference backend copies every weight at load: the budget is a share of free memory", () => {
+  const model = syntheticModel("tiny-test", "q8_0");
+  const blockBytes = 16 * kvBytesPerToken(model.config, "f32");
+  const freeBytes = 40 * blockBytes;
+  const { engine, summary } = createEngine(model, {
+    backend: "reference",
+    maxNumSeqs: 64,
+    memory: { freeBytes },
+  });
+  expect(engine.core.config.numBlocks).toBe(Math.floor(Math.floor(0.3 * freeBytes) / blockBytes));
+  expect(summary).toContain(`KV budget 30% of (${formatBytes(freeBytes)} free − 0 B of mapped weights)`);
+});
+
+const addon = loadNativeAddon();
+
+describe.skipIf(addon instanceof Error)("the default KV budget of a memory-mapped GGUF model", () => {
+  let dir: string;
+  let path: string;
+  let model: LoadedModel;
+  /** Bytes of the file's 2-D tensors (embedding, classifier, matrices): what a backend reading them in place maps. */
+  let matrixBytes: number;
+  let embeddingBytes: number;
+  const blockBytes = 16 * kvBytesPerToken(syntheticModel("tiny-test", "q8_0").config, "f32");
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "vellum-kv-budget-"));
+    path = join(dir, "tiny-q8_0.gguf");
+    writeGgufModel(syntheticModel("tiny-test", "q8_0", 5), path, { dtype: "q8_0" });
+    model = loadModel(path);
+    const tensors = readGgufFile(path).tensors;
+    matrixBytes = tensors.filter((t) => t.shape.length === 2).reduce((sum, t) => sum + t.byteLength, 0);
+    embeddingBytes = tensors.find((t) => t.name === "token_embd.weight")?.byteLength ?? Number.NaN;
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("the backend reports the weights it reads in place: all of them without interleaved copies", () => {
+    const scalar = new NativeBackend(model, { threads: 1, kernels: "scalar" });
+    expect(scalar.weightSource).toBe("mapped");
+    expect(scalar.mappedWeightBytes).toBe(matrixBytes);
+    // The SIMD paths read q8_0 matrices (rows in groups of 8) from copies made at load; the embedding stays mapped.
+    const simd = new NativeBackend(model, { threads: 1 });
+    if (simd.kernelPath !== "scalar") expect(simd.mappedWeightBytes).toBe(embeddingBytes);
+    // Weights in the loader's buffers are resident already.
+    expect(new NativeBackend(syntheticModel("tiny-test", "q8_0"), { threads: 1 }).mappedWeightBytes).toBe(0);
+  });
+
+  test("fraction × (free − mapped weights), and the startup line says so", () => {
+    const backend = new NativeBackend(model, { threads: 1, kernels: "scalar" });
+    const freeBytes = matrixBytes + 100 * blockBytes;
+    const { engine, summary } = createEngine(model, { backend, maxNumSeqs: 64, memory: { freeBytes } });
+    expect(engine.core.config.numBlocks).toBe(
+      Math.floor(Math.floor(0.3 * (freeBytes - matrixBytes)) / blockBytes),
+    );
+    expect(summary).toContain(
+      `; KV budget 30% of (${formatBytes(freeBytes)} free − ${formatBytes(matrixBytes)} of mapped weights); backend native`,
+    );
+  });
+
+  test("under a cgroup limit lower than free memory, the limit decides", () => {
+    const backend = new NativeBackend(model, { threads: 1, kernels: "scalar" });
+    const cgroup = { limitBytes: 64 * MiB, usedBytes: 64 * MiB - matrixBytes - 50 * blockBytes };
+    const { engine, summary } = createEngine(model, {
+      backend,
+      maxNumSeqs: 64,
+      memory: { freeBytes: 16 * 2 ** 30, cgroup },
+    });
+    expect(engine.core.config.numBlocks).toBe(Math.floor(Math.floor(0.3 * 50 * blockBytes) / blockBytes));
+    expect(summary).toContain("left under the cgroup limit of 64.0 MiB");
+  });
+
+  test("a model whose mapped weights exceed the memory left is refused with a clear error", () => {
+    const backend = new NativeBackend(model, { threads: 1, kernels: "scalar" });
+    expect(() => createEngine(model, { backend, memory: { freeBytes: matrixBytes - 1 } })).toThrow(
+      /^no memory left for the KV cache: .* free, and the model's memory-mapped weights need .*--kv-cache-memory/,
+    );
+    // A budget given explicitly is the user's call.
+    expect(
+      createEngine(model, { backend, kvCacheMemory: 10 * blockBytes, memory: { freeBytes: 1 } }).summary,
+    ).toContain(`; KV budget ${formatBytes(10 * blockBytes)} as given;`);
+  });
+});
