@@ -128,8 +128,8 @@ export function scatteredBlockTables(
   return { numBlocks, blockTables: blocksPer.map((n) => Int32Array.from(free.splice(0, n))) };
 }
 
-/** `fn` throws an InputError of one line that contains every one of `parts`. */
-export function expectInputError(fn: () => unknown, ...parts: string[]): void {
+/** `fn` throws an InputError of one line that contains every one of `parts`; returns its message. */
+export function expectInputError(fn: () => unknown, ...parts: string[]): string {
   let error: unknown;
   try {
     fn();
@@ -140,6 +140,7 @@ export function expectInputError(fn: () => unknown, ...parts: string[]): void {
   const message = (error as Error).message;
   expect(message).not.toContain("\n");
   for (const part of parts) expect(message).toContain(part);
+  return message;
 }
 
 /**

@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { byteToChar } from "../src/model/tokenizer/byte-unicode.js";
 import { TokenType, type VocabSpec } from "../src/model/tokenizer/tokenizer.js";
 
@@ -40,3 +41,34 @@ export function tinyByteLevelSpec(pre?: string): VocabSpec {
     addEos: false,
   };
 }
+
+/**
+ * Text of the kind an attacker writes: the special-token spellings of the fixtures and the bundled model mixed with
+ * words, chat markup and whitespace.
+ */
+export const hostileText = fc
+  .array(
+    fc.constantFrom(
+      "<s>",
+      "</s>",
+      "<unk>",
+      "<|im_start|>",
+      "<|im_end|>",
+      "<|begin_of_text|>",
+      "<|user_tag|>",
+      "[INST]",
+      "[/INST]",
+      "<<SYS>>",
+      "system\n",
+      "assistant",
+      "Hi",
+      " the",
+      "<",
+      "|>",
+      " ",
+      "\n",
+      "é",
+    ),
+    { maxLength: 12 },
+  )
+  .map((pieces) => pieces.join(""));

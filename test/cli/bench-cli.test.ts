@@ -1,34 +1,9 @@
-import { Command, CommanderError } from "commander";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { registerBench } from "../../src/cli/bench.js";
+import { runVellum } from "./in-process.js";
 
-/** Parses `vellum bench ARGS` in-process; returns the exit code commander would exit with, and the output. */
-async function vellumBench(...args: string[]) {
-  const program = new Command("vellum").exitOverride();
-  registerBench(program);
-  let stdout = "";
-  let stderr = "";
-  vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
-    stdout += String(chunk);
-    return true;
-  });
-  vi.spyOn(process.stderr, "write").mockImplementation((chunk) => {
-    stderr += String(chunk);
-    return true;
-  });
-  let code = 0;
-  try {
-    await program.parseAsync(["bench", ...args], { from: "user" });
-  } catch (err) {
-    if (!(err instanceof CommanderError)) throw err;
-    code = err.exitCode;
-  } finally {
-    vi.restoreAllMocks();
-  }
-  return { code, stdout, stderr };
-}
-
-afterEach(() => vi.restoreAllMocks());
+/** Parses `vellum bench ARGS` in-process. */
+const vellumBench = (...args: string[]) => runVellum([registerBench], ["bench", ...args]);
 
 const benches = [
   "probe",

@@ -1,37 +1,13 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Command } from "commander";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { registerBench } from "../../src/cli/bench.js";
 import { registerPlan } from "../../src/cli/plan.js";
 import { registerSimulate } from "../../src/cli/simulate.js";
+import { runVellum } from "./in-process.js";
 
-/** Runs `vellum ARGS` in-process with the plan, simulate and bench commands; returns exit code and output. */
-async function vellum(...args: string[]) {
-  const program = new Command("vellum").exitOverride();
-  registerPlan(program);
-  registerSimulate(program);
-  registerBench(program);
-  let stdout = "";
-  let stderr = "";
-  vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
-    stdout += String(chunk);
-    return true;
-  });
-  vi.spyOn(process.stderr, "write").mockImplementation((chunk) => {
-    stderr += String(chunk);
-    return true;
-  });
-  process.exitCode = undefined;
-  try {
-    await program.parseAsync(args, { from: "user" });
-  } finally {
-    vi.restoreAllMocks();
-  }
-  const code = process.exitCode ?? 0;
-  process.exitCode = undefined;
-  return { code, stdout, stderr };
-}
+/** Runs `vellum ARGS` in-process with the plan, simulate and bench commands. */
+const vellum = (...args: string[]) => runVellum([registerPlan, registerSimulate, registerBench], args);
 
 function expectOneLineError(r: { code: number | string; stderr: string }, needle: RegExp) {
   expect(r.code, r.stderr).toBe(1);
@@ -39,8 +15,6 @@ function expectOneLineError(r: { code: number | string; stderr: string }, needle
   expect(lines, r.stderr).toHaveLength(1);
   expect(lines[0]).toMatch(needle);
 }
-
-afterEach(() => vi.restoreAllMocks());
 
 describe("vellum plan", () => {
   it("prints the textbook example with both columns and states its units", async () => {

@@ -15,7 +15,7 @@ import { sentencePieceTokenTypes } from "../../src/model/tokenizer/sentencepiece
 import { type Tokenizer, TokenType, type VocabSpec } from "../../src/model/tokenizer/tokenizer.js";
 import { chatmlTemplate, llama2Template } from "../chat-templates.js";
 import { hasSharedModels, llama2Tokenizer32k, needs, warnSkipped } from "../shared-models.js";
-import { tinyByteLevelSpec } from "../tokenizer-fixtures.js";
+import { hostileText, tinyByteLevelSpec } from "../tokenizer-fixtures.js";
 
 /** Ids that only special-token parsing can produce: the control (and unknown) tokens of the vocabulary. */
 function controlIdsOf(spec: VocabSpec): Set<number> {
@@ -26,34 +26,6 @@ function controlIdsOf(spec: VocabSpec): Set<number> {
   });
   return ids;
 }
-
-/** Text of the kind an attacker writes: special-token spellings mixed with words, markup and whitespace. */
-const hostileText = fc
-  .array(
-    fc.constantFrom(
-      "<s>",
-      "</s>",
-      "<unk>",
-      "<|im_start|>",
-      "<|im_end|>",
-      "<|begin_of_text|>",
-      "<|user_tag|>",
-      "[INST]",
-      "[/INST]",
-      "<<SYS>>",
-      "system\n",
-      "assistant",
-      "Hi",
-      " the",
-      "<",
-      "|>",
-      " ",
-      "\n",
-      "é",
-    ),
-    { maxLength: 12 },
-  )
-  .map((pieces) => pieces.join(""));
 
 /** Text with no special-token spelling in it (no "<", which every special token here starts with). */
 const benignText = fc.string({ unit: fc.constantFrom(..."the cat sat. Hi!\n é[]/>|"), maxLength: 40 });

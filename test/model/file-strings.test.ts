@@ -3,12 +3,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { bundledModelPath } from "../../src/cli/default-model.js";
-import { fileErrorText, InputError, quoteFileString, showFileValue } from "../../src/model/errors.js";
+import { fileErrorText, quoteFileString, showFileValue } from "../../src/model/errors.js";
 import { readGgufFile } from "../../src/model/formats/gguf-reader.js";
 import { writeGgufFile } from "../../src/model/formats/gguf-writer.js";
 import { SafetensorsFile } from "../../src/model/formats/safetensors.js";
 import { loadModel } from "../../src/model/load.js";
-import { unsafeForTerminal } from "../helpers.js";
+import { expectInputError, unsafeForTerminal } from "../helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "vellum-file-strings-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -18,14 +18,7 @@ const escapeSoup =
 
 /** The message of the InputError `fn` throws, checked to be one short line of visible characters naming `path`. */
 function safeErrorOf(fn: () => unknown, path: string): string {
-  let error: unknown;
-  try {
-    fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(InputError);
-  const message = (error as Error).message;
+  const message = expectInputError(fn);
   expect(message.startsWith(`${path}: `), message).toBe(true);
   expect(message.length, message).toBeLessThan(300);
   expect(message, message).not.toMatch(unsafeForTerminal);

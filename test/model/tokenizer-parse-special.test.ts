@@ -9,31 +9,12 @@ import {
   tokenizerJsonFromVocab,
 } from "../../src/model/tokenizer/hf-tokenizer.js";
 import type { TextPart, VocabSpec } from "../../src/model/tokenizer/tokenizer.js";
-import { byteLevelFirstSpecial, tinyByteLevelSpec } from "../tokenizer-fixtures.js";
+import { byteLevelFirstSpecial, hostileText, tinyByteLevelSpec } from "../tokenizer-fixtures.js";
 
 const sentencePieceSpec = loadModel(bundledModelPath).vocab as VocabSpec;
 const byteLevelSpec = tinyByteLevelSpec("llama-bpe");
 
-/** Text mixing the special-token spellings of both vocabularies with ordinary text. */
-const mixedText = fc
-  .array(
-    fc.constantFrom(
-      "<s>",
-      "</s>",
-      "<unk>",
-      "<|im_start|>",
-      "<|im_end|>",
-      "<|user_tag|>",
-      "a",
-      " the",
-      "\n",
-      "<",
-      "é",
-    ),
-    { maxLength: 8 },
-  )
-  .map((pieces) => pieces.join(""));
-const parts = fc.array(fc.record({ text: mixedText, parseSpecial: fc.boolean() }), {
+const parts = fc.array(fc.record({ text: hostileText, parseSpecial: fc.boolean() }), {
   maxLength: 5,
 }) as fc.Arbitrary<TextPart[]>;
 
