@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import type { ModelConfig } from "./config.js";
+import { type ModelConfig, plainConfig } from "./config.js";
 import { InputError } from "./errors.js";
 
 /** The shape fields a profile gives; the rest of ModelConfig follows from them. */
@@ -31,11 +31,10 @@ export function shapeConfig(name: string): ModelConfig {
   const shapes = modelShapes();
   const shape = shapes.get(name);
   if (!shape) throw new InputError(`unknown shape "${name}" (known: ${[...shapes.keys()].join(", ")})`);
-  return {
+  return plainConfig({
     ...shape,
-    architecture: "llama",
     headDim: shape.dim / shape.nHeads,
     ropeStyle: "interleaved",
     attentionBias: false,
-  };
+  });
 }

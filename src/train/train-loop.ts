@@ -5,7 +5,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import cliProgress from "cli-progress";
-import type { ModelConfig } from "../model/config.js";
+import { type ModelConfig, plainConfig } from "../model/config.js";
 import { writeGgufModel } from "../model/formats/gguf-model.js";
 import type { LoadedModel } from "../model/model.js";
 import { createTokenizer } from "../model/tokenizer/create.js";
@@ -43,8 +43,7 @@ export interface TrainSummary {
 /** The ModelConfig a training config describes (GGUF llama: interleaved RoPE, untied classifier). */
 export function modelConfigOf(cfg: TrainConfig, vocabSize: number): ModelConfig {
   const m = cfg.model;
-  return {
-    architecture: "llama",
+  return plainConfig({
     dim: m.dim,
     hiddenDim: m.hiddenDim,
     nLayers: m.nLayers,
@@ -58,7 +57,7 @@ export function modelConfigOf(cfg: TrainConfig, vocabSize: number): ModelConfig 
     ropeStyle: "interleaved",
     tiedEmbeddings: false,
     attentionBias: false,
-  };
+  });
 }
 
 /** Reads the corpus, learns the tokenizer on the training books and encodes both splits. */

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { bundledModelPath } from "../../src/cli/default-model.js";
-import { expectedTensors, type ModelConfig } from "../../src/model/config.js";
+import { expectedTensors, type ModelConfig, plainConfig } from "../../src/model/config.js";
 import { dtypeLayout, dtypes, quantize, tensorBytes } from "../../src/model/dtype.js";
 import { InputError } from "../../src/model/errors.js";
 import { storedDType, writeGgufModel } from "../../src/model/formats/gguf-model.js";
@@ -195,8 +195,10 @@ beforeAll(() => {
     dtype: "q8_0",
   });
   const vocab = byteLevelVocab();
-  const qwen: ModelConfig = {
-    ...spm.config,
+  const qwen: ModelConfig = plainConfig({
+    maxSeqLen: spm.config.maxSeqLen,
+    normEps: spm.config.normEps,
+    ropeTheta: spm.config.ropeTheta,
     architecture: "qwen2",
     dim: 32,
     hiddenDim: 64,
@@ -208,7 +210,7 @@ beforeAll(() => {
     ropeStyle: "neox",
     tiedEmbeddings: true,
     attentionBias: true,
-  };
+  });
   const bpePath = join(dir, "bpe.gguf");
   writeGgufModel(modelOf(qwen, vocab, "{{ bos_token }}{{ messages[0].content }}"), bpePath, {
     dtype: "q8_0",

@@ -16,7 +16,7 @@ import v8 from "node:v8";
 import vm from "node:vm";
 import { GgmlType, readGgufFileInfo } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { expectedTensors, type ModelConfig, tensorNames } from "../../src/model/config.js";
+import { expectedTensors, type ModelConfig, plainConfig, tensorNames } from "../../src/model/config.js";
 import {
   dequantize,
   dtypes,
@@ -589,8 +589,8 @@ function tinyModel(config: Omit<ModelConfig, "vocabSize">, vocab: VocabSpec, see
   };
 }
 
-const llamaConfig: Omit<ModelConfig, "vocabSize"> = {
-  architecture: "llama",
+const llamaConfig = plainConfig({
+  vocabSize: 0,
   dim: 64,
   hiddenDim: 80, // not whole q8_0 blocks: ffn_down falls back to f16
   nLayers: 2,
@@ -603,7 +603,7 @@ const llamaConfig: Omit<ModelConfig, "vocabSize"> = {
   ropeStyle: "interleaved",
   tiedEmbeddings: false,
   attentionBias: false,
-};
+});
 
 const qwenConfig: Omit<ModelConfig, "vocabSize"> = {
   ...llamaConfig,

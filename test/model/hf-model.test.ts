@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { expectedTensors, type ModelConfig, tensorNames } from "../../src/model/config.js";
+import { expectedTensors, type ModelConfig, plainConfig, tensorNames } from "../../src/model/config.js";
 import { dequantize, quantize } from "../../src/model/dtype.js";
 import { loadHfModel, readHfConfig, writeHfModel } from "../../src/model/formats/hf-model.js";
 import { SafetensorsFile, writeSafetensors } from "../../src/model/formats/safetensors.js";
@@ -59,8 +59,7 @@ function randomModel(config: ModelConfig, seed: number, chatTemplate?: string): 
   };
 }
 
-const llamaConfig: ModelConfig = {
-  architecture: "llama",
+const llamaConfig: ModelConfig = plainConfig({
   dim: 16,
   hiddenDim: 24,
   nLayers: 2,
@@ -74,12 +73,14 @@ const llamaConfig: ModelConfig = {
   ropeStyle: "interleaved",
   tiedEmbeddings: false,
   attentionBias: false,
-};
+});
 
 const qwenConfig: ModelConfig = {
   ...llamaConfig,
   architecture: "qwen2",
   headDim: 8,
+  ropeDims: 8,
+  attentionScale: 1 / Math.sqrt(8),
   nHeads: 2,
   nKvHeads: 1,
   ropeStyle: "neox",
@@ -279,22 +280,24 @@ describe("readHfConfig on published configs", () => {
       use_cache: true,
       vocab_size: 32000,
     });
-    expect(readHfConfig(path)).toEqual({
-      architecture: "llama",
-      dim: 2048,
-      hiddenDim: 5632,
-      nLayers: 22,
-      nHeads: 32,
-      nKvHeads: 4,
-      headDim: 64,
-      vocabSize: 32000,
-      maxSeqLen: 2048,
-      normEps: 1e-5,
-      ropeTheta: 10000,
-      ropeStyle: "neox",
-      tiedEmbeddings: false,
-      attentionBias: false,
-    });
+    expect(readHfConfig(path)).toEqual(
+      plainConfig({
+        architecture: "llama",
+        dim: 2048,
+        hiddenDim: 5632,
+        nLayers: 22,
+        nHeads: 32,
+        nKvHeads: 4,
+        headDim: 64,
+        vocabSize: 32000,
+        maxSeqLen: 2048,
+        normEps: 1e-5,
+        ropeTheta: 10000,
+        ropeStyle: "neox",
+        tiedEmbeddings: false,
+        attentionBias: false,
+      }),
+    );
   });
 
   it("Qwen2.5-0.5B", () => {
@@ -320,22 +323,24 @@ describe("readHfConfig on published configs", () => {
       use_sliding_window: false,
       vocab_size: 151936,
     });
-    expect(readHfConfig(path)).toEqual({
-      architecture: "qwen2",
-      dim: 896,
-      hiddenDim: 4864,
-      nLayers: 24,
-      nHeads: 14,
-      nKvHeads: 2,
-      headDim: 64,
-      vocabSize: 151936,
-      maxSeqLen: 32768,
-      normEps: 1e-6,
-      ropeTheta: 1_000_000,
-      ropeStyle: "neox",
-      tiedEmbeddings: true,
-      attentionBias: true,
-    });
+    expect(readHfConfig(path)).toEqual(
+      plainConfig({
+        architecture: "qwen2",
+        dim: 896,
+        hiddenDim: 4864,
+        nLayers: 24,
+        nHeads: 14,
+        nKvHeads: 2,
+        headDim: 64,
+        vocabSize: 151936,
+        maxSeqLen: 32768,
+        normEps: 1e-6,
+        ropeTheta: 1_000_000,
+        ropeStyle: "neox",
+        tiedEmbeddings: true,
+        attentionBias: true,
+      }),
+    );
   });
 
   it("rejects what ModelConfig cannot express, naming the key", () => {

@@ -1,13 +1,12 @@
 import { expect, test } from "vitest";
-import type { ModelConfig } from "../../src/model/config.js";
+import { type ModelConfig, plainConfig } from "../../src/model/config.js";
 import { float64Compute } from "../../src/train/compute.js";
 import { LlamaGraph } from "../../src/train/llama-graph.js";
 import { initParams } from "../../src/train/params.js";
 import { Rng } from "../../src/util/rng.js";
 
 // A tiny random model in float64 with plain JS matmuls: GQA (4 query heads on 2 kv heads), 2 layers.
-const config: ModelConfig = {
-  architecture: "llama",
+const config: ModelConfig = plainConfig({
   dim: 8,
   hiddenDim: 12,
   nLayers: 2,
@@ -21,7 +20,7 @@ const config: ModelConfig = {
   ropeStyle: "interleaved",
   tiedEmbeddings: false,
   attentionBias: false,
-};
+});
 
 test("every parameter's analytic gradient matches central finite differences (float64)", () => {
   const B = 2;

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, expect, test } from "vitest";
-import type { ModelConfig } from "../../src/model/config.js";
+import { type ModelConfig, plainConfig } from "../../src/model/config.js";
 import { createTokenizer } from "../../src/model/tokenizer/create.js";
 import { encodeBooks, evaluationBatches, trainingBatch } from "../../src/train/batches.js";
 import { trainBpeVocab } from "../../src/train/bpe-trainer.js";
@@ -34,8 +34,7 @@ const vocab = trainBpeVocab(
 const tokenizer = createTokenizer(vocab);
 const stream = encodeBooks(tokenizer, books);
 const T = 16;
-const config: ModelConfig = {
-  architecture: "llama",
+const config: ModelConfig = plainConfig({
   dim: 32,
   hiddenDim: 64,
   nLayers: 2,
@@ -49,7 +48,7 @@ const config: ModelConfig = {
   ropeStyle: "interleaved",
   tiedEmbeddings: false,
   attentionBias: false,
-};
+});
 const optimizer: TrainConfig["optimizer"] = {
   steps: 30,
   batchSize: 8,

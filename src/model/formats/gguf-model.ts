@@ -4,7 +4,7 @@
  */
 
 import { basename } from "node:path";
-import { type Architecture, expectedTensors, type ModelConfig, tensorNames } from "../config.js";
+import { type Architecture, expectedTensors, type ModelConfig, plainConfig, tensorNames } from "../config.js";
 import { dequantize, dtypeLayout, quantize } from "../dtype.js";
 import { InputError, quoteFileString } from "../errors.js";
 import type { LoadedModel } from "../model.js";
@@ -138,7 +138,7 @@ function readConfig(
       `is ${declaredVocab} but tokenizer.ggml.tokens has ${vocabSize} tokens`,
     );
   }
-  return {
+  return plainConfig({
     architecture: arch,
     dim,
     hiddenDim: count("feed_forward_length"),
@@ -153,7 +153,7 @@ function readConfig(
     ropeStyle: arch === "llama" ? "interleaved" : "neox",
     tiedEmbeddings: !hasTensor(tensorNames.output),
     attentionBias: hasTensor(tensorNames.bq(0)),
-  };
+  });
 }
 
 /**

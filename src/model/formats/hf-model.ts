@@ -11,7 +11,7 @@
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { type Architecture, expectedTensors, type ModelConfig, tensorNames } from "../config.js";
+import { type Architecture, expectedTensors, type ModelConfig, plainConfig, tensorNames } from "../config.js";
 import { dequantize, quantize } from "../dtype.js";
 import { fileErrorText, InputError, quoteFileString, showFileValue } from "../errors.js";
 import type { LoadedModel } from "../model.js";
@@ -32,6 +32,10 @@ export type HfDType = "f32" | "f16" | "bf16";
 const architectureClass: Record<Architecture, string> = {
   llama: "LlamaForCausalLM",
   qwen2: "Qwen2ForCausalLM",
+  qwen3: "Qwen3ForCausalLM",
+  gemma2: "Gemma2ForCausalLM",
+  gemma3: "Gemma3ForCausalLM",
+  phi3: "Phi3ForCausalLM",
 };
 
 const torchDtypeName: Record<HfDType, string> = { f32: "float32", f16: "float16", bf16: "bfloat16" };
@@ -102,7 +106,7 @@ export function readHfConfig(path: string): ModelConfig {
     throw fail("num_key_value_heads", `(${nKvHeads}) does not divide num_attention_heads (${nHeads})`);
   const headDim = count("head_dim", dim / nHeads);
   if (headDim % 2 !== 0) throw fail("head_dim", `is ${headDim}; RoPE needs an even head width`);
-  return {
+  return plainConfig({
     architecture,
     dim,
     hiddenDim: count("intermediate_size"),
@@ -117,14 +121,14 @@ export function readHfConfig(path: string): ModelConfig {
     ropeStyle: "neox",
     tiedEmbeddings: flag("tie_word_embeddings", false),
     attentionBias: architecture === "qwen2",
-  };
+  });
 }
 
 function architectureOf(path: string, raw: Record<string, unknown>): Architecture {
   if (raw.model_type === "llama" || raw.model_type === "qwen2") return raw.model_type;
   const classes = Array.isArray(raw.architectures) ? raw.architectures : [];
-  for (const [arch, className] of Object.entries(architectureClass)) {
-    if (raw.model_type === undefined && classes.includes(className)) return arch as Architecture;
+  for (const arch of ["llama", "qwen2"] as const) {
+    if (raw.model_type === undefined && classes.includes(architectureClass[arch])) return arch;
   }
   const what =
     raw.model_type !== undefined

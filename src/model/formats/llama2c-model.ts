@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { type ModelConfig, tensorNames } from "../config.js";
+import { type ModelConfig, plainConfig, tensorNames } from "../config.js";
 import { InputError } from "../errors.js";
 import type { LoadedModel } from "../model.js";
 import type { Tensor } from "../tensor.js";
@@ -38,8 +38,7 @@ export function loadLlama2cModel(path: string, tokenizerPath?: string): LoadedMo
   }
   const headDim = dim / nHeads;
   const kvDim = nKvHeads * headDim;
-  const config: ModelConfig = {
-    architecture: "llama",
+  const config: ModelConfig = plainConfig({
     dim,
     hiddenDim,
     nLayers,
@@ -53,7 +52,7 @@ export function loadLlama2cModel(path: string, tokenizerPath?: string): LoadedMo
     ropeStyle: "interleaved",
     tiedEmbeddings: tied,
     attentionBias: false,
-  };
+  });
 
   const perLayer = (rows: number, cols: number) => nLayers * rows * cols;
   const weightFloats =
