@@ -111,14 +111,15 @@ test.each(["f32", "f16"] as const)(
           const batch: ForwardBatch = {
             tokenIds: Int32Array.from(tokenIds),
             positions: Int32Array.from(positions),
-            slotMapping: Int32Array.from(slots),
+            slotMappings: [Int32Array.from(slots)],
             queryStartLoc: Int32Array.from(starts),
             seqLens: Int32Array.from(seqs.map((s) => s.cached + s.fresh)),
-            blockTables: tables,
+            blockTables: [tables],
             logitsIndices: new Int32Array(0),
           };
-          writeKv(kCache, vCache, Float32Array.from(newK), Float32Array.from(newV), batch.slotMapping, kvDim);
-          const out = pagedAttention(Float32Array.from(q), kCache, vCache, batch, {
+          const slotMapping = batch.slotMappings[0];
+          writeKv(kCache, vCache, Float32Array.from(newK), Float32Array.from(newV), slotMapping, kvDim);
+          const out = pagedAttention(Float32Array.from(q), kCache, vCache, batch, 0, {
             nHeads,
             nKvHeads,
             headDim,

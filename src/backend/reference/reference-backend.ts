@@ -1,7 +1,7 @@
 import { type ModelConfig, tensorNames } from "../../model/config.js";
 import { dequantize } from "../../model/dtype.js";
 import type { LoadedModel } from "../../model/model.js";
-import type { Backend, ForwardBatch, KvCacheSpec } from "../backend.js";
+import { type Backend, type ForwardBatch, type KvCacheSpec, layerKvSlots } from "../backend.js";
 import { addInPlace, matmul, rmsNorm, rope, swiglu } from "./ops.js";
 import { allocateKvCache, type KvCacheArray, pagedAttention, writeKv } from "./paged-attention.js";
 
@@ -32,8 +32,11 @@ export class ReferenceBackend implements Backend {
   private readonly layers: LayerWeights[];
   private readonly outputNorm: Float32Array;
   private readonly classifier: Float32Array;
+  /** Per slot layer (backend.ts KvCacheSpec). */
   private kCache: KvCacheArray[] = [];
   private vCache: KvCacheArray[] = [];
+  /** Per layer: its KV cache group and slot layer. */
+  private layerSlots: { group: number; slot: number }[] = [];
   private blockSize = 0;
 
   constructor(model: LoadedModel) {
@@ -67,10 +70,13 @@ export class ReferenceBackend implements Backend {
     }
   }
 
-  initKvCache({ numBlocks, blockSize, dtype }: KvCacheSpec) {
+  initKvCache(spec: KvCacheSpec) {
+    const { numBlocks, blockSize, dtype } = spec;
     const size = numBlocks * blockSize * this.config.nKvHeads * this.config.headDim;
-    this.kCache = this.layers.map(() => allocateKvCache(dtype, size));
-    this.vCache = this.layers.map(() => allocateKvCache(dtype, size));
+    this.layerSlots = layerKvSlots(spec, this.config.nLayers);
+    const numSlotLayers = this.config.nLayers / new Set(this.layerSlots.map((s) => s.group)).size;
+    this.kCache = Array.from({ length: numSlotLayers }, () => allocateKvCache(dtype, size));
+    this.vCache = Array.from({ length: numSlotLayers }, () => allocateKvCache(dtype, size));
     this.blockSize = blockSize;
   }
 
@@ -95,12 +101,14 @@ export class ReferenceBackend implements Backend {
       const v = matmul(xb, w.wv, T, c.dim, kvDim, w.bv);
       rope(q, batch.positions, c.nHeads, c.headDim, c.ropeTheta, c.ropeStyle);
       rope(k, batch.positions, c.nKvHeads, c.headDim, c.ropeTheta, c.ropeStyle);
-      writeKv(this.kCache[l], this.vCache[l], k, v, batch.slotMapping, kvDim);
-      const attn = pagedAttention(q, this.kCache[l], this.vCache[l], batch, {
+      const { group, slot } = this.layerSlots[l];
+      writeKv(this.kCache[slot], this.vCache[slot], k, v, batch.slotMappings[group], kvDim);
+      const attn = pagedAttention(q, this.kCache[slot], this.vCache[slot], batch, group, {
         nHeads: c.nHeads,
         nKvHeads: c.nKvHeads,
         headDim: c.headDim,
         blockSize: this.blockSize,
+        window: c.layerWindows[l],
       });
       addInPlace(x, matmul(attn, w.wo, T, qDim, c.dim));
 
