@@ -1,17 +1,13 @@
 import { describe, expect, test } from "vitest";
-import type { BackendName } from "../../src/backend/native/choose-backend.js";
 import { loadNativeAddon } from "../../src/backend/native/addon.js";
+import type { BackendName } from "../../src/backend/native/choose-backend.js";
 import { layersPerBlock } from "../../src/core/kv-cache-groups.js";
 import { Request } from "../../src/core/request.js";
 import { samplingParams } from "../../src/core/sampling-params.js";
 import { createEngine, type EngineOptions } from "../../src/engine/create-engine.js";
 import type { EngineCore } from "../../src/engine/engine-core.js";
-import { expectedTensors, plainConfig } from "../../src/model/config.js";
-import { quantize } from "../../src/model/dtype.js";
-import type { LoadedModel } from "../../src/model/model.js";
-import { syntheticVocab } from "../../src/model/synth/synth-vocab.js";
-import type { Tensor } from "../../src/model/tensor.js";
-import { createTokenizer } from "../../src/model/tokenizer/create.js";
+import { plainConfig } from "../../src/model/config.js";
+import { syntheticModelOf } from "../../src/model/synth/synth-model.js";
 import { Rng } from "../../src/util/rng.js";
 
 // Sliding-window layers in the paged KV cache, end to end: what a sequence holds, and that giving back the
@@ -39,29 +35,13 @@ const config = plainConfig({
   layerWindows: Array.from({ length: 12 }, (_, l) => (l % 6 === 5 ? 0 : WINDOW)),
 });
 
-/** Seeded weights uniform in ±0.15 (norms 1 ± 0.25): large enough that every key a query reads moves its output. */
-function randomModel(): LoadedModel {
-  const rng = new Rng(7);
-  const uniform = (lo: number, hi: number) => lo + (hi - lo) * rng.nextFloat();
-  const tensors = new Map<string, Tensor>();
-  for (const [name, shape] of expectedTensors(config)) {
-    const values = Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () =>
-      shape.length === 1 ? uniform(0.75, 1.25) : uniform(-0.15, 0.15),
-    );
-    tensors.set(name, quantize(values, shape, "f32"));
-  }
-  const vocab = syntheticVocab(config.vocabSize);
-  const tokenizer = createTokenizer(vocab, "synthetic gemma-like");
-  return { config, tensors, tokenizer, vocab, name: "gemma-like", format: "gguf", path: "synthetic:gemma-like" };
-}
-
-const model = randomModel();
+const model = syntheticModelOf(config, "f32", { seed: 7, name: "gemma-like" });
 const backends: BackendName[] = loadNativeAddon() instanceof Error ? ["reference"] : ["reference", "native"];
 const kvDim = config.nKvHeads * config.headDim;
 
 function core(backend: BackendName, options: EngineOptions): EngineCore {
-  return createEngine(model, { backend, threads: 1, blockSize: BLOCK_SIZE, maxNumSeqs: 16, ...options }).engine
-    .core;
+  return createEngine(model, { backend, threads: 1, blockSize: BLOCK_SIZE, maxNumSeqs: 16, ...options })
+    .engine.core;
 }
 
 /** Seeded token ids of the synthetic vocabulary (past its byte tokens). */
@@ -79,6 +59,28 @@ function greedyRequest(id: string, prompt: number[], maxTokens: number): Request
   });
 }
 
+test("the startup line names the groups; the KV budget's cap counts what a window layer holds", () => {
+  const created = (options: EngineOptions) =>
+    createEngine(model, {
+      backend: "reference",
+      blockSize: BLOCK_SIZE,
+      maxNumSeqs: 4,
+      maxModelLen: CONTEXT,
+      maxNumBatchedTokens: 256,
+      kvCacheMemory: "1GiB",
+      ...options,
+    });
+  const hybrid = created({});
+  expect(hybrid.summary).toContain("× 2 layers");
+  expect(hybrid.summary).toContain("6 groups of 2 layers: 1 full attention, 5 window 32");
+  // 4 sequences of 4096 tokens: 256 blocks in the full group, ⌈(31 + 256) / 16⌉ + 1 = 19 in each window group
+  expect(hybrid.engine.core.config.numBlocks).toBe(4 * (256 + 5 * 19) + 1);
+  const kept = created({ disableHybridKvCacheManager: true });
+  expect(kept.summary).toContain("× 12 layers");
+  expect(kept.summary).not.toContain("groups");
+  expect(kept.engine.core.config.numBlocks).toBe(4 * 256 + 1);
+});
+
 describe.each(backends)("sliding-window layers in the paged KV cache (%s backend)", (backend) => {
   test(`a sequence at ${CONTEXT} tokens holds the window's blocks in window layers, and the same greedy ids`, async () => {
     /** Runs one request to CONTEXT tokens of context and on; the blocks in use when its last query ran at CONTEXT − 1. */
@@ -92,7 +94,11 @@ describe.each(backends)("sliding-window layers in the paged KV cache (%s backend
         const pool = c.kvCacheManager.blockPool;
         if (request.numComputedTokens === CONTEXT) blocksInUse = pool.numUsableBlocks - pool.numFreeBlocks;
       }
-      return { blocksInUse, layersPerBlock: layersPerBlock(c.config.kvCacheGroups), output: request.outputTokenIds };
+      return {
+        blocksInUse,
+        layersPerBlock: layersPerBlock(c.config.kvCacheGroups),
+        output: request.outputTokenIds,
+      };
     }
     const hybrid = await run({});
     const kept = await run({ disableHybridKvCacheManager: true });
@@ -102,9 +108,12 @@ describe.each(backends)("sliding-window layers in the paged KV cache (%s backend
     const fullLayers = config.layerWindows.filter((w) => w === 0).length;
     const windowLayers = config.nLayers - fullLayers;
     const allBlocks = Math.ceil(CONTEXT / BLOCK_SIZE);
-    const windowBlocks = Math.floor((CONTEXT - 1) / BLOCK_SIZE) - Math.floor((CONTEXT - WINDOW) / BLOCK_SIZE) + 1;
+    const windowBlocks =
+      Math.floor((CONTEXT - 1) / BLOCK_SIZE) - Math.floor((CONTEXT - WINDOW) / BLOCK_SIZE) + 1;
     expect([hybrid.layersPerBlock, kept.layersPerBlock]).toEqual([2, config.nLayers]);
-    expect(hybrid.blocksInUse * hybrid.layersPerBlock).toBe(fullLayers * allBlocks + windowLayers * windowBlocks);
+    expect(hybrid.blocksInUse * hybrid.layersPerBlock).toBe(
+      fullLayers * allBlocks + windowLayers * windowBlocks,
+    );
     expect(kept.blocksInUse * kept.layersPerBlock).toBe(config.nLayers * allBlocks);
     const layerBlockBytes = BLOCK_SIZE * 2 * kvDim * 4;
     const bytes = (r: { blocksInUse: number; layersPerBlock: number }) =>
@@ -120,7 +129,10 @@ describe.each(backends)("sliding-window layers in the paged KV cache (%s backend
 
   test("requests sharing prefixes, under preemption: the same greedy ids with blocks given back, kept, or no prefix cache", async () => {
     const shared = tokens(150, 2);
-    const prompts = Array.from({ length: 8 }, (_, i) => [...shared.slice(0, 40 + 15 * i), ...tokens(10 + i, 10 + i)]);
+    const prompts = Array.from({ length: 8 }, (_, i) => [
+      ...shared.slice(0, 40 + 15 * i),
+      ...tokens(10 + i, 10 + i),
+    ]);
     async function run(options: EngineOptions) {
       const c = core(backend, { maxNumBatchedTokens: 64, ...options });
       const requests = prompts.map((p, i) => greedyRequest(`r${i}`, p, 24));
