@@ -164,7 +164,8 @@ export class KVCacheManager {
         const hit = this.longestHit(window, groups, request.blockHashes, numBlocks);
         if (hit < numBlocks) {
           numBlocks = hit;
-          shrunk = true;
+          // A full group's hit holds at any shorter length; a window's must be searched again.
+          shrunk = this.groupsByWindow.size > 1;
         }
       }
     }

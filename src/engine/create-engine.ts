@@ -155,10 +155,9 @@ export interface KvCacheSummaryInput {
 export function kvCacheSummary(s: KvCacheSummaryInput): string {
   const k = layersPerBlock(s.groups);
   const perSequence = `per sequence at maxModelLen ${s.maxModelLen}: ${s.blocksPerSequence.toLocaleString("en-US")} blocks = ${formatBytes(s.blocksPerSequence * s.blockBytes)}`;
-  const windows = s.groups.filter((g) => g.window > 0);
   let layout = "";
   let everyBlockKept = "";
-  if (windows.length > 0) {
+  if (s.groups.some((g) => g.window > 0)) {
     const counts = new Map<number, number>();
     for (const g of s.groups) counts.set(g.window, (counts.get(g.window) ?? 0) + 1);
     const kinds = [...counts].map(([w, n]) => `${n} ${w === 0 ? "full attention" : `window ${w}`}`);

@@ -9,8 +9,9 @@ import type { HardwareProfile, KvDtype, WeightDtype } from "./types.js";
  * Time of one engine step on given hardware, by the roofline:
  * max(bytes moved ÷ bandwidth, FLOPs ÷ peak) + a fixed per-step overhead.
  * Bytes: every weight once (one forward pass serves the whole batch) plus each scheduled request's K/V
- * over its context (a sliding-window layer's over its window). FLOPs: 2 per weight per scheduled token (the classifier only for tokens that sample)
- * plus attention, 4 × qDim per layer per (query, key) pair, causal within the new tokens.
+ * over its context (a sliding-window layer's over its window). FLOPs: 2 per weight per scheduled token (the
+ * classifier only for tokens that sample) plus attention, 4 × qDim per layer per (query, key) pair, causal
+ * within the new tokens.
  *
  * A profile with measured rates (cpu-local) adds the parts up instead, each at its measured speed: the
  * weights by the forward pass's cost curve at this step's token count + attention FLOPs ÷ attention rate
