@@ -271,27 +271,24 @@ export function vocabFromTokenizerJson(
   const sentencePiece = model.byte_fallback === true;
   const pre = sentencePiece ? "default" : preNameOf(tj, source);
   const limit = opts.vocabSize ?? Number.POSITIVE_INFINITY;
-  const tooLarge = (id: number) =>
-    new InputError(
-      `${source}: token id ${id} does not fit the model's vocabulary of ${opts.vocabSize} tokens`,
-    );
 
   const tokens: string[] = [];
   for (const [token, id] of Object.entries(model.vocab)) {
     if (!Number.isInteger(id) || id < 0)
       throw new InputError(`${source}: token ${quoteFileString(token)} has invalid id ${showFileValue(id)}`);
-    if (id >= limit) throw tooLarge(id);
     tokens[id] = token;
   }
   const addedTypes = new Map<number, number>();
   for (const t of tj.added_tokens ?? []) {
-    if (t.id >= limit) {
-      if (sentencePiece) continue;
-      throw tooLarge(t.id);
-    }
+    if (t.id >= limit && sentencePiece) continue;
     const control = t.special === true || looksSpecial(t.content);
     tokens[t.id] = control ? t.content : t.content.replaceAll(SPACE_MARK, " ");
     addedTypes.set(t.id, control ? TokenType.control : TokenType.userDefined);
+  }
+  if (tokens.length > limit) {
+    throw new InputError(
+      `${source}: the tokenizer has ids up to ${tokens.length - 1}, more than the model's vocabulary of ${limit} tokens`,
+    );
   }
   const n = Math.max(tokens.length, opts.vocabSize ?? 0);
   const unused = new Set<number>();
