@@ -4,7 +4,7 @@ import { writeGgufModel } from "../model/formats/gguf-model.js";
 import { modelShapes } from "../model/profiles.js";
 import { syntheticModel } from "../model/synth/synth-model.js";
 import type { DType } from "../model/tensor.js";
-import { numberOption } from "./options.js";
+import { numberOption, positiveInteger } from "./options.js";
 import { runAction } from "./run-action.js";
 
 const synthDTypes: DType[] = ["f32", "f16", "q8_0", "q4_0"];
@@ -16,14 +16,19 @@ export function registerSynthModel(program: Command) {
     .requiredOption("--shape <name>", `architecture shape: ${[...modelShapes().keys()].join(", ")}`)
     .option("--dtype <type>", `weight type: ${synthDTypes.join(", ")}`, "q8_0")
     .option("--seed <n>", "random seed", numberOption(true), 0)
+    .option(
+      "--layers <n>",
+      "keep only the first n layers (the family's layer pattern stays)",
+      positiveInteger,
+    )
     .requiredOption("--out <file.gguf>", "output path")
     .action(
-      runAction((opts: { shape: string; dtype: string; seed: number; out: string }) => {
+      runAction((opts: { shape: string; dtype: string; seed: number; layers?: number; out: string }) => {
         if (!synthDTypes.includes(opts.dtype as DType)) {
           throw new InputError(`--dtype must be one of ${synthDTypes.join(", ")}, got "${opts.dtype}"`);
         }
         const started = performance.now();
-        const model = syntheticModel(opts.shape, opts.dtype as DType, opts.seed);
+        const model = syntheticModel(opts.shape, opts.dtype as DType, opts.seed, { layers: opts.layers });
         writeGgufModel(model, opts.out, {
           dtype: opts.dtype as DType,
           extraMetadata: new Map([

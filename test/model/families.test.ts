@@ -12,22 +12,26 @@ import { getLlama, type Llama, LlamaLogLevel } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { NativeBackend } from "../../src/backend/native/native-backend.js";
 import { type ModelConfig, tensorNames } from "../../src/model/config.js";
+import { dequantize, quantize } from "../../src/model/dtype.js";
 import { loadGgufModel, writeGgufModel } from "../../src/model/formats/gguf-model.js";
 import { type GgufValue, readGgufFile, readGgufTensor } from "../../src/model/formats/gguf-reader.js";
 import { type GgufTensorEntry, writeGgufFile } from "../../src/model/formats/gguf-writer.js";
+import { hfSpecFromJson, loadHfModel, writeHfModel } from "../../src/model/formats/hf-model.js";
+import { SafetensorsFile } from "../../src/model/formats/safetensors.js";
 import type { LoadedModel } from "../../src/model/model.js";
+import { reorderRopeRows } from "../../src/model/rope-order.js";
 import type { Tensor } from "../../src/model/tensor.js";
 import { expectInputError, logitsAt } from "../helpers.js";
 import { type Family, families, familyModel } from "./family-configs.js";
 
-let dir: string;
+let root: string;
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "vellum-families-"));
+  root = mkdtempSync(join(tmpdir(), "vellum-families-"));
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 let fileCount = 0;
-const freshPath = (name: string) => join(dir, `${name}-${fileCount++}.gguf`);
+const freshPath = (name: string) => join(root, `${name}-${fileCount++}.gguf`);
 
 /** dtype, shape and bytes, compared fast (toEqual walks typed arrays element by element). */
 const summary = (t: Tensor | undefined) =>
@@ -49,6 +53,34 @@ describe.each(families())("$name", (f) => {
     const loaded = loadGgufModel(path);
     expect(loaded.config).toEqual(model.config);
     expectSameTensors(loaded, model);
+  });
+});
+
+describe.each(families())("$name as a Hugging Face directory", (f) => {
+  test("HF f32 → load: the same config and tensors (Q/K rows in rotate-half order), and back to the same GGUF", () => {
+    const model = familyModel(f, "f32");
+    const dir = join(root, `${f.name}-hf-${fileCount++}`);
+    writeHfModel(model, dir, "f32");
+    const loaded = loadHfModel(dir);
+    expect(loaded.config).toEqual({ ...model.config, ropeStyle: "neox" });
+    const { nLayers, nHeads, nKvHeads, ropeStyle } = model.config;
+    const rotateHalf = new Map(model.tensors);
+    if (ropeStyle === "interleaved") {
+      for (let l = 0; l < nLayers; l++) {
+        for (const [name, heads] of [
+          [tensorNames.wq(l), nHeads],
+          [tensorNames.wk(l), nKvHeads],
+        ] as const)
+          rotateHalf.set(name, reorderRopeRows(model.tensors.get(name) as Tensor, heads, "neox"));
+      }
+    }
+    expectSameTensors(loaded, { ...model, tensors: rotateHalf });
+
+    const path = freshPath(`${f.name}-from-hf`);
+    writeGgufModel(loaded, path, { dtype: "f32" });
+    const again = loadGgufModel(path);
+    expect(again.config).toEqual(model.config);
+    expectSameTensors(again, model);
   });
 });
 
@@ -233,6 +265,84 @@ describe("GGUF metadata vellum does not compute is refused, naming the key and t
       extraMetadata: new Map([["phi3.attention.sliding_window", u32(8)]]),
     });
     expect(loadGgufModel(path).config.layerWindows).toEqual([0, 0]);
+  });
+});
+
+describe("config.json vellum does not compute is refused, naming the key and the value", () => {
+  const json = (modelType: string, fields: Record<string, unknown> = {}) => ({
+    model_type: modelType,
+    hidden_size: 64,
+    intermediate_size: 128,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    vocab_size: 300,
+    ...fields,
+  });
+  const read = (config: Record<string, unknown>) => () => hfSpecFromJson(config, "config.json");
+
+  test("an unknown rope_type or activation (property)", () => {
+    const known = new Set(["default", "linear", "yarn", "llama3", "longrope", "su"]);
+    const name = fc.stringMatching(/^[a-z][a-z0-9_]{0,11}$/);
+    fc.assert(
+      fc.property(
+        name.filter((n) => !known.has(n)),
+        name.filter((n) => n !== "silu"),
+        (type, act) => {
+          expectInputError(
+            read(json("llama", { rope_scaling: { rope_type: type } })),
+            '"rope_scaling"',
+            `"${type}"`,
+          );
+          expectInputError(read(json("qwen3", { hidden_act: act })), '"hidden_act"', `"${act}"`);
+        },
+      ),
+    );
+  });
+
+  test.each([
+    ["gemma2", { rope_scaling: { rope_type: "linear", factor: 2 } }, ['"rope_scaling"', "gemma2"]],
+    ["gemma2", { hidden_activation: "gelu" }, ['"hidden_activation" is "gelu"']],
+    ["gemma3_text", { rope_scaling: { rope_type: "yarn", factor: 2 } }, ['"rope_scaling"', "windowed"]],
+    ["gemma3_text", { layer_types: ["sliding_attention"] }, ['"layer_types"']],
+    ["gemma3", {}, ['model_type "gemma3"', "gemma3_text"]],
+    [
+      "phi3",
+      { rope_scaling: { type: "longrope", long_factor: [1, 2], short_factor: [1, 2] } },
+      ['"rope_scaling.long_factor"', "8 positive numbers"],
+    ],
+    ["phi3", { rope_scaling: { rope_type: "linear", factor: 2 } }, ['"rope_scaling"', "phi3"]],
+    ["qwen3", { attention_bias: true }, ['"attention_bias" is true']],
+    [
+      "qwen2",
+      { rope_scaling: { rope_type: "yarn", factor: 4, original_max_position_embeddings: 64, beta_fast: 16 } },
+      ['"rope_scaling.beta_fast" is 16'],
+    ],
+    ["qwen2", { rope_scaling: { rope_type: "llama3", factor: 8 } }, ['"rope_scaling"', "qwen2"]],
+    ["mistral", { sliding_window: 4096 }, ['"sliding_window" is 4096']],
+    ["llama", { rope_parameters: { rope_type: "default", rope_theta: 10000 } }, ['"rope_parameters"']],
+  ] as const)("%s %j", (modelType, fields, parts) => {
+    expectInputError(read(json(modelType, fields)), "config.json: ", ...parts);
+  });
+
+  test("a mistral with sliding_window null is a llama", () => {
+    expect(hfSpecFromJson(json("mistral", { sliding_window: null }), "config.json").config.architecture).toBe(
+      "llama",
+    );
+  });
+});
+
+describe("Gemma norms in an f16 checkpoint", () => {
+  test("1 is added in f16, as convert_hf_to_gguf.py adds it, and kept in f32", () => {
+    const model = familyModel(family("gemma3"), "f32");
+    const dir = join(root, `gemma3-f16-${fileCount++}`);
+    writeHfModel(model, dir, "f16");
+    const file = SafetensorsFile.open(join(dir, "model.safetensors"));
+    const stored = dequantize(file.read("model.layers.0.self_attn.q_norm.weight"));
+    file.close();
+    const loaded = loadHfModel(dir).tensors.get(tensorNames.qNorm(0)) as Tensor;
+    expect(loaded.dtype).toBe("f32");
+    const plusOne = stored.map((w) => w + 1);
+    expect(dequantize(loaded)).toEqual(dequantize(quantize(plusOne, [plusOne.length], "f16")));
   });
 });
 

@@ -66,6 +66,9 @@ export function gemmaAttentionScale(
 
 const ropeScalingTypes = ["none", "linear", "yarn", "longrope"];
 
+/** llama.cpp's LLAMA_MAX_LAYERS: deeper models are refused (and a corrupt count builds nothing per layer). */
+export const maxLayers = 512;
+
 /**
  * The config of an `arch` model from its metadata. `tensorNames` are the file's tensor names: whether an output
  * matrix, biases or RoPE factor tensors exist decides switches as it does in llama.cpp.
@@ -95,7 +98,8 @@ export function readGgufConfig(
   const has = (name: string) => fileTensors.has(name);
 
   const nLayers = count("block_count");
-  // Checked before anything per layer is built: a corrupt count would build billions of entries.
+  if (nLayers > maxLayers)
+    throw meta.error(key("block_count"), `is ${nLayers}; llama.cpp allows at most ${maxLayers}`);
   if (nLayers > fileTensors.size) {
     throw meta.error(
       key("block_count"),

@@ -4,7 +4,7 @@ import { quantize } from "../dtype.js";
 import { InputError } from "../errors.js";
 import { storedDType } from "../formats/gguf-model.js";
 import type { LoadedModel } from "../model.js";
-import { shapeConfig } from "../profiles.js";
+import { shapeSpec } from "../profiles.js";
 import type { DType, Tensor } from "../tensor.js";
 import { createTokenizer } from "../tokenizer/create.js";
 import { syntheticVocab } from "./synth-vocab.js";
@@ -16,11 +16,18 @@ const normSpread = 0.1;
 
 /**
  * A model of a real architecture's shape (profiles/models.json) with seeded random weights, held in
- * `dtype` (norm weights near 1, in f32). Speed does not depend on weight values, so this is what the speed
- * benchmarks run on; its text is gibberish by construction.
+ * `dtype` (norm weights near 1, in f32; RoPE factor tensors with the values the shape's rope_scaling gives).
+ * `layers` cuts the depth, keeping the family's layer pattern. Speed does not depend on weight values, so
+ * this is what the speed benchmarks run on; its text is gibberish by construction.
  */
-export function syntheticModel(shape: string, dtype: DType, seed = 0): LoadedModel {
-  return syntheticModelOf(shapeConfig(shape), dtype, { seed, name: shape });
+export function syntheticModel(
+  shape: string,
+  dtype: DType,
+  seed = 0,
+  opts: { layers?: number } = {},
+): LoadedModel {
+  const { config, ropeFactors } = shapeSpec(shape, opts.layers);
+  return syntheticModelOf(config, dtype, { seed, name: shape, ropeFactors });
 }
 
 export interface SyntheticModelOptions {
