@@ -4,7 +4,7 @@
  * names the architecture; what llama.cpp would compute differently, or vellum does not implement, is refused
  * naming the key and the value.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -17,7 +17,7 @@ import { loadGgufModel, writeGgufModel } from "../../src/model/formats/gguf-mode
 import { type GgufValue, readGgufFile, readGgufTensor } from "../../src/model/formats/gguf-reader.js";
 import { type GgufTensorEntry, writeGgufFile } from "../../src/model/formats/gguf-writer.js";
 import { hfSpecFromJson, loadHfModel, writeHfModel } from "../../src/model/formats/hf-model.js";
-import { SafetensorsFile } from "../../src/model/formats/safetensors.js";
+import { SafetensorsFile, writeSafetensors } from "../../src/model/formats/safetensors.js";
 import type { LoadedModel } from "../../src/model/model.js";
 import { reorderRopeRows } from "../../src/model/rope-order.js";
 import type { Tensor } from "../../src/model/tensor.js";
@@ -258,6 +258,15 @@ describe("GGUF metadata vellum does not compute is refused, naming the key and t
     );
   });
 
+  test("keys that would make llama.cpp compute another kind of model", () => {
+    loadErrorFor(family("llama"), (m) => m.set("llama.expert_count", u32(8)), '"llama.expert_count" is 8');
+    loadErrorFor(
+      family("qwen3"),
+      (m) => m.set("qwen3.attention.causal", { type: "bool", value: false }),
+      '"qwen3.attention.causal" is false',
+    );
+  });
+
   test("phi3's sliding_window is ignored, as llama.cpp does", () => {
     const path = freshPath("phi3-swa");
     writeGgufModel(familyModel(family("phi3"), "f32"), path, {
@@ -304,7 +313,7 @@ describe("config.json vellum does not compute is refused, naming the key and the
     ["gemma2", { hidden_activation: "gelu" }, ['"hidden_activation" is "gelu"']],
     ["gemma3_text", { rope_scaling: { rope_type: "yarn", factor: 2 } }, ['"rope_scaling"', "windowed"]],
     ["gemma3_text", { layer_types: ["sliding_attention"] }, ['"layer_types"']],
-    ["gemma3", {}, ['model_type "gemma3"', "gemma3_text"]],
+    ["gemma3", {}, ['"text_config" is undefined', 'model_type "gemma3"']],
     [
       "phi3",
       { rope_scaling: { type: "longrope", long_factor: [1, 2], short_factor: [1, 2] } },
@@ -329,6 +338,72 @@ describe("config.json vellum does not compute is refused, naming the key and the
       "llama",
     );
   });
+});
+
+describe("Gemma 3 with vision (Gemma3ForConditionalGeneration): its text model", () => {
+  test("gemma-3-4b-it's config.json: text_config over transformers' defaults", () => {
+    const { config } = hfSpecFromJson(
+      {
+        architectures: ["Gemma3ForConditionalGeneration"],
+        model_type: "gemma3",
+        eos_token_id: [1, 106],
+        text_config: {
+          hidden_size: 2560,
+          intermediate_size: 10240,
+          model_type: "gemma3_text",
+          num_hidden_layers: 34,
+          rope_scaling: { factor: 8.0, rope_type: "linear" },
+          sliding_window: 1024,
+        },
+        vision_config: { hidden_size: 1152, model_type: "siglip_vision_model" },
+      },
+      "config.json",
+    );
+    expect(config).toMatchObject({
+      architecture: "gemma3",
+      nHeads: 8,
+      nKvHeads: 4,
+      headDim: 256,
+      vocabSize: 262208,
+      ropeTheta: 1_000_000,
+      ropeThetaLocal: 10000,
+      ropeScaling: { freqScale: 0.125, extFactor: 0, attnFactor: 1 },
+      attentionScale: 1 / 16,
+    });
+    expect(config.layerWindows).toEqual(Array.from({ length: 34 }, (_, l) => (l % 6 === 5 ? 0 : 1024)));
+  });
+
+  test.each(["language_model.model.", "model.language_model."])(
+    "loads from under %s, the vision tower left aside",
+    (prefix) => {
+      const dir = join(root, `gemma3-vision-${fileCount++}`);
+      writeHfModel(familyModel(family("gemma3"), "f32"), dir, "f32");
+      const text = loadHfModel(dir);
+      const configPath = join(dir, "config.json");
+      const { architectures: _, ...textConfig } = JSON.parse(readFileSync(configPath, "utf8"));
+      writeFileSync(
+        configPath,
+        JSON.stringify({
+          architectures: ["Gemma3ForConditionalGeneration"],
+          model_type: "gemma3",
+          text_config: textConfig,
+          vision_config: { hidden_size: 8 },
+        }),
+      );
+      const weights = join(dir, "model.safetensors");
+      const file = SafetensorsFile.open(weights);
+      const tensors = new Map(
+        [...file.entries.keys()].map((name) => [name.replace(/^model\./, prefix), file.read(name)]),
+      );
+      file.close();
+      const tower = prefix.startsWith("model.") ? "model.vision_tower" : "vision_tower";
+      tensors.set(`${tower}.vision_model.post_layernorm.weight`, quantize(new Float32Array(8), [8], "f32"));
+      writeSafetensors(weights, tensors);
+      const loaded = loadHfModel(dir);
+      expect(loaded.config).toEqual(text.config);
+      expectSameTensors(loaded, text);
+    },
+  );
 });
 
 describe("Gemma norms in an f16 checkpoint", () => {

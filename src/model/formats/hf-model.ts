@@ -1,7 +1,7 @@
 /**
  * A Hugging Face model directory, loaded and written:
  *   config.json             architecture and sizes (transformers' Llama, Mistral, Qwen2, Qwen3, Gemma2,
- *                           Gemma3 text and Phi3 configs)
+ *                           Gemma3 and Phi3 configs; of Gemma 3 with vision, the text model)
  *   model.safetensors       weights under HF names, or shards + model.safetensors.index.json
  *   tokenizer.json          the tokenizer, with tokenizer_config.json (BOS/EOS names, chat_template)
  *
@@ -98,6 +98,13 @@ const hfDefaults: Record<string, Record<string, unknown>> = {
     final_logit_softcapping: 30,
   },
   gemma3_text: {
+    // Gemma 3's text_config lists only what differs from these.
+    vocab_size: 262208,
+    hidden_size: 2304,
+    intermediate_size: 9216,
+    num_hidden_layers: 26,
+    num_attention_heads: 8,
+    num_key_value_heads: 4,
     head_dim: 256,
     max_position_embeddings: 131072,
     rms_norm_eps: 1e-6,
@@ -165,8 +172,9 @@ export function readHfConfig(path: string): ModelConfig {
  * `source` names it in errors. What ModelConfig cannot express, or the GGUF llama.cpp would run cannot hold,
  * is refused naming the key and its value.
  */
-export function hfSpecFromJson(json: Record<string, unknown>, source: string): HfModelSpec {
+export function hfSpecFromJson(configJson: Record<string, unknown>, source: string): HfModelSpec {
   const fail = (key: string, problem: string) => new InputError(`${source}: "${key}" ${problem}`);
+  const json = textConfigOf(configJson, fail);
   const modelType = modelTypeOf(json, source);
   const arch = hfArchitectures[modelType];
   const defaults = hfDefaults[modelType];
@@ -294,6 +302,24 @@ export function hfSpecFromJson(json: Record<string, unknown>, source: string): H
   return { config, ropeFactors: rope.factors };
 }
 
+/**
+ * The text model's config: Gemma 3 with vision (model_type "gemma3") keeps it in text_config, which
+ * convert_hf_to_gguf.py lays over the top-level keys; any other config is its own.
+ */
+function textConfigOf(
+  json: Record<string, unknown>,
+  fail: (key: string, problem: string) => InputError,
+): Record<string, unknown> {
+  if (json.model_type !== "gemma3") return json;
+  const text = json.text_config;
+  if (typeof text !== "object" || text === null || Array.isArray(text))
+    throw fail(
+      "text_config",
+      `is ${showFileValue(text)}; model_type "gemma3" needs its text model's config there`,
+    );
+  return { ...json, model_type: "gemma3_text", ...text };
+}
+
 function modelTypeOf(json: Record<string, unknown>, source: string): string {
   const modelType = json.model_type;
   if (typeof modelType === "string" && modelType in hfArchitectures) return modelType;
@@ -306,7 +332,7 @@ function modelTypeOf(json: Record<string, unknown>, source: string): string {
       ? `model_type ${showFileValue(modelType)}`
       : `architectures ${showFileValue(json.architectures)}`;
   throw new InputError(
-    `${source}: ${what} is not supported (${Object.keys(hfArchitectures).join(", ")} are${modelType === "gemma3" ? "; for Gemma 3 with vision, gemma3_text is its text model" : ""})`,
+    `${source}: ${what} is not supported (${Object.keys(hfArchitectures).join(", ")} are)`,
   );
 }
 
@@ -553,6 +579,16 @@ function gemmaNormToHf(t: Tensor, dtype: HfDType): Tensor {
 const isGemma = (c: ModelConfig) => c.architecture === "gemma2" || c.architecture === "gemma3";
 const isNorm = (name: string) => name.endsWith("norm.weight");
 
+/**
+ * Where a Gemma 3 checkpoint with vision keeps its text model ("model." of a text-only one): under
+ * "language_model.model." as transformers saved it before 4.52, "model.language_model." since.
+ */
+function multimodalTextPrefix(checkpoint: SafetensorsCheckpoint): string | undefined {
+  return ["language_model.model.", "model.language_model."].find((p) =>
+    checkpoint.find(`${p}embed_tokens.weight`),
+  );
+}
+
 function readWeights(dir: string, spec: HfModelSpec): Map<string, Tensor> {
   const c = spec.config;
   const checkpoint = SafetensorsCheckpoint.open(dir);
@@ -564,11 +600,18 @@ function readWeights(dir: string, spec: HfModelSpec): Map<string, Tensor> {
         `${join(dir, "config.json")}: "num_hidden_layers" is ${c.nLayers}, but ${checkpoint.source} holds only ${count} tensors`,
       );
     }
-    const wanted = hfTensors(c);
+    const textModel = c.architecture === "gemma3" ? multimodalTextPrefix(checkpoint) : undefined;
+    const wanted = new Map<string, [string, number][]>();
+    for (const [hfName, parts] of hfTensors(c)) {
+      wanted.set(textModel && hfName.startsWith("model.") ? textModel + hfName.slice(6) : hfName, parts);
+    }
     for (const hfName of checkpoint.names()) {
-      // inv_freq is a RoPE buffer some old checkpoints saved (recomputed from rope_theta); a tied lm_head is a copy.
+      // inv_freq is a RoPE buffer some old checkpoints saved (recomputed from rope_theta); a tied lm_head is a
+      // copy; a multimodal checkpoint's vision tower is not the text model.
       const ignorable =
-        hfName.endsWith(".rotary_emb.inv_freq") || (c.tiedEmbeddings && hfName === "lm_head.weight");
+        hfName.endsWith(".rotary_emb.inv_freq") ||
+        (c.tiedEmbeddings && (hfName === "lm_head.weight" || hfName === "language_model.lm_head.weight")) ||
+        (textModel !== undefined && /^(model\.)?(vision_tower|multi_modal_projector)\./.test(hfName));
       if (!wanted.has(hfName) && !ignorable) {
         throw new InputError(
           `${checkpoint.source}: tensor ${quoteFileString(hfName)} is not supported (not part of the ${c.architecture} model config.json describes)`,
