@@ -1,13 +1,11 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { kvCacheGroups, layersPerBlock, maxBlocksPerRequest } from "../../src/core/kv-cache-groups.js";
-
-/** Gemma 3's pattern: every sixth layer full, the others window 512. */
-const gemma3 = (nLayers: number) => Array.from({ length: nLayers }, (_, l) => (l % 6 === 5 ? 0 : 512));
+import { shapeConfig } from "../../src/model/profiles.js";
 
 describe("KV cache groups", () => {
   it("Gemma 3 1B's 4 full and 22 window layers make 13 groups of 2, full attention first", () => {
-    const groups = kvCacheGroups(gemma3(26), true);
+    const groups = kvCacheGroups(shapeConfig("gemma-3-1b").layerWindows, true);
     expect(groups).toHaveLength(13);
     expect(layersPerBlock(groups)).toBe(2);
     expect(groups.map((g) => g.window)).toEqual([0, 0, ...new Array(11).fill(512)]);
@@ -30,7 +28,8 @@ describe("KV cache groups", () => {
   });
 
   it("without the hybrid manager every layer is in one full-attention group", () => {
-    expect(kvCacheGroups(gemma3(12), false)).toEqual([{ window: 0, layers: [...Array(12).keys()] }]);
+    const gemma3 = shapeConfig("gemma-3-1b").layerWindows;
+    expect(kvCacheGroups(gemma3, false)).toEqual([{ window: 0, layers: [...Array(26).keys()] }]);
   });
 
   it("refuses a window that is not an integer ≥ 0", () => {

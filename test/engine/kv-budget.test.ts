@@ -12,6 +12,7 @@ import { writeGgufModel } from "../../src/model/formats/gguf-model.js";
 import { readGgufFile } from "../../src/model/formats/gguf-reader.js";
 import { loadModel } from "../../src/model/load.js";
 import type { LoadedModel } from "../../src/model/model.js";
+import { shapeConfig } from "../../src/model/profiles.js";
 import { syntheticModel } from "../../src/model/synth/synth-model.js";
 import { formatBytes } from "../../src/util/byte-size.js";
 
@@ -89,10 +90,7 @@ test("the KV cache in one line: dtype, blocks, layers per block, total, one sequ
 test("with sliding-window layers, the line names the groups and what keeping every block would take", () => {
   // Gemma 3 1B's layers: 4 full, 22 window 512 → 13 groups of 2; 4096 tokens: 256 blocks in each full group,
   // ⌈(511 + 2048) / 16⌉ + 1 = 161 in each window group; every block kept: 256 × 13
-  const groups = kvCacheGroups(
-    Array.from({ length: 26 }, (_, l) => (l % 6 === 5 ? 0 : 512)),
-    true,
-  );
+  const groups = kvCacheGroups(shapeConfig("gemma-3-1b").layerWindows, true);
   const blockBytes = 16 * 2 * 2 * 256 * 2; // 16 tokens × K and V × 2 layers × 256 wide × f16
   expect(
     kvCacheSummary({
