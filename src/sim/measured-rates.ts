@@ -102,7 +102,9 @@ async function forwardSecondsPerByte(
   threads: number,
 ): Promise<number[]> {
   const { config, tensors } = probeModel(f.config, f.weightDtype);
-  const model = new addon.NativeModel(specFromTensors(config, tensors, "probe", threads, kernels));
+  const model = new addon.NativeModel(
+    specFromTensors(config, tensors, "probe", threads, kernels, config.maxSeqLen),
+  );
   const maxBatch = probeBatches[probeBatches.length - 1];
   model.initKvCache(maxBatch, blockSize, f.kvDtype === "fp32" ? "f32" : "f16");
   // Every sequence of the batch decodes at position blockSize − 1 of its own block (short contexts).

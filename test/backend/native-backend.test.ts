@@ -180,7 +180,7 @@ describe.skipIf(!built)("native backend", () => {
 
     test("a config field out of range is named", () => {
       if (addon instanceof Error) throw addon;
-      const spec = specFromTensors(model.config, model.tensors, "tiny-test", 1, "auto");
+      const spec = specFromTensors(model.config, model.tensors, "tiny-test", 1, "auto", 512);
       expect(() => new addon.NativeModel({ ...spec, config: { ...spec.config, headDim: 1 } })).toThrow(
         "config.headDim must be an integer ≥ 2",
       );
