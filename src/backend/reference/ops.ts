@@ -5,7 +5,11 @@ import type { RopeScaling, RopeStyle } from "../../model/config.js";
  * (JS numbers) so the oracle is as exact as f32 storage allows. Written for clarity, not speed.
  */
 
-/** y[t, o] = Σ_i x[t, i] · w[o, i] (+ bias[o]).  x: [T, n], w: [m, n] (row o = output o), y: [T, m]. */
+/**
+ * y[t, o] = Σ_i x[t, i] · w[o, i] (+ bias[o]).  x: [T, n], w: [m, n] (row o = output o), y: [T, m].
+ * Each sum runs over i in order; four tokens at a time share each weight load, which keeps a weight row in cache
+ * while it serves them (several times faster on large vocabularies, the same sums).
+ */
 export function matmul(
   x: Float32Array,
   w: Float32Array,
@@ -15,13 +19,33 @@ export function matmul(
   bias?: Float32Array,
 ) {
   const y = new Float32Array(T * m);
-  for (let t = 0; t < T; t++) {
-    const xo = t * n;
-    for (let o = 0; o < m; o++) {
-      const wo = o * n;
+  for (let o = 0; o < m; o++) {
+    const wo = o * n;
+    const b = bias ? bias[o] : 0;
+    let t = 0;
+    for (; t + 4 <= T; t += 4) {
+      const x0 = t * n;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      for (let i = 0; i < n; i++) {
+        const wi = w[wo + i];
+        s0 += x[x0 + i] * wi;
+        s1 += x[x0 + n + i] * wi;
+        s2 += x[x0 + 2 * n + i] * wi;
+        s3 += x[x0 + 3 * n + i] * wi;
+      }
+      y[t * m + o] = s0 + b;
+      y[(t + 1) * m + o] = s1 + b;
+      y[(t + 2) * m + o] = s2 + b;
+      y[(t + 3) * m + o] = s3 + b;
+    }
+    for (; t < T; t++) {
+      const xo = t * n;
       let sum = 0;
       for (let i = 0; i < n; i++) sum += x[xo + i] * w[wo + i];
-      y[t * m + o] = bias ? sum + bias[o] : sum;
+      y[t * m + o] = sum + b;
     }
   }
   return y;
