@@ -1,15 +1,19 @@
 /**
- * vellum's native backend side by side with llama.cpp (node-llama-cpp 3.21.1, CPU) on the same GGUF, same
- * prompt ids and lengths: prefill tokens/s of a 512-token prompt and decode tokens/s after it. Runs alternate
- * (vellum, llama.cpp, vellum, …) so both see the same machine state; medians are compared. llama.cpp runs
- * at each of --peer-threads (its workers spin, so on few cores fewer threads can be faster) and its best
- * setting is the one the ratios use; vellum likewise runs at each of --threads (a list) and its best counts.
- * Usage: vellum bench llama-cpp-compare --model FILE.gguf [--threads 1,2] [--peer-threads 1,2]
+ * vellum's native backend side by side with a native llama.cpp (its `llama-bench`, built with CMake Release
+ * -DGGML_NATIVE=ON from the source node-llama-cpp ships; see the README) on the same GGUF: prefill tokens/s of a
+ * 512-token prompt and decode tokens/s after it (llama-bench's tg at depth = the prompt). Runs alternate (vellum,
+ * llama.cpp, vellum, …) so both see the same machine state; medians are compared. llama.cpp runs at each of
+ * --peer-threads (its workers spin, so on few cores fewer threads can be faster) and its best setting is the one
+ * the ratios use; vellum likewise runs at each of --threads (a list) and its best counts.
+ * Usage: vellum bench llama-cpp-compare --model FILE.gguf --llama-bench PATH [--threads 1,2] [--peer-threads 1,2]
  *        [--prompt 512] [--decode 32] [--runs 3] [--out F]
  */
-import type { Token } from "node-llama-cpp";
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { promisify } from "node:util";
 import type { Backend } from "../backend/backend.js";
 import { NativeBackend } from "../backend/native/native-backend.js";
+import { InputError } from "../model/errors.js";
 import { stepBatch } from "../workload/step-batch.js";
 import {
   loadBenchModel,
@@ -24,6 +28,8 @@ export interface LlamaCppCompareOptions extends Omit<NativeBenchOptions, "thread
   threads: number[];
   /** llama.cpp's thread counts; the best counts. */
   peerThreads: number[];
+  /** Path of a native llama-bench binary. */
+  llamaBench: string;
   /** Prompt tokens of the prefill. */
   prompt: number;
   /** Decode steps after it. */
@@ -36,8 +42,24 @@ interface Speeds {
   decode: number[];
 }
 
+/** One llama-bench test's mean tokens/s (`-o json` prints an array of tests; this asks for exactly one). */
+async function llamaBenchSpeed(binary: string, args: string[]): Promise<number> {
+  const { stdout } = await promisify(execFile)(binary, [...args, "-r", "1", "-o", "json"], {
+    maxBuffer: 16 * 2 ** 20,
+  });
+  const tests = JSON.parse(stdout) as { avg_ts: number }[];
+  if (tests.length !== 1)
+    throw new Error(`${binary} ${args.join(" ")}: expected one test, got ${tests.length}`);
+  return tests[0].avg_ts;
+}
+
 export async function runLlamaCppCompare(opts: LlamaCppCompareOptions) {
   const { threads: ourThreads, peerThreads, prompt: promptLen, decode: decodeSteps, runs } = opts;
+  if (!existsSync(opts.llamaBench)) {
+    throw new InputError(
+      `--llama-bench ${opts.llamaBench}: no such file (build llama.cpp natively as the README's Benchmarks section says)`,
+    );
+  }
   const { model, backend } = loadBenchModel({ ...opts, threads: ourThreads[0] });
   const vocab = model.config.vocabSize;
   const blockSize = 16;
@@ -49,21 +71,11 @@ export async function runLlamaCppCompare(opts: LlamaCppCompareOptions) {
   for (const b of backends.values())
     b.initKvCache({ numBlocks: blocks, blockSize, dtype: opts.kvCacheDtype });
   const prompt = stepBatch([0], [promptLen], blocks, blockSize, vocab);
-
-  // Imported only here: node-llama-cpp is a dev dependency, and every other command runs without it.
-  const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
-  const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
-  const peerModel = await llama.loadModel({ modelPath: opts.model });
-  const contexts = new Map<number, Awaited<ReturnType<typeof peerModel.createContext>>>();
-  for (const t of [...new Set(peerThreads)])
-    contexts.set(
-      t,
-      await peerModel.createContext({ contextSize: blocks * blockSize, threads: t, batchSize: promptLen }),
-    );
+  // llama-bench runs an f16 KV cache (it has no f32 one): compare with --kv-cache-dtype f16 for like with like.
+  const kvType = ["-ctk", "f16", "-ctv", "f16"];
 
   const ours = new Map<number, Speeds>(ourThreads.map((t) => [t, { prefill: [], decode: [] }]));
   const theirs = new Map<number, Speeds>(peerThreads.map((t) => [t, { prefill: [], decode: [] }]));
-  const promptIds = [...prompt.tokenIds] as Token[];
   for (let r = 0; r < runs; r++) {
     for (const [t, b] of backends) {
       const speeds = ours.get(t) as Speeds;
@@ -73,19 +85,18 @@ export async function runLlamaCppCompare(opts: LlamaCppCompareOptions) {
         await b.forward(stepBatch([promptLen + s], [1], blocks, blockSize, vocab));
       speeds.decode.push(decodeSteps / ((performance.now() - decodeStart) / 1000));
     }
-    for (const [t, context] of contexts) {
-      const sequence = context.getSequence();
-      await sequence.clearHistory();
+    for (const t of peerThreads) {
       const speeds = theirs.get(t) as Speeds;
+      const common = ["-m", opts.model, "-t", String(t), ...kvType];
       speeds.prefill.push(
-        promptLen / (await timed(() => sequence.evaluateWithoutGeneratingNewTokens(promptIds))),
+        await llamaBenchSpeed(opts.llamaBench, [...common, "-p", String(promptLen), "-n", "0"]),
       );
-      const tokens = sequence.evaluate([promptIds[1]], { temperature: 0 })[Symbol.asyncIterator]();
-      const start = performance.now();
-      for (let s = 0; s < decodeSteps; s++) await tokens.next();
-      speeds.decode.push(decodeSteps / ((performance.now() - start) / 1000));
-      await tokens.return?.();
-      sequence.dispose();
+      speeds.decode.push(
+        await llamaBenchSpeed(opts.llamaBench, [
+          ...common,
+          ...["-p", "0", "-n", String(decodeSteps), "-d", String(promptLen)],
+        ]),
+      );
     }
   }
 
@@ -94,13 +105,14 @@ export async function runLlamaCppCompare(opts: LlamaCppCompareOptions) {
   const vellum = summarize(ours);
   const peers = summarize(theirs);
   console.log(`${opts.model}: prompt ${promptLen}, decode ${decodeSteps}, ${runs} alternated runs, medians`);
-  console.log("engine                     | prefill tok/s | decode tok/s");
+  console.log(`KV cache: vellum ${opts.kvCacheDtype}, llama.cpp f16`);
+  console.log(`${"engine".padEnd(30)} | prefill tok/s | decode tok/s`);
   const row = (name: string, p: { prefill: number; decode: number }) =>
     console.log(
-      `${name.padEnd(26)} | ${p.prefill.toFixed(1).padStart(13)} | ${p.decode.toFixed(2).padStart(12)}`,
+      `${name.padEnd(30)} | ${p.prefill.toFixed(1).padStart(13)} | ${p.decode.toFixed(2).padStart(12)}`,
     );
   for (const p of vellum) row(`vellum native (${p.threads} threads)`, p);
-  for (const p of peers) row(`llama.cpp (${p.threads} threads)`, p);
+  for (const p of peers) row(`llama.cpp native (${p.threads} threads)`, p);
   const best = (list: { prefill: number; decode: number }[], key: "prefill" | "decode") =>
     Math.max(...list.map((p) => p[key]));
   const ratios = {
@@ -120,7 +132,4 @@ export async function runLlamaCppCompare(opts: LlamaCppCompareOptions) {
     llamaCpp: peers,
     ratios,
   });
-  for (const context of contexts.values()) await context.dispose();
-  await peerModel.dispose();
-  await llama.dispose();
 }

@@ -41,7 +41,11 @@ export function registerBench(program: Command) {
     .option("--context <n>", "context tokens of every sequence", positiveInteger, 256)
     .action(runAction(runBatchScaling));
 
-  nativeBench(bench, "llama-cpp-compare", "vellum vs llama.cpp (node-llama-cpp) on one GGUF")
+  nativeBench(bench, "llama-cpp-compare", "vellum vs a native llama.cpp build (llama-bench) on one GGUF")
+    .requiredOption(
+      "--llama-bench <path>",
+      "a native llama-bench binary (see the README's Benchmarks section)",
+    )
     .addOption(
       new Option("--threads <list>", "vellum's thread counts, e.g. 1,2; the best counts")
         .argParser(listOption(positiveInteger))

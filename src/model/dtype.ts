@@ -125,6 +125,18 @@ export function f16ToF32(h: number): number {
   return sign * (1 + mant / 1024) * 2 ** (exp - 15);
 }
 
+/**
+ * The shortest decimal that rounds to the same float32: GGUF stores 1e-5 as 9.99999974737875e-6, and a config
+ * should say 1e-5 again (the forward pass rounds it to the same float32 anyway).
+ */
+export function shortestFloat32(x: number): number {
+  for (let digits = 1; digits < 17; digits++) {
+    const candidate = Number(x.toPrecision(digits));
+    if (Math.fround(candidate) === Math.fround(x)) return candidate;
+  }
+  return x;
+}
+
 /** bfloat16 bits of x (first rounded to binary32), round-to-nearest-even as ggml does; NaN is kept quiet. */
 export function f32ToBf16(x: number): number {
   const bits = f32Bits(x);

@@ -12,6 +12,11 @@ export interface Tensor {
   dtype: DType;
   shape: number[];
   data: Uint8Array;
+  /**
+   * Where `data` lies in the GGUF file the model was loaded from (a fused tensor's part: where its rows lie),
+   * so the native backend maps those bytes instead of reading them; absent for tensors built in memory.
+   */
+  fileOffset?: number;
 }
 
 export function numElements(shape: readonly number[]): number {

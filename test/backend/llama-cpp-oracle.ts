@@ -35,12 +35,18 @@ export async function llamaCppDistributions(
     });
     try {
       const topK = { temperature: 1, topK: opts.k, topP: 1, minP: 0, seed: 1 };
-      const results = await context.getSequence().controlledEvaluate(
-        ids.map((id, i): [Token, { generateNext: object }] => [
-          id as Token,
-          { generateNext: opts.fullAt.includes(i) ? { probabilities: true } : { probabilities: true, options: topK } },
-        ]),
-      );
+      const results = await context
+        .getSequence()
+        .controlledEvaluate(
+          ids.map((id, i): [Token, { generateNext: object }] => [
+            id as Token,
+            {
+              generateNext: opts.fullAt.includes(i)
+                ? { probabilities: true }
+                : { probabilities: true, options: topK },
+            },
+          ]),
+        );
       const top: LlamaCppDistributions["top"] = [];
       const full = new Map<number, Float64Array>();
       results.forEach((r, i) => {

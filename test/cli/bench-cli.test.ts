@@ -35,6 +35,11 @@ describe("vellum bench parses every subcommand's flags with commander", () => {
       [["batch-scaling", ...model, "--batches", "1,x"], /--batches.*'1,x' is invalid/],
       [["batch-scaling", ...model, "--kernels", "neon"], /--kernels.*'neon' is invalid/],
       [["llama-cpp-compare", ...model, "--peer-threads", "1,0"], /--peer-threads.*'1,0' is invalid/],
+      [["llama-cpp-compare", ...model], /required option '--llama-bench/],
+      [
+        ["llama-cpp-compare", ...model, "--llama-bench", "/no/llama-bench"],
+        /--llama-bench \/no\/llama-bench: no such file/,
+      ],
       [["batching", ...model, "--backend", "gpu"], /--backend.*'gpu' is invalid.*native, reference/],
       [["batching", ...model, "--repeat", "0"], /--repeat.*'0' is invalid/],
       [["serve", "--kv-cache-memory", "lots"], /--kv-cache-memory.*'lots' is invalid/],

@@ -124,7 +124,7 @@ describe("corrupt files cannot put their bytes in a message", () => {
     const arch = `llama\u202e${escapeSoup}`.repeat(500);
     writeGgufFile(archPath, new Map([["general.architecture", { type: "string", value: arch }]]), []);
     expect(safeErrorOf(() => loadModel(archPath), archPath)).toMatch(
-      /"general\.architecture" is "llama\\u202e\\u001b\[2J.*…" \(\d+ characters\): only llama and qwen2/,
+      /"general\.architecture" is "llama\\u202e\\u001b\[2J.*…" \(\d+ characters\): only llama, qwen2, qwen3, gemma2, gemma3, phi3 are supported/,
     );
   });
 

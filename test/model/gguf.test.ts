@@ -798,7 +798,7 @@ describe("models: bad input", () => {
 
   test("architecture and hyper-parameters", () => {
     expect(loadErrorFor((m) => m.set("general.architecture", str("gemma")))).toMatch(
-      /metadata key "general\.architecture" is "gemma": only llama and qwen2/,
+      /metadata key "general\.architecture" is "gemma": only llama, qwen2, qwen3, gemma2, gemma3, phi3 are/,
     );
     expect(loadErrorFor((m) => m.delete("general.architecture"))).toMatch(
       /metadata key "general\.architecture" is missing/,
@@ -815,8 +815,8 @@ describe("models: bad input", () => {
     expect(loadErrorFor((m) => m.set("llama.rope.dimension_count", u32(8)))).toMatch(
       /rope\.dimension_count" is 8; only 16/,
     );
-    expect(loadErrorFor((m) => m.set("llama.rope.scaling.type", str("yarn")))).toMatch(
-      /rope\.scaling\.type" "yarn" is not supported/,
+    expect(loadErrorFor((m) => m.set("llama.rope.scaling.type", str("dynamic")))).toMatch(
+      /rope\.scaling\.type" is "dynamic"; llama\.cpp knows none, linear, yarn, longrope/,
     );
     expect(loadErrorFor((m) => m.set("llama.vocab_size", u32(100)))).toMatch(
       /"llama\.vocab_size" is 100 but tokenizer\.ggml\.tokens has 264/,
@@ -862,8 +862,10 @@ describe("models: bad input", () => {
       }),
     ).toMatch(/tensor "blk\.0\.attn_k\.weight" has shape \[64,64\], expected \[32,64\]/);
     expect(
-      loadErrorFor((_, t) => t.push(entry("rope_freqs.weight", quantize(new Float32Array(8), [8], "f32")))),
-    ).toMatch(/tensor "rope_freqs\.weight" is not supported/);
+      loadErrorFor((_, t) =>
+        t.push(entry("rope_factors_long.weight", quantize(new Float32Array(8), [8], "f32"))),
+      ),
+    ).toMatch(/tensor "rope_factors_long\.weight" is not supported/);
   });
 
   test("writing needs a vocabulary, and qwen2 GGUF cannot hold interleaved RoPE", () => {
@@ -875,7 +877,7 @@ describe("models: bad input", () => {
     ).toMatch(/^test:tiny: .*cannot be written to GGUF/);
     const qwen = tinyModel({ ...qwenConfig, ropeStyle: "interleaved" }, bpeVocab());
     expect(inputErrorOf(() => writeGgufModel(qwen, join(dir, "x.gguf"), { dtype: "f32" }))).toMatch(
-      /qwen2 GGUF is neox/,
+      /cannot be written as GGUF qwen2: .*ropeStyle would be "neox", the model has "interleaved"/,
     );
   });
 });

@@ -1,5 +1,4 @@
 import { type ModelConfig, tensorNames } from "../../model/config.js";
-import { readGgufFile } from "../../model/formats/gguf-reader.js";
 import type { Tensor } from "../../model/tensor.js";
 import { ropeFactorsTensor } from "../rope-factors.js";
 import {
@@ -109,9 +108,9 @@ export function specFromTensors(
 }
 
 /**
- * Weights straight from a GGUF file, which the addon memory-maps: nothing is copied into the JS heap.
- * With `loaded` (the tensors a loader already read from that file), undefined unless the file still holds
- * exactly those tensors' types and shapes.
+ * Weights straight from the GGUF file the model was loaded from, which the addon memory-maps: each tensor at the
+ * offset the loader recorded (a part of a fused tensor at its rows), nothing copied into the JS heap. Undefined
+ * unless every tensor of `loaded` lies in the file.
  */
 export function specFromGguf(
   config: ModelConfig,
@@ -119,22 +118,16 @@ export function specFromGguf(
   threads: number,
   kernels: KernelPath,
   contextLength: number,
-  loaded?: Map<string, Tensor>,
+  loaded: Map<string, Tensor>,
 ): NativeModelSpec | undefined {
-  const infos = new Map(readGgufFile(path).tensors.map((t) => [t.name, t]));
-  if (loaded) {
-    for (const [name, t] of loaded) {
-      const info = infos.get(name);
-      if (!info || info.dtype !== t.dtype || info.shape.join() !== t.shape.join()) return undefined;
-    }
-  }
+  if ([...loaded.values()].some((t) => t.fileOffset === undefined)) return undefined;
   const tensor = (name: string): NativeTensorSpec => {
-    const t = infos.get(name);
-    if (!t) throw new Error(`${path}: tensor "${name}" is missing`);
+    const t = loaded.get(name);
+    if (t?.fileOffset === undefined) throw new Error(`${path}: tensor "${name}" is missing`);
     return { dtype: t.dtype, ...rowsCols(t.shape), offset: t.fileOffset };
   };
   return {
-    ...specFor(config, tensor, (name) => infos.has(name), threads, kernels, contextLength),
+    ...specFor(config, tensor, (name) => loaded.has(name), threads, kernels, contextLength),
     file: path,
   };
 }

@@ -1,17 +1,26 @@
 /**
- * A whole model from and to GGUF: the `<arch>.*` hyper-parameters become a ModelConfig, the
- * `tokenizer.ggml.*` keys a VocabSpec, and the tensors (already under GGUF's names) the weights.
+ * A whole model from and to GGUF: the `<arch>.*` hyper-parameters become a ModelConfig (gguf-config.ts), the
+ * `tokenizer.ggml.*` keys a VocabSpec, and the tensors (already under GGUF's names, fused ones split into
+ * views of their rows) the weights.
  */
 
 import { basename } from "node:path";
-import { type Architecture, expectedTensors, type ModelConfig, plainConfig, tensorNames } from "../config.js";
-import { dequantize, dtypeLayout, quantize } from "../dtype.js";
+import {
+  type Architecture,
+  architectures,
+  expectedTensors,
+  type ModelConfig,
+  tensorNames,
+} from "../config.js";
+import { dequantize, dtypeLayout, quantize, shortestFloat32 } from "../dtype.js";
 import { InputError, quoteFileString } from "../errors.js";
 import type { LoadedModel } from "../model.js";
 import { reorderRopeRows } from "../rope-order.js";
 import type { DType, Tensor } from "../tensor.js";
 import { createTokenizer } from "../tokenizer/create.js";
 import type { VocabSpec } from "../tokenizer/tokenizer.js";
+import { configMismatch } from "./config-mismatch.js";
+import { ggufConfigMetadata, qkvName, readGgufConfig } from "./gguf-config.js";
 import {
   type GgufFile,
   type GgufTensorInfo,
@@ -34,6 +43,7 @@ function lazyTensor(file: GgufFile, info: GgufTensorInfo): Tensor {
   return {
     dtype: info.dtype,
     shape: [...info.shape],
+    fileOffset: info.fileOffset,
     get data() {
       data ??= readGgufTensor(file, info).data;
       return data;
@@ -43,24 +53,22 @@ function lazyTensor(file: GgufFile, info: GgufTensorInfo): Tensor {
 
 export function loadGgufModel(path: string): LoadedModel {
   const file = readGgufFile(path);
-  const meta = new Metadata(file);
+  const meta = new Metadata(path, file.metadata);
   const arch = meta.string("general.architecture");
-  if (arch !== "llama" && arch !== "qwen2") {
+  if (!(architectures as readonly string[]).includes(arch)) {
     throw meta.error(
       "general.architecture",
-      `is ${quoteFileString(arch)}: only llama and qwen2 are supported`,
+      `is ${quoteFileString(arch)}: only ${architectures.join(", ")} are supported`,
     );
   }
   const vocab = readVocab(meta);
-  const infos = new Map(file.tensors.map((t) => [t.name, t]));
-  const config = readConfig(meta, arch, vocab.tokens.length, (name) => infos.has(name));
-  // Checked before listing the expected tensors: a corrupt count would list billions of them.
-  if (config.nLayers > file.tensors.length) {
-    throw meta.error(
-      `${arch}.block_count`,
-      `is ${config.nLayers}, but the file holds only ${file.tensors.length} tensors`,
-    );
-  }
+  const config = readGgufConfig(
+    meta,
+    arch as Architecture,
+    vocab.tokens.length,
+    new Set(file.tensors.map((t) => t.name)),
+  );
+  const infos = canonicalInfos(path, config, file.tensors);
 
   const expected = expectedTensors(config);
   const toRead: GgufTensorInfo[] = [];
@@ -73,10 +81,10 @@ export function loadGgufModel(path: string): LoadedModel {
     toRead.push(info);
   }
   for (const name of infos.keys()) {
-    // Ignoring a tensor such as rope_freqs.weight (Llama 3 RoPE scaling) would silently compute something else.
+    // Ignoring a tensor llama.cpp would use, or one it would refuse, would silently compute something else.
     if (!expected.has(name)) {
       throw new InputError(
-        `${path}: tensor ${quoteFileString(name)} is not supported (not part of a plain ${arch} model)`,
+        `${path}: tensor ${quoteFileString(name)} is not supported (not part of the ${arch} model its metadata describes)`,
       );
     }
   }
@@ -95,77 +103,94 @@ export function loadGgufModel(path: string): LoadedModel {
   };
 }
 
-function readConfig(
-  meta: Metadata,
-  arch: Architecture,
-  vocabSize: number,
-  hasTensor: (name: string) => boolean,
-): ModelConfig {
-  const count = (key: string) => {
-    const v = meta.integer(`${arch}.${key}`);
-    if (v < 1) throw meta.error(`${arch}.${key}`, `is ${v}, must be positive`);
-    return v;
-  };
-  const optionalCount = (key: string) => (meta.has(`${arch}.${key}`) ? count(key) : undefined);
-  const dim = count("embedding_length");
-  const nHeads = count("attention.head_count");
-  const nKvHeads = optionalCount("attention.head_count_kv") ?? nHeads;
-  if (nHeads % nKvHeads !== 0) {
-    throw meta.error(
-      `${arch}.attention.head_count_kv`,
-      `(${nKvHeads}) does not divide head_count (${nHeads})`,
-    );
-  }
-  const headDim = optionalCount("attention.key_length") ?? dim / nHeads;
-  if (!Number.isInteger(headDim)) {
-    throw meta.error(`${arch}.attention.head_count`, `(${nHeads}) does not divide embedding_length (${dim})`);
-  }
-  // One head width for Q, K, V and RoPE is all the forward pass knows.
-  for (const key of ["attention.value_length", "rope.dimension_count"]) {
-    const v = optionalCount(key);
-    if (v !== undefined && v !== headDim) {
-      throw meta.error(`${arch}.${key}`, `is ${v}; only ${headDim} (the head width) is supported`);
-    }
-  }
-  const ropeScaling = meta.optional(`${arch}.rope.scaling.type`, "string");
-  if (ropeScaling !== undefined && ropeScaling !== "none") {
-    throw meta.error(`${arch}.rope.scaling.type`, `${quoteFileString(ropeScaling)} is not supported`);
-  }
-  const declaredVocab = optionalCount("vocab_size");
-  if (declaredVocab !== undefined && declaredVocab !== vocabSize) {
-    throw meta.error(
-      `${arch}.vocab_size`,
-      `is ${declaredVocab} but tokenizer.ggml.tokens has ${vocabSize} tokens`,
-    );
-  }
-  return plainConfig({
-    architecture: arch,
-    dim,
-    hiddenDim: count("feed_forward_length"),
-    nLayers: count("block_count"),
-    nHeads,
-    nKvHeads,
-    headDim,
-    vocabSize,
-    maxSeqLen: count("context_length"),
-    normEps: meta.positiveNumber(`${arch}.attention.layer_norm_rms_epsilon`),
-    ropeTheta: meta.has(`${arch}.rope.freq_base`) ? meta.positiveNumber(`${arch}.rope.freq_base`) : 10000,
-    ropeStyle: arch === "llama" ? "interleaved" : "neox",
-    tiedEmbeddings: !hasTensor(tensorNames.output),
-    attentionBias: hasTensor(tensorNames.bq(0)),
-  });
+/** A tensor of the file that holds several canonical ones, rows one after another (llama.cpp's fused layouts). */
+interface FusedTensor {
+  name: string;
+  /** Canonical name and row count of each part, in order. */
+  parts: [string, number][];
 }
 
 /**
- * The shortest decimal that rounds to the same float32: GGUF stores 1e-5 as 9.99999974737875e-6, and the
- * config should say 1e-5 again (the forward pass rounds it to the same float32 anyway).
+ * The fused tensors a config's GGUF may hold: a Q/K/V projection `attn_qkv` (every architecture, as llama.cpp's
+ * create_tensor_qkv accepts it; with `always`, only those phi3 files hold), and phi3's `ffn_up` holding the
+ * gate rows, then the up rows (ggml_swiglu activates the first half).
  */
-function shortestFloat32(x: number): number {
-  for (let digits = 1; digits < 17; digits++) {
-    const candidate = Number(x.toPrecision(digits));
-    if (Math.fround(candidate) === Math.fround(x)) return candidate;
+function fusedTensors(c: ModelConfig, always: boolean): FusedTensor[] {
+  const qDim = c.nHeads * c.headDim;
+  const kvDim = c.nKvHeads * c.headDim;
+  const fused: FusedTensor[] = [];
+  for (let l = 0; l < c.nLayers; l++) {
+    if (!always || c.architecture === "phi3") {
+      fused.push({
+        name: qkvName(l, "weight"),
+        parts: [
+          [tensorNames.wq(l), qDim],
+          [tensorNames.wk(l), kvDim],
+          [tensorNames.wv(l), kvDim],
+        ],
+      });
+      if (!always || c.attentionBias) {
+        fused.push({
+          name: qkvName(l, "bias"),
+          parts: [
+            [tensorNames.bq(l), qDim],
+            [tensorNames.bk(l), kvDim],
+            [tensorNames.bv(l), kvDim],
+          ],
+        });
+      }
+    }
+    if (c.architecture === "phi3") {
+      fused.push({
+        name: tensorNames.ffnUp(l),
+        parts: [
+          [tensorNames.ffnGate(l), c.hiddenDim],
+          [tensorNames.ffnUp(l), c.hiddenDim],
+        ],
+      });
+    }
   }
-  return x;
+  return fused;
+}
+
+/** The file's tensors under canonical names: each fused tensor becomes row-range views of its parts. */
+function canonicalInfos(path: string, c: ModelConfig, infos: GgufTensorInfo[]): Map<string, GgufTensorInfo> {
+  const fusedByName = new Map(fusedTensors(c, false).map((f) => [f.name, f]));
+  const out = new Map<string, GgufTensorInfo>();
+  const add = (info: GgufTensorInfo, from: string) => {
+    if (out.has(info.name)) {
+      throw new InputError(`${path}: tensor "${info.name}" is held both by itself and by "${from}"`);
+    }
+    out.set(info.name, info);
+  };
+  for (const info of infos) {
+    const fused = fusedByName.get(info.name);
+    if (!fused) {
+      add(info, info.name);
+      continue;
+    }
+    const rows = fused.parts.reduce((sum, [, n]) => sum + n, 0);
+    const shape = info.name.endsWith(".bias") ? [rows] : [rows, c.dim];
+    const rowBytes = info.byteLength / info.shape[0];
+    if (info.shape.join() !== shape.join() || !Number.isInteger(rowBytes)) {
+      throw new InputError(
+        `${path}: tensor "${info.name}" has shape [${info.shape}] (${info.dtype}), expected [${shape}] holding ${fused.parts.map(([name]) => name).join(", ")}`,
+      );
+    }
+    let row = 0;
+    for (const [name, n] of fused.parts) {
+      const view = {
+        ...info,
+        name,
+        shape: [n, ...info.shape.slice(1)],
+        fileOffset: info.fileOffset + row * rowBytes,
+        byteLength: n * rowBytes,
+      };
+      add(view, info.name);
+      row += n;
+    }
+  }
+  return out;
 }
 
 function readVocab(meta: Metadata): VocabSpec {
@@ -228,10 +253,13 @@ type ScalarOf<T extends "string" | "bool"> = T extends "string" ? string : boole
 
 /** Typed access to GGUF metadata; a missing key or a wrong type is an InputError naming the file and the key. */
 class Metadata {
-  constructor(private readonly file: GgufFile) {}
+  constructor(
+    private readonly path: string,
+    private readonly values: ReadonlyMap<string, GgufValue>,
+  ) {}
 
   error(key: string, problem: string): InputError {
-    return new InputError(`${this.file.path}: metadata key "${key}" ${problem}`);
+    return new InputError(`${this.path}: metadata key "${key}" ${problem}`);
   }
 
   private missing(key: string): never {
@@ -239,11 +267,15 @@ class Metadata {
   }
 
   has(key: string): boolean {
-    return this.file.metadata.has(key);
+    return this.values.has(key);
+  }
+
+  value(key: string): GgufValue | undefined {
+    return this.values.get(key);
   }
 
   private get(key: string): GgufValue {
-    return this.file.metadata.get(key) ?? this.missing(key);
+    return this.values.get(key) ?? this.missing(key);
   }
 
   optional<T extends "string" | "bool">(key: string, type: T): ScalarOf<T> | undefined {
@@ -268,12 +300,18 @@ class Metadata {
     return n;
   }
 
-  /** A positive finite number; float32 values come back as the shortest decimal that rounds to them. */
-  positiveNumber(key: string): number {
+  /** A finite number; float32 values come back as the shortest decimal that rounds to them. */
+  number(key: string): number {
     const v = this.get(key);
     if (typeof v.value !== "number") throw this.error(key, `is ${describe(v)}, expected a number`);
-    if (!(v.value > 0 && Number.isFinite(v.value))) throw this.error(key, `is ${v.value}, must be positive`);
+    if (!Number.isFinite(v.value)) throw this.error(key, `is ${v.value}, must be finite`);
     return v.type === "float32" ? shortestFloat32(v.value) : v.value;
+  }
+
+  positiveNumber(key: string): number {
+    const v = this.number(key);
+    if (!(v > 0)) throw this.error(key, `is ${v}, must be positive`);
+    return v;
   }
 
   strings(key: string): string[] {
@@ -308,50 +346,90 @@ export interface WriteGgufOptions {
 const fileTypeOf: Record<DType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, q4_k: 15, q6_k: 18, bf16: 32 };
 
 export function writeGgufModel(model: LoadedModel, path: string, opts: WriteGgufOptions): void {
-  const c = model.config;
   if (!model.vocab) {
     throw new InputError(
       `${model.path}: the tokenizer of this model is not available as a vocabulary, so it cannot be written to GGUF`,
     );
   }
-  if (c.architecture === "qwen2" && c.ropeStyle === "interleaved") {
-    throw new InputError(
-      `${model.path}: a qwen2 model with interleaved RoPE cannot be written to GGUF (qwen2 GGUF is neox)`,
-    );
-  }
-  const metadata = modelMetadata(model, model.vocab, opts.dtype);
-  for (const [key, value] of opts.extraMetadata ?? []) metadata.set(key, value);
-
   // GGUF llama rotates interleaved pairs; a neox (Hugging Face) llama gets its Q/K rows reordered to match.
-  const toInterleaved = c.architecture === "llama" && c.ropeStyle === "neox";
+  const toInterleaved = model.config.architecture === "llama" && model.config.ropeStyle === "neox";
+  const c: ModelConfig = toInterleaved ? { ...model.config, ropeStyle: "interleaved" } : model.config;
   const headsOf = new Map<string, number>();
   for (let l = 0; l < c.nLayers; l++) {
     for (const name of [tensorNames.wq(l), tensorNames.bq(l)]) headsOf.set(name, c.nHeads);
     for (const name of [tensorNames.wk(l), tensorNames.bk(l)]) headsOf.set(name, c.nKvHeads);
   }
-
-  const entries: GgufTensorEntry[] = [];
-  for (const [name, shape] of expectedTensors(c)) {
-    const source = model.tensors.get(name);
-    if (!source || source.shape.join() !== shape.join()) {
+  const source = (name: string, shape: number[]): Tensor => {
+    const t = model.tensors.get(name);
+    if (!t || t.shape.join() !== shape.join()) {
       throw new InputError(
-        `${model.path}: tensor "${name}" is ${source ? `of shape [${source.shape}]` : "missing"}, expected [${shape}]`,
+        `${model.path}: tensor "${name}" is ${t ? `of shape [${t.shape}]` : "missing"}, expected [${shape}]`,
       );
     }
-    const dtype = storedDType(shape, opts.dtype);
     const heads = headsOf.get(name);
+    return toInterleaved && heads !== undefined ? reorderRopeRows(t, heads, "interleaved") : t;
+  };
+
+  const fusedOf = new Map<string, FusedTensor>();
+  for (const fused of fusedTensors(c, true)) for (const [part] of fused.parts) fusedOf.set(part, fused);
+  const expected = expectedTensors(c);
+  const entries: GgufTensorEntry[] = [];
+  for (const [name, shape] of expected) {
+    source(name, shape); // checked up front, so a bad model leaves no file behind
+    const fused = fusedOf.get(name);
+    if (fused && fused.parts[0][0] !== name) continue; // written with the first part
+    const partNames = fused ? fused.parts.map(([part]) => part) : [name];
+    const rows = fused ? fused.parts.reduce((sum, [, n]) => sum + n, 0) : shape[0];
+    const fileShape = [rows, ...shape.slice(1)];
+    const dtype = storedDType(fileShape, opts.dtype);
     entries.push({
-      name,
+      name: fused?.name ?? name,
       dtype,
-      shape,
+      shape: fileShape,
       data: () =>
-        convert(
-          toInterleaved && heads !== undefined ? reorderRopeRows(source, heads, "interleaved") : source,
-          dtype,
-        ),
+        concatBytes(partNames.map((part) => convert(source(part, expected.get(part) ?? []), dtype))),
     });
   }
+
+  const metadata = modelMetadata(model, c, model.vocab, opts.dtype);
+  checkReadBack(model.path, c, metadata, model.vocab.tokens.length, new Set(entries.map((e) => e.name)));
+  for (const [key, value] of opts.extraMetadata ?? []) metadata.set(key, value);
   writeGgufFile(path, metadata, entries);
+}
+
+/**
+ * Reads the written metadata back as llama.cpp would, and refuses a model whose config would not come back:
+ * one llama.cpp would compute differently (a switch it derives from the architecture, a pattern of windows
+ * no period gives …).
+ */
+function checkReadBack(
+  modelPath: string,
+  want: ModelConfig,
+  metadata: Map<string, GgufValue>,
+  vocabSize: number,
+  fileTensors: Set<string>,
+): void {
+  const cannot = `${modelPath}: cannot be written as GGUF ${want.architecture}`;
+  let got: ModelConfig;
+  try {
+    got = readGgufConfig(new Metadata("", metadata), want.architecture, vocabSize, fileTensors);
+  } catch (e) {
+    if (!(e instanceof InputError)) throw e;
+    throw new InputError(`${cannot}: ${e.message.replace(/^: /, "")}`);
+  }
+  const mismatch = configMismatch(want, got);
+  if (mismatch) throw new InputError(`${cannot}: read back by llama.cpp, ${mismatch}`);
+}
+
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(parts.reduce((sum, p) => sum + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
 }
 
 /** llama.cpp's converter rule: 1-D stays f32; a quantized type needs whole 32-value blocks per row, else f16. */
@@ -365,30 +443,21 @@ function convert(t: Tensor, dtype: DType): Uint8Array {
   return t.dtype === dtype ? t.data : quantize(dequantize(t), t.shape, dtype).data;
 }
 
-function modelMetadata(model: LoadedModel, vocab: VocabSpec, dtype: DType): Map<string, GgufValue> {
-  const c = model.config;
-  const a = c.architecture;
+function modelMetadata(
+  model: LoadedModel,
+  c: ModelConfig,
+  vocab: VocabSpec,
+  dtype: DType,
+): Map<string, GgufValue> {
   const u32 = (value: number): GgufValue => ({ type: "uint32", value });
-  const f32 = (value: number): GgufValue => ({ type: "float32", value });
   const str = (value: string): GgufValue => ({ type: "string", value });
   const bool = (value: boolean): GgufValue => ({ type: "bool", value });
   const m = new Map<string, GgufValue>([
-    ["general.architecture", str(a)],
+    ["general.architecture", str(c.architecture)],
     ["general.name", str(model.name)],
     ["general.alignment", u32(32)],
     ["general.file_type", u32(fileTypeOf[dtype])],
-    [`${a}.vocab_size`, u32(c.vocabSize)],
-    [`${a}.context_length`, u32(c.maxSeqLen)],
-    [`${a}.embedding_length`, u32(c.dim)],
-    [`${a}.block_count`, u32(c.nLayers)],
-    [`${a}.feed_forward_length`, u32(c.hiddenDim)],
-    [`${a}.attention.head_count`, u32(c.nHeads)],
-    [`${a}.attention.head_count_kv`, u32(c.nKvHeads)],
-    [`${a}.attention.key_length`, u32(c.headDim)],
-    [`${a}.attention.value_length`, u32(c.headDim)],
-    [`${a}.attention.layer_norm_rms_epsilon`, f32(c.normEps)],
-    [`${a}.rope.dimension_count`, u32(c.headDim)],
-    [`${a}.rope.freq_base`, f32(c.ropeTheta)],
+    ...ggufConfigMetadata(c),
     ["tokenizer.ggml.model", str(vocab.model)],
     ["tokenizer.ggml.tokens", { type: "array", itemType: "string", value: vocab.tokens }],
   ]);

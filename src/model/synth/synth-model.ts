@@ -1,6 +1,7 @@
 import { Rng } from "../../util/rng.js";
-import { expectedTensors } from "../config.js";
+import { expectedTensors, type ModelConfig } from "../config.js";
 import { quantize } from "../dtype.js";
+import { InputError } from "../errors.js";
 import { storedDType } from "../formats/gguf-model.js";
 import type { LoadedModel } from "../model.js";
 import { shapeConfig } from "../profiles.js";
@@ -10,31 +11,59 @@ import { syntheticVocab } from "./synth-vocab.js";
 
 /** Weights are uniform in ±√3·std (std 0.02, like common initializations), so activations stay finite. */
 const weightStd = 0.02;
+/** Norm weights are uniform in 1 ± this (GGUF's convention, also for Gemma: the weight itself multiplies). */
+const normSpread = 0.1;
 
 /**
  * A model of a real architecture's shape (profiles/models.json) with seeded random weights, held in
- * `dtype` (norm weights are 1, in f32). Speed does not depend on weight values, so this is what the speed
+ * `dtype` (norm weights near 1, in f32). Speed does not depend on weight values, so this is what the speed
  * benchmarks run on; its text is gibberish by construction.
  */
 export function syntheticModel(shape: string, dtype: DType, seed = 0): LoadedModel {
-  const config = shapeConfig(shape);
+  return syntheticModelOf(shapeConfig(shape), dtype, { seed, name: shape });
+}
+
+export interface SyntheticModelOptions {
+  seed?: number;
+  /** Shown as the model's name ("<name>-synthetic") and path ("synthetic:<name>"). */
+  name?: string;
+  /** Values of the RoPE factor tensors the config needs (rope_freqs, rope_factors_long/short). */
+  ropeFactors?: ReadonlyMap<string, Float32Array>;
+}
+
+/** Seeded random weights for every tensor `config` needs, and a synthetic SentencePiece vocabulary of its size. */
+export function syntheticModelOf(
+  config: ModelConfig,
+  dtype: DType,
+  opts: SyntheticModelOptions = {},
+): LoadedModel {
+  const name = opts.name ?? config.architecture;
   const vocab = syntheticVocab(config.vocabSize);
-  const rng = new Rng(seed);
+  const rng = new Rng(opts.seed ?? 0);
+  const uniform = (bound: number) => (rng.nextUint32() / 2 ** 31 - 1) * bound;
   const bound = Math.sqrt(3) * weightStd;
   const tensors = new Map<string, Tensor>();
-  for (const [name, tensorShape] of expectedTensors(config)) {
-    const values = new Float32Array(tensorShape.reduce((a, b) => a * b, 1));
-    if (tensorShape.length === 1) values.fill(1);
-    else for (let i = 0; i < values.length; i++) values[i] = (rng.nextUint32() / 2 ** 31 - 1) * bound;
-    tensors.set(name, quantize(values, tensorShape, storedDType(tensorShape, dtype)));
+  for (const [tensorName, shape] of expectedTensors(config)) {
+    const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    const fixed = opts.ropeFactors?.get(tensorName);
+    if (fixed) {
+      values.set(fixed);
+    } else if (tensorName.startsWith("rope_")) {
+      throw new InputError(`synthetic ${name}: no values for ${tensorName}`);
+    } else if (tensorName.endsWith("norm.weight")) {
+      for (let i = 0; i < values.length; i++) values[i] = 1 + uniform(normSpread);
+    } else {
+      for (let i = 0; i < values.length; i++) values[i] = uniform(bound);
+    }
+    tensors.set(tensorName, quantize(values, shape, storedDType(shape, dtype)));
   }
   return {
     config,
     tensors,
-    tokenizer: createTokenizer(vocab, `synthetic ${shape}`),
+    tokenizer: createTokenizer(vocab, `synthetic ${name}`),
     vocab,
-    name: `${shape}-synthetic`,
+    name: `${name}-synthetic`,
     format: "gguf",
-    path: `synthetic:${shape}`,
+    path: `synthetic:${name}`,
   };
 }
