@@ -188,7 +188,8 @@ void checkAttention(const Kernels& path) {
                                                            std::to_string(headDim) + " at " + std::to_string(i));
           cases++;
         }
-  std::printf("%s: attention, %d cases (f32/f16 KV, GQA, head dims with tails, soft-capping, windows), against scalar\n",
+  std::printf("%s: attention, %d cases (f32/f16 KV, GQA, head dims with tails, soft-capping, windows), "
+              "against scalar\n",
               path.name, cases);
 }
 

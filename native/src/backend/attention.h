@@ -58,8 +58,10 @@ struct AttentionArgs {
   int window;  // 0: full causal attention
 };
 
-// The first position token t at position p sees.
-inline int firstSeen(const AttentionArgs& a, int p) { return a.window > 0 && p + 1 > a.window ? p + 1 - a.window : 0; }
+// The first position a query at position p sees.
+inline int firstSeen(const AttentionArgs& a, int p) {
+  return a.window > 0 && p + 1 > a.window ? p + 1 - a.window : 0;
+}
 
 // Tokens of one sequence whose queries are computed together: each K/V row is loaded once for the whole tile
 // (and for every query head of the GQA group), not once per token, which is what keeps long prefill chunks

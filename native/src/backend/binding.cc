@@ -99,9 +99,9 @@ bool readOptionalDouble(Napi::Object o, const char* name, const std::string& pat
 }
 
 // kernelAttention(kernels, q, kCache, vCache, positions, queryStartLoc, blockTables, nHeads, nKvHeads, headDim,
-//                 blockSize, threads, options?: { scale?, softcap?, window? }) → out [T, nHeads · headDim]; the caches
-// are both f32 or both f16 bits, in the reference backend's layout; scale defaults to 1/√headDim, softcap and
-// window to 0 (none)
+//                 blockSize, threads, options?: { scale?, softcap?, window? }) → out [T, nHeads · headDim]; the
+// caches are both f32 or both f16 bits, in the reference backend's layout; scale defaults to 1/√headDim, softcap
+// and window to 0 (none)
 Napi::Value KernelAttention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Kernels* k = readKernels(info[0]);

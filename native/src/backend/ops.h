@@ -45,7 +45,8 @@ void rope(float* x, const int32_t* positions, int nHeads, int headDim, const Rop
 // gate ← silu(gate) · up on elements [begin, end).
 void swiglu(float* gate, const float* up, int64_t begin, int64_t end);
 
-// gate ← gelu(gate) · up on elements [begin, end), GELU's tanh form: 0.5·g·(1 + tanh(√(2/π)·(g + 0.044715·g³))).
+// gate ← gelu(gate) · up on elements [begin, end), GELU's tanh form:
+// 0.5·g·(1 + tanh(√(2/π)·(g + 0.044715·g³))).
 void geglu(float* gate, const float* up, int64_t begin, int64_t end);
 
 // x ← c · tanh(x / c) on elements [begin, end): soft-capping at ±c.
