@@ -1,9 +1,11 @@
 import type { Command } from "commander";
 import { InputError } from "../model/errors.js";
 import { writeGgufModel } from "../model/formats/gguf-model.js";
-import { modelShapes } from "../model/profiles.js";
-import { syntheticModel } from "../model/synth/synth-model.js";
+import { modelShapes, shapeConfig } from "../model/profiles.js";
+import { type SyntheticTokenizer, syntheticModel } from "../model/synth/synth-model.js";
 import type { DType } from "../model/tensor.js";
+import { vocabFromTokenizerJson } from "../model/tokenizer/hf-convert.js";
+import { readHfTokenizerFiles } from "../model/tokenizer/hf-tokenizer.js";
 import { numberOption } from "./options.js";
 import { runAction } from "./run-action.js";
 
@@ -16,14 +18,17 @@ export function registerSynthModel(program: Command) {
     .requiredOption("--shape <name>", `architecture shape: ${[...modelShapes().keys()].join(", ")}`)
     .option("--dtype <type>", `weight type: ${synthDTypes.join(", ")}`, "q8_0")
     .option("--seed <n>", "random seed", numberOption(true), 0)
+    .option("--tokenizer <dir|tokenizer.json>", "a real model's HF tokenizer (vocabulary and chat template)")
     .requiredOption("--out <file.gguf>", "output path")
     .action(
-      runAction((opts: { shape: string; dtype: string; seed: number; out: string }) => {
+      runAction((opts: { shape: string; dtype: string; seed: number; tokenizer?: string; out: string }) => {
         if (!synthDTypes.includes(opts.dtype as DType)) {
           throw new InputError(`--dtype must be one of ${synthDTypes.join(", ")}, got "${opts.dtype}"`);
         }
         const started = performance.now();
-        const model = syntheticModel(opts.shape, opts.dtype as DType, opts.seed);
+        const tokenizer =
+          opts.tokenizer === undefined ? undefined : realTokenizer(opts.tokenizer, opts.shape);
+        const model = syntheticModel(opts.shape, opts.dtype as DType, opts.seed, tokenizer);
         writeGgufModel(model, opts.out, {
           dtype: opts.dtype as DType,
           extraMetadata: new Map([
@@ -43,4 +48,11 @@ export function registerSynthModel(program: Command) {
         );
       }),
     );
+}
+
+/** The tokenizer at `path` as llama.cpp's converter writes it for a model of the shape's vocabulary size. */
+function realTokenizer(path: string, shape: string): SyntheticTokenizer {
+  const { json, config, jsonPath, chatTemplate } = readHfTokenizerFiles(path);
+  const vocabSize = shapeConfig(shape).vocabSize;
+  return { vocab: vocabFromTokenizerJson(json, config, jsonPath, { vocabSize }), chatTemplate };
 }

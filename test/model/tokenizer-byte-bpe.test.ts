@@ -16,7 +16,7 @@ const pieces = (tok: ByteLevelBpeTokenizer, text: string) =>
 
 describe("ByteLevelBpeTokenizer on a hand-built vocabulary", () => {
   test("merges by rank inside each pre-tokenized word (hand-computed)", () => {
-    const tok = bpe("gpt2");
+    const tok = bpe("gpt-2");
     // "hello": h e (rank 1) before l l (rank 3) → [he, l, l, o] → [he, ll, o]; "he ll" is no merge.
     // " the": Ġ t (0) → Ġt; h e (1) → he; Ġt he (2) → Ġthe.
     expect(pieces(tok, "hello the")).toEqual(["he", "ll", "o", "Ġthe"]);
@@ -27,25 +27,28 @@ describe("ByteLevelBpeTokenizer on a hand-built vocabulary", () => {
 
   test("the pre-tokenizer pattern follows `pre`", () => {
     // GPT-2: "1234" is one word; 3 4 (rank 6) beats 1 2 (rank 7) → [12, 34].
-    expect(pieces(bpe("gpt2"), "1234")).toEqual(["12", "34"]);
+    expect(pieces(bpe("gpt-2"), "1234")).toEqual(["12", "34"]);
     // Llama 3: digits in groups of three → "123" + "4".
     expect(pieces(bpe("llama-bpe"), "1234")).toEqual(["123", "4"]);
     // Qwen2: one digit per word.
     expect(pieces(bpe("qwen2"), "1234")).toEqual(["1", "2", "3", "4"]);
     // Contractions: Llama 3 matches 'S case-insensitively as one word; GPT-2 splits ' from S.
     expect(pieces(bpe("llama-bpe"), "it'S")).toEqual(["i", "t", "'S"]);
-    expect(pieces(bpe("gpt2"), "it'S")).toEqual(["i", "t", "'", "S"]);
-    // Unknown pre names use GPT-2's pattern.
-    expect(pieces(bpe("no-such-pre"), "1234")).toEqual(["12", "34"]);
+    expect(pieces(bpe("gpt-2"), "it'S")).toEqual(["i", "t", "'", "S"]);
+    // SmolLM: every digit alone, then GPT-2's pattern; GPT-4o: groups of three, like Llama 3.
+    expect(pieces(bpe("smollm"), "1234 it'S")).toEqual(["1", "2", "3", "4", "Ġ", "i", "t", "'", "S"]);
+    expect(pieces(bpe("gpt-4o"), "1234")).toEqual(["123", "4"]);
+    // GPT-4o's words: upper-case letters then lower-case ones, a contraction attached.
+    expect(pieces(bpe("gpt-4o"), "it'S")).toEqual(["i", "t", "'S"]);
   });
 
   test("Llama 3 takes a word that is itself a token whole (ignore_merges)", () => {
     expect(pieces(bpe("llama-bpe"), "hell")).toEqual(["hell"]);
-    expect(pieces(bpe("gpt2"), "hell")).toEqual(["he", "ll"]);
+    expect(pieces(bpe("gpt-2"), "hell")).toEqual(["he", "ll"]);
   });
 
   test("spaces, newlines and non-ASCII text become byte characters", () => {
-    const tok = bpe("gpt2");
+    const tok = bpe("gpt-2");
     expect(pieces(tok, "a\nb")).toEqual(["a", "Ċ", "b"]);
     // é is C3 A9: GPT-2 characters Ã (U+00C3) and © (U+00A9).
     expect(pieces(tok, "é")).toEqual(["Ã", "©"]);
@@ -68,7 +71,7 @@ describe("ByteLevelBpeTokenizer on a hand-built vocabulary", () => {
     const text = fc
       .string({ unit: "binary", maxLength: 40 })
       .filter((s) => !specials.some((t) => s.includes(t)));
-    for (const pre of ["gpt2", "llama-bpe", "qwen2"]) {
+    for (const pre of ["gpt-2", "llama-bpe", "qwen2", "gpt-4o", "smollm", "default"]) {
       const tok = bpe(pre);
       fc.assert(
         fc.property(text, (s) => {
@@ -86,6 +89,9 @@ describe("ByteLevelBpeTokenizer on a hand-built vocabulary", () => {
     expect(() => createTokenizer({ ...spec, merges: ["a b c"] }, "q.gguf")).toThrow(
       /^q\.gguf: merge 0 "a b c" is not two tokens separated by one space$/,
     );
-    expect(() => bpe().decode([100000])).toThrow(InputError);
+    expect(() => bpe("gpt-2").decode([100000])).toThrow(InputError);
+    expect(() => createTokenizer({ ...spec, pre: "no-such-pre" }, "q.gguf")).toThrow(
+      /^q\.gguf: tokenizer\.ggml\.pre "no-such-pre" is not a supported pre-tokenizer \(supported: llama3, /,
+    );
   });
 });

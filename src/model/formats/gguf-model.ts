@@ -18,6 +18,7 @@ import type { LoadedModel } from "../model.js";
 import { reorderRopeRows } from "../rope-order.js";
 import type { DType, Tensor } from "../tensor.js";
 import { createTokenizer } from "../tokenizer/create.js";
+import { preTokenizerOf } from "../tokenizer/pretokenize-patterns.js";
 import type { VocabSpec } from "../tokenizer/tokenizer.js";
 import { configMismatch } from "./config-mismatch.js";
 import { ggufConfigMetadata, qkvName, readGgufConfig } from "./gguf-config.js";
@@ -216,20 +217,26 @@ function readVocab(meta: Metadata): VocabSpec {
   };
   // llama.cpp's defaults for SentencePiece vocabularies that do not name their special tokens.
   const spm = model === "llama";
-  const eot = tokenId("tokenizer.ggml.eot_token_id");
+  const pre = meta.optional("tokenizer.ggml.pre", "string");
+  const eotIds = ["eot", "eom"]
+    .map((name) => tokenId(`tokenizer.ggml.${name}_token_id`))
+    .filter((id) => id !== undefined);
   return {
     model,
     tokens,
     scores: perToken("tokenizer.ggml.scores"),
     tokenTypes: perToken("tokenizer.ggml.token_type"),
     merges: meta.has("tokenizer.ggml.merges") ? meta.strings("tokenizer.ggml.merges") : undefined,
-    pre: meta.optional("tokenizer.ggml.pre", "string"),
+    pre,
     bosId: tokenId("tokenizer.ggml.bos_token_id", spm ? 1 : undefined),
     eosId: tokenId("tokenizer.ggml.eos_token_id", spm ? 2 : undefined),
     unkId: tokenId("tokenizer.ggml.unknown_token_id", spm ? 0 : undefined),
     padId: tokenId("tokenizer.ggml.padding_token_id"),
-    eotIds: eot === undefined ? undefined : [eot],
-    addBos: meta.optional("tokenizer.ggml.add_bos_token", "bool") ?? spm,
+    eotIds: eotIds.length === 0 ? undefined : eotIds,
+    // llama.cpp adds BOS by default for SentencePiece and for the Llama 3 pre-tokenizers.
+    addBos:
+      meta.optional("tokenizer.ggml.add_bos_token", "bool") ??
+      (spm || preTokenizerOf(pre)?.addBosByDefault === true),
     addEos: meta.optional("tokenizer.ggml.add_eos_token", "bool") ?? false,
     addSpacePrefix: meta.optional("tokenizer.ggml.add_space_prefix", "bool"),
   };

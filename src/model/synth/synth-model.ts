@@ -7,6 +7,7 @@ import type { LoadedModel } from "../model.js";
 import { shapeConfig } from "../profiles.js";
 import type { DType, Tensor } from "../tensor.js";
 import { createTokenizer } from "../tokenizer/create.js";
+import type { VocabSpec } from "../tokenizer/tokenizer.js";
 import { syntheticVocab } from "./synth-vocab.js";
 
 /** Weights are uniform in ±√3·std (std 0.02, like common initializations), so activations stay finite. */
@@ -14,13 +15,25 @@ const weightStd = 0.02;
 /** Norm weights are uniform in 1 ± this (GGUF's convention, also for Gemma: the weight itself multiplies). */
 const normSpread = 0.1;
 
+/** A real model's tokenizer to put in a synthetic model (what `synth-model --tokenizer` reads). */
+export interface SyntheticTokenizer {
+  /** Exactly as many tokens as the shape's vocabulary size (vocabFromTokenizerJson pads it so). */
+  vocab: VocabSpec;
+  chatTemplate?: string;
+}
+
 /**
  * A model of a real architecture's shape (profiles/models.json) with seeded random weights, held in
- * `dtype` (norm weights near 1, in f32). Speed does not depend on weight values, so this is what the speed
- * benchmarks run on; its text is gibberish by construction.
+ * `dtype` (norm weights near 1, in f32), and a generated vocabulary or a real `tokenizer`. Speed does not depend
+ * on weight values, so this is what the speed benchmarks run on; its text is gibberish by construction.
  */
-export function syntheticModel(shape: string, dtype: DType, seed = 0): LoadedModel {
-  return syntheticModelOf(shapeConfig(shape), dtype, { seed, name: shape });
+export function syntheticModel(
+  shape: string,
+  dtype: DType,
+  seed = 0,
+  tokenizer?: SyntheticTokenizer,
+): LoadedModel {
+  return syntheticModelOf(shapeConfig(shape), dtype, { seed, name: shape, tokenizer });
 }
 
 export interface SyntheticModelOptions {
@@ -29,16 +42,23 @@ export interface SyntheticModelOptions {
   name?: string;
   /** Values of the RoPE factor tensors the config needs (rope_freqs, rope_factors_long/short). */
   ropeFactors?: ReadonlyMap<string, Float32Array>;
+  /** A real vocabulary and chat template instead of a generated SentencePiece vocabulary of the config's size. */
+  tokenizer?: SyntheticTokenizer;
 }
 
-/** Seeded random weights for every tensor `config` needs, and a synthetic SentencePiece vocabulary of its size. */
+/** Seeded random weights for every tensor `config` needs, and a vocabulary of its size. */
 export function syntheticModelOf(
   config: ModelConfig,
   dtype: DType,
   opts: SyntheticModelOptions = {},
 ): LoadedModel {
   const name = opts.name ?? config.architecture;
-  const vocab = syntheticVocab(config.vocabSize);
+  const vocab = opts.tokenizer?.vocab ?? syntheticVocab(config.vocabSize);
+  if (vocab.tokens.length !== config.vocabSize) {
+    throw new InputError(
+      `the tokenizer has ${vocab.tokens.length} tokens but the ${name} shape has a vocabulary of ${config.vocabSize}`,
+    );
+  }
   const rng = new Rng(opts.seed ?? 0);
   const uniform = (bound: number) => (rng.nextUint32() / 2 ** 31 - 1) * bound;
   const bound = Math.sqrt(3) * weightStd;
@@ -62,6 +82,7 @@ export function syntheticModelOf(
     tensors,
     tokenizer: createTokenizer(vocab, `synthetic ${name}`),
     vocab,
+    chatTemplate: opts.tokenizer?.chatTemplate,
     name: `${name}-synthetic`,
     format: "gguf",
     path: `synthetic:${name}`,

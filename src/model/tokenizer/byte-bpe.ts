@@ -1,7 +1,7 @@
-import { InputError, quoteFileString } from "../errors.js";
+import { InputError, quoteFileString, showFileValue } from "../errors.js";
 import { mergeSymbols } from "./bpe-merge.js";
 import { byteToChar, charToByte } from "./byte-unicode.js";
-import { type PreTokenizerPattern, preTokenizerPattern } from "./pretokenize-patterns.js";
+import { type PreTokenizer, preTokenize, preTokenizerOf, supportedPreNames } from "./pretokenize-patterns.js";
 import type { TextSegment } from "./special-tokens.js";
 import { utf8Encoder } from "./token-bytes.js";
 import { TokenType, type VocabSpec } from "./tokenizer.js";
@@ -24,13 +24,13 @@ export class ByteLevelBpeTokenizer extends VocabTokenizer {
   private readonly tokenIds = new Map<string, number>();
   /** Merge rank by "left right" (the merges line itself). */
   private readonly mergeRanks = new Map<string, number>();
-  private readonly pattern: PreTokenizerPattern;
+  private readonly pre: PreTokenizer;
 
   /** `source` names the file the vocabulary came from, for error messages. */
   constructor(spec: VocabSpec, source = "tokenizer") {
     const types = spec.tokenTypes ?? spec.tokens.map(() => TokenType.normal);
     super(spec, source, types, byteLevelEntry);
-    this.pattern = preTokenizerPattern(spec.pre);
+    this.pre = byteLevelPreTokenizer(spec, source);
     spec.tokens.forEach((token, id) => {
       const type = types[id];
       if (type === TokenType.control || type === TokenType.userDefined || type === TokenType.unused) return;
@@ -54,14 +54,14 @@ export class ByteLevelBpeTokenizer extends VocabTokenizer {
   protected encodeSegments(segments: readonly TextSegment[], out: number[]): void {
     for (const segment of segments) {
       if ("id" in segment) out.push(segment.id);
-      else for (const word of segment.text.match(this.pattern.js) ?? []) this.encodeWord(word, out);
+      else for (const word of preTokenize(segment.text, this.pre)) this.encodeWord(word, out);
     }
   }
 
   /** BPE inside one pre-tokenized word; appends the ids to `out`. */
   private encodeWord(word: string, out: number[]): void {
     const symbols = Array.from(utf8Encoder.encode(word), (b) => byteToChar[b]);
-    const whole = this.pattern.ignoreMerges ? this.tokenIds.get(symbols.join("")) : undefined;
+    const whole = this.pre.ignoreMerges ? this.tokenIds.get(symbols.join("")) : undefined;
     if (whole !== undefined) {
       out.push(whole);
       return;
@@ -74,6 +74,17 @@ export class ByteLevelBpeTokenizer extends VocabTokenizer {
       else for (const c of piece) out.push(this.tokenIds.get(c) as number);
     }
   }
+}
+
+/** The pre-tokenizer `spec.pre` names; one vellum does not implement is refused, never approximated. */
+export function byteLevelPreTokenizer(spec: VocabSpec, source: string): PreTokenizer {
+  const pre = preTokenizerOf(spec.pre);
+  if (pre === undefined) {
+    throw new InputError(
+      `${source}: tokenizer.ggml.pre ${showFileValue(spec.pre)} is not a supported pre-tokenizer (supported: ${supportedPreNames.join(", ")})`,
+    );
+  }
+  return pre;
 }
 
 /** Special tokens (control and user-defined) decode to their text, normal ones through GPT-2's byte map. */

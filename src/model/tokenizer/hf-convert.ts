@@ -1,5 +1,6 @@
 import { InputError, quoteFileString, showFileValue } from "../errors.js";
-import { preNameOfHfPattern, preTokenizerPattern } from "./pretokenize-patterns.js";
+import { byteLevelPreTokenizer } from "./byte-bpe.js";
+import { preNameOfHfPreTokenizer, preTokenizerOf } from "./pretokenize-patterns.js";
 import { SPACE_MARK, sentencePieceTokenTypes } from "./sentencepiece.js";
 import { type HfTokenizerConfig, TokenType, type VocabSpec } from "./tokenizer.js";
 
@@ -168,19 +169,17 @@ function sentencePieceJson(spec: VocabSpec): object {
 
 function byteLevelJson(spec: VocabSpec): object {
   const types = spec.tokenTypes ?? spec.tokens.map(() => TokenType.normal);
-  const pattern = preTokenizerPattern(spec.pre);
-  const byteLevel = { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: false };
-  const split = { type: "Split", pattern: { Regex: pattern.hf }, behavior: "Isolated", invert: false };
+  const pre = byteLevelPreTokenizer(spec, "tokenizer");
+  if (pre.hf === undefined) {
+    throw new InputError(`tokenizer.ggml.pre ${showFileValue(spec.pre)} has no tokenizer.json equivalent`);
+  }
   return {
     version: "1.0",
     truncation: null,
     padding: null,
     added_tokens: addedTokens(spec, types),
     normalizer: null,
-    pre_tokenizer:
-      pattern.name === "gpt2"
-        ? { ...byteLevel, use_regex: true }
-        : { type: "Sequence", pretokenizers: [split, byteLevel] },
+    pre_tokenizer: pre.hf,
     post_processor: bosEosPostProcessor(spec),
     decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {
@@ -191,7 +190,7 @@ function byteLevelJson(spec: VocabSpec): object {
       end_of_word_suffix: null,
       fuse_unk: false,
       byte_fallback: false,
-      ignore_merges: pattern.ignoreMerges,
+      ignore_merges: pre.ignoreMerges,
       vocab: vocabObject(spec.tokens),
       merges: (spec.merges ?? []).map((line) => line.split(" ")),
     },
@@ -221,15 +220,46 @@ const NO_MERGE_SCORE = -1e9;
 const BYTE_PIECE = /^<0x[0-9A-Fa-f]{2}>$/;
 
 /**
- * The VocabSpec of an HF tokenizer (for HF → GGUF conversion). A BPE model with byte_fallback (the Llama /
- * Mistral SentencePiece family) becomes `llama`, scored by merge order: a piece's score is minus the index
- * of the first merge that produces it, so higher scores merge first as in the original. A BPE model with a
- * ByteLevel pre-tokenizer or decoder becomes `gpt2`. `source` names the file, for error messages.
+ * Added tokens that llama.cpp's converter makes control tokens although tokenizer.json does not mark them
+ * special (convert_hf_to_gguf.py's does_token_look_special).
+ */
+function looksSpecial(token: string): boolean {
+  return (
+    ["<pad>", "<mask>", "<2mass>", "[@BOS@]"].includes(token) ||
+    (token.startsWith("<|") && token.endsWith("|>")) ||
+    (token.startsWith("<\uFF5C") && token.endsWith("\uFF5C>")) ||
+    (token.startsWith("<unused") && token.endsWith(">"))
+  );
+}
+
+export interface VocabFromTokenizerJsonOptions {
+  /**
+   * The model's vocabulary size (its embedding rows). Ids the tokenizer leaves unused up to it become
+   * "[PAD<id>]" tokens of type unused, as llama.cpp's converter writes them; a SentencePiece tokenizer's
+   * added tokens past it are dropped (as the converter does), any other token past it is an error.
+   */
+  vocabSize?: number;
+}
+
+/**
+ * The VocabSpec llama.cpp's convert_hf_to_gguf.py writes for an HF tokenizer (for HF → GGUF conversion and
+ * synth-model's --tokenizer):
+ * - a BPE model with byte_fallback (Llama 2, Mistral, Gemma, Phi-3: SentencePiece) becomes `llama` with
+ *   pre "default". The converter reads SentencePiece's tokenizer.model for the scores; from tokenizer.json
+ *   they are rebuilt from the merge order: a piece's score is minus the rank of the first merge producing
+ *   it, so pieces merge in the same order.
+ * - a BPE model with a ByteLevel pre-tokenizer or decoder becomes `gpt2`, with the pre name of its
+ *   pre-tokenizer.
+ * Added tokens marked special, or looking special, are control tokens; other added tokens are user-defined,
+ * with ▁ written as a space. Ids no token has are "[PAD<id>]" of type unused. BOS/EOS/UNK/PAD are the added
+ * tokens tokenizer_config.json names; add_bos/add_eos come from the post-processor's template, overridden
+ * by tokenizer_config.json, else llama.cpp's defaults. `source` names the file, for error messages.
  */
 export function vocabFromTokenizerJson(
   json: object,
   config: HfTokenizerConfig,
   source = "tokenizer.json",
+  opts: VocabFromTokenizerJsonOptions = {},
 ): VocabSpec {
   const tj = json as HfTokenizerJson;
   const model = tj.model;
@@ -238,46 +268,64 @@ export function vocabFromTokenizerJson(
       `${source}: unsupported tokenizer model ${showFileValue(model?.type)} (supported: BPE)`,
     );
   }
+  const sentencePiece = model.byte_fallback === true;
+  const pre = sentencePiece ? "default" : preNameOf(tj, source);
+  const limit = opts.vocabSize ?? Number.POSITIVE_INFINITY;
+
   const tokens: string[] = [];
   for (const [token, id] of Object.entries(model.vocab)) {
     if (!Number.isInteger(id) || id < 0)
       throw new InputError(`${source}: token ${quoteFileString(token)} has invalid id ${showFileValue(id)}`);
     tokens[id] = token;
   }
-  const added = new Map<number, boolean>();
+  const addedTypes = new Map<number, number>();
   for (const t of tj.added_tokens ?? []) {
-    tokens[t.id] = t.content;
-    added.set(t.id, t.special ?? false);
+    if (t.id >= limit && sentencePiece) continue;
+    const control = t.special === true || looksSpecial(t.content);
+    tokens[t.id] = control ? t.content : t.content.replaceAll(SPACE_MARK, " ");
+    addedTypes.set(t.id, control ? TokenType.control : TokenType.userDefined);
   }
-  for (let id = 0; id < tokens.length; id++) {
-    if (tokens[id] === undefined) throw new InputError(`${source}: no token has id ${id}`);
+  if (tokens.length > limit) {
+    throw new InputError(
+      `${source}: the tokenizer has ids up to ${tokens.length - 1}, more than the model's vocabulary of ${limit} tokens`,
+    );
   }
-  const merges = (model.merges ?? []).map((m) => (typeof m === "string" ? m.split(" ") : m));
-  const idOf = (value: HfTokenizerConfig["bos_token"]) => {
-    const text = configTokenText(value);
-    const id = text === undefined ? -1 : tokens.indexOf(text);
-    return id < 0 ? undefined : id;
-  };
-  const bosId = idOf(config.bos_token);
-  const eosId = idOf(config.eos_token);
-  const postTokens = postProcessorTokens(tj.post_processor);
-  const unkId = model.unk_token ? tokens.indexOf(model.unk_token) : -1;
+  const n = Math.max(tokens.length, opts.vocabSize ?? 0);
+  const unused = new Set<number>();
+  for (let id = 0; id < n; id++) {
+    if (tokens[id] !== undefined) continue;
+    tokens[id] = `[PAD${id}]`;
+    unused.add(id);
+  }
+
+  const unkId = sentencePiece && model.unk_token ? tokens.indexOf(model.unk_token) : -1;
   const tokenTypes = tokens.map((token, id) => {
+    if (unused.has(id)) return TokenType.unused;
     if (id === unkId) return TokenType.unknown;
-    if (added.has(id)) return added.get(id) ? TokenType.control : TokenType.userDefined;
-    return model.byte_fallback && BYTE_PIECE.test(token) ? TokenType.byte : TokenType.normal;
+    const added = addedTypes.get(id);
+    if (added !== undefined) return added;
+    return sentencePiece && BYTE_PIECE.test(token) ? TokenType.byte : TokenType.normal;
+  });
+  const special = specialTokens(tj, config, (text) => {
+    const t = (tj.added_tokens ?? []).find((a) => a.content === text && a.id < limit);
+    return t?.id;
   });
   const common = {
     tokens,
     tokenTypes,
-    bosId,
-    eosId,
-    unkId: unkId < 0 ? undefined : unkId,
-    addBos: config.add_bos_token ?? (bosId !== undefined && postTokens.first === tokens[bosId]),
-    addEos: config.add_eos_token ?? (eosId !== undefined && postTokens.last === tokens[eosId]),
+    pre,
+    bosId: special.bosId,
+    eosId: special.eosId,
+    unkId: special.unkId ?? (unkId < 0 ? undefined : unkId),
+    padId: special.padId,
+    addBos: special.addBos ?? (sentencePiece || preTokenizerOf(pre)?.addBosByDefault === true),
+    addEos: special.addEos ?? false,
   };
 
-  if (model.byte_fallback) {
+  const merges = (model.merges ?? []).map((m) =>
+    typeof m === "string" ? m.split(" ") : m.map((part) => part.replaceAll(" ", "\u0120")),
+  );
+  if (sentencePiece) {
     const scores = tokens.map(() => NO_MERGE_SCORE);
     const ids = new Map(tokens.map((t, id) => [t, id]));
     merges.forEach(([left, right], rank) => {
@@ -286,17 +334,59 @@ export function vocabFromTokenizerJson(
     });
     return { model: "llama", ...common, scores, addSpacePrefix: prependsSpaceMark(tj) };
   }
-  if (mentionsType(tj.pre_tokenizer, "ByteLevel") || mentionsType(tj.decoder, "ByteLevel")) {
-    const splitRegex = findSplitRegex(tj.pre_tokenizer);
-    const pre = splitRegex === undefined ? "gpt2" : preNameOfHfPattern(splitRegex);
-    if (pre === undefined) {
-      throw new InputError(`${source}: pre-tokenizer regex is not one vellum knows (GPT-2, Llama 3, Qwen2)`);
-    }
-    return { model: "gpt2", ...common, merges: merges.map(([l, r]) => `${l} ${r}`), pre };
+  return { model: "gpt2", ...common, merges: merges.map(([l, r]) => `${l} ${r}`) };
+}
+
+/** The GGUF pre name of a byte-level tokenizer.json; one vellum does not know is an error. */
+function preNameOf(tj: HfTokenizerJson, source: string): string {
+  if (!mentionsType(tj.pre_tokenizer, "ByteLevel") && !mentionsType(tj.decoder, "ByteLevel")) {
+    throw new InputError(
+      `${source}: BPE tokenizer is neither SentencePiece-style (byte_fallback) nor byte-level`,
+    );
   }
-  throw new InputError(
-    `${source}: BPE tokenizer is neither SentencePiece-style (byte_fallback) nor byte-level`,
-  );
+  const pre = preNameOfHfPreTokenizer(tj.pre_tokenizer);
+  if (pre === undefined) {
+    throw new InputError(
+      `${source}: pre-tokenizer is not one vellum knows (GPT-2, Llama 3, Qwen2, GPT-4o, SmolLM)`,
+    );
+  }
+  return pre;
+}
+
+interface SpecialTokens {
+  bosId?: number;
+  eosId?: number;
+  unkId?: number;
+  padId?: number;
+  addBos?: boolean;
+  addEos?: boolean;
+}
+
+/**
+ * BOS/EOS/UNK/PAD and whether BOS/EOS are added, as the converter's gguf.SpecialVocab reads them: the
+ * tokens tokenizer_config.json names (BOS/EOS falling back to the template's first and last special
+ * token), looked up among the added tokens; add_bos/add_eos from whether the post-processor's template
+ * starts with BOS / ends with EOS, overridden by tokenizer_config.json's add_bos_token / add_eos_token.
+ */
+function specialTokens(
+  tj: HfTokenizerJson,
+  config: HfTokenizerConfig,
+  addedId: (text: string) => number | undefined,
+): SpecialTokens {
+  const template = postProcessorTokens(tj.post_processor);
+  const bos = configTokenText(config.bos_token) ?? template.first;
+  const eos = configTokenText(config.eos_token) ?? template.last;
+  const idOf = (text: string | undefined) => (text === undefined ? undefined : addedId(text));
+  const fromTemplate = (token: string | undefined, expected: string | undefined) =>
+    token === undefined ? undefined : token === expected;
+  return {
+    bosId: idOf(bos),
+    eosId: idOf(eos),
+    unkId: idOf(configTokenText(config.unk_token)),
+    padId: idOf(configTokenText(config.pad_token)),
+    addBos: config.add_bos_token ?? fromTemplate(template.first, bos),
+    addEos: config.add_eos_token ?? fromTemplate(template.last, eos),
+  };
 }
 
 /** Whether a component tree (Sequence nesting) contains a component of `type`. */
@@ -312,17 +402,6 @@ function mentionsType(component: unknown, type: string): boolean {
   return [...(c.pretokenizers ?? []), ...(c.decoders ?? []), ...(c.normalizers ?? [])].some((x) =>
     mentionsType(x, type),
   );
-}
-
-function findSplitRegex(component: unknown): string | undefined {
-  if (component === null || typeof component !== "object") return undefined;
-  const c = component as { type?: string; pattern?: { Regex?: string }; pretokenizers?: unknown[] };
-  if (c.type === "Split") return c.pattern?.Regex;
-  for (const x of c.pretokenizers ?? []) {
-    const found = findSplitRegex(x);
-    if (found !== undefined) return found;
-  }
-  return undefined;
 }
 
 /** Dummy prefix: a Prepend ▁ normalizer (legacy) or a Metaspace pre-tokenizer that prepends. */
@@ -343,11 +422,20 @@ function prependsSpaceMark(tj: HfTokenizerJson): boolean {
   return hasPrepend(tj.normalizer) || metaspacePrepends;
 }
 
-/** The special tokens a TemplateProcessing post-processor puts first and last around a single text. */
+/**
+ * The special tokens a TemplateProcessing post-processor (alone or in a Sequence) puts first and last around
+ * a single text, when it puts anything around it.
+ */
 function postProcessorTokens(post: unknown): { first?: string; last?: string } {
-  const single = (post as { type?: string; single?: TemplateItem[] } | null)?.single;
-  if (!Array.isArray(single) || single.length === 0) return {};
-  const idOfItem = (item: TemplateItem | undefined) =>
-    item !== undefined && "SpecialToken" in item ? item.SpecialToken.id : undefined;
-  return { first: idOfItem(single[0]), last: idOfItem(single[single.length - 1]) };
+  const p = post as { type?: string; single?: TemplateItem[]; processors?: unknown[] } | null;
+  for (const processor of p?.processors ?? [p]) {
+    const single = (processor as { type?: string; single?: TemplateItem[] } | null)?.single;
+    if ((processor as { type?: string } | null)?.type !== "TemplateProcessing" || !Array.isArray(single))
+      continue;
+    if (single.length < 2) return {};
+    const idOfItem = (item: TemplateItem | undefined) =>
+      item !== undefined && "SpecialToken" in item ? item.SpecialToken.id : undefined;
+    return { first: idOfItem(single[0]), last: idOfItem(single[single.length - 1]) };
+  }
+  return {};
 }

@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { Tokenizer as HfJsTokenizer } from "@huggingface/tokenizers";
 import { fileErrorText, InputError } from "../errors.js";
+import { endOfGenerationIds } from "./end-of-generation.js";
 import { configTokenText, type HfTokenizerConfig } from "./hf-convert.js";
 import { SpecialTokenSplitter } from "./special-tokens.js";
 import { checkTokenId } from "./token-bytes.js";
@@ -67,15 +68,14 @@ export class HfTokenizer implements Tokenizer {
     this.addedTokens = new SpecialTokenSplitter(
       addedTokensOf(json).map((t) => ({ text: t.content, id: t.id, control: t.special === true })),
     );
-    let maxId = -1;
-    for (const id of this.hf.get_vocab(true).values()) maxId = Math.max(maxId, id);
-    this.vocabSize = maxId + 1;
+    const tokens: string[] = [];
+    for (const [text, id] of this.hf.get_vocab(true)) tokens[id] = text;
+    this.vocabSize = tokens.length;
     this.bosToken = configTokenText(config.bos_token);
     this.eosToken = configTokenText(config.eos_token);
     this.bosId = this.bosToken === undefined ? undefined : this.hf.token_to_id(this.bosToken);
     this.eosId = this.eosToken === undefined ? undefined : this.hf.token_to_id(this.eosToken);
-    const stops = [this.eosId, ...extraStopIds].filter((id): id is number => id !== undefined);
-    this.stopIds = [...new Set(stops)];
+    this.stopIds = endOfGenerationIds(tokens, [this.eosId, ...extraStopIds]);
     this.chatTemplate = pickChatTemplate(config.chat_template);
   }
 
@@ -140,12 +140,27 @@ class RespelledTokenizer {
   }
 }
 
+/** What an HF tokenizer directory holds, read but not built. */
+export interface HfTokenizerFiles {
+  json: object;
+  config: HfTokenizerConfig;
+  /** The tokenizer.json path, for messages. */
+  jsonPath: string;
+  /** generation_config.json's eos_token_id list. */
+  extraStopIds: number[];
+  /** The chat template: tokenizer_config.json's, else chat_template.jinja's. */
+  chatTemplate: string | undefined;
+}
+
 /**
- * Loads an HF tokenizer directory: tokenizer.json (required), tokenizer_config.json, chat_template.jinja
- * (newer repositories keep the template there) and generation_config.json (extra stop ids), when present.
+ * Reads an HF tokenizer: tokenizer.json (required; `path` is its directory or the file itself), and beside
+ * it tokenizer_config.json, chat_template.jinja (newer repositories keep the template there) and
+ * generation_config.json (extra stop ids), when present.
  */
-export function loadHfTokenizer(dir: string): HfTokenizer {
-  const jsonPath = join(dir, "tokenizer.json");
+export function readHfTokenizerFiles(path: string): HfTokenizerFiles {
+  const isFile = path.endsWith(".json") && existsSync(path) && statSync(path).isFile();
+  const dir = isFile ? dirname(path) : path;
+  const jsonPath = isFile ? path : join(dir, "tokenizer.json");
   const json = readJson(jsonPath, true) as object;
   const config = (readJson(join(dir, "tokenizer_config.json"), false) ?? {}) as HfTokenizerConfig;
   const templatePath = join(dir, "chat_template.jinja");
@@ -157,6 +172,12 @@ export function loadHfTokenizer(dir: string): HfTokenizer {
     | undefined;
   const eos = generation?.eos_token_id;
   const extraStopIds = (Array.isArray(eos) ? eos : [eos]).filter((id): id is number => Number.isInteger(id));
+  return { json, config, jsonPath, extraStopIds, chatTemplate: pickChatTemplate(config.chat_template) };
+}
+
+/** Loads an HF tokenizer directory (see readHfTokenizerFiles). */
+export function loadHfTokenizer(dir: string): HfTokenizer {
+  const { json, config, jsonPath, extraStopIds } = readHfTokenizerFiles(dir);
   return new HfTokenizer(json, config, jsonPath, extraStopIds);
 }
 

@@ -25,9 +25,3 @@ export function checkTokenId(id: number, vocabSize: number): void {
     throw new InputError(`token id ${id} is outside the vocabulary (0..${vocabSize - 1})`);
   }
 }
-
-/** EOS followed by the other end-of-generation ids, without duplicates or undefined entries. */
-export function stopIdsOf(eosId: number | undefined, eotIds: readonly number[] | undefined): number[] {
-  const ids = [eosId, ...(eotIds ?? [])].filter((id): id is number => id !== undefined);
-  return [...new Set(ids)];
-}

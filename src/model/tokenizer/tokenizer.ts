@@ -57,6 +57,7 @@ export interface HfTokenizerConfig {
   bos_token?: string | { content: string } | null;
   eos_token?: string | { content: string } | null;
   unk_token?: string | { content: string } | null;
+  pad_token?: string | { content: string } | null;
   add_bos_token?: boolean;
   add_eos_token?: boolean;
   chat_template?: string | { name: string; template: string }[];

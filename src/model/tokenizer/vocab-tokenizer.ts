@@ -1,11 +1,13 @@
 import { InputError } from "../errors.js";
+import { endOfGenerationIds, isEndOfGenerationText } from "./end-of-generation.js";
 import { type SpecialToken, SpecialTokenSplitter, type TextSegment } from "./special-tokens.js";
-import { checkTokenId, decodeByteChunks, stopIdsOf } from "./token-bytes.js";
+import { checkTokenId, decodeByteChunks } from "./token-bytes.js";
 import {
   type EncodeOptions,
   type TextPart,
   type Tokenizer,
   type TokenizerRecipe,
+  TokenType,
   textParts,
   type VocabSpec,
 } from "./tokenizer.js";
@@ -36,7 +38,11 @@ export abstract class VocabTokenizer implements Tokenizer {
   private readonly addBos: boolean;
   private readonly addEos: boolean;
 
-  /** `types` are the GGUF token types, one per token; `source` names the vocabulary's file for error messages. */
+  /**
+   * `types` are the GGUF token types, one per token; a token whose text llama.cpp treats as end of generation
+   * is a control token whatever its type, as in llama.cpp. `source` names the vocabulary's file for error
+   * messages.
+   */
   protected constructor(
     spec: VocabSpec,
     source: string,
@@ -51,13 +57,13 @@ export abstract class VocabTokenizer implements Tokenizer {
     this.tokens = spec.tokens;
     this.bosId = spec.bosId;
     this.eosId = spec.eosId;
-    this.stopIds = stopIdsOf(spec.eosId, spec.eotIds);
+    this.stopIds = endOfGenerationIds(spec.tokens, [spec.eosId, ...(spec.eotIds ?? [])]);
     this.addBos = spec.addBos && spec.bosId !== undefined;
     this.addEos = spec.addEos && spec.eosId !== undefined;
 
     const specials: SpecialToken[] = [];
     this.tokenBytes = this.tokens.map((token, id) => {
-      const entry = entryOf(token, types[id]);
+      const entry = entryOf(token, isEndOfGenerationText(token) ? TokenType.control : types[id]);
       if (entry.special) specials.push({ text: token, id, control: entry.special.control });
       if (entry.special?.control) this.controlIds.add(id);
       return entry.bytes;
