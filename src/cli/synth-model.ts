@@ -6,7 +6,7 @@ import { type SyntheticTokenizer, syntheticModel } from "../model/synth/synth-mo
 import type { DType } from "../model/tensor.js";
 import { vocabFromTokenizerJson } from "../model/tokenizer/hf-convert.js";
 import { readHfTokenizerFiles } from "../model/tokenizer/hf-tokenizer.js";
-import { numberOption } from "./options.js";
+import { numberOption, positiveInteger } from "./options.js";
 import { runAction } from "./run-action.js";
 
 const synthDTypes: DType[] = ["f32", "f16", "q8_0", "q4_0"];
@@ -18,35 +18,52 @@ export function registerSynthModel(program: Command) {
     .requiredOption("--shape <name>", `architecture shape: ${[...modelShapes().keys()].join(", ")}`)
     .option("--dtype <type>", `weight type: ${synthDTypes.join(", ")}`, "q8_0")
     .option("--seed <n>", "random seed", numberOption(true), 0)
+    .option(
+      "--layers <n>",
+      "keep only the first n layers (the family's layer pattern stays)",
+      positiveInteger,
+    )
     .option("--tokenizer <dir|tokenizer.json>", "a real model's HF tokenizer (vocabulary and chat template)")
     .requiredOption("--out <file.gguf>", "output path")
     .action(
-      runAction((opts: { shape: string; dtype: string; seed: number; tokenizer?: string; out: string }) => {
-        if (!synthDTypes.includes(opts.dtype as DType)) {
-          throw new InputError(`--dtype must be one of ${synthDTypes.join(", ")}, got "${opts.dtype}"`);
-        }
-        const started = performance.now();
-        const tokenizer =
-          opts.tokenizer === undefined ? undefined : realTokenizer(opts.tokenizer, opts.shape);
-        const model = syntheticModel(opts.shape, opts.dtype as DType, opts.seed, tokenizer);
-        writeGgufModel(model, opts.out, {
-          dtype: opts.dtype as DType,
-          extraMetadata: new Map([
-            ["general.synthetic", { type: "bool", value: true }],
-            [
-              "general.description",
-              {
-                type: "string",
-                value: `synthetic: ${opts.shape} shapes, random weights (seed ${opts.seed})`,
-              },
-            ],
-          ]),
-        });
-        const seconds = ((performance.now() - started) / 1000).toFixed(1);
-        process.stderr.write(
-          `wrote ${opts.out}: synthetic ${opts.shape} (${opts.dtype}, seed ${opts.seed}) in ${seconds} s\n`,
-        );
-      }),
+      runAction(
+        (opts: {
+          shape: string;
+          dtype: string;
+          seed: number;
+          layers?: number;
+          tokenizer?: string;
+          out: string;
+        }) => {
+          if (!synthDTypes.includes(opts.dtype as DType)) {
+            throw new InputError(`--dtype must be one of ${synthDTypes.join(", ")}, got "${opts.dtype}"`);
+          }
+          const started = performance.now();
+          const tokenizer =
+            opts.tokenizer === undefined ? undefined : realTokenizer(opts.tokenizer, opts.shape);
+          const model = syntheticModel(opts.shape, opts.dtype as DType, opts.seed, {
+            layers: opts.layers,
+            tokenizer,
+          });
+          writeGgufModel(model, opts.out, {
+            dtype: opts.dtype as DType,
+            extraMetadata: new Map([
+              ["general.synthetic", { type: "bool", value: true }],
+              [
+                "general.description",
+                {
+                  type: "string",
+                  value: `synthetic: ${opts.shape} shapes, random weights (seed ${opts.seed})`,
+                },
+              ],
+            ]),
+          });
+          const seconds = ((performance.now() - started) / 1000).toFixed(1);
+          process.stderr.write(
+            `wrote ${opts.out}: synthetic ${opts.shape} (${opts.dtype}, seed ${opts.seed}) in ${seconds} s\n`,
+          );
+        },
+      ),
     );
 }
 

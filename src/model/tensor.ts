@@ -22,3 +22,16 @@ export interface Tensor {
 export function numElements(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
+
+/** Tensors of one dtype and row width stacked row after row (a fused projection); one tensor is returned as is. */
+export function concatRows(parts: readonly Tensor[]): Tensor {
+  if (parts.length === 1) return parts[0];
+  const data = new Uint8Array(parts.reduce((sum, t) => sum + t.data.byteLength, 0));
+  let at = 0;
+  for (const t of parts) {
+    data.set(t.data, at);
+    at += t.data.byteLength;
+  }
+  const rows = parts.reduce((sum, t) => sum + t.shape[0], 0);
+  return { dtype: parts[0].dtype, shape: [rows, ...parts[0].shape.slice(1)], data };
+}

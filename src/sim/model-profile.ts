@@ -19,7 +19,7 @@ export interface ModelProfile {
  * config.json or a directory holding one, or any model file vellum loads (llama2.c ones with `tokenizer`).
  */
 export function modelProfile(nameOrPath: string, tokenizer?: string): ModelProfile {
-  const shapeName = nameOrPath.replace(/^llama-(\d)/, "llama$1");
+  const shapeName = modelShapes().has(nameOrPath) ? nameOrPath : nameOrPath.replace(/^llama-(\d)/, "llama$1");
   if (modelShapes().has(shapeName)) {
     return { name: nameOrPath, config: shapeConfig(shapeName), nominalParams: nominalParams(shapeName) };
   }

@@ -4,7 +4,7 @@
  * names the architecture; what llama.cpp would compute differently, or vellum does not implement, is refused
  * naming the key and the value.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -12,22 +12,26 @@ import { getLlama, type Llama, LlamaLogLevel } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { NativeBackend } from "../../src/backend/native/native-backend.js";
 import { type ModelConfig, tensorNames } from "../../src/model/config.js";
+import { dequantize, quantize } from "../../src/model/dtype.js";
 import { loadGgufModel, writeGgufModel } from "../../src/model/formats/gguf-model.js";
 import { type GgufValue, readGgufFile, readGgufTensor } from "../../src/model/formats/gguf-reader.js";
 import { type GgufTensorEntry, writeGgufFile } from "../../src/model/formats/gguf-writer.js";
+import { hfSpecFromJson, loadHfModel, writeHfModel } from "../../src/model/formats/hf-model.js";
+import { SafetensorsFile, writeSafetensors } from "../../src/model/formats/safetensors.js";
 import type { LoadedModel } from "../../src/model/model.js";
+import { reorderRopeRows } from "../../src/model/rope-order.js";
 import type { Tensor } from "../../src/model/tensor.js";
 import { expectInputError, logitsAt } from "../helpers.js";
 import { type Family, families, familyModel } from "./family-configs.js";
 
-let dir: string;
+let root: string;
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "vellum-families-"));
+  root = mkdtempSync(join(tmpdir(), "vellum-families-"));
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 let fileCount = 0;
-const freshPath = (name: string) => join(dir, `${name}-${fileCount++}.gguf`);
+const freshPath = (name: string) => join(root, `${name}-${fileCount++}.gguf`);
 
 /** dtype, shape and bytes, compared fast (toEqual walks typed arrays element by element). */
 const summary = (t: Tensor | undefined) =>
@@ -49,6 +53,34 @@ describe.each(families())("$name", (f) => {
     const loaded = loadGgufModel(path);
     expect(loaded.config).toEqual(model.config);
     expectSameTensors(loaded, model);
+  });
+});
+
+describe.each(families())("$name as a Hugging Face directory", (f) => {
+  test("HF f32 → load: the same config and tensors (Q/K rows in rotate-half order), and back to the same GGUF", () => {
+    const model = familyModel(f, "f32");
+    const dir = join(root, `${f.name}-hf-${fileCount++}`);
+    writeHfModel(model, dir, "f32");
+    const loaded = loadHfModel(dir);
+    expect(loaded.config).toEqual({ ...model.config, ropeStyle: "neox" });
+    const { nLayers, nHeads, nKvHeads, ropeStyle } = model.config;
+    const rotateHalf = new Map(model.tensors);
+    if (ropeStyle === "interleaved") {
+      for (let l = 0; l < nLayers; l++) {
+        for (const [name, heads] of [
+          [tensorNames.wq(l), nHeads],
+          [tensorNames.wk(l), nKvHeads],
+        ] as const)
+          rotateHalf.set(name, reorderRopeRows(model.tensors.get(name) as Tensor, heads, "neox"));
+      }
+    }
+    expectSameTensors(loaded, { ...model, tensors: rotateHalf });
+
+    const path = freshPath(`${f.name}-from-hf`);
+    writeGgufModel(loaded, path, { dtype: "f32" });
+    const again = loadGgufModel(path);
+    expect(again.config).toEqual(model.config);
+    expectSameTensors(again, model);
   });
 });
 
@@ -226,6 +258,15 @@ describe("GGUF metadata vellum does not compute is refused, naming the key and t
     );
   });
 
+  test("keys that would make llama.cpp compute another kind of model", () => {
+    loadErrorFor(family("llama"), (m) => m.set("llama.expert_count", u32(8)), '"llama.expert_count" is 8');
+    loadErrorFor(
+      family("qwen3"),
+      (m) => m.set("qwen3.attention.causal", { type: "bool", value: false }),
+      '"qwen3.attention.causal" is false',
+    );
+  });
+
   test("phi3's sliding_window is ignored, as llama.cpp does", () => {
     const path = freshPath("phi3-swa");
     writeGgufModel(familyModel(family("phi3"), "f32"), path, {
@@ -233,6 +274,150 @@ describe("GGUF metadata vellum does not compute is refused, naming the key and t
       extraMetadata: new Map([["phi3.attention.sliding_window", u32(8)]]),
     });
     expect(loadGgufModel(path).config.layerWindows).toEqual([0, 0]);
+  });
+});
+
+describe("config.json vellum does not compute is refused, naming the key and the value", () => {
+  const json = (modelType: string, fields: Record<string, unknown> = {}) => ({
+    model_type: modelType,
+    hidden_size: 64,
+    intermediate_size: 128,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    vocab_size: 300,
+    ...fields,
+  });
+  const read = (config: Record<string, unknown>) => () => hfSpecFromJson(config, "config.json");
+
+  test("an unknown rope_type or activation (property)", () => {
+    const known = new Set(["default", "linear", "yarn", "llama3", "longrope", "su"]);
+    const name = fc.stringMatching(/^[a-z][a-z0-9_]{0,11}$/);
+    fc.assert(
+      fc.property(
+        name.filter((n) => !known.has(n)),
+        name.filter((n) => n !== "silu"),
+        (type, act) => {
+          expectInputError(
+            read(json("llama", { rope_scaling: { rope_type: type } })),
+            '"rope_scaling"',
+            `"${type}"`,
+          );
+          expectInputError(read(json("qwen3", { hidden_act: act })), '"hidden_act"', `"${act}"`);
+        },
+      ),
+    );
+  });
+
+  test.each([
+    ["gemma2", { rope_scaling: { rope_type: "linear", factor: 2 } }, ['"rope_scaling"', "gemma2"]],
+    ["gemma2", { hidden_activation: "gelu" }, ['"hidden_activation" is "gelu"']],
+    ["gemma3_text", { rope_scaling: { rope_type: "yarn", factor: 2 } }, ['"rope_scaling"', "windowed"]],
+    ["gemma3_text", { layer_types: ["sliding_attention"] }, ['"layer_types"']],
+    ["gemma3", {}, ['"text_config" is undefined', 'model_type "gemma3"']],
+    [
+      "phi3",
+      { rope_scaling: { type: "longrope", long_factor: [1, 2], short_factor: [1, 2] } },
+      ['"rope_scaling.long_factor"', "8 positive numbers"],
+    ],
+    ["phi3", { rope_scaling: { rope_type: "linear", factor: 2 } }, ['"rope_scaling"', "phi3"]],
+    ["qwen3", { attention_bias: true }, ['"attention_bias" is true']],
+    [
+      "qwen2",
+      { rope_scaling: { rope_type: "yarn", factor: 4, original_max_position_embeddings: 64, beta_fast: 16 } },
+      ['"rope_scaling.beta_fast" is 16'],
+    ],
+    ["qwen2", { rope_scaling: { rope_type: "llama3", factor: 8 } }, ['"rope_scaling"', "qwen2"]],
+    ["mistral", { sliding_window: 4096 }, ['"sliding_window" is 4096']],
+    ["llama", { rope_parameters: { rope_type: "default", rope_theta: 10000 } }, ['"rope_parameters"']],
+  ] as const)("%s %j", (modelType, fields, parts) => {
+    expectInputError(read(json(modelType, fields)), "config.json: ", ...parts);
+  });
+
+  test("a mistral with sliding_window null is a llama", () => {
+    expect(hfSpecFromJson(json("mistral", { sliding_window: null }), "config.json").config.architecture).toBe(
+      "llama",
+    );
+  });
+});
+
+describe("Gemma 3 with vision (Gemma3ForConditionalGeneration): its text model", () => {
+  test("gemma-3-4b-it's config.json: text_config over transformers' defaults", () => {
+    const { config } = hfSpecFromJson(
+      {
+        architectures: ["Gemma3ForConditionalGeneration"],
+        model_type: "gemma3",
+        eos_token_id: [1, 106],
+        text_config: {
+          hidden_size: 2560,
+          intermediate_size: 10240,
+          model_type: "gemma3_text",
+          num_hidden_layers: 34,
+          rope_scaling: { factor: 8.0, rope_type: "linear" },
+          sliding_window: 1024,
+        },
+        vision_config: { hidden_size: 1152, model_type: "siglip_vision_model" },
+      },
+      "config.json",
+    );
+    expect(config).toMatchObject({
+      architecture: "gemma3",
+      nHeads: 8,
+      nKvHeads: 4,
+      headDim: 256,
+      vocabSize: 262208,
+      ropeTheta: 1_000_000,
+      ropeThetaLocal: 10000,
+      ropeScaling: { freqScale: 0.125, extFactor: 0, attnFactor: 1 },
+      attentionScale: 1 / 16,
+    });
+    expect(config.layerWindows).toEqual(Array.from({ length: 34 }, (_, l) => (l % 6 === 5 ? 0 : 1024)));
+  });
+
+  test.each(["language_model.model.", "model.language_model."])(
+    "loads from under %s, the vision tower left aside",
+    (prefix) => {
+      const dir = join(root, `gemma3-vision-${fileCount++}`);
+      writeHfModel(familyModel(family("gemma3"), "f32"), dir, "f32");
+      const text = loadHfModel(dir);
+      const configPath = join(dir, "config.json");
+      const { architectures: _, ...textConfig } = JSON.parse(readFileSync(configPath, "utf8"));
+      writeFileSync(
+        configPath,
+        JSON.stringify({
+          architectures: ["Gemma3ForConditionalGeneration"],
+          model_type: "gemma3",
+          text_config: textConfig,
+          vision_config: { hidden_size: 8 },
+        }),
+      );
+      const weights = join(dir, "model.safetensors");
+      const file = SafetensorsFile.open(weights);
+      const tensors = new Map(
+        [...file.entries.keys()].map((name) => [name.replace(/^model\./, prefix), file.read(name)]),
+      );
+      file.close();
+      const tower = prefix.startsWith("model.") ? "model.vision_tower" : "vision_tower";
+      tensors.set(`${tower}.vision_model.post_layernorm.weight`, quantize(new Float32Array(8), [8], "f32"));
+      writeSafetensors(weights, tensors);
+      const loaded = loadHfModel(dir);
+      expect(loaded.config).toEqual(text.config);
+      expectSameTensors(loaded, text);
+    },
+  );
+});
+
+describe("Gemma norms in an f16 checkpoint", () => {
+  test("1 is added in f16, as convert_hf_to_gguf.py adds it, and kept in f32", () => {
+    const model = familyModel(family("gemma3"), "f32");
+    const dir = join(root, `gemma3-f16-${fileCount++}`);
+    writeHfModel(model, dir, "f16");
+    const file = SafetensorsFile.open(join(dir, "model.safetensors"));
+    const stored = dequantize(file.read("model.layers.0.self_attn.q_norm.weight"));
+    file.close();
+    const loaded = loadHfModel(dir).tensors.get(tensorNames.qNorm(0)) as Tensor;
+    expect(loaded.dtype).toBe("f32");
+    const plusOne = stored.map((w) => w + 1);
+    expect(dequantize(loaded)).toEqual(dequantize(quantize(plusOne, [plusOne.length], "f16")));
   });
 });
 

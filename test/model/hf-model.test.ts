@@ -349,7 +349,8 @@ describe("readHfConfig on published configs", () => {
     const cases: [object, string][] = [
       [{ ...sizes, model_type: "mistral" }, '"mistral"'],
       [{ ...sizes, model_type: undefined, architectures: ["GPT2LMHeadModel"] }, "GPT2LMHeadModel"],
-      [{ ...sizes, rope_scaling: { rope_type: "llama3", factor: 32 } }, '"rope_scaling"'],
+      [{ ...sizes, rope_scaling: { rope_type: "dynamic", factor: 2 } }, '"rope_scaling"'],
+      [{ ...sizes, rope_scaling: { rope_type: "llama3", factor: 32, mscale: 1 } }, '"rope_scaling.mscale"'],
       [{ ...sizes, hidden_act: "gelu" }, '"hidden_act"'],
       [{ ...sizes, attention_bias: true }, '"attention_bias"'],
       [{ ...sizes, num_key_value_heads: 3 }, '"num_key_value_heads"'],

@@ -13,8 +13,7 @@ import {
   type RopeScaling,
   tensorNames,
 } from "../config.js";
-import type { InputError } from "../errors.js";
-import { quoteFileString } from "../errors.js";
+import { type InputError, quoteFileString } from "../errors.js";
 import { yarnAttnFactor } from "../rope-scaling.js";
 import type { GgufValue } from "./gguf-reader.js";
 
@@ -66,8 +65,11 @@ export function gemmaAttentionScale(
 
 const ropeScalingTypes = ["none", "linear", "yarn", "longrope"];
 
+/** llama.cpp's LLAMA_MAX_LAYERS: deeper models are refused (and a corrupt count builds nothing per layer). */
+export const maxLayers = 512;
+
 /**
- * The config of an `arch` model from its metadata. `tensorNames` are the file's tensor names: whether an output
+ * The config of an `arch` model from its metadata. `fileTensors` are the file's tensor names: whether an output
  * matrix, biases or RoPE factor tensors exist decides switches as it does in llama.cpp.
  */
 export function readGgufConfig(
@@ -95,12 +97,23 @@ export function readGgufConfig(
   const has = (name: string) => fileTensors.has(name);
 
   const nLayers = count("block_count");
-  // Checked before anything per layer is built: a corrupt count would build billions of entries.
+  if (nLayers > maxLayers)
+    throw meta.error(key("block_count"), `is ${nLayers}; llama.cpp allows at most ${maxLayers}`);
   if (nLayers > fileTensors.size) {
     throw meta.error(
       key("block_count"),
       `is ${nLayers}, but the file holds only ${fileTensors.size} tensors`,
     );
+  }
+  // Keys llama.cpp reads for every architecture that would make it compute another kind of model.
+  if (meta.has(key("expert_count")) && meta.integer(key("expert_count")) > 0) {
+    throw meta.error(
+      key("expert_count"),
+      `is ${meta.integer(key("expert_count"))}; mixture-of-experts models are not supported`,
+    );
+  }
+  if (meta.value(key("attention.causal"))?.value === false) {
+    throw meta.error(key("attention.causal"), "is false; only causal attention is supported");
   }
   const dim = count("embedding_length");
   const nHeads = count("attention.head_count");

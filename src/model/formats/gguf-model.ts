@@ -16,7 +16,7 @@ import { dequantize, dtypeLayout, quantize, shortestFloat32 } from "../dtype.js"
 import { InputError, quoteFileString } from "../errors.js";
 import type { LoadedModel } from "../model.js";
 import { reorderRopeRows } from "../rope-order.js";
-import type { DType, Tensor } from "../tensor.js";
+import { concatRows, type DType, type Tensor } from "../tensor.js";
 import { createTokenizer } from "../tokenizer/create.js";
 import { preTokenizerOf } from "../tokenizer/pretokenize-patterns.js";
 import type { VocabSpec } from "../tokenizer/tokenizer.js";
@@ -394,7 +394,7 @@ export function writeGgufModel(model: LoadedModel, path: string, opts: WriteGguf
       dtype,
       shape: fileShape,
       data: () =>
-        concatBytes(partNames.map((part) => convert(source(part, expected.get(part) ?? []), dtype))),
+        concatRows(partNames.map((part) => convert(source(part, expected.get(part) ?? []), dtype))).data,
     });
   }
 
@@ -428,17 +428,6 @@ function checkReadBack(
   if (mismatch) throw new InputError(`${cannot}: read back by llama.cpp, ${mismatch}`);
 }
 
-function concatBytes(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(parts.reduce((sum, p) => sum + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}
-
 /** llama.cpp's converter rule: 1-D stays f32; a quantized type needs whole 32-value blocks per row, else f16. */
 export function storedDType(shape: number[], requested: DType): DType {
   if (shape.length === 1) return "f32";
@@ -446,8 +435,8 @@ export function storedDType(shape: number[], requested: DType): DType {
   return requested;
 }
 
-function convert(t: Tensor, dtype: DType): Uint8Array {
-  return t.dtype === dtype ? t.data : quantize(dequantize(t), t.shape, dtype).data;
+function convert(t: Tensor, dtype: DType): Tensor {
+  return t.dtype === dtype ? t : quantize(dequantize(t), t.shape, dtype);
 }
 
 function modelMetadata(

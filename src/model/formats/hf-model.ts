@@ -1,22 +1,33 @@
 /**
  * A Hugging Face model directory, loaded and written:
- *   config.json             architecture and sizes (transformers' LlamaConfig / Qwen2Config)
+ *   config.json             architecture and sizes (transformers' Llama, Mistral, Qwen2, Qwen3, Gemma2,
+ *                           Gemma3 and Phi3 configs; of Gemma 3 with vision, the text model)
  *   model.safetensors       weights under HF names, or shards + model.safetensors.index.json
  *   tokenizer.json          the tokenizer, with tokenizer_config.json (BOS/EOS names, chat_template)
  *
- * Weights are renamed to the canonical (GGUF) names and keep their dtype. HF checkpoints use the
- * rotate-half RoPE convention, so a loaded model has ropeStyle "neox" and its Q/K rows as stored;
- * converting to GGUF's interleaved order is the GGUF writer's job.
+ * Weights are renamed to the canonical (GGUF) names and keep their dtype; Phi-3's fused projections are split
+ * into views of their rows, Gemma's norms become 1 + w (GGUF's convention) and RoPE factor tensors are computed
+ * from rope_scaling, all as convert_hf_to_gguf.py does. HF checkpoints use the rotate-half RoPE convention, so
+ * a loaded model has ropeStyle "neox" and its Q/K rows as stored; converting to GGUF's interleaved order is
+ * the GGUF writer's job.
  */
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { type Architecture, expectedTensors, type ModelConfig, plainConfig, tensorNames } from "../config.js";
-import { dequantize, quantize } from "../dtype.js";
+import {
+  type Architecture,
+  expectedTensors,
+  type ModelConfig,
+  type RopeFreqFactors,
+  type RopeScaling,
+  tensorNames,
+} from "../config.js";
+import { dequantize, quantize, shortestFloat32 } from "../dtype.js";
 import { fileErrorText, InputError, quoteFileString, showFileValue } from "../errors.js";
 import type { LoadedModel } from "../model.js";
 import { reorderRopeRows } from "../rope-order.js";
-import type { Tensor } from "../tensor.js";
+import { llama3Defaults, llama3RopeFreqs, longRopeAttnFactor, yarnAttnFactor } from "../rope-scaling.js";
+import { concatRows, type Tensor } from "../tensor.js";
 import {
   type HfTokenizerConfig,
   loadHfTokenizer,
@@ -25,17 +36,96 @@ import {
   vocabFromTokenizerJson,
 } from "../tokenizer/hf-tokenizer.js";
 import type { VocabSpec } from "../tokenizer/tokenizer.js";
+import { configMismatch } from "./config-mismatch.js";
+import { maxLayers, swaPeriodOf } from "./gguf-config.js";
 import { SafetensorsCheckpoint, writeSafetensors } from "./safetensors.js";
 
 export type HfDType = "f32" | "f16" | "bf16";
 
-const architectureClass: Record<Architecture, string> = {
-  llama: "LlamaForCausalLM",
-  qwen2: "Qwen2ForCausalLM",
-  qwen3: "Qwen3ForCausalLM",
-  gemma2: "Gemma2ForCausalLM",
-  gemma3: "Gemma3ForCausalLM",
-  phi3: "Phi3ForCausalLM",
+/** The class and model_type each architecture is written as (and read from; see hfArchitectures). */
+const hfNames: Record<Architecture, { cls: string; modelType: string }> = {
+  llama: { cls: "LlamaForCausalLM", modelType: "llama" },
+  qwen2: { cls: "Qwen2ForCausalLM", modelType: "qwen2" },
+  qwen3: { cls: "Qwen3ForCausalLM", modelType: "qwen3" },
+  gemma2: { cls: "Gemma2ForCausalLM", modelType: "gemma2" },
+  gemma3: { cls: "Gemma3ForCausalLM", modelType: "gemma3_text" },
+  phi3: { cls: "Phi3ForCausalLM", modelType: "phi3" },
+};
+
+/** model_type → architecture; Mistral is a llama (as convert_hf_to_gguf.py converts it) without its window. */
+const hfArchitectures: Record<string, Architecture> = {
+  ...Object.fromEntries(Object.entries(hfNames).map(([arch, n]) => [n.modelType, arch as Architecture])),
+  mistral: "llama",
+};
+const hfClasses: Record<string, string> = {
+  ...Object.fromEntries(Object.values(hfNames).map((n) => [n.cls, n.modelType])),
+  MistralForCausalLM: "mistral",
+};
+
+/** transformers' defaults, per model_type, for the keys a config.json may leave out (the sizes are required). */
+const hfDefaults: Record<string, Record<string, unknown>> = {
+  llama: { max_position_embeddings: 2048, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: false },
+  mistral: {
+    max_position_embeddings: 131072,
+    rms_norm_eps: 1e-6,
+    rope_theta: 10000,
+    tie_word_embeddings: false,
+    sliding_window: 4096,
+  },
+  qwen2: {
+    max_position_embeddings: 32768,
+    rms_norm_eps: 1e-6,
+    rope_theta: 10000,
+    tie_word_embeddings: false,
+  },
+  qwen3: {
+    head_dim: 128,
+    max_position_embeddings: 32768,
+    rms_norm_eps: 1e-6,
+    rope_theta: 10000,
+    tie_word_embeddings: false,
+  },
+  gemma2: {
+    head_dim: 256,
+    max_position_embeddings: 8192,
+    rms_norm_eps: 1e-6,
+    rope_theta: 10000,
+    tie_word_embeddings: true,
+    hidden_activation: "gelu_pytorch_tanh",
+    query_pre_attn_scalar: 256,
+    sliding_window: 4096,
+    attn_logit_softcapping: 50,
+    final_logit_softcapping: 30,
+  },
+  gemma3_text: {
+    // Gemma 3's text_config lists only what differs from these.
+    vocab_size: 262208,
+    hidden_size: 2304,
+    intermediate_size: 9216,
+    num_hidden_layers: 26,
+    num_attention_heads: 8,
+    num_key_value_heads: 4,
+    head_dim: 256,
+    max_position_embeddings: 131072,
+    rms_norm_eps: 1e-6,
+    rope_theta: 1_000_000,
+    rope_local_base_freq: 10000,
+    tie_word_embeddings: true,
+    hidden_activation: "gelu_pytorch_tanh",
+    query_pre_attn_scalar: 256,
+    sliding_window: 4096,
+    sliding_window_pattern: 6,
+    attn_logit_softcapping: null,
+    final_logit_softcapping: null,
+  },
+  phi3: {
+    max_position_embeddings: 4096,
+    original_max_position_embeddings: 4096,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    tie_word_embeddings: false,
+    partial_rotary_factor: 1,
+  },
 };
 
 const torchDtypeName: Record<HfDType, string> = { f32: "float32", f16: "float16", bf16: "bfloat16" };
@@ -43,17 +133,18 @@ const torchDtypeName: Record<HfDType, string> = { f32: "float32", f16: "float16"
 // ---- loading ----
 
 export function loadHfModel(dir: string): LoadedModel {
-  const config = readHfConfig(join(dir, "config.json"));
+  const configPath = join(dir, "config.json");
+  const spec = hfSpecFromJson(readJsonObject(configPath), configPath);
   // The small files first, so that a broken tokenizer is reported before gigabytes of weights are read.
   const tokenizer = loadHfTokenizer(dir);
-  if (tokenizer.vocabSize > config.vocabSize) {
+  if (tokenizer.vocabSize > spec.config.vocabSize) {
     throw new InputError(
-      `${join(dir, "tokenizer.json")}: ${tokenizer.vocabSize} tokens, more than config.json's vocab_size ${config.vocabSize}`,
+      `${join(dir, "tokenizer.json")}: ${tokenizer.vocabSize} tokens, more than config.json's vocab_size ${spec.config.vocabSize}`,
     );
   }
   return {
-    config,
-    tensors: readWeights(dir, config),
+    config: spec.config,
+    tensors: readWeights(dir, spec),
     tokenizer,
     vocab: readVocab(dir),
     chatTemplate: tokenizer.chatTemplate,
@@ -63,41 +154,85 @@ export function loadHfModel(dir: string): LoadedModel {
   };
 }
 
+// ---- config.json ----
+
+/** A config.json read: the config, and the RoPE factor tensors its rope_scaling defines (as convert_hf_to_gguf.py computes them). */
+export interface HfModelSpec {
+  config: ModelConfig;
+  ropeFactors: Map<string, Float32Array>;
+}
+
 /** config.json → ModelConfig; absent optional keys take transformers' defaults for the class. */
 export function readHfConfig(path: string): ModelConfig {
-  const raw = readJsonObject(path);
-  const fail = (key: string, problem: string) => new InputError(`${path}: "${key}" ${problem}`);
+  return hfSpecFromJson(readJsonObject(path), path).config;
+}
+
+/**
+ * A config.json's content → its model, computing what convert_hf_to_gguf.py and llama.cpp compute from it.
+ * `source` names it in errors. What ModelConfig cannot express, or the GGUF llama.cpp would run cannot hold,
+ * is refused naming the key and its value.
+ */
+export function hfSpecFromJson(configJson: Record<string, unknown>, source: string): HfModelSpec {
+  const fail = (key: string, problem: string) => new InputError(`${source}: "${key}" ${problem}`);
+  const json = textConfigOf(configJson, fail);
+  const modelType = modelTypeOf(json, source);
+  const arch = hfArchitectures[modelType];
+  const defaults = hfDefaults[modelType];
+  /** A key's value, or transformers' default when it is absent or null. */
+  const get = (key: string) => json[key] ?? defaults[key];
   const count = (key: string, fallback?: number): number => {
-    const v = raw[key] ?? fallback;
+    const v = get(key) ?? fallback;
     if (v === undefined) throw fail(key, "is missing");
     if (!Number.isSafeInteger(v) || (v as number) < 1)
       throw fail(key, `is ${showFileValue(v)}, expected a positive integer`);
     return v as number;
   };
-  const positive = (key: string, fallback: number): number => {
-    const v = raw[key] ?? fallback;
+  const positive = (key: string): number => {
+    const v = get(key);
     if (typeof v !== "number" || !(v > 0))
       throw fail(key, `is ${showFileValue(v)}, expected a positive number`);
     return v;
   };
-  const flag = (key: string, fallback: boolean): boolean => {
-    const v = raw[key] ?? fallback;
+  const flag = (key: string): boolean => {
+    const v = get(key);
     if (typeof v !== "boolean") throw fail(key, `is ${showFileValue(v)}, expected true or false`);
     return v;
   };
+  /** A soft-capping value: null turns it off, absent takes the default. */
+  const softcap = (key: string): number => {
+    const v = key in json ? json[key] : defaults[key];
+    if (v === null || v === undefined) return 0;
+    if (typeof v !== "number" || !(v > 0))
+      throw fail(key, `is ${showFileValue(v)}, expected a positive number or null`);
+    return v;
+  };
+  const gemma = arch === "gemma2" || arch === "gemma3";
 
-  const architecture = architectureOf(path, raw);
   // Features with no place in ModelConfig: loading anyway would compute a different model.
-  if (raw.rope_scaling != null)
-    throw fail("rope_scaling", `(${showFileValue(raw.rope_scaling)}) is not supported`);
-  if ((raw.hidden_act ?? "silu") !== "silu")
-    throw fail("hidden_act", `is ${showFileValue(raw.hidden_act)}; only silu is supported`);
-  if (raw.use_sliding_window === true)
-    throw fail("use_sliding_window", "is true; sliding-window attention is not supported");
-  if (raw.mlp_bias === true) throw fail("mlp_bias", "is true; MLP biases are not supported");
-  // HF llama's attention_bias also gives o_proj a bias, which ModelConfig cannot hold.
-  if (architecture === "llama" && raw.attention_bias === true)
-    throw fail("attention_bias", "is true; not supported for llama");
+  if (json.rope_parameters != null)
+    throw fail(
+      "rope_parameters",
+      `(${showFileValue(json.rope_parameters)}) is not supported; rope_theta and rope_scaling are`,
+    );
+  const activation = gemma ? "hidden_activation" : "hidden_act";
+  const wantActivation = gemma ? "gelu_pytorch_tanh" : "silu";
+  if ((get(activation) ?? wantActivation) !== wantActivation)
+    throw fail(
+      activation,
+      `is ${showFileValue(get(activation))}; only ${wantActivation} is supported for ${modelType}`,
+    );
+  if ((arch === "qwen2" || arch === "qwen3") && json.use_sliding_window === true)
+    throw fail("use_sliding_window", "is true; sliding-window attention is not supported for Qwen");
+  const mistralWindow = "sliding_window" in json ? json.sliding_window : defaults.sliding_window;
+  if (modelType === "mistral" && mistralWindow != null)
+    throw fail(
+      "sliding_window",
+      `is ${showFileValue(mistralWindow)} (model_type "mistral"): sliding-window attention is not supported for llama-architecture models`,
+    );
+  if (json.mlp_bias === true) throw fail("mlp_bias", "is true; MLP biases are not supported");
+  // An attention bias also gives o_proj a bias, which ModelConfig cannot hold (Qwen 2's q/k/v biases are built in).
+  if (arch !== "qwen2" && json.attention_bias === true)
+    throw fail("attention_bias", `is true; not supported for ${modelType}`);
 
   const dim = count("hidden_size");
   const nHeads = count("num_attention_heads");
@@ -106,63 +241,356 @@ export function readHfConfig(path: string): ModelConfig {
     throw fail("num_key_value_heads", `(${nKvHeads}) does not divide num_attention_heads (${nHeads})`);
   const headDim = count("head_dim", dim / nHeads);
   if (headDim % 2 !== 0) throw fail("head_dim", `is ${headDim}; RoPE needs an even head width`);
-  return plainConfig({
-    architecture,
+  const nLayers = count("num_hidden_layers");
+  if (nLayers > maxLayers)
+    throw fail("num_hidden_layers", `is ${nLayers}; llama.cpp allows at most ${maxLayers}`);
+  const maxSeqLen = count("max_position_embeddings");
+  const ropeTheta = positive("rope_theta");
+  // convert_hf_to_gguf.py's int(partial_rotary_factor · hidden_size) // num_attention_heads.
+  const ropeDims =
+    arch === "phi3" ? Math.floor(Math.floor(positive("partial_rotary_factor") * dim) / nHeads) : headDim;
+  if (ropeDims % 2 !== 0 || ropeDims < 2 || ropeDims > headDim)
+    throw fail(
+      "partial_rotary_factor",
+      `gives ${ropeDims} rotated dimensions of ${headDim}; must be even, 2 to ${headDim}`,
+    );
+
+  const layerWindows = gemma
+    ? gemmaWindows(json, get, count, fail, arch, nLayers)
+    : new Array<number>(nLayers).fill(0);
+  // phi3's sliding_window is left out: llama.cpp disables Phi-3's windows, and the converter's GGUF computes so.
+  const windowed = layerWindows.some((w) => w > 0);
+  const rope = ropeScalingOf(json.rope_scaling, fail, {
+    arch,
+    modelType,
+    headDim,
+    ropeDims,
+    ropeTheta,
+    maxSeqLen,
+    originalContext: arch === "phi3" ? count("original_max_position_embeddings") : maxSeqLen,
+    windowed,
+  });
+
+  const config: ModelConfig = {
+    architecture: arch,
     dim,
     hiddenDim: count("intermediate_size"),
-    nLayers: count("num_hidden_layers"),
+    nLayers,
     nHeads,
     nKvHeads,
     headDim,
     vocabSize: count("vocab_size"),
-    maxSeqLen: count("max_position_embeddings", architecture === "qwen2" ? 32768 : 2048),
-    normEps: positive("rms_norm_eps", 1e-6),
-    ropeTheta: positive("rope_theta", 10000),
+    maxSeqLen,
+    normEps: positive("rms_norm_eps"),
+    ropeTheta,
     ropeStyle: "neox",
-    tiedEmbeddings: flag("tie_word_embeddings", false),
-    attentionBias: architecture === "qwen2",
-  });
+    ropeDims,
+    ropeFreqFactors: rope.ropeFreqFactors,
+    layerWindows,
+    tiedEmbeddings: flag("tie_word_embeddings"),
+    attentionBias: arch === "qwen2",
+    qkNorm: arch === "qwen3" || arch === "gemma3",
+    postNorms: gemma,
+    ffnActivation: gemma ? "gelu_tanh" : "silu",
+    embeddingScale: gemma ? Math.sqrt(dim) : 1,
+    attentionScale: 1 / Math.sqrt(gemma ? positive("query_pre_attn_scalar") : headDim),
+    attnSoftcap: gemma ? softcap("attn_logit_softcapping") : 0,
+    finalLogitSoftcap: gemma ? softcap("final_logit_softcapping") : 0,
+  };
+  if (rope.ropeScaling) config.ropeScaling = rope.ropeScaling;
+  if (windowed) config.ropeThetaLocal = arch === "gemma3" ? positive("rope_local_base_freq") : ropeTheta;
+  return { config, ropeFactors: rope.factors };
 }
 
-function architectureOf(path: string, raw: Record<string, unknown>): Architecture {
-  if (raw.model_type === "llama" || raw.model_type === "qwen2") return raw.model_type;
-  const classes = Array.isArray(raw.architectures) ? raw.architectures : [];
-  for (const arch of ["llama", "qwen2"] as const) {
-    if (raw.model_type === undefined && classes.includes(architectureClass[arch])) return arch;
+/**
+ * The text model's config: Gemma 3 with vision (model_type "gemma3") keeps it in text_config, which
+ * convert_hf_to_gguf.py lays over the top-level keys; any other config is its own.
+ */
+function textConfigOf(
+  json: Record<string, unknown>,
+  fail: (key: string, problem: string) => InputError,
+): Record<string, unknown> {
+  if (json.model_type !== "gemma3") return json;
+  const text = json.text_config;
+  if (typeof text !== "object" || text === null || Array.isArray(text))
+    throw fail(
+      "text_config",
+      `is ${showFileValue(text)}; model_type "gemma3" needs its text model's config there`,
+    );
+  return { ...json, model_type: "gemma3_text", ...text };
+}
+
+function modelTypeOf(json: Record<string, unknown>, source: string): string {
+  const modelType = json.model_type;
+  if (typeof modelType === "string" && modelType in hfArchitectures) return modelType;
+  if (modelType === undefined && Array.isArray(json.architectures)) {
+    for (const cls of json.architectures)
+      if (typeof cls === "string" && cls in hfClasses) return hfClasses[cls];
   }
   const what =
-    raw.model_type !== undefined
-      ? `model_type ${showFileValue(raw.model_type)}`
-      : `architectures ${showFileValue(raw.architectures)}`;
-  throw new InputError(`${path}: ${what} is not supported (llama and qwen2 are)`);
+    modelType !== undefined
+      ? `model_type ${showFileValue(modelType)}`
+      : `architectures ${showFileValue(json.architectures)}`;
+  throw new InputError(
+    `${source}: ${what} is not supported (${Object.keys(hfArchitectures).join(", ")} are)`,
+  );
 }
 
-/** Canonical (GGUF) tensor name → Hugging Face name, for every tensor a config can have. */
-export function hfTensorNames(c: ModelConfig): Map<string, string> {
-  const m = new Map<string, string>([
+/**
+ * Gemma's windows: `layer_types` when given, else transformers' pattern (Gemma 2: even layers; Gemma 3: all but
+ * every sliding_window_pattern-th), each of `sliding_window` tokens.
+ */
+function gemmaWindows(
+  json: Record<string, unknown>,
+  get: (key: string) => unknown,
+  count: (key: string) => number,
+  fail: (key: string, problem: string) => InputError,
+  arch: Architecture,
+  nLayers: number,
+): number[] {
+  let sliding: boolean[];
+  const types = json.layer_types;
+  if (types != null) {
+    if (
+      !Array.isArray(types) ||
+      types.length !== nLayers ||
+      !types.every((t) => t === "sliding_attention" || t === "full_attention")
+    ) {
+      throw fail(
+        "layer_types",
+        `is ${showFileValue(types)}; expected ${nLayers} of "sliding_attention" and "full_attention"`,
+      );
+    }
+    sliding = types.map((t) => t === "sliding_attention");
+  } else if (arch === "gemma2") {
+    sliding = Array.from({ length: nLayers }, (_, l) => l % 2 === 0);
+  } else {
+    const pattern = count("sliding_window_pattern");
+    sliding = Array.from({ length: nLayers }, (_, l) => (l + 1) % pattern !== 0);
+  }
+  if (!sliding.includes(true)) return new Array<number>(nLayers).fill(0);
+  if (get("sliding_window") == null) throw fail("sliding_window", "is missing, but layers have windows");
+  const window = count("sliding_window");
+  return sliding.map((s) => (s ? window : 0));
+}
+
+interface RopeContext {
+  arch: Architecture;
+  modelType: string;
+  headDim: number;
+  ropeDims: number;
+  ropeTheta: number;
+  maxSeqLen: number;
+  /** Phi-3's original_max_position_embeddings (top level), which rope_scaling may override. */
+  originalContext: number;
+  windowed: boolean;
+}
+
+/**
+ * rope_scaling → ModelConfig's RoPE scaling, with the numbers convert_hf_to_gguf.py writes and llama.cpp uses
+ * (llama.cpp keeps YaRN's beta_fast 32 and beta_slow 1 for these architectures, so other values are refused).
+ */
+function ropeScalingOf(
+  value: unknown,
+  fail: (key: string, problem: string) => InputError,
+  c: RopeContext,
+): { ropeScaling?: RopeScaling; ropeFreqFactors: RopeFreqFactors; factors: Map<string, Float32Array> } {
+  const none = { ropeFreqFactors: "none" as const, factors: new Map<string, Float32Array>() };
+  if (value == null) return none;
+  if (typeof value !== "object" || Array.isArray(value))
+    throw fail("rope_scaling", `is ${showFileValue(value)}, expected an object`);
+  const rs = value as Record<string, unknown>;
+  const type = rs.rope_type ?? rs.type;
+  const unsupported = (why: string) => fail("rope_scaling", `with rope_type ${showFileValue(type)} ${why}`);
+  const allow = (...keys: string[]) => {
+    for (const k of Object.keys(rs)) {
+      if (k !== "rope_type" && k !== "type" && !keys.includes(k))
+        throw fail(
+          `rope_scaling.${k}`,
+          `(${showFileValue(rs[k])}) is not supported with rope_type ${showFileValue(type)}`,
+        );
+    }
+  };
+  const number = (key: string, fallback?: number): number => {
+    const v = rs[key] ?? fallback;
+    if (typeof v !== "number" || !(v > 0))
+      throw fail(`rope_scaling.${key}`, `is ${showFileValue(v)}, expected a positive number`);
+    return v;
+  };
+  const scaling = (fields: Partial<RopeScaling>): RopeScaling => ({
+    freqScale: 1,
+    extFactor: 0,
+    attnFactor: 1,
+    betaFast: 32,
+    betaSlow: 1,
+    originalContext: c.maxSeqLen,
+    ...fields,
+  });
+  if (type === "default") {
+    allow();
+    return none;
+  }
+  if (c.arch === "phi3" && type !== "longrope" && type !== "su")
+    throw unsupported("is not supported for phi3 (its GGUF keeps only LongRoPE)");
+  if (c.arch === "gemma2")
+    throw unsupported("is not supported for gemma2 (llama.cpp would scale its windowed layers too)");
+  switch (type) {
+    case "linear": {
+      allow("factor");
+      return { ...none, ropeScaling: scaling({ freqScale: 1 / number("factor") }) };
+    }
+    case "yarn": {
+      if (c.windowed) throw unsupported("is not supported with windowed layers");
+      allow("factor", "original_max_position_embeddings", "beta_fast", "beta_slow");
+      for (const [key, llamaCpp] of [
+        ["beta_fast", 32],
+        ["beta_slow", 1],
+      ] as const) {
+        if (rs[key] != null && rs[key] !== llamaCpp)
+          throw fail(`rope_scaling.${key}`, `is ${showFileValue(rs[key])}; llama.cpp uses ${llamaCpp}`);
+      }
+      const factor = number("factor");
+      const originalContext = number("original_max_position_embeddings");
+      return {
+        ...none,
+        ropeScaling: scaling({
+          freqScale: 1 / factor,
+          extFactor: 1,
+          attnFactor: yarnAttnFactor(factor, 1),
+          originalContext,
+        }),
+      };
+    }
+    case "llama3": {
+      if (c.arch !== "llama") throw unsupported(`is not supported for ${c.modelType}`);
+      allow("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings");
+      const params = {
+        factor: number("factor", llama3Defaults.factor),
+        lowFreqFactor: number("low_freq_factor", llama3Defaults.lowFreqFactor),
+        highFreqFactor: number("high_freq_factor", llama3Defaults.highFreqFactor),
+        originalContext: number("original_max_position_embeddings", llama3Defaults.originalContext),
+      };
+      return {
+        ropeFreqFactors: "fixed",
+        factors: new Map([[tensorNames.ropeFreqs, llama3RopeFreqs(params, c.ropeTheta, c.headDim)]]),
+      };
+    }
+    case "longrope":
+    case "su": {
+      if (c.arch !== "phi3") throw unsupported(`is not supported for ${c.modelType}`);
+      allow("long_factor", "short_factor", "original_max_position_embeddings");
+      const factors = (key: string) => {
+        const v = rs[key];
+        if (
+          !Array.isArray(v) ||
+          v.length !== c.ropeDims / 2 ||
+          !v.every((x) => typeof x === "number" && x > 0)
+        )
+          throw fail(
+            `rope_scaling.${key}`,
+            `is ${showFileValue(v)}; expected ${c.ropeDims / 2} positive numbers`,
+          );
+        return Float32Array.from(v as number[]);
+      };
+      const originalContext = number("original_max_position_embeddings", c.originalContext);
+      // Stored as the converter's float32 rope.scaling.attn_factor reads back.
+      const attnFactor = shortestFloat32(longRopeAttnFactor(c.maxSeqLen, originalContext));
+      return {
+        ropeFreqFactors: "longrope",
+        ropeScaling: scaling({ attnFactor, originalContext }),
+        factors: new Map([
+          [tensorNames.ropeFactorsLong, factors("long_factor")],
+          [tensorNames.ropeFactorsShort, factors("short_factor")],
+        ]),
+      };
+    }
+    default:
+      throw unsupported("is not supported");
+  }
+}
+
+// ---- weights ----
+
+/** Each tensor of a config's HF checkpoint: its name and the canonical tensors it holds, rows concatenated. */
+function hfTensors(c: ModelConfig): Map<string, [string, number][]> {
+  const gemma = c.architecture === "gemma2" || c.architecture === "gemma3";
+  const phi3 = c.architecture === "phi3";
+  const hfName = new Map<string, string>([
     [tensorNames.tokenEmbedding, "model.embed_tokens.weight"],
     [tensorNames.outputNorm, "model.norm.weight"],
     [tensorNames.output, "lm_head.weight"],
   ]);
   for (let l = 0; l < c.nLayers; l++) {
     const layer = `model.layers.${l}`;
-    m.set(tensorNames.attnNorm(l), `${layer}.input_layernorm.weight`);
-    m.set(tensorNames.wq(l), `${layer}.self_attn.q_proj.weight`);
-    m.set(tensorNames.wk(l), `${layer}.self_attn.k_proj.weight`);
-    m.set(tensorNames.wv(l), `${layer}.self_attn.v_proj.weight`);
-    m.set(tensorNames.bq(l), `${layer}.self_attn.q_proj.bias`);
-    m.set(tensorNames.bk(l), `${layer}.self_attn.k_proj.bias`);
-    m.set(tensorNames.bv(l), `${layer}.self_attn.v_proj.bias`);
-    m.set(tensorNames.wo(l), `${layer}.self_attn.o_proj.weight`);
-    m.set(tensorNames.ffnNorm(l), `${layer}.post_attention_layernorm.weight`);
-    m.set(tensorNames.ffnGate(l), `${layer}.mlp.gate_proj.weight`);
-    m.set(tensorNames.ffnUp(l), `${layer}.mlp.up_proj.weight`);
-    m.set(tensorNames.ffnDown(l), `${layer}.mlp.down_proj.weight`);
+    const attn = `${layer}.self_attn`;
+    const mlp = `${layer}.mlp`;
+    const set = (name: (l: number) => string, hf: string) => hfName.set(name(l), `${layer}.${hf}`);
+    set(tensorNames.attnNorm, "input_layernorm.weight");
+    set(tensorNames.ffnNorm, gemma ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight");
+    set(tensorNames.postAttnNorm, "post_attention_layernorm.weight");
+    set(tensorNames.postFfnNorm, "post_feedforward_layernorm.weight");
+    set(tensorNames.qNorm, "self_attn.q_norm.weight");
+    set(tensorNames.kNorm, "self_attn.k_norm.weight");
+    for (const [w, b, proj] of [
+      [tensorNames.wq, tensorNames.bq, "q_proj"],
+      [tensorNames.wk, tensorNames.bk, "k_proj"],
+      [tensorNames.wv, tensorNames.bv, "v_proj"],
+    ] as const) {
+      hfName.set(w(l), `${attn}.${phi3 ? "qkv_proj" : proj}.weight`);
+      hfName.set(b(l), `${attn}.${phi3 ? "qkv_proj" : proj}.bias`);
+    }
+    set(tensorNames.wo, "self_attn.o_proj.weight");
+    hfName.set(tensorNames.ffnGate(l), `${mlp}.${phi3 ? "gate_up_proj" : "gate_proj"}.weight`);
+    hfName.set(tensorNames.ffnUp(l), `${mlp}.${phi3 ? "gate_up_proj" : "up_proj"}.weight`);
+    set(tensorNames.ffnDown, "mlp.down_proj.weight");
   }
-  return m;
+  const out = new Map<string, [string, number][]>();
+  for (const [name, shape] of expectedTensors(c)) {
+    const hf = hfName.get(name);
+    if (hf === undefined) continue; // RoPE factors: computed from config.json
+    const parts = out.get(hf) ?? [];
+    parts.push([name, shape[0]]);
+    out.set(hf, parts);
+  }
+  return out;
 }
 
-function readWeights(dir: string, c: ModelConfig): Map<string, Tensor> {
+/**
+ * Gemma's RMSNorm multiplies by (1 + w); GGUF and the canonical model store 1 + w, added as
+ * convert_hf_to_gguf.py adds it (in f16 for f16 weights, else in f32), kept in f32.
+ */
+function gemmaNormFromHf(t: Tensor): Tensor {
+  const shifted = dequantize(t).map((w) => w + 1);
+  return quantize(
+    t.dtype === "f16" ? dequantize(quantize(shifted, t.shape, "f16")) : shifted,
+    t.shape,
+    "f32",
+  );
+}
+
+function gemmaNormToHf(t: Tensor, dtype: HfDType): Tensor {
+  return quantize(
+    dequantize(t).map((w) => w - 1),
+    t.shape,
+    dtype,
+  );
+}
+
+const isGemma = (c: ModelConfig) => c.architecture === "gemma2" || c.architecture === "gemma3";
+const isNorm = (name: string) => name.endsWith("norm.weight");
+
+/**
+ * Where a Gemma 3 checkpoint with vision keeps its text model ("model." of a text-only one): under
+ * "language_model.model." as transformers saved it before 4.52, "model.language_model." since.
+ */
+function multimodalTextPrefix(checkpoint: SafetensorsCheckpoint): string | undefined {
+  return ["language_model.model.", "model.language_model."].find((p) =>
+    checkpoint.find(`${p}embed_tokens.weight`),
+  );
+}
+
+function readWeights(dir: string, spec: HfModelSpec): Map<string, Tensor> {
+  const c = spec.config;
   const checkpoint = SafetensorsCheckpoint.open(dir);
   try {
     // Checked before listing the expected tensors: a corrupt count would list billions of them.
@@ -172,21 +600,29 @@ function readWeights(dir: string, c: ModelConfig): Map<string, Tensor> {
         `${join(dir, "config.json")}: "num_hidden_layers" is ${c.nLayers}, but ${checkpoint.source} holds only ${count} tensors`,
       );
     }
-    const hfNames = hfTensorNames(c);
-    const wanted = new Map<string, { name: string; shape: number[] }>();
-    for (const [name, shape] of expectedTensors(c)) wanted.set(hfNames.get(name) as string, { name, shape });
+    const textModel = c.architecture === "gemma3" ? multimodalTextPrefix(checkpoint) : undefined;
+    const wanted = new Map<string, [string, number][]>();
+    for (const [hfName, parts] of hfTensors(c)) {
+      wanted.set(textModel && hfName.startsWith("model.") ? textModel + hfName.slice(6) : hfName, parts);
+    }
     for (const hfName of checkpoint.names()) {
-      // inv_freq is a RoPE buffer some old checkpoints saved (recomputed from rope_theta); a tied lm_head is a copy.
+      // inv_freq is a RoPE buffer some old checkpoints saved (recomputed from rope_theta); a tied lm_head is a
+      // copy; a multimodal checkpoint's vision tower is not the text model.
       const ignorable =
-        hfName.endsWith(".rotary_emb.inv_freq") || (c.tiedEmbeddings && hfName === "lm_head.weight");
+        hfName.endsWith(".rotary_emb.inv_freq") ||
+        (c.tiedEmbeddings && (hfName === "lm_head.weight" || hfName === "language_model.lm_head.weight")) ||
+        (textModel !== undefined && /^(model\.)?(vision_tower|multi_modal_projector)\./.test(hfName));
       if (!wanted.has(hfName) && !ignorable) {
         throw new InputError(
-          `${checkpoint.source}: tensor ${quoteFileString(hfName)} is not supported (not part of a plain ${c.architecture} model)`,
+          `${checkpoint.source}: tensor ${quoteFileString(hfName)} is not supported (not part of the ${c.architecture} model config.json describes)`,
         );
       }
     }
+    const expected = expectedTensors(c);
     const tensors = new Map<string, Tensor>();
-    for (const [hfName, { name, shape }] of wanted) {
+    for (const [hfName, parts] of wanted) {
+      const cols = (expected.get(parts[0][0]) ?? []).slice(1);
+      const shape = [parts.reduce((sum, [, rows]) => sum + rows, 0), ...cols];
       const found = checkpoint.find(hfName);
       if (!found) {
         throw new InputError(
@@ -198,8 +634,22 @@ function readWeights(dir: string, c: ModelConfig): Map<string, Tensor> {
           `${found.file.path}: tensor "${hfName}" has shape [${found.entry.shape}], expected [${shape}]`,
         );
       }
-      tensors.set(name, found.file.read(hfName));
+      const whole = found.file.read(hfName);
+      const rowBytes = whole.data.byteLength / shape[0];
+      let row = 0;
+      for (const [name, rows] of parts) {
+        const part: Tensor = {
+          dtype: whole.dtype,
+          shape: [rows, ...cols],
+          data:
+            parts.length === 1 ? whole.data : whole.data.subarray(row * rowBytes, (row + rows) * rowBytes),
+        };
+        tensors.set(name, isGemma(c) && isNorm(name) ? gemmaNormFromHf(part) : part);
+        row += rows;
+      }
     }
+    for (const [name, values] of spec.ropeFactors)
+      tensors.set(name, quantize(values, [values.length], "f32"));
     return tensors;
   } finally {
     checkpoint.close();
@@ -240,23 +690,21 @@ function readJsonObject(path: string): Record<string, unknown> {
 /**
  * Writes `model` as a Hugging Face directory with every tensor in `dtype` (quantized tensors are
  * dequantized first): config.json, model.safetensors, tokenizer.json and tokenizer_config.json.
+ * config.json is read back first: a model it would not describe (a switch transformers derives from the
+ * class, RoPE factors its rope_scaling does not give …) is refused before anything is written.
  */
 export function writeHfModel(model: LoadedModel, dir: string, dtype: HfDType): void {
-  const c = model.config;
-  if (c.architecture === "llama" && c.attentionBias) {
-    throw new InputError(
-      `${model.path}: a llama model with Q/K/V biases has no Hugging Face llama equivalent`,
-    );
-  }
   if (!model.vocab) {
     throw new InputError(
       `${model.path}: the tokenizer of this model is not available as a vocabulary, so tokenizer.json cannot be written`,
     );
   }
-  const tensors = hfTensors(model, dtype);
+  const config = hfConfigJson(model, dtype);
+  checkReadBack(model, config);
+  const tensors = hfCheckpoint(model, dtype);
   const json = (value: object) => `${JSON.stringify(value, null, 2)}\n`;
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, "config.json"), json(hfConfigJson(model, dtype)));
+  writeFileSync(join(dir, "config.json"), json(config));
   writeSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt" });
   writeFileSync(join(dir, "tokenizer.json"), json(tokenizerJsonFromVocab(model.vocab)));
   writeFileSync(
@@ -267,9 +715,10 @@ export function writeHfModel(model: LoadedModel, dir: string, dtype: HfDType): v
 
 function hfConfigJson(model: LoadedModel, dtype: HfDType): Record<string, unknown> {
   const c = model.config;
-  return {
-    architectures: [architectureClass[c.architecture]],
-    model_type: c.architecture,
+  const { cls, modelType } = hfNames[c.architecture];
+  const json: Record<string, unknown> = {
+    architectures: [cls],
+    model_type: modelType,
     hidden_size: c.dim,
     intermediate_size: c.hiddenDim,
     num_hidden_layers: c.nLayers,
@@ -280,21 +729,106 @@ function hfConfigJson(model: LoadedModel, dtype: HfDType): Record<string, unknow
     max_position_embeddings: c.maxSeqLen,
     rms_norm_eps: c.normEps,
     rope_theta: c.ropeTheta,
+    rope_scaling: ropeScalingJson(model),
     tie_word_embeddings: c.tiedEmbeddings,
-    hidden_act: "silu",
-    ...(c.architecture === "llama"
-      ? { attention_bias: false, mlp_bias: false }
-      : { use_sliding_window: false }),
-    bos_token_id: model.tokenizer.bosId ?? null,
-    eos_token_id: model.tokenizer.eosId ?? null,
-    torch_dtype: torchDtypeName[dtype],
   };
+  if (isGemma(c)) {
+    json.hidden_activation = "gelu_pytorch_tanh";
+    json.query_pre_attn_scalar = queryPreAttnScalar(c.attentionScale);
+    json.attn_logit_softcapping = c.attnSoftcap || null;
+    json.final_logit_softcapping = c.finalLogitSoftcap || null;
+    json.sliding_window = c.layerWindows.find((w) => w > 0) ?? null;
+    json.layer_types = c.layerWindows.map((w) => (w > 0 ? "sliding_attention" : "full_attention"));
+    if (c.architecture === "gemma3") {
+      json.rope_local_base_freq = c.ropeThetaLocal ?? hfDefaults.gemma3_text.rope_local_base_freq;
+      // For transformers versions before layer_types.
+      const period = swaPeriodOf("gemma3", c.layerWindows);
+      if (period) json.sliding_window_pattern = period;
+    }
+  } else {
+    json.hidden_act = "silu";
+    if (c.architecture === "qwen2" || c.architecture === "qwen3") json.use_sliding_window = false;
+    if (c.architecture !== "qwen2") json.attention_bias = false;
+    if (c.architecture === "llama") json.mlp_bias = false;
+  }
+  if (c.architecture === "phi3") {
+    json.partial_rotary_factor = (c.ropeDims * c.nHeads) / c.dim;
+    json.original_max_position_embeddings = c.ropeScaling?.originalContext ?? c.maxSeqLen;
+  }
+  json.bos_token_id = model.tokenizer.bosId ?? null;
+  json.eos_token_id = model.tokenizer.eosId ?? null;
+  json.torch_dtype = torchDtypeName[dtype];
+  return json;
 }
 
-/** The model's tensors under HF names, in `dtype`, Q/K rows in rotate-half order. */
-function hfTensors(model: LoadedModel, dtype: HfDType): Map<string, Tensor> {
+/** query_pre_attn_scalar giving `scale` = 1/√q, as the integer configs carry when one does. */
+function queryPreAttnScalar(scale: number): number {
+  const q = 1 / (scale * scale);
+  return 1 / Math.sqrt(Math.round(q)) === scale ? Math.round(q) : q;
+}
+
+/**
+ * rope_scaling for the model's RoPE: LongRoPE's factor lists; Llama 3's parameters for rope_freqs.weight (its
+ * largest factor, and the converter's defaults for the rest, which the read-back check confirms); linear, YaRN.
+ */
+function ropeScalingJson(model: LoadedModel): Record<string, unknown> | null {
   const c = model.config;
-  const hfNames = hfTensorNames(c);
+  const values = (name: string) => Array.from(dequantize(model.tensors.get(name) as Tensor));
+  if (c.ropeFreqFactors === "longrope") {
+    return {
+      rope_type: "longrope",
+      long_factor: values(tensorNames.ropeFactorsLong),
+      short_factor: values(tensorNames.ropeFactorsShort),
+    };
+  }
+  if (c.ropeFreqFactors === "fixed") {
+    return {
+      rope_type: "llama3",
+      factor: Math.max(...values(tensorNames.ropeFreqs)),
+      low_freq_factor: llama3Defaults.lowFreqFactor,
+      high_freq_factor: llama3Defaults.highFreqFactor,
+      original_max_position_embeddings: llama3Defaults.originalContext,
+    };
+  }
+  const s = c.ropeScaling;
+  if (s?.extFactor) {
+    return {
+      rope_type: "yarn",
+      factor: 1 / s.freqScale,
+      original_max_position_embeddings: s.originalContext,
+    };
+  }
+  if (s && s.freqScale !== 1) return { rope_type: "linear", factor: 1 / s.freqScale };
+  return null;
+}
+
+/** Refuses a model that `json` read back would not give: another config, or other RoPE factors. */
+function checkReadBack(model: LoadedModel, json: Record<string, unknown>): void {
+  const c = model.config;
+  const cannot = `${model.path}: cannot be written as a Hugging Face ${hfNames[c.architecture].cls}`;
+  let spec: HfModelSpec;
+  try {
+    spec = hfSpecFromJson(json, "config.json");
+  } catch (e) {
+    if (!(e instanceof InputError)) throw e;
+    throw new InputError(`${cannot}: ${e.message}`);
+  }
+  const mismatch = configMismatch({ ...c, ropeStyle: "neox" }, spec.config);
+  if (mismatch) throw new InputError(`${cannot}: read back, ${mismatch}`);
+  for (const [name, values] of spec.ropeFactors) {
+    // Factors a converter computed in torch may differ from vellum's in the last bit of a few entries.
+    const have = dequantize(model.tensors.get(name) as Tensor);
+    if (!values.every((v, i) => Math.abs(v - have[i]) <= 1e-6 * Math.abs(have[i]))) {
+      throw new InputError(
+        `${cannot}: ${name} differs from the factors of rope_scaling ${showFileValue(json.rope_scaling)}`,
+      );
+    }
+  }
+}
+
+/** The model's tensors under HF names, in `dtype`: Q/K rows in rotate-half order, Gemma norms as w − 1. */
+function hfCheckpoint(model: LoadedModel, dtype: HfDType): Map<string, Tensor> {
+  const c = model.config;
   const headsOf = new Map<string, number>();
   if (c.ropeStyle === "interleaved") {
     for (let l = 0; l < c.nLayers; l++) {
@@ -302,20 +836,26 @@ function hfTensors(model: LoadedModel, dtype: HfDType): Map<string, Tensor> {
       for (const name of [tensorNames.wk(l), tensorNames.bk(l)]) headsOf.set(name, c.nKvHeads);
     }
   }
-  const out = new Map<string, Tensor>();
-  for (const [name, shape] of expectedTensors(c)) {
+  const expected = expectedTensors(c);
+  const converted = (name: string): Tensor => {
+    const shape = expected.get(name) ?? [];
     const source = model.tensors.get(name);
     if (!source || source.shape.join() !== shape.join()) {
       throw new InputError(
         `${model.path}: tensor "${name}" is ${source ? `of shape [${source.shape}]` : "missing"}, expected [${shape}]`,
       );
     }
-    const converted = source.dtype === dtype ? source : quantize(dequantize(source), source.shape, dtype);
+    const t =
+      isGemma(c) && isNorm(name)
+        ? gemmaNormToHf(source, dtype)
+        : source.dtype === dtype
+          ? source
+          : quantize(dequantize(source), shape, dtype);
     const heads = headsOf.get(name);
-    out.set(
-      hfNames.get(name) as string,
-      heads === undefined ? converted : reorderRopeRows(converted, heads, "neox"),
-    );
-  }
+    return heads === undefined ? t : reorderRopeRows(t, heads, "neox");
+  };
+  const out = new Map<string, Tensor>();
+  for (const [hfName, parts] of hfTensors(c))
+    out.set(hfName, concatRows(parts.map(([name]) => converted(name))));
   return out;
 }

@@ -4,7 +4,7 @@ import { quantize } from "../dtype.js";
 import { InputError } from "../errors.js";
 import { storedDType } from "../formats/gguf-model.js";
 import type { LoadedModel } from "../model.js";
-import { shapeConfig } from "../profiles.js";
+import { shapeSpec } from "../profiles.js";
 import type { DType, Tensor } from "../tensor.js";
 import { createTokenizer } from "../tokenizer/create.js";
 import type { VocabSpec } from "../tokenizer/tokenizer.js";
@@ -24,16 +24,19 @@ export interface SyntheticTokenizer {
 
 /**
  * A model of a real architecture's shape (profiles/models.json) with seeded random weights, held in
- * `dtype` (norm weights near 1, in f32), and a generated vocabulary or a real `tokenizer`. Speed does not depend
- * on weight values, so this is what the speed benchmarks run on; its text is gibberish by construction.
+ * `dtype` (norm weights near 1, in f32; RoPE factor tensors with the values the shape's rope_scaling gives), and
+ * a generated vocabulary or a real `tokenizer`. `layers` cuts the depth, keeping the family's layer pattern.
+ * Speed does not depend on weight values, so this is what the speed benchmarks run on; its text is gibberish by
+ * construction.
  */
 export function syntheticModel(
   shape: string,
   dtype: DType,
   seed = 0,
-  tokenizer?: SyntheticTokenizer,
+  opts: { layers?: number; tokenizer?: SyntheticTokenizer } = {},
 ): LoadedModel {
-  return syntheticModelOf(shapeConfig(shape), dtype, { seed, name: shape, tokenizer });
+  const { config, ropeFactors } = shapeSpec(shape, opts.layers);
+  return syntheticModelOf(config, dtype, { seed, name: shape, ropeFactors, tokenizer: opts.tokenizer });
 }
 
 export interface SyntheticModelOptions {

@@ -1,0 +1,44 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { registerSynthModel } from "../../src/cli/synth-model.js";
+import { loadGgufModel } from "../../src/model/formats/gguf-model.js";
+import { shapeConfig } from "../../src/model/profiles.js";
+import { runVellum } from "./in-process.js";
+
+const dir = mkdtempSync(join(tmpdir(), "vellum-synth-cli-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const vellum = (...args: string[]) => runVellum([registerSynthModel], args);
+
+describe("vellum synth-model", () => {
+  it("--layers keeps the first layers of the shape", async () => {
+    const out = join(dir, "tiny-1.gguf");
+    const r = await vellum(
+      "synth-model",
+      "--shape",
+      "tiny-test",
+      "--layers",
+      "1",
+      "--dtype",
+      "f16",
+      "--out",
+      out,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const config = loadGgufModel(out).config;
+    expect(config.nLayers).toBe(1);
+    expect({ ...config, nLayers: 2, layerWindows: [0, 0] }).toEqual(shapeConfig("tiny-test"));
+  });
+
+  it("a cut deeper than the shape, or not a positive integer, is one line naming it", async () => {
+    const out = join(dir, "x.gguf");
+    const deep = await vellum("synth-model", "--shape", "tiny-test", "--layers", "3", "--out", out);
+    expect(deep.code).toBe(1);
+    expect(deep.stderr.trim()).toBe("vellum: tiny-test has 2 layers; cannot cut it to 3");
+    const zero = await vellum("synth-model", "--shape", "tiny-test", "--layers", "0", "--out", out);
+    expect(zero.code).toBe(1);
+    expect(zero.stderr).toMatch(/--layers <n>.*invalid/);
+  });
+});
