@@ -12,7 +12,7 @@ import { syntheticVocab } from "../../src/model/synth/synth-vocab.js";
 import type { DType, Tensor } from "../../src/model/tensor.js";
 import { createTokenizer } from "../../src/model/tokenizer/create.js";
 import { Rng } from "../../src/util/rng.js";
-import { logitsAt, scatteredBlockTables, xorshift } from "../helpers.js";
+import { logitsAt, maxDiff, scatteredBlockTables, xorshift } from "../helpers.js";
 
 // Every family's switch set on a small model, both backends: the native one against the reference (the exact
 // oracle), batched and paged execution against one sequence at a time, windows at contexts past the window.
@@ -138,18 +138,6 @@ const tokens = (n: number, seed: number, vocab: number) => {
   const next = xorshift(seed);
   return Array.from({ length: n }, () => Math.floor(next() * vocab));
 };
-
-/** Largest |a − b| and largest |b| over every row. */
-function maxDiff(a: Float32Array[], b: Float32Array[]) {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++)
-    for (let j = 0; j < a[i].length; j++) {
-      diff = Math.max(diff, Math.abs(a[i][j] - b[i][j]));
-      scale = Math.max(scale, Math.abs(b[i][j]));
-    }
-  return { diff, scale };
-}
 
 /**
  * Runs several sequences through `backend` together, step by step: at step k sequence s computes its next

@@ -94,7 +94,8 @@ export interface Agreement {
  * distributions on the same ids: rows[j] are the logits at position positions[j]. The first `promptLength`
  * positions are the teacher-forced check; position promptLength − 1 + i must give continuation[i] as llama.cpp's
  * most likely token, which is llama.cpp's greedy continuation being the same (same prefixes, by induction).
- * Most likely tokens closer than `tieMargin` in llama.cpp's log-probabilities are a near tie (see Agreement).
+ * Most likely tokens closer than `relativeTie` · the largest |logit| in llama.cpp's log-probabilities are a near
+ * tie (see Agreement).
  */
 export function agreement(
   rows: Float32Array[],
@@ -102,15 +103,18 @@ export function agreement(
   oracle: LlamaCppDistributions,
   promptLength: number,
   continuation: readonly number[],
-  tieMargin: number,
+  relativeTie: number,
 ): Agreement {
+  let logitScale = 0;
+  for (const row of rows) for (const v of row) logitScale = Math.max(logitScale, Math.abs(v));
+  const tieMargin = relativeTie * logitScale;
   const a: Agreement = {
     fullError: 0,
     topError: 0,
     top1Differs: [],
     greedyDiffers: [],
     nearTies: [],
-    logitScale: 0,
+    logitScale,
   };
   // Whether `token` is llama.cpp's choice at position p, or within tieMargin of it (a near tie, then noted).
   const agrees = (p: number, token: number) => {
@@ -123,7 +127,6 @@ export function agreement(
   };
   positions.forEach((p, j) => {
     const row = rows[j];
-    for (const v of row) a.logitScale = Math.max(a.logitScale, Math.abs(v));
     if (p < promptLength) {
       const full = oracle.full.get(p);
       if (full) {
@@ -141,6 +144,7 @@ export function agreement(
     const step = p - (promptLength - 1);
     if (step >= 0 && step < continuation.length && !agrees(p, continuation[step])) a.greedyDiffers.push(step);
   });
+  a.nearTies = [...new Set(a.nearTies)];
   return a;
 }
 
