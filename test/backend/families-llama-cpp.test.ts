@@ -16,11 +16,11 @@
  *   q8_0  2.4e-2 (0.08): both round activations to 8 bits per 32-block, but llama.cpp keeps each block's scale as
  *         f16 and vellum as f32, so the integers differ where a value sits near a rounding boundary.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getLlama, type Llama, LlamaLogLevel } from "node-llama-cpp";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import type { Backend } from "../../src/backend/backend.js";
 import { loadNativeAddon } from "../../src/backend/native/addon.js";
 import { NativeBackend } from "../../src/backend/native/native-backend.js";
@@ -48,6 +48,10 @@ let dir: string;
 beforeAll(async () => {
   llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
   dir = mkdtempSync(join(tmpdir(), "vellum-families-llama-cpp-"));
+});
+// Each test's files (up to 1.3 GB) are gone before the next one writes its own.
+afterEach(() => {
+  for (const name of readdirSync(dir)) rmSync(join(dir, name), { recursive: true, force: true });
 });
 afterAll(async () => {
   await llama?.dispose();
