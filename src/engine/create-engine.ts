@@ -72,7 +72,9 @@ export function createEngine(
   const blocksPerSequence = maxBlocksPerRequest(windows, maxModelLen, blockSize, maxNumBatchedTokens);
   // The backend first: memory is measured once it holds the weights it copies.
   const backend =
-    typeof givenBackend === "object" ? givenBackend : chooseBackend(model, givenBackend, threads);
+    typeof givenBackend === "object"
+      ? givenBackend
+      : chooseBackend(model, givenBackend, threads, maxModelLen);
   // More than every sequence at full length (and the null block) can never be used.
   const useful = blocksPerSequence * maxNumSeqs + 1;
   const { numBlocks, budgetNote } =

@@ -13,6 +13,10 @@ export interface AttentionDims {
   nKvHeads: number;
   headDim: number;
   blockSize: number;
+  /** q·k is multiplied by this; default 1/√headDim. */
+  scale?: number;
+  /** Scores are soft-capped to ±softcap (c · tanh(s / c)) before the softmax; 0 or absent: not. */
+  softcap?: number;
   /** A query at position p sees keys p − window + 1 … p only; 0 or absent: every key up to p. */
   window?: number;
 }
@@ -85,6 +89,8 @@ export function pagedAttention(
   d: AttentionDims,
 ): Float32Array {
   const { nHeads, nKvHeads, headDim, blockSize } = d;
+  const scale = d.scale ?? 1 / Math.sqrt(headDim);
+  const softcap = d.softcap ?? 0;
   const window = d.window ?? 0;
   const kRows = new CacheRows(kCache, headDim);
   const vRows = new CacheRows(vCache, headDim);
@@ -92,7 +98,6 @@ export function pagedAttention(
   const v = vRows.values;
   const kvDim = nKvHeads * headDim;
   const groupSize = nHeads / nKvHeads;
-  const scale = 1 / Math.sqrt(headDim);
   const out = new Float32Array(batch.tokenIds.length * nHeads * headDim);
   const numSeqs = batch.seqLens.length;
   const scores = new Float64Array(Math.max(...batch.seqLens, 1));
@@ -111,7 +116,7 @@ export function pagedAttention(
           );
           let dot = 0;
           for (let i = 0; i < headDim; i++) dot += q[qOff + i] * k[kOff + i];
-          scores[j] = dot * scale;
+          scores[j] = softcap > 0 ? softcap * Math.tanh((dot * scale) / softcap) : dot * scale;
           if (scores[j] > max) max = scores[j];
         }
         let sum = 0;
