@@ -1,7 +1,7 @@
 import { type ModelConfig, tensorNames } from "../../model/config.js";
 import { dequantize } from "../../model/dtype.js";
 import type { LoadedModel } from "../../model/model.js";
-import { type Backend, type ForwardBatch, type KvCacheSpec, layerKvSlots } from "../backend.js";
+import { type Backend, type ForwardBatch, type KvCacheSpec, layerKvSlots, specGroups } from "../backend.js";
 import { ropeFactorsTensor } from "../rope-factors.js";
 import { addInPlace, geglu, matmul, type RopeParams, rmsNorm, rope, softcap, swiglu } from "./ops.js";
 import { allocateKvCache, type KvCacheArray, pagedAttention, writeKv } from "./paged-attention.js";
@@ -114,7 +114,7 @@ export class ReferenceBackend implements Backend {
     const { numBlocks, blockSize, dtype } = spec;
     const size = numBlocks * blockSize * this.config.nKvHeads * this.config.headDim;
     this.layerSlots = layerKvSlots(spec, this.config.nLayers);
-    const numSlotLayers = this.config.nLayers / new Set(this.layerSlots.map((s) => s.group)).size;
+    const numSlotLayers = specGroups(spec, this.config.nLayers)[0].layers.length;
     this.kCache = Array.from({ length: numSlotLayers }, () => allocateKvCache(dtype, size));
     this.vCache = Array.from({ length: numSlotLayers }, () => allocateKvCache(dtype, size));
     this.blockSize = blockSize;
