@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { ModelConfig } from "./config.js";
 import { InputError } from "./errors.js";
-import { type HfModelSpec, hfSpecFromJson } from "./formats/hf-model.js";
+import { type HfModelSpec, hfSpecFromJson } from "./formats/hf-config.js";
 
 const profilesFile = fileURLToPath(new URL("../../profiles/models.json", import.meta.url));
 

@@ -2,7 +2,7 @@ import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { ModelConfig } from "../model/config.js";
 import { InputError } from "../model/errors.js";
-import { readHfConfig } from "../model/formats/hf-model.js";
+import { readHfConfig } from "../model/formats/hf-config.js";
 import { loadModel } from "../model/load.js";
 import { modelShapes, shapeConfig } from "../model/profiles.js";
 
