@@ -4,9 +4,11 @@ import { quantize } from "../dtype.js";
 import { InputError } from "../errors.js";
 import { storedDType } from "../formats/gguf-model.js";
 import type { LoadedModel } from "../model.js";
-import { shapeSpec } from "../profiles.js";
+import { shapeConfig, shapeSpec } from "../profiles.js";
 import type { DType, Tensor } from "../tensor.js";
 import { createTokenizer } from "../tokenizer/create.js";
+import { vocabFromTokenizerJson } from "../tokenizer/hf-convert.js";
+import { readHfTokenizerFiles } from "../tokenizer/hf-tokenizer.js";
 import { isPhi3Name, phi3NamedTokens, withStripByName } from "../tokenizer/strip-by-name.js";
 import type { VocabSpec } from "../tokenizer/tokenizer.js";
 import { syntheticVocab } from "./synth-vocab.js";
@@ -21,6 +23,13 @@ export interface SyntheticTokenizer {
   /** Exactly as many tokens as the shape's vocabulary size (vocabFromTokenizerJson pads it so). */
   vocab: VocabSpec;
   chatTemplate?: string;
+}
+
+/** The HF tokenizer at `path` (a directory or tokenizer.json) as llama.cpp's converter writes it for `shape`. */
+export function realTokenizer(path: string, shape: string): SyntheticTokenizer {
+  const { json, config, jsonPath, chatTemplate } = readHfTokenizerFiles(path);
+  const vocabSize = shapeConfig(shape).vocabSize;
+  return { vocab: vocabFromTokenizerJson(json, config, jsonPath, { vocabSize }), chatTemplate };
 }
 
 /**
