@@ -43,6 +43,18 @@ export async function logitsAt(
   return Array.from({ length: n }, (_, i) => logits.subarray(i * vocabSize, (i + 1) * vocabSize));
 }
 
+/** Largest |a − b| and largest |b| over every row of two sets of logits. */
+export function maxDiff(a: Float32Array[], b: Float32Array[]): { diff: number; scale: number } {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++)
+    for (let j = 0; j < a[i].length; j++) {
+      diff = Math.max(diff, Math.abs(a[i][j] - b[i][j]));
+      scale = Math.max(scale, Math.abs(b[i][j]));
+    }
+  return { diff, scale };
+}
+
 // The one-sequence-at-a-time oracle that batched, paged execution is checked against: no scheduler, no
 // block manager, the sequence's blocks simply 0, 1, 2, ….
 type FinishReason = "stop" | "length";

@@ -145,10 +145,15 @@ void checkActsAndKv(const Kernels& path) {
 
 void checkAttention(const Kernels& path) {
   int cases = 0;
+  struct Shape {
+    float softcap;
+    int window;
+  };
   for (KvDtype dtype : {KvDtype::F32, KvDtype::F16})
     for (int headDim : {8, 20, 64, 80, 128})
       for (int group : {1, 4})
-        for (int fresh : {1, 17}) {
+        for (int fresh : {1, 17})
+          for (Shape shape : {Shape{0, 0}, Shape{2.5f, 0}, Shape{0, 7}, Shape{0, 20}}) {
           const int nKvHeads = 2, nHeads = nKvHeads * group, blockSize = 16, cached = 40;
           const int len = cached + fresh, numBlocks = (len + blockSize - 1) / blockSize;
           const size_t cacheValues = static_cast<size_t>(numBlocks) * blockSize * nKvHeads * headDim;
@@ -171,7 +176,8 @@ void checkAttention(const Kernels& path) {
             AttentionArgs a{q.data(), f16 ? static_cast<const void*>(kh.data()) : kf.data(),
                             f16 ? static_cast<const void*>(vh.data()) : vf.data(), dtype, out.data(),
                             positions.data(), table.data(), tableStart.data(), tileFirst.data(), tileSeq.data(),
-                            static_cast<int>(tileSeq.size()), nHeads, nKvHeads, headDim, blockSize};
+                            static_cast<int>(tileSeq.size()), nHeads, nKvHeads, headDim, blockSize,
+                            static_cast<float>(1 / std::sqrt(headDim)), shape.softcap, shape.window};
             std::vector<float> scores(attentionScratch(a, len));
             k.attention(a, 0, attentionItems(a), scores.data());
             return out;
@@ -182,8 +188,9 @@ void checkAttention(const Kernels& path) {
                                                            std::to_string(headDim) + " at " + std::to_string(i));
           cases++;
         }
-  std::printf("%s: attention, %d cases (f32/f16 KV, GQA, head dims with tails), against scalar\n", path.name,
-              cases);
+  std::printf("%s: attention, %d cases (f32/f16 KV, GQA, head dims with tails, soft-capping, windows), "
+              "against scalar\n",
+              path.name, cases);
 }
 
 // GMAC/s of one matmul shape on `path`, the median of 7 timed runs after a warm-up.

@@ -43,7 +43,9 @@ export function createEngine(
   const bytesPerToken = kvBytesPerToken(model.config, kvCacheDtype);
   // The backend first: memory is measured once it holds the weights it copies.
   const backend =
-    typeof givenBackend === "object" ? givenBackend : chooseBackend(model, givenBackend, threads);
+    typeof givenBackend === "object"
+      ? givenBackend
+      : chooseBackend(model, givenBackend, threads, maxModelLen);
   // More than every sequence at full length can never be used.
   const useful = Math.ceil(maxModelLen / blockSize) * maxNumSeqs;
   const { numBlocks, budgetNote } =

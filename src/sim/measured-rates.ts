@@ -76,11 +76,8 @@ function probeModel(
       .filter(([name]) => name.startsWith("blk."))
       .reduce((n, [, shape]) => n + numElements(shape), 0);
   // Tied embeddings: the classifier costs the same, and the table is not held twice.
-  const config = {
-    ...c,
-    nLayers: Math.max(1, Math.min(c.nLayers, Math.floor(probeLayerBytes / layerBytes))),
-    tiedEmbeddings: true,
-  };
+  const nLayers = Math.max(1, Math.min(c.nLayers, Math.floor(probeLayerBytes / layerBytes)));
+  const config = { ...c, nLayers, layerWindows: c.layerWindows.slice(0, nLayers), tiedEmbeddings: true };
   const tensors = new Map<string, Tensor>();
   for (const [name, shape] of expectedTensors(config))
     tensors.set(name, randomTensor(shape, storedDType(shape, weightStoredAs[weightDtype])));
@@ -102,7 +99,9 @@ async function forwardSecondsPerByte(
   threads: number,
 ): Promise<number[]> {
   const { config, tensors } = probeModel(f.config, f.weightDtype);
-  const model = new addon.NativeModel(specFromTensors(config, tensors, "probe", threads, kernels));
+  const model = new addon.NativeModel(
+    specFromTensors(config, tensors, "probe", threads, kernels, config.maxSeqLen),
+  );
   const maxBatch = probeBatches[probeBatches.length - 1];
   model.initKvCache(maxBatch, blockSize, f.kvDtype === "fp32" ? "f32" : "f16");
   // Every sequence of the batch decodes at position blockSize − 1 of its own block (short contexts).

@@ -12,7 +12,7 @@ import { writeGgufModel } from "../../src/model/formats/gguf-model.js";
 import { loadModel } from "../../src/model/load.js";
 import type { LoadedModel } from "../../src/model/model.js";
 import { syntheticModel } from "../../src/model/synth/synth-model.js";
-import { greedyIds, logitsAt } from "../helpers.js";
+import { greedyIds, logitsAt, maxDiff } from "../helpers.js";
 import { versePrompts } from "../kjv-prompts.js";
 import { describeShared, needs, stories260K } from "../shared-models.js";
 
@@ -24,18 +24,6 @@ const built = !(addon instanceof Error);
 test.runIf(inCi)("CI: the native addon is built and loads", () => {
   expect(addon instanceof Error ? addon.message : "loaded").toBe("loaded");
 });
-
-/** Largest |a − b| over all positions, and largest |b|. */
-function maxDiff(a: Float32Array[], b: Float32Array[]) {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++)
-    for (let j = 0; j < a[i].length; j++) {
-      diff = Math.max(diff, Math.abs(a[i][j] - b[i][j]));
-      scale = Math.max(scale, Math.abs(b[i][j]));
-    }
-  return { diff, scale };
-}
 
 interface GoldenCase {
   name: string;
@@ -180,7 +168,7 @@ describe.skipIf(!built)("native backend", () => {
 
     test("a config field out of range is named", () => {
       if (addon instanceof Error) throw addon;
-      const spec = specFromTensors(model.config, model.tensors, "tiny-test", 1, "auto");
+      const spec = specFromTensors(model.config, model.tensors, "tiny-test", 1, "auto", 512);
       expect(() => new addon.NativeModel({ ...spec, config: { ...spec.config, headDim: 1 } })).toThrow(
         "config.headDim must be an integer ≥ 2",
       );

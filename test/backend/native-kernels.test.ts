@@ -2,8 +2,9 @@ import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import type { ForwardBatch } from "../../src/backend/backend.js";
 import { type KernelPath, loadNativeAddon, type NativeAddon } from "../../src/backend/native/addon.js";
-import { matmul, rmsNorm, rope, swiglu } from "../../src/backend/reference/ops.js";
+import { geglu, matmul, type RopeParams, rmsNorm, rope, swiglu } from "../../src/backend/reference/ops.js";
 import { pagedAttention } from "../../src/backend/reference/paged-attention.js";
+import type { RopeScaling, RopeStyle } from "../../src/model/config.js";
 import { dequantize, f16ToF32, f32ToF16, quantize } from "../../src/model/dtype.js";
 import type { DType } from "../../src/model/tensor.js";
 import { scatteredBlockTables, signedRandom } from "../helpers.js";
@@ -135,8 +136,13 @@ describeNative("native paged attention against the reference", (a) => {
             threads: fc.integer({ min: 1, max: 3 }),
             // 300: scores hundreds apart, so most softmax weights underflow (the AVX2 exp clamps there).
             qScale: fc.constantFrom(1, 300),
+            // The model's own score scale (Gemma's), soft-capping (Gemma 2) and sliding windows shorter and
+            // longer than a block.
+            scale: fc.constantFrom(undefined, 0.3),
+            softcap: fc.constantFrom(0, 0, 2),
+            window: fc.constantFrom(0, 0, 1, 3, 17),
           }),
-          ({ seed, blockSize, groups, nKvHeads, headDim, seqs, threads, qScale }) => {
+          ({ seed, blockSize, groups, nKvHeads, headDim, seqs, threads, qScale, scale, softcap, window }) => {
             const rand = signedRandom(seed);
             const nHeads = nKvHeads * groups;
             const kvDim = nKvHeads * headDim;
@@ -174,6 +180,9 @@ describeNative("native paged attention against the reference", (a) => {
               nKvHeads,
               headDim,
               blockSize,
+              scale,
+              softcap,
+              window,
             });
             for (const path of paths(a)) {
               const got = a.kernelAttention(
@@ -189,6 +198,7 @@ describeNative("native paged attention against the reference", (a) => {
                 headDim,
                 blockSize,
                 threads,
+                { scale, softcap, window },
               );
               // Outputs are convex mixes of values in [-1, 1]: f32 sums stay within 2e-5 of float64, plus what
               // f32 rounding of a score (relative 1e-6 of Σ|q·k| / √headDim, |k| ≤ 1) moves a weight.
@@ -196,7 +206,7 @@ describeNative("native paged attention against the reference", (a) => {
                 const row = Math.floor(i / headDim);
                 let qAbs = 0;
                 for (let d = 0; d < headDim; d++) qAbs += Math.abs(q[row * headDim + d]);
-                const tol = 2e-5 + (2e-6 * qAbs) / Math.sqrt(headDim);
+                const tol = 2e-5 + 2e-6 * qAbs * (scale ?? 1 / Math.sqrt(headDim));
                 if (!(Math.abs(got[i] - expected[i]) < tol))
                   throw new Error(`${path} ${i}: ${got[i]} vs ${expected[i]} (tolerance ${tol})`);
               }
@@ -205,6 +215,68 @@ describeNative("native paged attention against the reference", (a) => {
         ),
         { numRuns: 60 },
       );
+    },
+  );
+
+  test.each(["f32", "f16"] as const)(
+    "%s cache: a window never reads blocks before it (freed blocks, NaN here, point anywhere), every path",
+    (dtype) => {
+      const rand = signedRandom(3);
+      const [nHeads, nKvHeads, headDim, blockSize, window, len] = [4, 2, 16, 4, 6, 40];
+      const kvDim = nKvHeads * headDim;
+      const numBlocks = 1 + len / blockSize;
+      const cache = () => {
+        const values = Float32Array.from({ length: numBlocks * blockSize * kvDim }, (_, i) =>
+          i < blockSize * kvDim ? Number.NaN : rand(),
+        );
+        return dtype === "f16" ? Uint16Array.from(values, f32ToF16) : values;
+      };
+      const kCache = cache();
+      const vCache = cache();
+      const table = Int32Array.from({ length: numBlocks - 1 }, (_, b) => b + 1);
+      // A prefill chunk of the last 9 positions: the earliest sees 26…31, so blocks 0–5 (positions 0–23) are free.
+      const positions = Int32Array.from({ length: 9 }, (_, i) => len - 9 + i);
+      const freed = Int32Array.from(table, (block, b) =>
+        (b + 1) * blockSize <= positions[0] - window + 1 ? 0 : block,
+      );
+      expect(Array.from(freed.slice(0, 7))).toEqual([0, 0, 0, 0, 0, 0, 7]);
+      const q = Float32Array.from({ length: positions.length * nHeads * headDim }, rand);
+      const qsl = Int32Array.of(0, positions.length);
+      const want = a.kernelAttention(
+        "scalar",
+        q,
+        kCache,
+        vCache,
+        positions,
+        qsl,
+        [table],
+        nHeads,
+        nKvHeads,
+        headDim,
+        blockSize,
+        1,
+        { window },
+      );
+      expect(want.every(Number.isFinite)).toBe(true);
+      for (const path of paths(a)) {
+        const got = a.kernelAttention(
+          path,
+          q,
+          kCache,
+          vCache,
+          positions,
+          qsl,
+          [freed],
+          nHeads,
+          nKvHeads,
+          headDim,
+          blockSize,
+          2,
+          { window },
+        );
+        for (let i = 0; i < want.length; i++)
+          expect(Math.abs(got[i] - want[i]), `${path} ${i}`).toBeLessThan(1e-5);
+      }
     },
   );
 
@@ -359,18 +431,61 @@ describeNative("native per-token ops against the reference", (a) => {
     for (let i = 0; i < expected.length; i++) expect(got[i]).toBeCloseTo(expected[i], 6);
   });
 
-  for (const style of ["interleaved", "neox"] as const) {
-    test(`RoPE ${style} (1e-5 at positions up to 4000)`, () => {
-      const nHeads = 3;
-      const headDim = 10;
-      const positions = Int32Array.of(0, 1, 17, 4000);
-      const x = Float32Array.from({ length: positions.length * nHeads * headDim }, rand);
-      const expected = Float32Array.from(x);
-      rope(expected, positions, nHeads, headDim, 10000, style);
-      a.kernelRope(x, positions, nHeads, headDim, 10000, style === "neox");
-      for (let i = 0; i < x.length; i++) expect(Math.abs(x[i] - expected[i])).toBeLessThan(1e-5);
-    });
-  }
+  test("RoPE: partial rotary, frequency divisors, linear and YaRN scaling, both pair layouts (1e-5 · mscale up to position 4000)", () => {
+    const scalings: (RopeScaling | undefined)[] = [
+      undefined,
+      { freqScale: 0.25, extFactor: 0, attnFactor: 1, betaFast: 32, betaSlow: 1, originalContext: 4096 },
+      { freqScale: 0.25, extFactor: 1, attnFactor: 1, betaFast: 32, betaSlow: 1, originalContext: 4096 },
+      { freqScale: 1 / 40, extFactor: 1, attnFactor: 0.9, betaFast: 16, betaSlow: 2, originalContext: 256 },
+      { freqScale: 1, extFactor: 0, attnFactor: 1.19, betaFast: 32, betaSlow: 1, originalContext: 4096 },
+    ];
+    fc.assert(
+      fc.property(
+        fc.record({
+          seed: fc.integer(),
+          headDim: fc.integer({ min: 1, max: 12 }).map((h) => 2 * h),
+          rotated: fc.double({ min: 0, max: 1, noNaN: true }),
+          style: fc.constantFrom("interleaved", "neox"),
+          theta: fc.constantFrom(10000, 500000, 1e6),
+          factors: fc.boolean(),
+          scaling: fc.constantFrom(...scalings),
+        }),
+        ({ seed, headDim, rotated, style, theta, factors, scaling }) => {
+          const r = signedRandom(seed);
+          const dims = 2 * Math.max(1, Math.round((rotated * headDim) / 2));
+          const rope_: RopeParams = {
+            dims,
+            style: style as RopeStyle,
+            theta,
+            freqFactors: factors
+              ? Float32Array.from({ length: dims / 2 }, () => 1 + 4 * Math.abs(r()))
+              : undefined,
+            scaling,
+          };
+          const nHeads = 3;
+          const positions = Int32Array.of(0, 1, 17, 4000);
+          const x = Float32Array.from({ length: positions.length * nHeads * headDim }, r);
+          const expected = Float32Array.from(x);
+          rope(expected, positions, nHeads, headDim, rope_);
+          a.kernelRope(x, positions, nHeads, headDim, rope_);
+          for (let i = 0; i < x.length; i++)
+            if (!(Math.abs(x[i] - expected[i]) < 1e-5 * 1.5))
+              throw new Error(`${i}: ${x[i]} vs ${expected[i]}`);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  test("RoPE rotates only the first dims of each head and leaves the rest as they were", () => {
+    const x = Float32Array.from({ length: 2 * 8 }, rand);
+    const before = Float32Array.from(x);
+    a.kernelRope(x, Int32Array.of(5), 2, 8, { dims: 4, style: "neox", theta: 10000 });
+    for (const head of [0, 8]) {
+      expect(x.subarray(head + 4, head + 8)).toEqual(before.subarray(head + 4, head + 8));
+      expect(x.subarray(head, head + 4)).not.toEqual(before.subarray(head, head + 4));
+    }
+  });
 
   test("SwiGLU (relative 1e-6)", () => {
     const gate = Float32Array.from({ length: 101 }, () => rand() * 8);
@@ -379,6 +494,16 @@ describeNative("native per-token ops against the reference", (a) => {
     swiglu(expected, up);
     a.kernelSwiglu(gate, up);
     for (let i = 0; i < gate.length; i++) expect(gate[i]).toBeCloseTo(expected[i], 6);
+  });
+
+  test("GeGLU with gelu's tanh form (relative 1e-6)", () => {
+    const gate = Float32Array.from({ length: 101 }, () => rand() * 8);
+    const up = Float32Array.from({ length: 101 }, rand);
+    const expected = Float32Array.from(gate);
+    geglu(expected, up);
+    a.kernelGeglu(gate, up);
+    for (let i = 0; i < gate.length; i++)
+      expect(Math.abs(gate[i] - expected[i])).toBeLessThan(1e-6 * (1 + Math.abs(expected[i])));
   });
 
   test("embedding lookup equals dequantize exactly, every dtype", () => {

@@ -5,7 +5,16 @@ import { allocateKvCache, pagedAttention, writeKv } from "../../src/backend/refe
 import { f16ToF32, f32ToF16 } from "../../src/model/dtype.js";
 import { scatteredBlockTables, signedRandom } from "../helpers.js";
 
-/** Textbook causal attention over contiguous per-sequence K/V ([len, nKvHeads, headDim]), in float64. */
+interface ScoreShape {
+  scale: number;
+  softcap: number;
+  window: number;
+}
+
+/**
+ * Textbook causal attention over contiguous per-sequence K/V ([len, nKvHeads, headDim]), in float64: a masked
+ * softmax over every key, the masked ones (after p, or before p − window + 1) weighing exactly 0.
+ */
 function contiguousAttention(
   q: Float64Array[], // per token of the sequence: [nHeads * headDim]
   k: Float64Array[],
@@ -14,23 +23,26 @@ function contiguousAttention(
   nKvHeads: number,
   headDim: number,
   firstQueryPos: number,
+  shape: ScoreShape,
 ): Float64Array[] {
   return q.map((qt, i) => {
     const pos = firstQueryPos + i;
+    const visible = (j: number) => j <= pos && (shape.window === 0 || pos - j < shape.window);
     const out = new Float64Array(nHeads * headDim);
     for (let h = 0; h < nHeads; h++) {
       const kvh = Math.floor(h / (nHeads / nKvHeads));
-      const scores = [];
-      for (let j = 0; j <= pos; j++) {
+      const scores = k.map((kj) => {
         let dot = 0;
-        for (let d = 0; d < headDim; d++) dot += qt[h * headDim + d] * k[j][kvh * headDim + d];
-        scores.push(dot / Math.sqrt(headDim));
-      }
-      const max = Math.max(...scores);
-      const e = scores.map((s) => Math.exp(s - max));
+        for (let d = 0; d < headDim; d++) dot += qt[h * headDim + d] * kj[kvh * headDim + d];
+        const s = dot * shape.scale;
+        return shape.softcap > 0 ? shape.softcap * Math.tanh(s / shape.softcap) : s;
+      });
+      const max = Math.max(...scores.filter((_, j) => visible(j)));
+      const e = scores.map((s, j) => (visible(j) ? Math.exp(s - max) : 0));
       const sum = e.reduce((a, b) => a + b, 0);
-      for (let j = 0; j <= pos; j++)
-        for (let d = 0; d < headDim; d++) out[h * headDim + d] += (e[j] / sum) * v[j][kvh * headDim + d];
+      e.forEach((ej, j) => {
+        for (let d = 0; d < headDim; d++) out[h * headDim + d] += (ej / sum) * v[j][kvh * headDim + d];
+      });
     }
     return out;
   });
@@ -58,8 +70,11 @@ test.each(["f32", "f16"] as const)(
               maxLength: 4,
             },
           ),
+          scale: fc.constantFrom(undefined, 0.3),
+          softcap: fc.constantFrom(0, 0, 1.5),
+          window: fc.constantFrom(0, 0, 1, 3, 10),
         }),
-        ({ seed, blockSize, groups, nKvHeads, headDim, seqs }) => {
+        ({ seed, blockSize, groups, nKvHeads, headDim, seqs, scale, softcap, window }) => {
           const rand = signedRandom(seed);
           const nHeads = nKvHeads * groups;
           const kvDim = nKvHeads * headDim;
@@ -123,7 +138,11 @@ test.each(["f32", "f16"] as const)(
             nKvHeads,
             headDim,
             blockSize,
+            scale,
+            softcap,
+            window,
           });
+          const shape = { scale: scale ?? 1 / Math.sqrt(headDim), softcap, window };
 
           seqs.forEach((s, i) => {
             const expected = contiguousAttention(
@@ -134,6 +153,7 @@ test.each(["f32", "f16"] as const)(
               nKvHeads,
               headDim,
               s.cached,
+              shape,
             );
             expected.forEach((row, t) => {
               const offset = (starts[i] + t) * nHeads * headDim;
@@ -148,6 +168,54 @@ test.each(["f32", "f16"] as const)(
     );
   },
 );
+
+test("a sliding window never reads keys before p − window + 1: their blocks may be freed and point anywhere", () => {
+  const rand = signedRandom(7);
+  const [nHeads, nKvHeads, headDim, blockSize, window] = [2, 1, 4, 4, 6];
+  const len = 23;
+  const kvDim = nKvHeads * headDim;
+  // Block 0 stands for a freed block: NaN everywhere, so reading any of it would poison the output.
+  const numBlocks = 1 + Math.ceil(len / blockSize);
+  const kCache = allocateKvCache("f32", numBlocks * blockSize * kvDim);
+  const vCache = allocateKvCache("f32", numBlocks * blockSize * kvDim);
+  const table = Int32Array.from({ length: numBlocks - 1 }, (_, b) => b + 1);
+  const positions = Int32Array.from({ length: len }, (_, j) => j);
+  const slots = positions.map((j) => table[Math.floor(j / blockSize)] * blockSize + (j % blockSize));
+  writeKv(
+    kCache,
+    vCache,
+    Float32Array.from({ length: len * kvDim }, rand),
+    Float32Array.from({ length: len * kvDim }, rand),
+    slots,
+    kvDim,
+  );
+  kCache.fill(Number.NaN, 0, blockSize * kvDim);
+  vCache.fill(Number.NaN, 0, blockSize * kvDim);
+  const q = Float32Array.from({ length: nHeads * headDim }, rand);
+  const attend = (blockTable: Int32Array) =>
+    pagedAttention(
+      q,
+      kCache,
+      vCache,
+      {
+        tokenIds: Int32Array.of(0),
+        positions: Int32Array.of(len - 1),
+        slotMapping: slots.subarray(len - 1),
+        queryStartLoc: Int32Array.of(0, 1),
+        seqLens: Int32Array.of(len),
+        blockTables: [blockTable],
+        logitsIndices: new Int32Array(0),
+      },
+      { nHeads, nKvHeads, headDim, blockSize, window },
+    );
+  const want = attend(table);
+  // Position 22 sees 17…22: blocks 0–3 (positions 0–15) lie wholly before its window.
+  const freed = Int32Array.from(table, (block, b) => ((b + 1) * blockSize <= len - window ? 0 : block));
+  expect(freed.slice(0, 4)).toEqual(Int32Array.of(0, 0, 0, 0));
+  const got = attend(freed);
+  expect(got.every(Number.isFinite)).toBe(true);
+  expect(got).toEqual(want);
+});
 
 test("an f16 cache holds K/V as binary16 bits (half the bytes), rounded to nearest-even", () => {
   const kvDim = 4;

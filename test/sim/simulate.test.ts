@@ -202,6 +202,8 @@ describe("measured rates", () => {
     nHeads: 4,
     nKvHeads: 2,
     headDim: 16,
+    ropeDims: 16,
+    layerWindows: [0, 0],
     vocabSize: 256,
   };
   const ratesFor = { config, weightDtype: "int8", kvDtype: "fp16" } as const;

@@ -9,8 +9,10 @@
 //   Blocks::dotRows(q, rows, stride, n, hd, scale, s):  s[o] = scale · q · rows[o],    o < n
 //   Blocks::axpyRows(out, s, rows, stride, n, hd):      out += Σ_{o < n} s[o] · rows[o]
 //   Blocks::softmax(s, n):                              s[0, n) ← softmax(s[0, n))
+// The sliding window and soft-capping live in the loop itself, the same for every path.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -28,51 +30,68 @@ template <class Elem, class Blocks>
 void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* scores) {
   const int hd = a.headDim;
   const int group = a.nHeads / a.nKvHeads;
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
   for (int64_t item = begin; item < end; item++) {
     const int tile = static_cast<int>(item / a.nKvHeads);
     const int kvHead = static_cast<int>(item % a.nKvHeads);
     const int t0 = a.tileFirst[tile];
     const int nt = a.tileFirst[tile + 1] - t0;
     const int32_t* table = a.tables + a.tableStart[a.tileSeq[tile]];
-    int ctxMax = 0;  // the tile's longest context; query (i, g) uses scores row i · group + g, its first ctx_i
-    for (int i = 0; i < nt; i++) ctxMax = a.positions[t0 + i] + 1 > ctxMax ? a.positions[t0 + i] + 1 : ctxMax;
+    // The positions any query of the tile sees, [lo, hi); query (i, g) keeps its scores in row i · group + g,
+    // at index j − lo for position j.
+    int lo = a.positions[t0];
+    int hi = 0;
+    for (int i = 0; i < nt; i++) {
+      lo = std::min(lo, firstSeen(a, a.positions[t0 + i]));
+      hi = std::max(hi, a.positions[t0 + i] + 1);
+    }
+    const int span = hi - lo;
     // The query heads of this kv head for token t0 + i: q + (i · nHeads + g) · hd, g < group.
     const float* q = a.q + (static_cast<int64_t>(t0) * a.nHeads + static_cast<int64_t>(kvHead) * group) * hd;
     float* out = a.out + (static_cast<int64_t>(t0) * a.nHeads + static_cast<int64_t>(kvHead) * group) * hd;
-    // Visits positions 0..ctxMax−1 block by block, calling f(scores row, q offset, first position, rows, rows
-    // seen) for each query (i, g) with the rows of the block it may see (causal: up to its own position). A
-    // block's rows of this kv head are contiguous (attention.h); before a block it prefetches the next one,
-    // which lies elsewhere in the cache, so decode does not wait on it.
+    // Visits the blocks holding positions lo..hi−1 (blocks wholly before the window are never touched), calling
+    // f(scores of the first row seen, q offset, rows, rows seen) for each query (i, g) with the rows of the block
+    // it sees (causal: up to its own position; within its window). A block's rows of this kv head are contiguous
+    // (attention.h); before a block it prefetches the next one, which lies elsewhere in the cache, so decode does
+    // not wait on it.
     auto forEachBlock = [&](const void* cacheBytes, auto&& f) {
       const Elem* cache = static_cast<const Elem*>(cacheBytes);
       auto blockRows = [&](int blk) {
         return cache + (static_cast<int64_t>(table[blk]) * a.nKvHeads + kvHead) * a.blockSize * hd;
       };
-      for (int j0 = 0, blk = 0; j0 < ctxMax; j0 += a.blockSize, blk++) {
-        if (j0 + a.blockSize < ctxMax) {
-          const int nextRows = ctxMax - j0 - a.blockSize < a.blockSize ? ctxMax - j0 - a.blockSize : a.blockSize;
+      for (int blk = lo / a.blockSize; blk * a.blockSize < hi; blk++) {
+        const int j0 = blk * a.blockSize;
+        if (j0 + a.blockSize < hi) {
+          const int nextRows = std::min(hi - j0 - a.blockSize, a.blockSize);
           prefetchBytes(blockRows(blk + 1), nextRows * hd * static_cast<int>(sizeof(Elem)));
         }
         const Elem* rows = blockRows(blk);
         for (int i = 0; i < nt; i++) {
-          const int seen = a.positions[t0 + i] + 1 - j0;
-          if (seen <= 0) continue;
-          const int n = seen < a.blockSize ? seen : a.blockSize;
-          for (int g = 0; g < group; g++) f(i * group + g, (i * a.nHeads + g) * hd, j0, rows, n);
+          const int p = a.positions[t0 + i];
+          const int from = std::max(firstSeen(a, p), j0);
+          const int to = std::min(p + 1, j0 + a.blockSize);
+          if (from >= to) continue;
+          for (int g = 0; g < group; g++)
+            f(scores + static_cast<int64_t>(i * group + g) * span + (from - lo), (i * a.nHeads + g) * hd,
+              rows + static_cast<int64_t>(from - j0) * hd, to - from);
         }
       }
     };
-    forEachBlock(a.kCache, [&](int row, int64_t head, int j0, const Elem* k, int n) {
-      Blocks::dotRows(q + head, k, hd, n, hd, scale, scores + static_cast<int64_t>(row) * ctxMax + j0);
+    forEachBlock(a.kCache, [&](float* s, int64_t head, const Elem* k, int n) {
+      Blocks::dotRows(q + head, k, hd, n, hd, a.scale, s);
     });
-    for (int i = 0; i < nt; i++)
+    for (int i = 0; i < nt; i++) {
+      const int p = a.positions[t0 + i];
+      const int first = firstSeen(a, p);
       for (int g = 0; g < group; g++) {
-        Blocks::softmax(scores + static_cast<int64_t>(i * group + g) * ctxMax, a.positions[t0 + i] + 1);
+        float* s = scores + static_cast<int64_t>(i * group + g) * span + (first - lo);
+        if (a.softcap > 0)
+          for (int j = 0; j <= p - first; j++) s[j] = a.softcap * std::tanh(s[j] / a.softcap);
+        Blocks::softmax(s, p + 1 - first);
         std::memset(out + (i * a.nHeads + g) * hd, 0, sizeof(float) * hd);
       }
-    forEachBlock(a.vCache, [&](int row, int64_t head, int j0, const Elem* v, int n) {
-      Blocks::axpyRows(out + head, scores + static_cast<int64_t>(row) * ctxMax + j0, v, hd, n, hd);
+    }
+    forEachBlock(a.vCache, [&](float* s, int64_t head, const Elem* v, int n) {
+      Blocks::axpyRows(out + head, s, v, hd, n, hd);
     });
   }
 }

@@ -1,5 +1,5 @@
 // Causal attention for a flat varlen batch (prefill chunks and decodes mixed), reading K/V through
-// per-sequence block tables.
+// per-sequence block tables, optionally within a sliding window and with soft-capped scores.
 //
 // KV cache, one layer, K and V alike: [numBlocks, nKvHeads, blockSize, headDim] of kvDtype elements (f32, or
 // f16 = IEEE binary16 bits, rounded to nearest-even when stored and widened to f32 when read):
@@ -16,7 +16,9 @@
 // mapping numbers them; within a block each kv head's rows lie together, so attention, which takes one kv head
 // at a time, reads blockSize · headDim contiguous elements per block (the reference backend's layout interleaves
 // the heads).
-// Token t (at position p) attends to 0..p of its sequence, whose K/V this step has already written.
+// Token t (at position p) attends to 0..p of its sequence, whose K/V this step has already written, or with a
+// window w to p − w + 1 … p only: keys before the window are never read (their blocks may have been freed).
+// Scores are scale · q·k, soft-capped to softcap · tanh(s / softcap) when softcap > 0, then softmaxed.
 // GQA: query head h reads kv head h / (nHeads / nKvHeads).
 #pragma once
 
@@ -51,7 +53,15 @@ struct AttentionArgs {
   int nKvHeads;
   int headDim;
   int blockSize;
+  float scale;  // q·k is multiplied by this (1/√headDim, or the model's own)
+  float softcap;  // 0: none
+  int window;  // 0: full causal attention
 };
+
+// The first position a query at position p sees.
+inline int firstSeen(const AttentionArgs& a, int p) {
+  return a.window > 0 && p + 1 > a.window ? p + 1 - a.window : 0;
+}
 
 // Tokens of one sequence whose queries are computed together: each K/V row is loaded once for the whole tile
 // (and for every query head of the GQA group), not once per token, which is what keeps long prefill chunks

@@ -3,6 +3,7 @@
 #include "binding.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <memory>
 
@@ -92,9 +93,15 @@ std::vector<uint8_t> toNativeKvLayout(const void* cache, int64_t numSlots, int n
   return out;
 }
 
+// Optional number o.<name> into *out (left as it is when absent).
+bool readOptionalDouble(Napi::Object o, const char* name, const std::string& path, double* out) {
+  return !o.Has(name) || o.Get(name).IsUndefined() || readDouble(o.Get(name), path + "." + name, out);
+}
+
 // kernelAttention(kernels, q, kCache, vCache, positions, queryStartLoc, blockTables, nHeads, nKvHeads, headDim,
-//                 blockSize, threads) → out [T, nHeads · headDim]; the caches are both f32 or both f16 bits, in the
-// reference backend's layout
+//                 blockSize, threads, options?: { scale?, softcap?, window? }) → out [T, nHeads · headDim]; the
+// caches are both f32 or both f16 bits, in the reference backend's layout; scale defaults to 1/√headDim, softcap
+// and window to 0 (none)
 Napi::Value KernelAttention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Kernels* k = readKernels(info[0]);
@@ -111,6 +118,13 @@ Napi::Value KernelAttention(const Napi::CallbackInfo& info) {
       !readInt(info[9], "headDim", 1, &headDim) || !readInt(info[10], "blockSize", 1, &blockSize) ||
       !readInt(info[11], "threads", 1, &threads))
     return env.Undefined();
+  double scale = 1 / std::sqrt(static_cast<double>(headDim)), softcap = 0, window = 0;
+  if (info[12].IsObject()) {
+    auto o = info[12].As<Napi::Object>();
+    if (!readOptionalDouble(o, "scale", "options", &scale) || !readOptionalDouble(o, "softcap", "options", &softcap) ||
+        !readOptionalDouble(o, "window", "options", &window))
+      return env.Undefined();
+  }
   if (kDtype != vDtype) {
     throwType(env, "kernelAttention: kCache and vCache must have the same element type");
     return env.Undefined();
@@ -149,7 +163,8 @@ Napi::Value KernelAttention(const Napi::CallbackInfo& info) {
   const AttentionArgs args{q,           kNative.data(),   vNative.data(),  kDtype,
                            out.Data(),  positions.data(), tables.data(),   starts.data(),
                            tileFirst.data(), tileSeq.data(), static_cast<int>(tileSeq.size()), nHeads,
-                           nKvHeads,    headDim,          blockSize};
+                           nKvHeads,    headDim,          blockSize,       static_cast<float>(scale),
+                           static_cast<float>(softcap),   static_cast<int>(window)};
   const int64_t scratch = attentionScratch(args, maxCtx);
   std::vector<float> scores(static_cast<size_t>(threads * scratch));
   const int64_t items = attentionItems(args);
@@ -221,20 +236,69 @@ Napi::Value KernelRmsNorm(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// kernelRope(x, positions, nHeads, headDim, theta, neox): x rotated in place
+// A RoPE description as src/backend/reference/ops.ts RopeParams gives it: { dims, style, theta, freqFactors?,
+// scaling?: { freqScale, extFactor, attnFactor, betaFast, betaSlow, originalContext } }.
+bool readRope(Napi::Value v, int headDim, Rope* out) {
+  Napi::Env env = v.Env();
+  if (!v.IsObject()) return throwType(env, "rope must be an object");
+  auto o = v.As<Napi::Object>();
+  int dims;
+  double theta;
+  std::string style;
+  if (!readInt(o.Get("dims"), "rope.dims", 2, &dims) || !readDouble(o.Get("theta"), "rope.theta", &theta) ||
+      !readString(o.Get("style"), "rope.style", &style))
+    return false;
+  if (dims % 2 != 0 || dims > headDim) return throwRange(env, "rope.dims must be even and at most headDim");
+  if (style != "neox" && style != "interleaved")
+    return throwRange(env, "rope.style must be \"neox\" or \"interleaved\", got \"" + style + "\"");
+  float* factors = nullptr;
+  size_t factorsLen = 0;
+  if (o.Has("freqFactors") && !o.Get("freqFactors").IsUndefined() &&
+      (!readF32(o.Get("freqFactors"), "rope.freqFactors", &factors, &factorsLen) ||
+       !checkLength(env, "rope.freqFactors", factorsLen, dims / 2)))
+    return false;
+  RopeScaling scaling;
+  if (o.Has("scaling") && !o.Get("scaling").IsUndefined()) {
+    if (!o.Get("scaling").IsObject()) return throwType(env, "rope.scaling must be an object");
+    auto sc = o.Get("scaling").As<Napi::Object>();
+    if (!readDouble(sc.Get("freqScale"), "rope.scaling.freqScale", &scaling.freqScale) ||
+        !readDouble(sc.Get("extFactor"), "rope.scaling.extFactor", &scaling.extFactor) ||
+        !readDouble(sc.Get("attnFactor"), "rope.scaling.attnFactor", &scaling.attnFactor) ||
+        !readDouble(sc.Get("betaFast"), "rope.scaling.betaFast", &scaling.betaFast) ||
+        !readDouble(sc.Get("betaSlow"), "rope.scaling.betaSlow", &scaling.betaSlow) ||
+        !readInt(sc.Get("originalContext"), "rope.scaling.originalContext", 1, &scaling.originalContext))
+      return false;
+  }
+  *out = makeRope(dims, style == "neox", theta, factors, scaling);
+  return true;
+}
+
+// kernelRope(x, positions, nHeads, headDim, rope): x rotated in place
 Napi::Value KernelRope(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   float* x;
   size_t xLen;
   std::vector<int32_t> positions;
   int nHeads, headDim;
-  double theta;
+  Rope r;
   if (!readF32(info[0], "x", &x, &xLen) || !readI32(info[1], "positions", &positions) ||
       !readInt(info[2], "nHeads", 1, &nHeads) || !readInt(info[3], "headDim", 2, &headDim) ||
-      !readDouble(info[4], "theta", &theta) ||
+      !readRope(info[4], headDim, &r) ||
       !checkLength(env, "x", xLen, static_cast<double>(positions.size()) * nHeads * headDim))
     return env.Undefined();
-  rope(x, positions.data(), nHeads, headDim, theta, info[5].ToBoolean(), 0, static_cast<int>(positions.size()));
+  rope(x, positions.data(), nHeads, headDim, r, 0, static_cast<int>(positions.size()));
+  return env.Undefined();
+}
+
+// kernelGeglu(gate, up): gate ← gelu_tanh(gate) · up in place
+Napi::Value KernelGeglu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  float *gate, *up;
+  size_t gLen, uLen;
+  if (!readF32(info[0], "gate", &gate, &gLen) || !readF32(info[1], "up", &up, &uLen) ||
+      !checkLength(env, "up", uLen, static_cast<double>(gLen)))
+    return env.Undefined();
+  geglu(gate, up, 0, static_cast<int64_t>(gLen));
   return env.Undefined();
 }
 
@@ -313,6 +377,7 @@ void RegisterBackend(Napi::Env env, Napi::Object exports) {
   exports.Set("kernelRmsNorm", Napi::Function::New(env, KernelRmsNorm, "kernelRmsNorm"));
   exports.Set("kernelRope", Napi::Function::New(env, KernelRope, "kernelRope"));
   exports.Set("kernelSwiglu", Napi::Function::New(env, KernelSwiglu, "kernelSwiglu"));
+  exports.Set("kernelGeglu", Napi::Function::New(env, KernelGeglu, "kernelGeglu"));
   exports.Set("kernelDequantizeRows", Napi::Function::New(env, KernelDequantizeRows, "kernelDequantizeRows"));
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
   exports.Set("bestKernelPath", Napi::Function::New(env, BestKernelPath, "bestKernelPath"));

@@ -28,6 +28,13 @@ auto matricesOf(W& w) {
 Model::Model(const ModelConfig& config, ModelWeights weights, const Kernels& kernels, int threads)
     : c_(config), w_(std::move(weights)), k_(kernels), pool_(threads) {
   for (Weight* m : matricesOf(w_)) interleaved_.push_back(interleaveRows(k_, m, pool_));
+  const float* factors = w_.ropeFactors.empty() ? nullptr : w_.ropeFactors.data();
+  globalRope_ = makeRope(c_.ropeDims, c_.ropeNeox, c_.ropeTheta, factors, c_.ropeScaling);
+  // Windowed layers with a base of their own take no scaling: freqScale 1 and no divisors (llama.cpp's
+  // rope_freq_scale_train_swa; Gemma's local layers).
+  RopeScaling local = c_.ropeScaling;
+  local.freqScale = 1;
+  if (c_.ropeThetaLocal > 0) localRope_ = makeRope(c_.ropeDims, c_.ropeNeox, c_.ropeThetaLocal, nullptr, local);
 }
 
 std::vector<const Weight*> Model::matrices() const { return matricesOf(w_); }
@@ -136,11 +143,22 @@ void Model::forward(const Batch& b, float* logits) {
   float* xb = xb_.data();
   float* tmp = tmp_.data();
   parallelFor(T, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; t++) dequantizeRow(w_.embedding, b.tokenIds[t], x + t * dim);
+    for (int64_t t = begin; t < end; t++) {
+      dequantizeRow(w_.embedding, b.tokenIds[t], x + t * dim);
+      if (c_.embeddingScale != 1)
+        for (int i = 0; i < dim; i++) x[t * dim + i] *= c_.embeddingScale;
+    }
   });
   auto addResidual = [&](const float* delta) {
     parallelFor(static_cast<int64_t>(T) * dim, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; i++) x[i] += delta[i];
+    });
+  };
+  // y ← RMSNorm(y) · weight, rows of `width`, in place; nothing when the weight is empty (the switch is off).
+  auto normRows = [&](float* y, const std::vector<float>& weight, int64_t rows, int width) {
+    if (weight.empty()) return;
+    parallelFor(rows, [&](int64_t begin, int64_t end) {
+      rmsNorm(y, weight.data(), y, width, c_.normEps, static_cast<int>(begin), static_cast<int>(end));
     });
   };
   auto addBias = [&](float* y, const std::vector<float>& bias, int width) {
@@ -160,11 +178,15 @@ void Model::forward(const Batch& b, float* logits) {
     addBias(q_.data(), w.bq, qDim);
     addBias(k_buf_.data(), w.bk, kvDim);
     addBias(v_.data(), w.bv, kvDim);
+    normRows(q_.data(), w.qNorm, static_cast<int64_t>(T) * c_.nHeads, c_.headDim);
+    normRows(k_buf_.data(), w.kNorm, static_cast<int64_t>(T) * c_.nKvHeads, c_.headDim);
+    const int window = c_.layerWindows[l];
+    const Rope& ropeL = window > 0 && c_.ropeThetaLocal > 0 ? localRope_ : globalRope_;
     parallelFor(T, [&](int64_t begin, int64_t end) {
       const int b0 = static_cast<int>(begin);
       const int b1 = static_cast<int>(end);
-      rope(q_.data(), b.positions.data(), c_.nHeads, c_.headDim, c_.ropeTheta, c_.ropeNeox, b0, b1);
-      rope(k_buf_.data(), b.positions.data(), c_.nKvHeads, c_.headDim, c_.ropeTheta, c_.ropeNeox, b0, b1);
+      rope(q_.data(), b.positions.data(), c_.nHeads, c_.headDim, ropeL, b0, b1);
+      rope(k_buf_.data(), b.positions.data(), c_.nKvHeads, c_.headDim, ropeL, b0, b1);
     });
     const int hd = c_.headDim;
     for (int t = 0; t < T; t++)
@@ -179,7 +201,9 @@ void Model::forward(const Batch& b, float* logits) {
                              b.tables.data(),    b.tableStart.data(), tileFirst_.data(),
                              tileSeq_.data(),    static_cast<int>(tileSeq_.size()),
                              c_.nHeads,          c_.nKvHeads,
-                             c_.headDim,         blockSize_};
+                             c_.headDim,         blockSize_,
+                             c_.attentionScale,  c_.attnSoftcap,
+                             window};
     const int64_t items = attentionItems(args);
     const int64_t chunks = std::min<int64_t>(items, 8 * pool_.size());
     auto attend = [&](int chunk, int thread) {
@@ -190,6 +214,7 @@ void Model::forward(const Batch& b, float* logits) {
     const Weight* wo[] = {&w.wo};
     float* woOut[] = {tmp};
     parallelMatmul(pool_, k_, attn_.data(), T, qDim, wo, woOut, 1, actsQ8_);
+    normRows(tmp, w.postAttnNorm, T, dim);
     addResidual(tmp);
 
     parallelFor(T, [&](int64_t begin, int64_t end) {
@@ -198,11 +223,16 @@ void Model::forward(const Batch& b, float* logits) {
     const Weight* gateUp[] = {&w.gate, &w.up};
     float* gateUpOut[] = {gate_.data(), up_.data()};
     parallelMatmul(pool_, k_, xb, T, dim, gateUp, gateUpOut, 2, actsQ8_);
-    parallelFor(static_cast<int64_t>(T) * hidden,
-                [&](int64_t begin, int64_t end) { swiglu(gate_.data(), up_.data(), begin, end); });
+    parallelFor(static_cast<int64_t>(T) * hidden, [&](int64_t begin, int64_t end) {
+      if (c_.geluTanh)
+        geglu(gate_.data(), up_.data(), begin, end);
+      else
+        swiglu(gate_.data(), up_.data(), begin, end);
+    });
     const Weight* down[] = {&w.down};
     float* downOut[] = {tmp};
     parallelMatmul(pool_, k_, gate_.data(), T, hidden, down, downOut, 1, actsQ8_);
+    normRows(tmp, w.postFfnNorm, T, dim);
     addResidual(tmp);
   }
 
@@ -216,6 +246,9 @@ void Model::forward(const Batch& b, float* logits) {
   const Weight* cls[] = {&w_.classifier};
   float* clsOut[] = {logits};
   parallelMatmul(pool_, k_, xb, nLogits, dim, cls, clsOut, 1, actsQ8_);
+  if (c_.finalLogitSoftcap > 0)
+    parallelFor(static_cast<int64_t>(nLogits) * c_.vocabSize,
+                [&](int64_t begin, int64_t end) { softcap(logits, c_.finalLogitSoftcap, begin, end); });
 }
 
 }  // namespace vellum::backend

@@ -1,6 +1,7 @@
-// The Llama-family forward pass (Llama, Qwen2) over a flat varlen batch with a paged f32 or f16 KV cache: the same
-// maths as src/backend/reference/reference-backend.ts, with weights used in place and work split over a
-// persistent thread pool (matmuls by output rows, per-token ops by tokens, attention by (query tile, kv head)).
+// The decoder forward pass of every architecture src/model/config.ts describes (Llama, Qwen2/3, Gemma 2/3, Phi-3:
+// one block with switches) over a flat varlen batch with a paged f32 or f16 KV cache: the same maths as
+// src/backend/reference/reference-backend.ts, with weights used in place and work split over a persistent thread
+// pool (matmuls by output rows, per-token ops by tokens, attention by (query tile, kv head)).
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 
 #include "attention.h"
 #include "kernels.h"
+#include "ops.h"
 #include "thread-pool.h"
 
 namespace vellum::backend {
@@ -24,10 +26,21 @@ struct ModelConfig {
   float normEps;
   double ropeTheta;
   bool ropeNeox;
+  int ropeDims;  // rotated width of each head (partial rotary when < headDim)
+  RopeScaling ropeScaling;
+  double ropeThetaLocal;  // RoPE base of the windowed layers, which take no scaling; 0: they use the global one
+  std::vector<int32_t> layerWindows;  // per layer: its attention window, 0 for full causal attention
+  bool qkNorm;  // per-head RMSNorm of q and k before RoPE
+  bool postNorms;  // RMSNorm of the attention and FFN outputs before the residual adds
+  bool geluTanh;  // FFN activation gelu (tanh form), else silu
+  float embeddingScale;
+  float attentionScale;
+  float attnSoftcap;  // 0: none
+  float finalLogitSoftcap;  // 0: none
 };
 
-// Calls f(name, &field) for every field of c, and f(name, &field, least) for the integers whose least allowed
-// value is not 1. The names are the JS config's (src/backend/native/addon.ts NativeModelConfig):
+// Calls f(name, &field) for every field of c, and f(name, &field, least) for the integers (and integer lists)
+// whose least allowed value is not 1. The names are the JS config's (src/backend/native/addon.ts NativeModelConfig):
 // native-model.cc reads the config through this list and NativeModel.configFields gives it to JS, where a test
 // holds it to the TypeScript side's.
 template <class F>
@@ -42,6 +55,22 @@ void forEachConfigField(ModelConfig* c, F&& f) {
   f("normEps", &c->normEps);
   f("ropeTheta", &c->ropeTheta);
   f("ropeNeox", &c->ropeNeox);
+  f("ropeDims", &c->ropeDims, 2);
+  f("ropeFreqScale", &c->ropeScaling.freqScale);
+  f("ropeExtFactor", &c->ropeScaling.extFactor);
+  f("ropeAttnFactor", &c->ropeScaling.attnFactor);
+  f("ropeBetaFast", &c->ropeScaling.betaFast);
+  f("ropeBetaSlow", &c->ropeScaling.betaSlow);
+  f("ropeOriginalContext", &c->ropeScaling.originalContext);
+  f("ropeThetaLocal", &c->ropeThetaLocal);
+  f("layerWindows", &c->layerWindows, 0);
+  f("qkNorm", &c->qkNorm);
+  f("postNorms", &c->postNorms);
+  f("geluTanh", &c->geluTanh);
+  f("embeddingScale", &c->embeddingScale);
+  f("attentionScale", &c->attentionScale);
+  f("attnSoftcap", &c->attnSoftcap);
+  f("finalLogitSoftcap", &c->finalLogitSoftcap);
 }
 
 struct LayerWeights {
@@ -50,6 +79,10 @@ struct LayerWeights {
   std::vector<float> bq;  // biases are empty when the model has none
   std::vector<float> bk;
   std::vector<float> bv;
+  std::vector<float> qNorm;  // [headDim], empty without qkNorm
+  std::vector<float> kNorm;
+  std::vector<float> postAttnNorm;  // [dim], empty without postNorms
+  std::vector<float> postFfnNorm;
   Weight wq;
   Weight wk;
   Weight wv;
@@ -63,6 +96,7 @@ struct ModelWeights {
   Weight embedding;
   std::vector<float> outputNorm;
   Weight classifier;
+  std::vector<float> ropeFactors;  // [ropeDims / 2] RoPE frequency divisors, empty when the model has none
   std::vector<LayerWeights> layers;
 };
 
@@ -105,6 +139,8 @@ class Model {
 
   ModelConfig c_;
   ModelWeights w_;
+  Rope globalRope_;
+  Rope localRope_;  // windowed layers' RoPE when ropeThetaLocal is set
   const Kernels& k_;
   std::vector<InterleavedRows> interleaved_;  // copies of matrices in the layout the kernels prefer
   ThreadPool pool_;

@@ -31,6 +31,16 @@ inline bool readInt(Napi::Value v, const std::string& name, int min, int* out) {
   return true;
 }
 
+// A JS array of integers ≥ min.
+inline bool readIntList(Napi::Value v, const std::string& name, int min, std::vector<int32_t>* out) {
+  if (!v.IsArray()) return throwType(v.Env(), name + " must be an array of integers");
+  auto arr = v.As<Napi::Array>();
+  out->resize(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); i++)
+    if (!readInt(arr.Get(i), name + "[" + std::to_string(i) + "]", min, &(*out)[i])) return false;
+  return true;
+}
+
 inline bool readDouble(Napi::Value v, const std::string& name, double* out) {
   if (!v.IsNumber()) return throwType(v.Env(), name + " must be a number");
   *out = v.As<Napi::Number>().DoubleValue();

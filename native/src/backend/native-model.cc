@@ -65,6 +65,8 @@ bool readConfig(Napi::Value v, ModelConfig* c) {
     const std::string path = std::string("config.") + name;
     if constexpr (std::is_same_v<T, int>) {
       ok = readInt(o.Get(name), path, min, field);
+    } else if constexpr (std::is_same_v<T, std::vector<int32_t>>) {
+      ok = readIntList(o.Get(name), path, min, field);
     } else if constexpr (std::is_same_v<T, bool>) {
       *field = o.Get(name).ToBoolean();
     } else {
@@ -75,6 +77,10 @@ bool readConfig(Napi::Value v, ModelConfig* c) {
   });
   if (!ok) return false;
   if (c->nHeads % c->nKvHeads != 0) return throwRange(v.Env(), "config.nHeads must be a multiple of nKvHeads");
+  if (c->ropeDims % 2 != 0 || c->ropeDims > c->headDim)
+    return throwRange(v.Env(), "config.ropeDims must be even and at most headDim");
+  if (c->layerWindows.size() != static_cast<size_t>(c->nLayers))
+    return throwRange(v.Env(), "config.layerWindows must have config.nLayers entries");
   return true;
 }
 
@@ -97,6 +103,12 @@ bool readLayer(Napi::Value v, int l, const MappedFile* file, const ModelConfig& 
   if (o.Has("bq") && !readVector(o.Get("bq"), p + "bq", file, qDim, &w->bq)) return false;
   if (o.Has("bk") && !readVector(o.Get("bk"), p + "bk", file, kvDim, &w->bk)) return false;
   if (o.Has("bv") && !readVector(o.Get("bv"), p + "bv", file, kvDim, &w->bv)) return false;
+  if (c.qkNorm && (!readVector(o.Get("qNorm"), p + "qNorm", file, c.headDim, &w->qNorm) ||
+                   !readVector(o.Get("kNorm"), p + "kNorm", file, c.headDim, &w->kNorm)))
+    return false;
+  if (c.postNorms && (!readVector(o.Get("postAttnNorm"), p + "postAttnNorm", file, c.dim, &w->postAttnNorm) ||
+                      !readVector(o.Get("postFfnNorm"), p + "postFfnNorm", file, c.dim, &w->postFfnNorm)))
+    return false;
   return true;
 }
 
@@ -193,6 +205,9 @@ NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Nati
   if (!readWeight(ws.Get("embedding"), "weights.embedding", f, c.vocabSize, c.dim, &w.embedding) ||
       !readVector(ws.Get("outputNorm"), "weights.outputNorm", f, c.dim, &w.outputNorm) ||
       !readWeight(ws.Get("classifier"), "weights.classifier", f, c.vocabSize, c.dim, &w.classifier))
+    return;
+  if (ws.Has("ropeFactors") &&
+      !readVector(ws.Get("ropeFactors"), "weights.ropeFactors", f, c.ropeDims / 2, &w.ropeFactors))
     return;
   if (!ws.Get("layers").IsArray() || ws.Get("layers").As<Napi::Array>().Length() != static_cast<uint32_t>(c.nLayers)) {
     throwType(env, "weights.layers must be an array of config.nLayers layers");

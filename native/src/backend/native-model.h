@@ -2,8 +2,9 @@
 //
 //   new NativeModel({ config, weights, file?, threads, kernels })
 //     config:  the fields of model.h's ModelConfig, by name (NativeModel.configFields lists them)
-//     weights: { embedding, outputNorm, classifier, layers: [{ attnNorm, ffnNorm, wq, wk, wv, wo, gate, up, down,
-//                bq?, bk?, bv? }] }, each tensor { dtype, rows, cols } plus either `data` (a Uint8Array kept
+//     weights: { embedding, outputNorm, classifier, ropeFactors?, layers: [{ attnNorm, ffnNorm, wq, wk, wv, wo,
+//                gate, up, down, bq?, bk?, bv?, qNorm? and kNorm? (qkNorm), postAttnNorm? and postFfnNorm?
+//                (postNorms) }] }, each tensor { dtype, rows, cols } plus either `data` (a Uint8Array kept
 //                alive by this object) or `offset` (bytes into `file`, which is memory-mapped)
 //     kernels: "auto" | "avx512-bf16" | "avx512-vnni" | "avx2" | "scalar" (cpu-features.h)
 //   initKvCache(numBlocks, blockSize, dtype)

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import type { ModelConfig } from "../../model/config.js";
 import type { DType } from "../../model/tensor.js";
 import type { KvCacheDtype } from "../backend.js";
+import type { RopeParams } from "../reference/ops.js";
 
 /**
  * The C++ addon (native/src/addon.cc): the native backend (native/src/backend/) and the training GEMM
@@ -11,7 +12,7 @@ import type { KvCacheDtype } from "../backend.js";
  * one loader.
  */
 
-/** The ModelConfig fields the addon takes as they are; its config adds `ropeNeox`, ropeStyle as a flag. */
+/** The ModelConfig fields the addon takes as they are. */
 export const nativeConfigFields = [
   "dim",
   "hiddenDim",
@@ -22,11 +23,31 @@ export const nativeConfigFields = [
   "vocabSize",
   "normEps",
   "ropeTheta",
+  "ropeDims",
+  "layerWindows",
+  "qkNorm",
+  "postNorms",
+  "embeddingScale",
+  "attentionScale",
+  "attnSoftcap",
+  "finalLogitSoftcap",
 ] as const satisfies readonly (keyof ModelConfig)[];
 
-/** The config NativeModel reads (native/src/backend/model.h, whose field list it gives as `configFields`). */
+/**
+ * The config NativeModel reads (native/src/backend/model.h, whose field list it gives as `configFields`): the
+ * fields above, plus the rest written as numbers and flags — ropeStyle as `ropeNeox`, ffnActivation as `geluTanh`,
+ * ropeScaling's fields flattened (neutral values without scaling) and ropeThetaLocal (0 without one).
+ */
 export type NativeModelConfig = Pick<ModelConfig, (typeof nativeConfigFields)[number]> & {
   ropeNeox: boolean;
+  geluTanh: boolean;
+  ropeFreqScale: number;
+  ropeExtFactor: number;
+  ropeAttnFactor: number;
+  ropeBetaFast: number;
+  ropeBetaSlow: number;
+  ropeOriginalContext: number;
+  ropeThetaLocal: number;
 };
 
 /** A weight as the addon takes it: [rows, cols] row-major in GGUF's block layout, from a buffer or the mapped file. */
@@ -48,6 +69,12 @@ export interface NativeLayerSpec {
   bq?: NativeTensorSpec;
   bk?: NativeTensorSpec;
   bv?: NativeTensorSpec;
+  /** With qkNorm. */
+  qNorm?: NativeTensorSpec;
+  kNorm?: NativeTensorSpec;
+  /** With postNorms. */
+  postAttnNorm?: NativeTensorSpec;
+  postFfnNorm?: NativeTensorSpec;
 }
 
 export interface NativeModelSpec {
@@ -56,6 +83,8 @@ export interface NativeModelSpec {
     embedding: NativeTensorSpec;
     outputNorm: NativeTensorSpec;
     classifier: NativeTensorSpec;
+    /** RoPE's frequency divisors, the one set the served context uses (ropeFactorsTensor). */
+    ropeFactors?: NativeTensorSpec;
     layers: NativeLayerSpec[];
   };
   /** GGUF file to memory-map; tensors with an `offset` point into it. */
@@ -127,7 +156,7 @@ export interface NativeAddon {
     T: number,
     threads: number,
   ): Float32Array;
-  /** Caches: both f32 values, or both f16 bits (Uint16Array). */
+  /** Caches: both f32 values, or both f16 bits (Uint16Array). Default scale 1/√headDim, no softcap, no window. */
   kernelAttention(
     kernels: KernelPath,
     q: Float32Array,
@@ -141,6 +170,7 @@ export interface NativeAddon {
     headDim: number,
     blockSize: number,
     threads: number,
+    options?: { scale?: number; softcap?: number; window?: number },
   ): Float32Array;
   /** x as one row of a `dtype` KV cache: f32 values, or f16 bits as the native path rounds them. */
   kernelStoreKv(kernels: KernelPath, dtype: KvCacheDtype, x: Float32Array): Float32Array | Uint16Array;
@@ -148,16 +178,11 @@ export interface NativeAddon {
   kernelQuantizeActs(kernels: KernelPath, x: Float32Array): { d: Float32Array; q: Int8Array };
   kernelRmsNorm(x: Float32Array, weight: Float32Array, T: number, n: number, eps: number): Float32Array;
   /** Rotates x: [T, nHeads, headDim] in place. */
-  kernelRope(
-    x: Float32Array,
-    positions: Int32Array,
-    nHeads: number,
-    headDim: number,
-    theta: number,
-    neox: boolean,
-  ): void;
+  kernelRope(x: Float32Array, positions: Int32Array, nHeads: number, headDim: number, rope: RopeParams): void;
   /** gate ← silu(gate) · up, in place. */
   kernelSwiglu(gate: Float32Array, up: Float32Array): void;
+  /** gate ← gelu_tanh(gate) · up, in place. */
+  kernelGeglu(gate: Float32Array, up: Float32Array): void;
   /** Rows `ids` of a [rows, cols] tensor as f32: the embedding lookup. */
   kernelDequantizeRows(
     dtype: DType,

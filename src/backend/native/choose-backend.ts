@@ -9,11 +9,17 @@ export type BackendName = "native" | "reference";
 let warned = false;
 
 /**
- * The backend for a model. Unnamed: native when the addon loads, else reference with one warning line on
- * stderr per process. Named "native": the addon must load (its error is thrown otherwise).
+ * The backend for a model served with contexts of up to `contextLength` tokens (default its maxSeqLen). Unnamed:
+ * native when the addon loads, else reference with one warning line on stderr per process. Named "native": the
+ * addon must load (its error is thrown otherwise).
  */
-export function chooseBackend(model: LoadedModel, name?: BackendName, threads?: number): Backend {
-  if (name === "reference") return new ReferenceBackend(model);
+export function chooseBackend(
+  model: LoadedModel,
+  name?: BackendName,
+  threads?: number,
+  contextLength?: number,
+): Backend {
+  if (name === "reference") return new ReferenceBackend(model, { contextLength });
   const addon = loadNativeAddon();
   if (addon instanceof Error) {
     if (name === "native") throw addon;
@@ -23,9 +29,9 @@ export function chooseBackend(model: LoadedModel, name?: BackendName, threads?: 
         `warning: native backend unavailable, using the slow reference backend (${addon.message})\n`,
       );
     }
-    return new ReferenceBackend(model);
+    return new ReferenceBackend(model, { contextLength });
   }
-  return new NativeBackend(model, { threads });
+  return new NativeBackend(model, { threads, contextLength });
 }
 
 /** One line for startup logs: "native (avx2+fma, 2 threads, weights mapped)" or "reference". */

@@ -11,10 +11,15 @@ export interface NativeBackendOptions {
   threads?: number;
   /** Kernel path; default "auto" (the best this CPU runs). */
   kernels?: KernelPath;
+  /**
+   * The longest context the backend serves (the engine's max model length); default the model's maxSeqLen. It
+   * picks LongRoPE's short or long frequency factors, as llama.cpp's context size does.
+   */
+  contextLength?: number;
 }
 
 /**
- * The C++ backend: quantized matmuls, paged attention and the rest of the Llama forward pass on the addon's
+ * The C++ backend: quantized matmuls, paged attention and the rest of the decoder forward pass on the addon's
  * own threads, so `forward` leaves the event loop free. GGUF weights are memory-mapped and used in place;
  * other formats' weights are read from the loader's buffers in place.
  */
@@ -27,13 +32,15 @@ export class NativeBackend implements Backend {
   constructor(model: LoadedModel, options: NativeBackendOptions = {}) {
     const threads = options.threads ?? physicalCores();
     const kernels = options.kernels ?? "auto";
+    const contextLength = options.contextLength ?? model.config.maxSeqLen;
     // A model read from a GGUF file that is still there is mapped from it; anything else (other formats,
     // models built in memory) is read from the loader's buffers.
     const fromFile =
       model.format === "gguf" && existsSync(model.path)
-        ? specFromGguf(model.config, model.path, threads, kernels, model.tensors)
+        ? specFromGguf(model.config, model.path, threads, kernels, contextLength, model.tensors)
         : undefined;
-    const spec = fromFile ?? specFromTensors(model.config, model.tensors, model.path, threads, kernels);
+    const spec =
+      fromFile ?? specFromTensors(model.config, model.tensors, model.path, threads, kernels, contextLength);
     this.weightSource = fromFile ? "mapped" : "buffers";
     this.model = NativeBackend.create(spec, model.path);
   }

@@ -1,5 +1,6 @@
 import { type ModelConfig, tensorNames } from "../../model/config.js";
 import type { Tensor } from "../../model/tensor.js";
+import { ropeFactorsTensor } from "../rope-factors.js";
 import {
   type KernelPath,
   type NativeLayerSpec,
@@ -14,8 +15,19 @@ type TensorSource = (name: string) => NativeTensorSpec;
 
 /** The config as the addon takes it. */
 export function nativeModelConfig(config: ModelConfig): NativeModelConfig {
-  const native = { ropeNeox: config.ropeStyle === "neox" } as NativeModelConfig;
-  for (const field of nativeConfigFields) native[field] = config[field];
+  const s = config.ropeScaling;
+  const native = {
+    ropeNeox: config.ropeStyle === "neox",
+    geluTanh: config.ffnActivation === "gelu_tanh",
+    ropeFreqScale: s?.freqScale ?? 1,
+    ropeExtFactor: s?.extFactor ?? 0,
+    ropeAttnFactor: s?.attnFactor ?? 1,
+    ropeBetaFast: s?.betaFast ?? 32,
+    ropeBetaSlow: s?.betaSlow ?? 1,
+    ropeOriginalContext: s?.originalContext ?? config.maxSeqLen,
+    ropeThetaLocal: config.ropeThetaLocal ?? 0,
+  } as NativeModelConfig;
+  for (const field of nativeConfigFields) (native as Record<string, unknown>)[field] = config[field];
   return native;
 }
 
@@ -30,6 +42,7 @@ function specFor(
   has: (name: string) => boolean,
   threads: number,
   kernels: KernelPath,
+  contextLength: number,
 ): NativeModelSpec {
   const optional = (name: string) => (has(name) ? tensor(name) : undefined);
   const layers: NativeLayerSpec[] = [];
@@ -51,15 +64,25 @@ function specFor(
     if (bq) layer.bq = bq;
     if (bk) layer.bk = bk;
     if (bv) layer.bv = bv;
+    if (config.qkNorm) {
+      layer.qNorm = tensor(tensorNames.qNorm(l));
+      layer.kNorm = tensor(tensorNames.kNorm(l));
+    }
+    if (config.postNorms) {
+      layer.postAttnNorm = tensor(tensorNames.postAttnNorm(l));
+      layer.postFfnNorm = tensor(tensorNames.postFfnNorm(l));
+    }
     layers.push(layer);
   }
   const embedding = tensor(tensorNames.tokenEmbedding);
+  const ropeFactors = ropeFactorsTensor(config, contextLength);
   return {
     config: nativeModelConfig(config),
     weights: {
       embedding,
       outputNorm: tensor(tensorNames.outputNorm),
       classifier: config.tiedEmbeddings ? embedding : tensor(tensorNames.output),
+      ...(ropeFactors === undefined ? {} : { ropeFactors: tensor(ropeFactors) }),
       layers,
     },
     threads,
@@ -74,13 +97,14 @@ export function specFromTensors(
   path: string,
   threads: number,
   kernels: KernelPath,
+  contextLength: number,
 ): NativeModelSpec {
   const tensor = (name: string): NativeTensorSpec => {
     const t = tensors.get(name);
     if (!t) throw new Error(`model ${path} has no tensor ${name}`);
     return { dtype: t.dtype, ...rowsCols(t.shape), data: t.data };
   };
-  return specFor(config, tensor, (name) => tensors.has(name), threads, kernels);
+  return specFor(config, tensor, (name) => tensors.has(name), threads, kernels, contextLength);
 }
 
 /**
@@ -93,6 +117,7 @@ export function specFromGguf(
   path: string,
   threads: number,
   kernels: KernelPath,
+  contextLength: number,
   loaded: Map<string, Tensor>,
 ): NativeModelSpec | undefined {
   if ([...loaded.values()].some((t) => t.fileOffset === undefined)) return undefined;
@@ -101,5 +126,8 @@ export function specFromGguf(
     if (t?.fileOffset === undefined) throw new Error(`${path}: tensor "${name}" is missing`);
     return { dtype: t.dtype, ...rowsCols(t.shape), offset: t.fileOffset };
   };
-  return { ...specFor(config, tensor, (name) => loaded.has(name), threads, kernels), file: path };
+  return {
+    ...specFor(config, tensor, (name) => loaded.has(name), threads, kernels, contextLength),
+    file: path,
+  };
 }

@@ -13,6 +13,12 @@ export interface AttentionDims {
   nKvHeads: number;
   headDim: number;
   blockSize: number;
+  /** q·k is multiplied by this; default 1/√headDim. */
+  scale?: number;
+  /** Scores are soft-capped to ±softcap (c · tanh(s / c)) before the softmax; 0 or absent: not. */
+  softcap?: number;
+  /** A query at position p sees keys p − window + 1 … p only; 0 or absent: every key up to p. */
+  window?: number;
 }
 
 /**
@@ -70,7 +76,8 @@ class CacheRows {
  * sequence's block table.
  * q: [numTokens, nHeads, headDim] → out: [numTokens, nHeads · headDim].
  * Token t of sequence s at position p attends to positions 0..p of s (its cached prefix and, causally, the
- * chunk itself: this step's K/V are already written). Position j lives in slot
+ * chunk itself: this step's K/V are already written), or with a window w to p − w + 1 … p only: keys before
+ * the window are never read (their blocks may have been freed). Position j lives in slot
  * blockTables[s][⌊j / blockSize⌋] · blockSize + j mod blockSize. GQA: query head h reads kv head ⌊h / (nHeads / nKvHeads)⌋.
  */
 export function pagedAttention(
@@ -81,13 +88,15 @@ export function pagedAttention(
   d: AttentionDims,
 ): Float32Array {
   const { nHeads, nKvHeads, headDim, blockSize } = d;
+  const scale = d.scale ?? 1 / Math.sqrt(headDim);
+  const softcap = d.softcap ?? 0;
+  const window = d.window ?? 0;
   const kRows = new CacheRows(kCache, headDim);
   const vRows = new CacheRows(vCache, headDim);
   const k = kRows.values;
   const v = vRows.values;
   const kvDim = nKvHeads * headDim;
   const groupSize = nHeads / nKvHeads;
-  const scale = 1 / Math.sqrt(headDim);
   const out = new Float32Array(batch.tokenIds.length * nHeads * headDim);
   const numSeqs = batch.seqLens.length;
   const scores = new Float64Array(Math.max(...batch.seqLens, 1));
@@ -95,26 +104,27 @@ export function pagedAttention(
     const table = batch.blockTables[s];
     for (let t = batch.queryStartLoc[s]; t < batch.queryStartLoc[s + 1]; t++) {
       const ctxLen = batch.positions[t] + 1;
+      const first = window > 0 ? Math.max(0, ctxLen - window) : 0;
       for (let h = 0; h < nHeads; h++) {
         const qOff = (t * nHeads + h) * headDim;
         const kvHeadOff = Math.floor(h / groupSize) * headDim;
         let max = -Infinity;
-        for (let j = 0; j < ctxLen; j++) {
+        for (let j = first; j < ctxLen; j++) {
           const kOff = kRows.load(
             (table[Math.floor(j / blockSize)] * blockSize + (j % blockSize)) * kvDim + kvHeadOff,
           );
           let dot = 0;
           for (let i = 0; i < headDim; i++) dot += q[qOff + i] * k[kOff + i];
-          scores[j] = dot * scale;
+          scores[j] = softcap > 0 ? softcap * Math.tanh((dot * scale) / softcap) : dot * scale;
           if (scores[j] > max) max = scores[j];
         }
         let sum = 0;
-        for (let j = 0; j < ctxLen; j++) {
+        for (let j = first; j < ctxLen; j++) {
           scores[j] = Math.exp(scores[j] - max);
           sum += scores[j];
         }
         const acc = new Float64Array(headDim);
-        for (let j = 0; j < ctxLen; j++) {
+        for (let j = first; j < ctxLen; j++) {
           const vOff = vRows.load(
             (table[Math.floor(j / blockSize)] * blockSize + (j % blockSize)) * kvDim + kvHeadOff,
           );

@@ -2,10 +2,11 @@ import { type ModelConfig, tensorNames } from "../../model/config.js";
 import { dequantize } from "../../model/dtype.js";
 import type { LoadedModel } from "../../model/model.js";
 import type { Backend, ForwardBatch, KvCacheSpec } from "../backend.js";
-import { addInPlace, matmul, rmsNorm, rope, swiglu } from "./ops.js";
+import { ropeFactorsTensor } from "../rope-factors.js";
+import { addInPlace, geglu, matmul, type RopeParams, rmsNorm, rope, softcap, swiglu } from "./ops.js";
 import { allocateKvCache, type KvCacheArray, pagedAttention, writeKv } from "./paged-attention.js";
 
-/** One layer's weights, dequantized to f32. Matrices are [out, in]. */
+/** One layer's weights, dequantized to f32. Matrices are [out, in]; optional ones follow the config's switches. */
 interface LayerWeights {
   attnNorm: Float32Array;
   wq: Float32Array;
@@ -14,16 +15,30 @@ interface LayerWeights {
   bq?: Float32Array;
   bk?: Float32Array;
   bv?: Float32Array;
+  qNorm?: Float32Array;
+  kNorm?: Float32Array;
   wo: Float32Array;
+  postAttnNorm?: Float32Array;
   ffnNorm: Float32Array;
   ffnGate: Float32Array;
   ffnUp: Float32Array;
   ffnDown: Float32Array;
+  postFfnNorm?: Float32Array;
+  rope: RopeParams;
+}
+
+export interface ReferenceBackendOptions {
+  /**
+   * The longest context the backend serves (the engine's max model length); default the model's maxSeqLen. It
+   * picks LongRoPE's short or long frequency factors, as llama.cpp's context size does.
+   */
+  contextLength?: number;
 }
 
 /**
- * The pure-TypeScript Llama-family forward pass (Llama, Qwen2): the exact, slow oracle that every faster
- * backend is tested against. All weights are dequantized to f32 at load; math accumulates in float64.
+ * The pure-TypeScript forward pass of every architecture ModelConfig describes (the decoder block written out
+ * in src/model/config.ts): the exact, slow oracle that every faster backend is tested against. All weights are
+ * dequantized to f32 at load; math accumulates in float64.
  */
 export class ReferenceBackend implements Backend {
   readonly name = "reference";
@@ -36,7 +51,7 @@ export class ReferenceBackend implements Backend {
   private vCache: KvCacheArray[] = [];
   private blockSize = 0;
 
-  constructor(model: LoadedModel) {
+  constructor(model: LoadedModel, options: ReferenceBackendOptions = {}) {
     const c = model.config;
     const get = (name: string) => {
       const t = model.tensors.get(name);
@@ -44,6 +59,26 @@ export class ReferenceBackend implements Backend {
       return dequantize(t);
     };
     const opt = (name: string) => (model.tensors.has(name) ? get(name) : undefined);
+    const when = (on: boolean, name: string) => (on ? get(name) : undefined);
+    const factors = ropeFactorsTensor(c, options.contextLength ?? c.maxSeqLen);
+    const globalRope: RopeParams = {
+      dims: c.ropeDims,
+      style: c.ropeStyle,
+      theta: c.ropeTheta,
+      freqFactors: factors === undefined ? undefined : get(factors),
+      scaling: c.ropeScaling,
+    };
+    // Windowed layers with a base of their own take no scaling: freqScale 1 and no divisors (llama.cpp's
+    // rope_freq_scale_train_swa; Gemma's local layers).
+    const localRope: RopeParams | undefined =
+      c.ropeThetaLocal === undefined
+        ? undefined
+        : {
+            dims: c.ropeDims,
+            style: c.ropeStyle,
+            theta: c.ropeThetaLocal,
+            scaling: c.ropeScaling && { ...c.ropeScaling, freqScale: 1 },
+          };
     this.config = c;
     this.embedding = get(tensorNames.tokenEmbedding);
     this.outputNorm = get(tensorNames.outputNorm);
@@ -58,11 +93,16 @@ export class ReferenceBackend implements Backend {
         bq: opt(tensorNames.bq(l)),
         bk: opt(tensorNames.bk(l)),
         bv: opt(tensorNames.bv(l)),
+        qNorm: when(c.qkNorm, tensorNames.qNorm(l)),
+        kNorm: when(c.qkNorm, tensorNames.kNorm(l)),
         wo: get(tensorNames.wo(l)),
+        postAttnNorm: when(c.postNorms, tensorNames.postAttnNorm(l)),
         ffnNorm: get(tensorNames.ffnNorm(l)),
         ffnGate: get(tensorNames.ffnGate(l)),
         ffnUp: get(tensorNames.ffnUp(l)),
         ffnDown: get(tensorNames.ffnDown(l)),
+        postFfnNorm: when(c.postNorms, tensorNames.postFfnNorm(l)),
+        rope: c.layerWindows[l] > 0 && localRope ? localRope : globalRope,
       });
     }
   }
@@ -84,30 +124,41 @@ export class ReferenceBackend implements Backend {
     const x = new Float32Array(T * c.dim);
     for (let t = 0; t < T; t++) {
       const id = batch.tokenIds[t];
-      x.set(this.embedding.subarray(id * c.dim, (id + 1) * c.dim), t * c.dim);
+      for (let i = 0; i < c.dim; i++) x[t * c.dim + i] = this.embedding[id * c.dim + i] * c.embeddingScale;
     }
 
     for (let l = 0; l < c.nLayers; l++) {
       const w = this.layers[l];
       const xb = rmsNorm(x, w.attnNorm, T, c.dim, c.normEps);
-      const q = matmul(xb, w.wq, T, c.dim, qDim, w.bq);
-      const k = matmul(xb, w.wk, T, c.dim, kvDim, w.bk);
+      let q = matmul(xb, w.wq, T, c.dim, qDim, w.bq);
+      let k = matmul(xb, w.wk, T, c.dim, kvDim, w.bk);
       const v = matmul(xb, w.wv, T, c.dim, kvDim, w.bv);
-      rope(q, batch.positions, c.nHeads, c.headDim, c.ropeTheta, c.ropeStyle);
-      rope(k, batch.positions, c.nKvHeads, c.headDim, c.ropeTheta, c.ropeStyle);
+      if (w.qNorm && w.kNorm) {
+        q = rmsNorm(q, w.qNorm, T * c.nHeads, c.headDim, c.normEps);
+        k = rmsNorm(k, w.kNorm, T * c.nKvHeads, c.headDim, c.normEps);
+      }
+      rope(q, batch.positions, c.nHeads, c.headDim, w.rope);
+      rope(k, batch.positions, c.nKvHeads, c.headDim, w.rope);
       writeKv(this.kCache[l], this.vCache[l], k, v, batch.slotMapping, kvDim);
       const attn = pagedAttention(q, this.kCache[l], this.vCache[l], batch, {
         nHeads: c.nHeads,
         nKvHeads: c.nKvHeads,
         headDim: c.headDim,
         blockSize: this.blockSize,
+        scale: c.attentionScale,
+        softcap: c.attnSoftcap,
+        window: c.layerWindows[l],
       });
-      addInPlace(x, matmul(attn, w.wo, T, qDim, c.dim));
+      const a = matmul(attn, w.wo, T, qDim, c.dim);
+      addInPlace(x, w.postAttnNorm ? rmsNorm(a, w.postAttnNorm, T, c.dim, c.normEps) : a);
 
       const xf = rmsNorm(x, w.ffnNorm, T, c.dim, c.normEps);
       const gate = matmul(xf, w.ffnGate, T, c.dim, c.hiddenDim);
-      swiglu(gate, matmul(xf, w.ffnUp, T, c.dim, c.hiddenDim));
-      addInPlace(x, matmul(gate, w.ffnDown, T, c.hiddenDim, c.dim));
+      const up = matmul(xf, w.ffnUp, T, c.dim, c.hiddenDim);
+      if (c.ffnActivation === "gelu_tanh") geglu(gate, up);
+      else swiglu(gate, up);
+      const f = matmul(gate, w.ffnDown, T, c.hiddenDim, c.dim);
+      addInPlace(x, w.postFfnNorm ? rmsNorm(f, w.postFfnNorm, T, c.dim, c.normEps) : f);
     }
 
     // Logits only for the rows that will be sampled.
@@ -118,6 +169,8 @@ export class ReferenceBackend implements Backend {
       rows.set(x.subarray(t * c.dim, (t + 1) * c.dim), i * c.dim);
     }
     const normed = rmsNorm(rows, this.outputNorm, n, c.dim, c.normEps);
-    return matmul(normed, this.classifier, n, c.dim, c.vocabSize);
+    const logits = matmul(normed, this.classifier, n, c.dim, c.vocabSize);
+    if (c.finalLogitSoftcap > 0) softcap(logits, c.finalLogitSoftcap);
+    return logits;
   }
 }
