@@ -34,10 +34,10 @@ export async function logitsAt(
   const logits = await backend.forward({
     tokenIds: Int32Array.from(ids),
     positions,
-    slotMapping: positions,
+    slotMappings: [positions],
     queryStartLoc: Int32Array.of(0, n),
     seqLens: Int32Array.of(n),
-    blockTables: [Int32Array.from({ length: numBlocks }, (_, i) => i)],
+    blockTables: [[Int32Array.from({ length: numBlocks }, (_, i) => i)]],
     logitsIndices: positions,
   });
   return Array.from({ length: n }, (_, i) => logits.subarray(i * vocabSize, (i + 1) * vocabSize));
@@ -92,10 +92,10 @@ export async function* generateSequence(
     const logits = await backend.forward({
       tokenIds: Int32Array.from(pending),
       positions,
-      slotMapping: positions,
+      slotMappings: [positions],
       queryStartLoc: Int32Array.of(0, n),
       seqLens: Int32Array.of(position + n),
-      blockTables: [blockTable],
+      blockTables: [[blockTable]],
       logitsIndices: Int32Array.of(n - 1),
     });
     position += n;

@@ -1,10 +1,14 @@
 /**
  * The Backend runs one forward pass over a flat "varlen" batch: the tokens of several sequences back
- * to back, each sequence either a prefill chunk (many tokens) or a decode (one token). K/V of every
- * token are written into the paged cache at `slotMapping[i]` (slot = block * blockSize + offset), and
- * attention of sequence s reads its whole context (seqLens[s] tokens) through `blockTables[s]`.
+ * to back, each sequence either a prefill chunk (many tokens) or a decode (one token).
  *
- * KV cache layout, per layer, for K and for V: [numBlocks, blockSize, nKvHeads, headDim] of the spec's dtype
+ * The layers are in KV cache groups (KvCacheSpec.groups): every layer of a group shares its block tables. K/V
+ * of every token are written into the paged cache of each layer at its group's `slotMappings[g][i]` (slot =
+ * block * blockSize + offset), and attention of sequence s reads its context (seqLens[s] tokens, or the layer's
+ * window of them) through `blockTables[g][s]`. A sliding-window group's table names block 0 (the null block)
+ * where the blocks that left every query's window were: attention never reads those positions.
+ *
+ * KV cache layout, per slot layer, for K and for V: [numBlocks, blockSize, nKvHeads, headDim] of the spec's dtype
  * (f16: K/V are rounded to nearest-even binary16 when written and widened to f32 when read).
  */
 export interface ForwardBatch {
@@ -12,14 +16,14 @@ export interface ForwardBatch {
   tokenIds: Int32Array;
   /** [numTokens] absolute position of each token in its sequence. */
   positions: Int32Array;
-  /** [numTokens] KV slot each token's K/V is written to. */
-  slotMapping: Int32Array;
+  /** Per KV cache group: [numTokens] KV slot each token's K/V is written to in the group's layers. */
+  slotMappings: Int32Array[];
   /** [numSeqs + 1] offset of each sequence's first token in the flat arrays. */
   queryStartLoc: Int32Array;
   /** [numSeqs] context length of each sequence including this step's tokens. */
   seqLens: Int32Array;
-  /** [numSeqs] block ids holding each sequence's context, in order. */
-  blockTables: Int32Array[];
+  /** Per KV cache group, per sequence: the block ids holding the sequence's context in the group's layers. */
+  blockTables: Int32Array[][];
   /** Rows (indices into the flat tokens) whose logits are wanted, usually each sequence's last token. */
   logitsIndices: Int32Array;
 }
@@ -28,11 +32,52 @@ export interface ForwardBatch {
 export type KvCacheDtype = "f32" | "f16";
 export const kvCacheDtypes: readonly KvCacheDtype[] = ["f32", "f16"];
 
+/** The layers whose K/V one KV cache group's block tables address. */
+export interface KvCacheLayerGroup {
+  /** Model layers; layers[i] lives in slot layer i. Every group has as many. */
+  readonly layers: readonly number[];
+}
+
 export interface KvCacheSpec {
   numBlocks: number;
   blockSize: number;
   /** Element type of K and V. */
   dtype: KvCacheDtype;
+  /**
+   * The KV cache groups. One block id means the same memory in every group: one K and one V array per slot layer,
+   * each block holding one row range of all of them. A block belongs to one group at a time, so the layers that
+   * share a slot layer (one per group) never write each other's rows. Absent: one group of every layer, which
+   * keeps every block (a backend driven without the engine's KV cache manager).
+   */
+  groups?: readonly KvCacheLayerGroup[];
+}
+
+/** The spec's KV cache groups: as given, or the one group of all nLayers layers that their absence stands for. */
+export function specGroups(spec: KvCacheSpec, nLayers: number): readonly KvCacheLayerGroup[] {
+  return spec.groups ?? [{ layers: Array.from({ length: nLayers }, (_, l) => l) }];
+}
+
+/**
+ * Where each of nLayers layers keeps its K/V: its group (whose tables and slot mapping address it) and its slot
+ * layer. Throws unless the groups are of equal size and hold every layer once.
+ */
+export function layerKvSlots(spec: KvCacheSpec, nLayers: number): { group: number; slot: number }[] {
+  const groups = specGroups(spec, nLayers);
+  const slots = new Array<{ group: number; slot: number } | undefined>(nLayers).fill(undefined);
+  groups.forEach((g, group) => {
+    if (g.layers.length !== groups[0].layers.length)
+      throw new Error("KV cache groups must have equal layer counts");
+    g.layers.forEach((layer, slot) => {
+      if (!(layer >= 0 && layer < nLayers) || slots[layer] !== undefined)
+        throw new Error(
+          `KV cache groups: layer ${layer} is not one of ${nLayers} layers, or is in two groups`,
+        );
+      slots[layer] = { group, slot };
+    });
+  });
+  const missing = slots.indexOf(undefined);
+  if (missing >= 0) throw new Error(`KV cache groups: layer ${missing} is in no group`);
+  return slots as { group: number; slot: number }[];
 }
 
 export interface Backend {

@@ -28,7 +28,7 @@ interface Timings {
 
 function run(): Timings {
   const manager = new KVCacheManager({
-    numBlocks: NUM_REQUESTS * Math.ceil((PROMPT_TOKENS + DECODE_STEPS) / BLOCK_SIZE),
+    numBlocks: 1 + NUM_REQUESTS * Math.ceil((PROMPT_TOKENS + DECODE_STEPS) / BLOCK_SIZE),
     maxModelLen: MAX_MODEL_LEN,
     blockSize: BLOCK_SIZE,
   });

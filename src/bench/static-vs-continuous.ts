@@ -19,6 +19,7 @@
 import { writeFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { type BackendName, chooseBackend } from "../backend/native/choose-backend.js";
+import { kvCacheGroups } from "../core/kv-cache-groups.js";
 import { KVCacheManager } from "../core/kv-cache-manager.js";
 import { Request } from "../core/request.js";
 import { samplingParams } from "../core/sampling-params.js";
@@ -90,14 +91,17 @@ async function runWorkload(
   batching: EngineConfig["batching"],
   backend: BackendName,
 ): Promise<RunReport> {
+  const groups = kvCacheGroups(model.config.layerWindows, true);
   const config: EngineConfig = {
     ...defaultEngineConfig,
     batching,
     maxModelLen: MAX_MODEL_LEN,
     maxNumSeqs: 16,
     maxNumBatchedTokens: 256,
-    // Room for 16 sequences at full length: nothing is preempted, so the runs differ only in batching.
-    numBlocks: 16 * Math.ceil(MAX_MODEL_LEN / BLOCK_SIZE),
+    // Room for 16 sequences at full length in every group, and the null block: nothing is preempted, so the
+    // runs differ only in batching.
+    numBlocks: 1 + 16 * groups.length * Math.ceil(MAX_MODEL_LEN / BLOCK_SIZE),
+    kvCacheGroups: groups,
   };
   let step = 0;
   const core = new EngineCore(chooseBackend(model, backend), model.config.vocabSize, config, () => step);
@@ -151,7 +155,7 @@ async function runWorkload(
 function schedulerCostMicros(numRunning = 256): number {
   const maxTokens = 400;
   const manager = new KVCacheManager({
-    numBlocks: numRunning * Math.ceil(MAX_MODEL_LEN / BLOCK_SIZE),
+    numBlocks: 1 + numRunning * Math.ceil(MAX_MODEL_LEN / BLOCK_SIZE),
     maxModelLen: MAX_MODEL_LEN,
     blockSize: BLOCK_SIZE,
   });

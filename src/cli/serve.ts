@@ -33,6 +33,7 @@ interface ServeOptions {
   blockSize?: number;
   kvAllocation: KvAllocation;
   enablePrefixCaching: boolean;
+  disableHybridKvCacheManager?: boolean;
   batching: "continuous" | "static";
   schedulingPolicy: SchedulingPolicy;
   longPrefillTokenThreshold?: number;
@@ -95,6 +96,10 @@ export function registerServe(program: Command) {
         .default("paged"),
     )
     .option("--no-enable-prefix-caching", "do not share KV blocks between requests with equal prefixes")
+    .option(
+      "--disable-hybrid-kv-cache-manager",
+      "sliding-window layers keep every block too, as full-attention ones do, instead of giving back what left their window",
+    )
     .addOption(
       new Option(
         "--batching <mode>",
@@ -135,6 +140,7 @@ async function serve(opts: ServeOptions) {
     kvCacheDtype: opts.kvCacheDtype,
     kvAllocation: opts.kvAllocation,
     enablePrefixCaching: opts.enablePrefixCaching,
+    disableHybridKvCacheManager: opts.disableHybridKvCacheManager,
     batching: opts.batching,
     policy: opts.schedulingPolicy,
     longPrefillTokenThreshold: opts.longPrefillTokenThreshold,

@@ -2,8 +2,14 @@ import type { BlockHash } from "./block-hash.js";
 import { FreeBlockQueue } from "./free-block-queue.js";
 
 /**
+ * Block 0 holds nothing: a window group's block table names it where the blocks that left the window were
+ * (vLLM's null block). It is never free, never cached, never counted.
+ */
+export const NULL_BLOCK = 0;
+
+/**
  * All KV cache blocks: which are in use (ref count = number of block tables holding the block), which
- * are free, and which hold a cached full block (hash → block id).
+ * are free, and which hold a cached full block of a KV cache group ((group, hash) → block id).
  *
  * Every block with ref count 0 is in the free queue, in reuse order: blocks with no cached content at the
  * head (reused first), cached ones behind them in least-recently-freed order.
@@ -11,22 +17,34 @@ import { FreeBlockQueue } from "./free-block-queue.js";
  * the hash only when it is reused (evicted).
  */
 export class BlockPool {
+  /** Blocks in the cache, the null block included. */
   readonly numBlocks: number;
   private readonly refCounts: Int32Array;
   private readonly hashes: (BlockHash | undefined)[];
-  private readonly cachedBlocks = new Map<BlockHash, number>();
+  /** The group whose map holds each cached block. */
+  private readonly cachedGroup: Int32Array;
+  /** Per KV cache group: hash → block id. Groups cache apart: the same tokens are other layers' K/V there. */
+  private readonly cachedBlocks: Map<BlockHash, number>[] = [];
   private readonly freeQueue: FreeBlockQueue;
   private evictions = 0;
 
   constructor(numBlocks: number) {
-    if (!Number.isInteger(numBlocks) || numBlocks < 1) {
-      throw new RangeError(`BlockPool: numBlocks must be an integer ≥ 1, got ${numBlocks}`);
+    if (!Number.isInteger(numBlocks) || numBlocks < 2) {
+      throw new RangeError(
+        `BlockPool: numBlocks must be an integer ≥ 2 (the null block and one more), got ${numBlocks}`,
+      );
     }
     this.numBlocks = numBlocks;
     this.refCounts = new Int32Array(numBlocks);
     this.hashes = new Array<BlockHash | undefined>(numBlocks).fill(undefined);
-    const ids = Array.from({ length: numBlocks }, (_, i) => i);
+    this.cachedGroup = new Int32Array(numBlocks);
+    const ids = Array.from({ length: numBlocks - 1 }, (_, i) => i + 1);
     this.freeQueue = new FreeBlockQueue(numBlocks, ids);
+  }
+
+  /** Blocks that can hold K/V: all but the null block. */
+  get numUsableBlocks(): number {
+    return this.numBlocks - 1;
   }
 
   /** Free blocks, cached ones included (they can be evicted). */
@@ -34,9 +52,9 @@ export class BlockPool {
     return this.freeQueue.length;
   }
 
-  /** Fraction of the blocks in use. */
+  /** Fraction of the usable blocks in use. */
   get usage(): number {
-    return 1 - this.freeQueue.length / this.numBlocks;
+    return 1 - this.freeQueue.length / this.numUsableBlocks;
   }
 
   /** Cached blocks whose hash was dropped to reuse the block, since construction. */
@@ -61,8 +79,8 @@ export class BlockPool {
     return this.freeQueue.toArray();
   }
 
-  getCachedBlock(hash: BlockHash): number | undefined {
-    return this.cachedBlocks.get(hash);
+  getCachedBlock(group: number, hash: BlockHash): number | undefined {
+    return this.cachedBlocks[group]?.get(hash);
   }
 
   /** Takes n blocks from the head of the free queue, evicting any cached content; each gets ref count 1. */
@@ -75,7 +93,7 @@ export class BlockPool {
       const id = this.freeQueue.popLeft();
       const hash = this.hashes[id];
       if (hash !== undefined) {
-        this.cachedBlocks.delete(hash);
+        this.cachedBlocks[this.cachedGroup[id]].delete(hash);
         this.hashes[id] = undefined;
         this.evictions++;
       }
@@ -88,6 +106,7 @@ export class BlockPool {
   /** Takes a reference on blocks found by a prefix hit; a free one leaves the free queue. */
   touch(blockIds: readonly number[]): void {
     for (const id of blockIds) {
+      if (id === NULL_BLOCK) continue;
       if (this.refCounts[id] === 0) this.freeQueue.remove(id);
       this.refCounts[id]++;
     }
@@ -99,6 +118,7 @@ export class BlockPool {
    */
   freeBlocks(blockIds: readonly number[]): void {
     for (const id of blockIds) {
+      if (id === NULL_BLOCK) continue;
       if (this.refCounts[id] <= 0) throw new Error(`BlockPool: block ${id} freed more times than taken`);
       this.refCounts[id]--;
       if (this.refCounts[id] > 0) continue;
@@ -108,21 +128,32 @@ export class BlockPool {
   }
 
   /**
-   * Registers blockIds[from..to) as holding the full blocks whose hashes are hashes[from..to). A block
-   * already cached (a prefix hit) is skipped. If another block already holds the same content (two
-   * requests computed it at once), this one stays uncached: the map keeps one block per hash.
+   * Registers blockIds[from..to) as holding group `group`'s full blocks whose hashes are hashes[from..to). A
+   * block already cached (a prefix hit) and the null block are skipped. If another block already holds the same
+   * content (two requests computed it at once), this one stays uncached: the map keeps one block per hash.
    */
-  cacheFullBlocks(blockIds: readonly number[], hashes: readonly BlockHash[], from: number, to: number): void {
+  cacheFullBlocks(
+    group: number,
+    blockIds: readonly number[],
+    hashes: readonly BlockHash[],
+    from: number,
+    to: number,
+  ): void {
+    this.cachedBlocks[group] ??= new Map();
+    const cached = this.cachedBlocks[group];
     for (let i = from; i < to; i++) {
       const id = blockIds[i];
+      if (id === NULL_BLOCK) continue;
       const existing = this.hashes[id];
       if (existing !== undefined) {
-        if (existing !== hashes[i]) throw new Error(`BlockPool: block ${id} is cached under another hash`);
+        if (existing !== hashes[i] || this.cachedGroup[id] !== group)
+          throw new Error(`BlockPool: block ${id} is cached under another hash or group`);
         continue;
       }
-      if (this.cachedBlocks.has(hashes[i])) continue;
+      if (cached.has(hashes[i])) continue;
       this.hashes[id] = hashes[i];
-      this.cachedBlocks.set(hashes[i], id);
+      this.cachedGroup[id] = group;
+      cached.set(hashes[i], id);
     }
   }
 }

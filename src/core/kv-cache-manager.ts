@@ -1,5 +1,7 @@
-import { appendBlockHashes } from "./block-hash.js";
-import { BlockPool } from "./block-pool.js";
+import { appendBlockHashes, type BlockHash } from "./block-hash.js";
+import { BlockPool, NULL_BLOCK } from "./block-pool.js";
+import { GroupBlockTables } from "./group-block-tables.js";
+import { maxBlocksPerRequest } from "./kv-cache-groups.js";
 import type { Request } from "./request.js";
 
 /**
@@ -9,7 +11,7 @@ import type { Request } from "./request.js";
 export type KvAllocation = "paged" | "contiguous";
 
 export interface KVCacheManagerOptions {
-  /** Blocks in the cache. */
+  /** Blocks in the cache, the null block included. */
   numBlocks: number;
   maxModelLen: number;
   /** Tokens per block; 16 by default. */
@@ -17,11 +19,24 @@ export interface KVCacheManagerOptions {
   /** On by default; always off with contiguous allocation. */
   enablePrefixCaching?: boolean;
   allocation?: KvAllocation;
+  /**
+   * Per KV cache group (kv-cache-groups.ts), its layers' attention window; 0 = full attention. Default: one
+   * full-attention group.
+   */
+  groupWindows?: readonly number[];
+  /**
+   * The most tokens of one request a step computes (the scheduler's token budget): a window group holds the
+   * window plus such a chunk at once. Default: maxModelLen.
+   */
+  maxChunkTokens?: number;
 }
 
-/** A cached prefix of a request: whole blocks, numComputedTokens = blocks.length × blockSize. */
+/**
+ * A cached prefix of a request: whole blocks, numComputedTokens = blocks × blockSize in every group. Per group,
+ * its blocks; a window group has the null block where the window no longer reaches.
+ */
 export interface ComputedBlocks {
-  blocks: readonly number[];
+  blocks: readonly (readonly number[])[];
   numComputedTokens: number;
 }
 
@@ -38,8 +53,6 @@ export interface PrefixCacheStats {
   preemptedHits: number;
 }
 
-const NO_COMPUTED_BLOCKS: ComputedBlocks = { blocks: [], numComputedTokens: 0 };
-
 const emptyStats = (): PrefixCacheStats => ({
   requests: 0,
   queries: 0,
@@ -50,8 +63,9 @@ const emptyStats = (): PrefixCacheStats => ({
 });
 
 /**
- * The scheduler's view of the KV cache: per-request block tables over one BlockPool, prefix-cache lookups
- * and caching of full blocks. It knows tokens and blocks, never tensors.
+ * The scheduler's view of the KV cache: per-request block tables over one BlockPool, one table per KV cache
+ * group (a window group gives back what left its window), prefix-cache lookups and caching of full blocks.
+ * It knows tokens and blocks, never tensors.
  *
  * Blocks are cached when the scheduled tokens fill them, before the forward pass that writes them has
  * run (as vLLM does). That is safe because a request that hits such a block runs in the same step or a
@@ -62,29 +76,45 @@ export class KVCacheManager {
   readonly maxModelLen: number;
   readonly allocation: KvAllocation;
   readonly prefixCaching: boolean;
+  readonly maxChunkTokens: number;
   readonly blockPool: BlockPool;
-  private readonly blockTables = new Map<string, number[]>();
-  /** Per request: how many leading blocks of its table are registered in the prefix cache. */
-  private readonly numCachedBlocks = new Map<string, number>();
+  readonly groups: readonly GroupBlockTables[];
+  /** The groups of each window, full attention (0) first: a prefix hit must be cached in all of them. */
+  private readonly groupsByWindow = new Map<number, GroupBlockTables[]>();
+  private readonly noHit: ComputedBlocks;
   private stats = emptyStats();
 
   constructor(o: KVCacheManagerOptions) {
     this.blockSize = o.blockSize ?? 16;
     this.maxModelLen = o.maxModelLen;
+    this.maxChunkTokens = o.maxChunkTokens ?? o.maxModelLen;
     this.allocation = o.allocation ?? "paged";
     this.prefixCaching = (o.enablePrefixCaching ?? true) && this.allocation === "paged";
     for (const [name, value] of [
       ["blockSize", this.blockSize],
       ["maxModelLen", this.maxModelLen],
+      ["maxChunkTokens", this.maxChunkTokens],
     ] as const) {
       if (!Number.isInteger(value) || value < 1) {
         throw new RangeError(`KVCacheManager: ${name} must be a positive integer, got ${value}`);
       }
     }
+    const windows = o.groupWindows ?? [0];
+    if (windows.length === 0)
+      throw new RangeError("KVCacheManager: groupWindows must name at least one group");
+    if (this.allocation === "contiguous" && windows.some((w) => w !== 0))
+      throw new RangeError(
+        "KVCacheManager: contiguous allocation keeps every block: its groups are full attention",
+      );
     this.blockPool = new BlockPool(o.numBlocks);
+    this.groups = windows.map((w, id) => new GroupBlockTables(id, w, this.blockPool, this.blockSize));
+    for (const g of [...this.groups].sort((a, b) => a.window - b.window)) {
+      this.groupsByWindow.set(g.window, [...(this.groupsByWindow.get(g.window) ?? []), g]);
+    }
+    this.noHit = { blocks: windows.map(() => []), numComputedTokens: 0 };
   }
 
-  /** Fraction of the blocks in use. */
+  /** Fraction of the usable blocks in use. */
   get usage(): number {
     return this.blockPool.usage;
   }
@@ -108,8 +138,9 @@ export class KVCacheManager {
       return `prompt (${numPromptTokens} tokens) + max tokens (${maxTokens}) = ${numTokens} exceeds maxModelLen ${this.maxModelLen}`;
     }
     const reserved = this.allocation === "contiguous" ? this.maxModelLen : numTokens;
-    const blocksNeeded = Math.ceil(reserved / this.blockSize);
-    const numBlocks = this.blockPool.numBlocks;
+    const windows = this.groups.map((g) => g.window);
+    const blocksNeeded = maxBlocksPerRequest(windows, reserved, this.blockSize, this.maxChunkTokens);
+    const numBlocks = this.blockPool.numUsableBlocks;
     if (blocksNeeded > numBlocks) {
       return `request needs ${blocksNeeded} KV cache blocks (${reserved} tokens, ${this.allocation} allocation) but the whole KV cache has ${numBlocks} blocks of ${this.blockSize} tokens`;
     }
@@ -117,85 +148,115 @@ export class KVCacheManager {
   }
 
   /**
-   * The longest run of the request's leading full blocks that is in the prefix cache. It never covers
-   * the whole sequence: at least one token is left to compute, to produce logits. Takes no reference;
-   * pass the result to allocateSlots before any other allocation can evict the blocks.
+   * The longest prefix of the request's full blocks that every group has cached (vLLM's hybrid coordinator): a
+   * full-attention group needs every block of the prefix, a window group only those its next query reads. Hit
+   * lengths shrink until all windows agree. It never covers the whole sequence: at least one token is left to
+   * compute, to produce logits. Takes no reference; pass the result to allocateSlots before any other allocation
+   * can evict the blocks.
    */
   getComputedBlocks(request: Request): ComputedBlocks {
-    if (!this.prefixCaching) return NO_COMPUTED_BLOCKS;
+    if (!this.prefixCaching) return this.noHit;
     appendBlockHashes(request.blockHashes, request.allTokenIds, this.blockSize, request.cacheSalt);
-    const maxHitBlocks = Math.floor((request.numTokens - 1) / this.blockSize);
-    const blocks: number[] = [];
-    for (let i = 0; i < maxHitBlocks; i++) {
-      const id = this.blockPool.getCachedBlock(request.blockHashes[i]);
-      if (id === undefined) break;
-      blocks.push(id);
+    let numBlocks = Math.floor((request.numTokens - 1) / this.blockSize);
+    for (let shrunk = true; shrunk; ) {
+      shrunk = false;
+      for (const [window, groups] of this.groupsByWindow) {
+        const hit = this.longestHit(window, groups, request.blockHashes, numBlocks);
+        if (hit < numBlocks) {
+          numBlocks = hit;
+          // A full group's hit holds at any shorter length; a window's must be searched again.
+          shrunk = this.groupsByWindow.size > 1;
+        }
+      }
     }
-    return { blocks, numComputedTokens: blocks.length * this.blockSize };
+    const blocks = this.groups.map((g) => {
+      const hashes = request.blockHashes;
+      const first = Math.min(g.firstUsefulBlock(numBlocks * this.blockSize), numBlocks);
+      const ids = new Array<number>(numBlocks).fill(NULL_BLOCK);
+      for (let i = first; i < numBlocks; i++)
+        ids[i] = this.blockPool.getCachedBlock(g.id, hashes[i]) as number;
+      return ids;
+    });
+    return { blocks, numComputedTokens: numBlocks * this.blockSize };
   }
 
   /**
    * Makes room for numNewTokens more tokens after the request's computed ones (plus `computed`, a prefix
-   * hit from getComputedBlocks, for a request holding no blocks yet). Returns the newly allocated block
-   * ids, or null, changing nothing, when the pool cannot supply them: the caller decides what to preempt.
+   * hit from getComputedBlocks, for a request holding no blocks yet). Window groups give back the blocks that
+   * left the window first. Returns the newly allocated block ids per group, or null, changing nothing, when the
+   * pool cannot supply them: the caller decides what to preempt.
    */
-  allocateSlots(request: Request, numNewTokens: number, computed = NO_COMPUTED_BLOCKS): number[] | null {
-    const table = this.blockTables.get(request.id);
-    if (table !== undefined && computed.blocks.length > 0) {
+  allocateSlots(request: Request, numNewTokens: number, computed?: ComputedBlocks): number[][] | null {
+    const hit = computed ?? this.noHit;
+    const holdsBlocks = this.groups[0].get(request.id) !== undefined;
+    if (holdsBlocks && hit.numComputedTokens > 0) {
       throw new Error(
         `KVCacheManager: prefix hit passed for request ${request.id}, which already holds blocks`,
       );
     }
-    const numTokens = request.numComputedTokens + computed.numComputedTokens + numNewTokens;
+    const numComputed = request.numComputedTokens + hit.numComputedTokens;
+    const numTokens = numComputed + numNewTokens;
     if (numTokens > this.maxModelLen) {
       throw new RangeError(
         `KVCacheManager: request ${request.id} would reach ${numTokens} tokens, over maxModelLen ${this.maxModelLen}`,
       );
     }
     const slotsNeeded = this.allocation === "contiguous" ? this.maxModelLen : numTokens;
-    const numHeld = (table?.length ?? 0) + computed.blocks.length;
-    const numNewBlocks = Math.max(Math.ceil(slotsNeeded / this.blockSize) - numHeld, 0);
-    // A hit on a cached block with ref count 0 takes it out of the free queue too.
-    let numFreeHits = 0;
-    for (const id of computed.blocks) if (this.blockPool.refCount(id) === 0) numFreeHits++;
-    if (numNewBlocks + numFreeHits > this.blockPool.numFreeBlocks) return null;
+    let numNewBlocks = 0;
+    for (const g of this.groups)
+      numNewBlocks += g.numBlocksToAllocate(request.id, slotsNeeded, numComputed, hit.blocks[g.id]);
+    if (numNewBlocks > this.blockPool.numFreeBlocks) return null;
 
-    if (table === undefined && this.prefixCaching) this.recordLookup(request, computed);
-    this.blockPool.touch(computed.blocks);
-    const newBlocks = this.blockPool.getNewBlocks(numNewBlocks);
-    const blocks = table ?? [];
-    for (const id of computed.blocks) blocks.push(id);
-    for (const id of newBlocks) blocks.push(id);
-    if (table === undefined) {
-      this.blockTables.set(request.id, blocks);
-      this.numCachedBlocks.set(request.id, computed.blocks.length);
+    // What left the window is never read again: it goes back before new blocks are taken.
+    for (const g of this.groups) g.removeSkippedBlocks(request.id, numComputed);
+    if (!holdsBlocks) {
+      if (this.prefixCaching) this.recordLookup(request, hit);
+      for (const g of this.groups) g.addHit(request.id, hit.blocks[g.id]);
     }
-    if (this.prefixCaching) this.cacheFullBlocks(request, blocks, Math.min(numTokens, request.numTokens));
+    const newBlocks = this.groups.map((g) => g.allocateNew(request.id, slotsNeeded));
+    if (this.prefixCaching) {
+      appendBlockHashes(request.blockHashes, request.allTokenIds, this.blockSize, request.cacheSalt);
+      for (const g of this.groups) g.cacheFullBlocks(request, Math.min(numTokens, request.numTokens));
+    }
     return newBlocks;
   }
 
   /** Returns the request's blocks to the pool; cached ones stay findable until evicted. */
   free(request: Request): void {
-    const blocks = this.blockTables.get(request.id);
-    if (blocks === undefined) return;
-    this.blockPool.freeBlocks(blocks.slice().reverse());
-    this.blockTables.delete(request.id);
-    this.numCachedBlocks.delete(request.id);
+    for (const g of this.groups) g.free(request.id);
   }
 
-  /** The request's block table: block ids holding its tokens in order. */
-  getBlockIds(requestId: string): readonly number[] {
-    return this.blockTables.get(requestId) ?? [];
+  /** The request's block tables, one per group: block ids holding its tokens in order (null: left the window). */
+  getBlockIds(requestId: string): readonly (readonly number[])[] {
+    return this.groups.map((g) => g.get(requestId) ?? []);
   }
 
-  /** Registers the blocks that the first numTokens tokens fill and that are not registered yet. */
-  private cacheFullBlocks(request: Request, blocks: readonly number[], numTokens: number): void {
-    const from = this.numCachedBlocks.get(request.id) ?? 0;
-    const to = Math.floor(numTokens / this.blockSize);
-    if (to <= from) return;
-    appendBlockHashes(request.blockHashes, request.allTokenIds, this.blockSize, request.cacheSalt);
-    this.blockPool.cacheFullBlocks(blocks, request.blockHashes, from, to);
-    this.numCachedBlocks.set(request.id, to);
+  /**
+   * The longest hit, in blocks, of at most maxBlocks that all `groups` (of one window) have cached. Full
+   * attention: the leading run of cached blocks. A window: the longest h whose last blocks, those a query at
+   * h · blockSize reads (window − 1 tokens back), are all cached; searched from the right, as vLLM does.
+   */
+  private longestHit(
+    window: number,
+    groups: readonly GroupBlockTables[],
+    hashes: readonly BlockHash[],
+    maxBlocks: number,
+  ): number {
+    const cached = (i: number) =>
+      groups.every((g) => this.blockPool.getCachedBlock(g.id, hashes[i]) !== undefined);
+    if (window === 0) {
+      let n = 0;
+      while (n < maxBlocks && cached(n)) n++;
+      return n;
+    }
+    const needed = Math.ceil((window - 1) / this.blockSize);
+    if (needed === 0) return maxBlocks;
+    let run = 0;
+    for (let i = maxBlocks - 1; i >= 0; i--) {
+      run = cached(i) ? run + 1 : 0;
+      if (run === needed) return i + needed;
+    }
+    return run; // blocks 0 … run − 1: the window reaches back past the first token
   }
 
   private recordLookup(request: Request, computed: ComputedBlocks): void {

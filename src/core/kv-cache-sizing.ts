@@ -21,6 +21,19 @@ export function kvBytesPerToken(shape: KvCacheShape, dtype: KvCacheDtype): numbe
   return 2 * shape.nLayers * shape.nKvHeads * shape.headDim * DTYPE_BYTES[dtype];
 }
 
+/**
+ * One block: K and V of blockSize tokens in each of the layers a block holds (every layer, or a KV cache group's
+ * share of them: kv-cache-groups.ts).
+ */
+export function kvBytesPerBlock(
+  shape: KvCacheShape,
+  layersPerBlock: number,
+  blockSize: number,
+  dtype: KvCacheDtype,
+): number {
+  return kvBytesPerToken({ ...shape, nLayers: layersPerBlock }, dtype) * blockSize;
+}
+
 /** Memory as the machine reports it, measured once the backend holds its weights. */
 export interface MemoryView {
   /** os.freemem(): Linux's MemAvailable, which counts the page cache, mapped weights included, as free. */
@@ -65,13 +78,15 @@ export function defaultKvBudget(memory: MemoryView, mappedWeightBytes: number, f
   };
 }
 
-/** Whole blocks that fit in budgetBytes; at least one is needed. */
-export function numBlocksForBudget(budgetBytes: number, bytesPerToken: number, blockSize: number): number {
-  const blockBytes = bytesPerToken * blockSize;
+/**
+ * Whole blocks of blockBytes (blockSize tokens) that fit in budgetBytes, the null block included (block-pool.ts):
+ * at least two are needed.
+ */
+export function numBlocksForBudget(budgetBytes: number, blockBytes: number, blockSize: number): number {
   const numBlocks = Math.floor(budgetBytes / blockBytes);
-  if (numBlocks < 1) {
+  if (numBlocks < 2) {
     throw new RangeError(
-      `KV cache budget ${formatBytes(budgetBytes)} is too small: one block of ${blockSize} tokens takes ${formatBytes(blockBytes)}`,
+      `KV cache budget ${formatBytes(budgetBytes)} is too small: one block of ${blockSize} tokens takes ${formatBytes(blockBytes)}, and the cache needs two (one is the null block)`,
     );
   }
   return numBlocks;

@@ -7,8 +7,8 @@ export interface ScheduledRequest {
   numComputedTokens: number;
   /** Tokens computed this step: a prefill chunk, or 1 for a decode. */
   numNewTokens: number;
-  /** The request's whole block table after this step's allocation. */
-  blockIds: readonly number[];
+  /** The request's whole block table in each KV cache group after this step's allocation. */
+  blockIds: readonly (readonly number[])[];
   /** True when this step reaches the end of the request's tokens, so a token is sampled. */
   samples: boolean;
 }

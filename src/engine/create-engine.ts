@@ -1,8 +1,14 @@
 import type { Backend, KvCacheDtype } from "../backend/backend.js";
 import { type BackendName, chooseBackend, describeBackend } from "../backend/native/choose-backend.js";
 import {
+  type KvCacheGroup,
+  kvCacheGroups,
+  layersPerBlock,
+  maxBlocksPerRequest,
+} from "../core/kv-cache-groups.js";
+import {
   defaultKvBudget,
-  kvBytesPerToken,
+  kvBytesPerBlock,
   type MemoryView,
   numBlocksForBudget,
 } from "../core/kv-cache-sizing.js";
@@ -13,7 +19,12 @@ import { defaultEngineConfig, type EngineConfig } from "./engine-config.js";
 import { EngineCore } from "./engine-core.js";
 import { readMemoryView } from "./memory-view.js";
 
-export interface EngineOptions extends Partial<Omit<EngineConfig, "numBlocks">> {
+export interface EngineOptions extends Partial<Omit<EngineConfig, "numBlocks" | "kvCacheGroups">> {
+  /**
+   * Keep every block of every layer, sliding-window layers included, in one KV cache group (vLLM's
+   * --disable-hybrid-kv-cache-manager): window layers then only mask what they do not read.
+   */
+  disableHybridKvCacheManager?: boolean;
   /** KV cache budget: bytes or a size such as "4GiB"; default: a share of the memory left (defaultKvBudget). */
   kvCacheMemory?: string | number;
   /** The machine's memory, for the default budget; default: measured (tests give their own). */
@@ -35,23 +46,41 @@ export function createEngine(
   model: LoadedModel,
   options: EngineOptions = {},
 ): { engine: AsyncEngine; summary: string } {
-  const { kvCacheMemory, memory, backend: givenBackend, threads, clock: givenClock, ...opts } = options;
+  const {
+    kvCacheMemory,
+    memory,
+    backend: givenBackend,
+    threads,
+    clock: givenClock,
+    disableHybridKvCacheManager,
+    ...opts
+  } = options;
   const maxModelLen = Math.min(opts.maxModelLen ?? model.config.maxSeqLen, model.config.maxSeqLen);
   const blockSize = opts.blockSize ?? defaultEngineConfig.blockSize;
   const maxNumSeqs = opts.maxNumSeqs ?? defaultEngineConfig.maxNumSeqs;
+  const maxNumBatchedTokens = Math.max(
+    opts.maxNumBatchedTokens ?? defaultEngineConfig.maxNumBatchedTokens,
+    1,
+  );
   const kvCacheDtype = opts.kvCacheDtype ?? defaultEngineConfig.kvCacheDtype;
-  const bytesPerToken = kvBytesPerToken(model.config, kvCacheDtype);
+  // Contiguous allocation reserves every block up front, as servers without paging do: nothing to give back.
+  const hybrid =
+    !disableHybridKvCacheManager && (opts.kvAllocation ?? defaultEngineConfig.kvAllocation) === "paged";
+  const groups = kvCacheGroups(model.config.layerWindows, hybrid);
+  const blockBytes = kvBytesPerBlock(model.config, layersPerBlock(groups), blockSize, kvCacheDtype);
+  const windows = groups.map((g) => g.window);
+  const blocksPerSequence = maxBlocksPerRequest(windows, maxModelLen, blockSize, maxNumBatchedTokens);
   // The backend first: memory is measured once it holds the weights it copies.
   const backend =
     typeof givenBackend === "object"
       ? givenBackend
       : chooseBackend(model, givenBackend, threads, maxModelLen);
-  // More than every sequence at full length can never be used.
-  const useful = Math.ceil(maxModelLen / blockSize) * maxNumSeqs;
+  // More than every sequence at full length (and the null block) can never be used.
+  const useful = blocksPerSequence * maxNumSeqs + 1;
   const { numBlocks, budgetNote } =
     opts.numBlocks !== undefined
       ? { numBlocks: opts.numBlocks, budgetNote: "KV blocks set directly" }
-      : kvBlocks(kvBudget(kvCacheMemory, memory, backend), bytesPerToken, blockSize, useful);
+      : kvBlocks(kvBudget(kvCacheMemory, memory, backend), blockBytes, blockSize, useful);
   const config: EngineConfig = {
     ...defaultEngineConfig,
     ...opts,
@@ -59,12 +88,22 @@ export function createEngine(
     blockSize,
     kvCacheDtype,
     maxNumSeqs,
-    maxNumBatchedTokens: Math.max(opts.maxNumBatchedTokens ?? defaultEngineConfig.maxNumBatchedTokens, 1),
+    maxNumBatchedTokens,
     numBlocks,
+    kvCacheGroups: groups,
   };
   const clock = givenClock ?? (() => performance.now() / 1000);
   const core = new EngineCore(backend, model.config.vocabSize, config, clock);
-  const summary = `${kvCacheSummary({ dtype: kvCacheDtype, numBlocks, blockSize, bytesPerToken, maxModelLen })}; ${budgetNote}; backend ${describeBackend(backend)}`;
+  const cache = kvCacheSummary({
+    dtype: kvCacheDtype,
+    numBlocks,
+    blockSize,
+    blockBytes,
+    groups,
+    maxModelLen,
+    blocksPerSequence,
+  });
+  const summary = `${cache}; ${budgetNote}; backend ${describeBackend(backend)}`;
   return { engine: new AsyncEngine(core, model.tokenizer, clock), summary };
 }
 
@@ -84,11 +123,11 @@ function kvBudget(
 /** The blocks a budget buys, at most `useful`; the note says how the number came about. */
 function kvBlocks(
   budget: { bytes: number; derivation: string },
-  bytesPerToken: number,
+  blockBytes: number,
   blockSize: number,
   useful: number,
 ): { numBlocks: number; budgetNote: string } {
-  const bought = numBlocksForBudget(budget.bytes, bytesPerToken, blockSize);
+  const bought = numBlocksForBudget(budget.bytes, blockBytes, blockSize);
   const note = `KV budget ${budget.derivation}`;
   return bought > useful
     ? { numBlocks: useful, budgetNote: `${note}, capped at max-num-seqs full-length sequences` }
@@ -97,22 +136,40 @@ function kvBlocks(
 
 export interface KvCacheSummaryInput {
   dtype: KvCacheDtype;
+  /** Blocks, the null block included. */
   numBlocks: number;
   blockSize: number;
-  bytesPerToken: number;
+  /** Bytes of one block: K and V of blockSize tokens in layersPerBlock(groups) layers. */
+  blockBytes: number;
+  groups: readonly KvCacheGroup[];
   maxModelLen: number;
+  /** The most blocks one sequence of maxModelLen tokens holds (maxBlocksPerRequest). */
+  blocksPerSequence: number;
 }
 
 /**
- * e.g. "KV cache (f32): 12,336 tokens (771 blocks of 16), 32.0 KiB/token, 385.5 MiB; max concurrency 24.1x at
- * maxModelLen 512". Concurrency = blocks / blocks of one maxModelLen request.
+ * e.g. "KV cache (f32): 771 blocks of 16 tokens × 26 layers = 385.5 MiB; per sequence at maxModelLen 512: 32
+ * blocks = 16.0 MiB; max concurrency 24.1x". With sliding-window layers it names the groups and what one sequence
+ * would take if every layer kept every block: "…× 2 layers = 38.5 MiB; 13 groups of 2 layers: 2 full attention,
+ * 11 window 512; per sequence at maxModelLen 4096: 112 blocks = 7.0 MiB (every block kept: 26.0 MiB); …".
+ * Concurrency = usable blocks / blocks of one maxModelLen sequence.
  */
 export function kvCacheSummary(s: KvCacheSummaryInput): string {
-  const tokens = s.numBlocks * s.blockSize;
-  const concurrency = s.numBlocks / Math.ceil(s.maxModelLen / s.blockSize);
+  const k = layersPerBlock(s.groups);
+  const perSequence = `per sequence at maxModelLen ${s.maxModelLen}: ${s.blocksPerSequence.toLocaleString("en-US")} blocks = ${formatBytes(s.blocksPerSequence * s.blockBytes)}`;
+  let layout = "";
+  let everyBlockKept = "";
+  if (s.groups.some((g) => g.window > 0)) {
+    const counts = new Map<number, number>();
+    for (const g of s.groups) counts.set(g.window, (counts.get(g.window) ?? 0) + 1);
+    const kinds = [...counts].map(([w, n]) => `${n} ${w === 0 ? "full attention" : `window ${w}`}`);
+    layout = `; ${s.groups.length} groups of ${k} layers: ${kinds.join(", ")}`;
+    const allBlocks = Math.ceil(s.maxModelLen / s.blockSize) * s.groups.length;
+    everyBlockKept = ` (every block kept: ${formatBytes(allBlocks * s.blockBytes)})`;
+  }
+  const concurrency = (s.numBlocks - 1) / s.blocksPerSequence;
   return (
-    `KV cache (${s.dtype}): ${tokens.toLocaleString("en-US")} tokens (${s.numBlocks.toLocaleString("en-US")} blocks of ${s.blockSize}), ` +
-    `${formatBytes(s.bytesPerToken)}/token, ${formatBytes(tokens * s.bytesPerToken)}; ` +
-    `max concurrency ${concurrency.toFixed(1)}x at maxModelLen ${s.maxModelLen}`
+    `KV cache (${s.dtype}): ${s.numBlocks.toLocaleString("en-US")} blocks of ${s.blockSize} tokens × ${k} layer${k === 1 ? "" : "s"} = ` +
+    `${formatBytes(s.numBlocks * s.blockBytes)}${layout}; ${perSequence}${everyBlockKept}; max concurrency ${concurrency.toFixed(1)}x`
   );
 }

@@ -36,12 +36,15 @@ export class EngineCore {
       maxModelLen: config.maxModelLen,
       enablePrefixCaching: config.enablePrefixCaching,
       allocation: config.kvAllocation,
+      groupWindows: config.kvCacheGroups.map((g) => g.window),
+      maxChunkTokens: config.maxNumBatchedTokens,
     });
     this.scheduler = new Scheduler(config, this.kvCacheManager, clock);
     backend.initKvCache({
       numBlocks: config.numBlocks,
       blockSize: config.blockSize,
       dtype: config.kvCacheDtype,
+      groups: config.kvCacheGroups,
     });
     this.runner = new ModelRunner(backend, config.blockSize, vocabSize);
   }

@@ -45,16 +45,20 @@ export class ModelRunner {
     return sampled;
   }
 
-  /** Flattens the scheduled tokens of every request back to back; slot = block · blockSize + offset. */
+  /**
+   * Flattens the scheduled tokens of every request back to back, with a slot mapping and block tables per KV
+   * cache group; slot = block · blockSize + offset, through the group's own table.
+   */
   private buildBatch(output: SchedulerOutput): ForwardBatch {
     const n = output.numScheduledTokens;
     const numSeqs = output.scheduled.length;
+    const numGroups = output.scheduled[0].blockIds.length;
     const tokenIds = new Int32Array(n);
     const positions = new Int32Array(n);
-    const slotMapping = new Int32Array(n);
+    const slotMappings = Array.from({ length: numGroups }, () => new Int32Array(n));
     const queryStartLoc = new Int32Array(numSeqs + 1);
     const seqLens = new Int32Array(numSeqs);
-    const blockTables: Int32Array[] = [];
+    const blockTables: Int32Array[][] = Array.from({ length: numGroups }, () => []);
     const logitsIndices: number[] = [];
     let t = 0;
     output.scheduled.forEach(({ request, numComputedTokens, numNewTokens, blockIds, samples }, s) => {
@@ -62,17 +66,19 @@ export class ModelRunner {
       for (let pos = numComputedTokens; pos < numComputedTokens + numNewTokens; pos++, t++) {
         tokenIds[t] = request.allTokenIds[pos];
         positions[t] = pos;
-        slotMapping[t] = blockIds[Math.floor(pos / this.blockSize)] * this.blockSize + (pos % this.blockSize);
+        const block = Math.floor(pos / this.blockSize);
+        const offset = pos % this.blockSize;
+        for (let g = 0; g < numGroups; g++) slotMappings[g][t] = blockIds[g][block] * this.blockSize + offset;
       }
       seqLens[s] = numComputedTokens + numNewTokens;
-      blockTables.push(Int32Array.from(blockIds));
+      for (let g = 0; g < numGroups; g++) blockTables[g].push(Int32Array.from(blockIds[g]));
       if (samples) logitsIndices.push(t - 1);
     });
     queryStartLoc[numSeqs] = t;
     return {
       tokenIds,
       positions,
-      slotMapping,
+      slotMappings,
       queryStartLoc,
       seqLens,
       blockTables,

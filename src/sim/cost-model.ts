@@ -2,15 +2,16 @@ import type { SchedulerOutput } from "../core/scheduler-output.js";
 import type { ModelConfig } from "../model/config.js";
 import { forwardSeconds } from "./measured-rates.js";
 import { matmulParameterCount, parameterCount } from "./model-profile.js";
-import { kvBytesPerToken, weightBytesPerParam } from "./plan.js";
+import { kvBytesPerSequence, kvBytesPerToken, weightBytesPerParam } from "./plan.js";
 import type { HardwareProfile, KvDtype, WeightDtype } from "./types.js";
 
 /**
  * Time of one engine step on given hardware, by the roofline:
  * max(bytes moved ÷ bandwidth, FLOPs ÷ peak) + a fixed per-step overhead.
  * Bytes: every weight once (one forward pass serves the whole batch) plus each scheduled request's K/V
- * over its context. FLOPs: 2 per weight per scheduled token (the classifier only for tokens that sample)
- * plus attention, 4 × qDim per layer per (query, key) pair, causal within the new tokens.
+ * over its context (a sliding-window layer's over its window). FLOPs: 2 per weight per scheduled token (the
+ * classifier only for tokens that sample) plus attention, 4 × qDim per layer per (query, key) pair, causal
+ * within the new tokens.
  *
  * A profile with measured rates (cpu-local) adds the parts up instead, each at its measured speed: the
  * weights by the forward pass's cost curve at this step's token count + attention FLOPs ÷ attention rate
@@ -27,9 +28,9 @@ export class CostModel {
   private readonly peakFlops: number;
 
   constructor(
-    config: ModelConfig,
+    private readonly config: ModelConfig,
     weightDtype: WeightDtype,
-    kvDtype: KvDtype,
+    private readonly kvDtype: KvDtype,
     readonly hardware: HardwareProfile,
   ) {
     this.bytesPerParam = weightBytesPerParam[weightDtype];
@@ -48,7 +49,7 @@ export class CostModel {
     let sampling = 0;
     for (const s of output.scheduled) {
       const context = s.numComputedTokens + s.numNewTokens;
-      kvBytes += context * this.kvBytesPerToken;
+      kvBytes += kvBytesPerSequence(this.config, this.kvDtype, context);
       // New token j (0-based) attends to numComputedTokens + j + 1 keys.
       pairs += s.numNewTokens * s.numComputedTokens + (s.numNewTokens * (s.numNewTokens + 1)) / 2;
       if (s.samples) sampling++;

@@ -103,7 +103,8 @@ async function forwardSecondsPerByte(
     specFromTensors(config, tensors, "probe", threads, kernels, config.maxSeqLen),
   );
   const maxBatch = probeBatches[probeBatches.length - 1];
-  model.initKvCache(maxBatch, blockSize, f.kvDtype === "fp32" ? "f32" : "f16");
+  const everyLayer = [Int32Array.from({ length: config.nLayers }, (_, l) => l)];
+  model.initKvCache(maxBatch, blockSize, f.kvDtype === "fp32" ? "f32" : "f16", everyLayer);
   // Every sequence of the batch decodes at position blockSize − 1 of its own block (short contexts).
   const steps = probeBatches.map((B) =>
     stepBatch(new Array(B).fill(blockSize - 1), new Array(B).fill(1), 1, blockSize, config.vocabSize),
@@ -113,10 +114,10 @@ async function forwardSecondsPerByte(
     return model.forward(
       b.tokenIds,
       b.positions,
-      b.slotMapping,
+      b.slotMappings,
       b.queryStartLoc,
       b.seqLens,
-      b.blockTables,
+      b.blockTables.flat(),
       b.logitsIndices,
     );
   };

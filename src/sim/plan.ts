@@ -29,6 +29,35 @@ export function kvBytesPerToken(c: ModelConfig, dtype: KvDtype): number {
   return 2 * c.nLayers * c.nKvHeads * c.headDim * kvBytesPerElement[dtype];
 }
 
+/**
+ * K and V of a sequence's `tokens` tokens as a paged cache with sliding-window layers holds them: each window
+ * layer only its window, rounded up to whole blocks of blockSize tokens (1: tokens exactly).
+ */
+export function kvBytesPerSequence(c: ModelConfig, dtype: KvDtype, tokens: number, blockSize = 1): number {
+  const perLayerToken = kvBytesPerToken(c, dtype) / c.nLayers;
+  let slots = 0;
+  for (const w of c.layerWindows) slots += Math.ceil((w === 0 ? tokens : Math.min(tokens, w)) / blockSize);
+  return slots * blockSize * perLayerToken;
+}
+
+/** The longest sequence whose K/V fit in budgetBytes (Infinity when every layer is a window and they all fit). */
+function longestSequence(c: ModelConfig, dtype: KvDtype, budgetBytes: number): number {
+  const perLayerToken = kvBytesPerToken(c, dtype) / c.nLayers;
+  if (c.layerWindows.every((w) => w > 0)) {
+    if (kvBytesPerSequence(c, dtype, Math.max(...c.layerWindows)) <= budgetBytes)
+      return Number.POSITIVE_INFINITY;
+  }
+  // kvBytesPerSequence grows with tokens, by at least one layer's token each: search [0, budget / that].
+  let lo = 0;
+  let hi = Math.floor(budgetBytes / perLayerToken);
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (kvBytesPerSequence(c, dtype, mid) <= budgetBytes) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
 export interface PlanInput {
   model: ModelProfile;
   hardware: HardwareProfile;
@@ -102,21 +131,25 @@ export function computePlan(p: PlanInput): Plan {
   }
   const params = parameterCount(c);
   const kvBytes = kvBytesPerToken(c, p.kvDtype);
+  const kvOf = (tokens: number) => kvBytesPerSequence(c, p.kvDtype, tokens);
   const weightBytes = params * weightBytesPerParam[p.weightDtype];
   const kvBudgetBytes = p.hardware.memoryBytes - weightBytes - p.overheadBytes;
   const longestSequenceByDtype = Object.fromEntries(
     weightDtypes.map((d) => {
       const left = p.hardware.memoryBytes - params * weightBytesPerParam[d] - p.overheadBytes;
-      return [d, left > 0 ? Math.floor(left / kvBytes) : null];
+      return [d, left > 0 ? longestSequence(c, p.kvDtype, left) : null];
     }),
   ) as Record<WeightDtype, number | null>;
   if (kvBudgetBytes <= 0) throw doesNotFit(p, weightBytes, longestSequenceByDtype);
 
-  const kvBytesPerMaxRequest = p.maxModelLen * kvBytes;
+  const kvBytesPerMaxRequest = kvOf(p.maxModelLen);
   const blockBytes = p.blockSize * kvBytes;
   const usableBlocks = Math.floor(kvBudgetBytes / blockBytes);
+  // Blocks of a full-attention layer; window layers hold only their window's blocks.
   const blocksPerRequest = Math.ceil(p.avgTokens / p.blockSize);
-  const pagedRequests = Math.floor(usableBlocks / blocksPerRequest);
+  const pagedRequests = Math.floor(
+    kvBudgetBytes / kvBytesPerSequence(c, p.kvDtype, p.avgTokens, p.blockSize),
+  );
 
   const peak = p.weightDtype === "fp32" ? p.hardware.peakFlops.fp32 : p.hardware.peakFlops.fp16;
   const matmulParams = matmulParameterCount(c);
@@ -136,7 +169,7 @@ export function computePlan(p: PlanInput): Plan {
   // Attention: QKᵀ and AV, 2 FLOPs per multiply-add, per layer: 4 × qDim × (keys attended) per query token.
   const decodeFlops = (context: number) => 2 * matmulParams + 4 * c.nLayers * qDim * context;
   const batched = roofline(
-    weightBytes + pagedRequests * p.avgTokens * kvBytes,
+    weightBytes + pagedRequests * kvOf(p.avgTokens),
     pagedRequests * decodeFlops(p.avgTokens),
   );
   const n = p.promptTokens;
@@ -147,8 +180,9 @@ export function computePlan(p: PlanInput): Plan {
     kvBytesPerMaxRequest,
     memoryBytes: p.hardware.memoryBytes,
     kvBudgetBytes,
+    // Preallocation keeps every block of every layer (vellum's --kv-allocation contiguous does).
     preallocated: {
-      maxRequests: Math.floor(kvBudgetBytes / kvBytesPerMaxRequest),
+      maxRequests: Math.floor(kvBudgetBytes / (p.maxModelLen * kvBytes)),
       waste: 1 - p.avgTokens / p.maxModelLen,
     },
     paged: {
@@ -157,11 +191,11 @@ export function computePlan(p: PlanInput): Plan {
       blocksPerRequest,
       usableBlocks,
     },
-    decodeFloor: roofline(weightBytes + p.contextTokens * kvBytes, decodeFlops(p.contextTokens)),
+    decodeFloor: roofline(weightBytes + kvOf(p.contextTokens), decodeFlops(p.contextTokens)),
     batchedDecode: { ...batched, tokensPerS: pagedRequests / batched.timeS },
     // Causal prefill of n tokens attends to n²/2 keys in all.
-    prefill: roofline(weightBytes + n * kvBytes, 2 * matmulParams * n + 2 * c.nLayers * qDim * n * n),
-    longestSequence: Math.floor(kvBudgetBytes / kvBytes),
+    prefill: roofline(weightBytes + kvOf(n), 2 * matmulParams * n + 2 * c.nLayers * qDim * n * n),
+    longestSequence: longestSequence(c, p.kvDtype, kvBudgetBytes),
     longestSequenceByDtype,
     backOfEnvelope: backOfEnvelope(p, params, kvBytes),
   };

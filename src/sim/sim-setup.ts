@@ -1,3 +1,4 @@
+import { kvCacheGroups, layersPerBlock } from "../core/kv-cache-groups.js";
 import { numBlocksForBudget } from "../core/kv-cache-sizing.js";
 import { defaultEngineConfig, type EngineConfig } from "../engine/engine-config.js";
 import { InputError } from "../model/errors.js";
@@ -30,9 +31,12 @@ export function simSetup(s: SimSetupInput): { engine: EngineConfig; cost: CostMo
       `${s.model.name} does not fit on ${s.hardware.name}: ${s.weightDtype} weights take ${(cost.weightBytes / 1e9).toFixed(1)} GB of ${(s.hardware.memoryBytes / 1e9).toFixed(1)} GB (see vellum plan)`,
     );
   }
+  // The engine's KV cache groups: window layers give back what left their window (not under contiguous allocation).
+  const groups = kvCacheGroups(s.model.config.layerWindows, s.settings.kvAllocation === "paged");
+  const blockBytes = (cost.kvBytesPerToken / s.model.config.nLayers) * layersPerBlock(groups) * s.blockSize;
   let numBlocks: number;
   try {
-    numBlocks = numBlocksForBudget(budget, cost.kvBytesPerToken, s.blockSize);
+    numBlocks = numBlocksForBudget(budget, blockBytes, s.blockSize);
   } catch (err) {
     throw new InputError((err as Error).message);
   }
@@ -43,6 +47,7 @@ export function simSetup(s: SimSetupInput): { engine: EngineConfig; cost: CostMo
     maxNumBatchedTokens: s.maxNumBatchedTokens,
     blockSize: s.blockSize,
     numBlocks,
+    kvCacheGroups: groups,
     kvAllocation: s.settings.kvAllocation,
     batching: s.settings.batching,
     enablePrefixCaching: s.settings.prefixCaching,

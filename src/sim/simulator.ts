@@ -44,6 +44,8 @@ export function simulate(input: SimulationInput): SimulationResult {
     maxModelLen: c.maxModelLen,
     enablePrefixCaching: c.enablePrefixCaching,
     allocation: c.kvAllocation,
+    groupWindows: c.kvCacheGroups.map((g) => g.window),
+    maxChunkTokens: c.maxNumBatchedTokens,
   });
   const scheduler = new Scheduler(c, kvCacheManager, () => now);
   const tokens = new WorkloadRandom(input.seed);

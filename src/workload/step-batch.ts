@@ -29,10 +29,10 @@ export function stepBatch(
   return {
     tokenIds: Int32Array.from(tokenIds),
     positions: Int32Array.from(positions),
-    slotMapping: Int32Array.from(slots),
+    slotMappings: [Int32Array.from(slots)],
     queryStartLoc: Int32Array.from(queryStartLoc),
     seqLens: Int32Array.from(starts.map((st, s) => st + counts[s])),
-    blockTables: starts.map((_, s) => Int32Array.from({ length: blocksPer }, (_, i) => s * blocksPer + i)),
+    blockTables: [starts.map((_, s) => Int32Array.from({ length: blocksPer }, (_, i) => s * blocksPer + i))],
     logitsIndices: Int32Array.from(logitsIndices),
   };
 }

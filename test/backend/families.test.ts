@@ -185,10 +185,10 @@ async function runBatched(
     const out = await backend.forward({
       tokenIds: Int32Array.from(ids),
       positions: Int32Array.from(positions),
-      slotMapping: Int32Array.from(slots),
+      slotMappings: [Int32Array.from(slots)],
       queryStartLoc: Int32Array.from(starts),
       seqLens: Int32Array.from(lens),
-      blockTables: tables,
+      blockTables: [tables],
       logitsIndices: Int32Array.from(ids, (_, i) => i),
     });
     owners.forEach((s, i) => {

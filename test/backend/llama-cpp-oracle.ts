@@ -179,10 +179,10 @@ export async function logitsAtPositions(
   const logits = await backend.forward({
     tokenIds: Int32Array.from(ids),
     positions: all,
-    slotMapping: all,
+    slotMappings: [all],
     queryStartLoc: Int32Array.of(0, n),
     seqLens: Int32Array.of(n),
-    blockTables: [Int32Array.from({ length: numBlocks }, (_, i) => i)],
+    blockTables: [[Int32Array.from({ length: numBlocks }, (_, i) => i)]],
     logitsIndices: Int32Array.from(positions),
   });
   return positions.map((_, j) => logits.slice(j * vocabSize, (j + 1) * vocabSize));

@@ -138,10 +138,10 @@ describe.skipIf(!built)("native backend", () => {
     const batch = (over: Partial<Record<string, unknown>> = {}) => ({
       tokenIds: Int32Array.of(1, 2),
       positions: Int32Array.of(0, 1),
-      slotMapping: Int32Array.of(0, 1),
+      slotMappings: [Int32Array.of(0, 1)],
       queryStartLoc: Int32Array.of(0, 2),
       seqLens: Int32Array.of(2),
-      blockTables: [Int32Array.of(0)],
+      blockTables: [[Int32Array.of(0)]],
       logitsIndices: Int32Array.of(1),
       ...over,
     });
@@ -151,8 +151,16 @@ describe.skipIf(!built)("native backend", () => {
       await expect(native.forward(batch())).rejects.toThrow(/initKvCache/);
       native.initKvCache({ numBlocks: 2, blockSize: 4, dtype: "f32" });
       await expect(native.forward(batch({ tokenIds: Int32Array.of(1, 512) }))).rejects.toThrow(/vocabulary/);
-      await expect(native.forward(batch({ slotMapping: Int32Array.of(0, 8) }))).rejects.toThrow(/slot 8/);
-      await expect(native.forward(batch({ blockTables: [Int32Array.of(2)] }))).rejects.toThrow(/block id 2/);
+      await expect(native.forward(batch({ slotMappings: [Int32Array.of(0, 8)] }))).rejects.toThrow(/slot 8/);
+      await expect(native.forward(batch({ blockTables: [[Int32Array.of(2)]] }))).rejects.toThrow(
+        /block id 2/,
+      );
+      await expect(native.forward(batch({ slotMappings: [] }))).rejects.toThrow(
+        /one slot mapping per KV cache group/,
+      );
+      await expect(native.forward(batch({ blockTables: [[], []] }))).rejects.toThrow(
+        /one block table per sequence/,
+      );
       await expect(native.forward(batch({ positions: Int32Array.of(0, 4) }))).rejects.toThrow(/position 4/);
       await expect(native.forward(batch({ logitsIndices: Int32Array.of(2) }))).rejects.toThrow(
         /logits index/,
@@ -200,10 +208,10 @@ describe.skipIf(!built)("native backend", () => {
     await native.forward({
       tokenIds: positions.map((p) => p % 512),
       positions,
-      slotMapping: positions,
+      slotMappings: [positions],
       queryStartLoc: Int32Array.of(0, T),
       seqLens: Int32Array.of(T),
-      blockTables: [Int32Array.from({ length: T / 16 }, (_, i) => i)],
+      blockTables: [[Int32Array.from({ length: T / 16 }, (_, i) => i)]],
       logitsIndices: Int32Array.of(T - 1),
     });
     const elapsed = performance.now() - started;

@@ -169,13 +169,13 @@ describeNative("native paged attention against the reference", (a) => {
             const batch: ForwardBatch = {
               tokenIds: new Int32Array(T),
               positions: Int32Array.from(positions),
-              slotMapping: new Int32Array(T),
+              slotMappings: [new Int32Array(T)],
               queryStartLoc: Int32Array.from(queryStartLoc),
               seqLens: Int32Array.from(seqs.map((s) => s.cached + s.fresh)),
-              blockTables,
+              blockTables: [blockTables],
               logitsIndices: new Int32Array(0),
             };
-            const expected = pagedAttention(q, kCache, vCache, batch, {
+            const expected = pagedAttention(q, kCache, vCache, batch, 0, {
               nHeads,
               nKvHeads,
               headDim,

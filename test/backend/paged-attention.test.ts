@@ -126,14 +126,15 @@ test.each(["f32", "f16"] as const)(
           const batch: ForwardBatch = {
             tokenIds: Int32Array.from(tokenIds),
             positions: Int32Array.from(positions),
-            slotMapping: Int32Array.from(slots),
+            slotMappings: [Int32Array.from(slots)],
             queryStartLoc: Int32Array.from(starts),
             seqLens: Int32Array.from(seqs.map((s) => s.cached + s.fresh)),
-            blockTables: tables,
+            blockTables: [tables],
             logitsIndices: new Int32Array(0),
           };
-          writeKv(kCache, vCache, Float32Array.from(newK), Float32Array.from(newV), batch.slotMapping, kvDim);
-          const out = pagedAttention(Float32Array.from(q), kCache, vCache, batch, {
+          const slotMapping = batch.slotMappings[0];
+          writeKv(kCache, vCache, Float32Array.from(newK), Float32Array.from(newV), slotMapping, kvDim);
+          const out = pagedAttention(Float32Array.from(q), kCache, vCache, batch, 0, {
             nHeads,
             nKvHeads,
             headDim,
@@ -200,12 +201,13 @@ test("a sliding window never reads keys before p − window + 1: their blocks ma
       {
         tokenIds: Int32Array.of(0),
         positions: Int32Array.of(len - 1),
-        slotMapping: slots.subarray(len - 1),
+        slotMappings: [slots.subarray(len - 1)],
         queryStartLoc: Int32Array.of(0, 1),
         seqLens: Int32Array.of(len),
-        blockTables: [blockTable],
+        blockTables: [[blockTable]],
         logitsIndices: new Int32Array(0),
       },
+      0,
       { nHeads, nKvHeads, headDim, blockSize, window },
     );
   const want = attend(table);

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { BlockPool } from "../../src/core/block-pool.js";
+import { BlockPool, NULL_BLOCK } from "../../src/core/block-pool.js";
 
 const NUM_BLOCKS = 10;
 
@@ -8,23 +8,31 @@ type Op =
   | { kind: "allocate"; n: number }
   | { kind: "free"; table: number }
   | { kind: "hit"; block: number }
-  | { kind: "cache"; table: number; salt: number };
+  | { kind: "cache"; table: number; salt: number; group: number };
 
 const op: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant("allocate" as const), n: fc.integer({ min: 1, max: 4 }) }),
   fc.record({ kind: fc.constant("free" as const), table: fc.nat() }),
   fc.record({ kind: fc.constant("hit" as const), block: fc.nat() }),
-  fc.record({ kind: fc.constant("cache" as const), table: fc.nat(), salt: fc.nat({ max: 5 }) }),
+  fc.record({
+    kind: fc.constant("cache" as const),
+    table: fc.nat(),
+    salt: fc.nat({ max: 5 }),
+    group: fc.nat({ max: 1 }),
+  }),
 );
 
+/** The model's key of a cached block: its group and hash. */
+const key = (group: number, hash: string) => `${group}/${hash}`;
+
 /**
- * An independent model of the pool: block tables, the free queue as a plain array (head first), and
- * hash ownership. After every operation the pool must agree with it exactly.
+ * An independent model of the pool: block tables, the free queue as a plain array (head first, the null block
+ * never in it), and hash ownership per group. After every operation the pool must agree with it exactly.
  */
 class PoolModel {
   tables: number[][] = [];
-  queue = Array.from({ length: NUM_BLOCKS }, (_, i) => i);
-  hashOf = new Map<number, string>();
+  queue = Array.from({ length: NUM_BLOCKS - 1 }, (_, i) => i + 1);
+  hashOf = new Map<number, { group: number; hash: string }>();
   blockOf = new Map<string, number>();
   evictions = 0;
 
@@ -36,16 +44,20 @@ class PoolModel {
 function checkAgainstModel(pool: BlockPool, m: PoolModel): void {
   expect(pool.freeBlockIds()).toEqual(m.queue);
   expect(pool.numFreeBlocks).toBe(m.queue.length);
-  expect(pool.usage).toBeCloseTo(1 - m.queue.length / NUM_BLOCKS, 12);
+  expect(pool.usage).toBeCloseTo(1 - m.queue.length / (NUM_BLOCKS - 1), 12);
   expect(pool.numEvictions).toBe(m.evictions);
-  for (let id = 0; id < NUM_BLOCKS; id++) {
+  expect(pool.isFree(NULL_BLOCK)).toBe(false);
+  for (let id = 1; id < NUM_BLOCKS; id++) {
     const held = m.refCount(id);
     expect(pool.refCount(id)).toBe(held);
     // never both free and in use; every unused block is free
     expect(pool.isFree(id)).toBe(held === 0);
-    expect(pool.blockHash(id)).toBe(m.hashOf.get(id));
+    expect(pool.blockHash(id)).toBe(m.hashOf.get(id)?.hash);
   }
-  for (const [hash, id] of m.blockOf) expect(pool.getCachedBlock(hash)).toBe(id);
+  for (const [id, { group, hash }] of m.hashOf) {
+    expect(pool.getCachedBlock(group, hash)).toBe(id);
+    expect(pool.getCachedBlock(1 - group, hash)).toBe(m.blockOf.get(key(1 - group, hash)));
+  }
 }
 
 function apply(pool: BlockPool, m: PoolModel, o: Op): void {
@@ -60,12 +72,12 @@ function apply(pool: BlockPool, m: PoolModel, o: Op): void {
       expect(got).toEqual(m.queue.slice(0, o.n));
       m.queue = m.queue.slice(o.n);
       for (const id of got) {
-        const hash = m.hashOf.get(id);
-        if (hash === undefined) continue;
+        const cached = m.hashOf.get(id);
+        if (cached === undefined) continue;
         m.evictions++;
         m.hashOf.delete(id);
-        m.blockOf.delete(hash);
-        expect(pool.getCachedBlock(hash)).toBeUndefined();
+        m.blockOf.delete(key(cached.group, cached.hash));
+        expect(pool.getCachedBlock(cached.group, cached.hash)).toBeUndefined();
       }
       m.tables.push(got);
       return;
@@ -86,8 +98,8 @@ function apply(pool: BlockPool, m: PoolModel, o: Op): void {
       const cached = [...m.blockOf.values()];
       if (cached.length === 0) return;
       const id = cached[o.block % cached.length];
-      const hash = m.hashOf.get(id) as string;
-      expect(pool.getCachedBlock(hash)).toBe(id);
+      const { group, hash } = m.hashOf.get(id) as { group: number; hash: string };
+      expect(pool.getCachedBlock(group, hash)).toBe(id);
       pool.touch([id]);
       m.queue = m.queue.filter((b) => b !== id);
       m.tables.push([id]);
@@ -96,12 +108,20 @@ function apply(pool: BlockPool, m: PoolModel, o: Op): void {
     case "cache": {
       if (m.tables.length === 0) return;
       const table = m.tables[o.table % m.tables.length];
-      const hashes = table.map((id, i) => m.hashOf.get(id) ?? `h${(o.salt + i) % 6}`);
-      pool.cacheFullBlocks(table, hashes, 0, table.length);
+      // A block already cached can only be registered again under its own group and hash.
+      if (table.some((id) => m.hashOf.has(id) && m.hashOf.get(id)?.group !== o.group)) {
+        const hashes = table.map((id) => m.hashOf.get(id)?.hash ?? "x");
+        expect(() => pool.cacheFullBlocks(o.group, table, hashes, 0, table.length)).toThrow(
+          /another hash or group/,
+        );
+        return;
+      }
+      const hashes = table.map((id, i) => m.hashOf.get(id)?.hash ?? `h${(o.salt + i) % 6}`);
+      pool.cacheFullBlocks(o.group, table, hashes, 0, table.length);
       table.forEach((id, i) => {
-        if (m.hashOf.has(id) || m.blockOf.has(hashes[i])) return;
-        m.hashOf.set(id, hashes[i]);
-        m.blockOf.set(hashes[i], id);
+        if (m.hashOf.has(id) || m.blockOf.has(key(o.group, hashes[i]))) return;
+        m.hashOf.set(id, { group: o.group, hash: hashes[i] });
+        m.blockOf.set(key(o.group, hashes[i]), id);
       });
       return;
     }
@@ -120,47 +140,60 @@ describe("BlockPool", () => {
         }
         // when every holder has ended, every block is free
         for (const table of m.tables) pool.freeBlocks(table.slice().reverse());
-        expect(pool.numFreeBlocks).toBe(NUM_BLOCKS);
+        expect(pool.numFreeBlocks).toBe(NUM_BLOCKS - 1);
         expect(pool.usage).toBe(0);
       }),
       { numRuns: 300 },
     );
   });
 
-  it("hands out every block, each once", () => {
+  it("hands out every block but the null block, each once", () => {
     const pool = new BlockPool(4);
-    expect(pool.getNewBlocks(4).sort()).toEqual([0, 1, 2, 3]);
+    expect(pool.numUsableBlocks).toBe(3);
+    expect(pool.getNewBlocks(3).sort()).toEqual([1, 2, 3]);
     expect(() => pool.getNewBlocks(1)).toThrow(/only 0 free/);
   });
 
   it("evicts a freed sequence tail-first and reuses uncached blocks before any cached one", () => {
-    const pool = new BlockPool(5);
-    const seq = pool.getNewBlocks(3); // [0, 1, 2]
-    pool.cacheFullBlocks(seq, ["a", "b"], 0, 2); // block 2 is a partial tail: not cached
+    const pool = new BlockPool(6);
+    const seq = pool.getNewBlocks(3); // [1, 2, 3]
+    pool.cacheFullBlocks(0, seq, ["a", "b"], 0, 2); // block 3 is a partial tail: not cached
     pool.freeBlocks(seq.slice().reverse());
-    // 2 (uncached) first, then the never-used 3, 4; then cached 1 (the tail) before 0 (the head)
-    expect(pool.freeBlockIds()).toEqual([2, 3, 4, 1, 0]);
-    expect(pool.getNewBlocks(4)).toEqual([2, 3, 4, 1]);
+    // 3 (uncached) first, then the never-used 4, 5; then cached 2 (the tail) before 1 (the head)
+    expect(pool.freeBlockIds()).toEqual([3, 4, 5, 2, 1]);
+    expect(pool.getNewBlocks(4)).toEqual([3, 4, 5, 2]);
     expect(pool.numEvictions).toBe(1);
-    expect(pool.getCachedBlock("b")).toBeUndefined();
-    expect(pool.getCachedBlock("a")).toBe(0);
+    expect(pool.getCachedBlock(0, "b")).toBeUndefined();
+    expect(pool.getCachedBlock(0, "a")).toBe(1);
   });
 
-  it("keeps one block per hash when two sequences compute the same content", () => {
-    const pool = new BlockPool(4);
-    const [x] = pool.getNewBlocks(1);
-    const [y] = pool.getNewBlocks(1);
-    pool.cacheFullBlocks([x], ["same"], 0, 1);
-    pool.cacheFullBlocks([y], ["same"], 0, 1);
-    expect(pool.getCachedBlock("same")).toBe(x);
+  it("keeps one block per hash and group when two sequences compute the same content", () => {
+    const pool = new BlockPool(5);
+    const [x, y, z] = pool.getNewBlocks(3);
+    pool.cacheFullBlocks(0, [x], ["same"], 0, 1);
+    pool.cacheFullBlocks(0, [y], ["same"], 0, 1);
+    pool.cacheFullBlocks(1, [z], ["same"], 0, 1); // the same tokens in other layers: another block
+    expect(pool.getCachedBlock(0, "same")).toBe(x);
     expect(pool.blockHash(y)).toBeUndefined();
+    expect(pool.getCachedBlock(1, "same")).toBe(z);
   });
 
-  it("rejects a double free and a pool without a block", () => {
+  it("never hands out, frees or caches the null block", () => {
+    const pool = new BlockPool(3);
+    const [a] = pool.getNewBlocks(1);
+    pool.touch([NULL_BLOCK]);
+    pool.cacheFullBlocks(0, [NULL_BLOCK, a], ["n", "a"], 0, 2);
+    expect(pool.blockHash(NULL_BLOCK)).toBeUndefined();
+    expect(pool.getCachedBlock(0, "n")).toBeUndefined();
+    pool.freeBlocks([a, NULL_BLOCK]);
+    expect(pool.freeBlockIds()).toEqual([2, a]);
+  });
+
+  it("rejects a double free and a pool without a usable block", () => {
     const pool = new BlockPool(3);
     const blocks = pool.getNewBlocks(1);
     pool.freeBlocks(blocks);
     expect(() => pool.freeBlocks(blocks)).toThrow(/freed more times than taken/);
-    expect(() => new BlockPool(0)).toThrow(/≥ 1/);
+    expect(() => new BlockPool(1)).toThrow(/≥ 2/);
   });
 });

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { KVCacheManager, type KvAllocation } from "../../src/core/kv-cache-manager.js";
+import { NULL_BLOCK } from "../../src/core/block-pool.js";
+import { type ComputedBlocks, KVCacheManager, type KvAllocation } from "../../src/core/kv-cache-manager.js";
 import { Request } from "../../src/core/request.js";
 import { samplingParams } from "../../src/core/sampling-params.js";
 
@@ -18,7 +19,7 @@ function request(promptTokenIds: number[], cacheSalt?: string): Request {
 const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + i);
 
 /** Admits a request the way the scheduler will: prefix lookup, then one allocation for the rest of the prompt. */
-function admit(m: KVCacheManager, r: Request): number[] | null {
+function admit(m: KVCacheManager, r: Request): number[][] | null {
   const computed = m.getComputedBlocks(r);
   const blocks = m.allocateSlots(r, r.numTokens - computed.numComputedTokens, computed);
   if (blocks !== null) r.numComputedTokens = r.numTokens;
@@ -26,7 +27,7 @@ function admit(m: KVCacheManager, r: Request): number[] | null {
 }
 
 /** One decode step: the sampled token joins the sequence, then gets a KV slot. */
-function decode(m: KVCacheManager, r: Request, token: number): number[] | null {
+function decode(m: KVCacheManager, r: Request, token: number): number[][] | null {
   r.appendOutputTokenIds([token]);
   const blocks = m.allocateSlots(r, 1);
   if (blocks !== null) r.numComputedTokens++;
@@ -50,24 +51,24 @@ describe("KVCacheManager prefix caching", () => {
     const m = new KVCacheManager({ numBlocks: 20, maxModelLen: 128, blockSize: 16 });
     const a = request(range(32));
     expect(admit(m, a)).toEqual(m.getBlockIds(a.id));
-    const aBlocks = m.getBlockIds(a.id);
+    const [aBlocks] = m.getBlockIds(a.id);
     expect(aBlocks).toHaveLength(2);
 
     // exactly 2 full blocks: the last one is recomputed so the step has a token to produce logits from
     const same = request(range(32));
-    expect(m.getComputedBlocks(same)).toEqual({ blocks: [aBlocks[0]], numComputedTokens: 16 });
+    expect(m.getComputedBlocks(same)).toEqual({ blocks: [[aBlocks[0]]], numComputedTokens: 16 });
 
     // one more token: both blocks hit, the same block ids the first request holds
     const longer = request(range(33));
     const hit = m.getComputedBlocks(longer);
-    expect(hit).toEqual({ blocks: [...aBlocks], numComputedTokens: 32 });
-    expect(m.allocateSlots(longer, 1, hit)).toHaveLength(1);
-    expect(m.getBlockIds(longer.id).slice(0, 2)).toEqual(aBlocks);
+    expect(hit).toEqual({ blocks: [[...aBlocks]], numComputedTokens: 32 });
+    expect(m.allocateSlots(longer, 1, hit)?.[0]).toHaveLength(1);
+    expect(m.getBlockIds(longer.id)[0].slice(0, 2)).toEqual(aBlocks);
     expect(m.blockPool.refCount(aBlocks[0])).toBe(2);
 
     // a different token in the second block: only the first block hits
     const diverging = request([...range(20), 999, ...range(12, 21)]);
-    expect(m.getComputedBlocks(diverging).blocks).toEqual([aBlocks[0]]);
+    expect(m.getComputedBlocks(diverging).blocks).toEqual([[aBlocks[0]]]);
     expect(m.prefixCacheStats).toMatchObject({ requests: 2, queries: 32 + 33, hits: 32 });
   });
 
@@ -82,19 +83,19 @@ describe("KVCacheManager prefix caching", () => {
   });
 
   it("keeps freed blocks findable until evicted, and evicts a sequence's tail first", () => {
-    const m = new KVCacheManager({ numBlocks: 4, maxModelLen: 64, blockSize: 4 });
+    const m = new KVCacheManager({ numBlocks: 5, maxModelLen: 64, blockSize: 4 });
     const a = request(range(12));
     admit(m, a);
-    const [b0, b1, b2] = m.getBlockIds(a.id);
+    const [[b0, b1, b2]] = m.getBlockIds(a.id);
     m.free(a);
     expect(m.usage).toBe(0);
-    expect(m.getComputedBlocks(request(range(13))).blocks).toEqual([b0, b1, b2]);
+    expect(m.getComputedBlocks(request(range(13))).blocks).toEqual([[b0, b1, b2]]);
 
     const other = request(range(8, 500)); // 2 blocks: the never-used one, then a's tail
     admit(m, other);
-    expect(m.getBlockIds(other.id)).not.toContain(b0);
-    expect(m.getBlockIds(other.id)).toContain(b2);
-    expect(m.getComputedBlocks(request(range(13))).blocks).toEqual([b0, b1]);
+    expect(m.getBlockIds(other.id)[0]).not.toContain(b0);
+    expect(m.getBlockIds(other.id)[0]).toContain(b2);
+    expect(m.getComputedBlocks(request(range(13))).blocks).toEqual([[b0, b1]]);
   });
 
   it("isolates tenants by cache salt", () => {
@@ -128,7 +129,7 @@ describe("KVCacheManager prefix caching", () => {
 
 describe("KVCacheManager allocation", () => {
   it("returns null without changing anything when evictable prefix hits leave too few free blocks", () => {
-    const m = new KVCacheManager({ numBlocks: 4, maxModelLen: 64, blockSize: 4 });
+    const m = new KVCacheManager({ numBlocks: 5, maxModelLen: 64, blockSize: 4 });
     const a = request(range(9));
     admit(m, a);
     m.free(a); // its two full blocks stay cached, with ref count 0
@@ -143,18 +144,18 @@ describe("KVCacheManager allocation", () => {
   });
 
   it("contiguous allocation reserves maxModelLen at the first allocation and never caches", () => {
-    const m = new KVCacheManager({ numBlocks: 40, maxModelLen: 64, blockSize: 4, allocation: "contiguous" });
+    const m = new KVCacheManager({ numBlocks: 41, maxModelLen: 64, blockSize: 4, allocation: "contiguous" });
     expect(m.prefixCaching).toBe(false);
     const a = request(range(5));
-    expect(admit(m, a)).toHaveLength(16);
-    expect(decode(m, a, 7)).toEqual([]);
+    expect(admit(m, a)?.[0]).toHaveLength(16);
+    expect(decode(m, a, 7)).toEqual([[]]);
     expect(m.getComputedBlocks(request(range(9))).numComputedTokens).toBe(0);
     admit(m, request(range(5)));
     expect(admit(m, request(range(5)))).toBeNull(); // 2 × 16 of 40 blocks taken
   });
 
   it("rejects at admission what could never run, naming the limit", () => {
-    const m = new KVCacheManager({ numBlocks: 8, maxModelLen: 256, blockSize: 16 });
+    const m = new KVCacheManager({ numBlocks: 9, maxModelLen: 256, blockSize: 16 });
     expect(m.admissionError(100, 28)).toBeUndefined();
     expect(m.admissionError(0, 10)).toBe("the prompt is empty");
     expect(m.admissionError(200, 100)).toBe(
@@ -163,13 +164,79 @@ describe("KVCacheManager allocation", () => {
     expect(m.admissionError(100, 50)).toBe(
       "request needs 10 KV cache blocks (150 tokens, paged allocation) but the whole KV cache has 8 blocks of 16 tokens",
     );
-    const contiguous = new KVCacheManager({ numBlocks: 8, maxModelLen: 256, allocation: "contiguous" });
+    const contiguous = new KVCacheManager({ numBlocks: 9, maxModelLen: 256, allocation: "contiguous" });
     expect(contiguous.admissionError(10, 10)).toMatch(/needs 16 KV cache blocks \(256 tokens, contiguous/);
   });
 
   it("refuses to grow a request past maxModelLen", () => {
     const m = new KVCacheManager({ numBlocks: 10, maxModelLen: 8, blockSize: 4 });
     expect(() => m.allocateSlots(request(range(9)), 9)).toThrow(/over maxModelLen 8/);
+  });
+});
+
+describe("KVCacheManager with sliding-window groups", () => {
+  /** Feeds r to the manager in chunks of `chunk` tokens, as chunked prefill and decode would. */
+  function computeInChunks(m: KVCacheManager, r: Request, chunk: number): void {
+    while (r.numComputedTokens < r.numTokens) {
+      const n = Math.min(chunk, r.numTokens - r.numComputedTokens);
+      expect(m.allocateSlots(r, n)).not.toBeNull();
+      r.numComputedTokens += n;
+    }
+  }
+
+  it("a window group gives back the blocks that left its window; a full group keeps them", () => {
+    const m = new KVCacheManager({ numBlocks: 20, maxModelLen: 64, blockSize: 4, groupWindows: [0, 8] });
+    const a = request(range(20));
+    admit(m, a);
+    const [full, window] = m.getBlockIds(a.id).map((t) => [...t]);
+    expect([full.length, window.length]).toEqual([5, 5]);
+    // the next query, at position 20, reads 13 … 20: blocks 3 and 4 (and the new one); 0, 1, 2 go back
+    decode(m, a, 1);
+    expect(m.getBlockIds(a.id)[0].slice(0, 5)).toEqual(full);
+    expect(m.getBlockIds(a.id)[1].slice(0, 5)).toEqual([
+      NULL_BLOCK,
+      NULL_BLOCK,
+      NULL_BLOCK,
+      ...window.slice(3),
+    ]);
+    for (const id of window.slice(0, 3)) expect(m.blockPool.isFree(id)).toBe(true);
+    expect(m.blockPool.numFreeBlocks).toBe(19 - 6 - 3);
+  });
+
+  it("a prefix hit needs of a window group only the blocks its next query reads, and is cut where those were evicted", () => {
+    const m = new KVCacheManager({ numBlocks: 40, maxModelLen: 64, blockSize: 4, groupWindows: [0, 4] });
+    const a = request(range(32));
+    computeInChunks(m, a, 4); // the window group gives back block j − 1 when the chunk at 4j is allocated
+    const [fullBlocks, windowBlocks] = m.getBlockIds(a.id).map((t) => [...t]);
+    expect(windowBlocks.slice(0, 6)).toEqual(new Array(6).fill(NULL_BLOCK));
+    m.free(a);
+
+    // a's 28 first tokens and one more: the query at 28 reads 25 … 28, so the window group needs block 6 only
+    const hit = m.getComputedBlocks(request([...range(28), 99]));
+    expect(hit.numComputedTokens).toBe(28);
+    expect(hit.blocks[0]).toEqual(fullBlocks.slice(0, 7));
+    expect(hit.blocks[1]).toEqual([...new Array(6).fill(NULL_BLOCK), windowBlocks[6]]);
+
+    // Evict the window group's copy of block 4 (it went back while a ran, so it is reused early). The full group
+    // still has a's 20 first tokens cached, but the window group cannot give the query at 20 its keys 17 … 19.
+    const block4 = m.getComputedBlocks(request([...range(20), 99])).blocks[1][4];
+    const position = m.blockPool.freeBlockIds().indexOf(block4);
+    const filler = request(range(4 * Math.ceil((position + 1) / 2), 1000)); // each group takes half
+    admit(m, filler);
+    expect(m.getBlockIds(filler.id).flat()).toContain(block4);
+    expect(m.getComputedBlocks(request([...range(20), 99])).numComputedTokens).toBe(0);
+    expect(m.getComputedBlocks(request([...range(28), 99])).numComputedTokens).toBe(28);
+  });
+
+  it("counts a window group's peak at admission: window − 1 tokens, a chunk and a block, never more than all", () => {
+    const o = { maxModelLen: 256, blockSize: 4, groupWindows: [0, 8], maxChunkTokens: 4 };
+    // 64 tokens: 16 blocks in the full group, ⌈(7 + 4) / 4⌉ + 1 = 4 in the window group
+    expect(new KVCacheManager({ ...o, numBlocks: 21 }).admissionError(60, 4)).toBeUndefined();
+    expect(new KVCacheManager({ ...o, numBlocks: 20 }).admissionError(60, 4)).toBe(
+      "request needs 20 KV cache blocks (64 tokens, paged allocation) but the whole KV cache has 19 blocks of 4 tokens",
+    );
+    // 8 tokens: 2 blocks in each group
+    expect(new KVCacheManager({ ...o, numBlocks: 5 }).admissionError(4, 4)).toBeUndefined();
   });
 });
 
@@ -214,13 +281,29 @@ const op: fc.Arbitrary<Op> = fc.oneof(
 
 const SHARED_PREFIXES = [range(12), range(12, 40), [1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3]];
 
+/** A broken per-operation invariant: plain conditions, since expect() in every step of every run would be slow. */
+function fail(what: string): never {
+  throw new Error(`invariant broken: ${what}`);
+}
+
+/** Group layouts: one full group, full and window groups as Gemma's, window groups alone, windows under a block. */
+const GROUP_WINDOWS = [[0], [0, 5, 5], [3], [0, 8, 2]];
+
 /**
  * Drives a manager like a scheduler and a forward pass would, over many requests, and checks every
  * invariant after every operation. `kv` stands in for the KV cache: the token each slot was last written
- * with, so a prefix hit can be checked against what the hit blocks really hold.
+ * with, so a prefix hit can be checked against what the hit blocks really hold. Block ids are the pool's,
+ * so one array serves every group: a block belongs to one group at a time.
  */
-function runScenario(ops: Op[], blockSize: number, prefixCaching: boolean, allocation: KvAllocation): void {
-  const numBlocks = 16;
+function runScenario(
+  ops: Op[],
+  blockSize: number,
+  prefixCaching: boolean,
+  allocation: KvAllocation,
+  layout: number,
+): { windowFreed: boolean; windowHit: boolean } {
+  const groupWindows = allocation === "contiguous" ? [0] : GROUP_WINDOWS[layout];
+  const numBlocks = 1 + 15 * groupWindows.length;
   const maxModelLen = 24;
   const m = new KVCacheManager({
     numBlocks,
@@ -228,31 +311,47 @@ function runScenario(ops: Op[], blockSize: number, prefixCaching: boolean, alloc
     blockSize,
     enablePrefixCaching: prefixCaching,
     allocation,
+    groupWindows,
   });
+  /** Independently: the first block a query after `computed` tokens reads in a group of window w. */
+  const firstUseful = (w: number, computed: number) =>
+    w === 0 ? 0 : Math.floor(Math.max(0, computed - w + 1) / blockSize);
   const kv = new Int32Array(numBlocks * blockSize).fill(-1);
   const waiting: Request[] = [];
   const running: Request[] = [];
+  /** Per running request: its computed tokens when its blocks were last allocated. */
+  const allocatedAt = new Map<Request, number>();
+  let windowFreed = false;
+  let windowHit = false;
 
-  /** The forward pass: writes tokens [from, to) of r into their slots through its block table. */
+  /** The forward pass: writes tokens [from, to) of r into their slots through each group's table. */
   const compute = (r: Request, from: number, to: number) => {
-    const table = m.getBlockIds(r.id);
-    for (let pos = from; pos < to; pos++) {
-      kv[table[Math.floor(pos / blockSize)] * blockSize + (pos % blockSize)] = r.allTokenIds[pos];
+    for (const table of m.getBlockIds(r.id)) {
+      for (let pos = from; pos < to; pos++) {
+        const block = table[Math.floor(pos / blockSize)];
+        expect(block).not.toBe(NULL_BLOCK);
+        kv[block * blockSize + (pos % blockSize)] = r.allTokenIds[pos];
+      }
     }
     r.numComputedTokens = to;
   };
 
-  /** Allocates, and on null checks that nothing changed; on success checks which blocks were handed out. */
-  const allocate = (r: Request, n: number, hitBlocks: readonly number[] = [], hitTokens = 0) => {
+  /** Allocates, and on null checks that nothing changed; on success checks where the new blocks came from. */
+  const allocate = (r: Request, n: number, hit?: ComputedBlocks) => {
     const everyone = [...waiting, ...running];
     const before = snapshot(m, everyone);
-    const got = m.allocateSlots(r, n, { blocks: hitBlocks, numComputedTokens: hitTokens });
+    const computed = r.numComputedTokens + (hit?.numComputedTokens ?? 0);
+    const got = m.allocateSlots(r, n, hit);
     if (got === null) {
-      expect(snapshot(m, everyone)).toEqual(before);
+      if (JSON.stringify(snapshot(m, everyone)) !== JSON.stringify(before))
+        fail("a failed allocation changed something");
       return false;
     }
-    // new blocks come from the head of the free queue, after the hit blocks have left it
-    expect(got).toEqual(before.free.filter((id) => !hitBlocks.includes(id)).slice(0, got.length));
+    // new blocks were free before, or left a window in this very allocation
+    const released = before.tables[everyone.indexOf(r)].flat();
+    for (const id of got.flat())
+      if (!before.free.includes(id) && !released.includes(id)) fail(`new block ${id} was not free`);
+    allocatedAt.set(r, computed);
     return true;
   };
 
@@ -267,14 +366,28 @@ function runScenario(ops: Op[], blockSize: number, prefixCaching: boolean, alloc
         if (waiting.length === 0) return;
         const r = waiting[o.pick % waiting.length];
         const hit = m.getComputedBlocks(r);
-        expect(hit.numComputedTokens).toBe(hit.blocks.length * blockSize);
-        expect(hit.numComputedTokens).toBeLessThan(r.numTokens);
-        if (!prefixCaching) expect(hit.blocks).toEqual([]);
-        const hitContent = hit.blocks.flatMap((id) => [...kv.subarray(id * blockSize, (id + 1) * blockSize)]);
-        expect(hitContent).toEqual(r.allTokenIds.slice(0, hit.numComputedTokens));
+        const numHitBlocks = hit.numComputedTokens / blockSize;
+        if (hit.numComputedTokens >= r.numTokens) fail("a hit leaves no token to compute");
+        if (!prefixCaching && hit.numComputedTokens > 0) fail("a hit without prefix caching");
+        hit.blocks.forEach((blocks, g) => {
+          if (blocks.length !== numHitBlocks) fail("groups hit different lengths");
+          // a hit is exact: each block holds the request's tokens; a window group's reach back no further
+          // than its next query reads
+          const first = firstUseful(groupWindows[g], hit.numComputedTokens);
+          blocks.forEach((id, i) => {
+            if ((id === NULL_BLOCK) !== i < first) fail(`hit of group ${g}: null before ${first} only`);
+            if (id === NULL_BLOCK) return;
+            if (first > 0) windowHit = true;
+            const content = kv.subarray(id * blockSize, (id + 1) * blockSize).join();
+            if (content !== r.allTokenIds.slice(i * blockSize, (i + 1) * blockSize).join())
+              fail(`hit block ${id} content`);
+          });
+        });
         const n = Math.min(o.chunk, r.numTokens - hit.numComputedTokens);
-        if (!allocate(r, n, hit.blocks, hit.numComputedTokens)) return;
-        expect(m.getBlockIds(r.id).slice(0, hit.blocks.length)).toEqual(hit.blocks);
+        if (!allocate(r, n, hit)) return;
+        m.getBlockIds(r.id).forEach((table, g) => {
+          expect(table.slice(0, numHitBlocks)).toEqual(hit.blocks[g]);
+        });
         compute(r, hit.numComputedTokens, hit.numComputedTokens + n);
         waiting.splice(waiting.indexOf(r), 1);
         running.push(r);
@@ -296,7 +409,8 @@ function runScenario(ops: Op[], blockSize: number, prefixCaching: boolean, alloc
         if (running.length === 0) return;
         const [r] = running.splice(o.pick % running.length, 1);
         m.free(r);
-        expect(m.getBlockIds(r.id)).toEqual([]);
+        allocatedAt.delete(r);
+        expect(m.getBlockIds(r.id).flat()).toEqual([]);
         if (o.kind === "preempt") {
           r.numComputedTokens = 0;
           r.numPreemptions++;
@@ -309,19 +423,43 @@ function runScenario(ops: Op[], blockSize: number, prefixCaching: boolean, alloc
 
   const checkInvariants = () => {
     const pool = m.blockPool;
-    const tables = running.map((r) => m.getBlockIds(r.id));
-    const slots = running.map((r) => (allocation === "contiguous" ? maxModelLen : r.numComputedTokens));
-    expect(tables.map((t) => t.length)).toEqual(slots.map((n) => Math.ceil(n / blockSize)));
-    expect(tables.every((t) => new Set(t).size === t.length)).toBe(true);
-    expect(waiting.every((r) => m.getBlockIds(r.id).length === 0)).toBe(true);
-    expect(tables.flat().every((id) => Number.isInteger(id) && id >= 0 && id < numBlocks)).toBe(true);
     const holders = new Array<number>(numBlocks).fill(0);
-    for (const t of tables) for (const id of t) holders[id]++;
+    const ownerGroup = new Map<number, number>();
+    for (const r of waiting) if (m.getBlockIds(r.id).flat().length > 0) fail(`waiting ${r.id} holds blocks`);
+    for (const r of running) {
+      m.getBlockIds(r.id).forEach((table, g) => {
+        const slots = allocation === "contiguous" ? maxModelLen : r.numComputedTokens;
+        if (table.length !== Math.ceil(slots / blockSize))
+          fail(`${r.id} group ${g}: a block per ${blockSize} slots`);
+        // freed blocks are exactly those before the window of the tokens computed at the last allocation
+        const first = firstUseful(groupWindows[g], allocatedAt.get(r) as number);
+        table.forEach((id, i) => {
+          if ((id === NULL_BLOCK) !== i < first) fail(`${r.id} group ${g}: null before ${first} only`);
+        });
+        if (first > 0) windowFreed = true;
+        const held = table.filter((id) => id !== NULL_BLOCK);
+        if (new Set(held).size !== held.length) fail(`${r.id} group ${g}: a block twice`);
+        for (const id of held) {
+          if (id >= numBlocks) fail(`block ${id} is outside the pool`);
+          if ((ownerGroup.get(id) ?? g) !== g) fail(`block ${id} is in the tables of two groups`);
+          ownerGroup.set(id, g);
+          holders[id]++;
+        }
+        // every held block holds the request's tokens (prefix hits included)
+        for (let pos = first * blockSize; pos < r.numComputedTokens; pos++) {
+          const slot = table[Math.floor(pos / blockSize)] * blockSize + (pos % blockSize);
+          if (kv[slot] !== r.allTokenIds[pos]) fail(`${r.id} group ${g}: position ${pos} lost its token`);
+        }
+      });
+    }
     // each ref count is the number of block tables holding the block; a block is free exactly when unheld
-    expect(range(numBlocks).map((id) => pool.refCount(id))).toEqual(holders);
-    expect(range(numBlocks).map((id) => pool.isFree(id))).toEqual(holders.map((n) => n === 0));
+    for (let id = 1; id < numBlocks; id++) {
+      if (pool.refCount(id) !== holders[id]) fail(`ref count of block ${id} ≠ tables holding it`);
+      if (pool.isFree(id) !== (holders[id] === 0)) fail(`block ${id} is free and held, or neither`);
+    }
     const inUse = holders.filter((n) => n > 0).length;
-    expect(m.usage).toBeCloseTo(inUse / numBlocks, 12);
+    if (pool.numFreeBlocks + inUse !== numBlocks - 1) fail("a usable block is neither free nor in use");
+    if (Math.abs(m.usage - inUse / (numBlocks - 1)) > 1e-12) fail("usage ≠ blocks in use / usable blocks");
   };
 
   for (const o of ops) {
@@ -329,22 +467,34 @@ function runScenario(ops: Op[], blockSize: number, prefixCaching: boolean, alloc
     checkInvariants();
   }
   for (const r of running) m.free(r);
-  expect(m.blockPool.numFreeBlocks).toBe(numBlocks);
+  expect(m.blockPool.numFreeBlocks).toBe(numBlocks - 1);
   expect(m.usage).toBe(0);
+  return { windowFreed, windowHit };
 }
 
 describe("KVCacheManager under random interleavings", () => {
-  it("keeps ref counts, free queue, block tables and cached content consistent", () => {
+  it("keeps ref counts, free queue, block tables, windows and cached content consistent", () => {
+    let runsFreeing = 0;
+    let runsWithWindowHits = 0;
     fc.assert(
       fc.property(
         fc.array(op, { minLength: 40, maxLength: 150 }),
         fc.constantFrom(2, 4),
         fc.boolean(),
         fc.constantFrom<KvAllocation>("paged", "paged", "contiguous"),
-        runScenario,
+        fc.nat({ max: GROUP_WINDOWS.length - 1 }),
+        (...args) => {
+          const { windowFreed, windowHit } = runScenario(...args);
+          if (windowFreed) runsFreeing++;
+          if (windowHit) runsWithWindowHits++;
+        },
       ),
-      { numRuns: 200 },
+      { numRuns: 300 },
     );
+    // The generators must reach window frees and window hits that skip freed blocks.
+    expect(runsFreeing).toBeGreaterThan(30);
+    console.log(`window frees in ${runsFreeing} of 300 runs, window hits in ${runsWithWindowHits}`);
+    expect(runsWithWindowHits).toBeGreaterThan(10);
   });
 });
 
@@ -362,7 +512,7 @@ describe.each([
 
   /** Admits requests in order, each run to completion, until one does not fit; they all stay running. */
   function admitUntilFull(allocation: KvAllocation) {
-    const m = new KVCacheManager({ numBlocks: budgetBlocks, maxModelLen, blockSize, allocation });
+    const m = new KVCacheManager({ numBlocks: budgetBlocks + 1, maxModelLen, blockSize, allocation });
     const admitted: Request[] = [];
     for (const [i, w] of workload.entries()) {
       expect(m.admissionError(w.prompt, w.output)).toBeUndefined();
@@ -391,7 +541,7 @@ describe.each([
     }
     expect(paged.admitted).toHaveLength(expected);
     for (const r of paged.admitted) {
-      const waste = paged.m.getBlockIds(r.id).length * blockSize - r.numTokens;
+      const waste = paged.m.getBlockIds(r.id)[0].length * blockSize - r.numTokens;
       expect(waste).toBeGreaterThanOrEqual(0);
       expect(waste).toBeLessThan(blockSize);
     }

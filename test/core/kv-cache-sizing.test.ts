@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { defaultKvBudget, kvBytesPerToken, numBlocksForBudget } from "../../src/core/kv-cache-sizing.js";
+import {
+  defaultKvBudget,
+  kvBytesPerBlock,
+  kvBytesPerToken,
+  numBlocksForBudget,
+} from "../../src/core/kv-cache-sizing.js";
 
 const llama2_7b = { nLayers: 32, nKvHeads: 32, headDim: 128 };
 const stories260K = { nLayers: 5, nKvHeads: 4, headDim: 8 };
@@ -11,12 +16,21 @@ describe("KV cache sizing", () => {
     expect(kvBytesPerToken(stories260K, "f32")).toBe(2 * 5 * 4 * 8 * 4);
   });
 
-  it("counts whole blocks in a budget, and needs at least one", () => {
-    expect(numBlocksForBudget(2 ** 30, 512 * 1024, 16)).toBe(128);
-    expect(numBlocksForBudget(2 ** 30 - 1, 512 * 1024, 16)).toBe(127);
-    expect(numBlocksForBudget(8 * 2 ** 20, 512 * 1024, 16)).toBe(1);
-    expect(() => numBlocksForBudget(4 * 2 ** 20, 512 * 1024, 16)).toThrow(
-      /4.0 MiB is too small: one block of 16 tokens takes 8.0 MiB/,
+  it("a block holds blockSize tokens of the layers a KV cache group has", () => {
+    expect(kvBytesPerBlock(llama2_7b, 32, 16, "f16")).toBe(16 * 512 * 1024);
+    // Gemma 3 1B: 1 KV head of 256, groups of 2 layers
+    expect(kvBytesPerBlock({ nLayers: 26, nKvHeads: 1, headDim: 256 }, 2, 16, "f16")).toBe(
+      16 * 2 * 2 * 256 * 2,
+    );
+  });
+
+  it("counts whole blocks in a budget, and needs two (one is the null block)", () => {
+    const blockBytes = 16 * 512 * 1024;
+    expect(numBlocksForBudget(2 ** 30, blockBytes, 16)).toBe(128);
+    expect(numBlocksForBudget(2 ** 30 - 1, blockBytes, 16)).toBe(127);
+    expect(numBlocksForBudget(16 * 2 ** 20, blockBytes, 16)).toBe(2);
+    expect(() => numBlocksForBudget(12 * 2 ** 20, blockBytes, 16)).toThrow(
+      /12.0 MiB is too small: one block of 16 tokens takes 8.0 MiB, and the cache needs two/,
     );
   });
 

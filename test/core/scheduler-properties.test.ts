@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { NULL_BLOCK } from "../../src/core/block-pool.js";
 import { KVCacheManager } from "../../src/core/kv-cache-manager.js";
 import { isFinished, Request } from "../../src/core/request.js";
 import type { SchedulingPolicy } from "../../src/core/request-queue.js";
@@ -38,10 +39,13 @@ function soloOutput(
 
 /**
  * A runner without a model that still uses the paged KV cache for real: it writes each scheduled token
- * into its slot (block · blockSize + offset) and "attends" by reading the whole context back through the
- * block table, then samples nextToken(context read). A wrong slot mapping, a block shared that should
- * not be, or a prefix-cache hit on a block never written shows up as a context that differs from the
- * request's tokens. All writes of a step happen before any read, as in the real backend.
+ * into its slot (block · blockSize + offset) in every KV cache group and "attends" by reading back, through
+ * each group's block table, what that group's layers see from the last token: the whole context, or the
+ * window. It samples nextToken(context read) from the full context, which a model with full-attention layers
+ * reads, or from the request's tokens when every group is a window. A wrong slot mapping, a block shared that
+ * should not be, a block freed while still in a window, or a prefix-cache hit on a block never written shows
+ * up as a context that differs from the request's tokens. All writes of a step happen before any read, as in
+ * the real backend.
  */
 class FakeRunner {
   private readonly slots: Int32Array;
@@ -49,6 +53,7 @@ class FakeRunner {
   constructor(
     numBlocks: number,
     private readonly blockSize: number,
+    private readonly groupWindows: readonly number[],
   ) {
     this.slots = new Int32Array(numBlocks * blockSize).fill(-1);
   }
@@ -56,21 +61,35 @@ class FakeRunner {
   execute(output: SchedulerOutput): Map<string, number> {
     const bs = this.blockSize;
     for (const { request, numComputedTokens, numNewTokens, blockIds } of output.scheduled) {
-      for (let pos = numComputedTokens; pos < numComputedTokens + numNewTokens; pos++) {
-        this.slots[blockIds[Math.floor(pos / bs)] * bs + (pos % bs)] = request.allTokenIds[pos];
+      for (const table of blockIds) {
+        for (let pos = numComputedTokens; pos < numComputedTokens + numNewTokens; pos++) {
+          check(
+            table[Math.floor(pos / bs)] !== NULL_BLOCK,
+            `${request.id} writes position ${pos} to a block`,
+          );
+          this.slots[table[Math.floor(pos / bs)] * bs + (pos % bs)] = request.allTokenIds[pos];
+        }
       }
     }
     const sampled = new Map<string, number>();
     for (const { request, numComputedTokens, numNewTokens, blockIds, samples } of output.scheduled) {
       if (!samples) continue;
       const seqLen = numComputedTokens + numNewTokens;
-      const context = Array.from(
-        { length: seqLen },
-        (_, pos) => this.slots[blockIds[Math.floor(pos / bs)] * bs + (pos % bs)],
-      );
-      if (context.some((t, pos) => t !== request.allTokenIds[pos])) {
-        expect(context, `KV cache content of ${request.id}`).toEqual(request.allTokenIds.slice(0, seqLen));
-      }
+      let context = request.allTokenIds.slice(0, seqLen);
+      blockIds.forEach((table, g) => {
+        const window = this.groupWindows[g];
+        const from = window === 0 ? 0 : Math.max(0, seqLen - window);
+        const seen = Array.from(
+          { length: seqLen - from },
+          (_, i) => this.slots[table[Math.floor((from + i) / bs)] * bs + ((from + i) % bs)],
+        );
+        if (seen.some((t, i) => t !== request.allTokenIds[from + i])) {
+          expect(seen, `KV cache content of ${request.id}, group ${g}`).toEqual(
+            request.allTokenIds.slice(from, seqLen),
+          );
+        }
+        if (window === 0) context = seen;
+      });
       const p = request.samplingParams;
       sampled.set(request.id, nextToken(context, request.outputTokenIds.length, p.minTokens));
     }
@@ -105,6 +124,8 @@ interface Setup {
   maxNumSeqs: number;
   longPrefillTokenThreshold: number;
   enablePrefixCaching: boolean;
+  /** KV cache groups: one full group, full and window groups (Gemma-like), or windows only. */
+  groupWindows: number[];
   jobs: Job[];
 }
 
@@ -133,6 +154,7 @@ const setupArb: fc.Arbitrary<Setup> = fc.record({
   maxNumSeqs: fc.integer({ min: 1, max: 8 }),
   longPrefillTokenThreshold: fc.constantFrom(0, 0, 3, 8),
   enablePrefixCaching: fc.boolean(),
+  groupWindows: fc.constantFrom([0], [0], [0, 6, 6], [5], [0, 3]),
   jobs: fc.array(jobArb, { minLength: 1, maxLength: 14 }),
 });
 
@@ -158,24 +180,30 @@ function promptOf(job: Job): number[] {
 /** Checks the block tables of the running requests against each other and the pool's reference counts. */
 function checkBlockTables(s: Scheduler): void {
   const m = s.kvCacheManager;
-  const holders = new Map<number, { request: Request; index: number }[]>();
+  const holders = new Map<number, { request: Request; index: number; group: number }[]>();
   for (const request of s.running) {
-    const table = m.getBlockIds(request.id);
-    check(
-      table.length * m.blockSize >= request.numComputedTokens,
-      `${request.id} has blocks for its computed tokens`,
-    );
-    table.forEach((block, index) => {
-      const list = holders.get(block) ?? [];
-      list.push({ request, index });
-      holders.set(block, list);
+    m.getBlockIds(request.id).forEach((table, group) => {
+      check(
+        table.length * m.blockSize >= request.numComputedTokens,
+        `${request.id} has blocks for its computed tokens`,
+      );
+      table.forEach((block, index) => {
+        if (block === NULL_BLOCK) return;
+        const list = holders.get(block) ?? [];
+        list.push({ request, index, group });
+        holders.set(block, list);
+      });
     });
   }
   for (const request of s.waiting)
-    check(m.getBlockIds(request.id).length === 0, `waiting ${request.id} holds no blocks`);
+    check(m.getBlockIds(request.id).flat().length === 0, `waiting ${request.id} holds no blocks`);
   for (const [block, list] of holders) {
     check(
-      Number.isInteger(block) && block >= 0 && block < m.blockPool.numBlocks,
+      list.every((h) => h.group === list[0].group),
+      `block ${block} is in the tables of one group only`,
+    );
+    check(
+      Number.isInteger(block) && block > NULL_BLOCK && block < m.blockPool.numBlocks,
       `block ${block} is in the pool`,
     );
     check(m.blockPool.refCount(block) === list.length, `ref count of block ${block} = tables holding it`);
@@ -193,6 +221,19 @@ function checkBlockTables(s: Scheduler): void {
       );
     }
   }
+}
+
+/**
+ * Independently of the manager: the most blocks a request of numTokens holds at once. A full group holds
+ * them all; a window group at most the window − 1 tokens before a chunk, the chunk, and a block where the
+ * window starts mid-block.
+ */
+function blocksNeeded(setup: Setup, numTokens: number): number {
+  const all = Math.ceil(numTokens / setup.blockSize);
+  const chunk = setup.maxNumBatchedTokens;
+  return setup.groupWindows
+    .map((w) => (w === 0 ? all : Math.min(all, Math.ceil((w - 1 + chunk) / setup.blockSize) + 1)))
+    .reduce((a, b) => a + b, 0);
 }
 
 /** (priority, arrival) under priority, arrival alone under fcfs: the order admission must respect. */
@@ -217,6 +258,8 @@ function run(setup: Setup): RunResult {
     blockSize: setup.blockSize,
     maxModelLen: MAX_MODEL_LEN,
     enablePrefixCaching: setup.enablePrefixCaching,
+    groupWindows: setup.groupWindows,
+    maxChunkTokens: setup.maxNumBatchedTokens,
   });
   const s = new Scheduler(
     {
@@ -230,7 +273,7 @@ function run(setup: Setup): RunResult {
     manager,
     () => step,
   );
-  const runner = new FakeRunner(setup.numBlocks, setup.blockSize);
+  const runner = new FakeRunner(setup.numBlocks, setup.blockSize, setup.groupWindows);
   const requests = new Map<number, Request>();
   const rejected = new Set<number>();
   const lastStep = Math.max(...setup.jobs.map((j) => j.arrivalStep));
@@ -259,7 +302,7 @@ function run(setup: Setup): RunResult {
           eosTokenIds: [EOS],
         });
         const numTokens = promptTokenIds.length + job.maxTokens;
-        if (numTokens > MAX_MODEL_LEN || Math.ceil(numTokens / setup.blockSize) > setup.numBlocks) {
+        if (numTokens > MAX_MODEL_LEN || blocksNeeded(setup, numTokens) > setup.numBlocks - 1) {
           expect(() => s.addRequest(request)).toThrow(AdmissionError);
           rejected.add(i);
         } else {
@@ -270,7 +313,7 @@ function run(setup: Setup): RunResult {
       const request = requests.get(i);
       if (job.abortStep === step && request && !isFinished(request.status)) {
         s.finishRequests([request.id], "FINISHED_ABORTED");
-        expect(manager.getBlockIds(request.id)).toEqual([]);
+        expect(manager.getBlockIds(request.id).flat()).toEqual([]);
       }
     });
 
@@ -291,10 +334,20 @@ function run(setup: Setup): RunResult {
       check(r.numNewTokens > 0, `${r.request.id} scheduled with tokens`);
       const cap = setup.longPrefillTokenThreshold;
       check(cap === 0 || r.numNewTokens <= cap, `${r.request.id} chunk within longPrefillTokenThreshold`);
-      check(
-        r.blockIds.length * setup.blockSize >= r.numComputedTokens + r.numNewTokens,
-        `${r.request.id} has slots for its tokens`,
-      );
+      r.blockIds.forEach((table, g) => {
+        check(
+          table.length * setup.blockSize >= r.numComputedTokens + r.numNewTokens,
+          `${r.request.id} has slots for its tokens`,
+        );
+        // a window group holds exactly the blocks from the one its first query of the step reaches back to
+        const window = setup.groupWindows[g];
+        const first =
+          window === 0 ? 0 : Math.floor(Math.max(0, r.numComputedTokens - window + 1) / setup.blockSize);
+        check(
+          table.every((block, i) => (block === NULL_BLOCK) === i < first),
+          `${r.request.id} group ${g} holds the blocks from ${first} on`,
+        );
+      });
     }
     // Progress: a step with work to do always schedules something (no stall, no livelock).
     check(!hadWork || output.scheduled.length > 0, `step ${step} with work scheduled something`);
@@ -349,7 +402,8 @@ function checkWorkload(setup: Setup): { preempted: boolean; prefixHits: boolean 
   if (preemptions > 0) {
     const roomy = run({
       ...setup,
-      numBlocks: setup.jobs.length * Math.ceil(MAX_MODEL_LEN / setup.blockSize),
+      numBlocks:
+        1 + setup.jobs.length * setup.groupWindows.length * Math.ceil(MAX_MODEL_LEN / setup.blockSize),
     });
     expect(roomy.preemptions).toBe(0);
     for (const [i, r] of requests) {
@@ -405,11 +459,12 @@ describe("Scheduler with a real KVCacheManager and a fake runner (property tests
       policy: "priority",
       batching: "continuous",
       blockSize: 8,
-      numBlocks: 5,
+      numBlocks: 6,
       maxNumBatchedTokens: 6,
       maxNumSeqs: 2,
       longPrefillTokenThreshold: 3,
       enablePrefixCaching: true,
+      groupWindows: [0],
       jobs: [job(17, 0, 20, [1, 1, 1, 1, 1]), job(15, 1, 20, [1, 1, 1, 1, 1]), job(0, 0, 0, [])],
     });
     expect(preempted).toBe(true);

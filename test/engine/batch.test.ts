@@ -1,6 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { chooseBackend } from "../../src/backend/native/choose-backend.js";
 import { bundledModelPath } from "../../src/cli/default-model.js";
+import { kvCacheGroups } from "../../src/core/kv-cache-groups.js";
 import { Request } from "../../src/core/request.js";
 import { samplingParams } from "../../src/core/sampling-params.js";
 import { defaultEngineConfig, type EngineConfig } from "../../src/engine/engine-config.js";
@@ -46,6 +47,7 @@ describe("continuous batching on the bundled demo model", () => {
       maxNumBatchedTokens: 24, // forces prompts into chunks
       maxNumSeqs: 16,
       numBlocks: 40, // 40 blocks of 16 = 640 tokens: far less than 64 requests need, so preemption happens
+      kvCacheGroups: kvCacheGroups(model.config.layerWindows, true),
     };
     let step = 0;
     const core = new EngineCore(backend(), model.config.vocabSize, config, () => step);

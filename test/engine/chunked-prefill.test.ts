@@ -1,6 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { ReferenceBackend } from "../../src/backend/reference/reference-backend.js";
 import { bundledModelPath } from "../../src/cli/default-model.js";
+import { kvCacheGroups } from "../../src/core/kv-cache-groups.js";
 import { Request } from "../../src/core/request.js";
 import { samplingParams } from "../../src/core/sampling-params.js";
 import { defaultEngineConfig, type EngineConfig } from "../../src/engine/engine-config.js";
@@ -18,6 +19,7 @@ describe("chunked prefill on the bundled demo model", () => {
       maxModelLen: model.config.maxSeqLen,
       maxNumBatchedTokens: budget,
       numBlocks: 64,
+      kvCacheGroups: kvCacheGroups(model.config.layerWindows, true),
     };
     let step = 0;
     const core = new EngineCore(new ReferenceBackend(model), model.config.vocabSize, config, () => step);

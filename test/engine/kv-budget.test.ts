@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { loadNativeAddon } from "../../src/backend/native/addon.js";
 import { NativeBackend } from "../../src/backend/native/native-backend.js";
+import { kvCacheGroups } from "../../src/core/kv-cache-groups.js";
 import { kvBytesPerToken } from "../../src/core/kv-cache-sizing.js";
 import { createEngine, kvCacheSummary } from "../../src/engine/create-engine.js";
 import { cgroupMemory } from "../../src/engine/memory-view.js";
@@ -11,6 +12,7 @@ import { writeGgufModel } from "../../src/model/formats/gguf-model.js";
 import { readGgufFile } from "../../src/model/formats/gguf-reader.js";
 import { loadModel } from "../../src/model/load.js";
 import type { LoadedModel } from "../../src/model/model.js";
+import { shapeConfig } from "../../src/model/profiles.js";
 import { syntheticModel } from "../../src/model/synth/synth-model.js";
 import { formatBytes } from "../../src/util/byte-size.js";
 
@@ -67,18 +69,42 @@ describe("the cgroup's memory limit, as /proc/self/cgroup and /sys/fs/cgroup giv
   });
 });
 
-test("the KV cache in one line: dtype, tokens, blocks, bytes per token, total, max concurrency", () => {
-  // 771 blocks × 16 = 12,336 tokens; 12,336 × 32 KiB = 385.5 MiB; 771 / (512 / 16) = 24.1
+test("the KV cache in one line: dtype, blocks, layers per block, total, one sequence, max concurrency", () => {
+  // 771 blocks × 16 tokens × 32 KiB = 385.5 MiB; a sequence of 512 tokens takes 32 blocks = 16 MiB; 770 / 32 = 24.1
+  const groups = kvCacheGroups(new Array(26).fill(0), true);
   expect(
     kvCacheSummary({
       dtype: "f16",
       numBlocks: 771,
       blockSize: 16,
-      bytesPerToken: 32 * 1024,
+      blockBytes: 16 * 32 * 1024,
+      groups,
       maxModelLen: 512,
+      blocksPerSequence: 32,
     }),
   ).toBe(
-    "KV cache (f16): 12,336 tokens (771 blocks of 16), 32.0 KiB/token, 385.5 MiB; max concurrency 24.1x at maxModelLen 512",
+    "KV cache (f16): 771 blocks of 16 tokens × 26 layers = 385.5 MiB; per sequence at maxModelLen 512: 32 blocks = 16.0 MiB; max concurrency 24.1x",
+  );
+});
+
+test("with sliding-window layers, the line names the groups and what keeping every block would take", () => {
+  // Gemma 3 1B's layers: 4 full, 22 window 512 → 13 groups of 2; 4096 tokens: 256 blocks in each full group,
+  // ⌈(511 + 2048) / 16⌉ + 1 = 161 in each window group; every block kept: 256 × 13
+  const groups = kvCacheGroups(shapeConfig("gemma-3-1b").layerWindows, true);
+  const blockBytes = 16 * 2 * 2 * 256 * 2; // 16 tokens × K and V × 2 layers × 256 wide × f16
+  expect(
+    kvCacheSummary({
+      dtype: "f16",
+      numBlocks: 3001,
+      blockSize: 16,
+      blockBytes,
+      groups,
+      maxModelLen: 4096,
+      blocksPerSequence: 2 * 256 + 11 * 161,
+    }),
+  ).toBe(
+    "KV cache (f16): 3,001 blocks of 16 tokens × 2 layers = 93.8 MiB; 13 groups of 2 layers: 2 full attention, 11 window 512; " +
+      "per sequence at maxModelLen 4096: 2,283 blocks = 71.3 MiB (every block kept: 104.0 MiB); max concurrency 1.3x",
   );
 });
 

@@ -94,8 +94,8 @@ describe("f16 KV cache sizing", () => {
     expect(f32.engine.core.config.numBlocks).toBe(40);
     expect(f16.engine.core.config.numBlocks).toBe(80);
     expect(f16.engine.core.config.kvCacheDtype).toBe("f16");
-    expect(f32.summary).toMatch(/^KV cache \(f32\): 640 tokens \(40 blocks of 16\), 512 B\/token/);
-    expect(f16.summary).toMatch(/^KV cache \(f16\): 1,280 tokens \(80 blocks of 16\), 256 B\/token/);
+    expect(f32.summary).toMatch(/^KV cache \(f32\): 40 blocks of 16 tokens × 2 layers = 320.0 KiB;/);
+    expect(f16.summary).toMatch(/^KV cache \(f16\): 80 blocks of 16 tokens × 2 layers = 320.0 KiB;/);
   });
 
   test("the engine hands the dtype to the backend's initKvCache", () => {
@@ -110,7 +110,9 @@ describe("f16 KV cache sizing", () => {
       forward: (batch) => reference.forward(batch),
     };
     createEngine(model, { backend, kvCacheDtype: "f16", numBlocks: 4 });
-    expect(specs).toEqual([{ numBlocks: 4, blockSize: 16, dtype: "f16" }]);
+    expect(specs).toEqual([
+      { numBlocks: 4, blockSize: 16, dtype: "f16", groups: [{ window: 0, layers: [0, 1] }] },
+    ]);
   });
 
   test("the default stays f32", () => {

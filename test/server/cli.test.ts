@@ -48,7 +48,7 @@ describe.skipIf(!hasBundled)("vellum serve with no --model serves the bundled de
     const s = await serve("--served-model-name", "demo");
     expect(s.output()).toMatch(/model \\"kjv-demo\\" \(gguf/);
     expect(s.output()).toMatch(
-      /KV cache \(f32\): [\d,]+ tokens .* max concurrency .* backend (native|reference).* paged KV, prefix caching on, continuous batching, fcfs/,
+      /KV cache \(f32\): [\d,]+ blocks of \d+ tokens .* max concurrency .* backend (native|reference).* paged KV, prefix caching on, continuous batching, fcfs/,
     );
     const prompt = "In the beginning";
     const [offline] = await LLM.fromModel(loadModel(bundledModelPath), { numBlocks: 64 }).generate([prompt], {

@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { plainConfig } from "../../src/model/config.js";
 import { InputError } from "../../src/model/errors.js";
 import { hardwareProfile } from "../../src/sim/hardware.js";
 import { modelProfile, parameterCount } from "../../src/sim/model-profile.js";
@@ -98,6 +99,47 @@ describe("plan: the longest sequence a 70B model serves on one A100-80GB, per we
     expect(attempt).toThrow(
       /llama-3-70b does not fit on a100-80gb: fp16 weights take 141\.\d GB.*int8.*int4/,
     );
+  });
+});
+
+describe("plan: sliding-window layers hold only their window", () => {
+  // Gemma 3's mix: 5 window-512 layers per full one; 1 KV head of 256, fp16: 1 KiB per layer per token.
+  const config = plainConfig({
+    dim: 1152,
+    hiddenDim: 6912,
+    nLayers: 6,
+    nHeads: 4,
+    nKvHeads: 1,
+    headDim: 256,
+    vocabSize: 32000,
+    maxSeqLen: 32768,
+    normEps: 1e-6,
+    ropeTheta: 1e6,
+    ropeStyle: "neox",
+    tiedEmbeddings: true,
+    attentionBias: false,
+    layerWindows: [512, 512, 512, 512, 512, 0],
+  });
+  const plan = computePlan(
+    textbookInput({
+      model: { name: "gemma-like", config },
+      maxModelLen: 4096,
+      avgTokens: 1000,
+      contextTokens: 3000,
+    }),
+  );
+  const layerToken = 1024;
+
+  it("counts a window layer's K/V up to its window, per request, per step and in the longest sequence", () => {
+    expect(plan.kvBytesPerToken).toBe(6 * layerToken);
+    expect(plan.kvBytesPerMaxRequest).toBe((5 * 512 + 4096) * layerToken);
+    // paged at 1000 tokens: 32 blocks of 16 in the window layers (512 tokens), 63 in the full one
+    expect(plan.paged.maxRequests).toBe(Math.floor(plan.kvBudgetBytes / ((5 * 32 + 63) * 16 * layerToken)));
+    // preallocated to 4096 keeps every block of every layer
+    expect(plan.preallocated.maxRequests).toBe(Math.floor(plan.kvBudgetBytes / (4096 * 6 * layerToken)));
+    expect(plan.decodeFloor.bytes).toBe(plan.weightBytes + (5 * 512 + 3000) * layerToken);
+    // past the windows, each more token costs the full layer alone
+    expect(plan.longestSequence).toBe(Math.floor(plan.kvBudgetBytes / layerToken) - 5 * 512);
   });
 });
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { kvCacheGroups } from "../../src/core/kv-cache-groups.js";
 import type { SchedulerOutput } from "../../src/core/scheduler-output.js";
 import { defaultEngineConfig, type EngineConfig } from "../../src/engine/engine-config.js";
 import { CostModel } from "../../src/sim/cost-model.js";
@@ -16,6 +17,7 @@ const engine = (o: Partial<EngineConfig> = {}): EngineConfig => ({
   ...defaultEngineConfig,
   maxModelLen: 256,
   numBlocks: 200,
+  kvCacheGroups: kvCacheGroups([0], true), // full attention: what the simulator's KV cache manager needs to know
   ...o,
 });
 
@@ -92,7 +94,7 @@ describe("simulate on hand-made timelines", () => {
   });
 
   it("runs fewer requests at once with contiguous allocation, so they take longer", () => {
-    // 2 requests of 256 fit when preallocated; paging fits all 8 (each needs 4 blocks of 16).
+    // 2 requests of 256 fit when preallocated; paging fits all 8 (each needs 4 blocks of 16); and the null block.
     const input = {
       prompts: Array.from({ length: 8 }, (_, i) => prompt(40, 20, 3 + 50 * i)),
       sendTimes: new Array(8).fill(0),
@@ -100,8 +102,8 @@ describe("simulate on hand-made timelines", () => {
       stepTime: () => 1,
       seed: 0,
     };
-    const paged = simulate({ ...input, engine: engine({ numBlocks: 32 }) });
-    const contiguous = simulate({ ...input, engine: engine({ numBlocks: 32, kvAllocation: "contiguous" }) });
+    const paged = simulate({ ...input, engine: engine({ numBlocks: 33 }) });
+    const contiguous = simulate({ ...input, engine: engine({ numBlocks: 33, kvAllocation: "contiguous" }) });
     expect(paged.steps).toBe(20);
     expect(contiguous.steps).toBe(4 * 20);
   });

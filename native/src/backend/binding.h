@@ -1,5 +1,6 @@
 // Registers the native backend's exports on the addon (called from native/src/addon.cc's Init):
-//   NativeModel          class: new NativeModel(spec), initKvCache(numBlocks, blockSize, dtype), forward(...) → Promise
+//   NativeModel          class: new NativeModel(spec), initKvCache(numBlocks, blockSize, dtype, groups),
+//                        forward(...) → Promise
 //   kernelMatmul, kernelAttention, kernelStoreKv, kernelQuantizeActs, kernelRmsNorm, kernelRope, kernelSwiglu,
 //   kernelDequantizeRows
 //                        single kernels, synchronous, for the tests

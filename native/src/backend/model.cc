@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 #include <set>
+#include <stdexcept>
+#include <string>
 
 #include "ops.h"
 #include "parallel-matmul.h"
@@ -57,14 +59,34 @@ void Model::parallelFor(int64_t n, F&& f) {
   pool_.run(static_cast<int>(chunks), job);
 }
 
-void Model::initKvCache(int numBlocks, int blockSize, KvDtype dtype) {
-  const size_t bytes = static_cast<size_t>(numBlocks) * blockSize * c_.nKvHeads * c_.headDim * kvElementBytes(dtype);
-  kCache_.assign(c_.nLayers, std::vector<uint8_t>());
-  vCache_.assign(c_.nLayers, std::vector<uint8_t>());
-  for (int l = 0; l < c_.nLayers; l++) {
-    kCache_[l].assign(bytes, 0);
-    vCache_[l].assign(bytes, 0);
+void Model::initKvCache(int numBlocks, int blockSize, KvDtype dtype, const std::vector<std::vector<int32_t>>& groups) {
+  std::vector<int> layerGroup(c_.nLayers, -1), layerSlot(c_.nLayers, -1);
+  for (size_t g = 0; g < groups.size(); g++) {
+    if (groups[g].size() != groups[0].size())
+      throw std::invalid_argument("KV cache groups must have equal layer counts");
+    for (size_t i = 0; i < groups[g].size(); i++) {
+      const int32_t l = groups[g][i];
+      if (l < 0 || l >= c_.nLayers || layerGroup[l] >= 0)
+        throw std::invalid_argument("KV cache groups: layer " + std::to_string(l) +
+                                    " is not a layer, or is in two groups");
+      layerGroup[l] = static_cast<int>(g);
+      layerSlot[l] = static_cast<int>(i);
+    }
   }
+  for (int l = 0; l < c_.nLayers; l++)
+    if (layerGroup[l] < 0)
+      throw std::invalid_argument("KV cache groups: layer " + std::to_string(l) + " is in no group");
+  const size_t slotLayers = groups[0].size();
+  const size_t bytes = static_cast<size_t>(numBlocks) * blockSize * c_.nKvHeads * c_.headDim * kvElementBytes(dtype);
+  kCache_.assign(slotLayers, std::vector<uint8_t>());
+  vCache_.assign(slotLayers, std::vector<uint8_t>());
+  for (size_t i = 0; i < slotLayers; i++) {
+    kCache_[i].assign(bytes, 0);
+    vCache_[i].assign(bytes, 0);
+  }
+  numGroups_ = static_cast<int>(groups.size());
+  layerGroup_ = std::move(layerGroup);
+  layerSlot_ = std::move(layerSlot);
   numBlocks_ = numBlocks;
   blockSize_ = blockSize;
   kvDtype_ = dtype;
@@ -74,33 +96,37 @@ std::string Model::validate(const Batch& b) const {
   const size_t T = b.tokenIds.size();
   const size_t numSeqs = b.seqLens.size();
   if (blockSize_ == 0) return "initKvCache must be called before forward";
-  if (b.positions.size() != T || b.slotMapping.size() != T)
-    return "tokenIds, positions and slotMapping must have the same length";
-  if (b.queryStartLoc.size() != numSeqs + 1 || b.tableStart.size() != numSeqs + 1)
-    return "queryStartLoc must have numSeqs + 1 entries and there must be one block table per sequence";
+  if (b.slotMappingStart.size() != static_cast<size_t>(numGroups_) + 1)
+    return "there must be one slot mapping per KV cache group (" + std::to_string(numGroups_) + ")";
+  for (int g = 0; g < numGroups_; g++)
+    if (b.positions.size() != T || static_cast<size_t>(b.slotMappingStart[g + 1] - b.slotMappingStart[g]) != T)
+      return "tokenIds, positions and each slot mapping must have the same length";
+  if (b.queryStartLoc.size() != numSeqs + 1 || b.tableStart.size() != numGroups_ * numSeqs + 1)
+    return "queryStartLoc must have numSeqs + 1 entries and there must be one block table per sequence and KV "
+           "cache group";
   if (b.queryStartLoc[0] != 0 || static_cast<size_t>(b.queryStartLoc[numSeqs]) != T)
     return "queryStartLoc must start at 0 and end at the number of tokens";
   for (size_t s = 0; s < numSeqs; s++)
     if (b.queryStartLoc[s + 1] < b.queryStartLoc[s]) return "queryStartLoc must not decrease";
   const int64_t numSlots = static_cast<int64_t>(numBlocks_) * blockSize_;
-  for (size_t t = 0; t < T; t++) {
+  for (size_t t = 0; t < T; t++)
     if (b.tokenIds[t] < 0 || b.tokenIds[t] >= c_.vocabSize)
       return "token id " + std::to_string(b.tokenIds[t]) + " is outside the vocabulary";
-    if (b.slotMapping[t] < 0 || b.slotMapping[t] >= numSlots)
-      return "slot " + std::to_string(b.slotMapping[t]) + " is outside the KV cache";
-  }
+  for (int32_t slot : b.slotMappings)
+    if (slot < 0 || slot >= numSlots) return "slot " + std::to_string(slot) + " is outside the KV cache";
   for (int32_t block : b.tables)
     if (block < 0 || block >= numBlocks_) return "block id " + std::to_string(block) + " is outside the KV cache";
-  for (size_t s = 0; s < numSeqs; s++) {
-    const int64_t tableLen = b.tableStart[s + 1] - b.tableStart[s];
+  for (size_t s = 0; s < numSeqs; s++)
     for (int32_t t = b.queryStartLoc[s]; t < b.queryStartLoc[s + 1]; t++) {
       const int32_t p = b.positions[t];
       if (p < 0 || p >= b.seqLens[s])
         return "position " + std::to_string(p) + " of sequence " + std::to_string(s) + " is outside its length";
-      if (p / blockSize_ >= tableLen)
-        return "the block table of sequence " + std::to_string(s) + " is too short for position " + std::to_string(p);
+      for (int g = 0; g < numGroups_; g++) {
+        const size_t table = g * numSeqs + s;
+        if (p / blockSize_ >= b.tableStart[table + 1] - b.tableStart[table])
+          return "the block table of sequence " + std::to_string(s) + " is too short for position " + std::to_string(p);
+      }
     }
-  }
   for (int32_t i : b.logitsIndices)
     if (i < 0 || static_cast<size_t>(i) >= T) return "logits index " + std::to_string(i) + " is not a token of the batch";
   return "";
@@ -189,16 +215,22 @@ void Model::forward(const Batch& b, float* logits) {
       rope(k_buf_.data(), b.positions.data(), c_.nKvHeads, c_.headDim, ropeL, b0, b1);
     });
     const int hd = c_.headDim;
+    // The layer's K/V live in its slot layer, addressed through its KV cache group's slots and tables.
+    const int group = layerGroup_[l];
+    uint8_t* kCache = kCache_[layerSlot_[l]].data();
+    uint8_t* vCache = vCache_[layerSlot_[l]].data();
+    const int32_t* slotMapping = b.slotMappings.data() + b.slotMappingStart[group];
+    const int32_t* tableStart = b.tableStart.data() + static_cast<size_t>(group) * b.seqLens.size();
     for (int t = 0; t < T; t++)
       for (int h = 0; h < c_.nKvHeads; h++) {
         const size_t src = static_cast<size_t>(t) * kvDim + static_cast<size_t>(h) * hd;
-        const size_t dst = kvRowOffset(b.slotMapping[t], h, c_.nKvHeads, blockSize_, hd) * kvElementBytes(kvDtype_);
-        k_.storeKv(k_buf_.data() + src, hd, kvDtype_, kCache_[l].data() + dst);
-        k_.storeKv(v_.data() + src, hd, kvDtype_, vCache_[l].data() + dst);
+        const size_t dst = kvRowOffset(slotMapping[t], h, c_.nKvHeads, blockSize_, hd) * kvElementBytes(kvDtype_);
+        k_.storeKv(k_buf_.data() + src, hd, kvDtype_, kCache + dst);
+        k_.storeKv(v_.data() + src, hd, kvDtype_, vCache + dst);
       }
-    const AttentionArgs args{q_.data(),          kCache_[l].data(),  vCache_[l].data(),
+    const AttentionArgs args{q_.data(),          kCache,             vCache,
                              kvDtype_,           attn_.data(),       b.positions.data(),
-                             b.tables.data(),    b.tableStart.data(), tileFirst_.data(),
+                             b.tables.data(),    tableStart,         tileFirst_.data(),
                              tileSeq_.data(),    static_cast<int>(tileSeq_.size()),
                              c_.nHeads,          c_.nKvHeads,
                              c_.headDim,         blockSize_,

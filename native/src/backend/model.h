@@ -100,15 +100,17 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;
 };
 
-// One step's batch, as in src/backend/backend.ts (ForwardBatch); block tables are stored back to back.
+// One step's batch, as in src/backend/backend.ts (ForwardBatch), with one slot mapping and one block table per
+// sequence for each KV cache group. Slot mappings and block tables are stored back to back, group by group.
 struct Batch {
   std::vector<int32_t> tokenIds;
   std::vector<int32_t> positions;
-  std::vector<int32_t> slotMapping;
+  std::vector<int32_t> slotMappings;  // group g's [T] slots at slotMappingStart[g]
+  std::vector<int32_t> slotMappingStart;  // [numGroups + 1]
   std::vector<int32_t> queryStartLoc;
   std::vector<int32_t> seqLens;
   std::vector<int32_t> tables;
-  std::vector<int32_t> tableStart;  // [numSeqs + 1]
+  std::vector<int32_t> tableStart;  // [numGroups · numSeqs + 1]: group g's table of sequence s at g · numSeqs + s
   std::vector<int32_t> logitsIndices;
 };
 
@@ -116,7 +118,9 @@ class Model {
  public:
   Model(const ModelConfig& config, ModelWeights weights, const Kernels& kernels, int threads);
 
-  void initKvCache(int numBlocks, int blockSize, KvDtype dtype);
+  // groups: the layers of each KV cache group (src/backend/backend.ts KvCacheSpec), all of one size; layer
+  // groups[g][i] is kept in slot layer i and addressed through group g's slot mapping and block tables.
+  void initKvCache(int numBlocks, int blockSize, KvDtype dtype, const std::vector<std::vector<int32_t>>& groups);
   bool hasKvCache() const { return blockSize_ > 0; }
   // Empty when the batch is consistent with itself, the vocabulary and the cache; else what is wrong.
   std::string validate(const Batch& b) const;
@@ -148,7 +152,10 @@ class Model {
   int numBlocks_ = 0;
   int blockSize_ = 0;
   KvDtype kvDtype_ = KvDtype::F32;
-  std::vector<std::vector<uint8_t>> kCache_;  // per layer, kvDtype_ elements (attention.h)
+  int numGroups_ = 0;
+  std::vector<int> layerGroup_;  // per layer: its KV cache group
+  std::vector<int> layerSlot_;  // per layer: its slot layer
+  std::vector<std::vector<uint8_t>> kCache_;  // per slot layer, kvDtype_ elements (attention.h)
   std::vector<std::vector<uint8_t>> vCache_;
 
   // Scratch, grown to the largest batch seen; the hot path allocates nothing once warm.

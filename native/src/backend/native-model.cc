@@ -1,6 +1,7 @@
 #include "native-model.h"
 
 #include <exception>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 
@@ -232,15 +233,25 @@ NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Nati
 Napi::Value NativeModel::InitKvCache(const Napi::CallbackInfo& info) {
   int numBlocks, blockSize;
   KvDtype dtype;
+  std::vector<int32_t> layers, starts;
   if (busy_) {
     throwType(info.Env(), "initKvCache called while a forward pass runs");
     return info.Env().Undefined();
   }
   if (!readInt(info[0], "numBlocks", 1, &numBlocks) || !readInt(info[1], "blockSize", 1, &blockSize) ||
-      !readKvDtype(info[2], "dtype", &dtype))
+      !readKvDtype(info[2], "dtype", &dtype) || !readTables(info[3], "groups", &layers, &starts))
     return info.Env().Undefined();
+  std::vector<std::vector<int32_t>> groups;
+  for (size_t g = 0; g + 1 < starts.size(); g++)
+    groups.emplace_back(layers.begin() + starts[g], layers.begin() + starts[g + 1]);
+  if (groups.empty()) {
+    throwType(info.Env(), "initKvCache: groups must name at least one KV cache group");
+    return info.Env().Undefined();
+  }
   try {
-    model_->initKvCache(numBlocks, blockSize, dtype);
+    model_->initKvCache(numBlocks, blockSize, dtype, groups);
+  } catch (const std::invalid_argument& e) {
+    throwType(info.Env(), std::string("initKvCache: ") + e.what());
   } catch (const std::exception& e) {
     throwRange(info.Env(), "initKvCache: cannot allocate " + std::to_string(numBlocks) + " blocks: " + e.what());
   }
@@ -251,7 +262,8 @@ Napi::Value NativeModel::Forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Batch b;
   if (!readI32(info[0], "tokenIds", &b.tokenIds) || !readI32(info[1], "positions", &b.positions) ||
-      !readI32(info[2], "slotMapping", &b.slotMapping) || !readI32(info[3], "queryStartLoc", &b.queryStartLoc) ||
+      !readTables(info[2], "slotMappings", &b.slotMappings, &b.slotMappingStart) ||
+      !readI32(info[3], "queryStartLoc", &b.queryStartLoc) ||
       !readI32(info[4], "seqLens", &b.seqLens) || !readTables(info[5], "blockTables", &b.tables, &b.tableStart) ||
       !readI32(info[6], "logitsIndices", &b.logitsIndices))
     return env.Undefined();

@@ -7,9 +7,11 @@
 //                (postNorms) }] }, each tensor { dtype, rows, cols } plus either `data` (a Uint8Array kept
 //                alive by this object) or `offset` (bytes into `file`, which is memory-mapped)
 //     kernels: "auto" | "avx512-bf16" | "avx512-vnni" | "avx2" | "scalar" (cpu-features.h)
-//   initKvCache(numBlocks, blockSize, dtype)
+//   initKvCache(numBlocks, blockSize, dtype, groups)
 //     dtype: "f32" | "f16", the element type of the cached K and V (f16: half the memory, K/V rounded)
-//   forward(tokenIds, positions, slotMapping, queryStartLoc, seqLens, blockTables, logitsIndices)
+//     groups: Int32Array[], the layers of each KV cache group (model.h Model::initKvCache)
+//   forward(tokenIds, positions, slotMappings, queryStartLoc, seqLens, blockTables, logitsIndices)
+//     slotMappings: one Int32Array per KV cache group; blockTables: one per group and sequence, group by group
 //     → Promise<Float32Array> [logitsIndices.length, vocabSize], computed on the addon's threads
 //   kernelPath, threads (getters)
 //   NativeModel.configFields: the config's field names

@@ -102,11 +102,13 @@ export interface NativeModel {
   readonly threads: number;
   /** Bytes of the mapped file the kernels read in place (weights without an interleaved copy); 0 without a file. */
   readonly mappedWeightBytes: number;
-  initKvCache(numBlocks: number, blockSize: number, dtype: KvCacheDtype): void;
+  /** groups: the layers of each KV cache group (KvCacheSpec.groups). */
+  initKvCache(numBlocks: number, blockSize: number, dtype: KvCacheDtype, groups: Int32Array[]): void;
+  /** One slot mapping per KV cache group; block tables per group and sequence, group by group. */
   forward(
     tokenIds: Int32Array,
     positions: Int32Array,
-    slotMapping: Int32Array,
+    slotMappings: Int32Array[],
     queryStartLoc: Int32Array,
     seqLens: Int32Array,
     blockTables: Int32Array[],

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { InputError } from "../../model/errors.js";
 import type { LoadedModel } from "../../model/model.js";
-import type { Backend, ForwardBatch, KvCacheSpec } from "../backend.js";
+import { type Backend, type ForwardBatch, type KvCacheSpec, specGroups } from "../backend.js";
 import { type KernelPath, type NativeModel, type NativeModelSpec, nativeAddon } from "./addon.js";
 import { specFromGguf, specFromTensors } from "./native-spec.js";
 import { physicalCores } from "./physical-cores.js";
@@ -28,6 +28,7 @@ export class NativeBackend implements Backend {
   /** "mapped": GGUF weights read in place from the memory-mapped file; "buffers": from the loader's buffers. */
   readonly weightSource: "mapped" | "buffers";
   private readonly model: NativeModel;
+  private readonly nLayers: number;
 
   constructor(model: LoadedModel, options: NativeBackendOptions = {}) {
     const threads = options.threads ?? physicalCores();
@@ -43,6 +44,7 @@ export class NativeBackend implements Backend {
       fromFile ?? specFromTensors(model.config, model.tensors, model.path, threads, kernels, contextLength);
     this.weightSource = fromFile ? "mapped" : "buffers";
     this.model = NativeBackend.create(spec, model.path);
+    this.nLayers = model.config.nLayers;
   }
 
   /** e.g. "avx2+fma": the kernels chosen at load. */
@@ -58,18 +60,19 @@ export class NativeBackend implements Backend {
     return this.model.mappedWeightBytes;
   }
 
-  initKvCache({ numBlocks, blockSize, dtype }: KvCacheSpec): void {
-    this.model.initKvCache(numBlocks, blockSize, dtype);
+  initKvCache(spec: KvCacheSpec): void {
+    const groups = specGroups(spec, this.nLayers).map((g) => Int32Array.from(g.layers));
+    this.model.initKvCache(spec.numBlocks, spec.blockSize, spec.dtype, groups);
   }
 
   async forward(batch: ForwardBatch): Promise<Float32Array> {
     return this.model.forward(
       batch.tokenIds,
       batch.positions,
-      batch.slotMapping,
+      batch.slotMappings,
       batch.queryStartLoc,
       batch.seqLens,
-      batch.blockTables,
+      batch.blockTables.flat(),
       batch.logitsIndices,
     );
   }

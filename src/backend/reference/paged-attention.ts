@@ -73,18 +73,19 @@ class CacheRows {
 
 /**
  * Causal attention for a flat varlen batch, reading K/V (f32, or f16 widened exactly to f32) through each
- * sequence's block table.
+ * sequence's block table in the layer's KV cache group.
  * q: [numTokens, nHeads, headDim] → out: [numTokens, nHeads · headDim].
  * Token t of sequence s at position p attends to positions 0..p of s (its cached prefix and, causally, the
  * chunk itself: this step's K/V are already written), or with a window w to p − w + 1 … p only: keys before
  * the window are never read (their blocks may have been freed). Position j lives in slot
- * blockTables[s][⌊j / blockSize⌋] · blockSize + j mod blockSize. GQA: query head h reads kv head ⌊h / (nHeads / nKvHeads)⌋.
+ * blockTables[group][s][⌊j / blockSize⌋] · blockSize + j mod blockSize. GQA: query head h reads kv head ⌊h / (nHeads / nKvHeads)⌋.
  */
 export function pagedAttention(
   q: Float32Array,
   kCache: KvCacheArray,
   vCache: KvCacheArray,
   batch: ForwardBatch,
+  group: number,
   d: AttentionDims,
 ): Float32Array {
   const { nHeads, nKvHeads, headDim, blockSize } = d;
@@ -101,7 +102,7 @@ export function pagedAttention(
   const numSeqs = batch.seqLens.length;
   const scores = new Float64Array(Math.max(...batch.seqLens, 1));
   for (let s = 0; s < numSeqs; s++) {
-    const table = batch.blockTables[s];
+    const table = batch.blockTables[group][s];
     for (let t = batch.queryStartLoc[s]; t < batch.queryStartLoc[s + 1]; t++) {
       const ctxLen = batch.positions[t] + 1;
       const first = window > 0 ? Math.max(0, ctxLen - window) : 0;

@@ -1,7 +1,7 @@
 import { type ModelConfig, tensorNames } from "../../model/config.js";
 import { dequantize } from "../../model/dtype.js";
 import type { LoadedModel } from "../../model/model.js";
-import type { Backend, ForwardBatch, KvCacheSpec } from "../backend.js";
+import { type Backend, type ForwardBatch, type KvCacheSpec, layerKvSlots, specGroups } from "../backend.js";
 import { ropeFactorsTensor } from "../rope-factors.js";
 import { addInPlace, geglu, matmul, type RopeParams, rmsNorm, rope, softcap, swiglu } from "./ops.js";
 import { allocateKvCache, type KvCacheArray, pagedAttention, writeKv } from "./paged-attention.js";
@@ -47,8 +47,11 @@ export class ReferenceBackend implements Backend {
   private readonly layers: LayerWeights[];
   private readonly outputNorm: Float32Array;
   private readonly classifier: Float32Array;
+  /** Per slot layer (backend.ts KvCacheSpec). */
   private kCache: KvCacheArray[] = [];
   private vCache: KvCacheArray[] = [];
+  /** Per layer: its KV cache group and slot layer. */
+  private layerSlots: { group: number; slot: number }[] = [];
   private blockSize = 0;
 
   constructor(model: LoadedModel, options: ReferenceBackendOptions = {}) {
@@ -107,10 +110,13 @@ export class ReferenceBackend implements Backend {
     }
   }
 
-  initKvCache({ numBlocks, blockSize, dtype }: KvCacheSpec) {
+  initKvCache(spec: KvCacheSpec) {
+    const { numBlocks, blockSize, dtype } = spec;
     const size = numBlocks * blockSize * this.config.nKvHeads * this.config.headDim;
-    this.kCache = this.layers.map(() => allocateKvCache(dtype, size));
-    this.vCache = this.layers.map(() => allocateKvCache(dtype, size));
+    this.layerSlots = layerKvSlots(spec, this.config.nLayers);
+    const numSlotLayers = specGroups(spec, this.config.nLayers)[0].layers.length;
+    this.kCache = Array.from({ length: numSlotLayers }, () => allocateKvCache(dtype, size));
+    this.vCache = Array.from({ length: numSlotLayers }, () => allocateKvCache(dtype, size));
     this.blockSize = blockSize;
   }
 
@@ -139,8 +145,9 @@ export class ReferenceBackend implements Backend {
       }
       rope(q, batch.positions, c.nHeads, c.headDim, w.rope);
       rope(k, batch.positions, c.nKvHeads, c.headDim, w.rope);
-      writeKv(this.kCache[l], this.vCache[l], k, v, batch.slotMapping, kvDim);
-      const attn = pagedAttention(q, this.kCache[l], this.vCache[l], batch, {
+      const { group, slot } = this.layerSlots[l];
+      writeKv(this.kCache[slot], this.vCache[slot], k, v, batch.slotMappings[group], kvDim);
+      const attn = pagedAttention(q, this.kCache[slot], this.vCache[slot], batch, group, {
         nHeads: c.nHeads,
         nKvHeads: c.nKvHeads,
         headDim: c.headDim,
