@@ -1,11 +1,9 @@
 import type { Command } from "commander";
 import { InputError } from "../model/errors.js";
 import { writeGgufModel } from "../model/formats/gguf-model.js";
-import { modelShapes, shapeConfig } from "../model/profiles.js";
-import { type SyntheticTokenizer, syntheticModel } from "../model/synth/synth-model.js";
+import { modelShapes } from "../model/profiles.js";
+import { realTokenizer, syntheticModel } from "../model/synth/synth-model.js";
 import type { DType } from "../model/tensor.js";
-import { vocabFromTokenizerJson } from "../model/tokenizer/hf-convert.js";
-import { readHfTokenizerFiles } from "../model/tokenizer/hf-tokenizer.js";
 import { numberOption, positiveInteger } from "./options.js";
 import { runAction } from "./run-action.js";
 
@@ -65,11 +63,4 @@ export function registerSynthModel(program: Command) {
         },
       ),
     );
-}
-
-/** The tokenizer at `path` as llama.cpp's converter writes it for a model of the shape's vocabulary size. */
-function realTokenizer(path: string, shape: string): SyntheticTokenizer {
-  const { json, config, jsonPath, chatTemplate } = readHfTokenizerFiles(path);
-  const vocabSize = shapeConfig(shape).vocabSize;
-  return { vocab: vocabFromTokenizerJson(json, config, jsonPath, { vocabSize }), chatTemplate };
 }

