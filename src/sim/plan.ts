@@ -110,7 +110,8 @@ export interface Plan {
 
 /**
  * The textbook's arithmetic: the size in the model's name, 2/1/0.5 bytes per weight, and every figure
- * rounded to 0.1 of the unit it is quoted in (GB, MB, TB/s) before the next step uses it; counts round down.
+ * rounded to 0.1 of the unit it is quoted in (GB, MB, TB/s) before the next step uses it — or, for a figure
+ * that would round to 0 (a small model's KV per token), to two significant digits; counts round down.
  */
 export interface BackOfEnvelope {
   weightsGB: number;
@@ -201,7 +202,7 @@ export function computePlan(p: PlanInput): Plan {
   };
 }
 
-const round1 = (x: number) => Math.round(x * 10) / 10;
+const round1 = (x: number) => (x > 0 && x < 0.05 ? Number(x.toPrecision(2)) : Math.round(x * 10) / 10);
 
 function backOfEnvelope(p: PlanInput, params: number, kvBytesPerToken: number): BackOfEnvelope {
   const billions = p.model.nominalParams !== undefined ? p.model.nominalParams / 1e9 : round1(params / 1e9);

@@ -40,6 +40,14 @@ describe("plan: Llama-2-7B fp16 on an A100-80GB with 2 GB overhead", () => {
     expect(b.decodeFloorMs).toBe(7.25); // (14 GB + 1000 × 0.5 MB) ÷ 2.0 TB/s
   });
 
+  it("keeps a small model's KV per token at two significant digits instead of rounding it to 0", () => {
+    const b = computePlan(textbookInput({ model: modelProfile("smollm2-135m") })).backOfEnvelope;
+    expect(b.kvMBPerToken).toBe(0.023); // 30 layers × 3 KV heads × 64 × (K, V) × 2 bytes = 23,040 B
+    expect(b.requestGB).toBe(0.1); // 4,096 × 0.023 MB = 0.094 GB, rounded to 0.1 GB as usual
+    expect(b.preallocatedRequests).toBe(Math.floor(b.leftGB / 0.1));
+    expect(b.pagedRequests).toBe(Math.floor((b.leftGB * 1e3) / (300 * 0.023)));
+  });
+
   it("computes the exact figures from the shapes", () => {
     // Published parameter count of Llama-2-7B.
     expect(plan.params).toBe(6_738_415_616);
