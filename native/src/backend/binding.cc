@@ -290,27 +290,16 @@ Napi::Value KernelRope(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// kernelGeglu(gate, up): gate ← gelu_tanh(gate) · up in place
-Napi::Value KernelGeglu(const Napi::CallbackInfo& info) {
+// kernelSwiglu(gate, up) and kernelGeglu(gate, up): gate ← act(gate) · up in place, act = silu or gelu_tanh
+template <void (*GatedActivation)(float*, const float*, int64_t, int64_t)>
+Napi::Value KernelGated(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   float *gate, *up;
   size_t gLen, uLen;
   if (!readF32(info[0], "gate", &gate, &gLen) || !readF32(info[1], "up", &up, &uLen) ||
       !checkLength(env, "up", uLen, static_cast<double>(gLen)))
     return env.Undefined();
-  geglu(gate, up, 0, static_cast<int64_t>(gLen));
-  return env.Undefined();
-}
-
-// kernelSwiglu(gate, up): gate ← silu(gate) · up in place
-Napi::Value KernelSwiglu(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  float *gate, *up;
-  size_t gLen, uLen;
-  if (!readF32(info[0], "gate", &gate, &gLen) || !readF32(info[1], "up", &up, &uLen) ||
-      !checkLength(env, "up", uLen, static_cast<double>(gLen)))
-    return env.Undefined();
-  swiglu(gate, up, 0, static_cast<int64_t>(gLen));
+  GatedActivation(gate, up, 0, static_cast<int64_t>(gLen));
   return env.Undefined();
 }
 
@@ -376,8 +365,8 @@ void RegisterBackend(Napi::Env env, Napi::Object exports) {
   exports.Set("kernelQuantizeActs", Napi::Function::New(env, KernelQuantizeActs, "kernelQuantizeActs"));
   exports.Set("kernelRmsNorm", Napi::Function::New(env, KernelRmsNorm, "kernelRmsNorm"));
   exports.Set("kernelRope", Napi::Function::New(env, KernelRope, "kernelRope"));
-  exports.Set("kernelSwiglu", Napi::Function::New(env, KernelSwiglu, "kernelSwiglu"));
-  exports.Set("kernelGeglu", Napi::Function::New(env, KernelGeglu, "kernelGeglu"));
+  exports.Set("kernelSwiglu", Napi::Function::New(env, KernelGated<swiglu>, "kernelSwiglu"));
+  exports.Set("kernelGeglu", Napi::Function::New(env, KernelGated<geglu>, "kernelGeglu"));
   exports.Set("kernelDequantizeRows", Napi::Function::New(env, KernelDequantizeRows, "kernelDequantizeRows"));
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
   exports.Set("bestKernelPath", Napi::Function::New(env, BestKernelPath, "bestKernelPath"));
