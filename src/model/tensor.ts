@@ -6,7 +6,22 @@
  * (a row of `in` values is `in / blockSize` blocks), so a GGUF tensor is used without re-packing.
  * Note GGUF itself lists dimensions innermost-first (ne[0] = in); the GGUF reader reverses them.
  */
-export type DType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "q4_k" | "q6_k";
+export type DType =
+  | "f32"
+  | "f16"
+  | "bf16"
+  | "q8_0"
+  | "q4_0"
+  | "q4_1"
+  | "q5_0"
+  | "q5_1"
+  | "q2_k"
+  | "q3_k"
+  | "q4_k"
+  | "q5_k"
+  | "q6_k"
+  | "iq4_nl"
+  | "iq4_xs";
 
 export interface Tensor {
   dtype: DType;

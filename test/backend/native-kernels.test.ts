@@ -5,7 +5,8 @@ import { type KernelPath, loadNativeAddon, type NativeAddon } from "../../src/ba
 import { geglu, matmul, type RopeParams, rmsNorm, rope, swiglu } from "../../src/backend/reference/ops.js";
 import { pagedAttention } from "../../src/backend/reference/paged-attention.js";
 import type { RopeScaling, RopeStyle } from "../../src/model/config.js";
-import { dequantize, f16ToF32, f32ToF16, quantize } from "../../src/model/dtype.js";
+import { dequantize, quantize } from "../../src/model/dtype.js";
+import { f16ToF32, f32ToF16 } from "../../src/model/float-formats.js";
 import type { DType } from "../../src/model/tensor.js";
 import { scatteredBlockTables, signedRandom } from "../helpers.js";
 

@@ -1,7 +1,8 @@
 import { describe, expect, test } from "vitest";
 import { loadNativeAddon } from "../../src/backend/native/addon.js";
 import { matmul } from "../../src/backend/reference/ops.js";
-import { dequantize, dtypeOfGgmlType, f32ToF16, tensorBytes } from "../../src/model/dtype.js";
+import { dequantize, dtypeOfGgmlType, tensorBytes } from "../../src/model/dtype.js";
+import { f32ToF16 } from "../../src/model/float-formats.js";
 import type { DType } from "../../src/model/tensor.js";
 import { xorshift } from "../helpers.js";
 

@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { expect, test } from "vitest";
 import type { ForwardBatch, KvCacheDtype } from "../../src/backend/backend.js";
 import { allocateKvCache, pagedAttention, writeKv } from "../../src/backend/reference/paged-attention.js";
-import { f16ToF32, f32ToF16 } from "../../src/model/dtype.js";
+import { f16ToF32, f32ToF16 } from "../../src/model/float-formats.js";
 import { scatteredBlockTables, signedRandom } from "../helpers.js";
 
 interface ScoreShape {

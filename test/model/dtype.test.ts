@@ -1,18 +1,16 @@
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import {
-  bf16ToF32,
+  allDTypes,
   dequantize,
   dtypeOfGgmlType,
   dtypes,
-  f16ToF32,
-  f32ToBf16,
-  f32ToF16,
   ggmlTypeName,
   ggmlTypeOf,
   quantize,
   tensorBytes,
 } from "../../src/model/dtype.js";
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "../../src/model/float-formats.js";
 
 /** The float32 whose bits are `bits`. */
 const fromBits = (bits: number) => new Float32Array(new Uint32Array([bits]).buffer)[0];
@@ -33,10 +31,13 @@ describe("layouts", () => {
   });
 
   test("GGUF type ids", () => {
-    expect(ggmlTypeOf).toEqual({ f32: 0, f16: 1, q4_0: 2, q8_0: 8, q4_k: 12, q6_k: 14, bf16: 30 });
-    for (const d of dtypes) expect(dtypeOfGgmlType(ggmlTypeOf[d])).toBe(d);
+    // ggml's names by id (ggml.h's enum ggml_type) agree with the ids vellum writes, type by type.
+    for (const d of allDTypes) {
+      expect(ggmlTypeName(ggmlTypeOf[d])).toBe(d.toUpperCase());
+      expect(dtypeOfGgmlType(ggmlTypeOf[d])).toBe(d);
+    }
     expect(dtypeOfGgmlType(12)).toBe("q4_k");
-    expect(dtypeOfGgmlType(13)).toBeUndefined(); // Q5_K
+    expect(dtypeOfGgmlType(16)).toBeUndefined(); // IQ2_XXS
     expect(ggmlTypeName(12)).toBe("Q4_K");
     expect(ggmlTypeName(14)).toBe("Q6_K");
     expect(ggmlTypeName(1000)).toBeUndefined();

@@ -4,7 +4,7 @@
  * and LongRoPE …): the real shapes are large, and format tests only need the switches.
  */
 import { type Architecture, type ModelConfig, plainConfig, tensorNames } from "../../src/model/config.js";
-import { shortestFloat32 } from "../../src/model/dtype.js";
+import { shortestFloat32 } from "../../src/model/float-formats.js";
 import { gemmaAttentionScale } from "../../src/model/formats/gguf-config.js";
 import type { LoadedModel } from "../../src/model/model.js";
 import { llama3RopeFreqs, longRopeAttnFactor, yarnAttnFactor } from "../../src/model/rope-scaling.js";

@@ -407,8 +407,8 @@ describe("bad input gives an InputError naming the file and the byte offset", ()
   });
 
   test("tensor infos: types, dimensions, names, offsets", () => {
-    expect(errorFor((b) => b.writeUInt32LE(13, 156))).toMatch(
-      /offset 156 \(tensor info of "q"\): unsupported tensor type Q5_K/,
+    expect(errorFor((b) => b.writeUInt32LE(16, 156))).toMatch(
+      /offset 156 \(tensor info of "q"\): unsupported tensor type IQ2_XXS/,
     );
     expect(errorFor((b) => b.writeUInt32LE(99, 156))).toMatch(
       /offset 156 \(tensor info of "q"\): unknown tensor type id 99/,

@@ -1,4 +1,4 @@
-import { f16ToF32Table, f32ToF16 } from "../../model/dtype.js";
+import { f16ToF32Table, f32ToF16 } from "../../model/float-formats.js";
 import type { ForwardBatch, KvCacheDtype } from "../backend.js";
 
 /** One layer's K or V cache: f32 values, or binary16 bits (half the memory). */

@@ -12,8 +12,9 @@ import {
   type ModelConfig,
   tensorNames,
 } from "../config.js";
-import { dequantize, dtypeLayout, quantize, shortestFloat32 } from "../dtype.js";
+import { dequantize, dtypeLayout, quantize } from "../dtype.js";
 import { InputError, quoteFileString } from "../errors.js";
+import { shortestFloat32 } from "../float-formats.js";
 import type { LoadedModel } from "../model.js";
 import { reorderRopeRows } from "../rope-order.js";
 import { concatRows, type DType, type Tensor } from "../tensor.js";
@@ -352,7 +353,11 @@ export interface WriteGgufOptions {
 }
 
 /** llama.cpp's llama_ftype numbers for general.file_type. */
-const fileTypeOf: Record<DType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, q4_k: 15, q6_k: 18, bf16: 32 };
+// biome-ignore format: one table
+const fileTypeOf: Record<DType, number> = {
+  f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q2_k: 10, q3_k: 11, q4_k: 15, q5_k: 16, q6_k: 18,
+  iq4_nl: 25, iq4_xs: 30, bf16: 32,
+};
 
 export function writeGgufModel(model: LoadedModel, path: string, opts: WriteGgufOptions): void {
   if (!model.vocab) {

@@ -13,8 +13,9 @@ import {
   type RopeScaling,
   tensorNames,
 } from "../config.js";
-import { dequantize, shortestFloat32 } from "../dtype.js";
+import { dequantize } from "../dtype.js";
 import { fileErrorText, InputError, showFileValue } from "../errors.js";
+import { shortestFloat32 } from "../float-formats.js";
 import type { LoadedModel } from "../model.js";
 import { llama3Defaults, llama3RopeFreqs, longRopeAttnFactor, yarnAttnFactor } from "../rope-scaling.js";
 import type { Tensor } from "../tensor.js";
