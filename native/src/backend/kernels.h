@@ -27,7 +27,24 @@
 
 namespace vellum::backend {
 
-enum class DType : int { F32 = 0, F16 = 1, BF16 = 2, Q8_0 = 3, Q4_0 = 4, Q4_K = 5, Q6_K = 6 };
+// In the order of readDType's names (napi-args.h); every type from Q8_0 on is quantized.
+enum class DType : int {
+  F32,
+  F16,
+  BF16,
+  Q8_0,
+  Q4_0,
+  Q4_K,
+  Q6_K,
+  Q4_1,
+  Q5_0,
+  Q5_1,
+  Q2_K,
+  Q3_K,
+  Q5_K,
+  IQ4_NL,
+  IQ4_XS,
+};
 
 constexpr int kBlock = 32;
 
@@ -51,8 +68,55 @@ struct BlockQ6_K {
   int8_t scales[16];
   uint16_t d;
 };
+struct BlockQ4_1 {
+  uint16_t d;
+  uint16_t m;
+  uint8_t q[kBlock / 2];
+};
+struct BlockQ5_0 {
+  uint16_t d;
+  uint8_t qh[4];
+  uint8_t q[kBlock / 2];
+};
+struct BlockQ5_1 {
+  uint16_t d;
+  uint16_t m;
+  uint8_t qh[4];
+  uint8_t q[kBlock / 2];
+};
+struct BlockQ2_K {
+  uint8_t scales[16];
+  uint8_t qs[64];
+  uint16_t d;
+  uint16_t dmin;
+};
+struct BlockQ3_K {
+  uint8_t hmask[32];
+  uint8_t qs[64];
+  uint8_t scales[12];
+  uint16_t d;
+};
+struct BlockQ5_K {
+  uint16_t d;
+  uint16_t dmin;
+  uint8_t scales[12];
+  uint8_t qh[32];
+  uint8_t qs[128];
+};
+struct BlockIQ4_NL {
+  uint16_t d;
+  uint8_t q[kBlock / 2];
+};
+struct BlockIQ4_XS {
+  uint16_t d;
+  uint16_t scalesH;
+  uint8_t scalesL[4];
+  uint8_t qs[128];
+};
 static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_K) == 144 &&
-                  sizeof(BlockQ6_K) == 210,
+                  sizeof(BlockQ6_K) == 210 && sizeof(BlockQ4_1) == 20 && sizeof(BlockQ5_0) == 22 &&
+                  sizeof(BlockQ5_1) == 24 && sizeof(BlockQ2_K) == 84 && sizeof(BlockQ3_K) == 110 &&
+                  sizeof(BlockQ5_K) == 176 && sizeof(BlockIQ4_NL) == 18 && sizeof(BlockIQ4_XS) == 136,
               "GGUF block sizes");
 
 // Sub-block j's 6-bit scale and min of a q4_k block's 12 scale bytes (ggml's get_scale_min_k4).
@@ -78,7 +142,19 @@ inline int32_t blockSum(const BlockQ8Act& b) { return b.halfSums[0] + b.halfSums
 inline bool isQuantized(DType t) { return t >= DType::Q8_0; }
 
 // Values per block: a quantized row is a whole number of blocks.
-inline int blockValues(DType t) { return t == DType::Q4_K || t == DType::Q6_K ? 256 : isQuantized(t) ? 32 : 1; }
+inline int blockValues(DType t) {
+  switch (t) {
+    case DType::Q2_K:
+    case DType::Q3_K:
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K:
+    case DType::IQ4_XS:
+      return 256;
+    default:
+      return isQuantized(t) ? kBlock : 1;
+  }
+}
 
 // Bytes of one row of `cols` values (cols a multiple of blockValues).
 inline size_t rowBytes(DType t, size_t cols) {
@@ -96,6 +172,22 @@ inline size_t rowBytes(DType t, size_t cols) {
       return cols / 256 * sizeof(BlockQ4_K);
     case DType::Q6_K:
       return cols / 256 * sizeof(BlockQ6_K);
+    case DType::Q4_1:
+      return cols / kBlock * sizeof(BlockQ4_1);
+    case DType::Q5_0:
+      return cols / kBlock * sizeof(BlockQ5_0);
+    case DType::Q5_1:
+      return cols / kBlock * sizeof(BlockQ5_1);
+    case DType::Q2_K:
+      return cols / 256 * sizeof(BlockQ2_K);
+    case DType::Q3_K:
+      return cols / 256 * sizeof(BlockQ3_K);
+    case DType::Q5_K:
+      return cols / 256 * sizeof(BlockQ5_K);
+    case DType::IQ4_NL:
+      return cols / kBlock * sizeof(BlockIQ4_NL);
+    case DType::IQ4_XS:
+      return cols / 256 * sizeof(BlockIQ4_XS);
   }
   return 0;
 }
