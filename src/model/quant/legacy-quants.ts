@@ -97,7 +97,7 @@ function fiveBit(header: 2 | 4, offset: number): BlockCodec {
     dequantize(data, out) {
       for (let block = 0, o = 0; o < out.length; block += bytesPerBlock, o += 32) {
         const d = halfAt(data, block);
-        const m = header === 4 ? halfAt(data, block + 2) : 0;
+        const m = header === 4 ? halfAt(data, block + 2) : undefined;
         const qh =
           data[block + header] |
           (data[block + header + 1] << 8) |
@@ -105,8 +105,11 @@ function fiveBit(header: 2 | 4, offset: number): BlockCodec {
           (data[block + header + 3] << 24);
         for (let j = 0; j < 16; j++) {
           const byte = data[block + header + 4 + j];
-          out[o + j] = ((byte & 0x0f) + (((qh >>> j) & 1) << 4) + offset) * d + m;
-          out[o + j + 16] = ((byte >>> 4) + (((qh >>> (j + 16)) & 1) << 4) + offset) * d + m;
+          const x0 = ((byte & 0x0f) + (((qh >>> j) & 1) << 4) + offset) * d;
+          const x1 = ((byte >>> 4) + (((qh >>> (j + 16)) & 1) << 4) + offset) * d;
+          // q5_0 has no m: adding 0 would turn ggml's −0 into +0.
+          out[o + j] = m === undefined ? x0 : x0 + m;
+          out[o + j + 16] = m === undefined ? x1 : x1 + m;
         }
       }
     },
