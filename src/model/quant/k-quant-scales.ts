@@ -89,17 +89,23 @@ export function fitScaleAndMin(
   for (let step = 0; step <= steps; step++) {
     // As in ggml, `min` here is the best fit's so far: a step after an improvement rounds against the new min.
     iscale = f32(f32(f32(rmin + f32(rdelta * step)) + nmax) / f32(max - min));
+    let changed = step === 0;
+    for (let i = 0; i < n; i++) {
+      const l = Math.max(0, Math.min(nmax, nearestInt(f32(iscale * f32(x[at + i] - min)))));
+      if (scratch[i] !== l) changed = true;
+      scratch[i] = l;
+    }
+    // The fit and its error depend on the levels alone: the same levels as the step before cannot do better.
+    if (!changed) continue;
     let sumL = 0;
     let sumL2 = 0;
     let sumXL = 0;
     for (let i = 0; i < n; i++) {
-      const v = x[at + i];
-      const l = Math.max(0, Math.min(nmax, nearestInt(f32(iscale * f32(v - min)))));
-      scratch[i] = l;
+      const l = scratch[i];
       const wl = f32(w[i] * l);
       sumL = f32(sumL + wl);
       sumL2 = f32(sumL2 + f32(wl * l));
-      sumXL = f32(sumXL + f32(wl * v));
+      sumXL = f32(sumXL + f32(wl * x[at + i]));
     }
     const det = f32(f32(sumW * sumL2) - f32(sumL * sumL));
     if (!(det > 0)) continue;
