@@ -151,7 +151,7 @@ function searchScale(x: Float32Array, i0: number): number {
     }
   }
   if (amax < GROUP_MAX_EPS) return 0;
-  const fit = (id: number) => {
+  const sums = (id: number) => {
     let sumqx = 0;
     let sumq2 = 0;
     for (let j = 0; j < 32; j++) {
@@ -163,11 +163,11 @@ function searchScale(x: Float32Array, i0: number): number {
     }
     return { sumqx, sumq2 };
   };
-  const first = fit(Math.fround(1 / Math.fround(max / 127)));
+  const first = sums(Math.fround(1 / Math.fround(max / 127)));
   let d = first.sumq2 > 0 ? Math.fround(first.sumqx / first.sumq2) : 0;
   let best = Math.fround(d * first.sumqx);
   for (let t = -7; t <= 7; t++) {
-    const { sumqx, sumq2 } = fit(Math.fround((t + iq4Levels[0]) / max));
+    const { sumqx, sumq2 } = sums(Math.fround((t + iq4Levels[0]) / max));
     if (sumq2 > 0 && Math.fround(sumqx * sumqx) > Math.fround(best * sumq2)) {
       d = Math.fround(sumqx / sumq2);
       best = Math.fround(d * sumqx);
