@@ -57,6 +57,11 @@ describe("dequantization of hand-built blocks (ggml-common.h's layouts)", () => 
     // 0: 0, 1 → 16; 1: 1, 0 → 1; 15: 15, 1 → 31; 16: 15, 0 → 15; 23: 8, 0 → 8; 24: 7, 1 → 23; 31: 0, 1 → 16
     expect([v[0], v[1], v[15], v[16], v[23], v[24], v[31]]).toEqual([0, -3.75, 3.75, -0.25, -2, 1.75, 0]);
   });
+  test("q5_0: code 16 with a negative d is −0, as ggml's (q − 16)·d gives it", () => {
+    const v = dequantize(block("q5_0", [...f16Bytes(-0.25), ...qh, ...nibbleRamp]));
+    expect(Object.is(v[0], -0)).toBe(true);
+    expect(v[1]).toBe(3.75);
+  });
 
   test("q5_1: value = q·d + m with the same bits", () => {
     const v = dequantize(block("q5_1", [...f16Bytes(2), ...f16Bytes(0.5), ...qh, ...nibbleRamp]));
@@ -118,7 +123,7 @@ describe("quantization of hand-computed blocks (ggml-quants.c's rules)", () => {
     expect([...dequantize(t).slice(0, 5)]).toEqual([-16, 15, 1, 0, 15]);
     x[0] = 16; // positive max: d = −1, and −16 → trunc(32.5) = 32 is clamped to 31, (31 − 16)·−1 = −15
     x[5] = -16;
-    expect([...dequantize(quantize(x, [32], "q5_0")).slice(0, 6)]).toEqual([16, 15, 0, -1, 16, -15]);
+    expect([...dequantize(quantize(x, [32], "q5_0")).slice(0, 6)]).toEqual([16, 15, -0, -1, 16, -15]); // 0·(−1) = −0
   });
 
   test("q5_1: d = (max − min)/31, m = min, q = trunc((x − min)/d + 0.5) with the fifth bits in qh", () => {
