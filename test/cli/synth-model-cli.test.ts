@@ -56,7 +56,7 @@ describe("vellum synth-model", () => {
     expect(refused.stderr.trim()).toBe(
       'vellum: synthetic phi-3.5-mini: general.name "phi-3.5-mini-synthetic" makes llama.cpp take the model for Phi-3 and look up its token "<|endoftext|>", which the vocabulary lacks',
     );
-  }, 60_000);
+  }, 120_000);
 
   it("--dtype q4_k_m writes llama.cpp's mix, which llama.cpp loads as Q4_K_M; an unknown --dtype is refused naming the valid ones", async () => {
     const out = join(dir, "smollm2-q4_k_m.gguf");
