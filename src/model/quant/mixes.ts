@@ -120,7 +120,9 @@ export function tensorType(
   model: MixContext,
 ): DType {
   if (!allowsQuantization(name, shape)) return "f32";
-  const rules: MixRules = isMix(weightType) ? mixRules[weightType] : { base: weightType, fileType: 0 };
+  const rules: MixRules = isMix(weightType)
+    ? mixRules[weightType]
+    : { base: weightType, fileType: singleTypeFileType[weightType] };
   if (floatTypes.includes(rules.base)) return rules.base;
   const rowLength = shape[shape.length - 1];
   return fallbackType(ruleType(rules, name, rowLength, model), rowLength);
