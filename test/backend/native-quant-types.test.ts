@@ -3,7 +3,7 @@ import { loadNativeAddon } from "../../src/backend/native/addon.js";
 import { NativeBackend } from "../../src/backend/native/native-backend.js";
 import { matmul } from "../../src/backend/reference/ops.js";
 import { ReferenceBackend } from "../../src/backend/reference/reference-backend.js";
-import { dequantize, dtypeLayout, dtypes } from "../../src/model/dtype.js";
+import { dequantize, dtypeLayout } from "../../src/model/dtype.js";
 import { shapeConfig } from "../../src/model/profiles.js";
 import { syntheticModelOf } from "../../src/model/synth/synth-model.js";
 import { logitsAt, maxDiff, xorshift } from "../helpers.js";
@@ -69,8 +69,7 @@ describe.skipIf(addon instanceof Error)(
     }
 
     // A whole forward pass: tiny-test widened to 256 so that every matrix is whole 256-value blocks, its weights
-    // quantized to the type, or for a type without a quantizer yet, random blocks of it (values of about the
-    // synthetic weights' size). Activations are rounded to int8 per 32-block on the native side (≈0.4% per
+    // quantized to the type (src/model/quant/'s quantizers). Activations are rounded to int8 per 32-block on the native side (≈0.4% per
     // value), which moves logits by well under 2.5% of their largest magnitude, as for q4_0 in
     // native-backend.test.ts.
     describe("synthetic model over a 64-token sequence, native logits against the reference backend's", () => {
@@ -79,15 +78,7 @@ describe.skipIf(addon instanceof Error)(
       const sequence = Array.from({ length: 64 }, (_, i) => (i * 37 + 11) % config.vocabSize);
       for (const dtype of quantizedTypes) {
         test(dtype, async () => {
-          const quantizer = dtypes.includes(dtype);
-          const model = syntheticModelOf(config, quantizer ? dtype : "f32", {
-            seed: 3,
-            name: "tiny-test-256",
-          });
-          const rand = xorshift(9);
-          for (const [name, t] of model.tensors)
-            if (t.shape.length === 2 && !quantizer)
-              model.tensors.set(name, randomBlocks(dtype, t.shape[0], t.shape[1], rand, 0.012));
+          const model = syntheticModelOf(config, dtype, { seed: 3, name: "tiny-test-256" });
           expect(model.tensors.get("blk.0.ffn_down.weight")?.dtype).toBe(dtype);
           const want = await logitsAt(new ReferenceBackend(model), sequence, config.vocabSize);
           const native = new NativeBackend(model, { threads: 2 });
