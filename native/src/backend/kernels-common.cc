@@ -74,7 +74,16 @@ void interleave4(const uint8_t* from, uint8_t* to, int r, int chunks) {
 }  // namespace
 
 size_t interleavedGroupBlockBytes(DType t) {
-  return t == DType::Q4_K ? kQ4_Kx8Bytes : 8 * rowBytes(t, blockValues(t));
+  switch (t) {
+    case DType::Q4_K:
+      return kQ4_Kx8Bytes;
+    case DType::Q5_K:
+      return kQ5_Kx8Bytes;
+    case DType::IQ4_XS:
+      return kIQ4_XSx8Bytes;
+    default:
+      return 8 * rowBytes(t, blockValues(t));
+  }
 }
 
 InterleavedRows interleaveRows(const Kernels& k, Weight* w, ThreadPool& pool) {
@@ -89,7 +98,7 @@ InterleavedRows interleaveRows(const Kernels& k, Weight* w, ThreadPool& pool) {
       uint8_t* out = store.get() + (static_cast<size_t>(g) * nb + b) * groupBlock;
       for (int r = 0; r < 8; r++) {
         const uint8_t* block = w->data + stride * (8 * g + r) + b * blockBytes;
-        if (w->dtype == DType::Q4_K) {
+        if (w->dtype == DType::Q4_K || w->dtype == DType::Q5_K) {
           std::memcpy(out + 2 * r, block, 2);  // d
           std::memcpy(out + 16 + 2 * r, block + 2, 2);  // dmin
           for (int j = 0; j < 8; j++) {
@@ -98,7 +107,16 @@ InterleavedRows interleaveRows(const Kernels& k, Weight* w, ThreadPool& pool) {
             out[32 + 8 * j + r] = static_cast<uint8_t>(sc);
             out[96 + 8 * j + r] = static_cast<uint8_t>(m);
           }
-          for (int pair = 0; pair < 4; pair++) interleave4(block + 16 + 32 * pair, out + 160 + 256 * pair, r, 8);
+          const bool fifth = w->dtype == DType::Q5_K;
+          if (fifth) interleave4(block + 16, out + 160, r, 8);  // qh
+          const uint8_t* qs = block + (fifth ? 48 : 16);
+          for (int pair = 0; pair < 4; pair++) interleave4(qs + 32 * pair, out + (fifth ? 416 : 160) + 256 * pair, r, 8);
+        } else if (w->dtype == DType::IQ4_XS) {
+          BlockIQ4_XS blk;
+          std::memcpy(&blk, block, sizeof blk);
+          std::memcpy(out + 2 * r, block, 2);  // d
+          for (int j = 0; j < 8; j++) out[16 + 8 * j + r] = static_cast<uint8_t>(scaleIq4Xs(blk, j) - 32);
+          for (int j = 0; j < 8; j++) interleave4(blk.qs + 16 * j, out + 80 + 128 * j, r, 4);
         } else if (w->dtype == DType::Q6_K) {
           std::memcpy(out + 2 * r, block + 208, 2);  // d
           for (int s = 0; s < 16; s++) out[16 + 8 * s + r] = block[192 + s];

@@ -130,6 +130,15 @@ inline void scaleMinK4(const uint8_t* scales, int j, int* sc, int* m) {
   }
 }
 
+// Sub-block j's 6-bit scale ls of an iq4_xs block (value = d·(ls − 32)·level): the low 4 bits are nibble j of
+// scales_l (low nibble first), the high 2 bits are bits 2j..2j+1 of scales_h.
+inline int scaleIq4Xs(const BlockIQ4_XS& b, int j) {
+  return ((b.scalesL[j / 2] >> (4 * (j % 2))) & 0x0f) | (((b.scalesH >> (2 * j)) & 3) << 4);
+}
+
+// ggml's kvalues_iq4nl: the 16 levels an iq4_nl / iq4_xs nibble indexes.
+constexpr int8_t kIq4Levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
 // 32 activations quantized for integer dot products with quantized weights: value = q · d. halfSums = Σ q over
 // values 0..15 and 16..31 take a weight offset (q4_0's − 8, q6_k's − 32) off a whole dot at once.
 struct BlockQ8Act {
@@ -233,8 +242,12 @@ const Kernels& avx512Bf16Kernels();
 // q = round(x / d), d = max|x| / 127.
 void quantizeActs(const float* x, int n, BlockQ8Act* out);
 
+// Bytes of one interleaved block of 8 rows of the types whose layout there is not 8 blocks back to back (their 6-bit
+// scales unpacked to bytes): drawn in matmul-groups-x86.h.
 constexpr size_t kQ4_Kx8Bytes = 32 + 128 + 1024;
-// Bytes of one interleaved block of 8 rows (q8_0, q4_0: a 32-value block; q4_k, q6_k: a 256-value super-block).
+constexpr size_t kQ5_Kx8Bytes = 32 + 128 + 256 + 1024;
+constexpr size_t kIQ4_XSx8Bytes = 16 + 64 + 1024;
+// Bytes of one interleaved block of 8 rows (q8_0, q4_0: a 32-value block; the others: a 256-value super-block).
 size_t interleavedGroupBlockBytes(DType t);
 
 // A copy of w's rows in 8-row groups (drawn in matmul-groups-x86.h), made on the pool's threads, and

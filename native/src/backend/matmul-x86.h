@@ -274,7 +274,7 @@ void rowTile(const Weight& w, const MatmulInput& x, float* y, int ldy, int o) {
 template <DType T>
 void matmulTyped(const Weight& w, const MatmulInput& x, float* y, int ldy, int rowBegin, int rowEnd) {
   int o = rowBegin;
-  if constexpr (T >= DType::Q8_0)
+  if constexpr (groupsOf8(T))
     if (w.interleaved && o % 8 == 0) o = matmulX8<T>(w, x, y, ldy, o, rowEnd);
   if (x.T == 1)
     for (; o + kDecodeRowTile <= rowEnd; o += kDecodeRowTile) rowTile<T, kDecodeRowTile>(w, x, y, ldy, o);
@@ -298,6 +298,10 @@ void matmul(const Weight& w, const MatmulInput& x, float* y, int ldy, int rowBeg
       return matmulTyped<DType::Q4_K>(w, x, y, ldy, rowBegin, rowEnd);
     case DType::Q6_K:
       return matmulTyped<DType::Q6_K>(w, x, y, ldy, rowBegin, rowEnd);
+    case DType::Q5_K:
+      return matmulTyped<DType::Q5_K>(w, x, y, ldy, rowBegin, rowEnd);
+    case DType::IQ4_XS:
+      return matmulTyped<DType::IQ4_XS>(w, x, y, ldy, rowBegin, rowEnd);
   }
 }
 
