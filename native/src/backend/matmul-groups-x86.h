@@ -178,16 +178,21 @@ inline __m256 signedBytesAsFloats(const uint8_t* p) {
   return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
 }
 
-// Sub-block j's fifth bits of a q5_k ×8 qh chunk, at bit 4 of each byte (the 16-bit shifts move no other byte's
-// bit to bit 4: at most 4 places).
+// q5_k's quants of sub-block j: its nibbles (0..15) plus 16 · bit j of the qh chunk, moved to bit 4 of each byte
+// (the 16-bit shifts, at most 4 places, move no other byte's bit there). With AVX-512 one vpternlogd ORs in the
+// masked bit.
 template <class V>
-inline V fifthBits(V qh, int j) {
+inline V withFifthBits(V nibbles, V qh, int j) {
   if constexpr (sizeof(V) == 64) {
     const __m512i at4 = j < 4 ? _mm512_slli_epi16(qh, 4 - j) : _mm512_srli_epi16(qh, j - 4);
-    return _mm512_and_si512(at4, _mm512_set1_epi8(0x10));
+    return _mm512_ternarylogic_epi32(nibbles, at4, _mm512_set1_epi8(0x10), 0xf8);  // a | (b & c)
   } else {
     const __m256i at4 = j < 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4);
-    return _mm256_and_si256(at4, _mm256_set1_epi8(0x10));
+#if VELLUM_VNNI
+    return _mm256_ternarylogic_epi32(nibbles, at4, _mm256_set1_epi8(0x10), 0xf8);
+#else
+    return _mm256_or_si256(nibbles, _mm256_and_si256(at4, _mm256_set1_epi8(0x10)));
+#endif
   }
 }
 
@@ -210,22 +215,29 @@ void tileKx8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, in
     const uint8_t* p = group + static_cast<size_t>(sb) * kGroupBlock;
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
-    for (int j = 0; j < 8; j++) {
-      const __m256 scale = _mm256_mul_ps(d, bytesAsFloats(p + 32 + 8 * j));
-      const __m256 min = _mm256_mul_ps(dmin, bytesAsFloats(p + 96 + 8 * j));
-      const uint8_t* pair = p + kQs + 256 * (j / 2);
-      __m256i q[8];  // q[k]: values 4k..4k+3 of sub-block j, every row
+    for (int pair = 0; pair < 4; pair++) {
+      __m256i q[2][8];  // q[h][k]: values 4k..4k+3 of sub-block 2·pair + h, every row, from one load of their bytes
       for (int k = 0; k < 8; k++) {
-        const __m256i raw = load32(pair + 32 * k);
-        q[k] = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(raw, 4) : raw, low4);
-        if constexpr (fifth) q[k] = _mm256_or_si256(q[k], fifthBits(load32(p + 160 + 32 * k), j));
+        const __m256i raw = load32(p + kQs + 256 * pair + 32 * k);
+        q[0][k] = _mm256_and_si256(raw, low4);
+        q[1][k] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+        if constexpr (fifth) {
+          const __m256i qh = load32(p + 160 + 32 * k);
+          q[0][k] = withFifthBits(q[0][k], qh, 2 * pair);
+          q[1][k] = withFifthBits(q[1][k], qh, 2 * pair + 1);
+        }
       }
-      for (int u = 0; u < TT; u++) {
-        const BlockQ8Act& xb = xs[u][sb * 8 + j];
-        const __m256 dot = _mm256_cvtepi32_ps(unsignedDots<8, fifth ? 31 : 15>(q, xb, 0));
-        const __m256 xd = _mm256_set1_ps(xb.d);
-        acc[u] = _mm256_fmadd_ps(dot, _mm256_mul_ps(scale, xd), acc[u]);
-        acc[u] = _mm256_fnmadd_ps(min, _mm256_set1_ps(static_cast<float>(blockSum(xb)) * xb.d), acc[u]);
+      for (int h = 0; h < 2; h++) {
+        const int j = 2 * pair + h;
+        const __m256 scale = _mm256_mul_ps(d, bytesAsFloats(p + 32 + 8 * j));
+        const __m256 min = _mm256_mul_ps(dmin, bytesAsFloats(p + 96 + 8 * j));
+        for (int u = 0; u < TT; u++) {
+          const BlockQ8Act& xb = xs[u][sb * 8 + j];
+          const __m256 dot = _mm256_cvtepi32_ps(unsignedDots<8, fifth ? 31 : 15>(q[h], xb, 0));
+          const __m256 xd = _mm256_set1_ps(xb.d);
+          acc[u] = _mm256_fmadd_ps(dot, _mm256_mul_ps(scale, xd), acc[u]);
+          acc[u] = _mm256_fnmadd_ps(min, _mm256_set1_ps(static_cast<float>(blockSum(xb)) * xb.d), acc[u]);
+        }
       }
     }
   }
@@ -427,21 +439,31 @@ void tileKx16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, i
     const uint8_t* p1 = g.g1 + static_cast<size_t>(b) * g.groupBlock;
     const __m512 d = halves2x8(p0, p1);
     const __m512 dmin = halves2x8(p0 + 16, p1 + 16);
-    for (int j = 0; j < 8; j++) {
-      const __m512 scale = _mm512_mul_ps(d, bytes2x8(p0 + 32 + 8 * j, p1 + 32 + 8 * j));
-      const __m512 min = _mm512_mul_ps(dmin, bytes2x8(p0 + 96 + 8 * j, p1 + 96 + 8 * j));
-      const int pair = kQs + 256 * (j / 2);
-      __m512i q[8];
+    __m512i qh[fifth ? 8 : 1];  // q5_k: the super-block's fifth bits, read once for its 8 sub-blocks
+    if constexpr (fifth)
+      for (int k = 0; k < 8; k++) qh[k] = load2x32(p0 + 160 + 32 * k, p1 + 160 + 32 * k);
+    for (int pair = 0; pair < 4; pair++) {
+      __m512i q[2][8];  // sub-blocks 2·pair (low nibbles) and 2·pair + 1 (high), from one load of their bytes
       for (int k = 0; k < 8; k++) {
-        const __m512i raw = load2x32(p0 + pair + 32 * k, p1 + pair + 32 * k);
-        q[k] = _mm512_and_si512(j % 2 ? _mm512_srli_epi16(raw, 4) : raw, low4);
-        if constexpr (fifth) q[k] = _mm512_or_si512(q[k], fifthBits(load2x32(p0 + 160 + 32 * k, p1 + 160 + 32 * k), j));
+        const int at = kQs + 256 * pair + 32 * k;
+        const __m512i raw = load2x32(p0 + at, p1 + at);
+        q[0][k] = _mm512_and_si512(raw, low4);
+        q[1][k] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+        if constexpr (fifth) {
+          q[0][k] = withFifthBits(q[0][k], qh[k], 2 * pair);
+          q[1][k] = withFifthBits(q[1][k], qh[k], 2 * pair + 1);
+        }
       }
-      for (int u = 0; u < TT; u++) {
-        const BlockQ8Act& xb = xs[u][b * 8 + j];
-        const __m512 xd = _mm512_set1_ps(xb.d);
-        acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(unsignedDots16(q, xb)), _mm512_mul_ps(scale, xd), acc[u]);
-        acc[u] = _mm512_fnmadd_ps(min, _mm512_set1_ps(static_cast<float>(blockSum(xb)) * xb.d), acc[u]);
+      for (int h = 0; h < 2; h++) {
+        const int j = 2 * pair + h;
+        const __m512 scale = _mm512_mul_ps(d, bytes2x8(p0 + 32 + 8 * j, p1 + 32 + 8 * j));
+        const __m512 min = _mm512_mul_ps(dmin, bytes2x8(p0 + 96 + 8 * j, p1 + 96 + 8 * j));
+        for (int u = 0; u < TT; u++) {
+          const BlockQ8Act& xb = xs[u][b * 8 + j];
+          const __m512 xd = _mm512_set1_ps(xb.d);
+          acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(unsignedDots16(q[h], xb)), _mm512_mul_ps(scale, xd), acc[u]);
+          acc[u] = _mm512_fnmadd_ps(min, _mm512_set1_ps(static_cast<float>(blockSum(xb)) * xb.d), acc[u]);
+        }
       }
     }
   }
