@@ -56,13 +56,32 @@ std::vector<uint8_t> randomWeight(DType t, int rows, int cols) {
   for (auto& b : data) b = static_cast<uint8_t>(nextU32());
   const size_t blockBytes = rowBytes(t, blockValues(t));
   for (size_t at = 0; at < data.size(); at += blockBytes) {
-    if (t == DType::Q4_K) {
-      putHalf(&data[at], 0.01f * uniform());
-      putHalf(&data[at + 2], 0.01f * uniform());
-    } else if (t == DType::Q6_K) {
-      putHalf(&data[at + 208], 0.01f * uniform());
-    } else {
-      putHalf(&data[at], 0.05f * uniform());
+    switch (t) {
+      case DType::Q4_1:
+      case DType::Q5_1:  // d, m
+        putHalf(&data[at], 0.05f * uniform());
+        putHalf(&data[at + 2], 0.05f * uniform());
+        break;
+      case DType::Q4_K:
+      case DType::Q5_K:  // d, dmin
+        putHalf(&data[at], 0.01f * uniform());
+        putHalf(&data[at + 2], 0.01f * uniform());
+        break;
+      case DType::Q2_K:  // d, dmin at the end
+        putHalf(&data[at + 80], 0.01f * uniform());
+        putHalf(&data[at + 82], 0.01f * uniform());
+        break;
+      case DType::Q3_K:
+        putHalf(&data[at + 108], 0.01f * uniform());
+        break;
+      case DType::Q6_K:
+        putHalf(&data[at + 208], 0.01f * uniform());
+        break;
+      case DType::IQ4_XS:
+        putHalf(&data[at], 0.001f * uniform());
+        break;
+      default:  // d first: q8_0, q4_0, q5_0, iq4_nl
+        putHalf(&data[at], 0.05f * uniform());
     }
   }
   return data;
@@ -86,16 +105,25 @@ void expect(bool ok, const std::string& what) {
   if (!ok && failures++ < 10) std::printf("MISMATCH %s\n", what.c_str());
 }
 
+constexpr DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0,
+                               DType::Q4_K, DType::Q6_K, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                               DType::Q2_K, DType::Q3_K, DType::Q5_K, DType::IQ4_NL, DType::IQ4_XS};
+constexpr int kTypeCount = sizeof kAllTypes / sizeof kAllTypes[0];
+
 const char* dtypeName(DType t) {
-  static const char* names[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k"};
+  static const char* names[kTypeCount] = {"f32",  "f16",  "bf16", "q8_0", "q4_0", "q4_k",   "q6_k",  "q4_1",
+                                          "q5_0", "q5_1", "q2_k", "q3_k", "q5_k", "iq4_nl", "iq4_xs"};
   return names[static_cast<int>(t)];
 }
 
 void checkMatmul(const Kernels& path, ThreadPool& pool) {
   const Kernels& scalar = scalarKernels();
   int cases = 0;
-  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K})
-    for (int rows : {1, 7, 8, 13, 16, 40})
+  // parallelMatmul cuts rows into 8 bands a thread on whole 8-row groups: only bands of 2 groups or more reach
+  // the 16-row tiles of AVX-512 (matmul-groups-x86.h), which `wide` rows give, with a lone group at the end.
+  const int wide = 8 * 16 * pool.size() + 8;
+  for (DType t : kAllTypes)
+    for (int rows : {1, 7, 8, 13, 16, 40, wide})
       for (int T : {1, 3, 5, 70}) {
         const int cols = blockValues(t) == 256 ? 512 : isQuantized(t) ? 96 : 77;
         const std::vector<uint8_t> w = randomWeight(t, rows, cols);
@@ -121,7 +149,8 @@ void checkMatmul(const Kernels& path, ThreadPool& pool) {
         }
         cases++;
       }
-  std::printf("%s: matmul, %d cases (7 dtypes, interleaved and row-at-a-time), against scalar\n", path.name, cases);
+  std::printf("%s: matmul, %d cases (%d dtypes, interleaved and row-at-a-time), against scalar\n", path.name, cases,
+              kTypeCount);
 }
 
 void checkActsAndKv(const Kernels& path) {
@@ -237,7 +266,8 @@ int main(int argc, char** argv) {
   std::printf("%-6s %-12s %5s", "dtype", "shape", "T");
   for (const Kernels* k : paths) std::printf(" %12s", k->name);
   std::printf("\n");
-  for (DType t : {DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K})
+  for (DType t : {DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::IQ4_NL,
+                  DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_XS})
     for (int T : {1, 16, 64}) {
       std::printf("%-6s %-12s %5d", dtypeName(t), "5632x2048", T);
       for (const Kernels* k : paths) std::printf(" %12.1f", matmulRate(*k, t, 5632, 2048, T, pool));

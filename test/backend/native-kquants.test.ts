@@ -1,10 +1,6 @@
 import { describe, expect, test } from "vitest";
-import { loadNativeAddon } from "../../src/backend/native/addon.js";
-import { matmul } from "../../src/backend/reference/ops.js";
 import { dequantize, dtypeOfGgmlType, tensorBytes } from "../../src/model/dtype.js";
 import { f32ToF16 } from "../../src/model/float-formats.js";
-import type { DType } from "../../src/model/tensor.js";
-import { xorshift } from "../helpers.js";
 
 function setF16(data: Uint8Array, at: number, x: number) {
   const h = f32ToF16(x);
@@ -50,70 +46,4 @@ describe("K-quant dequantization (src/model/dtype.ts), hand-built blocks", () =>
     expect(v[84]).toBe(0.5 * -3 * (1 + 32 - 32)); // quarter 2, l = 20: high nibble of ql[20], scale 5
     expect(v[255]).toBe(0.5 * 7 * (7 + 48 - 32)); // half 1, quarter 3, l = 31: high nibble of ql[127], scale 15
   });
-});
-
-const addon = loadNativeAddon();
-describe.skipIf(addon instanceof Error)("native K-quant kernels against the reference", () => {
-  const a = addon instanceof Error ? undefined : addon;
-
-  /** Random blocks with sane f16 scales (random bytes elsewhere). */
-  function randomTensor(dtype: DType, rows: number, cols: number, seed: number) {
-    const rand = xorshift(seed);
-    const data = new Uint8Array(tensorBytes(dtype, [rows, cols]));
-    for (let i = 0; i < data.length; i++) data[i] = Math.floor(rand() * 256);
-    const bytes = dtype === "q4_k" ? 144 : 210;
-    for (let block = 0; block < data.length; block += bytes) {
-      if (dtype === "q4_k") {
-        setF16(data, block, rand() * 0.01);
-        setF16(data, block + 2, rand() * 0.01);
-      } else {
-        setF16(data, block + 208, (rand() - 0.5) * 0.01);
-      }
-    }
-    return { dtype, shape: [rows, cols], data };
-  }
-
-  for (const dtype of ["q4_k", "q6_k"] as DType[]) {
-    test(`${dtype}: embedding rows equal dequantize exactly`, () => {
-      const t = randomTensor(dtype, 5, 512, 1);
-      const all = dequantize(t);
-      const got =
-        a?.kernelDequantizeRows(dtype, t.data, 5, 512, Int32Array.of(4, 0, 2)) ?? new Float32Array();
-      [4, 0, 2].forEach((row, i) => {
-        expect(got.subarray(i * 512, (i + 1) * 512)).toEqual(all.subarray(row * 512, (row + 1) * 512));
-      });
-    });
-
-    test(`${dtype}: matmul equals the reference, scalar and avx2, odd rows and batch sizes`, () => {
-      // Rows in multiples of 8 take the AVX2 path's 8-row interleaved q4_k kernel.
-      for (const [rows, cols, T, seed] of [
-        [1, 256, 1, 1],
-        [7, 512, 3, 2],
-        [13, 768, 5, 3],
-        [8, 256, 1, 4],
-        [16, 512, 4, 5],
-        [24, 768, 7, 6],
-      ]) {
-        const w = randomTensor(dtype, rows, cols, seed);
-        const wRef = dequantize(w);
-        // x = q / 128 with integer q and |q| = 127 somewhere in every 32-block: rounding x to int8 blocks is then
-        // exact, so the native result must equal the reference up to f32 summation alone.
-        const rand = xorshift(seed + 100);
-        const x = Float32Array.from({ length: T * cols }, (_, i) =>
-          i % 32 === 0 ? 127 / 128 : (Math.floor(rand() * 255) - 127) / 128,
-        );
-        const expected = matmul(x, wRef, T, cols, rows);
-        for (const path of a?.kernelPaths() ?? []) {
-          const got = a?.kernelMatmul(path, dtype, w.data, rows, cols, x, T, 2) ?? new Float32Array();
-          for (let t = 0; t < T; t++)
-            for (let o = 0; o < rows; o++) {
-              let absSum = 0;
-              for (let i = 0; i < cols; i++) absSum += Math.abs(wRef[o * cols + i] * x[t * cols + i]);
-              const diff = Math.abs(got[t * rows + o] - expected[t * rows + o]);
-              expect(diff, `${path} ${rows}x${cols} t=${t} o=${o}`).toBeLessThanOrEqual(1e-5 * absSum);
-            }
-        }
-      }
-    });
-  }
 });

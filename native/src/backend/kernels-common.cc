@@ -112,11 +112,9 @@ InterleavedRows interleaveRows(const Kernels& k, Weight* w, ThreadPool& pool) {
           const uint8_t* qs = block + (fifth ? 48 : 16);
           for (int pair = 0; pair < 4; pair++) interleave4(qs + 32 * pair, out + (fifth ? 416 : 160) + 256 * pair, r, 8);
         } else if (w->dtype == DType::IQ4_XS) {
-          BlockIQ4_XS blk;
-          std::memcpy(&blk, block, sizeof blk);
           std::memcpy(out + 2 * r, block, 2);  // d
-          for (int j = 0; j < 8; j++) out[16 + 8 * j + r] = static_cast<uint8_t>(scaleIq4Xs(blk, j) - 32);
-          for (int j = 0; j < 8; j++) interleave4(blk.qs + 16 * j, out + 80 + 128 * j, r, 4);
+          for (int j = 0; j < 8; j++) out[16 + 8 * j + r] = static_cast<uint8_t>(scaleIQ4XS(block, j) - 32);
+          for (int j = 0; j < 8; j++) interleave4(block + 8 + 16 * j, out + 80 + 128 * j, r, 4);
         } else if (w->dtype == DType::Q6_K) {
           std::memcpy(out + 2 * r, block + 208, 2);  // d
           for (int s = 0; s < 16; s++) out[16 + 8 * s + r] = block[192 + s];
@@ -134,58 +132,118 @@ InterleavedRows interleaveRows(const Kernels& k, Weight* w, ThreadPool& pool) {
   return store;
 }
 
+namespace {
+
+// Element j (0..31) of a 32-value block's 16 nibble bytes: the low nibble of byte j, or byte j − 16's high one.
+inline int nibbleAt(const uint8_t* qs, int j) { return j < 16 ? qs[j] & 0x0f : qs[j - 16] >> 4; }
+
+inline float halfAt(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16ToF32(h);
+}
+
+inline uint32_t u32At(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;  // little-endian, as GGUF
+}
+
+// 32 values of one scale d and min from 16 nibble bytes (plus fifth bits qh when `qh` is set), minus `offset`.
+void nibbleChunk(const uint8_t* qs, const uint8_t* qh, int offset, float d, float min, Chunk* out) {
+  const uint32_t fifth = qh ? u32At(qh) : 0;
+  for (int j = 0; j < kBlock; j++) out->q[j] = static_cast<int8_t>(nibbleAt(qs, j) + ((fifth >> j) & 1) * 16 - offset);
+  out->scale[0] = out->scale[1] = d;
+  out->min[0] = out->min[1] = min;
+}
+
+}  // namespace
+
 void decodeChunk(DType t, const uint8_t* row, int c, Chunk* out) {
-  out->min = 0;
+  const uint8_t* p = row + c / (blockValues(t) / kBlock) * rowBytes(t, blockValues(t));  // c's block
+  const int j = c % (blockValues(t) / kBlock);  // c's 32-value sub-block (256-value types)
   switch (t) {
-    case DType::Q8_0: {
-      BlockQ8_0 blk;
-      std::memcpy(&blk, row + c * sizeof blk, sizeof blk);
-      out->scale[0] = out->scale[1] = f16ToF32(blk.d);
-      std::memcpy(out->q, blk.q, kBlock);
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16:
       return;
-    }
-    case DType::Q4_0: {
-      BlockQ4_0 blk;
-      std::memcpy(&blk, row + c * sizeof blk, sizeof blk);
-      out->scale[0] = out->scale[1] = f16ToF32(blk.d);
-      for (int j = 0; j < kBlock / 2; j++) {
-        out->q[j] = static_cast<int8_t>((blk.q[j] & 0x0f) - 8);
-        out->q[j + 16] = static_cast<int8_t>((blk.q[j] >> 4) - 8);
+    case DType::Q8_0:
+      std::memcpy(out->q, p + 2, kBlock);
+      out->scale[0] = out->scale[1] = halfAt(p);
+      out->min[0] = out->min[1] = 0;
+      return;
+    case DType::Q4_0:
+      return nibbleChunk(p + 2, nullptr, 8, halfAt(p), 0, out);
+    case DType::Q4_1:
+      return nibbleChunk(p + 4, nullptr, 0, halfAt(p), -halfAt(p + 2), out);
+    case DType::Q5_0:
+      return nibbleChunk(p + 6, p + 2, 16, halfAt(p), 0, out);
+    case DType::Q5_1:
+      return nibbleChunk(p + 8, p + 4, 0, halfAt(p), -halfAt(p + 2), out);
+    case DType::IQ4_NL:
+      nibbleChunk(p + 2, nullptr, 0, halfAt(p), 0, out);
+      for (int l = 0; l < kBlock; l++) out->q[l] = kIq4Levels[out->q[l]];
+      return;
+    case DType::IQ4_XS:
+      nibbleChunk(p + 8 + 16 * j, nullptr, 0, halfAt(p) * (scaleIQ4XS(p, j) - 32), 0, out);
+      for (int l = 0; l < kBlock; l++) out->q[l] = kIq4Levels[out->q[l]];
+      return;
+    case DType::Q2_K: {
+      // Quarter k of half n: bits 2k of qs bytes 32n..; sub-blocks 2j, 2j + 1 of 16 (scale bytes j · 2..).
+      const int n = j / 4, k = j % 4;
+      for (int l = 0; l < kBlock; l++) out->q[l] = static_cast<int8_t>((p[16 + 32 * n + l] >> (2 * k)) & 3);
+      for (int h = 0; h < 2; h++) {
+        const uint8_t s = p[2 * j + h];
+        out->scale[h] = halfAt(p + 80) * (s & 0x0f);
+        out->min[h] = halfAt(p + 82) * (s >> 4);
       }
       return;
     }
-    case DType::Q4_K: {
-      BlockQ4_K blk;
-      std::memcpy(&blk, row + c / 8 * sizeof blk, sizeof blk);
-      const int j = c % 8;  // sub-block: pair j / 2 of 32 bytes, low nibbles for even j
+    case DType::Q3_K: {
+      const int n = j / 4, k = j % 4;
+      for (int l = 0; l < kBlock; l++) {
+        const int low = (p[32 + 32 * n + l] >> (2 * k)) & 3;
+        const int high = (p[l] >> (4 * n + k)) & 1;
+        out->q[l] = static_cast<int8_t>((low | high << 2) - 4);
+      }
+      for (int h = 0; h < 2; h++) {
+        out->scale[h] = halfAt(p + 108) * (scaleQ3K(p + 96, 2 * j + h) - 32);
+        out->min[h] = 0;
+      }
+      return;
+    }
+    case DType::Q4_K:
+    case DType::Q5_K: {
+      // Sub-block j: run j / 2 of 32 qs bytes, low nibbles for even j; q5_k's fifth bit is bit j of qh[l].
+      const bool five = t == DType::Q5_K;
+      const uint8_t* qs = p + (five ? 48 : 16) + j / 2 * 32;
+      for (int l = 0; l < kBlock; l++) {
+        const int fifth = five ? ((p[16 + l] >> j) & 1) << 4 : 0;
+        out->q[l] = static_cast<int8_t>(((qs[l] >> (j % 2 * 4)) & 0x0f) | fifth);
+      }
       int sc, m;
-      scaleMinK4(blk.scales, j, &sc, &m);
-      out->scale[0] = out->scale[1] = f16ToF32(blk.d) * sc;
-      out->min = f16ToF32(blk.dmin) * m;
-      const uint8_t* qs = blk.qs + j / 2 * 32;
-      for (int l = 0; l < kBlock; l++) out->q[l] = static_cast<int8_t>((qs[l] >> (j % 2 * 4)) & 0x0f);
+      scaleMinK4(p + 4, j, &sc, &m);
+      out->scale[0] = out->scale[1] = halfAt(p) * sc;
+      out->min[0] = out->min[1] = halfAt(p + 2) * m;
       return;
     }
     case DType::Q6_K: {
-      BlockQ6_K blk;
-      std::memcpy(&blk, row + c / 8 * sizeof blk, sizeof blk);
       // Chunk k of half n: low 4 bits from ql (bytes k&1 · 32.., high nibble when k ≥ 2), 2 bits of qh at 2k.
-      const int n = c % 8 / 4;
-      const int k = c % 4;
-      const uint8_t* ql = blk.ql + n * 64 + (k & 1) * 32;
-      const uint8_t* qh = blk.qh + n * 32;
+      const int n = j / 4, k = j % 4;
+      const uint8_t* ql = p + n * 64 + (k & 1) * 32;
+      const uint8_t* qh = p + 128 + n * 32;
       for (int l = 0; l < kBlock; l++) {
         const int low = (ql[l] >> (k / 2 * 4)) & 0x0f;
         const int high = (qh[l] >> (2 * k)) & 3;
         out->q[l] = static_cast<int8_t>((low | (high << 4)) - 32);
       }
-      const float d = f16ToF32(blk.d);
-      out->scale[0] = d * blk.scales[n * 8 + 2 * k];
-      out->scale[1] = d * blk.scales[n * 8 + 2 * k + 1];
+      const float d = halfAt(p + 208);
+      const int8_t* scales = reinterpret_cast<const int8_t*>(p + 192 + n * 8 + 2 * k);
+      out->scale[0] = d * scales[0];
+      out->scale[1] = d * scales[1];
+      out->min[0] = out->min[1] = 0;
       return;
     }
-    default:
-      return;
   }
 }
 
@@ -211,14 +269,11 @@ void dequantizeRow(const Weight& w, int row, float* out) {
         std::memcpy(out + i, &bits, 4);
       }
       return;
-    case DType::Q8_0:
-    case DType::Q4_0:
-    case DType::Q4_K:
-    case DType::Q6_K:
+    default:
       for (int c = 0; c < n / kBlock; c++) {
         Chunk chunk;
         decodeChunk(w.dtype, p, c, &chunk);
-        for (int j = 0; j < kBlock; j++) out[c * kBlock + j] = chunk.q[j] * chunk.scale[j / 16] - chunk.min;
+        for (int j = 0; j < kBlock; j++) out[c * kBlock + j] = chunk.q[j] * chunk.scale[j / 16] - chunk.min[j / 16];
       }
       return;
   }

@@ -18,11 +18,11 @@ void matmulQuantized(const Weight& w, const MatmulInput& x, float* y, int ldy, i
       decodeChunk(w.dtype, row, b, &chunk);
       for (int t = 0; t < x.T; t++) {
         const BlockQ8Act& xb = x.q8[static_cast<size_t>(t) * nb + b];
-        int32_t lo = 0, hi = 0, xsum = 0;
+        int32_t lo = 0, hi = 0;
         for (int j = 0; j < 16; j++) lo += chunk.q[j] * xb.q[j];
         for (int j = 16; j < kBlock; j++) hi += chunk.q[j] * xb.q[j];
-        for (int j = 0; j < kBlock; j++) xsum += xb.q[j];
-        const float dot = lo * chunk.scale[0] + hi * chunk.scale[1] - chunk.min * xsum;
+        const float dot = lo * chunk.scale[0] + hi * chunk.scale[1] - chunk.min[0] * xb.halfSums[0] -
+                          chunk.min[1] * xb.halfSums[1];
         y[static_cast<size_t>(t) * ldy + o] += dot * xb.d;
       }
     }

@@ -79,7 +79,7 @@ void quantizeActsX86(const float* x, int n, BlockQ8Act* out) {
   }
 }
 
-bool interleaves(DType t) { return groupsOf8(t); }
+bool interleaves(DType t) { return readsGroups(t); }
 
 }  // namespace
 }  // namespace vellum::backend

@@ -3,15 +3,30 @@
 //
 // Weight layouts are GGUF's, byte for byte, a matrix being [rows = outputs, cols = inputs] row-major:
 //   f32   4 bytes / value            f16, bf16   2 bytes / value
-//   q8_0  32 values / 34 bytes: [d: f16][q: 32 × int8]                value = q · d
-//   q4_0  32 values / 18 bytes: [d: f16][16 bytes: element j in the low nibble of byte j,
-//                                         element j + 16 in its high nibble]   value = (q − 8) · d
+//   q8_0    32 values / 34 bytes: [d: f16][q: 32 × int8]                value = q · d
+//   q4_0    32 values / 18 bytes: [d: f16][16 bytes: element j in the low nibble of byte j,
+//                                           element j + 16 in its high nibble]   value = (q − 8) · d
+//   q4_1    32 values / 20 bytes: [d: f16][m: f16][16 nibble bytes as q4_0]    value = q · d + m
+//   q5_0    32 values / 22 bytes: [d: f16][qh: 4][16 nibble bytes as q4_0]; bit j of qh (little-endian u32) is
+//                                 element j's fifth bit                        value = (q − 16) · d
+//   q5_1    32 values / 24 bytes: [d: f16][m: f16][qh: 4][16 nibble bytes]      value = q · d + m
+//   iq4_nl  32 values / 18 bytes: [d: f16][16 nibble bytes as q4_0]             value = d · level[q] (kIq4Levels)
+//   q2_k  256 values / 84 bytes: [scales: 16][qs: 64][d: f16][dmin: f16]; 16 sub-blocks of 16, scale byte
+//         s = sc | m << 4; value = d·sc·q − dmin·m, q = 2 bits of qs (halves of 128 values: quarter j of half n
+//         is bits 2j of qs bytes 32n..32n+31)
+//   q3_k  256 values / 110 bytes: [hmask: 32][qs: 64][scales: 12][d: f16]; 16 sub-blocks of 16 with 6-bit scales
+//         (scaleQ3K); q = 2 bits of qs as q2_k's + 4 · bit 4n + j of hmask[l], value = d·(scale − 32)·(q − 4)
 //   q4_k  256 values / 144 bytes: [d: f16][dmin: f16][scales: 12][qs: 128]; 8 sub-blocks of 32 with a 6-bit
 //         scale sc and min m each (ggml get_scale_min_k4); qs holds 64 values per 32 bytes, low nibbles first;
 //         value = d·sc·q − dmin·m
+//   q5_k  256 values / 176 bytes: [d: f16][dmin: f16][scales: 12][qh: 32][qs: 128]; as q4_k, with the fifth bit
+//         of sub-block j's value l at bit j of qh[l]
 //   q6_k  256 values / 210 bytes: [ql: 128][qh: 64][scales: 16 × int8][d: f16]; q = 4 bits of ql + 2 of qh;
 //         value = d·scale·(q − 32), one scale per 16 values
-// Kernels see every quantized type as 32-value chunks: int8 values, a scale per 16-value half, and a min.
+//   iq4_xs 256 values / 136 bytes: [d: f16][scales_h: u16][scales_l: 4][qs: 128]; 8 sub-blocks of 32, 6-bit scale
+//         ls_j = nibble j of scales_l | bits 2j of scales_h << 4; sub-block j's 16 qs bytes as q4_0's;
+//         value = d·(ls − 32)·level[q]
+// Kernels see every quantized type as 32-value chunks: int8 values, a scale and a min per 16-value half.
 // Rows of GGUF blocks are only 2-byte aligned, so every load is unaligned.
 //
 // A kernel path may also want a quantized weight's rows interleaved in groups of 8 (Kernels::interleaves), a
@@ -130,17 +145,25 @@ inline void scaleMinK4(const uint8_t* scales, int j, int* sc, int* m) {
   }
 }
 
-// Sub-block j's 6-bit scale ls of an iq4_xs block (value = d·(ls − 32)·level): the low 4 bits are nibble j of
-// scales_l (low nibble first), the high 2 bits are bits 2j..2j+1 of scales_h.
-inline int scaleIq4Xs(const BlockIQ4_XS& b, int j) {
-  return ((b.scalesL[j / 2] >> (4 * (j % 2))) & 0x0f) | (((b.scalesH >> (2 * j)) & 3) << 4);
+// The 6-bit scale i (0..15) of a q3_k block's 12 scale bytes: nibble i of bytes 0..7 (low nibbles first) and
+// bits 2·(i / 4) of byte 8 + i % 4 above it.
+inline int scaleQ3K(const uint8_t* scales, int i) {
+  const int low = i < 8 ? scales[i] & 0x0f : scales[i - 8] >> 4;
+  return low | (((scales[8 + i % 4] >> (2 * (i / 4))) & 3) << 4);
 }
 
-// ggml's kvalues_iq4nl: the 16 levels an iq4_nl / iq4_xs nibble indexes.
+// Sub-block j's 6-bit scale of an iq4_xs block (p at its start).
+inline int scaleIQ4XS(const uint8_t* p, int j) {
+  const int high = ((p[2] | p[3] << 8) >> (2 * j)) & 3;
+  return ((p[4 + j / 2] >> (4 * (j % 2))) & 0x0f) | (high << 4);
+}
+
+// ggml's kvalues_iq4nl: the 16 levels a nibble of iq4_nl and iq4_xs stands for.
 constexpr int8_t kIq4Levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 // 32 activations quantized for integer dot products with quantized weights: value = q · d. halfSums = Σ q over
-// values 0..15 and 16..31 take a weight offset (q4_0's − 8, q6_k's − 32) off a whole dot at once.
+// values 0..15 and 16..31 take a weight offset (q4_0's − 8, q6_k's − 32) or a min off a whole dot
+// at once.
 struct BlockQ8Act {
   float d;
   int16_t halfSums[2];
@@ -148,10 +171,10 @@ struct BlockQ8Act {
 };
 inline int32_t blockSum(const BlockQ8Act& b) { return b.halfSums[0] + b.halfSums[1]; }
 
-inline bool isQuantized(DType t) { return t >= DType::Q8_0; }
+constexpr bool isQuantized(DType t) { return t >= DType::Q8_0; }
 
 // Values per block: a quantized row is a whole number of blocks.
-inline int blockValues(DType t) {
+constexpr int blockValues(DType t) {
   switch (t) {
     case DType::Q2_K:
     case DType::Q3_K:
@@ -166,7 +189,7 @@ inline int blockValues(DType t) {
 }
 
 // Bytes of one row of `cols` values (cols a multiple of blockValues).
-inline size_t rowBytes(DType t, size_t cols) {
+constexpr size_t rowBytes(DType t, size_t cols) {
   switch (t) {
     case DType::F32:
       return cols * 4;
@@ -256,11 +279,11 @@ size_t interleavedGroupBlockBytes(DType t);
 using InterleavedRows = std::unique_ptr<uint8_t[]>;
 InterleavedRows interleaveRows(const Kernels& k, Weight* w, ThreadPool& pool);
 
-// 32-value chunk `c` of a quantized row: value j = q[j] · scale[j / 16] − min.
+// 32-value chunk `c` of a quantized row: value j = q[j] · scale[j / 16] − min[j / 16].
 struct Chunk {
   int8_t q[kBlock];
   float scale[2];
-  float min;
+  float min[2];
 };
 void decodeChunk(DType t, const uint8_t* row, int c, Chunk* out);
 

@@ -59,7 +59,7 @@
 //   byte 0        16                   80                          208               1104
 //        | d × 8 | scale [j][r] × 64 | sub-block 0: chunks 0..3 | sub-block 1 | … | sub-block 7 |
 //
-// Types not listed (q4_1, q5_0, q5_1, q2_k, q3_k, iq4_nl) stay row-wise (groupsOf8).
+// Types not listed (q4_1, q5_0, q5_1, q2_k, q3_k, iq4_nl) stay row-wise (readsGroups).
 #pragma once
 
 #include <immintrin.h>
@@ -75,7 +75,7 @@ namespace {
 // The types read from 8-row groups (Kernels::interleaves). The others stay row-wise (matmul-x86.h): q4_1, q5_0,
 // q5_1 and iq4_nl are the 32-value fallbacks of rows not a multiple of 256 wide, rare in a model's matmuls; q2_k
 // and q3_k (16-value sub-blocks, 2 and 3 bits spread over several arrays) not measured here.
-constexpr bool groupsOf8(DType t) {
+constexpr bool readsGroups(DType t) {
   return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K ||
          t == DType::IQ4_XS;
 }
@@ -563,7 +563,7 @@ void tile16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int
 // of groups (not q6_k's) go through tile16.
 template <DType T>
 int matmulX8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int rowEnd) {
-  static_assert(groupsOf8(T), "a type read from 8-row groups");
+  static_assert(readsGroups(T), "a type read from 8-row groups");
   constexpr int kTokens = 3;
 #if VELLUM_VNNI
   if constexpr (T != DType::Q6_K)

@@ -13,17 +13,35 @@
 //   …  (R rows)
 //   W rows o+R…    prefetched, same offset, while this tile works
 //
-// Quantized rows are read 32 values (a chunk) at a time, chunk c of a row being (loadChunk):
+// Quantized rows are read 32 values (a chunk) at a time, chunk c of a row being (loadChunk; kernels.h draws the
+// blocks):
 //
 //   q8_0  block c (34 bytes)     | d | q0 … q31 |            q as stored, scale d
 //   q4_0  block c (18 bytes)     | d | b0 … b15 |            value j: low nibble of b_j, value 16 + j: its high
 //                                                            nibble; (q − 8)·d
+//   q4_1  block c (20 bytes)     | d | m | b0 … b15 |        nibbles as q4_0; q·d + m (min −m)
+//   q5_0  block c (22 bytes)     | d | qh | b0 … b15 |       nibbles as q4_0, + 16 · bit j of qh; (q − 16)·d
+//   q5_1  block c (24 bytes)     | d | m | qh | b0 … b15 |   likewise; q·d + m
+//   iq4_nl block c (18 bytes)    | d | b0 … b15 |            nibbles as q4_0, looked up in kIq4Levels; level·d
+//   q2_k  super-block c / 8      | scales: 16 | qs: 2 halves × 32 | d | dmin |
+//         (84 bytes)             c % 8 = 4n + k: bits 2k of qs half n; scale bytes 2(c % 8), 2(c % 8) + 1 for
+//                                the two 16-value halves, each a scale and a min
+//   q3_k  super-block c / 8      | hmask: 32 | qs: 2 halves × 32 | scales: 12 | d |
+//         (110 bytes)            c % 8 = 4n + k: bits 2k of qs half n, + 4 · bit 4n + k of hmask; (q − 4)·scale,
+//                                a 6-bit scale − 32 per 16 values
 //   q4_k  super-block c / 8      | d | dmin | sc,m: 12 | qs: 4 runs × 32 |
 //         (144 bytes)            sub-block j = c % 8 is run j / 2's low (j even) or high nibbles;
 //                                value = d·sc_j·q − dmin·m_j
+//   q5_k  super-block c / 8      | d | dmin | sc,m: 12 | qh: 32 | qs: 4 runs × 32 |
+//         (176 bytes)            as q4_k, + 16 · bit j of qh
 //   q6_k  super-block c / 8      | ql: 2 halves × 64 | qh: 2 halves × 32 | scales: 16 | d |
 //         (210 bytes)            c % 8 = 4n + k: low 4 bits from ql half n, bytes 32·(k & 1).. (high nibbles
 //                                for k ≥ 2), top 2 bits from qh half n, bits 2k..2k+1; one scale per 16 values
+//   iq4_xs super-block c / 8     | d | scales_h | scales_l: 4 | qs: 8 × 16 |
+//         (136 bytes)            sub-block j = c % 8: qs bytes 16j.. as q4_0's nibbles, levels as iq4_nl's;
+//                                scale d·(ls_j − 32)
+//
+// Every type can be read row-wise here; matmul-groups-x86.h has 8-row tiles for those readsGroups names.
 #pragma once
 
 #include <immintrin.h>
@@ -39,38 +57,90 @@ namespace {
 
 // ---- quantized weights: int8 · int8 dot products per 32-value chunk ----
 
-// 32-value chunk c of a row: int8 values, a scale per lane of the 8 int32 partial sums (lanes 0–3 hold values
-// 0–15, lanes 4–7 values 16–31, which is how q6_k's per-16 scales fit), and q4_k's min (value = q·scale − min).
+// 32-value chunk c of a row: int8 values, a scale and a min per lane of the 8 int32 partial sums (lanes 0–3 hold
+// values 0–15, lanes 4–7 values 16–31, which is how per-16 scales fit); value = q·scale − min.
 struct Decoded {
   __m256i q;
   __m256 scale;
-  float min;
+  __m256 min;
 };
+
+// lo in lanes 0–3 (values 0..15), hi in lanes 4–7 (values 16..31).
+inline __m256 perHalf(float lo, float hi) { return _mm256_set_m128(_mm_set1_ps(hi), _mm_set1_ps(lo)); }
+
+// The 16 bytes at p as 32 nibbles: low nibbles are values 0..15, high nibbles 16..31.
+inline __m256i nibbles32(const uint8_t* p) {
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0f));
+}
+
+// Byte j = 16 · bit j of the little-endian u32 at p: q5_0's and q5_1's fifth bits.
+inline __m256i fifthBits32(const uint8_t* p) {
+  uint32_t bits;
+  std::memcpy(&bits, p, 4);
+  // Byte j gets byte j / 8 of the bits, then keeps bit j % 8 of it.
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(static_cast<int>(bits)),
+      _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
+  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(16));
+}
+
+// Nibbles (0..15) as iq4's levels.
+inline __m256i iq4Levels(__m256i nibbles) {
+  const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Levels)));
+  return _mm256_shuffle_epi8(table, nibbles);
+}
+
+// Bit `bit` of each of the 32 bytes at p as 0 or 1 (bit < 8: a 16-bit shift brings no neighbour's bit to bit 0).
+inline __m256i bitOf32(const uint8_t* p, int bit) {
+  return _mm256_and_si256(_mm256_srli_epi16(load32(p), bit), _mm256_set1_epi8(1));
+}
 
 template <DType T>
 Decoded loadChunk(const uint8_t* row, int c) {
+  constexpr int chunks = blockValues(T) / kBlock;  // per block
+  const uint8_t* p = row + c / chunks * rowBytes(T, blockValues(T));
+  const int j = c % chunks;  // sub-block of a 256-value block
   const __m256i low4 = _mm256_set1_epi8(0x0f);
+  const __m256 none = _mm256_setzero_ps();
   if constexpr (T == DType::Q8_0) {
-    const uint8_t* p = row + c * sizeof(BlockQ8_0);
-    return {load32(p + 2), _mm256_set1_ps(halfAt(p)), 0};
+    return {load32(p + 2), _mm256_set1_ps(halfAt(p)), none};
   } else if constexpr (T == DType::Q4_0) {
-    const uint8_t* p = row + c * sizeof(BlockQ4_0);
-    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2));
-    // Low nibbles are values 0..15, high nibbles 16..31; q is the raw nibble (tileQuantized applies the − 8).
-    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
-    return {_mm256_and_si256(both, low4), _mm256_set1_ps(halfAt(p)), 0};
-  } else if constexpr (T == DType::Q4_K) {
-    const uint8_t* p = row + c / 8 * sizeof(BlockQ4_K);
-    const int j = c % 8;
+    return {nibbles32(p + 2), _mm256_set1_ps(halfAt(p)), none};  // tileQuantized applies the − 8
+  } else if constexpr (T == DType::Q4_1) {
+    return {nibbles32(p + 4), _mm256_set1_ps(halfAt(p)), _mm256_set1_ps(-halfAt(p + 2))};
+  } else if constexpr (T == DType::Q5_0) {
+    return {_mm256_or_si256(nibbles32(p + 6), fifthBits32(p + 2)), _mm256_set1_ps(halfAt(p)), none};
+  } else if constexpr (T == DType::Q5_1) {
+    return {_mm256_or_si256(nibbles32(p + 8), fifthBits32(p + 4)), _mm256_set1_ps(halfAt(p)),
+            _mm256_set1_ps(-halfAt(p + 2))};
+  } else if constexpr (T == DType::IQ4_NL) {
+    return {iq4Levels(nibbles32(p + 2)), _mm256_set1_ps(halfAt(p)), none};
+  } else if constexpr (T == DType::IQ4_XS) {
+    return {iq4Levels(nibbles32(p + 8 + 16 * j)), _mm256_set1_ps(halfAt(p) * (scaleIQ4XS(p, j) - 32)), none};
+  } else if constexpr (T == DType::Q2_K) {
+    const int n = j / 4, k = j % 4;
+    const __m256i q = _mm256_and_si256(_mm256_srli_epi16(load32(p + 16 + 32 * n), 2 * k), _mm256_set1_epi8(3));
+    const float d = halfAt(p + 80), dmin = halfAt(p + 82);
+    const int s0 = p[2 * j], s1 = p[2 * j + 1];
+    return {q, perHalf(d * (s0 & 0x0f), d * (s1 & 0x0f)), perHalf(dmin * (s0 >> 4), dmin * (s1 >> 4))};
+  } else if constexpr (T == DType::Q3_K) {
+    const int n = j / 4, k = j % 4;
+    const __m256i low = _mm256_and_si256(_mm256_srli_epi16(load32(p + 32 + 32 * n), 2 * k), _mm256_set1_epi8(3));
+    const __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(bitOf32(p, 4 * n + k), 2));  // tileQuantized: − 4
+    const float d = halfAt(p + 108);
+    return {q, perHalf(d * (scaleQ3K(p + 96, 2 * j) - 32), d * (scaleQ3K(p + 96, 2 * j + 1) - 32)), none};
+  } else if constexpr (T == DType::Q4_K || T == DType::Q5_K) {
     int sc, m;
     scaleMinK4(p + 4, j, &sc, &m);
-    const __m256i bytes = load32(p + 16 + j / 2 * 32);
-    const __m256i q = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(bytes, 4) : bytes, low4);
-    return {q, _mm256_set1_ps(halfAt(p) * sc), halfAt(p + 2) * m};
+    const __m256i bytes = load32(p + (T == DType::Q5_K ? 48 : 16) + j / 2 * 32);
+    __m256i q = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(bytes, 4) : bytes, low4);
+    if constexpr (T == DType::Q5_K) q = _mm256_or_si256(q, _mm256_slli_epi16(bitOf32(p + 16, j), 4));
+    return {q, _mm256_set1_ps(halfAt(p) * sc), _mm256_set1_ps(halfAt(p + 2) * m)};
   } else {
-    const uint8_t* p = row + c / 8 * sizeof(BlockQ6_K);
-    const int n = c % 8 / 4;
-    const int k = c % 4;
+    static_assert(T == DType::Q6_K);
+    const int n = j / 4, k = j % 4;
     const __m256i ql = load32(p + n * 64 + (k & 1) * 32);
     const __m256i low = _mm256_and_si256(k >= 2 ? _mm256_srli_epi16(ql, 4) : ql, low4);
     const __m256i qh = load32(p + 128 + n * 32);
@@ -78,18 +148,24 @@ Decoded loadChunk(const uint8_t* row, int c) {
     const __m256i q = _mm256_sub_epi8(_mm256_or_si256(low, high), _mm256_set1_epi8(32));
     const int8_t* scales = reinterpret_cast<const int8_t*>(p + 192 + n * 8 + 2 * k);
     const float d = halfAt(p + 208);
-    return {q, _mm256_set_m128(_mm_set1_ps(d * scales[1]), _mm_set1_ps(d * scales[0])), 0};
+    return {q, perHalf(d * scales[0], d * scales[1]), none};
   }
 }
 
-// Bytes of weights the kernel reads per 32-value chunk `c` step (q4_k/q6_k: per 256-value block, over 8 chunks).
+// How loadChunk's values meet the int8 activations, per type:
+//  - signed values (q8_0; q6_k as q − 32; iq4_nl and iq4_xs levels, up to ±127): |w| · (x with w's sign), as the
+//    dot wants an unsigned operand. An offset would not do for the iq4 levels: level + 128 reaches 241, and
+//    maddubs' int16 pair sums would saturate (2 · 241 · 127 > 32767).
+//  - unsigned values as they are (no abs/sign per dot), with the type's integer offset taken off each dot lane by
+//    lane through x's sums (kOffsetShift: q4_0's 8, q5_0's 16, q3_k's 4: exact, one shift and subtract per
+//    token, cheaper than abs/sign), or a float min per 16 values (q4_1, q5_1, q2_k, q4_k, q5_k).
 template <DType T>
-constexpr int blockBytes() {
-  if constexpr (T == DType::Q8_0) return sizeof(BlockQ8_0);
-  if constexpr (T == DType::Q4_0) return sizeof(BlockQ4_0);
-  if constexpr (T == DType::Q4_K) return sizeof(BlockQ4_K) / 8;
-  return sizeof(BlockQ6_K) / 8;
-}
+constexpr bool kSignedQuants = T == DType::Q8_0 || T == DType::Q6_K || T == DType::IQ4_NL || T == DType::IQ4_XS;
+template <DType T>
+constexpr int kOffsetShift = T == DType::Q4_0 ? 3 : T == DType::Q5_0 ? 4 : T == DType::Q3_K ? 2 : -1;  // log2
+template <DType T>
+constexpr bool kHasMin =
+    T == DType::Q4_1 || T == DType::Q5_1 || T == DType::Q2_K || T == DType::Q4_K || T == DType::Q5_K;
 
 // The same bytes of the next R-row tile (past the matrix's end, prefetch is a no-op: it never faults).
 template <int R>
@@ -104,11 +180,7 @@ inline __m256i dotChunk(__m256i w, __m256i absW, __m256i x) {
 
 template <DType T, int R, int TT>
 void tileQuantized(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
-  constexpr bool hasMin = T == DType::Q4_K;
-  // 4-bit types arrive as unsigned nibbles, which maddubs takes as they are (no abs/sign per dot); q4_0's
-  // value is (q − 8)·d, so 8 · Σx comes off each dot, lane by lane, in integers.
-  constexpr bool nibbles = T == DType::Q4_0 || T == DType::Q4_K;
-  constexpr bool offset8 = T == DType::Q4_0;
+  constexpr bool offset = kOffsetShift<T> >= 0;
   const int nb = w.cols / kBlock;
   const size_t stride = rowBytes(T, w.cols);
   __m256 acc[R][TT];
@@ -119,33 +191,32 @@ void tileQuantized(const Weight& w, const MatmulInput& x, float* y, int ldy, int
   for (int b = 0; b < nb; b++) {
     __m256i xq[TT];
     __m256 xd[TT];
-    __m256 xsum[hasMin ? TT : 1];
-    __m256i xsum8[offset8 ? TT : 1];
+    __m256 xsumD[kHasMin<T> ? TT : 1];  // partial sums of x times its scale, for the min
+    __m256i xsumOffset[offset ? TT : 1];
     for (int u = 0; u < TT; u++) {
       xq[u] = load32(reinterpret_cast<const uint8_t*>(xs[u][b].q));
       xd[u] = _mm256_broadcast_ss(&xs[u][b].d);
-      if constexpr (hasMin || offset8) {  // partial sums of x, lane by lane as the dots'
+      if constexpr (kHasMin<T> || offset) {  // partial sums of x, lane by lane as the dots'
         const __m256i sums = dot4Add(_mm256_setzero_si256(), _mm256_set1_epi8(1), xq[u]);
-        if constexpr (hasMin) xsum[u] = _mm256_cvtepi32_ps(sums);
-        if constexpr (offset8) xsum8[u] = _mm256_slli_epi32(sums, 3);
+        if constexpr (kHasMin<T>) xsumD[u] = _mm256_mul_ps(_mm256_cvtepi32_ps(sums), xd[u]);
+        if constexpr (offset) xsumOffset[u] = _mm256_slli_epi32(sums, kOffsetShift<T>);
       }
     }
     for (int r = 0; r < R; r++) {
-      prefetchNextTile<R>(w.data + stride * (o + r), stride, b * blockBytes<T>());
+      prefetchNextTile<R>(w.data + stride * (o + r), stride, static_cast<int>(b * rowBytes(T, 256) / 8));
       const Decoded wb = loadChunk<T>(w.data + stride * (o + r), b);
       __m256i absW{};
-      if constexpr (!nibbles) absW = _mm256_abs_epi8(wb.q);
+      if constexpr (kSignedQuants<T>) absW = _mm256_abs_epi8(wb.q);
       for (int u = 0; u < TT; u++) {
         __m256i dot;
-        if constexpr (nibbles)
-          dot = dot4Add(_mm256_setzero_si256(), wb.q, xq[u]);
-        else
+        if constexpr (kSignedQuants<T>)
           dot = dotChunk(wb.q, absW, xq[u]);
-        if constexpr (offset8) dot = _mm256_sub_epi32(dot, xsum8[u]);
+        else
+          dot = dot4Add(_mm256_setzero_si256(), wb.q, xq[u]);
+        if constexpr (offset) dot = _mm256_sub_epi32(dot, xsumOffset[u]);
         const __m256 sum = _mm256_cvtepi32_ps(dot);
         acc[r][u] = _mm256_fmadd_ps(sum, _mm256_mul_ps(wb.scale, xd[u]), acc[r][u]);
-        if constexpr (hasMin)
-          acc[r][u] = _mm256_fnmadd_ps(xsum[u], _mm256_mul_ps(_mm256_set1_ps(wb.min), xd[u]), acc[r][u]);
+        if constexpr (kHasMin<T>) acc[r][u] = _mm256_fnmadd_ps(wb.min, xsumD[u], acc[r][u]);
       }
     }
   }
@@ -274,7 +345,7 @@ void rowTile(const Weight& w, const MatmulInput& x, float* y, int ldy, int o) {
 template <DType T>
 void matmulTyped(const Weight& w, const MatmulInput& x, float* y, int ldy, int rowBegin, int rowEnd) {
   int o = rowBegin;
-  if constexpr (groupsOf8(T))
+  if constexpr (readsGroups(T))
     if (w.interleaved && o % 8 == 0) o = matmulX8<T>(w, x, y, ldy, o, rowEnd);
   if (x.T == 1)
     for (; o + kDecodeRowTile <= rowEnd; o += kDecodeRowTile) rowTile<T, kDecodeRowTile>(w, x, y, ldy, o);
@@ -298,8 +369,20 @@ void matmul(const Weight& w, const MatmulInput& x, float* y, int ldy, int rowBeg
       return matmulTyped<DType::Q4_K>(w, x, y, ldy, rowBegin, rowEnd);
     case DType::Q6_K:
       return matmulTyped<DType::Q6_K>(w, x, y, ldy, rowBegin, rowEnd);
+    case DType::Q4_1:
+      return matmulTyped<DType::Q4_1>(w, x, y, ldy, rowBegin, rowEnd);
+    case DType::Q5_0:
+      return matmulTyped<DType::Q5_0>(w, x, y, ldy, rowBegin, rowEnd);
+    case DType::Q5_1:
+      return matmulTyped<DType::Q5_1>(w, x, y, ldy, rowBegin, rowEnd);
+    case DType::Q2_K:
+      return matmulTyped<DType::Q2_K>(w, x, y, ldy, rowBegin, rowEnd);
+    case DType::Q3_K:
+      return matmulTyped<DType::Q3_K>(w, x, y, ldy, rowBegin, rowEnd);
     case DType::Q5_K:
       return matmulTyped<DType::Q5_K>(w, x, y, ldy, rowBegin, rowEnd);
+    case DType::IQ4_NL:
+      return matmulTyped<DType::IQ4_NL>(w, x, y, ldy, rowBegin, rowEnd);
     case DType::IQ4_XS:
       return matmulTyped<DType::IQ4_XS>(w, x, y, ldy, rowBegin, rowEnd);
   }

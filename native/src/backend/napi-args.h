@@ -100,7 +100,7 @@ inline bool readDType(Napi::Value v, const std::string& name, DType* out) {
   if (!readString(v, name, &s)) return false;
   static const char* names[] = {"f32",  "f16",  "bf16", "q8_0", "q4_0", "q4_k",   "q6_k",  "q4_1",
                                 "q5_0", "q5_1", "q2_k", "q3_k", "q5_k", "iq4_nl", "iq4_xs"};
-  for (int i = 0; i < 15; i++)
+  for (int i = 0; i < static_cast<int>(sizeof names / sizeof names[0]); i++)
     if (s == names[i]) {
       *out = static_cast<DType>(i);
       return true;
