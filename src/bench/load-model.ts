@@ -5,6 +5,7 @@
  */
 import { statSync } from "node:fs";
 import { loadModel } from "../model/load.js";
+import { describeTypeMix } from "../model/type-mix.js";
 
 export async function runLoadModel(path: string, options: { tokenizer?: string }): Promise<void> {
   const started = performance.now();
@@ -20,4 +21,5 @@ export async function runLoadModel(path: string, options: { tokenizer?: string }
     `${model.name} (${model.format}): opened in ${openSeconds.toFixed(2)} s, all ${gb(bytes)} of weights read by ${seconds.toFixed(2)} s; ` +
       `file ${gb(size)}, peak RSS ${gb(peakRss)} (${(peakRss / size).toFixed(2)}x the file)`,
   );
+  console.log(`weights: ${describeTypeMix(model.tensors.values())}`);
 }

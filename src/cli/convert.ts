@@ -1,11 +1,8 @@
-import type { Command } from "commander";
-import { InputError } from "../model/errors.js";
+import { type Command, Option } from "commander";
 import { writeGgufModel } from "../model/formats/gguf-model.js";
 import { loadModel } from "../model/load.js";
-import type { DType } from "../model/tensor.js";
+import { type WeightType, weightTypes } from "../model/quant/mixes.js";
 import { runAction } from "./run-action.js";
-
-const convertDTypes: DType[] = ["f32", "f16", "q8_0", "q4_0"];
 
 export function registerConvert(program: Command) {
   program
@@ -14,14 +11,15 @@ export function registerConvert(program: Command) {
     .argument("<in>", "input model")
     .argument("<out.gguf>", "output GGUF file")
     .option("--tokenizer <path>", "tokenizer file for formats that keep it apart (llama2.c tokenizer.bin)")
-    .option("--dtype <type>", `type of the weight matrices: ${convertDTypes.join(", ")}`, "f16")
+    .addOption(
+      new Option("--dtype <type>", "type of the weight matrices, or a llama.cpp mix (q4_k_m …)")
+        .choices(weightTypes)
+        .default("f16"),
+    )
     .action(
-      runAction((input: string, output: string, opts: { tokenizer?: string; dtype: string }) => {
-        if (!convertDTypes.includes(opts.dtype as DType)) {
-          throw new InputError(`--dtype must be one of ${convertDTypes.join(", ")}, got "${opts.dtype}"`);
-        }
+      runAction((input: string, output: string, opts: { tokenizer?: string; dtype: WeightType }) => {
         const model = loadModel(input, { tokenizer: opts.tokenizer });
-        writeGgufModel(model, output, { dtype: opts.dtype as DType });
+        writeGgufModel(model, output, { dtype: opts.dtype });
         process.stderr.write(`wrote ${output} (${opts.dtype}) from ${input}\n`);
       }),
     );

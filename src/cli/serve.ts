@@ -6,6 +6,7 @@ import type { SchedulingPolicy } from "../core/request-queue.js";
 import { createEngine } from "../engine/create-engine.js";
 import { InputError, quoteFileString } from "../model/errors.js";
 import { loadModel } from "../model/load.js";
+import { describeTypeMix } from "../model/type-mix.js";
 import { buildServer, defaultLimits } from "../server/server.js";
 import { resolveModelPath } from "./default-model.js";
 import { backendOptions, byteSizeOption, kvCacheDtypeOption, numberOption } from "./options.js";
@@ -161,6 +162,7 @@ async function serve(opts: ServeOptions) {
   const log = server.app.log;
   const config = engine.config;
   log.info(`model ${quoteFileString(model.name)} (${model.format}, ${path})`);
+  log.info(`weights: ${describeTypeMix(model.tensors.values())}`);
   log.info(
     `${summary}; max ${config.maxNumSeqs} sequences and ${config.maxNumBatchedTokens} tokens per step; ` +
       `${config.kvAllocation} KV, prefix caching ${config.enablePrefixCaching && config.kvAllocation === "paged" ? "on" : "off"}, ${config.batching} batching, ${config.policy}`,

@@ -1,20 +1,21 @@
-import type { Command } from "commander";
-import { InputError } from "../model/errors.js";
+import { type Command, Option } from "commander";
 import { writeGgufModel } from "../model/formats/gguf-model.js";
 import { modelShapes } from "../model/profiles.js";
+import { type WeightType, weightTypes } from "../model/quant/mixes.js";
 import { realTokenizer, syntheticModel } from "../model/synth/synth-model.js";
-import type { DType } from "../model/tensor.js";
 import { numberOption, positiveInteger } from "./options.js";
 import { runAction } from "./run-action.js";
-
-const synthDTypes: DType[] = ["f32", "f16", "q8_0", "q4_0"];
 
 export function registerSynthModel(program: Command) {
   program
     .command("synth-model")
     .description("write a GGUF with a real model's shapes and seeded random weights (for speed benchmarks)")
     .requiredOption("--shape <name>", `architecture shape: ${[...modelShapes().keys()].join(", ")}`)
-    .option("--dtype <type>", `weight type: ${synthDTypes.join(", ")}`, "q8_0")
+    .addOption(
+      new Option("--dtype <type>", "weight type, or a llama.cpp mix (q4_k_m …)")
+        .choices(weightTypes)
+        .default("q8_0"),
+    )
     .option("--seed <n>", "random seed", numberOption(true), 0)
     .option(
       "--layers <n>",
@@ -27,24 +28,21 @@ export function registerSynthModel(program: Command) {
       runAction(
         (opts: {
           shape: string;
-          dtype: string;
+          dtype: WeightType;
           seed: number;
           layers?: number;
           tokenizer?: string;
           out: string;
         }) => {
-          if (!synthDTypes.includes(opts.dtype as DType)) {
-            throw new InputError(`--dtype must be one of ${synthDTypes.join(", ")}, got "${opts.dtype}"`);
-          }
           const started = performance.now();
           const tokenizer =
             opts.tokenizer === undefined ? undefined : realTokenizer(opts.tokenizer, opts.shape);
-          const model = syntheticModel(opts.shape, opts.dtype as DType, opts.seed, {
+          const model = syntheticModel(opts.shape, opts.dtype, opts.seed, {
             layers: opts.layers,
             tokenizer,
           });
           writeGgufModel(model, opts.out, {
-            dtype: opts.dtype as DType,
+            dtype: opts.dtype,
             extraMetadata: new Map([
               ["general.synthetic", { type: "bool", value: true }],
               [

@@ -19,7 +19,7 @@ import { physicalCores } from "../backend/native/physical-cores.js";
 import { samplingParams } from "../core/sampling-params.js";
 import { expectedTensors, type ModelConfig, tensorNames } from "../model/config.js";
 import { dtypeLayout, tensorBytes } from "../model/dtype.js";
-import { storedDType } from "../model/formats/gguf-model.js";
+import { allowsQuantization, fallbackType } from "../model/quant/mixes.js";
 import { type DType, numElements, type Tensor } from "../model/tensor.js";
 import { Sampler } from "../runner/sampler.js";
 import { stepBatch } from "../workload/step-batch.js";
@@ -79,8 +79,13 @@ function probeModel(
   const nLayers = Math.max(1, Math.min(c.nLayers, Math.floor(probeLayerBytes / layerBytes)));
   const config = { ...c, nLayers, layerWindows: c.layerWindows.slice(0, nLayers), tiedEmbeddings: true };
   const tensors = new Map<string, Tensor>();
+  // Every matrix in the one type (llama-quantize --pure), so the rate is that type's.
+  const matrixType = (name: string, shape: number[]) =>
+    allowsQuantization(name, shape)
+      ? fallbackType(weightStoredAs[weightDtype], shape[shape.length - 1])
+      : "f32";
   for (const [name, shape] of expectedTensors(config))
-    tensors.set(name, randomTensor(shape, storedDType(shape, weightStoredAs[weightDtype])));
+    tensors.set(name, randomTensor(shape, matrixType(name, shape)));
   return { config, tensors };
 }
 

@@ -1,7 +1,7 @@
 import type { ModelConfig } from "../model/config.js";
 import { quantize } from "../model/dtype.js";
-import { storedDType } from "../model/formats/gguf-model.js";
 import type { LoadedModel } from "../model/model.js";
+import { tensorType } from "../model/quant/mixes.js";
 import type { Tensor } from "../model/tensor.js";
 import { createTokenizer } from "../model/tokenizer/create.js";
 import type { VocabSpec } from "../model/tokenizer/tokenizer.js";
@@ -17,7 +17,10 @@ export function trainedModel(
 ): LoadedModel {
   const tensors = new Map<string, Tensor>();
   for (const p of params.values()) {
-    tensors.set(p.name, quantize(Float32Array.from(p.value), p.shape, storedDType(p.shape, dtype)));
+    tensors.set(
+      p.name,
+      quantize(Float32Array.from(p.value), p.shape, tensorType(dtype, p.name, p.shape, config)),
+    );
   }
   return {
     config,

@@ -14,7 +14,7 @@ import { bundledModelPath } from "../../src/cli/default-model.js";
 import { expectedTensors, type ModelConfig, plainConfig } from "../../src/model/config.js";
 import { dtypeLayout, dtypes, quantize, tensorBytes } from "../../src/model/dtype.js";
 import { InputError } from "../../src/model/errors.js";
-import { storedDType, writeGgufModel } from "../../src/model/formats/gguf-model.js";
+import { storedDTypes, writeGgufModel } from "../../src/model/formats/gguf-model.js";
 import {
   type GgufValue,
   type GgufValueType,
@@ -149,13 +149,14 @@ function baseOf(name: string, path: string): Base {
 /** Deterministic small weights for a model of `config`, in q8_0 where rows are whole blocks. */
 function modelOf(config: ModelConfig, vocab: VocabSpec, chatTemplate: string): LoadedModel {
   const tensors = new Map<string, Tensor>();
+  const types = storedDTypes(config, "q8_0");
   let s = 7;
   for (const [name, shape] of expectedTensors(config)) {
     const values = new Float32Array(shape.reduce((a, b) => a * b, 1)).map(() => {
       s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
       return (s / 2 ** 32 - 0.5) * 0.1;
     });
-    tensors.set(name, quantize(values, shape, storedDType(shape, "q8_0")));
+    tensors.set(name, quantize(values, shape, types.get(name) ?? "f32"));
   }
   return {
     config,

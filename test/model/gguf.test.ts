@@ -19,7 +19,6 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { expectedTensors, type ModelConfig, plainConfig, tensorNames } from "../../src/model/config.js";
 import {
   dequantize,
-  dtypeLayout,
   dtypes,
   ggmlTypeName,
   ggmlTypeOf,
@@ -31,6 +30,7 @@ import { loadGgufModel, writeGgufModel } from "../../src/model/formats/gguf-mode
 import { type GgufValue, readGgufFile, readGgufTensor } from "../../src/model/formats/gguf-reader.js";
 import { type GgufTensorEntry, writeGgufFile } from "../../src/model/formats/gguf-writer.js";
 import type { LoadedModel } from "../../src/model/model.js";
+import { fileTypeOf, tensorType, type WeightType, weightTypes } from "../../src/model/quant/mixes.js";
 import type { DType, Tensor } from "../../src/model/tensor.js";
 import { byteToChar } from "../../src/model/tokenizer/byte-unicode.js";
 import { createTokenizer } from "../../src/model/tokenizer/create.js";
@@ -368,7 +368,7 @@ describe("bad input gives an InputError naming the file and the byte offset", ()
     );
     expect(errorFor(none, 150)).toMatch(/offset 148 \(tensor info of "q"\): truncated file/);
     expect(errorFor(none, 250)).toMatch(
-      /offset 160 \(tensor info of "q"\): tensor data \(bytes 224\.\.258\) runs past the end of the file \(250 bytes\)/,
+      /offset 160 \(tensor info of "q"\): q8_0 data of shape \[1,32\] \(bytes 224\.\.258\) runs past the end of the file \(250 bytes\)/,
     );
   });
 
@@ -390,6 +390,25 @@ describe("bad input gives an InputError naming the file and the byte offset", ()
     );
     expect(errorFor((b) => b.writeBigUInt64LE(2n ** 50n, 86))).toMatch(
       /offset 86 \(tensor info 0\): tensor name length .* needs more bytes than the file has left/,
+    );
+  });
+
+  test("a tensor whose type and shape need more bytes than it has: its data overlaps the next or runs past the end", () => {
+    // "t" f32 [2, 4] → [2, 8]: 64 bytes from 192 run into "q" at 224.
+    expect(errorFor((b) => b.writeBigUInt64LE(8n, 99))).toBe(
+      `${join(dir, `bad-${n - 1}.gguf`)}: offset 119 (tensor info of "t"): f32 data of shape [2,8] (bytes 192..256) overlaps the data of tensor "q" (from byte 224)`,
+    );
+    // "q" q8_0 → f32 (type id 0): 128 bytes from 224 run past the 288-byte file.
+    expect(errorFor((b) => b.writeUInt32LE(0, 156))).toMatch(
+      /offset 160 \(tensor info of "q"\): f32 data of shape \[1,32\] \(bytes 224\.\.352\) runs past the end of the file \(288 bytes\)$/,
+    );
+    // "q" q8_0 → q4_k (type id 12): 256-value blocks do not tile its 32-value row.
+    expect(errorFor((b) => b.writeUInt32LE(12, 156))).toMatch(
+      /offset 156 \(tensor info of "q"\): row length 32 is not a multiple of the q4_k block size/,
+    );
+    // Both at 224: "t" (32 bytes) overlaps "q".
+    expect(errorFor((b) => b.writeBigUInt64LE(32n, 119))).toMatch(
+      /offset 119 \(tensor info of "t"\): f32 data of shape \[2,4\] \(bytes 224\.\.256\) overlaps the data of tensor "q"/,
     );
   });
 
@@ -669,14 +688,27 @@ describe("models: writeGgufModel → loadGgufModel", () => {
     expect(loaded.tokenizer.encode("<|im_start|> ab")).toEqual(model.tokenizer.encode("<|im_start|> ab"));
   });
 
-  test("every dtype writes and loads", () => {
-    for (const dtype of dtypes) {
-      const path = join(dir, `tiny-${dtype}.gguf`);
-      writeGgufModel(tinyModel(llamaConfig, spmVocab()), path, { dtype });
-      // A row that is not whole blocks (the K-quants' 256 here) falls back to f16.
-      const expected = llamaConfig.dim % dtypeLayout[dtype].blockSize === 0 ? dtype : "f16";
-      expect(loadGgufModel(path).tensors.get(tensorNames.wq(0))?.dtype).toBe(expected);
+  test("every dtype and mix writes and loads, each tensor in the type mixes.ts chose for it", () => {
+    const wq = new Map<WeightType, DType | undefined>();
+    for (const weightType of weightTypes) {
+      const path = join(dir, `tiny-${weightType}.gguf`);
+      writeGgufModel(tinyModel(llamaConfig, spmVocab()), path, { dtype: weightType });
+      const loaded = loadGgufModel(path);
+      for (const [name, t] of loaded.tensors) {
+        expect(t.dtype, name).toBe(tensorType(weightType, name, t.shape, llamaConfig));
+      }
+      expect(readGgufFile(path).metadata.get("general.file_type")?.value).toBe(fileTypeOf(weightType));
+      wq.set(weightType, loaded.tensors.get(tensorNames.wq(0))?.dtype);
     }
+    // The rows are 64 wide: whole 32-value blocks, but not whole 256-value ones, so the K-quants fall back.
+    expect(llamaConfig.dim).toBe(64);
+    expect([wq.get("q8_0"), wq.get("q4_k"), wq.get("q5_k"), wq.get("q6_k"), wq.get("q4_k_m")]).toEqual([
+      "q8_0",
+      "q5_0",
+      "q5_1",
+      "q8_0",
+      "q5_0",
+    ]);
   });
 
   test("extraMetadata adds keys and overrides written ones", () => {

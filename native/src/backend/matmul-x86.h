@@ -65,9 +65,6 @@ struct Decoded {
   __m256 min;
 };
 
-// lo in lanes 0–3 (values 0..15), hi in lanes 4–7 (values 16..31).
-inline __m256 perHalf(float lo, float hi) { return _mm256_set_m128(_mm_set1_ps(hi), _mm_set1_ps(lo)); }
-
 // The 16 bytes at p as 32 nibbles: low nibbles are values 0..15, high nibbles 16..31.
 inline __m256i nibbles32(const uint8_t* p) {
   const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
@@ -92,16 +89,33 @@ inline __m256i iq4Levels(__m256i nibbles) {
   return _mm256_shuffle_epi8(table, nibbles);
 }
 
+// Bytes 2j and 2j + 1 of `bytes` (int8) as floats: lanes 0–3 and 4–7, the two 16-value halves of chunk j.
+inline __m256 pairOf16(__m128i bytes, int j) {
+  const __m128i pick = _mm_set1_epi64x(0x0101010100000000ll + 0x0202020202020202ll * j);
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_shuffle_epi8(bytes, pick)));
+}
+
+// A q3_k block's 16 scales − 32, as int8 (scaleQ3K, 16 at once).
+inline __m128i scalesQ3K(const uint8_t* p) {
+  const __m128i low4 = _mm_set1_epi8(0x0f);
+  const __m128i low = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+  const __m128i nibbles = _mm_unpacklo_epi64(_mm_and_si128(low, low4), _mm_and_si128(_mm_srli_epi16(low, 4), low4));
+  uint32_t high;
+  std::memcpy(&high, p + 8, 4);
+  // Scale i's top bits: byte 8 + i % 4, bits 2·(i / 4); a 32-bit lane is i / 4.
+  const __m128i shifted = _mm_srlv_epi32(_mm_set1_epi32(static_cast<int>(high)), _mm_setr_epi32(0, 2, 4, 6));
+  const __m128i top = _mm_slli_epi16(_mm_and_si128(shifted, _mm_set1_epi8(3)), 4);
+  return _mm_sub_epi8(_mm_or_si128(nibbles, top), _mm_set1_epi8(32));
+}
+
 // Bit `bit` of each of the 32 bytes at p as 0 or 1 (bit < 8: a 16-bit shift brings no neighbour's bit to bit 0).
 inline __m256i bitOf32(const uint8_t* p, int bit) {
   return _mm256_and_si256(_mm256_srli_epi16(load32(p), bit), _mm256_set1_epi8(1));
 }
 
+// Chunk j of the block at p (j = 0 for 32-value blocks; 0..7, a sub-block, for 256-value ones).
 template <DType T>
-Decoded loadChunk(const uint8_t* row, int c) {
-  constexpr int chunks = blockValues(T) / kBlock;  // per block
-  const uint8_t* p = row + c / chunks * rowBytes(T, blockValues(T));
-  const int j = c % chunks;  // sub-block of a 256-value block
+Decoded loadChunk(const uint8_t* p, int j) {
   const __m256i low4 = _mm256_set1_epi8(0x0f);
   const __m256 none = _mm256_setzero_ps();
   if constexpr (T == DType::Q8_0) {
@@ -122,15 +136,15 @@ Decoded loadChunk(const uint8_t* row, int c) {
   } else if constexpr (T == DType::Q2_K) {
     const int n = j / 4, k = j % 4;
     const __m256i q = _mm256_and_si256(_mm256_srli_epi16(load32(p + 16 + 32 * n), 2 * k), _mm256_set1_epi8(3));
-    const float d = halfAt(p + 80), dmin = halfAt(p + 82);
-    const int s0 = p[2 * j], s1 = p[2 * j + 1];
-    return {q, perHalf(d * (s0 & 0x0f), d * (s1 & 0x0f)), perHalf(dmin * (s0 >> 4), dmin * (s1 >> 4))};
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));  // sc | m << 4, 16 of them
+    const __m256 sc = pairOf16(_mm_and_si128(bytes, _mm_set1_epi8(0x0f)), j);
+    const __m256 m = pairOf16(_mm_and_si128(_mm_srli_epi16(bytes, 4), _mm_set1_epi8(0x0f)), j);
+    return {q, _mm256_mul_ps(sc, _mm256_set1_ps(halfAt(p + 80))), _mm256_mul_ps(m, _mm256_set1_ps(halfAt(p + 82)))};
   } else if constexpr (T == DType::Q3_K) {
     const int n = j / 4, k = j % 4;
     const __m256i low = _mm256_and_si256(_mm256_srli_epi16(load32(p + 32 + 32 * n), 2 * k), _mm256_set1_epi8(3));
     const __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(bitOf32(p, 4 * n + k), 2));  // tileQuantized: − 4
-    const float d = halfAt(p + 108);
-    return {q, perHalf(d * (scaleQ3K(p + 96, 2 * j) - 32), d * (scaleQ3K(p + 96, 2 * j + 1) - 32)), none};
+    return {q, _mm256_mul_ps(pairOf16(scalesQ3K(p + 96), j), _mm256_set1_ps(halfAt(p + 108))), none};
   } else if constexpr (T == DType::Q4_K || T == DType::Q5_K) {
     int sc, m;
     scaleMinK4(p + 4, j, &sc, &m);
@@ -146,9 +160,8 @@ Decoded loadChunk(const uint8_t* row, int c) {
     const __m256i qh = load32(p + 128 + n * 32);
     const __m256i high = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), _mm256_set1_epi8(3)), 4);
     const __m256i q = _mm256_sub_epi8(_mm256_or_si256(low, high), _mm256_set1_epi8(32));
-    const int8_t* scales = reinterpret_cast<const int8_t*>(p + 192 + n * 8 + 2 * k);
-    const float d = halfAt(p + 208);
-    return {q, perHalf(d * scales[0], d * scales[1]), none};
+    const __m128i scales = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 192));  // int8, 2 per chunk
+    return {q, _mm256_mul_ps(pairOf16(scales, j), _mm256_set1_ps(halfAt(p + 208))), none};
   }
 }
 
@@ -188,38 +201,45 @@ void tileQuantized(const Weight& w, const MatmulInput& x, float* y, int ldy, int
     for (int u = 0; u < TT; u++) acc[r][u] = _mm256_setzero_ps();
   const BlockQ8Act* xs[TT];
   for (int u = 0; u < TT; u++) xs[u] = x.q8 + static_cast<size_t>(t + u) * nb;
-  for (int b = 0; b < nb; b++) {
-    __m256i xq[TT];
-    __m256 xd[TT];
-    __m256 xsumD[kHasMin<T> ? TT : 1];  // partial sums of x times its scale, for the min
-    __m256i xsumOffset[offset ? TT : 1];
-    for (int u = 0; u < TT; u++) {
-      xq[u] = load32(reinterpret_cast<const uint8_t*>(xs[u][b].q));
-      xd[u] = _mm256_broadcast_ss(&xs[u][b].d);
-      if constexpr (kHasMin<T> || offset) {  // partial sums of x, lane by lane as the dots'
-        const __m256i sums = dot4Add(_mm256_setzero_si256(), _mm256_set1_epi8(1), xq[u]);
-        if constexpr (kHasMin<T>) xsumD[u] = _mm256_mul_ps(_mm256_cvtepi32_ps(sums), xd[u]);
-        if constexpr (offset) xsumOffset[u] = _mm256_slli_epi32(sums, kOffsetShift<T>);
-      }
-    }
-    for (int r = 0; r < R; r++) {
-      prefetchNextTile<R>(w.data + stride * (o + r), stride, static_cast<int>(b * rowBytes(T, 256) / 8));
-      const Decoded wb = loadChunk<T>(w.data + stride * (o + r), b);
-      __m256i absW{};
-      if constexpr (kSignedQuants<T>) absW = _mm256_abs_epi8(wb.q);
+  // A block's chunks unrolled: j is then a constant in loadChunk, which folds its shifts and scale lookups.
+  constexpr int chunks = blockValues(T) / kBlock;
+  constexpr size_t blockBytes = rowBytes(T, blockValues(T));
+  for (int block = 0; block < nb / chunks; block++)
+#pragma GCC unroll 8
+    for (int j = 0; j < chunks; j++) {
+      const int b = block * chunks + j;
+      __m256i xq[TT];
+      __m256 xd[TT];
+      __m256 xsumD[kHasMin<T> ? TT : 1];  // partial sums of x times its scale, for the min
+      __m256i xsumOffset[offset ? TT : 1];
       for (int u = 0; u < TT; u++) {
-        __m256i dot;
-        if constexpr (kSignedQuants<T>)
-          dot = dotChunk(wb.q, absW, xq[u]);
-        else
-          dot = dot4Add(_mm256_setzero_si256(), wb.q, xq[u]);
-        if constexpr (offset) dot = _mm256_sub_epi32(dot, xsumOffset[u]);
-        const __m256 sum = _mm256_cvtepi32_ps(dot);
-        acc[r][u] = _mm256_fmadd_ps(sum, _mm256_mul_ps(wb.scale, xd[u]), acc[r][u]);
-        if constexpr (kHasMin<T>) acc[r][u] = _mm256_fnmadd_ps(wb.min, xsumD[u], acc[r][u]);
+        xq[u] = load32(reinterpret_cast<const uint8_t*>(xs[u][b].q));
+        xd[u] = _mm256_broadcast_ss(&xs[u][b].d);
+        if constexpr (kHasMin<T> || offset) {  // partial sums of x, lane by lane as the dots'
+          const __m256i sums = dot4Add(_mm256_setzero_si256(), _mm256_set1_epi8(1), xq[u]);
+          if constexpr (kHasMin<T>) xsumD[u] = _mm256_mul_ps(_mm256_cvtepi32_ps(sums), xd[u]);
+          if constexpr (offset) xsumOffset[u] = _mm256_slli_epi32(sums, kOffsetShift<T>);
+        }
+      }
+      for (int r = 0; r < R; r++) {
+        const uint8_t* p = w.data + stride * (o + r) + block * blockBytes;
+        prefetchNextTile<R>(p, stride, static_cast<int>(j * blockBytes / chunks));
+        const Decoded wb = loadChunk<T>(p, j);
+        __m256i absW{};
+        if constexpr (kSignedQuants<T>) absW = _mm256_abs_epi8(wb.q);
+        for (int u = 0; u < TT; u++) {
+          __m256i dot;
+          if constexpr (kSignedQuants<T>)
+            dot = dotChunk(wb.q, absW, xq[u]);
+          else
+            dot = dot4Add(_mm256_setzero_si256(), wb.q, xq[u]);
+          if constexpr (offset) dot = _mm256_sub_epi32(dot, xsumOffset[u]);
+          const __m256 sum = _mm256_cvtepi32_ps(dot);
+          acc[r][u] = _mm256_fmadd_ps(sum, _mm256_mul_ps(wb.scale, xd[u]), acc[r][u]);
+          if constexpr (kHasMin<T>) acc[r][u] = _mm256_fnmadd_ps(wb.min, xsumD[u], acc[r][u]);
+        }
       }
     }
-  }
   for (int r = 0; r < R; r++)
     for (int u = 0; u < TT; u++) y[static_cast<size_t>(t + u) * ldy + o + r] = hsum(acc[r][u]);
 }

@@ -12,10 +12,11 @@ import {
   type ModelConfig,
   tensorNames,
 } from "../config.js";
-import { dequantize, dtypeLayout, quantize } from "../dtype.js";
+import { dequantize, quantize } from "../dtype.js";
 import { InputError, quoteFileString } from "../errors.js";
 import { shortestFloat32 } from "../float-formats.js";
 import type { LoadedModel } from "../model.js";
+import { fileTypeOf, tensorType, type WeightType } from "../quant/mixes.js";
 import { reorderRopeRows } from "../rope-order.js";
 import { concatRows, type DType, type Tensor } from "../tensor.js";
 import { createTokenizer } from "../tokenizer/create.js";
@@ -346,18 +347,11 @@ class Metadata {
 // ---- writing ----
 
 export interface WriteGgufOptions {
-  /** The type of 2-D weights; 1-D tensors (norms, biases) stay f32. */
-  dtype: DType;
+  /** The type of the weight matrices, or a llama.cpp mix (mixes.ts); 1-D tensors (norms, biases) stay f32. */
+  dtype: WeightType;
   /** More keys (e.g. general.synthetic); they override the ones written from the model. */
   extraMetadata?: Map<string, GgufValue>;
 }
-
-/** llama.cpp's llama_ftype numbers for general.file_type. */
-// biome-ignore format: one table
-const fileTypeOf: Record<DType, number> = {
-  f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q2_k: 10, q3_k: 11, q4_k: 15, q5_k: 16, q6_k: 18,
-  iq4_nl: 25, iq4_xs: 30, bf16: 32,
-};
 
 export function writeGgufModel(model: LoadedModel, path: string, opts: WriteGgufOptions): void {
   if (!model.vocab) {
@@ -384,26 +378,16 @@ export function writeGgufModel(model: LoadedModel, path: string, opts: WriteGguf
     return toInterleaved && heads !== undefined ? reorderRopeRows(t, heads, "interleaved") : t;
   };
 
-  const fusedOf = new Map<string, FusedTensor>();
-  for (const fused of fusedTensors(c, true)) for (const [part] of fused.parts) fusedOf.set(part, fused);
-  const expected = expectedTensors(c);
-  const entries: GgufTensorEntry[] = [];
-  for (const [name, shape] of expected) {
-    source(name, shape); // checked up front, so a bad model leaves no file behind
-    const fused = fusedOf.get(name);
-    if (fused && fused.parts[0][0] !== name) continue; // written with the first part
-    const partNames = fused ? fused.parts.map(([part]) => part) : [name];
-    const rows = fused ? fused.parts.reduce((sum, [, n]) => sum + n, 0) : shape[0];
-    const fileShape = [rows, ...shape.slice(1)];
-    const dtype = storedDType(fileShape, opts.dtype);
-    entries.push({
-      name: fused?.name ?? name,
+  for (const [name, shape] of expectedTensors(c)) source(name, shape); // checked up front: a bad model leaves no file
+  const entries: GgufTensorEntry[] = fileTensors(c).map((t) => {
+    const dtype = tensorType(opts.dtype, t.name, t.shape, c);
+    return {
+      name: t.name,
       dtype,
-      shape: fileShape,
-      data: () =>
-        concatRows(partNames.map((part) => convert(source(part, expected.get(part) ?? []), dtype))).data,
-    });
-  }
+      shape: t.shape,
+      data: () => concatRows(t.parts.map(([part, shape]) => convert(source(part, shape), dtype))).data,
+    };
+  });
 
   const metadata = modelMetadata(model, c, model.vocab, opts.dtype);
   checkReadBack(model.path, c, metadata, model.vocab.tokens.length, new Set(entries.map((e) => e.name)));
@@ -458,11 +442,43 @@ function checkReadBack(
   if (mismatch) throw new InputError(`${cannot}: read back by llama.cpp, ${mismatch}`);
 }
 
-/** llama.cpp's converter rule: 1-D stays f32; a quantized type needs whole 32-value blocks per row, else f16. */
-export function storedDType(shape: number[], requested: DType): DType {
-  if (shape.length === 1) return "f32";
-  if (shape[shape.length - 1] % dtypeLayout[requested].blockSize !== 0) return "f16";
-  return requested;
+/** A tensor as the GGUF file holds it: fused tensors (fusedTensors) hold their parts' rows one after another. */
+interface FileTensor {
+  name: string;
+  shape: number[];
+  /** Canonical name and shape of each part, in order (the tensor itself when it is not fused). */
+  parts: [string, number[]][];
+}
+
+function fileTensors(c: ModelConfig): FileTensor[] {
+  const fusedOf = new Map<string, FusedTensor>();
+  for (const fused of fusedTensors(c, true)) for (const [part] of fused.parts) fusedOf.set(part, fused);
+  const expected = expectedTensors(c);
+  const out: FileTensor[] = [];
+  for (const [name, shape] of expected) {
+    const fused = fusedOf.get(name);
+    if (!fused) {
+      out.push({ name, shape, parts: [[name, shape]] });
+    } else if (fused.parts[0][0] === name) {
+      const rows = fused.parts.reduce((sum, [, n]) => sum + n, 0);
+      const parts = fused.parts.map(([part]): [string, number[]] => [part, expected.get(part) ?? []]);
+      out.push({ name: fused.name, shape: [rows, ...shape.slice(1)], parts });
+    }
+  }
+  return out;
+}
+
+/**
+ * The type each of `c`'s tensors is stored in when written to GGUF as `weightType` (mixes.ts decides it by the
+ * file's tensor, so the parts of a fused tensor share its type).
+ */
+export function storedDTypes(c: ModelConfig, weightType: WeightType): Map<string, DType> {
+  const types = new Map<string, DType>();
+  for (const t of fileTensors(c)) {
+    const dtype = tensorType(weightType, t.name, t.shape, c);
+    for (const [part] of t.parts) types.set(part, dtype);
+  }
+  return types;
 }
 
 function convert(t: Tensor, dtype: DType): Tensor {
@@ -473,7 +489,7 @@ function modelMetadata(
   model: LoadedModel,
   c: ModelConfig,
   vocab: VocabSpec,
-  dtype: DType,
+  weightType: WeightType,
 ): Map<string, GgufValue> {
   const u32 = (value: number): GgufValue => ({ type: "uint32", value });
   const str = (value: string): GgufValue => ({ type: "string", value });
@@ -482,7 +498,7 @@ function modelMetadata(
     ["general.architecture", str(c.architecture)],
     ["general.name", str(model.name)],
     ["general.alignment", u32(32)],
-    ["general.file_type", u32(fileTypeOf[dtype])],
+    ["general.file_type", u32(fileTypeOf(weightType))],
     ...ggufConfigMetadata(c),
     ["tokenizer.ggml.model", str(vocab.model)],
     ["tokenizer.ggml.tokens", { type: "array", itemType: "string", value: vocab.tokens }],

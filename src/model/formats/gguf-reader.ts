@@ -270,17 +270,25 @@ function parseHeader(c: FileCursor): GgufFile {
   }
 
   const dataOffset = alignUp(c.pos, alignment);
-  for (let i = 0; i < tensors.length; i++) {
-    const t = tensors[i];
-    t.fileOffset = dataOffset + relativeOffsets[i].offset;
+  for (let i = 0; i < tensors.length; i++) tensors[i].fileOffset = dataOffset + relativeOffsets[i].offset;
+  // Each tensor's data must end before the next one's (in file order) starts, and before the file ends: a size
+  // that does not match the type and shape shows as one or the other.
+  const byOffset = tensors
+    .map((t, i) => ({ t, at: relativeOffsets[i].at }))
+    .sort((a, b) => a.t.fileOffset - b.t.fileOffset);
+  for (let i = 0; i < byOffset.length; i++) {
+    const { t, at } = byOffset[i];
+    const next = byOffset[i + 1]?.t;
     const end = t.fileOffset + t.byteLength;
-    if (end > c.size) {
-      c.context = `tensor info of ${quoteFileString(t.name)}`;
+    const data = `${t.dtype} data of shape [${t.shape}] (bytes ${t.fileOffset}..${end})`;
+    c.context = `tensor info of ${quoteFileString(t.name)}`;
+    if (next && end > next.fileOffset) {
       c.fail(
-        `tensor data (bytes ${t.fileOffset}..${end}) runs past the end of the file (${c.size} bytes)`,
-        relativeOffsets[i].at,
+        `${data} overlaps the data of tensor ${quoteFileString(next.name)} (from byte ${next.fileOffset})`,
+        at,
       );
     }
+    if (end > c.size) c.fail(`${data} runs past the end of the file (${c.size} bytes)`, at);
   }
   return { path: c.path, version, metadata, tensors, alignment, dataOffset };
 }

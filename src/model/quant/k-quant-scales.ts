@@ -30,8 +30,15 @@ export function nearestInt(x: number): number {
 /** ggml's GROUP_MAX_EPS: a sub-block whose largest magnitude is below it counts as all zero. */
 export const GROUP_MAX_EPS = f32(1e-15);
 
-/** The step grid of fitScaleAndMin: inverse scales (nmax + rmin + rdelta · k) / (max − min) for k = 0..steps. */
+/** fitScaleAndMin's levels for the step it is trying. */
+const candidateLevels = new Uint8Array(32);
+
+/**
+ * A type's search for fitScaleAndMin: levels 0..nmax, inverse scales (nmax + rmin + rdelta · k) / (max − min)
+ * for k = 0..steps.
+ */
 export interface ScaleGrid {
+  nmax: number;
   rmin: number;
   rdelta: number;
   steps: number;
@@ -40,21 +47,20 @@ export interface ScaleGrid {
 }
 
 /**
- * ggml make_qkx2_quants: for the n values x[at..at+n) with weights w[0..n), a scale s ≥ 0 and min m ≤ 0 with levels
+ * ggml make_qkx2_quants: for the n values x[at..at+n) with weights w[0..n), a scale s and a min m ≤ 0 with levels
  * L in 0..nmax that minimise Σ w·|s·L + m − x| (or its square). Each candidate inverse scale of the grid rounds
  * (x − m) to levels, then s and m are the weighted least-squares fit of x to those levels (m clamped to 0); m starts
- * at min(x, 0) and, as in ggml, becomes the best fit's m for the steps after it. Writes the levels to levels[lAt..lAt+n) (scratch: n bytes), returns s and stores −m in mins[j].
+ * at min(x, 0) and, as in ggml, becomes the best fit's m for the steps after it. Writes the levels to
+ * levels[lAt..lAt+n) (n ≤ 32), returns s and stores −m in mins[j].
  */
 export function fitScaleAndMin(
   x: Float32Array,
   at: number,
   n: number,
-  nmax: number,
   w: Float32Array,
   grid: ScaleGrid,
   levels: Uint8Array,
   lAt: number,
-  scratch: Uint8Array,
   mins: Float32Array,
   j: number,
 ): number {
@@ -75,7 +81,7 @@ export function fitScaleAndMin(
     mins[j] = -min;
     return 0;
   }
-  const { rmin, steps, absoluteError } = grid;
+  const { nmax, rmin, steps, absoluteError } = grid;
   const rdelta = f32(grid.rdelta);
   let iscale = f32(nmax / f32(max - min));
   let scale = f32(1 / iscale);
@@ -89,17 +95,23 @@ export function fitScaleAndMin(
   for (let step = 0; step <= steps; step++) {
     // As in ggml, `min` here is the best fit's so far: a step after an improvement rounds against the new min.
     iscale = f32(f32(f32(rmin + f32(rdelta * step)) + nmax) / f32(max - min));
+    let changed = step === 0;
+    for (let i = 0; i < n; i++) {
+      const l = Math.max(0, Math.min(nmax, nearestInt(f32(iscale * f32(x[at + i] - min)))));
+      if (candidateLevels[i] !== l) changed = true;
+      candidateLevels[i] = l;
+    }
+    // The fit and its error depend on the levels alone: the same levels as the step before cannot do better.
+    if (!changed) continue;
     let sumL = 0;
     let sumL2 = 0;
     let sumXL = 0;
     for (let i = 0; i < n; i++) {
-      const v = x[at + i];
-      const l = Math.max(0, Math.min(nmax, nearestInt(f32(iscale * f32(v - min)))));
-      scratch[i] = l;
+      const l = candidateLevels[i];
       const wl = f32(w[i] * l);
       sumL = f32(sumL + wl);
       sumL2 = f32(sumL2 + f32(wl * l));
-      sumXL = f32(sumXL + f32(wl * v));
+      sumXL = f32(sumXL + f32(wl * x[at + i]));
     }
     const det = f32(f32(sumW * sumL2) - f32(sumL * sumL));
     if (!(det > 0)) continue;
@@ -111,11 +123,11 @@ export function fitScaleAndMin(
     }
     let error = 0;
     for (let i = 0; i < n; i++) {
-      const diff = f32(f32(f32(thisScale * scratch[i]) + thisMin) - x[at + i]);
+      const diff = f32(f32(f32(thisScale * candidateLevels[i]) + thisMin) - x[at + i]);
       error = f32(error + f32(w[i] * (absoluteError ? Math.abs(diff) : f32(diff * diff))));
     }
     if (error < bestError) {
-      for (let i = 0; i < n; i++) levels[lAt + i] = scratch[i];
+      for (let i = 0; i < n; i++) levels[lAt + i] = candidateLevels[i];
       bestError = error;
       scale = thisScale;
       min = thisMin;

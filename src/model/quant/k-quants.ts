@@ -36,14 +36,13 @@ const f32 = Math.fround;
 
 /**
  * Scratch of the quantizers (one super-block at a time; quantizing is synchronous): levels, per-sub-block scales
- * and mins, weights and the scale search's candidate levels.
+ * and mins, the scale search's weights.
  */
 const levels = new Uint8Array(256);
 const signedLevels = new Int8Array(256);
 const subScales = new Float32Array(16);
 const subMins = new Float32Array(16);
 const weights = new Float32Array(32);
-const candidate = new Uint8Array(32);
 const packedScales = new Uint8Array(8);
 const packedMins = new Uint8Array(8);
 
@@ -84,8 +83,8 @@ export function scaleQ3K(data: Uint8Array, at: number, i: number): number {
   return low | (high << 4);
 }
 
-/** q2_k's scale search: inverse scales (3 − 0.5 + 0.1·k) / range for k = 0..15, absolute error. */
-const Q2_GRID: ScaleGrid = { rmin: -0.5, rdelta: 0.1, steps: 15, absoluteError: true };
+/** q2_k's scale search: levels 0..3, inverse scales (3 − 0.5 + 0.1·k) / range for k = 0..15, absolute error. */
+const Q2_GRID: ScaleGrid = { nmax: 3, rmin: -0.5, rdelta: 0.1, steps: 15, absoluteError: true };
 
 export const q2_k: BlockCodec = {
   blockSize: 256,
@@ -114,19 +113,7 @@ export const q2_k: BlockCodec = {
       let maxMin = 0;
       for (let j = 0; j < 16; j++) {
         for (let l = 0; l < 16; l++) weights[l] = Math.abs(x[i0 + 16 * j + l]);
-        subScales[j] = fitScaleAndMin(
-          x,
-          i0 + 16 * j,
-          16,
-          3,
-          weights,
-          Q2_GRID,
-          levels,
-          16 * j,
-          candidate,
-          subMins,
-          j,
-        );
+        subScales[j] = fitScaleAndMin(x, i0 + 16 * j, 16, weights, Q2_GRID, levels, 16 * j, subMins, j);
         if (subScales[j] > maxScale) maxScale = subScales[j];
         if (subMins[j] > maxMin) maxMin = subMins[j];
       }
@@ -223,7 +210,7 @@ export const q3_k: BlockCodec = {
  */
 function kQuant45(qhBytes: 0 | 32, grid: ScaleGrid): BlockCodec {
   const bytesPerBlock = 144 + qhBytes;
-  const nmax = qhBytes ? 31 : 15;
+  const { nmax } = grid;
   return {
     blockSize: 256,
     bytesPerBlock,
@@ -257,19 +244,7 @@ function kQuant45(qhBytes: 0 | 32, grid: ScaleGrid): BlockCodec {
           for (let l = 0; l < 32; l++) sumX2 = f32(sumX2 + f32(x[at + l] * x[at + l]));
           const rms = f32(Math.sqrt(f32(sumX2 / 32)));
           for (let l = 0; l < 32; l++) weights[l] = rms + Math.abs(x[at + l]);
-          subScales[j] = fitScaleAndMin(
-            x,
-            at,
-            32,
-            nmax,
-            weights,
-            grid,
-            levels,
-            32 * j,
-            candidate,
-            subMins,
-            j,
-          );
+          subScales[j] = fitScaleAndMin(x, at, 32, weights, grid, levels, 32 * j, subMins, j);
           if (subScales[j] > maxScale) maxScale = subScales[j];
           if (subMins[j] > maxMin) maxMin = subMins[j];
         }
@@ -315,9 +290,12 @@ function packScalesMinsK4(scales: Uint8Array, mins: Uint8Array, data: Uint8Array
   }
 }
 
-/** ggml's scale searches: q4_k tries inverse scales (15 − 1 + 0.1·k) / range for k = 0..20, q5_k (31 − 0.5 + 0.1·k) for k = 0..15. */
-export const q4_k = kQuant45(0, { rmin: -1, rdelta: 0.1, steps: 20, absoluteError: false });
-export const q5_k = kQuant45(32, { rmin: -0.5, rdelta: 0.1, steps: 15, absoluteError: false });
+/**
+ * ggml's scale searches: q4_k tries inverse scales (15 − 1 + 0.1·k) / range for k = 0..20, q5_k
+ * (31 − 0.5 + 0.1·k) / range for k = 0..15.
+ */
+export const q4_k = kQuant45(0, { nmax: 15, rmin: -1, rdelta: 0.1, steps: 20, absoluteError: false });
+export const q5_k = kQuant45(32, { nmax: 31, rmin: -0.5, rdelta: 0.1, steps: 15, absoluteError: false });
 
 /**
  * q6_k: half n (128 values) takes ql bytes 64n.. and qh bytes 32n..; value 128n + 32k + l (k < 4, l < 32) has

@@ -48,26 +48,12 @@ export const q4_0: BlockCodec = {
       }
     }
   },
-  /**
-   * ggml quantize_row_q4_0_ref: `max` is the signed value of largest magnitude (the first one on ties), d = max / -8
-   * (so max itself maps to q = 0), q = min(15, trunc(x * (1/d) + 8.5)), all in float32.
-   */
+  /** ggml quantize_row_q4_0_ref: see symmetricCodes. */
   quantize(x, data) {
+    const codes = new Uint8Array(32);
     for (let i0 = 0, block = 0; i0 < x.length; i0 += 32, block += 18) {
-      let amax = 0;
-      let max = 0;
-      for (let j = 0; j < 32; j++) {
-        const v = x[i0 + j];
-        if (amax < Math.abs(v)) {
-          amax = Math.abs(v);
-          max = v;
-        }
-      }
-      const d = Math.fround(max / -8);
-      const id = d !== 0 ? Math.fround(1 / d) : 0;
-      writeHalf(data, block, d);
-      const q = (v: number) => Math.min(15, Math.trunc(Math.fround(Math.fround(v * id) + 8.5)));
-      for (let j = 0; j < 16; j++) data[block + 2 + j] = q(x[i0 + j]) | (q(x[i0 + 16 + j]) << 4);
+      writeHalf(data, block, symmetricCodes(x, i0, 4, codes));
+      packNibbles(codes, data, block + 2);
     }
   },
 };
@@ -84,6 +70,16 @@ export const q4_1: BlockCodec = {
         out[o + j] = (byte & 0x0f) * d + m;
         out[o + j + 16] = (byte >>> 4) * d + m;
       }
+    }
+  },
+  /** ggml quantize_row_q4_1_ref: see affineCodes. */
+  quantize(x, data) {
+    const codes = new Uint8Array(32);
+    for (let i0 = 0, block = 0; i0 < x.length; i0 += 32, block += 20) {
+      const { d, min } = affineCodes(x, i0, 4, codes);
+      writeHalf(data, block, d);
+      writeHalf(data, block + 2, min);
+      packNibbles(codes, data, block + 4);
     }
   },
 };
@@ -113,8 +109,93 @@ function fiveBit(header: 2 | 4, offset: number): BlockCodec {
         }
       }
     },
+    /** ggml quantize_row_q5_0_ref (symmetricCodes) or quantize_row_q5_1_ref (affineCodes). */
+    quantize(x, data) {
+      const codes = new Uint8Array(32);
+      for (let i0 = 0, block = 0; i0 < x.length; i0 += 32, block += bytesPerBlock) {
+        if (header === 2) writeHalf(data, block, symmetricCodes(x, i0, 5, codes));
+        else {
+          const { d, min } = affineCodes(x, i0, 5, codes);
+          writeHalf(data, block, d);
+          writeHalf(data, block + 2, min);
+        }
+        let qh = 0;
+        for (let j = 0; j < 32; j++) qh |= (codes[j] >>> 4) << j;
+        for (let k = 0; k < 4; k++) data[block + header + k] = (qh >>> (8 * k)) & 0xff;
+        packNibbles(codes, data, block + header + 4);
+      }
+    },
   };
 }
 
 export const q5_0 = fiveBit(2, -16);
 export const q5_1 = fiveBit(4, 0);
+
+/**
+ * ggml's rule for the types without a zero point (q4_0, q5_0), all in float32 (hence Math.fround): `max` is the
+ * signed value of largest magnitude (the first one on ties), d = max / −2^(bits−1) (so max itself maps to code 0),
+ * code = min(2^bits − 1, trunc(x·(1/d) + 2^(bits−1) + 0.5)) (castToInt). Writes the 32 codes of
+ * the block at x[i0] into `codes` and returns d (the block stores it as f16, the codes use the float32 d).
+ */
+function symmetricCodes(x: Float32Array, i0: number, bits: 4 | 5, codes: Uint8Array): number {
+  let amax = 0;
+  let max = 0;
+  for (let j = 0; j < 32; j++) {
+    const v = x[i0 + j];
+    if (amax < Math.abs(v)) {
+      amax = Math.abs(v);
+      max = v;
+    }
+  }
+  const half = 1 << (bits - 1);
+  const d = Math.fround(max / -half);
+  const id = d !== 0 ? Math.fround(1 / d) : 0;
+  const offset = half + 0.5;
+  for (let j = 0; j < 32; j++) {
+    codes[j] = Math.min(2 * half - 1, castToInt(Math.fround(Math.fround(x[i0 + j] * id) + offset)));
+  }
+  return d;
+}
+
+/**
+ * ggml's rule for the types with a zero point (q4_1, q5_1), all in float32: d = (max − min) / (2^bits − 1),
+ * code = trunc((x − min)·(1/d) + 0.5), which float32 rounding keeps below 2^bits (ggml still clamps q4_1's to 15; the
+ * clamp here is the same no-op for both). Writes the codes into `codes`; the block stores d and min as f16.
+ */
+function affineCodes(
+  x: Float32Array,
+  i0: number,
+  bits: 4 | 5,
+  codes: Uint8Array,
+): { d: number; min: number } {
+  let min = FLT_MAX;
+  let max = -FLT_MAX;
+  for (let j = 0; j < 32; j++) {
+    const v = x[i0 + j];
+    if (v < min) min = v; // the first of equal values, as ggml keeps it (0 and −0 store different f16 bits)
+    if (v > max) max = v;
+  }
+  const top = (1 << bits) - 1;
+  const d = Math.fround(Math.fround(max - min) / top);
+  const id = d !== 0 ? Math.fround(1 / d) : 0;
+  for (let j = 0; j < 32; j++) {
+    codes[j] = Math.min(top, castToInt(Math.fround(Math.fround(Math.fround(x[i0 + j] - min) * id) + 0.5)));
+  }
+  return { d, min };
+}
+
+const FLT_MAX = 3.4028234663852886e38;
+
+/**
+ * C's float-to-integer cast as ggml's x86 build computes it: truncation. Only a block of float32 subnormals, whose
+ * 1/d overflows to infinity, gives ±inf or NaN here; C leaves that cast undefined, x86 yields 0x80000000 (low byte
+ * 0), so such codes are 0. Their d is 0 in f16, so the block reads back as zeros whatever the codes are.
+ */
+function castToInt(x: number): number {
+  return Number.isFinite(x) ? Math.trunc(x) : 0;
+}
+
+/** The low 4 bits of 32 codes into 16 bytes at data[at]: code j in byte j's low nibble, code j + 16 in its high one. */
+function packNibbles(codes: Uint8Array, data: Uint8Array, at: number): void {
+  for (let j = 0; j < 16; j++) data[at + j] = (codes[j] & 0x0f) | ((codes[j + 16] & 0x0f) << 4);
+}

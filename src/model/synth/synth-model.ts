@@ -2,10 +2,11 @@ import { Rng } from "../../util/rng.js";
 import { expectedTensors, type ModelConfig } from "../config.js";
 import { quantize } from "../dtype.js";
 import { InputError } from "../errors.js";
-import { storedDType } from "../formats/gguf-model.js";
+import { storedDTypes } from "../formats/gguf-model.js";
 import type { LoadedModel } from "../model.js";
 import { shapeConfig, shapeSpec } from "../profiles.js";
-import type { DType, Tensor } from "../tensor.js";
+import type { WeightType } from "../quant/mixes.js";
+import type { Tensor } from "../tensor.js";
 import { createTokenizer } from "../tokenizer/create.js";
 import { vocabFromTokenizerJson } from "../tokenizer/hf-convert.js";
 import { readHfTokenizerFiles } from "../tokenizer/hf-tokenizer.js";
@@ -41,7 +42,7 @@ export function realTokenizer(path: string, shape: string): SyntheticTokenizer {
  */
 export function syntheticModel(
   shape: string,
-  dtype: DType,
+  dtype: WeightType,
   seed = 0,
   opts: { layers?: number; tokenizer?: SyntheticTokenizer } = {},
 ): LoadedModel {
@@ -62,7 +63,7 @@ export interface SyntheticModelOptions {
 /** Seeded random weights for every tensor `config` needs, and a vocabulary of its size. */
 export function syntheticModelOf(
   config: ModelConfig,
-  dtype: DType,
+  dtype: WeightType,
   opts: SyntheticModelOptions = {},
 ): LoadedModel {
   const name = opts.name ?? config.architecture;
@@ -80,6 +81,7 @@ export function syntheticModelOf(
   const uniform = (bound: number) => (rng.nextUint32() / 2 ** 31 - 1) * bound;
   const bound = Math.sqrt(3) * weightStd;
   const tensors = new Map<string, Tensor>();
+  const types = storedDTypes(config, dtype);
   for (const [tensorName, shape] of expectedTensors(config)) {
     const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
     const fixed = opts.ropeFactors?.get(tensorName);
@@ -92,7 +94,7 @@ export function syntheticModelOf(
     } else {
       for (let i = 0; i < values.length; i++) values[i] = uniform(bound);
     }
-    tensors.set(tensorName, quantize(values, shape, storedDType(shape, dtype)));
+    tensors.set(tensorName, quantize(values, shape, types.get(tensorName) ?? "f32"));
   }
   return {
     config,
