@@ -120,9 +120,28 @@ InterleavedRows interleaveRows(const Kernels& k, Weight* w, ThreadPool& pool) {
           for (int s = 0; s < 16; s++) out[16 + 8 * s + r] = block[192 + s];
           for (int run = 0; run < 4; run++) interleave4(block + 32 * run, out + 144 + 256 * run, r, 8);  // ql
           for (int run = 0; run < 2; run++) interleave4(block + 128 + 32 * run, out + 1168 + 256 * run, r, 8);  // qh
-        } else {
-          std::memcpy(out + 2 * r, block, 2);
-          interleave4(block + 2, out + 16, r, static_cast<int>(blockBytes - 2) / 4);
+        } else {  // 32-value blocks: [d][m?][qh?][quants]
+          const DType t = w->dtype;
+          const bool hasMin = t == DType::Q4_1 || t == DType::Q5_1;
+          const bool fifth = t == DType::Q5_0 || t == DType::Q5_1;
+          std::memcpy(out + 2 * r, block, 2);  // d
+          if (hasMin) std::memcpy(out + 16 + 2 * r, block + 2, 2);  // m
+          int from = hasMin ? 4 : 2, to = hasMin ? 32 : 16;
+          if (fifth) {
+            // qh bit v is value v's fifth bit; byte i of the row's 4 gets those of values 16h + 4c + i at bit 2c + h,
+            // beside chunk c's nibbles (low: h = 0, high: h = 1).
+            uint32_t qh;
+            std::memcpy(&qh, block + from, 4);
+            for (int i = 0; i < 4; i++) {
+              uint8_t bits = 0;
+              for (int c = 0; c < 4; c++)
+                for (int h = 0; h < 2; h++) bits |= ((qh >> (16 * h + 4 * c + i)) & 1) << (2 * c + h);
+              out[to + 4 * r + i] = bits;
+            }
+            from += 4;
+            to += 32;
+          }
+          interleave4(block + from, out + to, r, static_cast<int>(blockBytes - from) / 4);
         }
       }
     }

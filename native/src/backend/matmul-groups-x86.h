@@ -4,8 +4,8 @@
 // 4 activations broadcast to every lane, and one FMA scales all 8 rows. With AVX-512 (the VNNI paths) two
 // adjacent groups fill a 512-bit register instead (tile16).
 //
-// Group g is rows 8g..8g+7. Its blocks (q8_0, q4_0: 32 values; q4_k, q5_k, q6_k, iq4_xs: 256-value super-blocks)
-// follow each other: block b of group g starts at (g · blocks per row + b) · B bytes, B = interleavedGroupBlockBytes.
+// Group g is rows 8g..8g+7. Its blocks (q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl: 32 values; q4_k, q5_k, q6_k, iq4_xs:
+// 256-value super-blocks) follow each other: block b of group g starts at (g · blocks per row + b) · B bytes, B = interleavedGroupBlockBytes.
 //
 // q8_0 ×8, B = 272 (8 × 34): chunk k = quants 4k..4k+3 of every row
 //
@@ -22,6 +22,15 @@
 //
 // q4_0 ×8, B = 144 (8 × 18): | d × 8 | 4 chunks of 32 bytes |; chunk c holds bytes 4c..4c+3 of each row's 16
 //   nibble bytes: low nibbles are values 4c..4c+3, high nibbles values 16 + 4c..16 + 4c + 3.
+// iq4_nl ×8, B = 144 (8 × 18): as q4_0's; the nibbles index the levels.
+// q4_1 ×8, B = 160 (8 × 20): | d × 8 | m × 8 | 4 chunks as q4_0's |
+// q5_0 ×8, B = 176 (8 × 22): | d × 8 | qh: 32 | 4 chunks as q4_0's |
+// q5_1 ×8, B = 192 (8 × 24): | d × 8 | m × 8 | qh: 32 | 4 chunks as q4_0's |
+//   qh: row r's 4 bytes at 4r, regrouped (GGUF's bit v is value v's fifth bit): byte i holds at bit 2c + h the
+//   fifth bit of value 16h + 4c + i, the one beside nibble byte 4r + i of chunk c (h = 0: low nibble, 1: high)
+//
+//     chunk c, byte 4r + i:   [ hi nibble: value 16 + 4c + i | lo nibble: value 4c + i ]
+//     qh byte 4r + i:         [ b7 … b(2c+1) b(2c) … b0 ]    q = nibble + 16 · bit 2c + h
 //
 // q4_k ×8, B = 1184 (8 × 144; the 6-bit scales unpacked to bytes):
 //   0    d     8 × f16
@@ -59,7 +68,7 @@
 //   byte 0        16                   80                          208               1104
 //        | d × 8 | scale [j][r] × 64 | sub-block 0: chunks 0..3 | sub-block 1 | … | sub-block 7 |
 //
-// Types not listed (q4_1, q5_0, q5_1, q2_k, q3_k, iq4_nl) stay row-wise (readsGroups).
+// q2_k and q3_k stay row-wise (readsGroups).
 #pragma once
 
 #include <immintrin.h>
@@ -72,12 +81,14 @@
 namespace vellum::backend {
 namespace {
 
-// The types read from 8-row groups (Kernels::interleaves). The others stay row-wise (matmul-x86.h): q4_1, q5_0,
-// q5_1 and iq4_nl are the 32-value fallbacks of rows not a multiple of 256 wide, rare in a model's matmuls; q2_k
-// and q3_k (16-value sub-blocks, 2 and 3 bits spread over several arrays) not measured here.
+// The types read from 8-row groups (Kernels::interleaves): every quantized type but q2_k and q3_k, which stay
+// row-wise (matmul-x86.h) because no 8-row tile was written for them: their 16-value sub-blocks with a scale
+// (and min) each and quants split over several bit planes would each want a tile of their own, for the
+// small-machine mixes (q3_k_m, q2_k) that the speed targets do not include. Measured against row-wise (1 thread,
+// 4864x896 and 5632x2048), interleaving is faster for every other type at T = 1 and T = 64, but for iq4_nl on
+// AVX2 without VNNI at T = 1, where it ties.
 constexpr bool readsGroups(DType t) {
-  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K ||
-         t == DType::IQ4_XS;
+  return t != DType::Q2_K && t != DType::Q3_K && isQuantized(t);
 }
 
 // Activations 4k..4k+3 of a block, in every 32-bit lane.
@@ -118,67 +129,9 @@ inline __m256i unsignedDots(const __m256i* q, const BlockQ8Act& xb, int g0) {
 // Nibbles (0..15) against one 32-value block.
 inline __m256i nibbleDots(const __m256i q[8], const BlockQ8Act& xb) { return unsignedDots<8, 15>(q, xb, 0); }
 
-// ---- q8_0 and q4_0 ----
+// ---- the 32-value types: q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl ----
 
-// 8 rows × TT tokens: acc[u] lane r = y[t + u, o + r]. A block's int32 dots for all 8 rows come out lane by
-// lane against the token's broadcast 4-value groups, and one FMA scales all 8 rows:
-// - q4_0: nibbleDots, ~2.5 vector ops per 32 MACs without VNNI;
-// - q8_0: the dot wants an unsigned operand, so |w| (once per block, for all tokens) meets x with w's sign,
-//   and without VNNI each maddubs is widened by a madd (two can overflow int16), ~4.5 ops per 32 MACs;
-// where a row at a time needs ~6 per row and token.
-template <DType T, int TT>
-void tileX8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
-  constexpr int kGroupBlock = 8 * (T == DType::Q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0));  // 272, 144
-  const __m256i low4 = _mm256_set1_epi8(0x0f);
-  const int nb = w.cols / kBlock;
-  const uint8_t* group = w.interleaved + static_cast<size_t>(o / 8) * nb * kGroupBlock;
-  const BlockQ8Act* xs[TT];
-  for (int u = 0; u < TT; u++) xs[u] = x.q8 + static_cast<size_t>(t + u) * nb;
-  __m256 acc[TT];
-  for (int u = 0; u < TT; u++) acc[u] = _mm256_setzero_ps();
-  for (int b = 0; b < nb; b++) {
-    const uint8_t* p = group + static_cast<size_t>(b) * kGroupBlock;
-    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    __m256i q[8];  // q[k]: quants 4k..4k+3 of every row (q8_0: their absolute values)
-    for (int c = 0; c < 4; c++) {
-      if constexpr (T == DType::Q8_0) {
-        q[c] = _mm256_abs_epi8(load32(p + 16 + 32 * c));
-        q[c + 4] = _mm256_abs_epi8(load32(p + 16 + 32 * (c + 4)));
-      } else {
-        const __m256i raw = load32(p + 16 + 32 * c);
-        q[c] = _mm256_and_si256(raw, low4);
-        q[c + 4] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
-      }
-    }
-    for (int u = 0; u < TT; u++) {
-      const BlockQ8Act& xb = xs[u][b];
-      __m256i dot;
-      if constexpr (T == DType::Q8_0) {
-        __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();  // two chains of dot4Add
-        for (int k = 0; k < 8; k += 2) {
-          even = dot4Add(even, q[k], _mm256_sign_epi8(group4(xb, k), load32(p + 16 + 32 * k)));
-          odd = dot4Add(odd, q[k + 1], _mm256_sign_epi8(group4(xb, k + 1), load32(p + 16 + 32 * (k + 1))));
-        }
-        dot = _mm256_add_epi32(even, odd);
-      } else {
-        dot = nibbleDots(q, xb);
-        dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(8 * blockSum(xb)));  // Σ (q − 8)·x = Σ q·x − 8 · Σ x
-      }
-      acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(d, _mm256_set1_ps(xb.d)), acc[u]);
-    }
-  }
-  for (int u = 0; u < TT; u++) _mm256_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
-}
-
-// 8 bytes as 8 floats, unsigned or signed.
-inline __m256 bytesAsFloats(const uint8_t* p) {
-  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
-}
-inline __m256 signedBytesAsFloats(const uint8_t* p) {
-  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
-}
-
-// q5_k's quants of sub-block j: its nibbles (0..15) plus 16 · bit j of the qh chunk, moved to bit 4 of each byte
+// Quants of q5_k sub-block j, or of q5_0 / q5_1 chunk half j: the nibbles (0..15) plus 16 · bit j of each qh byte, moved to bit 4 of each byte
 // (the 16-bit shifts, at most 4 places, move no other byte's bit there). With AVX-512 one vpternlogd ORs in the
 // masked bit.
 template <class V>
@@ -195,6 +148,117 @@ inline V withFifthBits(V nibbles, V qh, int j) {
 #endif
   }
 }
+
+// The iq4_nl / iq4_xs levels + `offset` as bytes, in every 128-bit lane of a V (vpshufb looks up within a lane).
+template <class V>
+inline V iq4LevelTable(int offset) {
+  uint8_t bytes[sizeof(V)];
+  for (size_t i = 0; i < sizeof(V); i++) bytes[i] = static_cast<uint8_t>(kIq4Levels[i % 16] + offset);
+  V v;
+  std::memcpy(&v, bytes, sizeof v);
+  return v;
+}
+
+// Where a 32-value type's parts lie in its block of an 8-row group (interleaveRows): | d × 8 | m × 8 (q4_1,
+// q5_1) | qh: 32 (q5_0, q5_1) | quants: 8 chunks (q8_0) or 4 chunks of nibbles |. A q5 row's 4 qh bytes are
+// regrouped so that byte i holds, at bit 2c + h, the fifth bit of value 16h + 4c + i: the one beside nibble i of
+// chunk c (h = 0: low nibble, 1: high), which withFifthBits moves into place with one shift.
+template <DType T>
+struct Legacy8 {
+  static constexpr bool hasMin = T == DType::Q4_1 || T == DType::Q5_1;  // value = q·d + m
+  static constexpr bool fifth = T == DType::Q5_0 || T == DType::Q5_1;
+  static constexpr bool levels = T == DType::IQ4_NL;  // value = level[q]·d
+  static constexpr int qh = hasMin ? 32 : 16;
+  static constexpr int qs = qh + (fifth ? 32 : 0);
+  static constexpr int bytes = qs + (T == DType::Q8_0 ? 256 : 128);
+  // Signed quants meet the unsigned-operand dot as |q| · (x with q's sign); the others as unsigned bytes with an
+  // offset taken off through Σx: value = (q − offset)·d. iq4_nl takes its levels as iq4_xs does (tileIQ4_XSx8).
+  static constexpr bool signedQ = T == DType::Q8_0 || (levels && !VELLUM_VNNI);
+  static constexpr int offset = T == DType::Q4_0 ? 8 : T == DType::Q5_0 ? 16 : levels && !signedQ ? 128 : 0;
+};
+
+// 8 rows × TT tokens: acc[u] lane r = y[t + u, o + r]. A block's int32 dots for all 8 rows come out lane by
+// lane against the token's broadcast 4-value groups, and one FMA scales all 8 rows:
+// - nibbles (q4_0, q4_1; q5_0, q5_1 with their fifth bits; iq4_nl's levels + 128 with VNNI): unsignedDots,
+//   ~2.5 vector ops per 32 MACs without VNNI;
+// - q8_0 (and iq4_nl without VNNI): the dot wants an unsigned operand, so |w| (once per block, for all tokens)
+//   meets x with w's sign, and without VNNI each maddubs is widened by a madd (two can overflow int16), ~4.5 ops
+//   per 32 MACs;
+// where a row at a time needs ~6 per row and token.
+template <DType T, int TT>
+void tileX8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
+  using L = Legacy8<T>;
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  const __m256i levels = iq4LevelTable<__m256i>(VELLUM_VNNI ? 128 : 0);
+  const int nb = w.cols / kBlock;
+  const uint8_t* group = w.interleaved + static_cast<size_t>(o / 8) * nb * L::bytes;
+  const BlockQ8Act* xs[TT];
+  for (int u = 0; u < TT; u++) xs[u] = x.q8 + static_cast<size_t>(t + u) * nb;
+  __m256 acc[TT];
+  for (int u = 0; u < TT; u++) acc[u] = _mm256_setzero_ps();
+  for (int b = 0; b < nb; b++) {
+    const uint8_t* p = group + static_cast<size_t>(b) * L::bytes;
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    __m256 m{};
+    if constexpr (L::hasMin) m = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
+    __m256i q[8];  // q[k]: quants 4k..4k+3 of every row (q8_0: their absolute values)
+    for (int c = 0; c < 4; c++) {
+      if constexpr (T == DType::Q8_0) {
+        q[c] = _mm256_abs_epi8(load32(p + L::qs + 32 * c));
+        q[c + 4] = _mm256_abs_epi8(load32(p + L::qs + 32 * (c + 4)));
+      } else {
+        const __m256i raw = load32(p + L::qs + 32 * c);
+        q[c] = _mm256_and_si256(raw, low4);
+        q[c + 4] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+        if constexpr (L::fifth) {
+          const __m256i qh = load32(p + L::qh);
+          q[c] = withFifthBits(q[c], qh, 2 * c);
+          q[c + 4] = withFifthBits(q[c + 4], qh, 2 * c + 1);
+        }
+        if constexpr (L::levels) {
+          q[c] = _mm256_shuffle_epi8(levels, q[c]);
+          q[c + 4] = _mm256_shuffle_epi8(levels, q[c + 4]);
+        }
+      }
+    }
+    // The signed types' |q| and signs: q8_0 rereads its signs from the block (L1) rather than hold 8 more
+    // registers; iq4_nl keeps its levels in q and their magnitudes here.
+    __m256i magnitude[L::levels && L::signedQ ? 8 : 1];
+    if constexpr (L::levels && L::signedQ)
+      for (int k = 0; k < 8; k++) magnitude[k] = _mm256_abs_epi8(q[k]);
+    auto absQ = [&](int k) { return T == DType::Q8_0 ? q[k] : magnitude[k]; };
+    auto signQ = [&](int k) { return T == DType::Q8_0 ? load32(p + L::qs + 32 * k) : q[k]; };
+    for (int u = 0; u < TT; u++) {
+      const BlockQ8Act& xb = xs[u][b];
+      __m256i dot;
+      if constexpr (L::signedQ) {
+        __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();  // two chains of dot4Add
+        for (int k = 0; k < 8; k += 2) {
+          even = dot4Add(even, absQ(k), _mm256_sign_epi8(group4(xb, k), signQ(k)));
+          odd = dot4Add(odd, absQ(k + 1), _mm256_sign_epi8(group4(xb, k + 1), signQ(k + 1)));
+        }
+        dot = _mm256_add_epi32(even, odd);
+      } else {
+        dot = unsignedDots<8, L::fifth ? 31 : L::levels ? 255 : 15>(q, xb, 0);
+        // Σ (q − offset)·x = Σ q·x − offset · Σ x
+        if constexpr (L::offset != 0) dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(L::offset * blockSum(xb)));
+      }
+      const __m256 xd = _mm256_set1_ps(xb.d);
+      acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(d, xd), acc[u]);
+      if constexpr (L::hasMin) acc[u] = _mm256_fmadd_ps(m, _mm256_set1_ps(static_cast<float>(blockSum(xb)) * xb.d), acc[u]);
+    }
+  }
+  for (int u = 0; u < TT; u++) _mm256_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
+}
+
+// 8 bytes as 8 floats, unsigned or signed.
+inline __m256 bytesAsFloats(const uint8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+inline __m256 signedBytesAsFloats(const uint8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+
 
 // q4_k and q5_k, 8 rows × TT tokens, a 32-value sub-block at a time (unsignedDots, as q4_0); each row's sub-block
 // scale d·sc and min dmin·m come as vectors of the 8 rows, value = d·sc·q − dmin·m. q5_k's q is the nibble plus
@@ -289,15 +353,6 @@ void tileQ6_Kx8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o,
   for (int u = 0; u < TT; u++) _mm256_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
 }
 
-// The iq4_xs levels + `offset` as bytes, in every 128-bit lane of a V (vpshufb looks up within a lane).
-template <class V>
-inline V iq4LevelTable(int offset) {
-  uint8_t bytes[sizeof(V)];
-  for (size_t i = 0; i < sizeof(V); i++) bytes[i] = static_cast<uint8_t>(kIq4Levels[i % 16] + offset);
-  V v;
-  std::memcpy(&v, bytes, sizeof v);
-  return v;
-}
 
 // iq4_xs, 8 rows × TT tokens, a 32-value sub-block at a time: each nibble indexes the 16 levels by one vpshufb per
 // 32 nibbles, for all tokens; value = d · (ls − 32) · level. The dot instructions want one unsigned operand and
@@ -503,11 +558,13 @@ void tileIQ4_XSx16(const Weight& w, const MatmulInput& x, float* y, int ldy, int
   for (int u = 0; u < TT; u++) _mm512_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
 }
 
-// tileX8 (q8_0, q4_0) for rows o..o+15. q8_0's sign trick has no 512-bit sign instruction: x is negated under a
-// mask of w's negative bytes.
+// tileX8 for rows o..o+15. q8_0's sign trick has no 512-bit sign instruction: x is negated under a mask of w's
+// negative bytes.
 template <DType T, int TT>
 void tileX16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
+  using L = Legacy8<T>;
   const __m512i low4 = _mm512_set1_epi8(0x0f);
+  const __m512i levels = iq4LevelTable<__m512i>(128);
   const Pair16 g = pair16<T>(w, o);
   const BlockQ8Act* xs[TT];
   for (int u = 0; u < TT; u++) xs[u] = x.q8 + static_cast<size_t>(t + u) * g.blocks;
@@ -517,19 +574,31 @@ void tileX16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, in
     const uint8_t* p0 = g.g0 + static_cast<size_t>(b) * g.groupBlock;
     const uint8_t* p1 = g.g1 + static_cast<size_t>(b) * g.groupBlock;
     const __m512 d = halves2x8(p0, p1);
+    __m512 m{};
+    if constexpr (L::hasMin) m = halves2x8(p0 + 16, p1 + 16);
     __m512i q[8];  // q[k]: quants 4k..4k+3 of every row (q8_0: their absolute values)
     __mmask64 negative[8];  // q8_0: w's negative bytes
     for (int c = 0; c < 4; c++) {
       if constexpr (T == DType::Q8_0) {
         for (int h = 0; h < 2; h++) {
-          const __m512i raw = load2x32(p0 + 16 + 32 * (c + 4 * h), p1 + 16 + 32 * (c + 4 * h));
+          const int at = L::qs + 32 * (c + 4 * h);
+          const __m512i raw = load2x32(p0 + at, p1 + at);
           q[c + 4 * h] = _mm512_abs_epi8(raw);
           negative[c + 4 * h] = _mm512_movepi8_mask(raw);
         }
       } else {
-        const __m512i raw = load2x32(p0 + 16 + 32 * c, p1 + 16 + 32 * c);
+        const __m512i raw = load2x32(p0 + L::qs + 32 * c, p1 + L::qs + 32 * c);
         q[c] = _mm512_and_si512(raw, low4);
         q[c + 4] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+        if constexpr (L::fifth) {
+          const __m512i qh = load2x32(p0 + L::qh, p1 + L::qh);
+          q[c] = withFifthBits(q[c], qh, 2 * c);
+          q[c + 4] = withFifthBits(q[c + 4], qh, 2 * c + 1);
+        }
+        if constexpr (L::levels) {
+          q[c] = _mm512_shuffle_epi8(levels, q[c]);
+          q[c + 4] = _mm512_shuffle_epi8(levels, q[c + 4]);
+        }
       }
     }
     for (int u = 0; u < TT; u++) {
@@ -541,8 +610,10 @@ void tileX16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, in
         chains[k % 2] = _mm512_dpbusd_epi32(chains[k % 2], q[k], xk);
       }
       __m512i dot = _mm512_add_epi32(chains[0], chains[1]);
-      if constexpr (T == DType::Q4_0) dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(8 * blockSum(xb)));
-      acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(d, _mm512_set1_ps(xb.d)), acc[u]);
+      if constexpr (L::offset != 0) dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(L::offset * blockSum(xb)));
+      const __m512 xd = _mm512_set1_ps(xb.d);
+      acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(d, xd), acc[u]);
+      if constexpr (L::hasMin) acc[u] = _mm512_fmadd_ps(m, _mm512_set1_ps(static_cast<float>(blockSum(xb)) * xb.d), acc[u]);
     }
   }
   for (int u = 0; u < TT; u++) _mm512_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
