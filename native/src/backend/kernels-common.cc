@@ -110,7 +110,8 @@ InterleavedRows interleaveRows(const Kernels& k, Weight* w, ThreadPool& pool) {
           const bool fifth = w->dtype == DType::Q5_K;
           if (fifth) interleave4(block + 16, out + 160, r, 8);  // qh
           const uint8_t* qs = block + (fifth ? 48 : 16);
-          for (int pair = 0; pair < 4; pair++) interleave4(qs + 32 * pair, out + (fifth ? 416 : 160) + 256 * pair, r, 8);
+          uint8_t* qsOut = out + (fifth ? 416 : 160);
+          for (int pair = 0; pair < 4; pair++) interleave4(qs + 32 * pair, qsOut + 256 * pair, r, 8);
         } else if (w->dtype == DType::IQ4_XS) {
           std::memcpy(out + 2 * r, block, 2);  // d
           for (int j = 0; j < 8; j++) out[16 + 8 * j + r] = static_cast<uint8_t>(scaleIQ4XS(block, j) - 32);

@@ -5,7 +5,8 @@
 // adjacent groups fill a 512-bit register instead (tile16).
 //
 // Group g is rows 8g..8g+7. Its blocks (q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl: 32 values; q4_k, q5_k, q6_k, iq4_xs:
-// 256-value super-blocks) follow each other: block b of group g starts at (g · blocks per row + b) · B bytes, B = interleavedGroupBlockBytes.
+// 256-value super-blocks) follow each other: block b of group g starts at (g · blocks per row + b) · B bytes,
+// B = interleavedGroupBlockBytes.
 //
 // q8_0 ×8, B = 272 (8 × 34): chunk k = quants 4k..4k+3 of every row
 //
@@ -131,9 +132,9 @@ inline __m256i nibbleDots(const __m256i q[8], const BlockQ8Act& xb) { return uns
 
 // ---- the 32-value types: q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl ----
 
-// Quants of q5_k sub-block j, or of q5_0 / q5_1 chunk half j: the nibbles (0..15) plus 16 · bit j of each qh byte, moved to bit 4 of each byte
-// (the 16-bit shifts, at most 4 places, move no other byte's bit there). With AVX-512 one vpternlogd ORs in the
-// masked bit.
+// Quants of q5_k sub-block j, or of a q5_0 / q5_1 chunk half (j = 2c + h): the nibbles (0..15) plus 16 · bit j
+// of each qh byte, moved to bit 4 (the 16-bit shifts, at most 4 places, move no other byte's bit there). With
+// AVX-512 one vpternlogd ORs in the masked bit.
 template <class V>
 inline V withFifthBits(V nibbles, V qh, int j) {
   if constexpr (sizeof(V) == 64) {
@@ -245,7 +246,8 @@ void tileX8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int
       }
       const __m256 xd = _mm256_set1_ps(xb.d);
       acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(d, xd), acc[u]);
-      if constexpr (L::hasMin) acc[u] = _mm256_fmadd_ps(m, _mm256_set1_ps(static_cast<float>(blockSum(xb)) * xb.d), acc[u]);
+      if constexpr (L::hasMin)  // + m · Σx
+        acc[u] = _mm256_fmadd_ps(m, _mm256_set1_ps(static_cast<float>(blockSum(xb)) * xb.d), acc[u]);
     }
   }
   for (int u = 0; u < TT; u++) _mm256_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
@@ -344,7 +346,8 @@ void tileQ6_Kx8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o,
         const __m256 xd = _mm256_set1_ps(xb.d);
         // Σ (q − 32)·x = Σ q·x − 32 · Σ x, per 16-value half
         const __m256i low = _mm256_sub_epi32(unsignedDots<4, 63>(q, xb, 0), _mm256_set1_epi32(32 * xb.halfSums[0]));
-        const __m256i high = _mm256_sub_epi32(unsignedDots<4, 63>(q + 4, xb, 4), _mm256_set1_epi32(32 * xb.halfSums[1]));
+        const __m256i high =
+            _mm256_sub_epi32(unsignedDots<4, 63>(q + 4, xb, 4), _mm256_set1_epi32(32 * xb.halfSums[1]));
         acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(low), _mm256_mul_ps(scaleLow, xd), acc[u]);
         acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(high), _mm256_mul_ps(scaleHigh, xd), acc[u]);
       }
@@ -613,7 +616,8 @@ void tileX16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, in
       if constexpr (L::offset != 0) dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(L::offset * blockSum(xb)));
       const __m512 xd = _mm512_set1_ps(xb.d);
       acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(d, xd), acc[u]);
-      if constexpr (L::hasMin) acc[u] = _mm512_fmadd_ps(m, _mm512_set1_ps(static_cast<float>(blockSum(xb)) * xb.d), acc[u]);
+      if constexpr (L::hasMin)
+        acc[u] = _mm512_fmadd_ps(m, _mm512_set1_ps(static_cast<float>(blockSum(xb)) * xb.d), acc[u]);
     }
   }
   for (int u = 0; u < TT; u++) _mm512_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
