@@ -34,22 +34,16 @@ function setF16(data: Uint8Array, at: number, x: number) {
 
 /**
  * A [rows, cols] tensor of random blocks of `dtype`: random bytes, with each block's scale drawn so that its
- * values have an RMS of about `rms` (half to one and a half times it; negative half the time) and its min
+ * values have an RMS of about 0.01 (half to one and a half times it; negative half the time) and its min
  * centring them.
  */
-export function randomBlocks(
-  dtype: DType,
-  rows: number,
-  cols: number,
-  rand: () => number,
-  rms = 0.01,
-): Tensor {
+export function randomBlocks(dtype: DType, rows: number, cols: number, rand: () => number): Tensor {
   const fields = scaleFields[dtype];
   if (!fields) throw new Error(`${dtype} is not a quantized type`);
   const data = new Uint8Array(tensorBytes(dtype, [rows, cols]));
   for (let i = 0; i < data.length; i++) data[i] = Math.floor(rand() * 256);
   for (let block = 0; block < data.length; block += dtypeLayout[dtype].bytesPerBlock) {
-    const d = (rms / fields.rms) * (0.5 + rand()) * (rand() < 0.5 ? -1 : 1);
+    const d = (0.01 / fields.rms) * (0.5 + rand()) * (rand() < 0.5 ? -1 : 1);
     setF16(data, block + fields.d, d);
     if (fields.min !== undefined) setF16(data, block + fields.min, d * (fields.minRatio ?? 0));
   }

@@ -74,7 +74,16 @@ void interleave4(const uint8_t* from, uint8_t* to, int r, int chunks) {
 }  // namespace
 
 size_t interleavedGroupBlockBytes(DType t) {
-  return t == DType::Q4_K ? kQ4_Kx8Bytes : 8 * rowBytes(t, blockValues(t));
+  switch (t) {
+    case DType::Q4_K:
+      return kQ4_Kx8Bytes;
+    case DType::Q5_K:
+      return kQ5_Kx8Bytes;
+    case DType::IQ4_XS:
+      return kIQ4_XSx8Bytes;
+    default:
+      return 8 * rowBytes(t, blockValues(t));
+  }
 }
 
 InterleavedRows interleaveRows(const Kernels& k, Weight* w, ThreadPool& pool) {
@@ -89,7 +98,7 @@ InterleavedRows interleaveRows(const Kernels& k, Weight* w, ThreadPool& pool) {
       uint8_t* out = store.get() + (static_cast<size_t>(g) * nb + b) * groupBlock;
       for (int r = 0; r < 8; r++) {
         const uint8_t* block = w->data + stride * (8 * g + r) + b * blockBytes;
-        if (w->dtype == DType::Q4_K) {
+        if (w->dtype == DType::Q4_K || w->dtype == DType::Q5_K) {
           std::memcpy(out + 2 * r, block, 2);  // d
           std::memcpy(out + 16 + 2 * r, block + 2, 2);  // dmin
           for (int j = 0; j < 8; j++) {
@@ -98,15 +107,42 @@ InterleavedRows interleaveRows(const Kernels& k, Weight* w, ThreadPool& pool) {
             out[32 + 8 * j + r] = static_cast<uint8_t>(sc);
             out[96 + 8 * j + r] = static_cast<uint8_t>(m);
           }
-          for (int pair = 0; pair < 4; pair++) interleave4(block + 16 + 32 * pair, out + 160 + 256 * pair, r, 8);
+          const bool fifth = w->dtype == DType::Q5_K;
+          if (fifth) interleave4(block + 16, out + 160, r, 8);  // qh
+          const uint8_t* qs = block + (fifth ? 48 : 16);
+          uint8_t* qsOut = out + (fifth ? 416 : 160);
+          for (int pair = 0; pair < 4; pair++) interleave4(qs + 32 * pair, qsOut + 256 * pair, r, 8);
+        } else if (w->dtype == DType::IQ4_XS) {
+          std::memcpy(out + 2 * r, block, 2);  // d
+          for (int j = 0; j < 8; j++) out[16 + 8 * j + r] = static_cast<uint8_t>(scaleIQ4XS(block, j) - 32);
+          for (int j = 0; j < 8; j++) interleave4(block + 8 + 16 * j, out + 80 + 128 * j, r, 4);
         } else if (w->dtype == DType::Q6_K) {
           std::memcpy(out + 2 * r, block + 208, 2);  // d
           for (int s = 0; s < 16; s++) out[16 + 8 * s + r] = block[192 + s];
           for (int run = 0; run < 4; run++) interleave4(block + 32 * run, out + 144 + 256 * run, r, 8);  // ql
           for (int run = 0; run < 2; run++) interleave4(block + 128 + 32 * run, out + 1168 + 256 * run, r, 8);  // qh
-        } else {
-          std::memcpy(out + 2 * r, block, 2);
-          interleave4(block + 2, out + 16, r, static_cast<int>(blockBytes - 2) / 4);
+        } else {  // 32-value blocks: [d][m?][qh?][quants]
+          const DType t = w->dtype;
+          const bool hasMin = t == DType::Q4_1 || t == DType::Q5_1;
+          const bool fifth = t == DType::Q5_0 || t == DType::Q5_1;
+          std::memcpy(out + 2 * r, block, 2);  // d
+          if (hasMin) std::memcpy(out + 16 + 2 * r, block + 2, 2);  // m
+          int from = hasMin ? 4 : 2, to = hasMin ? 32 : 16;
+          if (fifth) {
+            // qh bit v is value v's fifth bit; byte i of the row's 4 gets those of values 16h + 4c + i at bit 2c + h,
+            // beside chunk c's nibbles (low: h = 0, high: h = 1).
+            uint32_t qh;
+            std::memcpy(&qh, block + from, 4);
+            for (int i = 0; i < 4; i++) {
+              uint8_t bits = 0;
+              for (int c = 0; c < 4; c++)
+                for (int h = 0; h < 2; h++) bits |= ((qh >> (16 * h + 4 * c + i)) & 1) << (2 * c + h);
+              out[to + 4 * r + i] = bits;
+            }
+            from += 4;
+            to += 32;
+          }
+          interleave4(block + from, out + to, r, static_cast<int>(blockBytes - from) / 4);
         }
       }
     }

@@ -265,8 +265,12 @@ const Kernels& avx512Bf16Kernels();
 // q = round(x / d), d = max|x| / 127.
 void quantizeActs(const float* x, int n, BlockQ8Act* out);
 
+// Bytes of one interleaved block of 8 rows of the types whose layout there is not 8 blocks back to back (their 6-bit
+// scales unpacked to bytes): drawn in matmul-groups-x86.h.
 constexpr size_t kQ4_Kx8Bytes = 32 + 128 + 1024;
-// Bytes of one interleaved block of 8 rows (q8_0, q4_0: a 32-value block; q4_k, q6_k: a 256-value super-block).
+constexpr size_t kQ5_Kx8Bytes = 32 + 128 + 256 + 1024;
+constexpr size_t kIQ4_XSx8Bytes = 16 + 64 + 1024;
+// Bytes of one interleaved block of 8 rows (a 32-value block, or a 256-value super-block).
 size_t interleavedGroupBlockBytes(DType t);
 
 // A copy of w's rows in 8-row groups (drawn in matmul-groups-x86.h), made on the pool's threads, and

@@ -4,8 +4,9 @@
 // 4 activations broadcast to every lane, and one FMA scales all 8 rows. With AVX-512 (the VNNI paths) two
 // adjacent groups fill a 512-bit register instead (tile16).
 //
-// Group g is rows 8g..8g+7. Its blocks (q8_0, q4_0: 32 values; q4_k, q6_k: 256-value super-blocks) follow each
-// other: block b of group g starts at (g · blocks per row + b) · B bytes, B = interleavedGroupBlockBytes.
+// Group g is rows 8g..8g+7. Its blocks (q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl: 32 values; q4_k, q5_k, q6_k, iq4_xs:
+// 256-value super-blocks) follow each other: block b of group g starts at (g · blocks per row + b) · B bytes,
+// B = interleavedGroupBlockBytes.
 //
 // q8_0 ×8, B = 272 (8 × 34): chunk k = quants 4k..4k+3 of every row
 //
@@ -22,6 +23,15 @@
 //
 // q4_0 ×8, B = 144 (8 × 18): | d × 8 | 4 chunks of 32 bytes |; chunk c holds bytes 4c..4c+3 of each row's 16
 //   nibble bytes: low nibbles are values 4c..4c+3, high nibbles values 16 + 4c..16 + 4c + 3.
+// iq4_nl ×8, B = 144 (8 × 18): as q4_0's; the nibbles index the levels.
+// q4_1 ×8, B = 160 (8 × 20): | d × 8 | m × 8 | 4 chunks as q4_0's |
+// q5_0 ×8, B = 176 (8 × 22): | d × 8 | qh: 32 | 4 chunks as q4_0's |
+// q5_1 ×8, B = 192 (8 × 24): | d × 8 | m × 8 | qh: 32 | 4 chunks as q4_0's |
+//   qh: row r's 4 bytes at 4r, regrouped (GGUF's bit v is value v's fifth bit): byte i holds at bit 2c + h the
+//   fifth bit of value 16h + 4c + i, the one beside nibble byte 4r + i of chunk c (h = 0: low nibble, 1: high)
+//
+//     chunk c, byte 4r + i:   [ hi nibble: value 16 + 4c + i | lo nibble: value 4c + i ]
+//     qh byte 4r + i:         [ b7 … b(2c+1) b(2c) … b0 ]    q = nibble + 16 · bit 2c + h
 //
 // q4_k ×8, B = 1184 (8 × 144; the 6-bit scales unpacked to bytes):
 //   0    d     8 × f16
@@ -31,11 +41,35 @@
 //   160  qs    4 pairs × 256 bytes; pair p = 8 chunks, chunk c holds qs bytes 32p + 4c..+3 of each row, whose
 //              low nibbles are values 4c..4c+3 of sub-block 2p and high nibbles those of sub-block 2p + 1
 //
+// q5_k ×8, B = 1440 (8 × 176 + 32; the scales unpacked as q4_k's):
+//   0    d     8 × f16
+//   16   dmin  8 × f16
+//   32   sc    [8 sub-blocks][8 rows] u8
+//   96   m     [8 sub-blocks][8 rows] u8
+//   160  qh    8 chunks: chunk c holds qh bytes 4c..4c+3 of each row; bit j of each is the fifth bit (16) of
+//              value 4c..4c+3 of sub-block j
+//   416  qs    4 pairs × 256 bytes, as q4_k's
+//
+//     sub-block j, values 4c..4c+3 of row r (byte 4r + i of a chunk's 32):
+//       qs pair j / 2, chunk c:  [ lo nibble: sub-block 2p | hi nibble: 2p + 1 ]
+//       qh chunk c:              [ b7 … bj … b0 ]      q = nibble + 16 · bit j
+//
 // q6_k ×8, B = 1680 (8 × 210):
 //   0     d       8 × f16
 //   16    scales  [16 sub-blocks][8 rows] int8
 //   144   ql      4 runs × 256 bytes: run 2n + j = ql bytes 64n + 32j..+31 of each row, 4 bytes a row per chunk
 //   1168  qh      2 runs × 256 bytes: run n = qh bytes 32n..+31 of each row, likewise
+//
+// iq4_xs ×8, B = 1104 (8 × 136 − 4 × 8; the 6-bit scales unpacked to int8 ls − 32, scales_h and scales_l dropped):
+//   0    d      8 × f16
+//   16   scale  [8 sub-blocks][8 rows] int8 (ls − 32)
+//   80   qs     8 sub-blocks × 128 bytes: sub-block j = 4 chunks of 32, chunk c holds qs bytes 16j + 4c..+3 of each
+//               row, as q4_0's: low nibbles index the levels of values 4c..4c+3, high nibbles of 16 + 4c..+3
+//
+//   byte 0        16                   80                          208               1104
+//        | d × 8 | scale [j][r] × 64 | sub-block 0: chunks 0..3 | sub-block 1 | … | sub-block 7 |
+//
+// q2_k and q3_k stay row-wise (readsGroups).
 #pragma once
 
 #include <immintrin.h>
@@ -48,6 +82,16 @@
 namespace vellum::backend {
 namespace {
 
+// The types read from 8-row groups (Kernels::interleaves): every quantized type but q2_k and q3_k, which stay
+// row-wise (matmul-x86.h) because no 8-row tile was written for them: their 16-value sub-blocks with a scale
+// (and min) each and quants split over several bit planes would each want a tile of their own, for the
+// small-machine mixes (q3_k_m, q2_k) that the speed targets do not include. Measured against row-wise (1 thread,
+// 4864x896 and 5632x2048), interleaving is faster for every other type at T = 1 and T = 64, but for iq4_nl on
+// AVX2 without VNNI at T = 1, where it ties.
+constexpr bool readsGroups(DType t) {
+  return t != DType::Q2_K && t != DType::Q3_K && isQuantized(t);
+}
+
 // Activations 4k..4k+3 of a block, in every 32-bit lane.
 inline __m256i group4(const BlockQ8Act& xb, int k) {
   int32_t v;
@@ -55,72 +99,155 @@ inline __m256i group4(const BlockQ8Act& xb, int k) {
   return _mm256_set1_epi32(v);
 }
 
-// Lane r = Σ_k Σ_i byte 4r + i of q[k] (a nibble, 0..15) · activation 4k + i of xb: 8 interleaved rows' dots
-// with one 32-value block. Without VNNI the 8 maddubs add up in int16 before one madd widens them (at most
-// 8 · 2 · 15 · 127 = 30,480: no overflow).
-inline __m256i nibbleDots(const __m256i q[8], const BlockQ8Act& xb) {
+// Lane r = Σ_{k < N} Σ_i byte 4r + i of q[k] (unsigned, at most kMax) · activation 4(g0 + k) + i of xb: 8
+// interleaved rows' dots with 4N values. Without VNNI, G maddubs add up in int16 before a madd widens them, G as
+// large as G · 2 · kMax · 127 ≤ 32,767 allows: 8 for 4-bit quants, 4 for 5-bit, 2 for 6-bit.
+template <int N, int kMax>
+inline __m256i unsignedDots(const __m256i* q, const BlockQ8Act& xb, int g0) {
 #if VELLUM_VNNI
-  // Two accumulators: vpdpbusd's latency would otherwise chain all eight.
+  // Two accumulators: vpdpbusd's latency would otherwise chain all N.
   __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();
-  for (int k = 0; k < 8; k += 2) {
-    even = _mm256_dpbusd_epi32(even, q[k], group4(xb, k));
-    odd = _mm256_dpbusd_epi32(odd, q[k + 1], group4(xb, k + 1));
+  for (int k = 0; k < N; k += 2) {
+    even = _mm256_dpbusd_epi32(even, q[k], group4(xb, g0 + k));
+    odd = _mm256_dpbusd_epi32(odd, q[k + 1], group4(xb, g0 + k + 1));
   }
   return _mm256_add_epi32(even, odd);
 #else
-  __m256i sum16 = _mm256_maddubs_epi16(q[0], group4(xb, 0));
-  for (int k = 1; k < 8; k++) sum16 = _mm256_add_epi16(sum16, _mm256_maddubs_epi16(q[k], group4(xb, k)));
-  return _mm256_madd_epi16(sum16, _mm256_set1_epi16(1));
+  constexpr int G = 32767 / (2 * kMax * 127);
+  static_assert(G >= 1 && N % G == 0, "maddubs sums must stay within int16");
+  __m256i sum32{};
+  for (int k0 = 0; k0 < N; k0 += G) {
+    __m256i sum16 = _mm256_maddubs_epi16(q[k0], group4(xb, g0 + k0));
+    for (int k = k0 + 1; k < k0 + G; k++)
+      sum16 = _mm256_add_epi16(sum16, _mm256_maddubs_epi16(q[k], group4(xb, g0 + k)));
+    const __m256i widened = _mm256_madd_epi16(sum16, _mm256_set1_epi16(1));
+    sum32 = k0 == 0 ? widened : _mm256_add_epi32(sum32, widened);
+  }
+  return sum32;
 #endif
 }
 
-// ---- q8_0 and q4_0 ----
+// Nibbles (0..15) against one 32-value block.
+inline __m256i nibbleDots(const __m256i q[8], const BlockQ8Act& xb) { return unsignedDots<8, 15>(q, xb, 0); }
+
+// ---- the 32-value types: q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl ----
+
+// Quants of q5_k sub-block j, or of a q5_0 / q5_1 chunk half (j = 2c + h): the nibbles (0..15) plus 16 · bit j
+// of each qh byte, moved to bit 4 (the 16-bit shifts, at most 4 places, move no other byte's bit there). With
+// AVX-512 one vpternlogd ORs in the masked bit.
+template <class V>
+inline V withFifthBits(V nibbles, V qh, int j) {
+  if constexpr (sizeof(V) == 64) {
+    const __m512i at4 = j < 4 ? _mm512_slli_epi16(qh, 4 - j) : _mm512_srli_epi16(qh, j - 4);
+    return _mm512_ternarylogic_epi32(nibbles, at4, _mm512_set1_epi8(0x10), 0xf8);  // a | (b & c)
+  } else {
+    const __m256i at4 = j < 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4);
+#if VELLUM_VNNI
+    return _mm256_ternarylogic_epi32(nibbles, at4, _mm256_set1_epi8(0x10), 0xf8);
+#else
+    return _mm256_or_si256(nibbles, _mm256_and_si256(at4, _mm256_set1_epi8(0x10)));
+#endif
+  }
+}
+
+// The iq4_nl / iq4_xs levels + `offset` as bytes, in every 128-bit lane of a V (vpshufb looks up within a lane).
+template <class V>
+inline V iq4LevelTable(int offset) {
+  uint8_t bytes[sizeof(V)];
+  for (size_t i = 0; i < sizeof(V); i++) bytes[i] = static_cast<uint8_t>(kIq4Levels[i % 16] + offset);
+  V v;
+  std::memcpy(&v, bytes, sizeof v);
+  return v;
+}
+
+// Where a 32-value type's parts lie in its block of an 8-row group (interleaveRows): | d × 8 | m × 8 (q4_1,
+// q5_1) | qh: 32 (q5_0, q5_1) | quants: 8 chunks (q8_0) or 4 chunks of nibbles |. A q5 row's 4 qh bytes are
+// regrouped so that byte i holds, at bit 2c + h, the fifth bit of value 16h + 4c + i: the one beside nibble i of
+// chunk c (h = 0: low nibble, 1: high), which withFifthBits moves into place with one shift.
+template <DType T>
+struct Legacy8 {
+  static constexpr bool hasMin = T == DType::Q4_1 || T == DType::Q5_1;  // value = q·d + m
+  static constexpr bool fifth = T == DType::Q5_0 || T == DType::Q5_1;
+  static constexpr bool levels = T == DType::IQ4_NL;  // value = level[q]·d
+  static constexpr int qh = hasMin ? 32 : 16;
+  static constexpr int qs = qh + (fifth ? 32 : 0);
+  static constexpr int bytes = qs + (T == DType::Q8_0 ? 256 : 128);
+  // Signed quants meet the unsigned-operand dot as |q| · (x with q's sign); the others as unsigned bytes with an
+  // offset taken off through Σx: value = (q − offset)·d. iq4_nl takes its levels as iq4_xs does (tileIQ4_XSx8).
+  static constexpr bool signedQ = T == DType::Q8_0 || (levels && !VELLUM_VNNI);
+  static constexpr int offset = T == DType::Q4_0 ? 8 : T == DType::Q5_0 ? 16 : levels && !signedQ ? 128 : 0;
+};
 
 // 8 rows × TT tokens: acc[u] lane r = y[t + u, o + r]. A block's int32 dots for all 8 rows come out lane by
 // lane against the token's broadcast 4-value groups, and one FMA scales all 8 rows:
-// - q4_0: nibbleDots, ~2.5 vector ops per 32 MACs without VNNI;
-// - q8_0: the dot wants an unsigned operand, so |w| (once per block, for all tokens) meets x with w's sign,
-//   and without VNNI each maddubs is widened by a madd (two can overflow int16), ~4.5 ops per 32 MACs;
+// - nibbles (q4_0, q4_1; q5_0, q5_1 with their fifth bits; iq4_nl's levels + 128 with VNNI): unsignedDots,
+//   ~2.5 vector ops per 32 MACs without VNNI;
+// - q8_0 (and iq4_nl without VNNI): the dot wants an unsigned operand, so |w| (once per block, for all tokens)
+//   meets x with w's sign, and without VNNI each maddubs is widened by a madd (two can overflow int16), ~4.5 ops
+//   per 32 MACs;
 // where a row at a time needs ~6 per row and token.
 template <DType T, int TT>
 void tileX8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
-  constexpr int kGroupBlock = 8 * (T == DType::Q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0));  // 272, 144
+  using L = Legacy8<T>;
   const __m256i low4 = _mm256_set1_epi8(0x0f);
+  const __m256i levels = iq4LevelTable<__m256i>(VELLUM_VNNI ? 128 : 0);
   const int nb = w.cols / kBlock;
-  const uint8_t* group = w.interleaved + static_cast<size_t>(o / 8) * nb * kGroupBlock;
+  const uint8_t* group = w.interleaved + static_cast<size_t>(o / 8) * nb * L::bytes;
   const BlockQ8Act* xs[TT];
   for (int u = 0; u < TT; u++) xs[u] = x.q8 + static_cast<size_t>(t + u) * nb;
   __m256 acc[TT];
   for (int u = 0; u < TT; u++) acc[u] = _mm256_setzero_ps();
   for (int b = 0; b < nb; b++) {
-    const uint8_t* p = group + static_cast<size_t>(b) * kGroupBlock;
+    const uint8_t* p = group + static_cast<size_t>(b) * L::bytes;
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    __m256 m{};
+    if constexpr (L::hasMin) m = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
     __m256i q[8];  // q[k]: quants 4k..4k+3 of every row (q8_0: their absolute values)
     for (int c = 0; c < 4; c++) {
       if constexpr (T == DType::Q8_0) {
-        q[c] = _mm256_abs_epi8(load32(p + 16 + 32 * c));
-        q[c + 4] = _mm256_abs_epi8(load32(p + 16 + 32 * (c + 4)));
+        q[c] = _mm256_abs_epi8(load32(p + L::qs + 32 * c));
+        q[c + 4] = _mm256_abs_epi8(load32(p + L::qs + 32 * (c + 4)));
       } else {
-        const __m256i raw = load32(p + 16 + 32 * c);
+        const __m256i raw = load32(p + L::qs + 32 * c);
         q[c] = _mm256_and_si256(raw, low4);
         q[c + 4] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+        if constexpr (L::fifth) {
+          const __m256i qh = load32(p + L::qh);
+          q[c] = withFifthBits(q[c], qh, 2 * c);
+          q[c + 4] = withFifthBits(q[c + 4], qh, 2 * c + 1);
+        }
+        if constexpr (L::levels) {
+          q[c] = _mm256_shuffle_epi8(levels, q[c]);
+          q[c + 4] = _mm256_shuffle_epi8(levels, q[c + 4]);
+        }
       }
     }
+    // The signed types' |q| and signs: q8_0 rereads its signs from the block (L1) rather than hold 8 more
+    // registers; iq4_nl keeps its levels in q and their magnitudes here.
+    __m256i magnitude[L::levels && L::signedQ ? 8 : 1];
+    if constexpr (L::levels && L::signedQ)
+      for (int k = 0; k < 8; k++) magnitude[k] = _mm256_abs_epi8(q[k]);
+    auto absQ = [&](int k) { return T == DType::Q8_0 ? q[k] : magnitude[k]; };
+    auto signQ = [&](int k) { return T == DType::Q8_0 ? load32(p + L::qs + 32 * k) : q[k]; };
     for (int u = 0; u < TT; u++) {
       const BlockQ8Act& xb = xs[u][b];
       __m256i dot;
-      if constexpr (T == DType::Q8_0) {
+      if constexpr (L::signedQ) {
         __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();  // two chains of dot4Add
         for (int k = 0; k < 8; k += 2) {
-          even = dot4Add(even, q[k], _mm256_sign_epi8(group4(xb, k), load32(p + 16 + 32 * k)));
-          odd = dot4Add(odd, q[k + 1], _mm256_sign_epi8(group4(xb, k + 1), load32(p + 16 + 32 * (k + 1))));
+          even = dot4Add(even, absQ(k), _mm256_sign_epi8(group4(xb, k), signQ(k)));
+          odd = dot4Add(odd, absQ(k + 1), _mm256_sign_epi8(group4(xb, k + 1), signQ(k + 1)));
         }
         dot = _mm256_add_epi32(even, odd);
       } else {
-        dot = nibbleDots(q, xb);
-        dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(8 * blockSum(xb)));  // Σ (q − 8)·x = Σ q·x − 8 · Σ x
+        dot = unsignedDots<8, L::fifth ? 31 : L::levels ? 255 : 15>(q, xb, 0);
+        // Σ (q − offset)·x = Σ q·x − offset · Σ x
+        if constexpr (L::offset != 0) dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(L::offset * blockSum(xb)));
       }
-      acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(d, _mm256_set1_ps(xb.d)), acc[u]);
+      const __m256 xd = _mm256_set1_ps(xb.d);
+      acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(d, xd), acc[u]);
+      if constexpr (L::hasMin)  // + m · Σx
+        acc[u] = _mm256_fmadd_ps(m, _mm256_set1_ps(static_cast<float>(blockSum(xb)) * xb.d), acc[u]);
     }
   }
   for (int u = 0; u < TT; u++) _mm256_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
@@ -134,59 +261,53 @@ inline __m256 signedBytesAsFloats(const uint8_t* p) {
   return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
 }
 
-// q4_k, 8 rows × TT tokens, a 32-value sub-block at a time (nibbleDots, as q4_0); each row's sub-block scale
-// d·sc and min dmin·m come as vectors of the 8 rows, value = d·sc·q − dmin·m.
-template <int TT>
-void tileQ4_Kx8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
+
+// q4_k and q5_k, 8 rows × TT tokens, a 32-value sub-block at a time (unsignedDots, as q4_0); each row's sub-block
+// scale d·sc and min dmin·m come as vectors of the 8 rows, value = d·sc·q − dmin·m. q5_k's q is the nibble plus
+// 16 · its qh bit, assembled once for all tokens.
+template <DType T, int TT>
+void tileKx8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
+  constexpr bool fifth = T == DType::Q5_K;
+  constexpr size_t kGroupBlock = fifth ? kQ5_Kx8Bytes : kQ4_Kx8Bytes;
+  constexpr int kQs = fifth ? 416 : 160;
   const __m256i low4 = _mm256_set1_epi8(0x0f);
   const int superBlocks = w.cols / 256;
-  const uint8_t* group = w.interleaved + static_cast<size_t>(o / 8) * superBlocks * kQ4_Kx8Bytes;
+  const uint8_t* group = w.interleaved + static_cast<size_t>(o / 8) * superBlocks * kGroupBlock;
   const BlockQ8Act* xs[TT];
   for (int u = 0; u < TT; u++) xs[u] = x.q8 + static_cast<size_t>(t + u) * (w.cols / kBlock);
   __m256 acc[TT];
   for (int u = 0; u < TT; u++) acc[u] = _mm256_setzero_ps();
   for (int sb = 0; sb < superBlocks; sb++) {
-    const uint8_t* p = group + static_cast<size_t>(sb) * kQ4_Kx8Bytes;
+    const uint8_t* p = group + static_cast<size_t>(sb) * kGroupBlock;
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
-    for (int j = 0; j < 8; j++) {
-      const __m256 scale = _mm256_mul_ps(d, bytesAsFloats(p + 32 + 8 * j));
-      const __m256 min = _mm256_mul_ps(dmin, bytesAsFloats(p + 96 + 8 * j));
-      const uint8_t* pair = p + 160 + 256 * (j / 2);
-      __m256i q[8];  // q[k]: values 4k..4k+3 of sub-block j, every row
+    for (int pair = 0; pair < 4; pair++) {
+      __m256i q[2][8];  // q[h][k]: values 4k..4k+3 of sub-block 2·pair + h, every row, from one load of their bytes
       for (int k = 0; k < 8; k++) {
-        const __m256i raw = load32(pair + 32 * k);
-        q[k] = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(raw, 4) : raw, low4);
+        const __m256i raw = load32(p + kQs + 256 * pair + 32 * k);
+        q[0][k] = _mm256_and_si256(raw, low4);
+        q[1][k] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+        if constexpr (fifth) {
+          const __m256i qh = load32(p + 160 + 32 * k);
+          q[0][k] = withFifthBits(q[0][k], qh, 2 * pair);
+          q[1][k] = withFifthBits(q[1][k], qh, 2 * pair + 1);
+        }
       }
-      for (int u = 0; u < TT; u++) {
-        const BlockQ8Act& xb = xs[u][sb * 8 + j];
-        const __m256 dot = _mm256_cvtepi32_ps(nibbleDots(q, xb));
-        const __m256 xd = _mm256_set1_ps(xb.d);
-        acc[u] = _mm256_fmadd_ps(dot, _mm256_mul_ps(scale, xd), acc[u]);
-        acc[u] = _mm256_fnmadd_ps(min, _mm256_set1_ps(static_cast<float>(blockSum(xb)) * xb.d), acc[u]);
+      for (int h = 0; h < 2; h++) {
+        const int j = 2 * pair + h;
+        const __m256 scale = _mm256_mul_ps(d, bytesAsFloats(p + 32 + 8 * j));
+        const __m256 min = _mm256_mul_ps(dmin, bytesAsFloats(p + 96 + 8 * j));
+        for (int u = 0; u < TT; u++) {
+          const BlockQ8Act& xb = xs[u][sb * 8 + j];
+          const __m256 dot = _mm256_cvtepi32_ps(unsignedDots<8, fifth ? 31 : 15>(q[h], xb, 0));
+          const __m256 xd = _mm256_set1_ps(xb.d);
+          acc[u] = _mm256_fmadd_ps(dot, _mm256_mul_ps(scale, xd), acc[u]);
+          acc[u] = _mm256_fnmadd_ps(min, _mm256_set1_ps(static_cast<float>(blockSum(xb)) * xb.d), acc[u]);
+        }
       }
     }
   }
   for (int u = 0; u < TT; u++) _mm256_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
-}
-
-// Lane r = Σ_{k < 4} Σ_i byte 4r + i of q[k] (0..63) · activation 4(g0 + k) + i of xb: 8 interleaved rows' dots
-// with 16 values. Without VNNI two maddubs add up in int16 (at most 2 · 2 · 63 · 127 = 32,004) per madd.
-inline __m256i sixBitDots(const __m256i q[4], const BlockQ8Act& xb, int g0) {
-#if VELLUM_VNNI
-  const __m256i even = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), q[0], group4(xb, g0)), q[2],
-                                           group4(xb, g0 + 2));
-  const __m256i odd = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), q[1], group4(xb, g0 + 1)), q[3],
-                                          group4(xb, g0 + 3));
-  return _mm256_add_epi32(even, odd);
-#else
-  const __m256i ones16 = _mm256_set1_epi16(1);
-  const __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(q[0], group4(xb, g0)),
-                                     _mm256_maddubs_epi16(q[1], group4(xb, g0 + 1)));
-  const __m256i b = _mm256_add_epi16(_mm256_maddubs_epi16(q[2], group4(xb, g0 + 2)),
-                                     _mm256_maddubs_epi16(q[3], group4(xb, g0 + 3)));
-  return _mm256_add_epi32(_mm256_madd_epi16(a, ones16), _mm256_madd_epi16(b, ones16));
-#endif
 }
 
 // q6_k, 8 rows × TT tokens, a 32-value chunk c = 4n + k of each super-block at a time: its 6-bit quants (4 bits
@@ -224,8 +345,9 @@ void tileQ6_Kx8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o,
         const BlockQ8Act& xb = xs[u][sb * 8 + c];
         const __m256 xd = _mm256_set1_ps(xb.d);
         // Σ (q − 32)·x = Σ q·x − 32 · Σ x, per 16-value half
-        const __m256i low = _mm256_sub_epi32(sixBitDots(q, xb, 0), _mm256_set1_epi32(32 * xb.halfSums[0]));
-        const __m256i high = _mm256_sub_epi32(sixBitDots(q + 4, xb, 4), _mm256_set1_epi32(32 * xb.halfSums[1]));
+        const __m256i low = _mm256_sub_epi32(unsignedDots<4, 63>(q, xb, 0), _mm256_set1_epi32(32 * xb.halfSums[0]));
+        const __m256i high =
+            _mm256_sub_epi32(unsignedDots<4, 63>(q + 4, xb, 4), _mm256_set1_epi32(32 * xb.halfSums[1]));
         acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(low), _mm256_mul_ps(scaleLow, xd), acc[u]);
         acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(high), _mm256_mul_ps(scaleHigh, xd), acc[u]);
       }
@@ -234,10 +356,65 @@ void tileQ6_Kx8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o,
   for (int u = 0; u < TT; u++) _mm256_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
 }
 
+
+// iq4_xs, 8 rows × TT tokens, a 32-value sub-block at a time: each nibble indexes the 16 levels by one vpshufb per
+// 32 nibbles, for all tokens; value = d · (ls − 32) · level. The dot instructions want one unsigned operand and
+// the levels are signed (−127..113):
+// - with VNNI, the levels + 128 (1..241) go in unsigned, and 128 · Σx comes off each dot: vpdpbusd sums in int32,
+//   so this is exact, and costs one subtraction per dot instead of a vpsignb per 4 values and token;
+// - without VNNI, maddubs would saturate on levels + 128 (its int16 pair sums reach 2 · 241 · 127 > 32,767), so
+//   |level| (once per tile) meets x with the level's sign (|·| ≤ 127: pair sums ≤ 32,258), and each maddubs is
+//   widened by a madd, as q8_0's tileX8.
+template <int TT>
+void tileIQ4_XSx8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  const __m256i levels = iq4LevelTable<__m256i>(VELLUM_VNNI ? 128 : 0);
+  const int superBlocks = w.cols / 256;
+  const uint8_t* group = w.interleaved + static_cast<size_t>(o / 8) * superBlocks * kIQ4_XSx8Bytes;
+  const BlockQ8Act* xs[TT];
+  for (int u = 0; u < TT; u++) xs[u] = x.q8 + static_cast<size_t>(t + u) * (w.cols / kBlock);
+  __m256 acc[TT];
+  for (int u = 0; u < TT; u++) acc[u] = _mm256_setzero_ps();
+  for (int sb = 0; sb < superBlocks; sb++) {
+    const uint8_t* p = group + static_cast<size_t>(sb) * kIQ4_XSx8Bytes;
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    for (int j = 0; j < 8; j++) {
+      const __m256 scale = _mm256_mul_ps(d, signedBytesAsFloats(p + 16 + 8 * j));
+      __m256i q[8];  // q[k]: the levels of values 4k..4k+3 of sub-block j, every row (with VNNI: + 128)
+      for (int c = 0; c < 4; c++) {
+        const __m256i raw = load32(p + 80 + 128 * j + 32 * c);
+        q[c] = _mm256_shuffle_epi8(levels, _mm256_and_si256(raw, low4));
+        q[c + 4] = _mm256_shuffle_epi8(levels, _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4));
+      }
+#if !VELLUM_VNNI
+      __m256i magnitude[8];
+      for (int k = 0; k < 8; k++) magnitude[k] = _mm256_abs_epi8(q[k]);
+#endif
+      for (int u = 0; u < TT; u++) {
+        const BlockQ8Act& xb = xs[u][sb * 8 + j];
+#if VELLUM_VNNI
+        const __m256i dot = _mm256_sub_epi32(unsignedDots<8, 255>(q, xb, 0), _mm256_set1_epi32(128 * blockSum(xb)));
+#else
+        __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();  // two chains of dot4Add
+        for (int k = 0; k < 8; k += 2) {
+          even = dot4Add(even, magnitude[k], _mm256_sign_epi8(group4(xb, k), q[k]));
+          odd = dot4Add(odd, magnitude[k + 1], _mm256_sign_epi8(group4(xb, k + 1), q[k + 1]));
+        }
+        const __m256i dot = _mm256_add_epi32(even, odd);
+#endif
+        acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(scale, _mm256_set1_ps(xb.d)), acc[u]);
+      }
+    }
+  }
+  for (int u = 0; u < TT; u++) _mm256_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
+}
+
 template <DType T, int TT>
 void tile8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
-  if constexpr (T == DType::Q4_K)
-    tileQ4_Kx8<TT>(w, x, y, ldy, o, t);
+  if constexpr (T == DType::Q4_K || T == DType::Q5_K)
+    tileKx8<T, TT>(w, x, y, ldy, o, t);
+  else if constexpr (T == DType::IQ4_XS)
+    tileIQ4_XSx8<TT>(w, x, y, ldy, o, t);
   else if constexpr (T == DType::Q6_K)
     tileQ6_Kx8<TT>(w, x, y, ldy, o, t);
   else
@@ -268,68 +445,163 @@ inline __m512 bytes2x8(const uint8_t* a, const uint8_t* b) {
   const __m128i hi = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b));
   return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi64(lo, hi)));
 }
+// 8 signed bytes at a and 8 at b as 16 floats.
+inline __m512 signedBytes2x8(const uint8_t* a, const uint8_t* b) {
+  const __m128i lo = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(a));
+  const __m128i hi = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b));
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_unpacklo_epi64(lo, hi)));
+}
 inline __m512i group4x16(const BlockQ8Act& xb, int k) {
   int32_t v;
   std::memcpy(&v, xb.q + 4 * k, 4);
   return _mm512_set1_epi32(v);
 }
+// Lane r = Σ_k Σ_i byte 4r + i of q[k] (unsigned) · activation 4k + i of xb, in two chains (vpdpbusd's latency).
+inline __m512i unsignedDots16(const __m512i q[8], const BlockQ8Act& xb) {
+  __m512i even = _mm512_setzero_si512(), odd = _mm512_setzero_si512();
+  for (int k = 0; k < 8; k += 2) {
+    even = _mm512_dpbusd_epi32(even, q[k], group4x16(xb, k));
+    odd = _mm512_dpbusd_epi32(odd, q[k + 1], group4x16(xb, k + 1));
+  }
+  return _mm512_add_epi32(even, odd);
+}
 
-// tileX8 and tileQ4_Kx8 for rows o..o+15 (groups o / 8 and o / 8 + 1): acc[u] lane r = y[t + u, o + r].
-// q8_0's sign trick has no 512-bit sign instruction: x is negated under a mask of w's negative bytes.
-template <DType T, int TT>
-void tile16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
-  const __m512i low4 = _mm512_set1_epi8(0x0f);
-  const int nb = w.cols / blockValues(T);  // blocks (q4_k: super-blocks) per row
+// The 8-row tiles' pointers for rows o..o+15 (groups o / 8 and o / 8 + 1) and TT tokens' activations.
+struct Pair16 {
+  const uint8_t* g0;
+  const uint8_t* g1;
+  size_t groupBlock;
+  int blocks;  // per row (super-blocks for the K-quants and iq4_xs)
+};
+template <DType T>
+Pair16 pair16(const Weight& w, int o) {
+  const int nb = w.cols / blockValues(T);
   const size_t groupBlock = interleavedGroupBlockBytes(T);
   const uint8_t* g0 = w.interleaved + static_cast<size_t>(o / 8) * nb * groupBlock;
-  const uint8_t* g1 = g0 + nb * groupBlock;
+  return {g0, g0 + nb * groupBlock, groupBlock, nb};
+}
+
+// tileKx8 (q4_k, q5_k) for rows o..o+15: acc[u] lane r = y[t + u, o + r].
+template <DType T, int TT>
+void tileKx16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
+  constexpr bool fifth = T == DType::Q5_K;
+  constexpr int kQs = fifth ? 416 : 160;
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  const Pair16 g = pair16<T>(w, o);
   const BlockQ8Act* xs[TT];
   for (int u = 0; u < TT; u++) xs[u] = x.q8 + static_cast<size_t>(t + u) * (w.cols / kBlock);
   __m512 acc[TT];
   for (int u = 0; u < TT; u++) acc[u] = _mm512_setzero_ps();
-  for (int b = 0; b < nb; b++) {
-    const uint8_t* p0 = g0 + static_cast<size_t>(b) * groupBlock;
-    const uint8_t* p1 = g1 + static_cast<size_t>(b) * groupBlock;
+  for (int b = 0; b < g.blocks; b++) {
+    const uint8_t* p0 = g.g0 + static_cast<size_t>(b) * g.groupBlock;
+    const uint8_t* p1 = g.g1 + static_cast<size_t>(b) * g.groupBlock;
     const __m512 d = halves2x8(p0, p1);
-    if constexpr (T == DType::Q4_K) {
-      const __m512 dmin = halves2x8(p0 + 16, p1 + 16);
-      for (int j = 0; j < 8; j++) {
+    const __m512 dmin = halves2x8(p0 + 16, p1 + 16);
+    __m512i qh[fifth ? 8 : 1];  // q5_k: the super-block's fifth bits, read once for its 8 sub-blocks
+    if constexpr (fifth)
+      for (int k = 0; k < 8; k++) qh[k] = load2x32(p0 + 160 + 32 * k, p1 + 160 + 32 * k);
+    for (int pair = 0; pair < 4; pair++) {
+      __m512i q[2][8];  // sub-blocks 2·pair (low nibbles) and 2·pair + 1 (high), from one load of their bytes
+      for (int k = 0; k < 8; k++) {
+        const int at = kQs + 256 * pair + 32 * k;
+        const __m512i raw = load2x32(p0 + at, p1 + at);
+        q[0][k] = _mm512_and_si512(raw, low4);
+        q[1][k] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+        if constexpr (fifth) {
+          q[0][k] = withFifthBits(q[0][k], qh[k], 2 * pair);
+          q[1][k] = withFifthBits(q[1][k], qh[k], 2 * pair + 1);
+        }
+      }
+      for (int h = 0; h < 2; h++) {
+        const int j = 2 * pair + h;
         const __m512 scale = _mm512_mul_ps(d, bytes2x8(p0 + 32 + 8 * j, p1 + 32 + 8 * j));
         const __m512 min = _mm512_mul_ps(dmin, bytes2x8(p0 + 96 + 8 * j, p1 + 96 + 8 * j));
-        const int pair = 160 + 256 * (j / 2);
-        __m512i q[8];
-        for (int k = 0; k < 8; k++) {
-          const __m512i raw = load2x32(p0 + pair + 32 * k, p1 + pair + 32 * k);
-          q[k] = _mm512_and_si512(j % 2 ? _mm512_srli_epi16(raw, 4) : raw, low4);
-        }
         for (int u = 0; u < TT; u++) {
           const BlockQ8Act& xb = xs[u][b * 8 + j];
-          __m512i even = _mm512_setzero_si512(), odd = _mm512_setzero_si512();
-          for (int k = 0; k < 8; k += 2) {
-            even = _mm512_dpbusd_epi32(even, q[k], group4x16(xb, k));
-            odd = _mm512_dpbusd_epi32(odd, q[k + 1], group4x16(xb, k + 1));
-          }
-          const __m512i dot = _mm512_add_epi32(even, odd);
           const __m512 xd = _mm512_set1_ps(xb.d);
-          acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(scale, xd), acc[u]);
+          acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(unsignedDots16(q[h], xb)), _mm512_mul_ps(scale, xd), acc[u]);
           acc[u] = _mm512_fnmadd_ps(min, _mm512_set1_ps(static_cast<float>(blockSum(xb)) * xb.d), acc[u]);
         }
       }
-      continue;
     }
+  }
+  for (int u = 0; u < TT; u++) _mm512_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
+}
+
+// tileIQ4_XSx8 (its VNNI way: levels + 128, 128 · Σx off each dot) for rows o..o+15.
+template <int TT>
+void tileIQ4_XSx16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  const __m512i levels = iq4LevelTable<__m512i>(128);
+  const Pair16 g = pair16<DType::IQ4_XS>(w, o);
+  const BlockQ8Act* xs[TT];
+  for (int u = 0; u < TT; u++) xs[u] = x.q8 + static_cast<size_t>(t + u) * (w.cols / kBlock);
+  __m512 acc[TT];
+  for (int u = 0; u < TT; u++) acc[u] = _mm512_setzero_ps();
+  for (int b = 0; b < g.blocks; b++) {
+    const uint8_t* p0 = g.g0 + static_cast<size_t>(b) * g.groupBlock;
+    const uint8_t* p1 = g.g1 + static_cast<size_t>(b) * g.groupBlock;
+    const __m512 d = halves2x8(p0, p1);
+    for (int j = 0; j < 8; j++) {
+      const __m512 scale = _mm512_mul_ps(d, signedBytes2x8(p0 + 16 + 8 * j, p1 + 16 + 8 * j));
+      __m512i q[8];
+      for (int c = 0; c < 4; c++) {
+        const int at = 80 + 128 * j + 32 * c;
+        const __m512i raw = load2x32(p0 + at, p1 + at);
+        q[c] = _mm512_shuffle_epi8(levels, _mm512_and_si512(raw, low4));
+        q[c + 4] = _mm512_shuffle_epi8(levels, _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4));
+      }
+      for (int u = 0; u < TT; u++) {
+        const BlockQ8Act& xb = xs[u][b * 8 + j];
+        const __m512i dot = _mm512_sub_epi32(unsignedDots16(q, xb), _mm512_set1_epi32(128 * blockSum(xb)));
+        acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(scale, _mm512_set1_ps(xb.d)), acc[u]);
+      }
+    }
+  }
+  for (int u = 0; u < TT; u++) _mm512_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
+}
+
+// tileX8 for rows o..o+15. q8_0's sign trick has no 512-bit sign instruction: x is negated under a mask of w's
+// negative bytes.
+template <DType T, int TT>
+void tileX16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
+  using L = Legacy8<T>;
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  const __m512i levels = iq4LevelTable<__m512i>(128);
+  const Pair16 g = pair16<T>(w, o);
+  const BlockQ8Act* xs[TT];
+  for (int u = 0; u < TT; u++) xs[u] = x.q8 + static_cast<size_t>(t + u) * g.blocks;
+  __m512 acc[TT];
+  for (int u = 0; u < TT; u++) acc[u] = _mm512_setzero_ps();
+  for (int b = 0; b < g.blocks; b++) {
+    const uint8_t* p0 = g.g0 + static_cast<size_t>(b) * g.groupBlock;
+    const uint8_t* p1 = g.g1 + static_cast<size_t>(b) * g.groupBlock;
+    const __m512 d = halves2x8(p0, p1);
+    __m512 m{};
+    if constexpr (L::hasMin) m = halves2x8(p0 + 16, p1 + 16);
     __m512i q[8];  // q[k]: quants 4k..4k+3 of every row (q8_0: their absolute values)
     __mmask64 negative[8];  // q8_0: w's negative bytes
     for (int c = 0; c < 4; c++) {
       if constexpr (T == DType::Q8_0) {
         for (int h = 0; h < 2; h++) {
-          const __m512i raw = load2x32(p0 + 16 + 32 * (c + 4 * h), p1 + 16 + 32 * (c + 4 * h));
+          const int at = L::qs + 32 * (c + 4 * h);
+          const __m512i raw = load2x32(p0 + at, p1 + at);
           q[c + 4 * h] = _mm512_abs_epi8(raw);
           negative[c + 4 * h] = _mm512_movepi8_mask(raw);
         }
       } else {
-        const __m512i raw = load2x32(p0 + 16 + 32 * c, p1 + 16 + 32 * c);
+        const __m512i raw = load2x32(p0 + L::qs + 32 * c, p1 + L::qs + 32 * c);
         q[c] = _mm512_and_si512(raw, low4);
         q[c + 4] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+        if constexpr (L::fifth) {
+          const __m512i qh = load2x32(p0 + L::qh, p1 + L::qh);
+          q[c] = withFifthBits(q[c], qh, 2 * c);
+          q[c + 4] = withFifthBits(q[c + 4], qh, 2 * c + 1);
+        }
+        if constexpr (L::levels) {
+          q[c] = _mm512_shuffle_epi8(levels, q[c]);
+          q[c + 4] = _mm512_shuffle_epi8(levels, q[c + 4]);
+        }
       }
     }
     for (int u = 0; u < TT; u++) {
@@ -341,11 +613,24 @@ void tile16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int
         chains[k % 2] = _mm512_dpbusd_epi32(chains[k % 2], q[k], xk);
       }
       __m512i dot = _mm512_add_epi32(chains[0], chains[1]);
-      if constexpr (T == DType::Q4_0) dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(8 * blockSum(xb)));
-      acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(d, _mm512_set1_ps(xb.d)), acc[u]);
+      if constexpr (L::offset != 0) dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(L::offset * blockSum(xb)));
+      const __m512 xd = _mm512_set1_ps(xb.d);
+      acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(d, xd), acc[u]);
+      if constexpr (L::hasMin)
+        acc[u] = _mm512_fmadd_ps(m, _mm512_set1_ps(static_cast<float>(blockSum(xb)) * xb.d), acc[u]);
     }
   }
   for (int u = 0; u < TT; u++) _mm512_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
+}
+
+template <DType T, int TT>
+void tile16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
+  if constexpr (T == DType::Q4_K || T == DType::Q5_K)
+    tileKx16<T, TT>(w, x, y, ldy, o, t);
+  else if constexpr (T == DType::IQ4_XS)
+    tileIQ4_XSx16<TT>(w, x, y, ldy, o, t);
+  else
+    tileX16<T, TT>(w, x, y, ldy, o, t);
 }
 #endif
 
@@ -353,6 +638,7 @@ void tile16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int
 // of groups (not q6_k's) go through tile16.
 template <DType T>
 int matmulX8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int rowEnd) {
+  static_assert(readsGroups(T), "a type read from 8-row groups");
   constexpr int kTokens = 3;
 #if VELLUM_VNNI
   if constexpr (T != DType::Q6_K)

@@ -55,11 +55,6 @@
 namespace vellum::backend {
 namespace {
 
-// The types matmul-groups-x86.h reads in 8-row groups (Kernels::interleaves); the others stay row-wise here.
-constexpr bool readsGroups(DType t) {
-  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K || t == DType::Q6_K;
-}
-
 // ---- quantized weights: int8 · int8 dot products per 32-value chunk ----
 
 // 32-value chunk c of a row: int8 values, a scale and a min per lane of the 8 int32 partial sums (lanes 0–3 hold

@@ -134,8 +134,8 @@ export const q5_1 = fiveBit(4, 0);
 /**
  * ggml's rule for the types without a zero point (q4_0, q5_0), all in float32 (hence Math.fround): `max` is the
  * signed value of largest magnitude (the first one on ties), d = max / −2^(bits−1) (so max itself maps to code 0),
- * code = min(2^bits − 1, trunc(x·(1/d) + 2^(bits−1) + 0.5)) (castToInt). Writes the 32 codes of
- * the block at x[i0] into `codes` and returns d (the block stores it as f16, the codes use the float32 d).
+ * code = min(2^bits − 1, trunc(x·(1/d) + 2^(bits−1) + 0.5)) (C's cast: castToInt). Writes the 32 codes of the
+ * block at x[i0] into `codes` and returns d (the block stores it as f16, the codes use the float32 d).
  */
 function symmetricCodes(x: Float32Array, i0: number, bits: 4 | 5, codes: Uint8Array): number {
   let amax = 0;
@@ -159,8 +159,9 @@ function symmetricCodes(x: Float32Array, i0: number, bits: 4 | 5, codes: Uint8Ar
 
 /**
  * ggml's rule for the types with a zero point (q4_1, q5_1), all in float32: d = (max − min) / (2^bits − 1),
- * code = trunc((x − min)·(1/d) + 0.5), which float32 rounding keeps below 2^bits (ggml still clamps q4_1's to 15; the
- * clamp here is the same no-op for both). Writes the codes into `codes`; the block stores d and min as f16.
+ * code = trunc((x − min)·(1/d) + 0.5) (castToInt), which float32 rounding keeps below 2^bits (ggml still clamps
+ * q4_1's to 15; the clamp here is the same no-op for both). Writes the codes into `codes`; the block stores d and min
+ * as f16.
  */
 function affineCodes(
   x: Float32Array,
