@@ -623,10 +623,59 @@ void tileX16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, in
   for (int u = 0; u < TT; u++) _mm512_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
 }
 
+// tileQ6_Kx8 for rows o..o+15: each chunk's 6-bit quants (0..63) of both groups side by side, 32 · Σx off each
+// 16-value half's dot.
+template <int TT>
+void tileQ6_Kx16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  const __m512i low2 = _mm512_set1_epi8(0x03);
+  const Pair16 g = pair16<DType::Q6_K>(w, o);
+  const BlockQ8Act* xs[TT];
+  for (int u = 0; u < TT; u++) xs[u] = x.q8 + static_cast<size_t>(t + u) * (w.cols / kBlock);
+  __m512 acc[TT];
+  for (int u = 0; u < TT; u++) acc[u] = _mm512_setzero_ps();
+  for (int b = 0; b < g.blocks; b++) {
+    const uint8_t* p0 = g.g0 + static_cast<size_t>(b) * g.groupBlock;
+    const uint8_t* p1 = g.g1 + static_cast<size_t>(b) * g.groupBlock;
+    const __m512 d = halves2x8(p0, p1);
+    for (int c = 0; c < 8; c++) {
+      const int n = c / 4, k = c % 4;
+      const int lowScale = 16 + 8 * (8 * n + 2 * k);
+      const __m512 scaleLow = _mm512_mul_ps(d, signedBytes2x8(p0 + lowScale, p1 + lowScale));
+      const __m512 scaleHigh = _mm512_mul_ps(d, signedBytes2x8(p0 + lowScale + 8, p1 + lowScale + 8));
+      const int ql = 144 + 256 * (2 * n + k % 2);
+      const int qh = 1168 + 256 * n;
+      __m512i q[8];  // q[g]: values 4g..4g+3 of the chunk, every row of both groups
+      for (int v = 0; v < 8; v++) {
+        const __m512i l = load2x32(p0 + ql + 32 * v, p1 + ql + 32 * v);
+        const __m512i low = _mm512_and_si512(k < 2 ? l : _mm512_srli_epi16(l, 4), low4);
+        const __m512i high = _mm512_and_si512(_mm512_srli_epi16(load2x32(p0 + qh + 32 * v, p1 + qh + 32 * v), 2 * k), low2);
+        q[v] = _mm512_or_si512(low, _mm512_slli_epi16(high, 4));
+      }
+      for (int u = 0; u < TT; u++) {
+        const BlockQ8Act& xb = xs[u][b * 8 + c];
+        __m512i lowDot = _mm512_setzero_si512(), highDot = _mm512_setzero_si512();
+        for (int v = 0; v < 4; v++) {
+          lowDot = _mm512_dpbusd_epi32(lowDot, q[v], group4x16(xb, v));
+          highDot = _mm512_dpbusd_epi32(highDot, q[v + 4], group4x16(xb, v + 4));
+        }
+        lowDot = _mm512_sub_epi32(lowDot, _mm512_set1_epi32(32 * xb.halfSums[0]));
+        highDot = _mm512_sub_epi32(highDot, _mm512_set1_epi32(32 * xb.halfSums[1]));
+        const __m512 xd = _mm512_set1_ps(xb.d);
+        acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lowDot), _mm512_mul_ps(scaleLow, xd), acc[u]);
+        acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(highDot), _mm512_mul_ps(scaleHigh, xd), acc[u]);
+      }
+    }
+  }
+  for (int u = 0; u < TT; u++) _mm512_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
+}
+
 template <DType T, int TT>
 void tile16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
   if constexpr (T == DType::Q4_K || T == DType::Q5_K)
     tileKx16<T, TT>(w, x, y, ldy, o, t);
+  else if constexpr (T == DType::Q6_K)
+    tileQ6_Kx16<TT>(w, x, y, ldy, o, t);
   else if constexpr (T == DType::IQ4_XS)
     tileIQ4_XSx16<TT>(w, x, y, ldy, o, t);
   else
@@ -635,19 +684,18 @@ void tile16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int
 #endif
 
 // Rows [o, rowEnd) from 8-row groups, as far as whole groups go; returns the first row left. With AVX-512, pairs
-// of groups (not q6_k's) go through tile16.
+// of groups go through tile16.
 template <DType T>
 int matmulX8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int rowEnd) {
   static_assert(readsGroups(T), "a type read from 8-row groups");
   constexpr int kTokens = 3;
 #if VELLUM_VNNI
-  if constexpr (T != DType::Q6_K)
-    for (; o + 16 <= rowEnd; o += 16) {
-      constexpr int kWideTokens = 4;
-      int t = 0;
-      for (; t + kWideTokens <= x.T; t += kWideTokens) tile16<T, kWideTokens>(w, x, y, ldy, o, t);
-      for (; t < x.T; t++) tile16<T, 1>(w, x, y, ldy, o, t);
-    }
+  for (; o + 16 <= rowEnd; o += 16) {
+    constexpr int kWideTokens = 4;
+    int t = 0;
+    for (; t + kWideTokens <= x.T; t += kWideTokens) tile16<T, kWideTokens>(w, x, y, ldy, o, t);
+    for (; t < x.T; t++) tile16<T, 1>(w, x, y, ldy, o, t);
+  }
 #endif
   for (; o + 8 <= rowEnd; o += 8) {
     int t = 0;
