@@ -649,7 +649,8 @@ void tileQ6_Kx16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o
       for (int v = 0; v < 8; v++) {
         const __m512i l = load2x32(p0 + ql + 32 * v, p1 + ql + 32 * v);
         const __m512i low = _mm512_and_si512(k < 2 ? l : _mm512_srli_epi16(l, 4), low4);
-        const __m512i high = _mm512_and_si512(_mm512_srli_epi16(load2x32(p0 + qh + 32 * v, p1 + qh + 32 * v), 2 * k), low2);
+        const __m512i bits = load2x32(p0 + qh + 32 * v, p1 + qh + 32 * v);
+        const __m512i high = _mm512_and_si512(_mm512_srli_epi16(bits, 2 * k), low2);
         q[v] = _mm512_or_si512(low, _mm512_slli_epi16(high, 4));
       }
       for (int u = 0; u < TT; u++) {
