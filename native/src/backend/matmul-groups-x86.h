@@ -495,6 +495,11 @@ void tileKx16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, i
   for (int b = 0; b < g.blocks; b++) {
     const uint8_t* p0 = g.g0 + static_cast<size_t>(b) * g.groupBlock;
     const uint8_t* p1 = g.g1 + static_cast<size_t>(b) * g.groupBlock;
+    if (x.T == 1)
+      for (size_t at = 0; at < g.groupBlock; at += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(p0 + 2 * g.groupBlock + at), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(p1 + 2 * g.groupBlock + at), _MM_HINT_T0);
+      }
     const __m512 d = halves2x8(p0, p1);
     const __m512 dmin = halves2x8(p0 + 16, p1 + 16);
     __m512i qh[fifth ? 8 : 1];  // q5_k: the super-block's fifth bits, read once for its 8 sub-blocks
