@@ -495,6 +495,8 @@ void tileKx16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, i
   for (int b = 0; b < g.blocks; b++) {
     const uint8_t* p0 = g.g0 + static_cast<size_t>(b) * g.groupBlock;
     const uint8_t* p1 = g.g1 + static_cast<size_t>(b) * g.groupBlock;
+    // Decode streams the weights once: fetching two super-blocks ahead keeps both groups' streams in flight (the
+    // hardware prefetcher alone left ~7% of the bandwidth unused). Prefill tiles reuse each block for many tokens.
     if (x.T == 1)
       for (size_t at = 0; at < g.groupBlock; at += 64) {
         _mm_prefetch(reinterpret_cast<const char*>(p0 + 2 * g.groupBlock + at), _MM_HINT_T0);
