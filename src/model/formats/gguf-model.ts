@@ -56,7 +56,15 @@ function lazyTensor(file: GgufFile, info: GgufTensorInfo): Tensor {
 }
 
 export function loadGgufModel(path: string): LoadedModel {
-  const file = readGgufFile(path);
+  return ggufModelFromHeader(readGgufFile(path));
+}
+
+/**
+ * The model a GGUF header describes, checked as loading checks it; its tensors are read from `file.path` on first
+ * use. The Hub client calls this on a remote file's header to learn whether vellum can serve it.
+ */
+export function ggufModelFromHeader(file: GgufFile): LoadedModel {
+  const { path } = file;
   const meta = new Metadata(path, file.metadata);
   const arch = meta.string("general.architecture");
   if (!(architectures as readonly string[]).includes(arch)) {
