@@ -18,6 +18,7 @@ export const ggufRepo = "vellum-test/kjv-demo-GGUF";
 export const safetensorsRepo = "vellum-test/kjv-demo";
 export const gatedRepo = "vellum-test/kjv-demo-gated-GGUF";
 export const mambaRepo = "vellum-test/mamba-GGUF";
+export const mambaSafetensorsRepo = "vellum-test/mamba";
 export const grantedToken = "hf_granted_token";
 export const otherToken = "hf_other_token";
 
@@ -65,6 +66,19 @@ export function makeFixtures(): Fixtures {
     },
     { id: gatedRepo, files: ggufFiles, gated: "manual", acceptedTokens: [grantedToken] },
     { id: mambaRepo, files: [{ path: "mamba-Q8_0.gguf", content: mamba }] },
+    {
+      id: mambaSafetensorsRepo,
+      files: readdirSync(hfDir).map((name) => {
+        const content = readFileSync(join(hfDir, name));
+        if (name !== "config.json") return { path: name, content };
+        const config = {
+          ...JSON.parse(content.toString()),
+          model_type: "mamba",
+          architectures: ["MambaForCausalLM"],
+        };
+        return { path: name, content: text(JSON.stringify(config)) };
+      }),
+    },
   ];
   return {
     repos,

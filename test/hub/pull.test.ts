@@ -32,6 +32,7 @@ import {
   grantedToken,
   makeFixtures,
   mambaRepo,
+  mambaSafetensorsRepo,
   otherToken,
   safetensorsRepo,
 } from "./hub-fixtures.js";
@@ -49,8 +50,8 @@ beforeAll(() => {
 });
 
 /** A fresh Hub and an empty cache for each test. */
-async function setUp(treePageSize?: number) {
-  hub = await startHubServer({ repos: fixtures.repos, treePageSize });
+async function setUp(settings: { treePageSize?: number; tokens?: string[] } = {}) {
+  hub = await startHubServer({ repos: fixtures.repos, ...settings });
   cacheDir = mkdtempSync(join(tmpdir(), "vellum-hf-cache-"));
 }
 
@@ -73,7 +74,7 @@ const byteRequests = (requests: HubServer["requests"]) =>
 
 describe("pull", () => {
   it("pulls by quant tag into the standard cache layout: refs/main, blobs by sha256, snapshot symlinks", async () => {
-    await setUp(2);
+    await setUp({ treePageSize: 2 });
     const pulled = await pullModel(`hf:${ggufRepo}:q8_0`, options());
     const commit = hub.commit(ggufRepo);
     const repoDir = join(cacheDir, folder(ggufRepo));
@@ -264,7 +265,10 @@ describe("gated repositories", () => {
   });
 
   it("with a token that has not accepted them: says to accept them; with one that has: downloads", async () => {
-    await setUp();
+    await setUp({ tokens: [grantedToken, otherToken] });
+    await expect(pullModel(ref, options({ token: "hf_revoked" }))).rejects.toThrow(
+      /says 401 .*HF_TOKEN was refused \(mistyped or revoked\?\); make a token at/,
+    );
     await expect(pullModel(ref, options({ token: otherToken }))).rejects.toThrow(
       /HF_TOKEN's account has not been granted access; accept its conditions at/,
     );
@@ -291,6 +295,19 @@ describe("models vellum cannot serve", () => {
     const bytes = fetched.reduce((sum, m) => sum + (m ? Number(m[2]) - Number(m[1]) + 1 : size), 0);
     expect(bytes).toBeLessThan(size / 4);
     expect(existsSync(join(cacheDir, folder(mambaRepo), "blobs"))).toBe(false);
+  });
+
+  it("are refused after config.json alone for a safetensors checkpoint", async () => {
+    await setUp();
+    let error: unknown;
+    const requests = await requestsDuring(() =>
+      pullModel(`hf:${mambaSafetensorsRepo}`, options()).catch((e) => {
+        error = e;
+      }),
+    );
+    expect((error as Error).message).toMatch(/vellum cannot serve vellum-test\/mamba, .*"mamba"/);
+    const fetched = requests.filter((r) => r.path.includes("/resolve/")).map((r) => r.path.split("/").at(-1));
+    expect(new Set(fetched)).toEqual(new Set(["config.json"]));
   });
 });
 
