@@ -5,6 +5,7 @@
 import cliProgress from "cli-progress";
 import type { DownloadEvents } from "../model/hub/download-blob.js";
 import type { PullOptions } from "../model/hub/pull.js";
+import { formatBytes } from "../util/byte-size.js";
 
 const logEveryMs = 10_000;
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
@@ -49,7 +50,7 @@ function logEvents(note: (line: string) => void): DownloadEvents {
       speed.reset(resumedAt);
       lastLog = performance.now();
       note(
-        `downloading ${file.path}: ${mib(file.size)} MiB${resumedAt > 0 ? `, resuming at ${mib(resumedAt)} MiB` : ""}`,
+        `downloading ${file.path}: ${formatBytes(file.size)}${resumedAt > 0 ? `, resuming at ${formatBytes(resumedAt)}` : ""}`,
       );
     },
     progress(file, done) {
@@ -58,11 +59,11 @@ function logEvents(note: (line: string) => void): DownloadEvents {
       const rate = speed.at(done);
       const eta = rate > 0 ? `${Math.ceil((file.size - done) / rate)} s` : "?";
       note(
-        `downloading ${file.path}: ${mib(done)} of ${mib(file.size)} MiB (${Math.floor((100 * done) / file.size)}%), ${mib(rate)} MiB/s, ETA ${eta}`,
+        `downloading ${file.path}: ${formatBytes(done)} of ${formatBytes(file.size)} (${Math.floor((100 * done) / file.size)}%), ${formatBytes(rate)}/s, ETA ${eta}`,
       );
     },
     finish(file) {
-      note(`downloaded ${file.path} (${mib(file.size)} MiB, checked against the Hub's hash)`);
+      note(`downloaded ${file.path} (${formatBytes(file.size)}, checked against the Hub's hash)`);
     },
   };
 }

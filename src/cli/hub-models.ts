@@ -3,11 +3,11 @@ import type { Command } from "commander";
 import { listCachedModels, removeCachedModel } from "../model/hub/cached-models.js";
 import { hubCacheDir } from "../model/hub/hub-cache.js";
 import { pullModel } from "../model/hub/pull.js";
+import { formatBytes } from "../util/byte-size.js";
 import { downloadReporter } from "./download-progress.js";
 import { runAction } from "./run-action.js";
 
 const refHelp = "hf:ORG/REPO (safetensors, or the default quant), hf:ORG/REPO:QUANT or hf:ORG/REPO/FILE.gguf";
-const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 export function registerHubModels(program: Command) {
   program
@@ -17,7 +17,8 @@ export function registerHubModels(program: Command) {
     .action(
       runAction(async (ref: string) => {
         const pulled = await pullModel(ref, downloadReporter());
-        const what = pulled.downloaded > 0 ? `${mib(pulled.downloaded)} downloaded` : "already in the cache";
+        const what =
+          pulled.downloaded > 0 ? `${formatBytes(pulled.downloaded)} downloaded` : "already in the cache";
         process.stdout.write(`${ref}: ${pulled.path} (${what})\n`);
       }),
     );
@@ -43,7 +44,7 @@ export function registerHubModels(program: Command) {
           ["MODEL", "SIZE", "QUANT", "ARCH", "VELLUM"],
           ...models.map((m) => [
             m.main ? m.ref : `${m.ref}@${m.commit.slice(0, 8)}`,
-            mib(m.bytes),
+            formatBytes(m.bytes),
             m.quant,
             m.architecture,
             m.servable === true ? "yes" : `no: ${m.servable}`,
@@ -63,7 +64,7 @@ export function registerHubModels(program: Command) {
     .argument("<ref>", refHelp)
     .action(
       runAction((ref: string) => {
-        process.stdout.write(`removed ${ref} (${mib(removeCachedModel(ref))} freed)\n`);
+        process.stdout.write(`removed ${ref} (${formatBytes(removeCachedModel(ref))} freed)\n`);
       }),
     );
 }

@@ -9,6 +9,7 @@
 
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { formatBytes } from "../../util/byte-size.js";
 import { InputError } from "../errors.js";
 import { readJsonObject } from "../formats/hf-config.js";
 import { type DownloadEvents, downloadBlob } from "./download-blob.js";
@@ -123,7 +124,9 @@ async function download(
             ref.repo,
             choice.files,
           );
-    opts.note?.(`${formatHubRef(ref)}: ${what} (${mib(bytes)} to download): ${verdict}: vellum can serve it`);
+    opts.note?.(
+      `${formatHubRef(ref)}: ${what} (${formatBytes(bytes)} to download): ${verdict}: vellum can serve it`,
+    );
   }
   for (const file of files) await fetch(file);
   cache.setRef(commit);
@@ -135,5 +138,3 @@ async function download(
     downloaded,
   };
 }
-
-const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
