@@ -155,6 +155,15 @@ describe("hub-server, driven by @huggingface/hub", () => {
     }
   });
 
+  it("refuses a repository whose paths do not make a git tree", async () => {
+    const bytes = new Uint8Array(1);
+    for (const paths of [["a", "a/b"], ["a", "a"], ["/a"], ["a//b"], ["../a"]]) {
+      await expect(
+        startHubServer({ repos: [{ id: "x/y", files: paths.map((path) => ({ path, content: bytes })) }] }),
+      ).rejects.toThrow(/hub-server/);
+    }
+  });
+
   it("listFiles walks the Link pages and reports git's object ids, LFS sha256 and sizes", async () => {
     const listed: ListFileEntry[] = [];
     const requests = await newRequests(async () => {
@@ -203,6 +212,20 @@ describe("hub-server, driven by @huggingface/hub", () => {
     const [info] = await pathsInfo({ repo: REPO, hubUrl: hub.url, paths: ["model-Q8_0.gguf"], expand: true });
     expect(info.lastCommit.id).toBe(hub.commit(REPO));
     expect(info.lfs?.oid).toBe(sha256(content("model-Q8_0.gguf")));
+
+    // huggingface_hub posts a form rather than JSON.
+    const form = await fetch(`${hub.url}/api/models/${REPO}/paths-info/main`, {
+      method: "POST",
+      body: new URLSearchParams([
+        ["paths", "config.json"],
+        ["paths", "split"],
+        ["paths", "missing.txt"],
+      ]),
+    });
+    expect((await form.json()).map((e: { type: string; path: string }) => `${e.type}:${e.path}`)).toEqual([
+      "file:config.json",
+      "directory:split",
+    ]);
 
     const cacheDir = mkdtempSync(join(tmpdir(), "hub-cache-"));
     try {
