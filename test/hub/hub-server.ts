@@ -65,7 +65,7 @@ export interface HeldResponse {
 export interface HubServer {
   /** The Hub endpoint, http://127.0.0.1:PORT: pass it as `hubUrl` (huggingface.js) or `HF_ENDPOINT`. */
   url: string;
-  /** Every request so far, oldest first. */
+  /** Every request so far, oldest first; a test may empty it (`requests.length = 0`). */
   requests: RequestRecord[];
   /** The commit sha of a repository (what `main` resolves to). */
   commit(repoId: string): string;
@@ -528,7 +528,10 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
     res.end(req.method === "GET" ? `Found. Redirecting to ${location}` : undefined);
   }
 
-  /** The CDN: LFS objects by sha256, no authentication (its URLs stand for the Hub's signed ones). */
+  /**
+   * The CDN: LFS objects by sha256, no authentication (its URLs stand for the Hub's signed ones). `X-Cache` says
+   * CloudFront, as the Hub's CDN does, which makes huggingface.js fetch later ranges from the CDN URL directly.
+   */
   function cdn(req: IncomingMessage, res: ServerResponse, repoId: string, oid: string, path: string) {
     const repo = repos.get(repoId);
     const file = repo?.files.get(path);
