@@ -42,31 +42,51 @@ const files: HubFile[] = [
 ];
 const content = (path: string) => files.find((f) => f.path === path)?.content as Uint8Array;
 
-/** What git itself says the repository's objects are: each path's type and object id (LFS files as their pointer). */
-function gitObjects(
-  repoFiles: { path: string; blob: Uint8Array }[],
-): Map<string, { type: string; oid: string }> {
+/** The object a path is in a git tree: "file" (blob) or "directory" (tree), and its id. */
+type GitObject = { type: string; oid: string };
+
+/**
+ * What git itself makes of a repository's files (LFS files as their pointer): the object of every path, and the commit
+ * of their tree with the author, date and message hub-server documents.
+ */
+function gitRepo(repoId: string, repoFiles: HubFile[]): { objects: Map<string, GitObject>; commit: string } {
   const dir = mkdtempSync(join(tmpdir(), "hub-git-"));
   try {
+    const env = {
+      ...process.env,
+      GIT_AUTHOR_NAME: "vellum-test",
+      GIT_AUTHOR_EMAIL: "test@vellum.invalid",
+      GIT_AUTHOR_DATE: "1767225600 +0000",
+      GIT_COMMITTER_NAME: "vellum-test",
+      GIT_COMMITTER_EMAIL: "test@vellum.invalid",
+      GIT_COMMITTER_DATE: "1767225600 +0000",
+    };
     const git = (...args: string[]) =>
-      execFileSync("git", ["-c", "core.autocrlf=false", "-C", dir, ...args], { encoding: "utf8" });
+      execFileSync("git", ["-c", "core.autocrlf=false", "-C", dir, ...args], {
+        encoding: "utf8",
+        env,
+      }).trim();
     git("init", "-q");
     for (const f of repoFiles) {
       mkdirSync(dirname(join(dir, f.path)), { recursive: true });
-      writeFileSync(join(dir, f.path), f.blob);
+      writeFileSync(join(dir, f.path), isLfs(f.path) ? lfsPointer(f.content) : f.content);
     }
     git("add", "-A");
-    const tree = git("write-tree").trim();
-    const objects = new Map<string, { type: string; oid: string }>();
-    for (const line of git("ls-tree", "-r", "-t", tree).trim().split("\n")) {
+    const tree = git("write-tree");
+    const objects = new Map<string, GitObject>();
+    for (const line of git("ls-tree", "-r", "-t", tree).split("\n")) {
       const [, type, oid, path] = /^\d+ (\w+) (\w+)\t(.*)$/.exec(line) ?? [];
       objects.set(path, { type: type === "tree" ? "directory" : "file", oid });
     }
-    return objects;
+    const commit = git("commit-tree", "--no-gpg-sign", tree, "-m", `Upload files to ${repoId}`);
+    return { objects, commit };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** In these tests, as by hub-server's default, the .gguf files are the LFS ones. */
+const isLfs = (path: string) => path.endsWith(".gguf");
 
 const lfsPointer = (bytes: Uint8Array) =>
   new TextEncoder().encode(
@@ -95,7 +115,6 @@ async function readAll(stream: ReadableStream<Uint8Array>): Promise<{ bytes: Uin
 
 describe("hub-server, driven by @huggingface/hub", () => {
   let hub: HubServer;
-  const lfsFiles = new Set(files.filter((f) => f.path.endsWith(".gguf")).map((f) => f.path));
 
   beforeAll(async () => {
     hub = await startHubServer({
@@ -137,21 +156,26 @@ describe("hub-server, driven by @huggingface/hub", () => {
     expect(await statusOf(modelInfo({ name: REPO, hubUrl: hub.url, revision: "no-such-branch" }))).toBe(404);
   });
 
-  it("derives the commit from the content: same files, same sha; one byte changed, another", async () => {
-    const flipped = files.map((f) =>
+  it("the commit is git's commit of the files' tree, so it changes with any byte", async () => {
+    const edited = files.map((f) =>
       f.path === "README.md" ? { ...f, content: new TextEncoder().encode("# tiny modem\n") } : f,
     );
-    const again = await startHubServer({
-      repos: [
-        { id: REPO, files },
-        { id: "test-org/other", files: flipped },
-      ],
-    });
+    const other = await startHubServer({ repos: [{ id: REPO, files: edited }] });
     try {
-      expect(again.commit(REPO)).toBe(hub.commit(REPO));
-      expect(again.commit("test-org/other")).not.toBe(hub.commit(REPO));
+      expect(hub.commit(REPO)).toBe(gitRepo(REPO, files).commit);
+      expect(other.commit(REPO)).toBe(gitRepo(REPO, edited).commit);
+      expect(other.commit(REPO)).not.toBe(hub.commit(REPO));
     } finally {
-      await again.close();
+      await other.close();
+    }
+  });
+
+  it("refuses a repository whose paths do not make a git tree", async () => {
+    const bytes = new Uint8Array(1);
+    for (const paths of [["a", "a/b"], ["a", "a"], ["/a"], ["a//b"], ["../a"]]) {
+      await expect(
+        startHubServer({ repos: [{ id: "x/y", files: paths.map((path) => ({ path, content: bytes })) }] }),
+      ).rejects.toThrow(/hub-server/);
     }
   });
 
@@ -164,9 +188,7 @@ describe("hub-server, driven by @huggingface/hub", () => {
     expect(pages).toHaveLength(Math.ceil(listed.length / 3));
     expect(pages.slice(1).every((r) => r.query.has("cursor"))).toBe(true);
 
-    const git = gitObjects(
-      files.map((f) => ({ path: f.path, blob: lfsFiles.has(f.path) ? lfsPointer(f.content) : f.content })),
-    );
+    const git = gitRepo(REPO, files).objects;
     expect(listed.map((e) => e.path).sort()).toEqual([...git.keys()].sort());
     for (const e of listed) {
       expect({ type: e.type, oid: e.oid }).toEqual(git.get(e.path));
@@ -174,7 +196,7 @@ describe("hub-server, driven by @huggingface/hub", () => {
       const bytes = content(e.path);
       expect(e.size).toBe(bytes.length);
       expect(e.lfs).toEqual(
-        lfsFiles.has(e.path)
+        isLfs(e.path)
           ? { oid: sha256(bytes), size: bytes.length, pointerSize: lfsPointer(bytes).length }
           : undefined,
       );
@@ -203,6 +225,20 @@ describe("hub-server, driven by @huggingface/hub", () => {
     const [info] = await pathsInfo({ repo: REPO, hubUrl: hub.url, paths: ["model-Q8_0.gguf"], expand: true });
     expect(info.lastCommit.id).toBe(hub.commit(REPO));
     expect(info.lfs?.oid).toBe(sha256(content("model-Q8_0.gguf")));
+
+    // huggingface_hub posts a form rather than JSON.
+    const form = await fetch(`${hub.url}/api/models/${REPO}/paths-info/main`, {
+      method: "POST",
+      body: new URLSearchParams([
+        ["paths", "config.json"],
+        ["paths", "split"],
+        ["paths", "missing.txt"],
+      ]),
+    });
+    expect((await form.json()).map((e: { type: string; path: string }) => `${e.type}:${e.path}`)).toEqual([
+      "file:config.json",
+      "directory:split",
+    ]);
 
     const cacheDir = mkdtempSync(join(tmpdir(), "hub-cache-"));
     try {

@@ -65,7 +65,7 @@ export interface HeldResponse {
 export interface HubServer {
   /** The Hub endpoint, http://127.0.0.1:PORT: pass it as `hubUrl` (huggingface.js) or `HF_ENDPOINT`. */
   url: string;
-  /** Every request so far, oldest first. */
+  /** Every request so far, oldest first; a test may empty it (`requests.length = 0`). */
   requests: RequestRecord[];
   /** The commit sha of a repository (what `main` resolves to). */
   commit(repoId: string): string;
@@ -198,6 +198,17 @@ function storeRepo(repo: HubRepo): StoredRepo {
   if (!/^[\w.-]+\/[\w.-]+$/.test(repo.id))
     throw new Error(`hub-server: repository id "${repo.id}" is not org/name`);
   const files = repo.files.map(storeFile).sort((a, b) => (a.path < b.path ? -1 : 1));
+  const paths = new Set(files.map((f) => f.path));
+  for (const { path } of files) {
+    const parts = path.split("/");
+    if (parts.some((part) => part === "" || part === "." || part === "..")) {
+      throw new Error(`hub-server: "${path}" in ${repo.id} is not a relative path`);
+    }
+    if (parts.some((_, i) => i > 0 && paths.has(parts.slice(0, i).join("/")))) {
+      throw new Error(`hub-server: "${path}" in ${repo.id} lies under a file`);
+    }
+  }
+  if (paths.size < files.length) throw new Error(`hub-server: ${repo.id} lists a path twice`);
   const dirs = new Map<string, string>();
   const tree = writeTrees("", files, dirs);
   const signature = `vellum-test <test@vellum.invalid> ${COMMIT_TIME} +0000`;
@@ -353,7 +364,9 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
   function findRepo(res: ServerResponse, repoId: string, token: string | undefined): StoredRepo | undefined {
     const repo = repos.get(repoId);
     if (repo) return repo;
-    if (token === undefined) sendError(res, 401, "Invalid username or password.");
+    // The Hub's API routes leave out the code here; it is sent anyway so that huggingface_hub, whose fallback for a
+    // bare 401 only matches https URLs, still names the error RepositoryNotFoundError.
+    if (token === undefined) sendError(res, 401, "Invalid username or password.", "RepoNotFound");
     else sendError(res, 404, "Repository not found", "RepoNotFound");
     return undefined;
   }
@@ -385,12 +398,10 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
     return false;
   }
 
-  const lastCommit = (repo: StoredRepo) => ({ id: repo.commit, title: COMMIT_TITLE, date: COMMIT_DATE });
-
   /** A tree / paths-info entry. */
   function entry(repo: StoredRepo, path: string, expand: boolean) {
     const file = repo.files.get(path);
-    const commit = expand ? { lastCommit: lastCommit(repo) } : {};
+    const commit = expand ? { lastCommit: { id: repo.commit, title: COMMIT_TITLE, date: COMMIT_DATE } } : {};
     if (!file) return { type: "directory", oid: repo.dirs.get(path), size: 0, path, ...commit };
     const lfs = file.lfs && { oid: file.lfs.oid, size: file.lfs.size, pointerSize: file.lfs.pointerSize };
     return { type: "file", oid: file.oid, size: file.content.length, path, ...(lfs && { lfs }), ...commit };
@@ -517,7 +528,10 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
     res.end(req.method === "GET" ? `Found. Redirecting to ${location}` : undefined);
   }
 
-  /** The CDN: LFS objects by sha256, no authentication (its URLs stand for the Hub's signed ones). */
+  /**
+   * The CDN: LFS objects by sha256, no authentication (its URLs stand for the Hub's signed ones). `X-Cache` says
+   * CloudFront, as the Hub's CDN does, which makes huggingface.js fetch later ranges from the CDN URL directly.
+   */
   function cdn(req: IncomingMessage, res: ServerResponse, repoId: string, oid: string, path: string) {
     const repo = repos.get(repoId);
     const file = repo?.files.get(path);
