@@ -89,6 +89,8 @@ export class HubRepo {
   /** The file's bytes at `commit`: `slice(start).stream()` resumes a download, `slice(0, n)` reads a header. */
   async open(commit: string, file: RemoteFile): Promise<Blob> {
     const blob = await this.call(`download ${file.path}`, () =>
+      // Plain HTTP (the Hub's redirect to its CDN), whose Range requests resume a download; the Xet protocol's
+      // chunk reconstruction would need a resume of its own.
       downloadFile({ repo: this.repo, path: file.path, revision: commit, xet: false, ...this.access }),
     );
     if (!blob) throw new InputError(`${this.repo}: ${file.path} is not in the repository`);
