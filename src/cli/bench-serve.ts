@@ -10,7 +10,7 @@ import { formatSummary } from "../bench/serve/report-text.js";
 import { InputError } from "../model/errors.js";
 import { parseCompare } from "../workload/compare.js";
 import { type WorkloadFlags, workloadFrom, workloadMetadata } from "../workload/workload.js";
-import { resolveModelPath } from "./default-model.js";
+import { resolveModel } from "./default-model.js";
 import { addWorkloadOptions, byteSizeOption, positiveInteger } from "./options.js";
 import { runAction } from "./run-action.js";
 
@@ -49,7 +49,10 @@ export function registerBenchServe(bench: Command) {
       "--compare <setting=a,b>",
       "start one vellum server per value and run the same workload on each: kv-allocation=paged,contiguous | batching=continuous,static | prefix-caching=on,off",
     )
-    .option("--server-model <path>", "--compare: the model the servers load (default: the bundled model)")
+    .option(
+      "--server-model <path|ref>",
+      "--compare: the model the servers load, a path or hf:ORG/REPO[:QUANT] (default: the bundled model)",
+    )
     .option("--tokenizer <path>", "--compare: tokenizer for llama2.c models")
     .addOption(
       new Option(
@@ -78,7 +81,7 @@ async function runBenchServe(f: BenchServeFlags) {
   if (f.compare) {
     const variants = parseCompare(f.compare);
     const launch = {
-      modelPath: resolveModelPath(f.serverModel),
+      modelPath: await resolveModel(f.serverModel),
       tokenizer: f.tokenizer,
       backend: f.serverBackend,
       kvCacheBytes: f.kvCacheMemory,

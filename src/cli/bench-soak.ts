@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import type { BackendName } from "../backend/native/choose-backend.js";
 import { formatSoakReport } from "../bench/soak/report.js";
 import { runSoak } from "../bench/soak/soak.js";
-import { resolveModelPath } from "./default-model.js";
+import { resolveModel } from "./default-model.js";
 import { backendOption, numberOption, positiveInteger } from "./options.js";
 import { runAction } from "./run-action.js";
 
@@ -31,7 +31,10 @@ export function registerSoak(bench: Command) {
       numberOption(false, 0.001),
       10,
     )
-    .option("--model <path>", "the model the server loads (default: the bundled demo model)")
+    .option(
+      "--model <path|ref>",
+      "the model the server loads, a path or hf:ORG/REPO[:QUANT] (default: the bundled demo model)",
+    )
     .option("--tokenizer <path>", "tokenizer for llama2.c models")
     .addOption(backendOption())
     .option("--concurrency <n>", "clients sending at once", positiveInteger, 8)
@@ -48,7 +51,7 @@ export function registerSoak(bench: Command) {
 
 async function runSoakCommand(f: SoakFlags) {
   const report = await runSoak({
-    modelPath: resolveModelPath(f.model),
+    modelPath: await resolveModel(f.model),
     tokenizer: f.tokenizer,
     backend: f.backend,
     seconds: f.minutes * 60,

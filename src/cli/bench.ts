@@ -10,6 +10,7 @@ import { runProbe } from "../bench/probe.js";
 import { runBatching } from "../bench/static-vs-continuous.js";
 import { registerBenchServe } from "./bench-serve.js";
 import { registerSoak } from "./bench-soak.js";
+import { resolveModel } from "./default-model.js";
 import { backendOption, kvCacheDtypeOption, listOption, positiveInteger, threadsOption } from "./options.js";
 import { runAction } from "./run-action.js";
 import { registerSimulateVsMeasured } from "./simulate-vs-measured.js";
@@ -29,7 +30,7 @@ export function registerBench(program: Command) {
     .option("--prompt <n>", "prompt tokens of the prefill", positiveInteger, 512)
     .option("--decode <n>", "decode steps after it", positiveInteger, 32)
     .option("--runs <n>", "runs of each; medians are reported", positiveInteger, 3)
-    .action(runAction(runLatency));
+    .action(runAction(withLocalModel(runLatency)));
 
   nativeBench(bench, "batch-scaling", "decode tokens/s at batch 1, 4, 16, 64")
     .addOption(threadsOption(cores))
@@ -39,7 +40,7 @@ export function registerBench(program: Command) {
         .default([1, 4, 16, 64], "1,4,16,64"),
     )
     .option("--context <n>", "context tokens of every sequence", positiveInteger, 256)
-    .action(runAction(runBatchScaling));
+    .action(runAction(withLocalModel(runBatchScaling)));
 
   nativeBench(bench, "llama-cpp-compare", "vellum vs a native llama.cpp build (llama-bench) on one GGUF")
     .requiredOption(
@@ -60,27 +61,36 @@ export function registerBench(program: Command) {
     .option("--decode <n>", "decode steps after it", positiveInteger, 32)
     .option("--runs <n>", "alternated runs; medians are compared", positiveInteger, 3)
     .action(
-      runAction((f: Omit<LlamaCppCompareOptions, "peerThreads"> & { peerThreads?: number[] }) =>
-        runLlamaCppCompare({ ...f, peerThreads: f.peerThreads ?? [1, f.threads[0]] }),
+      runAction(
+        withLocalModel((f: Omit<LlamaCppCompareOptions, "peerThreads"> & { peerThreads?: number[] }) =>
+          runLlamaCppCompare({ ...f, peerThreads: f.peerThreads ?? [1, f.threads[0]] }),
+        ),
       ),
     );
 
   bench
     .command("batching")
     .description("static vs continuous batching on one workload, and the scheduler's cost per step")
-    .requiredOption("--model <path>", "GGUF file, Hugging Face directory or llama2.c .bin")
+    .requiredOption(
+      "--model <path|ref>",
+      "GGUF file, Hugging Face directory, llama2.c .bin or hf:ORG/REPO[:QUANT]",
+    )
     .option("--tokenizer <path>", "tokenizer file for formats that keep it apart (llama2.c tokenizer.bin)")
     .addOption(backendOption("reference"))
     .option("--repeat <n>", "runs of each mode; the median is reported", positiveInteger, 3)
     .option("--json <file>", "also write the report as JSON")
-    .action(runAction(runBatching));
+    .action(runAction(withLocalModel(runBatching)));
 
   bench
     .command("load-model")
     .description("load time and peak RSS of a model")
-    .argument("<model>", "GGUF file, Hugging Face directory or llama2.c .bin")
+    .argument("<model>", "GGUF file, Hugging Face directory, llama2.c .bin or hf:ORG/REPO[:QUANT]")
     .option("--tokenizer <path>", "tokenizer file for formats that keep it apart (llama2.c tokenizer.bin)")
-    .action(runAction(runLoadModel));
+    .action(
+      runAction(async (model: string, f: { tokenizer?: string }) =>
+        runLoadModel(await resolveModel(model), f),
+      ),
+    );
 
   bench
     .command("allocate-slots")
@@ -92,12 +102,17 @@ export function registerBench(program: Command) {
   registerSoak(bench);
 }
 
+/** An action whose `--model` may be a Hub ref, given the local path instead. */
+function withLocalModel<F extends { model: string }>(run: (f: F) => Promise<void>) {
+  return async (f: F) => run({ ...f, model: await resolveModel(f.model) });
+}
+
 /** A benchmark of one GGUF on the native backend: the flags all of them take but --threads. */
 function nativeBench(bench: Command, name: string, description: string): Command {
   return bench
     .command(name)
     .description(description)
-    .requiredOption("--model <file.gguf>", "the model (a synth-model file)")
+    .requiredOption("--model <file.gguf>", "the model (a synth-model file, or hf:ORG/REPO:QUANT)")
     .addOption(kvCacheDtypeOption())
     .addOption(
       new Option("--kernels <path>", "force a kernel path instead of the best this CPU runs")

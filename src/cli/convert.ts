@@ -3,6 +3,7 @@ import { writeGgufModel } from "../model/formats/gguf-model.js";
 import { type GgufSplitLimit, parseSplitSize } from "../model/formats/gguf-split.js";
 import { loadModel } from "../model/load.js";
 import { type WeightType, weightTypes } from "../model/quant/mixes.js";
+import { resolveModel } from "./default-model.js";
 import { positiveInteger } from "./options.js";
 import { runAction } from "./run-action.js";
 
@@ -26,7 +27,7 @@ export function registerConvert(program: Command) {
   program
     .command("convert")
     .description("convert a llama2.c checkpoint, Hugging Face directory or GGUF file to GGUF")
-    .argument("<in>", "input model")
+    .argument("<in>", "input model: a path, or hf:ORG/REPO[:QUANT]")
     .argument("<out.gguf>", "output GGUF file")
     .option("--tokenizer <path>", "tokenizer file for formats that keep it apart (llama2.c tokenizer.bin)")
     .addOption(
@@ -49,8 +50,8 @@ export function registerConvert(program: Command) {
         .conflicts("splitMaxTensors"),
     )
     .action(
-      runAction((input: string, output: string, opts: ConvertOptions) => {
-        const model = loadModel(input, { tokenizer: opts.tokenizer });
+      runAction(async (input: string, output: string, opts: ConvertOptions) => {
+        const model = loadModel(await resolveModel(input), { tokenizer: opts.tokenizer });
         const split: GgufSplitLimit | undefined =
           opts.splitMaxTensors !== undefined
             ? { maxTensors: opts.splitMaxTensors }

@@ -5,7 +5,7 @@ import { createEngine } from "../engine/create-engine.js";
 import type { FinishReason } from "../engine/stats.js";
 import { encodeChat } from "../model/chat-template.js";
 import { loadModel } from "../model/load.js";
-import { resolveModelPath } from "./default-model.js";
+import { resolveModel } from "./default-model.js";
 import { backendOptions, kvCacheDtypeOption, numberOption } from "./options.js";
 import { runAction } from "./run-action.js";
 
@@ -30,8 +30,8 @@ export function registerGenerate(program: Command) {
   backendOptions(program.command("generate"))
     .description("generate a completion for one prompt, streaming it to stdout")
     .option(
-      "--model <path>",
-      "GGUF file, Hugging Face directory or llama2.c .bin (default: the bundled demo model)",
+      "--model <path|ref>",
+      "GGUF file, Hugging Face directory, llama2.c .bin, or hf:ORG/REPO[:QUANT] from the Hub (default: the bundled demo model)",
     )
     .option("--tokenizer <path>", "tokenizer file for formats that keep it apart (llama2.c tokenizer.bin)")
     .requiredOption("--prompt <text>", "the prompt")
@@ -51,7 +51,7 @@ export function registerGenerate(program: Command) {
 }
 
 async function generate(opts: GenerateOptions) {
-  const model = loadModel(resolveModelPath(opts.model), { tokenizer: opts.tokenizer });
+  const model = loadModel(await resolveModel(opts.model), { tokenizer: opts.tokenizer });
   const { tokenizer } = model;
   const promptIds = opts.chat
     ? encodeChat(model, [{ role: "user", content: opts.prompt }], { addGenerationPrompt: true })

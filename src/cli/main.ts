@@ -2,6 +2,7 @@ import { Command } from "commander";
 import { registerBench } from "./bench.js";
 import { registerConvert } from "./convert.js";
 import { registerGenerate } from "./generate.js";
+import { registerHubModels } from "./hub-models.js";
 import { registerPlan } from "./plan.js";
 import { registerServe } from "./serve.js";
 import { registerSimulate } from "./simulate.js";
@@ -15,6 +16,7 @@ const program = new Command("vellum").description(
 registerGenerate(program);
 registerServe(program);
 registerConvert(program);
+registerHubModels(program);
 registerSynthModel(program);
 registerPlan(program);
 registerSimulate(program);

@@ -8,7 +8,7 @@ import { InputError, quoteFileString } from "../model/errors.js";
 import { loadModel } from "../model/load.js";
 import { describeTypeMix } from "../model/type-mix.js";
 import { buildServer, defaultLimits } from "../server/server.js";
-import { resolveModelPath } from "./default-model.js";
+import { resolveModel } from "./default-model.js";
 import { backendOptions, byteSizeOption, kvCacheDtypeOption, numberOption } from "./options.js";
 import { runAction } from "./run-action.js";
 
@@ -46,8 +46,8 @@ export function registerServe(program: Command) {
       "serve a model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /metrics …)",
     )
     .option(
-      "--model <path>",
-      "GGUF file, Hugging Face directory or llama2.c .bin (default: the bundled demo model)",
+      "--model <path|ref>",
+      "GGUF file, Hugging Face directory, llama2.c .bin, or hf:ORG/REPO[:QUANT] from the Hub (default: the bundled demo model)",
     )
     .option("--tokenizer <path>", "tokenizer file for formats that keep it apart (llama2.c tokenizer.bin)")
     .option("--host <host>", "address to listen on", "127.0.0.1")
@@ -132,7 +132,7 @@ export function registerServe(program: Command) {
 }
 
 async function serve(opts: ServeOptions) {
-  const path = resolveModelPath(opts.model);
+  const path = await resolveModel(opts.model);
   const model = loadModel(path, { tokenizer: opts.tokenizer });
   const { engine, summary } = createEngine(model, {
     backend: opts.backend,

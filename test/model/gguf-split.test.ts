@@ -202,13 +202,13 @@ describe("a broken split set is an InputError naming the file", () => {
   test("a shard whose split.no is not its place", () => {
     const paths = writeSplit("wrong-no", { maxTensors: 20 });
     rewrite(paths[2], (m) => void m.set("split.no", { type: "uint16", value: 1 }));
-    expectInputError(() => loadGgufModel(paths[0]), paths[2], "shard 2 of 3", "expected shard 3 of 3");
+    expectInputError(() => loadGgufModel(paths[0]), paths[2], "shard 2 of 3", "shard 3 of a set of 3");
   });
 
   test("a shard whose split.count differs", () => {
     const paths = writeSplit("wrong-count", { maxTensors: 20 });
     rewrite(paths[1], (m) => void m.set("split.count", { type: "uint16", value: 4 }));
-    expectInputError(() => loadGgufModel(paths[0]), paths[1], "shard 2 of 4", "expected shard 2 of 3");
+    expectInputError(() => loadGgufModel(paths[0]), paths[1], "shard 2 of 4", "shard 2 of a set of 3");
   });
 
   test("tensors that do not add up to split.tensors.count", () => {

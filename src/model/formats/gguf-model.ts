@@ -32,7 +32,7 @@ import {
   type GgufValueType,
   readGgufTensor,
 } from "./gguf-reader.js";
-import { type GgufSplitLimit, readGgufShards, writeGgufShards } from "./gguf-split.js";
+import { checkGgufShards, type GgufSplitLimit, readGgufShards, writeGgufShards } from "./gguf-split.js";
 import { type GgufTensorEntry, writeGgufFile } from "./gguf-writer.js";
 
 // ---- loading ----
@@ -60,13 +60,23 @@ function lazyTensor({ file, ...info }: ShardTensorInfo): Tensor {
 
 /**
  * The model in the GGUF file at `path`, or in all the shards of the split model that `path` is one of
- * (gguf-split.ts): the metadata from the first shard, the tensors from all of them.
+ * (gguf-split.ts).
  */
 export function loadGgufModel(path: string): LoadedModel {
-  const shards = readGgufShards(path);
+  return ggufModelFromHeaders(readGgufShards(path));
+}
+
+/**
+ * The model GGUF headers describe, checked as loading checks it: one file's, or those of all the shards of a split
+ * model in order (checked to be the whole set), the metadata from the first. Its tensors are read from their files
+ * on first use. The Hub client calls this on remote headers to learn whether vellum can serve a model.
+ */
+export function ggufModelFromHeaders(shards: readonly GgufFile[]): LoadedModel {
+  checkGgufShards(shards);
   const file = shards[0];
+  const { path } = file;
   const fileTensors = shards.flatMap((shard) => shard.tensors.map((info) => ({ ...info, file: shard })));
-  const meta = new Metadata(file.path, file.metadata);
+  const meta = new Metadata(path, file.metadata);
   const arch = meta.string("general.architecture");
   if (!(architectures as readonly string[]).includes(arch)) {
     throw meta.error(
@@ -110,9 +120,9 @@ export function loadGgufModel(path: string): LoadedModel {
     tokenizer: createTokenizer(vocab, path),
     vocab,
     chatTemplate: meta.optional("tokenizer.chat_template", "string"),
-    name: meta.optional("general.name", "string") ?? basename(file.path).replace(/\.gguf$/i, ""),
+    name: meta.optional("general.name", "string") ?? basename(path).replace(/\.gguf$/i, ""),
     format: "gguf",
-    path: file.path,
+    path,
   };
 }
 

@@ -10,7 +10,8 @@
  * A string is length: u64 then UTF-8 bytes; an array is item_type: u32, count: u64, then the items.
  *
  * Only the header is parsed up front, through a small read buffer; each tensor is read later into its own
- * buffer, so loading never holds the file twice and files past 4 GB work.
+ * buffer, so loading never holds the file twice and files past 4 GB work. The header can also be parsed from the
+ * first bytes of a file held elsewhere (`parseGgufHeader`): the Hub client reads a remote file's header that way.
  */
 
 import { constants as bufferConstants } from "node:buffer";
@@ -94,6 +95,9 @@ const minValueBytes: Record<GgufValueType, number> = {
   uint64: 8, int64: 8, float64: 8, string: 8, array: 12,
 };
 
+/** Reads up to `length` bytes at `position` into `buf` from `offset`; returns how many it read (0 at the end). */
+type ReadAt = (buf: Buffer, offset: number, length: number, position: number) => number;
+
 /**
  * Sequential little-endian reads from a file through a buffer that is refilled on demand. Every failure
  * becomes an InputError naming the file, the byte offset and what was being read (`context`).
@@ -107,7 +111,7 @@ class FileCursor {
 
   constructor(
     readonly path: string,
-    private readonly fd: number,
+    private readonly readAt: ReadAt,
     readonly size: number,
   ) {}
 
@@ -126,17 +130,18 @@ class FileCursor {
     return at;
   }
 
+  /** Buffers at least the next n bytes, and up to a chunk ahead. */
   private fill(n: number): void {
     const length = Math.min(Math.max(n, readChunkBytes), this.size - this.pos);
     if (this.buf.length < length) this.buf = Buffer.allocUnsafe(length);
     let got = 0;
-    while (got < length) {
-      const read = readSync(this.fd, this.buf, got, length - got, this.pos + got);
+    while (got < n) {
+      const read = this.readAt(this.buf, got, length - got, this.pos + got);
       if (read === 0) this.fail("file ended while reading (was it changed?)", this.pos + got);
       got += read;
     }
     this.bufStart = this.pos;
-    this.bufEnd = this.pos + length;
+    this.bufEnd = this.pos + got;
   }
 
   /** Reads n bytes with `get`, which must see the buffer as it is after `take` (a refill replaces it). */
@@ -191,10 +196,32 @@ class FileCursor {
 export function readGgufFile(path: string): GgufFile {
   const fd = openForReading(path);
   try {
-    return parseHeader(new FileCursor(path, fd, fstatSync(fd).size));
+    const readAt: ReadAt = (buf, offset, length, position) => readSync(fd, buf, offset, length, position);
+    return parseHeader(new FileCursor(path, readAt, fstatSync(fd).size));
   } finally {
     closeSync(fd);
   }
+}
+
+/** Thrown by `parseGgufHeader` when the header runs past the bytes it was given: read more and parse again. */
+export class GgufHeaderTruncated extends Error {}
+
+/**
+ * Parses a GGUF header from `head`, the first bytes of a `size`-byte file held elsewhere (`name` names it in
+ * errors). The offsets are checked against `size`, as for a local file.
+ */
+export function parseGgufHeader(head: Uint8Array, size: number, name: string): GgufFile {
+  const readAt: ReadAt = (buf, offset, length, position) => {
+    const end = Math.min(position + length, head.length);
+    if (end <= position) {
+      if (head.length < size)
+        throw new GgufHeaderTruncated(`${name}: the header is longer than ${head.length} bytes`);
+      return 0;
+    }
+    buf.set(head.subarray(position, end), offset);
+    return end - position;
+  };
+  return parseHeader(new FileCursor(name, readAt, size));
 }
 
 function openForReading(path: string): number {

@@ -49,50 +49,65 @@ function splitKey(file: GgufFile, key: string): number | undefined {
   return v.value;
 }
 
+/** A file's place in its split set, from split.no and split.count: shard 0 of 1 for a file that is not split. */
+function shardPlace(file: GgufFile): { no: number; count: number } {
+  const count = splitKey(file, splitCount);
+  if (count === undefined) return { no: 0, count: 1 };
+  const no = splitKey(file, splitNo);
+  if (count === 0 || no === undefined || no >= count) {
+    throw new InputError(
+      `${file.path}: metadata keys "${splitNo}" (${no ?? "missing"}) and "${splitCount}" (${count}) do not name a shard of a split model`,
+    );
+  }
+  return { no, count };
+}
+
 /**
  * The GGUF files of the model at `path`, first shard first: the file alone unless its `split.count` says it is
- * one shard of several. Any shard of a set may be given; every shard must exist under llama.cpp's name, say its
- * own number and the same count, and all of them together must hold `split.tensors.count` tensors.
+ * one shard of several, then all the shards, found beside it by llama.cpp's names (any shard may be given).
+ * checkGgufShards checks that they are the whole set.
  */
 export function readGgufShards(path: string): GgufFile[] {
   const given = readGgufFile(path);
-  const count = splitKey(given, splitCount);
-  if (count === undefined || count === 1) return [given];
-  const no = splitKey(given, splitNo);
-  if (count === 0 || no === undefined || no >= count) {
-    throw new InputError(
-      `${path}: metadata keys "${splitNo}" (${no ?? "missing"}) and "${splitCount}" (${count}) do not name a shard of a split model`,
-    );
-  }
+  const { no, count } = shardPlace(given);
+  if (count === 1) return [given];
   const paths = ggufShardPaths(path);
   if (paths.length !== count || paths[no] !== path) {
     throw new InputError(
       `${path}: is shard ${no + 1} of ${count} of a split model, but its name does not end in -${ggufShardPath("", no, count).slice(1)} as llama.cpp names shards`,
     );
   }
-  const shards = paths.map((shardPath, i) => {
+  return paths.map((shardPath, i) => {
     if (i === no) return given;
     if (!existsSync(shardPath)) {
       throw new InputError(`${shardPath}: shard ${i + 1} of ${count} of the split model ${path} is missing`);
     }
-    const shard = readGgufFile(shardPath);
-    const [shardNo, shardCount] = [splitKey(shard, splitNo), splitKey(shard, splitCount)];
-    if (shardNo !== i || shardCount !== count) {
+    return readGgufFile(shardPath);
+  });
+}
+
+/**
+ * Checks that `shards` are one GGUF file that is not split, or a whole split set in order: each says its own
+ * place, and together they hold the first one's `split.tensors.count` tensors.
+ */
+export function checkGgufShards(shards: readonly GgufFile[]): void {
+  const count = shards.length;
+  shards.forEach((shard, i) => {
+    const place = shardPlace(shard);
+    if (place.no !== i || place.count !== count) {
       throw new InputError(
-        `${shardPath}: says it is shard ${shardNo === undefined ? "?" : shardNo + 1} of ${shardCount ?? "?"} ("${splitNo}", "${splitCount}"), expected shard ${i + 1} of ${count}`,
+        `${shard.path}: says it is shard ${place.no + 1} of ${place.count} ("${splitNo}", "${splitCount}"), but it is shard ${i + 1} of a set of ${count}`,
       );
     }
-    return shard;
   });
   const first = shards[0];
   const expected = splitKey(first, splitTensorsCount);
   const total = shards.reduce((sum, s) => sum + s.tensors.length, 0);
-  if (expected !== total) {
+  if (expected !== total && (count > 1 || expected !== undefined)) {
     throw new InputError(
       `${first.path}: metadata key "${splitTensorsCount}" is ${expected ?? "missing"}, but the ${count} shards hold ${total} tensors`,
     );
   }
-  return shards;
 }
 
 /** When llama-gguf-split starts a new shard: after every `maxTensors` tensors, or before passing `maxBytes`. */
