@@ -74,7 +74,7 @@ export function readGgufShards(path: string): GgufFile[] {
   const paths = ggufShardPaths(path);
   if (paths.length !== count || paths[no] !== path) {
     throw new InputError(
-      `${path}: is shard ${no + 1} of ${count} of a split model, but its name does not end in -${ggufShardPath("", no, count).slice(1)} as llama.cpp names shards`,
+      `${path}: is shard ${no + 1} of ${count} of a split model, but its name does not end in ${ggufShardPath("", no, count)} as llama.cpp names shards`,
     );
   }
   return paths.map((shardPath, i) => {
