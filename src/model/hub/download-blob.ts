@@ -31,13 +31,14 @@ const retries = 4;
 /** A lock not refreshed for this long belongs to a process that died, and is taken over. */
 const staleLockMs = 30_000;
 
+/** Returns the bytes this call fetched: 0 when the blob was there, or another pull finished it meanwhile. */
 export async function downloadBlob(
   cache: RepoCache,
   file: RemoteFile,
   openFrom: OpenFrom,
   events: DownloadEvents = {},
-): Promise<void> {
-  if (cache.hasBlob(file.etag)) return;
+): Promise<number> {
+  if (cache.hasBlob(file.etag)) return 0;
   const lockPath = cache.lockPath(file.etag);
   mkdirSync(dirname(lockPath), { recursive: true });
   mkdirSync(dirname(cache.blobPath(file.etag)), { recursive: true });
@@ -48,19 +49,27 @@ export async function downloadBlob(
     retries: { forever: true, minTimeout: 100, maxTimeout: 1000 },
   });
   try {
-    if (cache.hasBlob(file.etag)) return;
-    await fetchVerified(cache, file, openFrom, events);
+    if (cache.hasBlob(file.etag)) return 0;
+    const fetched = await fetchVerified(cache, file, openFrom, events);
     cache.commitBlob(file.etag);
+    return fetched;
   } finally {
     await release();
   }
 }
 
-async function fetchVerified(cache: RepoCache, file: RemoteFile, openFrom: OpenFrom, events: DownloadEvents) {
+/** Downloads the rest of the file into its .incomplete file and checks it; returns the bytes fetched. */
+async function fetchVerified(
+  cache: RepoCache,
+  file: RemoteFile,
+  openFrom: OpenFrom,
+  events: DownloadEvents,
+): Promise<number> {
   const partial = cache.incompletePath(file.etag);
   if (existsSync(partial) && statSync(partial).size > file.size) truncateSync(partial, 0);
   const hash = await hashOf(partial, file);
   let done = existsSync(partial) ? statSync(partial).size : 0;
+  const resumedAt = done;
   events.start?.(file, done);
   for (let attempt = 0; done < file.size; attempt++) {
     const out = await open(partial, "a");
@@ -93,6 +102,7 @@ async function fetchVerified(cache: RepoCache, file: RemoteFile, openFrom: OpenF
     );
   }
   events.finish?.(file);
+  return file.size - resumedAt;
 }
 
 /** A hash of the file's digest kind, fed with the bytes already downloaded. */

@@ -120,6 +120,12 @@ export class HubRepo {
     const page = `${endpoint}/${this.repo}`;
     const cannot = `${this.repo}: cannot ${what}`;
     if (e instanceof HubApiError) {
+      const says = `${endpoint} says ${e.statusCode} (${firstSentence(e)})`;
+      if (e.statusCode === 401 && token) {
+        return new InputError(
+          `${cannot}: ${says}: HF_TOKEN was refused (mistyped or revoked?); make a token at ${endpoint}/settings/tokens`,
+        );
+      }
       if (this.gated && (e.statusCode === 401 || e.statusCode === 403)) {
         return new InputError(
           token
@@ -129,11 +135,9 @@ export class HubRepo {
       }
       if (e.statusCode === 401 || e.statusCode === 403 || e.statusCode === 404) {
         const hint = token ? "HF_TOKEN has no access to it" : "if it is private, set HF_TOKEN";
-        return new InputError(
-          `${cannot}: ${endpoint} says ${e.statusCode} (${firstSentence(e)}): no such repository or file, or ${hint}`,
-        );
+        return new InputError(`${cannot}: ${says}: no such repository or file, or ${hint}`);
       }
-      return new InputError(`${cannot}: ${endpoint} says ${e.statusCode} (${firstSentence(e)})`);
+      return new InputError(`${cannot}: ${says}`);
     }
     const cause = (e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message;
     return new InputError(

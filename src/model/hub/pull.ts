@@ -33,7 +33,7 @@ export interface PulledModel {
   commit: string;
   /** The model's files, relative to the snapshot. */
   files: string[];
-  /** Bytes downloaded by this call (0 when the cache held everything). */
+  /** Bytes this call downloaded (0 when the cache held everything, or another pull fetched it meanwhile). */
   downloaded: number;
 }
 
@@ -99,8 +99,9 @@ async function download(
     listing.map((f) => f.path),
   );
   const files = choice.files.map((path) => listing.find((f) => f.path === path) as RemoteFile);
+  let downloaded = 0;
   const fetch = async (file: RemoteFile) => {
-    await downloadBlob(
+    downloaded += await downloadBlob(
       cache,
       file,
       async (start) => (await hub.open(commit, file)).slice(start).stream() as ReadableStream<Uint8Array>,
@@ -110,7 +111,9 @@ async function download(
   };
   const missing = files.filter((f) => !cache.hasBlob(f.etag));
   const bytes = missing.reduce((sum, f) => sum + f.size, 0);
-  if (missing.length > 0) {
+  // A download that was begun was checked when it began.
+  const begun = missing.some((f) => existsSync(cache.incompletePath(f.etag)));
+  if (missing.length > 0 && !begun) {
     const what = choice.format === "gguf" ? choice.files.join(", ") : `${choice.files.length} files`;
     const verdict =
       choice.format === "gguf"
@@ -129,7 +132,7 @@ async function download(
     path: localPath(cache.snapshotDir(commit), choice),
     commit,
     files: choice.files,
-    downloaded: bytes,
+    downloaded,
   };
 }
 
