@@ -14,7 +14,14 @@ export async function runLoadModel(path: string, options: { tokenizer?: string }
   let bytes = 0;
   for (const t of model.tensors.values()) bytes += t.data.byteLength;
   const seconds = (performance.now() - started) / 1000;
-  const size = statSync(path).isDirectory() ? Number.NaN : statSync(path).size;
+  // A GGUF model's size is that of the files its tensors lie in (every shard of a split model).
+  const files = new Set([...model.tensors.values()].flatMap((t) => (t.file ? [t.file.path] : [])));
+  const size =
+    files.size > 0
+      ? [...files].reduce((sum, file) => sum + statSync(file).size, 0)
+      : statSync(path).isDirectory()
+        ? Number.NaN
+        : statSync(path).size;
   const peakRss = process.resourceUsage().maxRSS * 1024;
   const gb = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
   console.log(

@@ -28,10 +28,11 @@ export interface Tensor {
   shape: number[];
   data: Uint8Array;
   /**
-   * Where `data` lies in the GGUF file the model was loaded from (a fused tensor's part: where its rows lie),
-   * so the native backend maps those bytes instead of reading them; absent for tensors built in memory.
+   * Where `data` lies in the GGUF file the model was loaded from (a shard of a split model: the shard; a fused
+   * tensor's part: where its rows lie), so the native backend maps those bytes instead of reading them; absent
+   * for tensors built in memory.
    */
-  fileOffset?: number;
+  file?: { path: string; offset: number };
 }
 
 export function numElements(shape: readonly number[]): number {

@@ -1,5 +1,13 @@
 import { execFile } from "node:child_process";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -67,6 +75,29 @@ describe("bad input gets one clear line and exit code 1", () => {
     expectOneLineError(
       await vellum("generate", "--model", path, "--prompt", "x"),
       /general\.architecture.*mamba/,
+    );
+  });
+
+  test("convert: a bad --split-max-size, or both split flags, names the flag", async () => {
+    const out = join(dir, "split.gguf");
+    expectOneLineError(
+      await vellum("convert", bundledModelPath, out, "--split-max-size", "2K"),
+      /--split-max-size.*M or G/,
+    );
+    expectOneLineError(
+      await vellum("convert", bundledModelPath, out, "--split-max-size", "2M", "--split-max-tensors", "9"),
+      /--split-max-size.*cannot be used with.*--split-max-tensors/,
+    );
+  });
+
+  test("a split model with a shard missing names the shard", async () => {
+    const prefix = join(dir, "gapped");
+    const c = await vellum("convert", bundledModelPath, `${prefix}.gguf`, "--split-max-tensors", "30");
+    expect(c.code, c.stderr).toBe(0);
+    rmSync(`${prefix}-00002-of-00002.gguf`);
+    expectOneLineError(
+      await vellum("generate", "--model", `${prefix}-00001-of-00002.gguf`, "--prompt", "x"),
+      /gapped-00002-of-00002\.gguf: shard 2 of 2 .* is missing/,
     );
   });
 
@@ -199,5 +230,53 @@ describe("CLI on the bundled demo model", () => {
     );
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).token_ids).toHaveLength(8);
+  });
+
+  test("convert --split-max-tensors writes llama.cpp's shards, which load and generate as the unsplit file", async () => {
+    const whole = join(dir, "whole-q8.gguf");
+    const split = join(dir, "split-q8");
+    expect((await vellum("convert", bundledModelPath, whole, "--dtype", "q8_0")).code).toBe(0);
+    const c = await vellum(
+      "convert",
+      bundledModelPath,
+      `${split}.gguf`,
+      "--dtype",
+      "q8_0",
+      "--split-max-tensors",
+      "25",
+    );
+    expect(c.code, c.stderr).toBe(0);
+    const names = [
+      "split-q8-00001-of-00003.gguf",
+      "split-q8-00002-of-00003.gguf",
+      "split-q8-00003-of-00003.gguf",
+    ];
+    expect(
+      readdirSync(dir)
+        .filter((f) => f.startsWith("split-q8"))
+        .sort(),
+    ).toEqual(names);
+    expect(c.stderr).toContain(names.map((n) => join(dir, n)).join(", "));
+    const generate = (model: string) =>
+      vellum(
+        "generate",
+        "--model",
+        model,
+        "--prompt",
+        "In the beginning",
+        "--max-tokens",
+        "12",
+        "--temperature",
+        "0",
+        "--json",
+      );
+    const [fromWhole, fromSplit] = await Promise.all([generate(whole), generate(join(dir, names[0]))]);
+    expect(fromSplit.code, fromSplit.stderr).toBe(0);
+    expect(JSON.parse(fromSplit.stdout).token_ids).toEqual(JSON.parse(fromWhole.stdout).token_ids);
+    // bench load-model prints the same type mix for the split as for the whole file.
+    const weights = async (model: string) =>
+      (await vellum("bench", "load-model", model)).stdout.split("\n").find((l) => l.startsWith("weights: "));
+    expect(await weights(join(dir, names[1]))).toBe(await weights(whole));
+    expect(await weights(whole)).toMatch(/^weights: q8_0 44 tensors/);
   });
 });

@@ -104,7 +104,7 @@ describe("phi3's fused tensors", () => {
     const rowBytes = 68;
     const qkv = infos.get("blk.1.attn_qkv.weight")?.fileOffset as number;
     const upGate = infos.get("blk.1.ffn_up.weight")?.fileOffset as number;
-    const at = (name: string) => loaded.tensors.get(name)?.fileOffset;
+    const at = (name: string) => loaded.tensors.get(name)?.file?.offset;
     expect(at(tensorNames.wq(1))).toBe(qkv);
     expect(at(tensorNames.wk(1))).toBe(qkv + nHeads * headDim * rowBytes);
     expect(at(tensorNames.wv(1))).toBe(qkv + (nHeads + nKvHeads) * headDim * rowBytes);
@@ -120,7 +120,7 @@ describe("phi3's fused tensors", () => {
       ...mapped,
       tensors: new Map([...mapped.tensors].map(([name, t]) => [name, { ...t, data: t.data.slice() }])),
     };
-    for (const t of inMemory.tensors.values()) delete t.fileOffset;
+    for (const t of inMemory.tensors.values()) delete t.file;
     const fromFile = new NativeBackend(mapped, { threads: 1 });
     const fromBuffers = new NativeBackend(inMemory, { threads: 1 });
     expect(fromFile.weightSource).toBe("mapped");

@@ -11,9 +11,9 @@
 namespace vellum::backend {
 namespace {
 
-// A weight spec { dtype, rows, cols, data | offset } → a Weight pointing into its buffer or the mapped file,
+// A weight spec { dtype, rows, cols, data | file, offset } → a Weight pointing into its buffer or a mapped file,
 // checked against the shape the config requires so no kernel can read past it.
-bool readWeight(Napi::Value v, const std::string& name, const MappedFile* file, int rows, int cols, Weight* out) {
+bool readWeight(Napi::Value v, const std::string& name, const MappedFiles& files, int rows, int cols, Weight* out) {
   Napi::Env env = v.Env();
   if (!v.IsObject()) return throwType(env, name + " must be a tensor spec object");
   auto o = v.As<Napi::Object>();
@@ -36,20 +36,25 @@ bool readWeight(Napi::Value v, const std::string& name, const MappedFile* file, 
     out->data = data;
     return true;
   }
+  int index;
   double offset;
-  if (!file) return throwType(env, name + " has no data and the spec names no file");
-  if (!readDouble(o.Get("offset"), name + ".offset", &offset)) return false;
-  if (offset < 0 || offset + static_cast<double>(bytes) > static_cast<double>(file->size()))
+  if (!readInt(o.Get("file"), name + ".file", 0, &index) || !readDouble(o.Get("offset"), name + ".offset", &offset))
+    return false;
+  if (static_cast<size_t>(index) >= files.size())
+    return throwRange(env, name + ".file is " + std::to_string(index) + " but the spec maps " +
+                               std::to_string(files.size()) + " files");
+  const MappedFile& file = *files[index];
+  if (offset < 0 || offset + static_cast<double>(bytes) > static_cast<double>(file.size()))
     return throwRange(env, name + ": bytes " + std::to_string(offset) + "+" + std::to_string(bytes) +
-                               " lie outside the file");
-  out->data = file->data() + static_cast<size_t>(offset);
+                               " lie outside file " + std::to_string(index));
+  out->data = file.data() + static_cast<size_t>(offset);
   return true;
 }
 
 // A 1-D tensor (norm weight, bias) as f32, copied: it is small and read by every token.
-bool readVector(Napi::Value v, const std::string& name, const MappedFile* file, int length, std::vector<float>* out) {
+bool readVector(Napi::Value v, const std::string& name, const MappedFiles& files, int length, std::vector<float>* out) {
   Weight w;
-  if (!readWeight(v, name, file, 1, length, &w)) return false;
+  if (!readWeight(v, name, files, 1, length, &w)) return false;
   out->resize(length);
   dequantizeRow(w, 0, out->data());
   return true;
@@ -85,30 +90,30 @@ bool readConfig(Napi::Value v, ModelConfig* c) {
   return true;
 }
 
-bool readLayer(Napi::Value v, int l, const MappedFile* file, const ModelConfig& c, LayerWeights* w) {
+bool readLayer(Napi::Value v, int l, const MappedFiles& files, const ModelConfig& c, LayerWeights* w) {
   const std::string p = "weights.layers[" + std::to_string(l) + "].";
   if (!v.IsObject()) return throwType(v.Env(), p + " must be an object");
   auto o = v.As<Napi::Object>();
   const int qDim = c.nHeads * c.headDim;
   const int kvDim = c.nKvHeads * c.headDim;
-  if (!readVector(o.Get("attnNorm"), p + "attnNorm", file, c.dim, &w->attnNorm) ||
-      !readVector(o.Get("ffnNorm"), p + "ffnNorm", file, c.dim, &w->ffnNorm) ||
-      !readWeight(o.Get("wq"), p + "wq", file, qDim, c.dim, &w->wq) ||
-      !readWeight(o.Get("wk"), p + "wk", file, kvDim, c.dim, &w->wk) ||
-      !readWeight(o.Get("wv"), p + "wv", file, kvDim, c.dim, &w->wv) ||
-      !readWeight(o.Get("wo"), p + "wo", file, c.dim, qDim, &w->wo) ||
-      !readWeight(o.Get("gate"), p + "gate", file, c.hiddenDim, c.dim, &w->gate) ||
-      !readWeight(o.Get("up"), p + "up", file, c.hiddenDim, c.dim, &w->up) ||
-      !readWeight(o.Get("down"), p + "down", file, c.dim, c.hiddenDim, &w->down))
+  if (!readVector(o.Get("attnNorm"), p + "attnNorm", files, c.dim, &w->attnNorm) ||
+      !readVector(o.Get("ffnNorm"), p + "ffnNorm", files, c.dim, &w->ffnNorm) ||
+      !readWeight(o.Get("wq"), p + "wq", files, qDim, c.dim, &w->wq) ||
+      !readWeight(o.Get("wk"), p + "wk", files, kvDim, c.dim, &w->wk) ||
+      !readWeight(o.Get("wv"), p + "wv", files, kvDim, c.dim, &w->wv) ||
+      !readWeight(o.Get("wo"), p + "wo", files, c.dim, qDim, &w->wo) ||
+      !readWeight(o.Get("gate"), p + "gate", files, c.hiddenDim, c.dim, &w->gate) ||
+      !readWeight(o.Get("up"), p + "up", files, c.hiddenDim, c.dim, &w->up) ||
+      !readWeight(o.Get("down"), p + "down", files, c.dim, c.hiddenDim, &w->down))
     return false;
-  if (o.Has("bq") && !readVector(o.Get("bq"), p + "bq", file, qDim, &w->bq)) return false;
-  if (o.Has("bk") && !readVector(o.Get("bk"), p + "bk", file, kvDim, &w->bk)) return false;
-  if (o.Has("bv") && !readVector(o.Get("bv"), p + "bv", file, kvDim, &w->bv)) return false;
-  if (c.qkNorm && (!readVector(o.Get("qNorm"), p + "qNorm", file, c.headDim, &w->qNorm) ||
-                   !readVector(o.Get("kNorm"), p + "kNorm", file, c.headDim, &w->kNorm)))
+  if (o.Has("bq") && !readVector(o.Get("bq"), p + "bq", files, qDim, &w->bq)) return false;
+  if (o.Has("bk") && !readVector(o.Get("bk"), p + "bk", files, kvDim, &w->bk)) return false;
+  if (o.Has("bv") && !readVector(o.Get("bv"), p + "bv", files, kvDim, &w->bv)) return false;
+  if (c.qkNorm && (!readVector(o.Get("qNorm"), p + "qNorm", files, c.headDim, &w->qNorm) ||
+                   !readVector(o.Get("kNorm"), p + "kNorm", files, c.headDim, &w->kNorm)))
     return false;
-  if (c.postNorms && (!readVector(o.Get("postAttnNorm"), p + "postAttnNorm", file, c.dim, &w->postAttnNorm) ||
-                      !readVector(o.Get("postFfnNorm"), p + "postFfnNorm", file, c.dim, &w->postFfnNorm)))
+  if (c.postNorms && (!readVector(o.Get("postAttnNorm"), p + "postAttnNorm", files, c.dim, &w->postAttnNorm) ||
+                      !readVector(o.Get("postFfnNorm"), p + "postFfnNorm", files, c.dim, &w->postFfnNorm)))
     return false;
   return true;
 }
@@ -187,13 +192,20 @@ NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Nati
     throwRange(env, "kernels \"" + path + "\" is unknown or this CPU cannot run it");
     return;
   }
-  if (spec.Has("file") && !spec.Get("file").IsUndefined()) {
-    std::string file;
-    if (!readString(spec.Get("file"), "file", &file)) return;
-    file_ = std::make_unique<MappedFile>(file);
-    if (!file_->data()) {
-      throwType(env, file_->error());
+  if (spec.Has("files") && !spec.Get("files").IsUndefined()) {
+    if (!spec.Get("files").IsArray()) {
+      throwType(env, "files must be an array of paths");
       return;
+    }
+    auto paths = spec.Get("files").As<Napi::Array>();
+    for (uint32_t i = 0; i < paths.Length(); i++) {
+      std::string path;
+      if (!readString(paths.Get(i), "files[" + std::to_string(i) + "]", &path)) return;
+      files_.push_back(std::make_unique<MappedFile>(path));
+      if (!files_.back()->data()) {
+        throwType(env, files_.back()->error());
+        return;
+      }
     }
   }
   if (!spec.Get("weights").IsObject()) {
@@ -202,13 +214,12 @@ NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Nati
   }
   auto ws = spec.Get("weights").As<Napi::Object>();
   ModelWeights w;
-  const MappedFile* f = file_.get();
-  if (!readWeight(ws.Get("embedding"), "weights.embedding", f, c.vocabSize, c.dim, &w.embedding) ||
-      !readVector(ws.Get("outputNorm"), "weights.outputNorm", f, c.dim, &w.outputNorm) ||
-      !readWeight(ws.Get("classifier"), "weights.classifier", f, c.vocabSize, c.dim, &w.classifier))
+  if (!readWeight(ws.Get("embedding"), "weights.embedding", files_, c.vocabSize, c.dim, &w.embedding) ||
+      !readVector(ws.Get("outputNorm"), "weights.outputNorm", files_, c.dim, &w.outputNorm) ||
+      !readWeight(ws.Get("classifier"), "weights.classifier", files_, c.vocabSize, c.dim, &w.classifier))
     return;
   if (ws.Has("ropeFactors") &&
-      !readVector(ws.Get("ropeFactors"), "weights.ropeFactors", f, c.ropeDims / 2, &w.ropeFactors))
+      !readVector(ws.Get("ropeFactors"), "weights.ropeFactors", files_, c.ropeDims / 2, &w.ropeFactors))
     return;
   if (!ws.Get("layers").IsArray() || ws.Get("layers").As<Napi::Array>().Length() != static_cast<uint32_t>(c.nLayers)) {
     throwType(env, "weights.layers must be an array of config.nLayers layers");
@@ -217,7 +228,7 @@ NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Nati
   auto layers = ws.Get("layers").As<Napi::Array>();
   w.layers.resize(c.nLayers);
   for (int l = 0; l < c.nLayers; l++)
-    if (!readLayer(layers.Get(l), l, f, c, &w.layers[l])) return;
+    if (!readLayer(layers.Get(l), l, files_, c, &w.layers[l])) return;
   spec_ = Napi::Persistent(spec);
   try {
     model_ = std::make_unique<Model>(c, std::move(w), *kernels, threads);
@@ -225,9 +236,9 @@ NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Nati
     throwRange(env, std::string("cannot lay out the weights for the kernels: ") + e.what());
     return;
   }
-  if (file_)
+  for (const auto& file : files_)
     for (const Weight* m : model_->matrices())
-      if (m->interleaved) file_->release(m->data, rowBytes(m->dtype, m->cols) * m->rows);
+      if (m->interleaved) file->release(m->data, rowBytes(m->dtype, m->cols) * m->rows);
 }
 
 Napi::Value NativeModel::InitKvCache(const Napi::CallbackInfo& info) {
@@ -293,7 +304,8 @@ Napi::Value NativeModel::Threads(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value NativeModel::MappedWeightBytes(const Napi::CallbackInfo& info) {
-  const size_t bytes = file_ ? model_->bytesReadIn(file_->data(), file_->data() + file_->size()) : 0;
+  size_t bytes = 0;
+  for (const auto& file : files_) bytes += model_->bytesReadIn(file->data(), file->data() + file->size());
   return Napi::Number::New(info.Env(), static_cast<double>(bytes));
 }
 

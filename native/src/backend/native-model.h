@@ -1,11 +1,12 @@
 // NativeModel, the JS class behind src/backend/native/native-backend.ts.
 //
-//   new NativeModel({ config, weights, file?, threads, kernels })
+//   new NativeModel({ config, weights, files?, threads, kernels })
 //     config:  the fields of model.h's ModelConfig, by name (NativeModel.configFields lists them)
 //     weights: { embedding, outputNorm, classifier, ropeFactors?, layers: [{ attnNorm, ffnNorm, wq, wk, wv, wo,
 //                gate, up, down, bq?, bk?, bv?, qNorm? and kNorm? (qkNorm), postAttnNorm? and postFfnNorm?
 //                (postNorms) }] }, each tensor { dtype, rows, cols } plus either `data` (a Uint8Array kept
-//                alive by this object) or `offset` (bytes into `file`, which is memory-mapped)
+//                alive by this object) or `file` and `offset` (bytes into files[file]; each of `files`, the
+//                shards of a split GGUF or one file, is memory-mapped)
 //     kernels: "auto" | "avx512-bf16" | "avx512-vnni" | "avx2" | "scalar" (cpu-features.h)
 //   initKvCache(numBlocks, blockSize, dtype, groups)
 //     dtype: "f32" | "f16", the element type of the cached K and V (f16: half the memory, K/V rounded)
@@ -15,18 +16,21 @@
 //     → Promise<Float32Array> [logitsIndices.length, vocabSize], computed on the addon's threads
 //   kernelPath, threads (getters)
 //   NativeModel.configFields: the config's field names
-//   mappedWeightBytes (getter): bytes of the mapped file the kernels read in place (0 without a file); the page cache
+//   mappedWeightBytes (getter): bytes of the mapped files the kernels read in place (0 without files); the page cache
 //                      holds them as they are used, and free-memory figures count them as free until then
 #pragma once
 
 #include <napi.h>
 
 #include <memory>
+#include <vector>
 
 #include "mapped-file.h"
 #include "model.h"
 
 namespace vellum::backend {
+
+using MappedFiles = std::vector<std::unique_ptr<MappedFile>>;
 
 class NativeModel : public Napi::ObjectWrap<NativeModel> {
  public:
@@ -41,7 +45,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value Threads(const Napi::CallbackInfo& info);
   Napi::Value MappedWeightBytes(const Napi::CallbackInfo& info);
 
-  std::unique_ptr<MappedFile> file_;
+  MappedFiles files_;
   Napi::ObjectReference spec_;  // keeps the weights' JS buffers alive
   std::unique_ptr<Model> model_;
   bool busy_ = false;

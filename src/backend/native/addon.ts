@@ -50,10 +50,13 @@ export type NativeModelConfig = Pick<ModelConfig, (typeof nativeConfigFields)[nu
   ropeThetaLocal: number;
 };
 
-/** A weight as the addon takes it: [rows, cols] row-major in GGUF's block layout, from a buffer or the mapped file. */
+/**
+ * A weight as the addon takes it: [rows, cols] row-major in GGUF's block layout, from a buffer or one of the
+ * mapped files (its index in `files`).
+ */
 export type NativeTensorSpec = { dtype: DType; rows: number; cols: number } & (
   | { data: Uint8Array }
-  | { offset: number }
+  | { file: number; offset: number }
 );
 
 export interface NativeLayerSpec {
@@ -87,8 +90,8 @@ export interface NativeModelSpec {
     ropeFactors?: NativeTensorSpec;
     layers: NativeLayerSpec[];
   };
-  /** GGUF file to memory-map; tensors with an `offset` point into it. */
-  file?: string;
+  /** GGUF files to memory-map (the shards of a split model); tensors with a `file` and `offset` point into them. */
+  files?: string[];
   threads: number;
   /** "auto" picks the best path this CPU runs; the others force one. */
   kernels: KernelPath;
@@ -100,7 +103,7 @@ export type KernelPath = (typeof kernelPathNames)[number];
 export interface NativeModel {
   readonly kernelPath: string;
   readonly threads: number;
-  /** Bytes of the mapped file the kernels read in place (weights without an interleaved copy); 0 without a file. */
+  /** Bytes of the mapped files the kernels read in place (weights without an interleaved copy); 0 without files. */
   readonly mappedWeightBytes: number;
   /** groups: the layers of each KV cache group (KvCacheSpec.groups). */
   initKvCache(numBlocks: number, blockSize: number, dtype: KvCacheDtype, groups: Int32Array[]): void;

@@ -1,4 +1,3 @@
-import { existsSync } from "node:fs";
 import { InputError } from "../../model/errors.js";
 import type { LoadedModel } from "../../model/model.js";
 import { type Backend, type ForwardBatch, type KvCacheSpec, specGroups } from "../backend.js";
@@ -34,10 +33,10 @@ export class NativeBackend implements Backend {
     const threads = options.threads ?? physicalCores();
     const kernels = options.kernels ?? "auto";
     const contextLength = options.contextLength ?? model.config.maxSeqLen;
-    // A model read from a GGUF file that is still there is mapped from it; anything else (other formats,
+    // A model read from GGUF files that are still there is mapped from them; anything else (other formats,
     // models built in memory) is read from the loader's buffers.
     const fromFile =
-      model.format === "gguf" && existsSync(model.path)
+      model.format === "gguf"
         ? specFromGguf(model.config, model.path, threads, kernels, contextLength, model.tensors)
         : undefined;
     const spec =

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { type ModelConfig, tensorNames } from "../../model/config.js";
 import type { Tensor } from "../../model/tensor.js";
 import { ropeFactorsTensor } from "../rope-factors.js";
@@ -10,7 +11,7 @@ import {
   nativeConfigFields,
 } from "./addon.js";
 
-/** Where the addon finds each tensor: a JS buffer it keeps alive, or an offset into the GGUF file it maps. */
+/** Where the addon finds each tensor: a JS buffer it keeps alive, or an offset into a GGUF file it maps. */
 type TensorSource = (name: string) => NativeTensorSpec;
 
 /** The config as the addon takes it. */
@@ -108,9 +109,10 @@ export function specFromTensors(
 }
 
 /**
- * Weights straight from the GGUF file the model was loaded from, which the addon memory-maps: each tensor at the
- * offset the loader recorded (a part of a fused tensor at its rows), nothing copied into the JS heap. Undefined
- * unless every tensor of `loaded` lies in the file.
+ * Weights straight from the GGUF files the model was loaded from (one, or the shards of a split model), which the
+ * addon memory-maps: each tensor at the file and offset the loader recorded (a part of a fused tensor at its
+ * rows), nothing copied into the JS heap. Undefined unless every tensor of `loaded` lies in a file that is still
+ * there.
  */
 export function specFromGguf(
   config: ModelConfig,
@@ -120,14 +122,16 @@ export function specFromGguf(
   contextLength: number,
   loaded: Map<string, Tensor>,
 ): NativeModelSpec | undefined {
-  if ([...loaded.values()].some((t) => t.fileOffset === undefined)) return undefined;
+  const files: string[] = [];
+  for (const t of loaded.values()) {
+    if (!t.file) return undefined;
+    if (!files.includes(t.file.path)) files.push(t.file.path);
+  }
+  if (!files.every((file) => existsSync(file))) return undefined;
   const tensor = (name: string): NativeTensorSpec => {
     const t = loaded.get(name);
-    if (t?.fileOffset === undefined) throw new Error(`${path}: tensor "${name}" is missing`);
-    return { dtype: t.dtype, ...rowsCols(t.shape), offset: t.fileOffset };
+    if (!t?.file) throw new Error(`${path}: tensor "${name}" is missing`);
+    return { dtype: t.dtype, ...rowsCols(t.shape), file: files.indexOf(t.file.path), offset: t.file.offset };
   };
-  return {
-    ...specFor(config, tensor, (name) => loaded.has(name), threads, kernels, contextLength),
-    file: path,
-  };
+  return { ...specFor(config, tensor, (name) => loaded.has(name), threads, kernels, contextLength), files };
 }

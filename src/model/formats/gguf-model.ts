@@ -30,24 +30,27 @@ import {
   type GgufTensorInfo,
   type GgufValue,
   type GgufValueType,
-  readGgufFile,
   readGgufTensor,
 } from "./gguf-reader.js";
+import { checkGgufShards, type GgufSplitLimit, readGgufShards, writeGgufShards } from "./gguf-split.js";
 import { type GgufTensorEntry, writeGgufFile } from "./gguf-writer.js";
 
 // ---- loading ----
 
+/** A tensor info with the file (the shard, for a split model) that holds it. */
+type ShardTensorInfo = GgufTensorInfo & { file: GgufFile };
+
 /**
- * A tensor whose bytes are read from the file on first use. The native backend maps the file itself and
+ * A tensor whose bytes are read from its file on first use. The native backend maps the file itself and
  * never touches them, so a served GGUF model's weights never enter the JS heap; the reference backend and
  * the converters read each tensor when they reach it.
  */
-function lazyTensor(file: GgufFile, info: GgufTensorInfo): Tensor {
+function lazyTensor({ file, ...info }: ShardTensorInfo): Tensor {
   let data: Uint8Array | undefined;
   return {
     dtype: info.dtype,
     shape: [...info.shape],
-    fileOffset: info.fileOffset,
+    file: { path: file.path, offset: info.fileOffset },
     get data() {
       data ??= readGgufTensor(file, info).data;
       return data;
@@ -55,16 +58,24 @@ function lazyTensor(file: GgufFile, info: GgufTensorInfo): Tensor {
   };
 }
 
+/**
+ * The model in the GGUF file at `path`, or in all the shards of the split model that `path` is one of
+ * (gguf-split.ts).
+ */
 export function loadGgufModel(path: string): LoadedModel {
-  return ggufModelFromHeader(readGgufFile(path));
+  return ggufModelFromHeaders(readGgufShards(path));
 }
 
 /**
- * The model a GGUF header describes, checked as loading checks it; its tensors are read from `file.path` on first
- * use. The Hub client calls this on a remote file's header to learn whether vellum can serve it.
+ * The model GGUF headers describe, checked as loading checks it: one file's, or those of all the shards of a split
+ * model in order (checked to be the whole set), the metadata from the first. Its tensors are read from their files
+ * on first use. The Hub client calls this on remote headers to learn whether vellum can serve a model.
  */
-export function ggufModelFromHeader(file: GgufFile): LoadedModel {
+export function ggufModelFromHeaders(shards: readonly GgufFile[]): LoadedModel {
+  checkGgufShards(shards);
+  const file = shards[0];
   const { path } = file;
+  const fileTensors = shards.flatMap((shard) => shard.tensors.map((info) => ({ ...info, file: shard })));
   const meta = new Metadata(path, file.metadata);
   const arch = meta.string("general.architecture");
   if (!(architectures as readonly string[]).includes(arch)) {
@@ -78,12 +89,12 @@ export function ggufModelFromHeader(file: GgufFile): LoadedModel {
     meta,
     arch as Architecture,
     vocab.tokens.length,
-    new Set(file.tensors.map((t) => t.name)),
+    new Set(fileTensors.map((t) => t.name)),
   );
-  const infos = canonicalInfos(path, config, file.tensors);
+  const infos = canonicalInfos(path, config, fileTensors);
 
   const expected = expectedTensors(config);
-  const toRead: GgufTensorInfo[] = [];
+  const toRead: ShardTensorInfo[] = [];
   for (const [name, shape] of expected) {
     const info = infos.get(name);
     if (!info) throw new InputError(`${path}: tensor "${name}" is missing (expected shape [${shape}])`);
@@ -102,7 +113,7 @@ export function ggufModelFromHeader(file: GgufFile): LoadedModel {
   }
 
   const tensors = new Map<string, Tensor>();
-  for (const info of toRead) tensors.set(info.name, lazyTensor(file, info));
+  for (const info of toRead) tensors.set(info.name, lazyTensor(info));
   return {
     config,
     tensors,
@@ -166,10 +177,10 @@ function fusedTensors(c: ModelConfig, always: boolean): FusedTensor[] {
 }
 
 /** The file's tensors under canonical names: each fused tensor becomes row-range views of its parts. */
-function canonicalInfos(path: string, c: ModelConfig, infos: GgufTensorInfo[]): Map<string, GgufTensorInfo> {
+function canonicalInfos<T extends GgufTensorInfo>(path: string, c: ModelConfig, infos: T[]): Map<string, T> {
   const fusedByName = new Map(fusedTensors(c, false).map((f) => [f.name, f]));
-  const out = new Map<string, GgufTensorInfo>();
-  const add = (info: GgufTensorInfo, from: string) => {
+  const out = new Map<string, T>();
+  const add = (info: T, from: string) => {
     if (out.has(info.name)) {
       throw new InputError(`${path}: tensor "${info.name}" is held both by itself and by "${from}"`);
     }
@@ -359,9 +370,12 @@ export interface WriteGgufOptions {
   dtype: WeightType;
   /** More keys (e.g. general.synthetic); they override the ones written from the model. */
   extraMetadata?: Map<string, GgufValue>;
+  /** Write llama.cpp's split GGUF shards named after `path` (gguf-split.ts) instead of one file. */
+  split?: GgufSplitLimit;
 }
 
-export function writeGgufModel(model: LoadedModel, path: string, opts: WriteGgufOptions): void {
+/** Writes `model` to `path`, or to the shards of a split model with `opts.split`; returns the paths written. */
+export function writeGgufModel(model: LoadedModel, path: string, opts: WriteGgufOptions): string[] {
   if (!model.vocab) {
     throw new InputError(
       `${model.path}: the tokenizer of this model is not available as a vocabulary, so it cannot be written to GGUF`,
@@ -402,7 +416,9 @@ export function writeGgufModel(model: LoadedModel, path: string, opts: WriteGguf
   for (const [key, value] of opts.extraMetadata ?? []) metadata.set(key, value);
   const name = metadata.get("general.name");
   checkStripReadBack(model.path, model.vocab, name?.type === "string" ? name.value : undefined);
+  if (opts.split) return writeGgufShards(path, metadata, entries, opts.split);
   writeGgufFile(path, metadata, entries);
+  return [path];
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 
 import { InputError } from "../errors.js";
-import { ggufModelFromHeader } from "../formats/gguf-model.js";
+import { ggufModelFromHeaders } from "../formats/gguf-model.js";
 import { GgufHeaderTruncated, parseGgufHeader } from "../formats/gguf-reader.js";
 import { hfSpecFromJson, readJsonObject } from "../formats/hf-config.js";
 import { describeTypeMix } from "../type-mix.js";
@@ -27,7 +27,7 @@ export async function checkRemoteGguf(hub: HubRepo, commit: string, file: Remote
     joined.set(more, head.length);
     head = joined;
     try {
-      const model = ggufModelFromHeader(parseGgufHeader(head, file.size, name));
+      const model = ggufModelFromHeaders([parseGgufHeader(head, file.size, name)]);
       return `${model.config.architecture}, ${describeTypeMix(model.tensors.values())}`;
     } catch (e) {
       if (!(e instanceof GgufHeaderTruncated)) throw refusal(name, e);
