@@ -82,7 +82,7 @@ test("llama.cpp loads vellum's split from its first shard and continues greedily
     const model = await llama.loadModel({ modelPath: shards[0] });
     const context = await model.createContext({ contextSize: maxModelLen, threads: 1 });
     try {
-      expect(model.fileInfo.metadata.split?.count).toBe(3);
+      expect((model.fileInfo.metadata as { split?: { count?: number } }).split?.count).toBe(3);
       const reference = new ReferenceBackend(split);
       for (const prompt of versePrompts(split.tokenizer).slice(1, 4)) {
         const sequence = context.getSequence();

@@ -1,11 +1,11 @@
 /**
  * Repositories for the local Hub, made from the bundled model: a GGUF repository with several quants (and files
- * llama.cpp never picks as a model), a safetensors checkpoint, a gated copy, and a model of an architecture vellum
+ * llama.cpp never picks as a model), a split GGUF, a safetensors checkpoint, a gated copy, and a model of an architecture vellum
  * does not serve. Written once into a temporary folder.
  */
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { bundledModelPath } from "../../src/cli/default-model.js";
 import { writeGgufModel } from "../../src/model/formats/gguf-model.js";
 import { readGgufFile, readGgufTensor } from "../../src/model/formats/gguf-reader.js";
@@ -17,6 +17,7 @@ import type { HubFile, HubRepo } from "./hub-server.js";
 export const ggufRepo = "vellum-test/kjv-demo-GGUF";
 export const safetensorsRepo = "vellum-test/kjv-demo";
 export const gatedRepo = "vellum-test/kjv-demo-gated-GGUF";
+export const splitRepo = "vellum-test/kjv-demo-split-GGUF";
 export const mambaRepo = "vellum-test/mamba-GGUF";
 export const mambaSafetensorsRepo = "vellum-test/mamba";
 export const grantedToken = "hf_granted_token";
@@ -39,6 +40,11 @@ export function makeFixtures(): Fixtures {
   const f16 = readFileSync(bundledModelPath);
   const q8 = written("q8.gguf", (p) => writeGgufModel(model, p, { dtype: "q8_0" }));
   const q4km = written("q4km.gguf", (p) => writeGgufModel(model, p, { dtype: "q4_k_m" }));
+  // Three shards in a folder, as repositories of large models keep them.
+  const shards = writeGgufModel(model, join(dir, "kjv-demo-Q8_0.gguf"), {
+    dtype: "q8_0",
+    split: { maxTensors: 20 },
+  });
   const mamba = written("mamba.gguf", (p) => {
     const file = readGgufFile(bundledModelPath);
     const metadata = new Map(file.metadata);
@@ -65,6 +71,13 @@ export function makeFixtures(): Fixtures {
       files: readdirSync(hfDir).map((name) => ({ path: name, content: readFileSync(join(hfDir, name)) })),
     },
     { id: gatedRepo, files: ggufFiles, gated: "manual", acceptedTokens: [grantedToken] },
+    {
+      id: splitRepo,
+      files: [
+        { path: "kjv-demo-F16.gguf", content: f16 },
+        ...shards.map((path) => ({ path: `Q8_0/${basename(path)}`, content: readFileSync(path) })),
+      ],
+    },
     { id: mambaRepo, files: [{ path: "mamba-Q8_0.gguf", content: mamba }] },
     {
       id: mambaSafetensorsRepo,

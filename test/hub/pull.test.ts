@@ -35,6 +35,7 @@ import {
   mambaSafetensorsRepo,
   otherToken,
   safetensorsRepo,
+  splitRepo,
 } from "./hub-fixtures.js";
 import { type HubServer, startHubServer } from "./hub-server.js";
 
@@ -100,6 +101,26 @@ describe("pull", () => {
     await setUp();
     const pulled = await pullModel(`hf:${ggufRepo}/kjv-demo-F16.gguf`, options());
     expect(sha256(readFileSync(pulled.path))).toBe(sha256(fixtures.content(ggufRepo, "kjv-demo-F16.gguf")));
+  });
+
+  it("pulls every shard of a split GGUF in a folder, checking all their headers first; the model loads whole", async () => {
+    await setUp();
+    const shards = [1, 2, 3].map((i) => `Q8_0/kjv-demo-Q8_0-0000${i}-of-00003.gguf`);
+    const requests = await requestsDuring(() => pullModel(`hf:${splitRepo}:Q8_0`, options()));
+    const pulled = await resolveHubModel(`hf:${splitRepo}:Q8_0`, options());
+    expect(pulled.files).toEqual(shards);
+    expect(pulled.path).toBe(
+      join(cacheDir, folder(splitRepo), "snapshots", hub.commit(splitRepo), shards[0]),
+    );
+    // The three headers are read before any shard is downloaded.
+    const shardOf = (path: string) => shards.find((shard) => path.endsWith(shard));
+    expect(
+      byteRequests(requests)
+        .map((r) => shardOf(r.path))
+        .slice(0, 4),
+    ).toEqual([...shards, shards[0]]);
+    const model = loadModel(pulled.path);
+    expect(model.tensors.size).toBe(loadModel(bundledModelPath).tensors.size);
   });
 
   it("an unknown tag is refused naming the tags the repository offers, before any download", async () => {
@@ -317,6 +338,7 @@ describe("ls and rm", () => {
     await pullModel(`hf:${ggufRepo}:Q8_0`, options());
     await pullModel(`hf:${ggufRepo}:F16`, options());
     await pullModel(`hf:${safetensorsRepo}`, options());
+    await pullModel(`hf:${splitRepo}:Q8_0`, options());
     const q8 = fixtures.content(ggufRepo, "kjv-demo-Q8_0.gguf");
     const listed = listCachedModels(cacheDir).map(({ ref, bytes, quant, architecture, servable, main }) => ({
       ref,
@@ -335,8 +357,18 @@ describe("ls and rm", () => {
       main: true,
     });
     expect(listed.map((m) => m.ref).sort()).toEqual(
-      [`hf:${ggufRepo}:F16`, `hf:${ggufRepo}:Q8_0`, `hf:${safetensorsRepo}`].sort(),
+      [`hf:${ggufRepo}:F16`, `hf:${ggufRepo}:Q8_0`, `hf:${safetensorsRepo}`, `hf:${splitRepo}:Q8_0`].sort(),
     );
+    const shardBytes = fixtures.repos
+      .find((r) => r.id === splitRepo)
+      ?.files.filter((f) => f.path.startsWith("Q8_0/"))
+      .reduce((sum, f) => sum + f.content.length, 0);
+    expect(listed.find((m) => m.ref === `hf:${splitRepo}:Q8_0`)).toMatchObject({
+      bytes: shardBytes,
+      quant: "Q8_0",
+      architecture: "llama",
+      servable: true,
+    });
     expect(listed.find((m) => m.ref === `hf:${safetensorsRepo}`)).toMatchObject({
       architecture: "llama",
       servable: true,

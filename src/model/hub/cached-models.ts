@@ -9,10 +9,11 @@ import { basename, join } from "node:path";
 import { getRepoFolderName } from "@huggingface/hub";
 import { InputError } from "../errors.js";
 import { loadGgufModel } from "../formats/gguf-model.js";
+import { ggufShardPaths } from "../formats/gguf-split.js";
 import { describeTypeMix } from "../type-mix.js";
 import { hubCacheDir, RepoCache } from "./hub-cache.js";
 import { formatHubRef, type HubRef, parseHubRef } from "./hub-ref.js";
-import { chooseCachedModelFiles, ggufName, shardPaths } from "./model-files.js";
+import { chooseCachedModelFiles, ggufName } from "./model-files.js";
 import { checkHfConfig } from "./servable.js";
 
 export interface CachedModel {
@@ -57,7 +58,7 @@ function modelsOfSnapshot(cache: RepoCache, commit: string, main: boolean): Cach
   for (const path of files) {
     const name = ggufName(path);
     if (name?.index !== 1) continue;
-    const shards = shardPaths(path).filter((p) => files.includes(p));
+    const shards = ggufShardPaths(path).filter((p) => files.includes(p));
     const byTag: HubRef = { repo: cache.repo, tag: name.tag };
     const ref =
       name.tag && chooseCachedModelFiles(byTag, files)?.files[0] === path

@@ -6,6 +6,7 @@
  */
 
 import { InputError } from "../errors.js";
+import { ggufShardPaths } from "../formats/gguf-split.js";
 import { formatHubRef, type HubRef } from "./hub-ref.js";
 
 export type ModelFiles =
@@ -54,17 +55,6 @@ function firstShards(paths: readonly string[]): string[] {
   return paths.filter((p) => isModelGguf(p) && ggufName(p)?.index === 1);
 }
 
-/** All shards of the split set `first` begins, in order; a single file is a set of one. */
-export function shardPaths(first: string): string[] {
-  const name = ggufName(first);
-  if (!name || name.count === 1) return [first];
-  const width = (n: number) => String(n).padStart(5, "0");
-  return Array.from(
-    { length: name.count },
-    (_, i) => `${name.prefix}-${width(i + 1)}-of-${width(name.count)}.gguf`,
-  );
-}
-
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 function firstWithTag(candidates: readonly string[], tag: string): string | undefined {
@@ -110,7 +100,7 @@ function choose(ref: HubRef, paths: readonly string[], complete: boolean): Model
   const present = new Set(sorted);
   const shards = (first: string | undefined): ModelFiles | undefined => {
     if (first === undefined) return undefined;
-    const files = shardPaths(first);
+    const files = ggufShardPaths(first);
     const missing = files.filter((f) => !present.has(f));
     if (missing.length === 0) return { format: "gguf", files };
     if (!complete) return undefined;

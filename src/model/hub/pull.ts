@@ -118,7 +118,7 @@ async function download(
     const what = choice.format === "gguf" ? choice.files.join(", ") : `${choice.files.length} files`;
     const verdict =
       choice.format === "gguf"
-        ? await checkRemoteGguf(hub, commit, files[0])
+        ? await checkRemoteGguf(hub, commit, files)
         : checkHfConfig(
             await fetch(files.find((f) => f.path === "config.json") as RemoteFile),
             ref.repo,

@@ -6,7 +6,7 @@
 
 import { InputError } from "../errors.js";
 import { ggufModelFromHeaders } from "../formats/gguf-model.js";
-import { GgufHeaderTruncated, parseGgufHeader } from "../formats/gguf-reader.js";
+import { type GgufFile, GgufHeaderTruncated, parseGgufHeader } from "../formats/gguf-reader.js";
 import { hfSpecFromJson, readJsonObject } from "../formats/hf-config.js";
 import { describeTypeMix } from "../type-mix.js";
 import type { HubRepo, RemoteFile } from "./hub-repo.js";
@@ -15,8 +15,27 @@ import type { HubRepo, RemoteFile } from "./hub-repo.js";
 const firstHeadBytes = 1 << 20;
 const maxHeadBytes = 256 << 20;
 
-/** "llama, q4_k 7 tensors 1.5 MiB, …", or an InputError saying why vellum cannot serve the GGUF. */
-export async function checkRemoteGguf(hub: HubRepo, commit: string, file: RemoteFile): Promise<string> {
+/**
+ * "llama, q4_k 7 tensors 1.5 MiB, …" for the GGUF whose files (a split model's shards, in order) are `files`, from
+ * their headers alone; or an InputError saying why vellum cannot serve it.
+ */
+export async function checkRemoteGguf(
+  hub: HubRepo,
+  commit: string,
+  files: readonly RemoteFile[],
+): Promise<string> {
+  const headers = [];
+  for (const file of files) headers.push(await remoteHeader(hub, commit, file));
+  try {
+    const model = ggufModelFromHeaders(headers);
+    return `${model.config.architecture}, ${describeTypeMix(model.tensors.values())}`;
+  } catch (e) {
+    throw refusal(`${hub.repo}/${files[0].path}`, e);
+  }
+}
+
+/** A remote GGUF's header, read from its first bytes: as many as it takes. */
+async function remoteHeader(hub: HubRepo, commit: string, file: RemoteFile): Promise<GgufFile> {
   const blob = await hub.open(commit, file);
   const name = `${hub.repo}/${file.path}`;
   let head = new Uint8Array(0);
@@ -27,8 +46,7 @@ export async function checkRemoteGguf(hub: HubRepo, commit: string, file: Remote
     joined.set(more, head.length);
     head = joined;
     try {
-      const model = ggufModelFromHeaders([parseGgufHeader(head, file.size, name)]);
-      return `${model.config.architecture}, ${describeTypeMix(model.tensors.values())}`;
+      return parseGgufHeader(head, file.size, name);
     } catch (e) {
       if (!(e instanceof GgufHeaderTruncated)) throw refusal(name, e);
       if (want >= maxHeadBytes)
