@@ -10,7 +10,7 @@ import { runProbe } from "../bench/probe.js";
 import { runBatching } from "../bench/static-vs-continuous.js";
 import { registerBenchServe } from "./bench-serve.js";
 import { registerSoak } from "./bench-soak.js";
-import { resolveModel } from "./default-model.js";
+import { hubModelPath } from "./default-model.js";
 import { backendOption, kvCacheDtypeOption, listOption, positiveInteger, threadsOption } from "./options.js";
 import { runAction } from "./run-action.js";
 import { registerSimulateVsMeasured } from "./simulate-vs-measured.js";
@@ -88,7 +88,7 @@ export function registerBench(program: Command) {
     .option("--tokenizer <path>", "tokenizer file for formats that keep it apart (llama2.c tokenizer.bin)")
     .action(
       runAction(async (model: string, f: { tokenizer?: string }) =>
-        runLoadModel(await resolveModel(model), f),
+        runLoadModel(await hubModelPath(model), f),
       ),
     );
 
@@ -104,7 +104,7 @@ export function registerBench(program: Command) {
 
 /** An action whose `--model` may be a Hub ref, given the local path instead. */
 function withLocalModel<F extends { model: string }>(run: (f: F) => Promise<void>) {
-  return async (f: F) => run({ ...f, model: await resolveModel(f.model) });
+  return async (f: F) => run({ ...f, model: await hubModelPath(f.model) });
 }
 
 /** A benchmark of one GGUF on the native backend: the flags all of them take but --threads. */

@@ -3,7 +3,7 @@ import { writeGgufModel } from "../model/formats/gguf-model.js";
 import { type GgufSplitLimit, parseSplitSize } from "../model/formats/gguf-split.js";
 import { loadModel } from "../model/load.js";
 import { type WeightType, weightTypes } from "../model/quant/mixes.js";
-import { resolveModel } from "./default-model.js";
+import { hubModelPath } from "./default-model.js";
 import { positiveInteger } from "./options.js";
 import { runAction } from "./run-action.js";
 
@@ -51,7 +51,7 @@ export function registerConvert(program: Command) {
     )
     .action(
       runAction(async (input: string, output: string, opts: ConvertOptions) => {
-        const model = loadModel(await resolveModel(input), { tokenizer: opts.tokenizer });
+        const model = loadModel(await hubModelPath(input), { tokenizer: opts.tokenizer });
         const split: GgufSplitLimit | undefined =
           opts.splitMaxTensors !== undefined
             ? { maxTensors: opts.splitMaxTensors }

@@ -18,7 +18,7 @@ export const bundledModelPath = join(projectRoot, "models", "kjv-demo", "kjv-dem
  */
 export async function resolveModel(flag: string | undefined): Promise<string> {
   const model = flag ?? process.env.VELLUM_MODEL ?? bundledModelPath;
-  if (isHubRef(model)) return (await resolveHubModel(model, downloadReporter())).path;
+  if (isHubRef(model)) return hubModelPath(model);
   if (!existsSync(model)) {
     throw new InputError(
       flag || process.env.VELLUM_MODEL
@@ -27,4 +27,9 @@ export async function resolveModel(flag: string | undefined): Promise<string> {
     );
   }
   return model;
+}
+
+/** A Hub ref's local path (found in the Hugging Face cache or downloaded into it); any other path as it is. */
+export async function hubModelPath(model: string): Promise<string> {
+  return isHubRef(model) ? (await resolveHubModel(model, downloadReporter())).path : model;
 }
