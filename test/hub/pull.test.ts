@@ -204,6 +204,19 @@ describe("interrupted and corrupt downloads", () => {
     expect(sha256(readFileSync(pulled.path))).toBe(sha256(content));
   });
 
+  it("huggingface_hub's leftover lock file and partial download do not stop a pull; the partial is resumed", async () => {
+    await setUp();
+    const content = fixtures.content(ggufRepo, file);
+    const locks = join(cacheDir, ".locks", folder(ggufRepo));
+    mkdirSync(locks, { recursive: true });
+    writeFileSync(join(locks, `${sha256(content)}.lock`), "");
+    mkdirSync(blobs(), { recursive: true });
+    writeFileSync(join(blobs(), `${sha256(content)}.incomplete`), content.subarray(0, 3_000_000));
+    const requests = await requestsDuring(() => pullModel(ref, options()));
+    expect(byteRequests(requests).map((r) => r.range)).toEqual([`bytes=3000000-${content.length - 1}`]);
+    expect(sha256(readFileSync(join(blobs(), sha256(content))))).toBe(sha256(content));
+  });
+
   it("two concurrent pulls of one file download it once and both get it", async () => {
     await setUp();
     // Past the 1 MiB the header check reads: the hold stalls the download itself.

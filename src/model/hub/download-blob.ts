@@ -3,8 +3,10 @@
  * - an interrupted download resumes from the end of its `.incomplete` file, in this run (a few retries) or the next;
  * - the bytes are checked against the listing's size and digest (the LFS sha256, or the git blob sha1) before the
  *   file is renamed to its blob name, the only name the cache trusts; bytes that fail are deleted;
- * - two pulls of the same file, in one process or several, take turns through a lock file in .locks/, and the
- *   second finds the blob the first finished.
+ * - two pulls of the same file, in one process or several, take turns through a lock in .locks/, and the second
+ *   finds the blob the first finished. A download huggingface_hub left unfinished is resumed as vellum's own (same
+ *   .incomplete name); one it runs at the same moment is not excluded (its lock is a flock), but bytes that two
+ *   writers mixed fail the final check and are deleted.
  */
 
 import { createHash, type Hash } from "node:crypto";

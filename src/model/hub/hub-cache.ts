@@ -8,7 +8,7 @@
  *       blobs/<etag>                       file contents, named by the LFS sha256 (or the git blob sha1)
  *       blobs/<etag>.incomplete            a download in progress: never trusted, resumed from its end
  *       snapshots/<commit>/<path>          symlinks to ../../blobs/<etag>, one tree per commit
- *     .locks/models--ORG--REPO/<etag>.lock  held while a blob is downloaded
+ *     .locks/models--ORG--REPO/<etag>.lock  huggingface_hub's lock on downloading a blob (vellum's: <etag>.vellum.lock)
  */
 
 import {
@@ -78,8 +78,12 @@ export class RepoCache {
     return `${this.blobPath(etag)}.incomplete`;
   }
 
+  /**
+   * vellum's lock on downloading a blob. Not huggingface_hub's `<etag>.lock`: that is a file it flocks (which Node
+   * cannot) and leaves behind, where vellum's lock is a directory (proper-lockfile's mkdir lock).
+   */
   lockPath(etag: string): string {
-    return join(this.lockDir, `${etag}.lock`);
+    return join(this.lockDir, `${etag}.vellum.lock`);
   }
 
   /** Moves a verified download into place: from here on the cache trusts it. */
