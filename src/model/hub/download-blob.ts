@@ -28,7 +28,7 @@ export interface DownloadEvents {
 /** Opens the file's bytes from `start` to its end. */
 export type OpenFrom = (start: number) => Promise<ReadableStream<Uint8Array>>;
 
-/** Retries within one run after the connection drops; each resumes where the last one stopped. */
+/** Retries in a row without progress, within one run, after the connection drops; each resumes where the last stopped. */
 const retries = 4;
 /** A lock not refreshed for this long belongs to a process that died, and is taken over. */
 const staleLockMs = 30_000;
@@ -49,6 +49,9 @@ export async function downloadBlob(
     realpath: false,
     stale: staleLockMs,
     retries: { forever: true, minTimeout: 100, maxTimeout: 1000 },
+    // A lock another pull took over as stale (this process stalled past `stale`) is no reason to crash, which is
+    // proper-lockfile's default: if both then write the file, the final check fails and deletes it.
+    onCompromised: () => {},
   });
   try {
     if (cache.hasBlob(file.etag)) return 0;
@@ -73,8 +76,10 @@ async function fetchVerified(
   let done = existsSync(partial) ? statSync(partial).size : 0;
   const resumedAt = done;
   events.start?.(file, done);
-  for (let attempt = 0; done < file.size; attempt++) {
+  let failures = 0;
+  while (done < file.size) {
     const out = await open(partial, "a");
+    const attemptFrom = done;
     try {
       for await (const chunk of await openFrom(done)) {
         const bytes = chunk.subarray(0, file.size - done);
@@ -86,12 +91,13 @@ async function fetchVerified(
       if (done < file.size) throw new Error(`the server sent ${done} of ${file.size} bytes`);
     } catch (e) {
       if (e instanceof InputError) throw e;
-      if (attempt >= retries) {
+      failures = done > attemptFrom ? 1 : failures + 1;
+      if (failures > retries) {
         throw new InputError(
           `${cache.repo}: ${file.path}: download stopped at byte ${done} of ${file.size} (${reason(e)}); run the same command again to resume`,
         );
       }
-      await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt));
+      await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** (failures - 1)));
     } finally {
       await out.close();
     }
