@@ -33,7 +33,7 @@ export function parseHubRef(text: string): HubRef {
   if (repoAndTag === undefined) throw bad("no repository name");
   if (rest.length > 0) {
     const file = rest.join("/");
-    if (!file.toLowerCase().endsWith(".gguf")) throw bad(`the file ${JSON.stringify(file)} is not a .gguf`);
+    if (!file.endsWith(".gguf")) throw bad(`the file ${JSON.stringify(file)} is not a .gguf`);
     if (rest.some((part) => part === "" || part === "." || part === "..")) throw bad("a bad file path");
     if (!namePart.test(org) || !namePart.test(repoAndTag)) throw bad("a bad organisation or repository name");
     return { repo: `${org}/${repoAndTag}`, file };

@@ -30,7 +30,7 @@ const shardSuffix = /^(.+)-(\d{5})-of-(\d{5})$/i;
 const tagSuffix = /[-.]([A-Z0-9_]+)$/i;
 
 export function ggufName(path: string): GgufName | undefined {
-  if (!path.toLowerCase().endsWith(".gguf")) return undefined;
+  if (!path.endsWith(".gguf")) return undefined;
   let prefix = path.slice(0, -".gguf".length);
   let index = 1;
   let count = 1;
