@@ -1,4 +1,3 @@
-import { execFile } from "node:child_process";
 import {
   copyFileSync,
   mkdtempSync,
@@ -10,25 +9,14 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { bundledModelPath } from "../../src/cli/default-model.js";
 import { writeGgufFile } from "../../src/model/formats/gguf-writer.js";
 import { describeShared, llama2Tokenizer32k, needs, stories260K } from "../shared-models.js";
-
-const run = promisify(execFile);
-const cli = join(import.meta.dirname, "..", "..", "bin", "vellum.js");
+import { runCli } from "./run-cli.js";
 
 /** Runs the built CLI; returns its exit code and output (never throws). */
-async function vellum(...args: string[]) {
-  try {
-    const { stdout, stderr } = await run("node", [cli, ...args], { timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const vellum = (...args: string[]) => runCli(args);
 
 /** A user error: exit code 1 and one line on stderr that contains `needle`, no stack trace. */
 function expectOneLineError(r: { code: number; stderr: string }, needle: string | RegExp) {

@@ -41,9 +41,7 @@ export function listCachedModels(cacheDir = hubCacheDir()): CachedModel[] {
     const repo = folder.slice(folderPrefix.length).split("--").join("/");
     const cache = new RepoCache(repo, cacheDir);
     const main = cache.commitOf();
-    const snapshots = join(cache.dir, "snapshots");
-    if (!existsSync(snapshots)) continue;
-    for (const commit of readdirSync(snapshots).sort()) {
+    for (const commit of cache.snapshotCommits()) {
       models.push(...modelsOfSnapshot(cache, commit, commit === main));
     }
   }
@@ -97,9 +95,7 @@ function modelsOfSnapshot(cache: RepoCache, commit: string, main: boolean): Cach
       path: dir,
     };
     try {
-      const [architecture, dtype = "?"] = checkHfConfig(join(dir, "config.json"), cache.repo, files).split(
-        ", ",
-      );
+      const { architecture, dtype = "?" } = checkHfConfig(join(dir, "config.json"), cache.repo, files);
       models.push({ ...entry, quant: dtype, architecture, servable: true });
     } catch (e) {
       models.push({ ...entry, quant: "?", architecture: "?", servable: (e as Error).message });
@@ -126,9 +122,8 @@ export function removeCachedModel(text: string, cacheDir = hubCacheDir()): numbe
     rmSync(cache.lockDir, { recursive: true, force: true });
     return before;
   }
-  const snapshots = join(cache.dir, "snapshots");
   let removed = 0;
-  for (const commit of existsSync(snapshots) ? readdirSync(snapshots) : []) {
+  for (const commit of cache.snapshotCommits()) {
     const choice = chooseCachedModelFiles(ref, cache.snapshotFiles(commit));
     for (const file of choice?.files ?? []) {
       rmSync(join(cache.snapshotDir(commit), file));
@@ -136,7 +131,7 @@ export function removeCachedModel(text: string, cacheDir = hubCacheDir()): numbe
     }
   }
   if (removed === 0) throw new InputError(`${text}: the cache holds no such model (see vellum ls)`);
-  const linked = new Set(linkTargets(snapshots));
+  const linked = new Set(linkTargets(join(cache.dir, "snapshots")));
   for (const blob of readdirSync(blobs)) {
     if (!linked.has(blob) && !blob.endsWith(".incomplete")) rmSync(join(blobs, blob), { force: true });
   }
@@ -145,14 +140,11 @@ export function removeCachedModel(text: string, cacheDir = hubCacheDir()): numbe
 
 /** The blob names the snapshots' links point to. */
 function linkTargets(snapshots: string): string[] {
-  return readdirSync(snapshots, { recursive: true, encoding: "utf8", withFileTypes: false })
-    .map((p) => join(snapshots, p))
-    .filter((p) => {
-      try {
-        return readlinkSync(p).length > 0;
-      } catch {
-        return false;
-      }
-    })
-    .map((p) => basename(readlinkSync(p)));
+  return readdirSync(snapshots, { recursive: true, encoding: "utf8" }).flatMap((p) => {
+    try {
+      return [basename(readlinkSync(join(snapshots, p)))];
+    } catch {
+      return [];
+    }
+  });
 }

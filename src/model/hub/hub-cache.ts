@@ -48,9 +48,13 @@ export class RepoCache {
   }
 
   setRef(commit: string, ref = "main"): void {
-    const path = join(this.dir, "refs", ref);
-    mkdirSync(dirname(path), { recursive: true });
-    writeAtomically(path, commit);
+    writeAtomically(join(this.dir, "refs", ref), commit);
+  }
+
+  /** The commits the cache holds a snapshot of. */
+  snapshotCommits(): string[] {
+    const snapshots = join(this.dir, "snapshots");
+    return existsSync(snapshots) ? readdirSync(snapshots).sort() : [];
   }
 
   snapshotDir(commit: string): string {

@@ -39,27 +39,27 @@ export interface PulledModel {
 }
 
 export async function resolveHubModel(text: string, opts: PullOptions = {}): Promise<PulledModel> {
-  const ref = parseHubRef(text);
-  const settings = opts.settings ?? hubSettings();
-  const cache = new RepoCache(ref.repo, opts.cacheDir ?? hubCacheDir());
-  const cached = fromCache(ref, cache);
-  if (cached) return cached;
-  if (settings.offline) throw notCached(ref, cache);
-  return download(ref, cache, settings, opts);
+  return fetchModel(text, opts, true);
 }
 
 export async function pullModel(text: string, opts: PullOptions = {}): Promise<PulledModel> {
+  return fetchModel(text, opts, false);
+}
+
+/** The model from the cache (first, or only when offline), else from the Hub. */
+async function fetchModel(text: string, opts: PullOptions, cacheFirst: boolean): Promise<PulledModel> {
   const ref = parseHubRef(text);
   const settings = opts.settings ?? hubSettings();
   const cache = new RepoCache(ref.repo, opts.cacheDir ?? hubCacheDir());
-  if (settings.offline) return fromCache(ref, cache) ?? Promise.reject(notCached(ref, cache));
+  if (!cacheFirst && !settings.offline) return download(ref, cache, settings, opts);
+  const cached = fromCache(ref, cache);
+  if (cached) return cached;
+  if (settings.offline) {
+    throw new InputError(
+      `${formatHubRef(ref)} is not in the Hugging Face cache (${cache.dir}) and HF_HUB_OFFLINE is set: unset it to download`,
+    );
+  }
   return download(ref, cache, settings, opts);
-}
-
-function notCached(ref: HubRef, cache: RepoCache): InputError {
-  return new InputError(
-    `${formatHubRef(ref)} is not in the Hugging Face cache (${cache.dir}) and HF_HUB_OFFLINE is set: unset it to download`,
-  );
 }
 
 /** The model from main's cached snapshot, if the cache holds every file the ref names. */
@@ -80,6 +80,21 @@ function hasAllShards(snapshot: string, files: readonly string[]): boolean {
   const weightMap = readJsonObject(index).weight_map;
   if (typeof weightMap !== "object" || weightMap === null) return false;
   return Object.values(weightMap).every((shard) => typeof shard === "string" && files.includes(shard));
+}
+
+/** A safetensors checkpoint's "architecture, dtype", from its config.json (downloaded first: it is small). */
+async function checkConfig(
+  fetch: (file: RemoteFile) => Promise<string>,
+  files: readonly RemoteFile[],
+  ref: HubRef,
+): Promise<string> {
+  const config = files.find((f) => f.path === "config.json") as RemoteFile;
+  const { architecture, dtype } = checkHfConfig(
+    await fetch(config),
+    ref.repo,
+    files.map((f) => f.path),
+  );
+  return dtype ? `${architecture}, ${dtype}` : architecture;
 }
 
 function localPath(snapshot: string, choice: ModelFiles): string {
@@ -119,11 +134,7 @@ async function download(
     const verdict =
       choice.format === "gguf"
         ? await checkRemoteGguf(hub, commit, files)
-        : checkHfConfig(
-            await fetch(files.find((f) => f.path === "config.json") as RemoteFile),
-            ref.repo,
-            choice.files,
-          );
+        : await checkConfig(fetch, files, ref);
     opts.note?.(
       `${formatHubRef(ref)}: ${what} (${formatBytes(bytes)} to download): ${verdict}: vellum can serve it`,
     );

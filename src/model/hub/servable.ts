@@ -55,15 +55,19 @@ async function remoteHeader(hub: HubRepo, commit: string, file: RemoteFile): Pro
   }
 }
 
-/** "qwen2, bfloat16", or an InputError saying why vellum cannot serve the checkpoint whose config.json is at `path`. */
-export function checkHfConfig(path: string, repo: string, listing: readonly string[]): string {
+/** The checkpoint's architecture and torch dtype, or an InputError saying why vellum cannot serve the checkpoint whose config.json is at `path`. */
+export function checkHfConfig(
+  path: string,
+  repo: string,
+  listing: readonly string[],
+): { architecture: string; dtype?: string } {
   try {
     const json = readJsonObject(path);
     const spec = hfSpecFromJson(json, `${repo}/config.json`);
     if (!listing.includes("tokenizer.json"))
       throw new InputError(`${repo} has no tokenizer.json, which vellum reads`);
     const dtype = json.torch_dtype ?? json.dtype;
-    return typeof dtype === "string" ? `${spec.config.architecture}, ${dtype}` : spec.config.architecture;
+    return { architecture: spec.config.architecture, dtype: typeof dtype === "string" ? dtype : undefined };
   } catch (e) {
     throw refusal(repo, e);
   }
