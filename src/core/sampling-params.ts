@@ -1,3 +1,5 @@
+import type { TokenGrammar } from "./grammar.js";
+
 /** Per-request sampling parameters, with vLLM/OpenAI meanings. */
 export interface SamplingParams {
   /** 0 = greedy. */
@@ -29,6 +31,23 @@ export interface SamplingParams {
   stop: string[];
   /** Completions to generate for the prompt, sharing its KV blocks. */
   n: number;
+  /** Added to a token's logit before sampling (OpenAI's logit_bias): token id → bias in [-100, 100]. */
+  logitBias: ReadonlyMap<number, number>;
+  /** Only these tokens may be sampled (vLLM's allowed_token_ids); empty = all. */
+  allowedTokenIds: readonly number[];
+  /**
+   * Token sequences that may not be generated (vLLM's bad_words, tokenized): the last token of a sequence
+   * is banned wherever the output ends with the tokens before it.
+   */
+  badWords: readonly (readonly number[])[];
+  /** Keep the stop string that ended a completion at the end of its text. */
+  includeStopStrInOutput: boolean;
+  /** Leave control tokens' text (e.g. "<|im_end|>") out of the output text; default true. */
+  skipSpecialTokens: boolean;
+  /** Logprobs of the prompt's tokens: undefined = none; k = each prompt token's own plus its top k. */
+  promptLogprobs?: number;
+  /** Structured output: only what this grammar accepts may be sampled. */
+  grammar?: TokenGrammar;
 }
 
 /** What each field is called in the OpenAI/vLLM API: error messages and their `param` use these names. */
@@ -48,6 +67,13 @@ export const samplingParamApiNames: Record<keyof SamplingParams, string> = {
   stopTokenIds: "stop_token_ids",
   stop: "stop",
   n: "n",
+  logitBias: "logit_bias",
+  allowedTokenIds: "allowed_token_ids",
+  badWords: "bad_words",
+  includeStopStrInOutput: "include_stop_str_in_output",
+  skipSpecialTokens: "skip_special_tokens",
+  promptLogprobs: "prompt_logprobs",
+  grammar: "structured_outputs",
 };
 
 const defaultSamplingParams: Readonly<SamplingParams> = {
@@ -65,6 +91,11 @@ const defaultSamplingParams: Readonly<SamplingParams> = {
   stopTokenIds: [],
   stop: [],
   n: 1,
+  logitBias: new Map(),
+  allowedTokenIds: [],
+  badWords: [],
+  includeStopStrInOutput: false,
+  skipSpecialTokens: true,
 };
 
 /** An out-of-range sampling parameter; `apiName` is the field's name in the API (for an error's `param`). */
@@ -126,6 +157,13 @@ export function samplingParams(given: Partial<SamplingParams> = {}): ValidSampli
     fail("minTokens", "must be an integer in [0, max_tokens]", p.minTokens);
   if (!(Number.isInteger(p.n) && p.n >= 1)) fail("n", "must be an integer ≥ 1", p.n);
   if (p.seed !== undefined && !Number.isSafeInteger(p.seed)) fail("seed", "must be an integer", p.seed);
+  for (const bias of p.logitBias.values())
+    if (!(bias >= -100 && bias <= 100)) fail("logitBias", "values must be in [-100, 100]", bias);
+  if (
+    p.promptLogprobs !== undefined &&
+    !(Number.isInteger(p.promptLogprobs) && p.promptLogprobs >= 0 && p.promptLogprobs <= 20)
+  )
+    fail("promptLogprobs", "must be an integer in [0, 20]", p.promptLogprobs);
   return Object.assign(new Validated(), p);
 }
 

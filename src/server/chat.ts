@@ -130,7 +130,7 @@ export async function chatPromptIds(
 ): Promise<number[]> {
   const plain: ChatMessage[] = messages.map((m) => ({
     role: m.role,
-    content: typeof m.content === "string" ? m.content : m.content.map((part) => part.text).join(""),
+    content: typeof m.content === "string" ? m.content : (m.content ?? []).map((part) => part.text).join(""),
   }));
   let prompt: EncodeRequest;
   try {

@@ -46,6 +46,10 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof ZodError) {
     const issue = err.issues[0];
+    if (issue.code === "unrecognized_keys") {
+      const param = [...issue.path, issue.keys[0]].join(".");
+      return new ApiError(400, `${param}: vellum does not implement this field`, param);
+    }
     const param = issue.path.join(".") || null;
     return new ApiError(400, param ? `${param}: ${issue.message}` : issue.message, param);
   }

@@ -3,10 +3,12 @@ import { z } from "zod";
 /**
  * Request bodies, as OpenAI and vLLM define them. zod checks types and shapes; ranges of sampling
  * parameters are checked once, by the engine's samplingParams(), so there is one rule per parameter.
- * Unknown fields are ignored (clients send many we do not use); `null` means "not given", as in OpenAI.
+ * Objects are strict: a field vellum does not implement (`suffix`, `use_beam_search`, a misspelling) is a
+ * 400 naming it, never silently ignored. `null` means "not given", as in OpenAI.
  */
 
 const tokenIds = z.array(z.number().int().nonnegative());
+const jsonObject = z.record(z.string(), z.unknown());
 const optionalInt = z.number().int().nullish();
 const optionalNumber = z.number().nullish();
 
@@ -35,6 +37,40 @@ const samplingFields = {
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
   priority: optionalInt,
   user: z.string().nullish(),
+  logit_bias: z.record(z.string().regex(/^\d+$/, { error: "keys must be token ids" }), z.number()).nullish(),
+  allowed_token_ids: tokenIds.min(1).nullish(),
+  bad_words: z.array(z.string().min(1)).nullish(),
+  include_stop_str_in_output: z.boolean().nullish(),
+  skip_special_tokens: z.boolean().nullish(),
+  /** Keep only the prompt's last k tokens; -1 = as many as the context allows (vLLM's). */
+  truncate_prompt_tokens: z.number().int().min(-1).nullish(),
+  prompt_logprobs: z.number().int().min(0).max(20).nullish(),
+  response_format: z
+    .discriminatedUnion("type", [
+      z.strictObject({ type: z.literal("text") }),
+      z.strictObject({ type: z.literal("json_object") }),
+      z.strictObject({
+        type: z.literal("json_schema"),
+        json_schema: z.strictObject({
+          name: z.string(),
+          description: z.string().nullish(),
+          schema: jsonObject.nullish(),
+          strict: z.boolean().nullish(),
+        }),
+      }),
+    ])
+    .nullish(),
+  /** vLLM's: exactly one constraint. */
+  structured_outputs: z
+    .strictObject({
+      json: z.union([z.string(), jsonObject]).nullish(),
+      json_object: z.boolean().nullish(),
+      regex: z.string().nullish(),
+      choice: z.array(z.string()).min(1).nullish(),
+      grammar: z.string().nullish(),
+      structural_tag: z.string().nullish(),
+    })
+    .nullish(),
 };
 
 /**
@@ -51,7 +87,7 @@ const noParseSpecial = z
   })
   .optional();
 
-export const completionBody = z.object({
+export const completionBody = z.strictObject({
   ...samplingFields,
   prompt: z.union(
     [z.string(), z.array(z.string()).min(1), tokenIds.min(1), z.array(tokenIds.min(1)).min(1)],
@@ -65,34 +101,82 @@ export const completionBody = z.object({
 });
 export type CompletionBody = z.infer<typeof completionBody>;
 
-const message = z.object({
-  role: z.enum(["system", "developer", "user", "assistant"]),
-  content: z.union([z.string(), z.array(z.object({ type: z.literal("text"), text: z.string() }))], {
+const content = z.union(
+  [z.string(), z.array(z.strictObject({ type: z.literal("text"), text: z.string() }))],
+  {
     error: "must be a string or a list of text parts ({ type: 'text', text })",
-  }),
-  name: z.string().nullish(),
+  },
+);
+
+/** A call the assistant made, as a history message carries it; `arguments` is JSON text. */
+const toolCall = z.strictObject({
+  id: z.string(),
+  type: z.literal("function"),
+  function: z.strictObject({ name: z.string(), arguments: z.string() }),
 });
+
+const message = z.discriminatedUnion(
+  "role",
+  [
+    z.strictObject({
+      role: z.enum(["system", "developer", "user"]),
+      content,
+      name: z.string().nullish(),
+    }),
+    z.strictObject({
+      role: z.literal("assistant"),
+      content: content.nullish(),
+      name: z.string().nullish(),
+      tool_calls: z.array(toolCall).nullish(),
+    }),
+    z.strictObject({ role: z.literal("tool"), content, tool_call_id: z.string() }),
+  ],
+  { error: "role must be one of system, developer, user, assistant, tool" },
+);
 
 const messages = z.array(message).min(1);
 
-export const chatBody = z.object({
+/** A function the model may call; its name as OpenAI restricts it. */
+const functionTool = z.strictObject({
+  type: z.literal("function"),
+  function: z.strictObject({
+    name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, { error: "must be 1-64 letters, digits, _ or -" }),
+    description: z.string().nullish(),
+    parameters: jsonObject.nullish(),
+    strict: z.boolean().nullish(),
+  }),
+});
+
+const toolChoice = z.union(
+  [
+    z.enum(["none", "auto", "required"]),
+    z.strictObject({ type: z.literal("function"), function: z.strictObject({ name: z.string() }) }),
+  ],
+  { error: 'must be "none", "auto", "required" or { type: "function", function: { name } }' },
+);
+
+export const chatBody = z.strictObject({
   ...samplingFields,
   messages,
   max_completion_tokens: optionalInt,
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().min(0).max(20).nullish(),
   parse_special: noParseSpecial,
+  tools: z.array(functionTool).nullish(),
+  tool_choice: toolChoice.nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
 });
 export type ChatBody = z.infer<typeof chatBody>;
 export type ChatBodyMessage = z.infer<typeof message>;
+export type ChatBodyTool = z.infer<typeof functionTool>;
 
-const tokenizePrompt = z.object({
+const tokenizePrompt = z.strictObject({
   model: z.string().nullish(),
   prompt: z.string(),
   add_special_tokens: z.boolean().nullish(),
   parse_special: parseSpecial,
 });
-const tokenizeMessages = z.object({
+const tokenizeMessages = z.strictObject({
   model: z.string().nullish(),
   messages,
   add_generation_prompt: z.boolean().nullish(),
@@ -111,4 +195,4 @@ export function parseTokenizeBody(
   return chat ? tokenizeMessages.parse(body) : tokenizePrompt.parse(body);
 }
 
-export const detokenizeBody = z.object({ model: z.string().nullish(), tokens: tokenIds });
+export const detokenizeBody = z.strictObject({ model: z.string().nullish(), tokens: tokenIds });
