@@ -11,6 +11,7 @@ import { GenerationTally, noteGeneration } from "./request-log.js";
 import { samplingParamsFrom } from "./sampling.js";
 import { type ChatBody, type ChatBodyMessage, chatBody } from "./schemas.js";
 import { SseWriter } from "./sse.js";
+import { withStructuredOutput } from "./structured-output.js";
 
 /** POST /v1/chat/completions: the messages rendered with the model's chat template, n choices. */
 export async function chatCompletions(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply) {
@@ -24,7 +25,11 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
   // Unlike completions, chat's default is "as many tokens as the context has room for" (vLLM's).
   const maxTokens =
     body.max_completion_tokens ?? body.max_tokens ?? Math.max(1, ctx.engine.maxModelLen - promptIds.length);
-  const params = samplingParamsFrom(body, maxTokens, body.logprobs ? Math.max(topN, 1) : 0);
+  const params = await withStructuredOutput(
+    ctx,
+    body,
+    samplingParamsFrom(body, maxTokens, body.logprobs ? Math.max(topN, 1) : 0),
+  );
   const [generation] = startGenerations(ctx, request, reply, [promptIds], params, {
     priority: body.priority ?? undefined,
     promptParam: "messages",

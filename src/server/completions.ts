@@ -9,6 +9,7 @@ import { GenerationTally, noteGeneration } from "./request-log.js";
 import { samplingParamsFrom } from "./sampling.js";
 import { type CompletionBody, completionBody } from "./schemas.js";
 import { SseWriter } from "./sse.js";
+import { withStructuredOutput } from "./structured-output.js";
 
 /** OpenAI's default max_tokens for /v1/completions. */
 const defaultMaxTokens = 16;
@@ -42,7 +43,11 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
   const topN = body.logprobs ?? 0;
   // The engine returns logprobs only when asked for at least one alternative; logprobs: 0 shows none of them.
   const engineLogprobs = body.logprobs == null ? 0 : Math.max(topN, 1);
-  const params = samplingParamsFrom(body, body.max_tokens ?? defaultMaxTokens, engineLogprobs);
+  const params = await withStructuredOutput(
+    ctx,
+    body,
+    samplingParamsFrom(body, body.max_tokens ?? defaultMaxTokens, engineLogprobs),
+  );
   const tokenizer = ctx.model.tokenizer;
   const prompts = await promptIds(ctx, body);
   const generations = startGenerations(ctx, request, reply, prompts, params, {

@@ -24,12 +24,14 @@ export type GrammarJob =
 export type CompileReply = { id: number; ok: true } | { id: number; error: string; inputError: boolean };
 
 /**
- * JSON whitespace: any whitespace (vLLM's default, so a model writes JSON in the layout it learned), but at
- * most this many characters between two tokens of JSON, as llama.cpp's JSON grammars bound it (`"\n"{1,2}
- * [ \t]{0,20}`): enough for pretty-printed JSON nested ten levels deep, and a small model that favours
- * whitespace cannot spend its whole budget on it.
+ * JSON layout: compact, on one line, with Python's json.dumps separators (`{"a": 1, "b": [2, 3]}`), which is
+ * XGrammar's `any_whitespace=False` and what OpenAI's structured outputs return. vLLM allows any whitespace
+ * by default, but a budget of whitespace is either too small for pretty-printed JSON of any depth or large
+ * enough for a small model to spend its tokens on it: with up to 20 characters per gap (llama.cpp's bound)
+ * the bundled 3M-parameter model filled nearly every gap to the bound, and a 4-level object ran past its
+ * 256-token context. With no whitespace to choose, every token goes to the content.
  */
-export const maxJsonWhitespace = 20;
+const anyWhitespace = false;
 
 type CompiledGrammar = Awaited<
   ReturnType<XGrammarInstance["api"]["GrammarCompiler"]["prototype"]["compileGrammar"]>
@@ -158,8 +160,8 @@ function xgrammarCalls(spec: StructuredOutputSpec): {
       if (spec.type === "json_schema") checkJsonSchema(schema);
       const text = JSON.stringify(schema);
       return {
-        parse: (x) => x.api.Grammar.fromJSONSchema(text, true, -1, undefined, true, maxJsonWhitespace),
-        build: () => compiler.compileJSONSchema(text, true, -1, undefined, true, maxJsonWhitespace),
+        parse: (x) => x.api.Grammar.fromJSONSchema(text, anyWhitespace, -1, undefined, true),
+        build: () => compiler.compileJSONSchema(text, anyWhitespace, -1, undefined, true),
       };
     }
     case "grammar":

@@ -96,7 +96,7 @@ export function checkJsonSchema(schema: unknown, at = ""): void {
       case "allOf":
         if (!Array.isArray(value) || value.length === 0)
           throw new InputError(`${path} must be a non-empty list`);
-        value.forEach((sub, i) => checkJsonSchema(sub, `${path}.${i}`));
+        for (const [i, sub] of value.entries()) checkJsonSchema(sub, `${path}.${i}`);
         break;
       case "$ref":
         if (typeof value !== "string" || !value.startsWith("#")) {

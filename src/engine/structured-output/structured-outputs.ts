@@ -181,7 +181,8 @@ class WorkerMatcher implements GrammarMatcher {
 
   fillNextTokenBitmask(bitmask: Int32Array): boolean {
     if (this.terminated) {
-      // Past the grammar's end only a stop token may follow (a request that ignores EOS keeps asking).
+      // Past the grammar's end only a stop token may follow (a request held open by min_tokens or
+      // ignore_eos keeps asking).
       bitmask.fill(0);
       for (const id of this.vocabulary.stopIds) bitmask[id >> 5] |= 1 << (id & 31);
       return true;
@@ -191,7 +192,8 @@ class WorkerMatcher implements GrammarMatcher {
   }
 
   acceptToken(tokenId: number): boolean {
-    if (this.terminated) return false;
+    // Past the end (min_tokens, ignore_eos), stop tokens are all there is to accept.
+    if (this.terminated) return this.vocabulary.stopIds.includes(tokenId);
     this.reader.waitSync(this.expected, syncWaitMs);
     if (!this.reader.allows(tokenId)) return false;
     post(this.thread, { type: "accept", matcherId: this.matcherId, tokenId });
