@@ -25,7 +25,8 @@ export interface CompletionDelta {
 
 /**
  * Per-request output state: incremental detokenization and stop strings (vLLM's OutputProcessor).
- * The stop string itself is never emitted, and text is held back only while it could be the start of one.
+ * The stop string ends the text when `includeStopStrInOutput` says so and is left out otherwise; only then is
+ * text held back, while it could be the start of one. Control tokens' text stays unless `skipSpecialTokens`.
  */
 export class RequestOutputState {
   private readonly detokenizer: IncrementalDetokenizer;
@@ -39,7 +40,9 @@ export class RequestOutputState {
     readonly parentId: string,
     readonly index: number,
   ) {
-    this.detokenizer = new IncrementalDetokenizer(tokenizer, request.promptTokenIds);
+    this.detokenizer = new IncrementalDetokenizer(tokenizer, request.promptTokenIds, {
+      skipSpecial: request.samplingParams.skipSpecialTokens,
+    });
   }
 
   /**
@@ -53,25 +56,28 @@ export class RequestOutputState {
     const endedByToken =
       r.status === "FINISHED_STOPPED" &&
       (p.stopTokenIds.includes(token) || (!p.ignoreEos && r.eosTokenIds.includes(token)));
-    if (!endedByToken) this.text += this.detokenizer.push(token);
+    // The EOS or stop token that ended the completion is not part of its text (vLLM's), unless asked for.
+    if (!endedByToken || p.includeStopStrInOutput) this.text += this.detokenizer.push(token);
     let finished = r.status !== "RUNNING" && r.status !== "WAITING" && r.status !== "PREEMPTED";
     if (finished) this.text += this.detokenizer.flush();
 
     let stopString: string | undefined;
     let stopAt = -1;
     for (const s of p.stop) {
-      // A stop string not found before starts in the held-back text, which begins at `emitted`.
-      const at = this.text.indexOf(s, this.emitted);
+      // A stop string not found before ends after `emitted`, so it starts at most its length - 1 before it.
+      const at = this.text.indexOf(s, Math.max(0, this.emitted - s.length + 1));
       if (at >= 0 && (stopAt < 0 || at < stopAt)) {
         stopAt = at;
         stopString = s;
       }
     }
     if (stopString !== undefined) {
-      this.text = this.text.slice(0, stopAt);
+      this.text = this.text.slice(0, p.includeStopStrInOutput ? stopAt + stopString.length : stopAt);
       finished = true;
     }
-    const end = finished ? this.text.length : this.text.length - partialStopLength(this.text, p.stop);
+    // A stop string kept in the output needs no holding back: whatever precedes it is emitted anyway.
+    const heldBack = finished || p.includeStopStrInOutput ? 0 : partialStopLength(this.text, p.stop);
+    const end = this.text.length - heldBack;
     const delta: CompletionDelta = {
       requestId: this.parentId,
       index: this.index,

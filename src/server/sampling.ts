@@ -29,5 +29,7 @@ export function samplingParamsFrom(
     stopTokenIds: body.stop_token_ids ?? undefined,
     stop: typeof stop === "string" ? [stop] : stop,
     n: body.n ?? undefined,
+    includeStopStrInOutput: body.include_stop_str_in_output ?? undefined,
+    skipSpecialTokens: body.skip_special_tokens ?? undefined,
   });
 }
