@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { type ChatMessage, chatPrompt } from "../model/chat-template.js";
 import { InputError } from "../model/errors.js";
 import type { EncodeRequest, Tokenizer } from "../model/tokenizer/tokenizer.js";
+import { badWordIds } from "./bad-words.js";
 import type { ServerContext } from "./context.js";
 import { encodeTexts } from "./encode.js";
 import { ApiError, toApiError } from "./errors.js";
@@ -24,7 +25,8 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
   // Unlike completions, chat's default is "as many tokens as the context has room for" (vLLM's).
   const maxTokens =
     body.max_completion_tokens ?? body.max_tokens ?? Math.max(1, ctx.engine.maxModelLen - promptIds.length);
-  const params = samplingParamsFrom(body, maxTokens, body.logprobs ? Math.max(topN, 1) : 0);
+  const badWords = await badWordIds(ctx, body.bad_words ?? []);
+  const params = samplingParamsFrom(body, maxTokens, body.logprobs ? Math.max(topN, 1) : 0, badWords);
   const [generation] = startGenerations(ctx, request, reply, [promptIds], params, {
     priority: body.priority ?? undefined,
     promptParam: "messages",

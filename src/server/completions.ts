@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Tokenizer } from "../model/tokenizer/tokenizer.js";
+import { badWordIds } from "./bad-words.js";
 import type { ServerContext } from "./context.js";
 import { encodeTexts } from "./encode.js";
 import { ApiError, toApiError } from "./errors.js";
@@ -42,7 +43,8 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
   const topN = body.logprobs ?? 0;
   // The engine returns logprobs only when asked for at least one alternative; logprobs: 0 shows none of them.
   const engineLogprobs = body.logprobs == null ? 0 : Math.max(topN, 1);
-  const params = samplingParamsFrom(body, body.max_tokens ?? defaultMaxTokens, engineLogprobs);
+  const badWords = await badWordIds(ctx, body.bad_words ?? []);
+  const params = samplingParamsFrom(body, body.max_tokens ?? defaultMaxTokens, engineLogprobs, badWords);
   const tokenizer = ctx.model.tokenizer;
   const prompts = await promptIds(ctx, body);
   const generations = startGenerations(ctx, request, reply, prompts, params, {

@@ -4,13 +4,14 @@ import type { ChatBody, CompletionBody } from "./schemas.js";
 /**
  * The engine's validated sampling parameters from the fields completions and chat share: the one place a
  * request's parameters are checked (a SamplingParamError names the field). Absent fields take OpenAI's
- * defaults (temperature 1, top_p 1, n 1); `maxTokens` and `logprobs` differ per endpoint, so the caller
- * passes them.
+ * defaults (temperature 1, top_p 1, n 1); `maxTokens` and `logprobs` differ per endpoint, and `badWords` are
+ * tokenized off the event loop (see badWordIds), so the caller passes them.
  */
 export function samplingParamsFrom(
   body: CompletionBody | ChatBody,
   maxTokens: number,
   logprobs: number,
+  badWords: number[][] = [],
 ): ValidSamplingParams {
   const stop = body.stop ?? [];
   return samplingParams({
@@ -31,5 +32,10 @@ export function samplingParamsFrom(
     n: body.n ?? undefined,
     includeStopStrInOutput: body.include_stop_str_in_output ?? undefined,
     skipSpecialTokens: body.skip_special_tokens ?? undefined,
+    logitBias: body.logit_bias
+      ? new Map(Object.entries(body.logit_bias).map(([id, bias]) => [Number(id), bias]))
+      : undefined,
+    allowedTokenIds: body.allowed_token_ids ?? undefined,
+    badWords,
   });
 }
