@@ -1,6 +1,7 @@
 import type { Request } from "../core/request.js";
 import { IncrementalDetokenizer } from "../model/tokenizer/incremental-detokenizer.js";
 import type { Tokenizer } from "../model/tokenizer/tokenizer.js";
+import type { PromptTokenLogprob } from "../runner/prompt-logprobs.js";
 import type { SampledToken } from "../runner/sampler.js";
 import { type FinishReason, finishReasonOf, type RequestMetrics } from "./stats.js";
 
@@ -16,6 +17,8 @@ export interface CompletionDelta {
   tokenIds: number[];
   /** The sampled tokens' logprobs, when asked for. */
   logprobs: SampledToken[];
+  /** The prompt's log-probs (from its second token on), in the first delta of a request that asked for them. */
+  promptLogprobs?: PromptTokenLogprob[];
   finished: boolean;
   finishReason?: FinishReason;
   /** The stop string or stop token id that ended it. */
@@ -49,7 +52,10 @@ export class RequestOutputState {
    * Takes the request's newest token (already appended by the scheduler). Returns the delta, and in
    * `stopString` the stop string found, when one ended the completion (the caller then finishes the request).
    */
-  update(sample: SampledToken): { delta: CompletionDelta; stopString?: string } {
+  update(
+    sample: SampledToken,
+    promptLogprobs?: PromptTokenLogprob[],
+  ): { delta: CompletionDelta; stopString?: string } {
     const r = this.request;
     const p = r.samplingParams;
     const token = sample.tokenId;
@@ -86,6 +92,7 @@ export class RequestOutputState {
       logprobs: p.logprobs > 0 ? [sample] : [],
       finished,
     };
+    if (promptLogprobs) delta.promptLogprobs = promptLogprobs;
     this.emitted = end;
     if (finished) {
       delta.finishReason = stopString !== undefined ? "stop" : finishReasonOf(r);
@@ -128,6 +135,7 @@ export interface CompletionOutput {
   text: string;
   tokenIds: number[];
   logprobs: SampledToken[];
+  promptLogprobs?: PromptTokenLogprob[];
   finishReason: FinishReason;
   stopReason?: string | number;
   metrics?: RequestMetrics;
@@ -152,6 +160,7 @@ export async function collectCompletions(
     c.text += delta.text;
     c.tokenIds.push(...delta.tokenIds);
     c.logprobs.push(...delta.logprobs);
+    if (delta.promptLogprobs) c.promptLogprobs = delta.promptLogprobs;
     if (delta.finished) {
       c.finishReason = delta.finishReason ?? "length";
       c.stopReason = delta.stopReason;

@@ -273,7 +273,7 @@ function keepTopP(
 }
 
 /** log Σ exp(logits), in float64, shifted by the max for range. */
-function logSumExp(logits: Float32Array): number {
+export function logSumExp(logits: Float32Array): number {
   let max = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
   let sum = 0;
@@ -282,7 +282,7 @@ function logSumExp(logits: Float32Array): number {
 }
 
 /** The n largest logits as log-probabilities, best first; equal logits keep the lower id first. */
-function topN(logits: Float32Array, n: number, logNormalizer: number): TokenLogprob[] {
+export function topN(logits: Float32Array, n: number, logNormalizer: number): TokenLogprob[] {
   const ids: number[] = [];
   for (let i = 0; i < logits.length; i++) {
     const x = logits[i];
