@@ -7,18 +7,23 @@ import type { ServerContext } from "./context.js";
 import { encodeTexts } from "./encode.js";
 import { ApiError, toApiError } from "./errors.js";
 import { checkModel, checkRequestSize, collect, type Generation, startGenerations } from "./generation.js";
-import { chatLogprobs } from "./logprobs.js";
+import { chatLogprobs, promptLogprobs } from "./logprobs.js";
 import { GenerationTally, noteGeneration } from "./request-log.js";
 import { samplingParamsFrom } from "./sampling.js";
 import { type ChatBody, type ChatBodyMessage, chatBody } from "./schemas.js";
 import { SseWriter } from "./sse.js";
+import { truncatePrompt } from "./truncate-prompt.js";
 
 /** POST /v1/chat/completions: the messages rendered with the model's chat template, n choices. */
 export async function chatCompletions(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply) {
   const body = chatBody.parse(request.body);
   checkModel(ctx, body.model);
   checkRequestSize(ctx, 1, body.n ?? 1, "messages");
-  const promptIds = await chatPromptIds(ctx, body.messages);
+  const promptIds = truncatePrompt(
+    await chatPromptIds(ctx, body.messages),
+    body.truncate_prompt_tokens,
+    ctx.engine.maxModelLen,
+  );
   const topN = body.top_logprobs ?? 0;
   if (topN > 0 && !body.logprobs)
     throw new ApiError(400, "top_logprobs needs logprobs: true", "top_logprobs");
@@ -78,6 +83,10 @@ async function respond(job: ChatJob) {
       stop_reason: c.stopReason ?? null,
     })),
     usage: tally.usage,
+    // vLLM's: on the response, since the choices share the prompt.
+    ...(completions[0].promptLogprobs
+      ? { prompt_logprobs: promptLogprobs(tokenizer, completions[0].promptLogprobs) }
+      : {}),
   };
 }
 

@@ -5,11 +5,12 @@ import type { ServerContext } from "./context.js";
 import { encodeTexts } from "./encode.js";
 import { ApiError, toApiError } from "./errors.js";
 import { checkModel, checkRequestSize, collect, type Generation, startGenerations } from "./generation.js";
-import { completionLogprobs } from "./logprobs.js";
+import { completionLogprobs, promptLogprobs } from "./logprobs.js";
 import { GenerationTally, noteGeneration } from "./request-log.js";
 import { samplingParamsFrom } from "./sampling.js";
 import { type CompletionBody, completionBody } from "./schemas.js";
 import { SseWriter } from "./sse.js";
+import { truncatePrompt } from "./truncate-prompt.js";
 
 /** OpenAI's default max_tokens for /v1/completions. */
 const defaultMaxTokens = 16;
@@ -46,7 +47,9 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
   const badWords = await badWordIds(ctx, body.bad_words ?? []);
   const params = samplingParamsFrom(body, body.max_tokens ?? defaultMaxTokens, engineLogprobs, badWords);
   const tokenizer = ctx.model.tokenizer;
-  const prompts = await promptIds(ctx, body);
+  const prompts = (await promptIds(ctx, body)).map((ids) =>
+    truncatePrompt(ids, body.truncate_prompt_tokens, ctx.engine.maxModelLen),
+  );
   const generations = startGenerations(ctx, request, reply, prompts, params, {
     priority: body.priority ?? undefined,
     promptParam: "prompt",
@@ -86,6 +89,7 @@ async function respond(job: CompletionJob) {
       logprobs: body.logprobs == null ? null : completionLogprobs(tokenizer, c.logprobs, topN, 0).logprobs,
       finish_reason: c.finishReason,
       stop_reason: c.stopReason ?? null,
+      ...(c.promptLogprobs ? { prompt_logprobs: promptLogprobs(tokenizer, c.promptLogprobs) } : {}),
     })),
   );
   return { ...job.header, choices, usage: tally.usage };

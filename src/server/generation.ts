@@ -84,7 +84,11 @@ export function startGenerations(
   for (const [param, ids] of paramIds) {
     const bad = [...ids].find((id) => id >= vocabSize);
     if (bad !== undefined)
-      throw new ApiError(400, `token id ${bad} is outside the vocabulary (size ${vocabSize})`, param);
+      throw new ApiError(
+        400,
+        `${param}: token id ${bad} is outside the vocabulary (size ${vocabSize})`,
+        param,
+      );
   }
   if (ctx.maxQueue > 0) {
     const s = ctx.engine.stats();

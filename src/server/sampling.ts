@@ -1,4 +1,5 @@
 import { samplingParams, type ValidSamplingParams } from "../engine/api.js";
+import { ApiError } from "./errors.js";
 import type { ChatBody, CompletionBody } from "./schemas.js";
 
 /**
@@ -13,6 +14,13 @@ export function samplingParamsFrom(
   logprobs: number,
   badWords: number[][] = [],
 ): ValidSamplingParams {
+  if (body.stream && body.prompt_logprobs != null) {
+    throw new ApiError(
+      400,
+      "prompt_logprobs is not available with stream: true (as in vLLM)",
+      "prompt_logprobs",
+    );
+  }
   const stop = body.stop ?? [];
   return samplingParams({
     temperature: body.temperature ?? undefined,
@@ -37,5 +45,6 @@ export function samplingParamsFrom(
       : undefined,
     allowedTokenIds: body.allowed_token_ids ?? undefined,
     badWords,
+    promptLogprobs: body.prompt_logprobs ?? undefined,
   });
 }

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { ReferenceBackend } from "../../src/backend/reference/reference-backend.js";
 import { bundledModelPath } from "../../src/cli/default-model.js";
 import { loadModel } from "../../src/model/load.js";
+import { logitsAt } from "../helpers.js";
 import { post, startServer, type TestServer } from "../server-helpers.js";
 
 // vLLM's smaller request fields on both endpoints, on the demo model (SentencePiece: <s> = 1, </s> = 2).
@@ -164,6 +166,121 @@ describe("vLLM's extra sampling and output fields through the server (the bundle
         }
         expect(whole, `${endpoint}, include ${include}`).toBe(texts[endpoint].slice(0, end));
         expect(streamed, `${endpoint}, include ${include}`).toBe(whole);
+      }
+    }
+  });
+
+  test("truncate_prompt_tokens keeps the prompt's last k tokens, for completions and chat", async () => {
+    const text = "In the beginning God created the heaven and the earth.";
+    const ids = tokenizer.encode(text);
+    const asIds = async (promptIds: number[]) =>
+      (await s.client.completions.create({ model: "demo", prompt: promptIds, max_tokens: 8, temperature: 0 }))
+        .choices[0].text;
+    const truncated = await s.client.completions.create({
+      model: "demo",
+      prompt: text,
+      max_tokens: 8,
+      temperature: 0,
+      ...{ truncate_prompt_tokens: 5 },
+    });
+    expect(truncated.usage?.prompt_tokens).toBe(5);
+    expect(truncated.choices[0].text).toBe(await asIds(ids.slice(-5)));
+    const whole = await s.client.completions.create({
+      model: "demo",
+      prompt: text,
+      max_tokens: 8,
+      temperature: 0,
+      ...{ truncate_prompt_tokens: -1 },
+    });
+    expect(whole.usage?.prompt_tokens).toBe(ids.length);
+
+    const chatIds: number[] = (await post(`${s.url}/tokenize`, { messages })).body.tokens;
+    const chat = await s.client.chat.completions.create({
+      model: "demo",
+      messages,
+      max_tokens: 8,
+      temperature: 0,
+      ...{ truncate_prompt_tokens: 4 },
+    });
+    expect(chat.usage?.prompt_tokens).toBe(4);
+    expect(chat.choices[0].message.content).toBe(await asIds(chatIds.slice(-4)));
+  });
+
+  test("prompt_logprobs: null, then each prompt token's log-prob, rank and text with the k best (vLLM's shape)", async () => {
+    const ids = tokenizer.encode(prompt);
+    // The reference backend's log-softmax of the whole prompt's logits: the server's backend must agree.
+    const logits = await logitsAt(new ReferenceBackend(model), ids, model.config.vocabSize);
+    const expectedLogprob = (j: number) => {
+      const row = Array.from(logits[j]);
+      const max = Math.max(...row);
+      return row[ids[j + 1]] - max - Math.log(row.reduce((sum, x) => sum + Math.exp(x - max), 0));
+    };
+    const r = await post(`${s.url}/v1/completions`, { prompt, max_tokens: 2, prompt_logprobs: 3, n: 2 });
+    expect(r.status).toBe(200);
+    for (const choice of r.body.choices) {
+      const shown = choice.prompt_logprobs as (Record<
+        string,
+        { logprob: number; rank: number; decoded_token: string }
+      > | null)[];
+      expect(shown).toHaveLength(ids.length);
+      expect(shown[0]).toBeNull();
+      shown.slice(1).forEach((entry, j) => {
+        const own = entry?.[ids[j + 1]];
+        expect(Math.abs((own?.logprob ?? 0) - expectedLogprob(j))).toBeLessThan(1e-3);
+        // The piece's text, its ▁ a space (the demo's pieces are plain words).
+        expect(own?.decoded_token).toBe(tokenizer.idToToken(ids[j + 1]).replace("▁", " "));
+        const ranked = Object.values(entry ?? {}).sort((a, b) => a.rank - b.rank);
+        expect(ranked.slice(0, 3).map((e) => e.rank)).toEqual([1, 2, 3]);
+        // Best first: log-probs fall as ranks rise, and the prompt token's sits where its rank says.
+        for (let i = 1; i < ranked.length; i++)
+          expect(ranked[i].logprob).toBeLessThanOrEqual(ranked[i - 1].logprob);
+      });
+    }
+    expect(r.body.choices[1].prompt_logprobs).toEqual(r.body.choices[0].prompt_logprobs);
+
+    const chat = await post(`${s.url}/v1/chat/completions`, { messages, max_tokens: 2, prompt_logprobs: 0 });
+    expect(chat.status).toBe(200);
+    expect(chat.body.prompt_logprobs).toHaveLength(chat.body.usage.prompt_tokens);
+    expect(chat.body.prompt_logprobs[0]).toBeNull();
+    for (const entry of chat.body.prompt_logprobs.slice(1)) expect(Object.keys(entry)).toHaveLength(1);
+    // Not asked for: not there.
+    const plain = await post(`${s.url}/v1/chat/completions`, { messages, max_tokens: 1 });
+    expect(plain.body.prompt_logprobs).toBeUndefined();
+  });
+
+  test("every field vellum does not implement and every bad value is a 400 naming it, on both endpoints", async () => {
+    const vocab = tokenizer.vocabSize;
+    const refused: [string, object][] = [
+      ["suffix", { suffix: "amen" }],
+      ["use_beam_search", { use_beam_search: true }],
+      ["best_of", { best_of: 2 }],
+      ["foo", { foo: 1 }],
+      ["response_format.foo", { response_format: { type: "json_object", foo: 1 } }],
+      ["logit_bias", { logit_bias: { [vocab]: 1 } }],
+      ["logit_bias", { logit_bias: { 5: 200 } }],
+      ["logit_bias.-1", { logit_bias: { "-1": 1 } }],
+      ["allowed_token_ids", { allowed_token_ids: [1, vocab + 7] }],
+      ["allowed_token_ids", { allowed_token_ids: [] }],
+      ["bad_words", { bad_words: ["  "] }],
+      ["prompt_logprobs", { prompt_logprobs: 30 }],
+      ["prompt_logprobs", { prompt_logprobs: 2, stream: true }],
+      ["truncate_prompt_tokens", { truncate_prompt_tokens: -2 }],
+      ["truncate_prompt_tokens", { truncate_prompt_tokens: 0 }],
+      ["truncate_prompt_tokens", { truncate_prompt_tokens: 100_000 }],
+      ["skip_special_tokens", { skip_special_tokens: "no" }],
+      ["include_stop_str_in_output", { include_stop_str_in_output: 1 }],
+    ];
+    for (const [path, base] of [
+      ["/v1/completions", { prompt }],
+      ["/v1/chat/completions", { messages }],
+    ] as const) {
+      for (const [param, extra] of refused) {
+        const r = await post(`${s.url}${path}`, { ...base, max_tokens: 1, ...extra });
+        const what = `${path} ${JSON.stringify(extra)}`;
+        expect(r.status, what).toBe(400);
+        expect(r.body.error.param, what).toBe(param);
+        expect(r.body.error.message, what).toContain(param.split(".").at(-1));
+        expect(r.body.error.type, what).toBe("BadRequestError");
       }
     }
   });
