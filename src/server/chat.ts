@@ -1,8 +1,20 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { type ChatMessage, chatPrompt } from "../model/chat-template.js";
+import { ChatFieldError, chatPrompt } from "../model/chat-template.js";
 import { InputError } from "../model/errors.js";
 import type { EncodeRequest, Tokenizer } from "../model/tokenizer/tokenizer.js";
+import type { ToolDefinition } from "../model/tool-calls/tool-call.js";
 import { badWordIds } from "./bad-words.js";
+import {
+  type ChatTools,
+  chatMessages,
+  chatTools,
+  openAiToolCall,
+  parseToolCalls,
+  type ToolCallStreams,
+  toolCallDelta,
+  toolCallStreams,
+  toolSamplingParams,
+} from "./chat-tools.js";
 import type { ServerContext } from "./context.js";
 import { encodeTexts } from "./encode.js";
 import { ApiError, toApiError } from "./errors.js";
@@ -19,8 +31,9 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
   const body = chatBody.parse(request.body);
   checkModel(ctx, body.model);
   checkRequestSize(ctx, 1, body.n ?? 1, "messages");
+  const tools = chatTools(ctx.model.chatTemplate, body);
   const promptIds = truncatePrompt(
-    await chatPromptIds(ctx, body.messages),
+    await chatPromptIds(ctx, body.messages, true, tools?.definitions),
     body.truncate_prompt_tokens,
     ctx.engine.maxModelLen,
   );
@@ -31,7 +44,11 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
   const maxTokens =
     body.max_completion_tokens ?? body.max_tokens ?? Math.max(1, ctx.engine.maxModelLen - promptIds.length);
   const badWords = await badWordIds(ctx, body.bad_words ?? []);
-  const params = samplingParamsFrom(body, maxTokens, body.logprobs ? Math.max(topN, 1) : 0, badWords);
+  const { forcedCalls, ...toolParams } = toolSamplingParams(tools, ctx.model.tokenizer);
+  const params = samplingParamsFrom(body, maxTokens, body.logprobs ? Math.max(topN, 1) : 0, {
+    badWords,
+    ...toolParams,
+  });
   const [generation] = startGenerations(ctx, request, reply, [promptIds], params, {
     priority: body.priority ?? undefined,
     promptParam: "messages",
@@ -45,6 +62,7 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
     n: params.n,
     topN,
     tally,
+    tools,
     header: {
       id: `chatcmpl-${request.id}`,
       created: Math.floor(Date.now() / 1000),
@@ -64,6 +82,8 @@ interface ChatJob {
   /** Alternatives per token in `logprobs.content[].top_logprobs`. */
   topN: number;
   tally: GenerationTally;
+  /** The request's tools, whose calls are parsed out of the text unless tool_choice is "none". */
+  tools: ChatTools | undefined;
   /** id, created, model: the same on the response object and every chunk. */
   header: { id: string; created: number; model: string };
 }
@@ -77,9 +97,8 @@ async function respond(job: ChatJob) {
     object: "chat.completion",
     choices: completions.map((c, i) => ({
       index: i,
-      message: { role: "assistant", content: c.text },
+      ...replyOf(job.tools, c.text, c.finishReason),
       logprobs: body.logprobs ? { content: chatLogprobs(tokenizer, c.logprobs, topN) } : null,
-      finish_reason: c.finishReason,
       stop_reason: c.stopReason ?? null,
     })),
     usage: tally.usage,
@@ -90,7 +109,29 @@ async function respond(job: ChatJob) {
   };
 }
 
-/** A `delta.role` chunk per choice, then content chunks, the finish, and `usage` last when asked for. */
+/**
+ * A choice's message and finish_reason: with tools, the calls parsed out of its text (`content` null when
+ * it holds nothing else, finish_reason "tool_calls" when it stopped after calling).
+ */
+function replyOf(tools: ChatTools | undefined, text: string, finishReason: string) {
+  if (tools === undefined || tools.choice === "none")
+    return { message: { role: "assistant", content: text }, finish_reason: finishReason };
+  const { content, toolCalls } = parseToolCalls(tools.format, text);
+  if (toolCalls.length === 0) return { message: { role: "assistant", content }, finish_reason: finishReason };
+  return {
+    message: {
+      role: "assistant",
+      content: content === "" ? null : content,
+      tool_calls: toolCalls.map(openAiToolCall),
+    },
+    finish_reason: finishReason === "stop" ? "tool_calls" : finishReason,
+  };
+}
+
+/**
+ * A `delta.role` chunk per choice, then content chunks (with tools: content and tool-call chunks, see
+ * toolCallDelta), the finish, and `usage` last when asked for.
+ */
 async function stream(job: ChatJob, reply: FastifyReply) {
   const { body, tokenizer, topN, tally } = job;
   const sse = new SseWriter(reply);
@@ -106,17 +147,25 @@ async function stream(job: ChatJob, reply: FastifyReply) {
       chunk({ index: i, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }),
     );
   }
+  const toolCalls = toolCallStreams(job.tools);
   try {
     for await (const delta of job.generation.stream) {
       tally.add(delta);
       const logprobs = body.logprobs ? { content: chatLogprobs(tokenizer, delta.logprobs, topN) } : null;
-      if (delta.text === "" && !delta.finished && logprobs === null) continue;
+      const deltas = streamedDeltas(toolCalls, delta.index, delta.text, delta.finished);
+      if (deltas.length === 0 && !delta.finished && logprobs === null) continue;
+      const last = deltas.pop() ?? {};
+      for (const d of deltas)
+        sse.send(chunk({ index: delta.index, delta: d, logprobs: null, finish_reason: null }));
+      const finishReason = delta.finishReason ?? "length";
       sse.send(
         chunk({
           index: delta.index,
-          delta: delta.text === "" ? {} : { content: delta.text },
+          delta: last,
           logprobs,
-          finish_reason: delta.finished ? (delta.finishReason ?? "length") : null,
+          finish_reason: delta.finished
+            ? (toolCalls?.finishReason(delta.index, finishReason) ?? finishReason)
+            : null,
           stop_reason: delta.stopReason ?? null,
         }),
       );
@@ -130,23 +179,32 @@ async function stream(job: ChatJob, reply: FastifyReply) {
   return reply;
 }
 
+/** The `delta`s of one engine delta's text: its content, or with parsed tools the events it completes. */
+function streamedDeltas(
+  toolCalls: ToolCallStreams | undefined,
+  index: number,
+  text: string,
+  finished: boolean,
+): Record<string, unknown>[] {
+  if (toolCalls === undefined) return text === "" ? [] : [{ content: text }];
+  return toolCalls.push(index, text, finished).map(toolCallDelta);
+}
+
 /**
  * The conversation as prompt token ids, ending with the assistant's cue; message content is plain text
- * (see chatPrompt).
+ * (see chatPrompt). `tools` are rendered by the chat template.
  */
 export async function chatPromptIds(
   ctx: ServerContext,
   messages: readonly ChatBodyMessage[],
   addGenerationPrompt = true,
+  tools?: readonly ToolDefinition[],
 ): Promise<number[]> {
-  const plain: ChatMessage[] = messages.map((m) => ({
-    role: m.role,
-    content: typeof m.content === "string" ? m.content : (m.content ?? []).map((part) => part.text).join(""),
-  }));
   let prompt: EncodeRequest;
   try {
-    prompt = chatPrompt(ctx.model, plain, { addGenerationPrompt });
+    prompt = chatPrompt(ctx.model, chatMessages(messages), { addGenerationPrompt, tools });
   } catch (err) {
+    if (err instanceof ChatFieldError) throw new ApiError(400, err.message, err.field);
     if (err instanceof InputError) throw new ApiError(400, err.message, "messages");
     throw err;
   }

@@ -45,7 +45,7 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
   // The engine returns logprobs only when asked for at least one alternative; logprobs: 0 shows none of them.
   const engineLogprobs = body.logprobs == null ? 0 : Math.max(topN, 1);
   const badWords = await badWordIds(ctx, body.bad_words ?? []);
-  const params = samplingParamsFrom(body, body.max_tokens ?? defaultMaxTokens, engineLogprobs, badWords);
+  const params = samplingParamsFrom(body, body.max_tokens ?? defaultMaxTokens, engineLogprobs, { badWords });
   const tokenizer = ctx.model.tokenizer;
   const prompts = (await promptIds(ctx, body)).map((ids) =>
     truncatePrompt(ids, body.truncate_prompt_tokens, ctx.engine.maxModelLen),

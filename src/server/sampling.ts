@@ -1,18 +1,19 @@
-import { samplingParams, type ValidSamplingParams } from "../engine/api.js";
+import { type SamplingParams, samplingParams, type ValidSamplingParams } from "../engine/api.js";
 import { ApiError } from "./errors.js";
 import type { ChatBody, CompletionBody } from "./schemas.js";
 
 /**
  * The engine's validated sampling parameters from the fields completions and chat share: the one place a
  * request's parameters are checked (a SamplingParamError names the field). Absent fields take OpenAI's
- * defaults (temperature 1, top_p 1, n 1); `maxTokens` and `logprobs` differ per endpoint, and `badWords` are
- * tokenized off the event loop (see badWordIds), so the caller passes them.
+ * defaults (temperature 1, top_p 1, n 1); `maxTokens` and `logprobs` differ per endpoint, so the caller
+ * passes them, and in `overrides` what the request's other parts set: `badWords` (tokenized off the event
+ * loop, see badWordIds), tools (which keep special tokens' text).
  */
 export function samplingParamsFrom(
   body: CompletionBody | ChatBody,
   maxTokens: number,
   logprobs: number,
-  badWords: number[][] = [],
+  overrides: Partial<SamplingParams> = {},
 ): ValidSamplingParams {
   if (body.stream && body.prompt_logprobs != null) {
     throw new ApiError(
@@ -44,7 +45,7 @@ export function samplingParamsFrom(
       ? new Map(Object.entries(body.logit_bias).map(([id, bias]) => [Number(id), bias]))
       : undefined,
     allowedTokenIds: body.allowed_token_ids ?? undefined,
-    badWords,
     promptLogprobs: body.prompt_logprobs ?? undefined,
+    ...overrides,
   });
 }
