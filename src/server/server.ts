@@ -17,6 +17,7 @@ import { ApiError, toApiError } from "./errors.js";
 import { checkModel } from "./generation.js";
 import { createMetrics } from "./metrics.js";
 import { logWhenClosed } from "./request-log.js";
+import { responses } from "./responses.js";
 import { detokenize, tokenize } from "./tokenize.js";
 import { vellumVersion } from "./version.js";
 
@@ -156,6 +157,7 @@ export function buildServer(
   });
   app.post("/v1/completions", (request, reply) => completions(ctx, request, reply));
   app.post("/v1/chat/completions", (request, reply) => chatCompletions(ctx, request, reply));
+  app.post("/v1/responses", (request, reply) => responses(ctx, request, reply));
   app.post("/tokenize", open, (request) => tokenize(ctx, request));
   app.post("/detokenize", open, async (request) => detokenize(ctx, request));
 
