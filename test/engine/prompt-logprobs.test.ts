@@ -2,6 +2,11 @@ import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
 import { ReferenceBackend } from "../../src/backend/reference/reference-backend.js";
 import { bundledModelPath } from "../../src/cli/default-model.js";
+import { kvCacheGroups } from "../../src/core/kv-cache-groups.js";
+import { Request } from "../../src/core/request.js";
+import { samplingParams } from "../../src/core/sampling-params.js";
+import { defaultEngineConfig, type EngineConfig } from "../../src/engine/engine-config.js";
+import { EngineCore } from "../../src/engine/engine-core.js";
 import { LLM } from "../../src/engine/llm.js";
 import { loadModel } from "../../src/model/load.js";
 import type { LoadedModel } from "../../src/model/model.js";
@@ -96,6 +101,54 @@ describe("prompt_logprobs on the reference backend (the bundled demo model)", ()
       }
     },
   );
+});
+
+test("a request preempted in the middle of its prompt still gets every prompt position, once", async () => {
+  const model = loadModel(bundledModelPath);
+  const { vocabSize } = model.config;
+  // Two 100-token prompts in 16-token chunks and a pool of 9 usable blocks: the second one cannot finish its
+  // prompt while the first decodes, so it is preempted part way and recomputed from its first token.
+  const config: EngineConfig = {
+    ...defaultEngineConfig,
+    maxModelLen: model.config.maxSeqLen,
+    maxNumBatchedTokens: 16,
+    numBlocks: 10,
+    kvCacheGroups: kvCacheGroups(model.config.layerWindows, true),
+  };
+  const core = new EngineCore(new ReferenceBackend(model), vocabSize, config, () => 0);
+  const text = "And the earth was without form, and void; and darkness was upon the face of the deep. ";
+  const prompts = [text, `And God said, ${text}`].map((t) =>
+    model.tokenizer.encode(t.repeat(6)).slice(0, 100),
+  );
+  const requests = prompts.map(
+    (promptTokenIds, i) =>
+      new Request({
+        id: `r${i}`,
+        promptTokenIds,
+        samplingParams: samplingParams({ temperature: 0, maxTokens: 28, ignoreEos: true, promptLogprobs: 2 }),
+        arrivalTime: 0,
+      }),
+  );
+  for (const r of requests) core.addRequest(r);
+  const received = new Map<string, PromptTokenLogprob[][]>();
+  let preemptedInPrompt = false;
+  while (core.hasUnfinishedRequests) {
+    const { updates } = await core.step();
+    for (const { request, promptLogprobs } of updates) {
+      if (promptLogprobs) received.set(request.id, [...(received.get(request.id) ?? []), promptLogprobs]);
+    }
+    preemptedInPrompt ||= requests.some((r) => r.status === "PREEMPTED" && r.outputTokenIds.length === 0);
+  }
+  expect(preemptedInPrompt).toBe(true);
+  for (const [i, r] of requests.entries()) {
+    const expected = expectedPromptLogprobs(
+      await logitsAt(new ReferenceBackend(model), prompts[i], vocabSize),
+      prompts[i],
+      2,
+    );
+    expect(received.get(r.id), r.id).toHaveLength(1);
+    expectClose(received.get(r.id)?.[0], expected, r.id);
+  }
 });
 
 describeShared("prompt_logprobs against stories260K's golden logits", needs.golden, () => {
