@@ -20,7 +20,13 @@ export const mistralFormat: ToolCallFormat = {
     structuralTagSpec({
       type: "tag",
       begin: `${marker}[`,
-      content: callTags(tools, (name) => `{"name": ${JSON.stringify(name)}, "arguments": `, "}", ", ", parallel),
+      content: callTags(
+        tools,
+        (name) => `{"name": ${JSON.stringify(name)}, "arguments": `,
+        "}",
+        ", ",
+        parallel,
+      ),
       end: "]",
     }),
 };
