@@ -1,6 +1,14 @@
 import type { Backend, ForwardBatch } from "../backend/backend.js";
 import type { SchedulerOutput } from "../core/scheduler-output.js";
+import { PromptLogprobsCollector, type PromptRows, type PromptTokenLogprob } from "./prompt-logprobs.js";
 import { type SampledToken, Sampler } from "./sampler.js";
+
+/** What one step produced: a token per request that sampled, and the prompt log-probs of those that asked. */
+export interface RunnerOutput {
+  sampled: Map<string, SampledToken>;
+  /** Given with a request's first token, for requests whose params ask for promptLogprobs. */
+  promptLogprobs: Map<string, PromptTokenLogprob[]>;
+}
 
 /**
  * Turns a SchedulerOutput into one flat varlen batch, runs the backend once, and samples a token for each
@@ -10,6 +18,7 @@ import { type SampledToken, Sampler } from "./sampler.js";
  */
 export class ModelRunner {
   private readonly samplers = new Map<string, Sampler>();
+  private readonly promptLogprobs = new PromptLogprobsCollector();
 
   constructor(
     private readonly backend: Backend,
@@ -17,14 +26,25 @@ export class ModelRunner {
     private readonly vocabSize: number,
   ) {}
 
-  async execute(output: SchedulerOutput): Promise<Map<string, SampledToken>> {
-    for (const id of output.finishedIds) this.samplers.delete(id);
-    const sampled = new Map<string, SampledToken>();
-    if (output.scheduled.length === 0) return sampled;
+  async execute(output: SchedulerOutput): Promise<RunnerOutput> {
+    for (const id of output.finishedIds) {
+      this.samplers.delete(id);
+      this.promptLogprobs.drop(id);
+    }
+    const result: RunnerOutput = { sampled: new Map(), promptLogprobs: new Map() };
+    if (output.scheduled.length === 0) return result;
 
-    const logits = await this.backend.forward(this.buildBatch(output));
+    const promptRows = output.scheduled.map((s) => this.promptLogprobs.rowsWanted(s));
+    const logits = await this.backend.forward(this.buildBatch(output, promptRows));
     let row = 0;
-    for (const { request, samples } of output.scheduled) {
+    for (const [s, { request, samples }] of output.scheduled.entries()) {
+      const rows = promptRows[s];
+      if (rows) {
+        const n = rows.to - rows.from;
+        const rowsLogits = logits.subarray(row * this.vocabSize, (row + n) * this.vocabSize);
+        this.promptLogprobs.add(request, rows, rowsLogits, this.vocabSize);
+        row += n;
+      }
       if (!samples) continue;
       let rowLogits = logits.subarray(row * this.vocabSize, (row + 1) * this.vocabSize);
       row++;
@@ -40,16 +60,22 @@ export class ModelRunner {
         sampler = new Sampler(p);
         this.samplers.set(request.id, sampler);
       }
-      sampled.set(request.id, sampler.sample(rowLogits, request.promptTokenIds, request.outputTokenIds));
+      const prompt = this.promptLogprobs.take(request);
+      if (prompt) result.promptLogprobs.set(request.id, prompt);
+      result.sampled.set(
+        request.id,
+        sampler.sample(rowLogits, request.promptTokenIds, request.outputTokenIds),
+      );
     }
-    return sampled;
+    return result;
   }
 
   /**
    * Flattens the scheduled tokens of every request back to back, with a slot mapping and block tables per KV
-   * cache group; slot = block · blockSize + offset, through the group's own table.
+   * cache group; slot = block · blockSize + offset, through the group's own table. Logits are wanted for each
+   * request's `promptRows`, then for its last token when it samples.
    */
-  private buildBatch(output: SchedulerOutput): ForwardBatch {
+  private buildBatch(output: SchedulerOutput, promptRows: (PromptRows | undefined)[]): ForwardBatch {
     const n = output.numScheduledTokens;
     const numSeqs = output.scheduled.length;
     const numGroups = output.scheduled[0].blockIds.length;
@@ -72,6 +98,10 @@ export class ModelRunner {
       }
       seqLens[s] = numComputedTokens + numNewTokens;
       for (let g = 0; g < numGroups; g++) blockTables[g].push(Int32Array.from(blockIds[g]));
+      const rows = promptRows[s];
+      if (rows)
+        for (let pos = rows.from; pos < rows.to; pos++)
+          logitsIndices.push(queryStartLoc[s] + pos - numComputedTokens);
       if (samples) logitsIndices.push(t - 1);
     });
     queryStartLoc[numSeqs] = t;

@@ -3,6 +3,7 @@ import { ChatFieldError, chatPrompt } from "../model/chat-template.js";
 import { InputError } from "../model/errors.js";
 import type { EncodeRequest, Tokenizer } from "../model/tokenizer/tokenizer.js";
 import type { ToolDefinition } from "../model/tool-calls/tool-call.js";
+import { badWordIds } from "./bad-words.js";
 import {
   type ChatTools,
   chatMessages,
@@ -18,11 +19,12 @@ import type { ServerContext } from "./context.js";
 import { encodeTexts } from "./encode.js";
 import { ApiError, toApiError } from "./errors.js";
 import { checkModel, checkRequestSize, collect, type Generation, startGenerations } from "./generation.js";
-import { chatLogprobs } from "./logprobs.js";
+import { chatLogprobs, promptLogprobs } from "./logprobs.js";
 import { GenerationTally, noteGeneration } from "./request-log.js";
 import { samplingParamsFrom } from "./sampling.js";
 import { type ChatBody, type ChatBodyMessage, chatBody } from "./schemas.js";
 import { SseWriter } from "./sse.js";
+import { truncatePrompt } from "./truncate-prompt.js";
 
 /** POST /v1/chat/completions: the messages rendered with the model's chat template, n choices. */
 export async function chatCompletions(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply) {
@@ -30,15 +32,23 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
   checkModel(ctx, body.model);
   checkRequestSize(ctx, 1, body.n ?? 1, "messages");
   const tools = chatTools(ctx.model.chatTemplate, body);
-  const promptIds = await chatPromptIds(ctx, body.messages, true, tools?.definitions);
+  const promptIds = truncatePrompt(
+    await chatPromptIds(ctx, body.messages, true, tools?.definitions),
+    body.truncate_prompt_tokens,
+    ctx.engine.maxModelLen,
+  );
   const topN = body.top_logprobs ?? 0;
   if (topN > 0 && !body.logprobs)
     throw new ApiError(400, "top_logprobs needs logprobs: true", "top_logprobs");
   // Unlike completions, chat's default is "as many tokens as the context has room for" (vLLM's).
   const maxTokens =
     body.max_completion_tokens ?? body.max_tokens ?? Math.max(1, ctx.engine.maxModelLen - promptIds.length);
+  const badWords = await badWordIds(ctx, body.bad_words ?? []);
   const { forcedCalls, ...toolParams } = toolSamplingParams(tools, ctx.model.tokenizer);
-  const params = samplingParamsFrom(body, maxTokens, body.logprobs ? Math.max(topN, 1) : 0, toolParams);
+  const params = samplingParamsFrom(body, maxTokens, body.logprobs ? Math.max(topN, 1) : 0, {
+    badWords,
+    ...toolParams,
+  });
   const [generation] = startGenerations(ctx, request, reply, [promptIds], params, {
     priority: body.priority ?? undefined,
     promptParam: "messages",
@@ -92,6 +102,10 @@ async function respond(job: ChatJob) {
       stop_reason: c.stopReason ?? null,
     })),
     usage: tally.usage,
+    // vLLM's: on the response, since the choices share the prompt.
+    ...(completions[0].promptLogprobs
+      ? { prompt_logprobs: promptLogprobs(tokenizer, completions[0].promptLogprobs) }
+      : {}),
   };
 }
 
