@@ -3,17 +3,22 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { bundledModelPath } from "../../src/cli/default-model.js";
 import { loadModel } from "../../src/model/load.js";
 import { syntheticModel } from "../../src/model/synth/synth-model.js";
+import { ByteLevelBpeTokenizer } from "../../src/model/tokenizer/byte-bpe.js";
+import { TokenType } from "../../src/model/tokenizer/tokenizer.js";
 import { hermesFormat } from "../../src/model/tool-calls/hermes.js";
 import { llama3JsonFormat } from "../../src/model/tool-calls/llama3-json.js";
 import { mistralFormat } from "../../src/model/tool-calls/mistral.js";
 import {
+  chatTools,
   openAiToolCall,
   parseToolCalls,
   ToolCallStreams,
   toolCallDelta,
+  toolSamplingParams,
 } from "../../src/server/chat-tools.js";
-import { chatmlTemplate } from "../chat-templates.js";
+import { chatmlTemplate, ollamaTemplate } from "../chat-templates.js";
 import { post, startServer, type TestServer } from "../server-helpers.js";
+import { tinyByteLevelSpec } from "../tokenizer-fixtures.js";
 
 const weather = {
   type: "function" as const,
@@ -212,4 +217,19 @@ test("streamed tool_calls deltas add up to the non-streamed tool_calls, however 
     ),
     { numRuns: 300 },
   );
+});
+
+test("a format whose marker is a special token keeps special tokens' text in the output, others leave it", () => {
+  const spec = tinyByteLevelSpec();
+  const tokenizer = new ByteLevelBpeTokenizer({
+    ...spec,
+    tokens: [...spec.tokens, "<|python_tag|>"],
+    tokenTypes: [...(spec.tokenTypes ?? []), TokenType.control],
+  });
+  const llama = chatTools(ollamaTemplate("library/llama3.1:8b"), { tools: [weather] });
+  const qwen = chatTools(ollamaTemplate("library/qwen2.5:0.5b"), { tools: [weather] });
+  expect(toolSamplingParams(llama, tokenizer)).toEqual({ skipSpecialTokens: false });
+  expect(toolSamplingParams(qwen, tokenizer)).toEqual({});
+  const none = chatTools(ollamaTemplate("library/llama3.1:8b"), { tools: [weather], tool_choice: "none" });
+  expect(toolSamplingParams(none, tokenizer)).toEqual({});
 });

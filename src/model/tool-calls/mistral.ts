@@ -16,13 +16,18 @@ export const mistralFormat: ToolCallFormat = {
   markers: [marker],
   createParser: () => new MistralParser(),
   forcedCalls: (tools: readonly ToolDefinition[], parallel: boolean): StructuredOutputSpec =>
+    // The list as a tag around the calls: XGrammar takes calls with separators only at the end of a tag.
     structuralTagSpec({
-      type: "sequence",
-      elements: [
-        { type: "const_string", value: `${marker}[` },
-        callTags(tools, (name) => `{"name": ${JSON.stringify(name)}, "arguments": `, "}", ", ", parallel),
-        { type: "const_string", value: "]" },
-      ],
+      type: "tag",
+      begin: `${marker}[`,
+      content: callTags(
+        tools,
+        (name) => `{"name": ${JSON.stringify(name)}, "arguments": `,
+        "}",
+        ", ",
+        parallel,
+      ),
+      end: "]",
     }),
 };
 
