@@ -12,6 +12,11 @@ export interface TokenGrammar {
 /** Where one request stands in its grammar. */
 export interface GrammarMatcher {
   /**
+   * Resolves once fillNextTokenBitmask and acceptToken can answer without waiting: the next mask may be
+   * computed on another thread (the runner awaits this while the forward pass runs).
+   */
+  ready(): Promise<void>;
+  /**
    * Writes the tokens allowed next into `bitmask`, one bit per token id (bit `t & 31` of word `t >> 5`,
    * set = allowed), `ceil(vocabSize / 32)` words. Returns false when every token is allowed, so the mask
    * need not be applied.

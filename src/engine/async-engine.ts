@@ -6,6 +6,7 @@ import type { EngineConfig } from "./engine-config.js";
 import type { EngineCore } from "./engine-core.js";
 import { type CompletionDelta, RequestOutputState } from "./output-processor.js";
 import { type RequestMetrics, requestMetrics, type StepStats } from "./stats.js";
+import { StructuredOutputs } from "./structured-output/structured-outputs.js";
 
 export interface GenerateOptions {
   /** Unique among live requests; generated when absent. */
@@ -107,12 +108,19 @@ export class AsyncEngine {
   private nextId = 0;
   private readonly stepListeners: ((s: StepStats) => void)[] = [];
   private readonly finishListeners: ((m: RequestMetrics) => void)[] = [];
+  /**
+   * Compiles structured-output specs into grammars for `params.grammar`: callers compile before generate(),
+   * so a bad spec is refused (an InputError) before anything is queued.
+   */
+  readonly structuredOutputs: StructuredOutputs;
 
   constructor(
     readonly core: EngineCore,
     readonly tokenizer: Tokenizer,
     private readonly clock: () => number,
-  ) {}
+  ) {
+    this.structuredOutputs = new StructuredOutputs(tokenizer, core.vocabSize);
+  }
 
   get config(): EngineConfig {
     return this.core.config;

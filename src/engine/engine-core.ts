@@ -30,7 +30,8 @@ export class EngineCore {
 
   constructor(
     backend: Backend,
-    vocabSize: number,
+    /** Rows of the logits. */
+    readonly vocabSize: number,
     readonly config: EngineConfig,
     private readonly clock: () => number,
   ) {

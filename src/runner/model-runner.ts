@@ -1,5 +1,6 @@
 import type { Backend, ForwardBatch } from "../backend/backend.js";
 import type { SchedulerOutput } from "../core/scheduler-output.js";
+import { allowsOnly, GrammarMasks } from "./grammar-masks.js";
 import { PromptLogprobsCollector, type PromptRows, type PromptTokenLogprob } from "./prompt-logprobs.js";
 import { type SampledToken, Sampler } from "./sampler.js";
 
@@ -14,28 +15,37 @@ export interface RunnerOutput {
  * Turns a SchedulerOutput into one flat varlen batch, runs the backend once, and samples a token for each
  * request whose tokens this step reaches the end of. Knows tensors, never policies.
  * Holds one Sampler (and so one seeded RNG) per request for the request's whole life, preemptions included,
- * so a preempted request samples exactly what it would have sampled without the preemption.
+ * so a preempted request samples exactly what it would have sampled without the preemption; likewise
+ * its grammar matcher. Structured outputs: the masks of constrained requests are filled while the forward
+ * pass runs, and applied to their logits before sampling.
  */
 export class ModelRunner {
   private readonly samplers = new Map<string, Sampler>();
   private readonly promptLogprobs = new PromptLogprobsCollector();
+  private readonly grammarMasks: GrammarMasks;
 
   constructor(
     private readonly backend: Backend,
     private readonly blockSize: number,
     private readonly vocabSize: number,
-  ) {}
+  ) {
+    this.grammarMasks = new GrammarMasks(vocabSize);
+  }
 
   async execute(output: SchedulerOutput): Promise<RunnerOutput> {
     for (const id of output.finishedIds) {
       this.samplers.delete(id);
       this.promptLogprobs.drop(id);
+      this.grammarMasks.release(id);
     }
     const result: RunnerOutput = { sampled: new Map(), promptLogprobs: new Map() };
     if (output.scheduled.length === 0) return result;
 
     const promptRows = output.scheduled.map((s) => this.promptLogprobs.rowsWanted(s));
-    const logits = await this.backend.forward(this.buildBatch(output, promptRows));
+    const [logits, masks] = await Promise.all([
+      this.backend.forward(this.buildBatch(output, promptRows)),
+      this.grammarMasks.fill(output.scheduled),
+    ]);
     let row = 0;
     for (const [s, { request, samples }] of output.scheduled.entries()) {
       const rows = promptRows[s];
@@ -49,11 +59,13 @@ export class ModelRunner {
       let rowLogits = logits.subarray(row * this.vocabSize, (row + 1) * this.vocabSize);
       row++;
       const p = request.samplingParams;
-      if (request.outputTokenIds.length < p.minTokens) {
-        // min_tokens: the request may not end yet, so EOS and stop tokens cannot be drawn.
+      const mask = masks.get(request.id);
+      const stopIds = [...request.eosTokenIds, ...p.stopTokenIds];
+      // min_tokens: the request may not end yet, so EOS and stop tokens cannot be drawn, unless its grammar
+      // has ended and allows nothing else (the grammar wins: the output is complete).
+      if (request.outputTokenIds.length < p.minTokens && !(mask && allowsOnly(mask, stopIds))) {
         rowLogits = rowLogits.slice();
-        for (const id of [...request.eosTokenIds, ...p.stopTokenIds])
-          rowLogits[id] = Number.NEGATIVE_INFINITY;
+        for (const id of stopIds) rowLogits[id] = Number.NEGATIVE_INFINITY;
       }
       let sampler = this.samplers.get(request.id);
       if (!sampler) {
@@ -62,10 +74,9 @@ export class ModelRunner {
       }
       const prompt = this.promptLogprobs.take(request);
       if (prompt) result.promptLogprobs.set(request.id, prompt);
-      result.sampled.set(
-        request.id,
-        sampler.sample(rowLogits, request.promptTokenIds, request.outputTokenIds),
-      );
+      const sample = sampler.sample(rowLogits, request.promptTokenIds, request.outputTokenIds, mask);
+      if (p.grammar) this.grammarMasks.accept(request.id, sample.tokenId);
+      result.sampled.set(request.id, sample);
     }
     return result;
   }

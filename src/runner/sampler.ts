@@ -1,7 +1,7 @@
 /**
  * Picks the next token of one request from its logits row, the way vLLM does:
- *   the request's token constraints (allowed ids, bad words, logit bias) → penalties (repetition,
- *   frequency, presence) → temperature → min-p → top-k → top-p → draw.
+ *   grammar mask → the request's token constraints (allowed ids, bad words, logit bias) → penalties
+ *   (repetition, frequency, presence) → temperature → min-p → top-k → top-p → draw.
  * Temperature 0 is greedy: argmax of the penalized logits, ties to the lowest id.
  * Log-probabilities, when asked for, are the log-softmax of the raw logits (vLLM's default).
  *
@@ -11,6 +11,7 @@
 
 import type { SamplingParams, ValidSamplingParams } from "../core/sampling-params.js";
 import { Rng, randomSeed } from "../util/rng.js";
+import { applyTokenMask } from "./grammar-masks.js";
 import { applyTokenConstraints } from "./token-constraints.js";
 
 export interface TokenLogprob {
@@ -36,11 +37,18 @@ export class Sampler {
 
   /**
    * `logits`: one row of `vocabSize` values, left untouched. `promptIds` and `outputIds` are the
-   * request's tokens so far (the penalties read them).
+   * request's tokens so far (the penalties read them). `mask` (a grammar's, bit set = allowed) removes the
+   * tokens it refuses before anything else.
    */
-  sample(logits: Float32Array, promptIds: readonly number[], outputIds: readonly number[]): SampledToken {
+  sample(
+    logits: Float32Array,
+    promptIds: readonly number[],
+    outputIds: readonly number[],
+    mask?: Int32Array,
+  ): SampledToken {
     const p = this.params;
     const row = scratch.prepare(logits);
+    if (mask) applyTokenMask(row, mask);
     applyTokenConstraints(row, p, outputIds);
     applyPenalties(row, p, promptIds, outputIds);
     const tokenId = p.temperature === 0 ? argmax(row) : this.draw(row);

@@ -24,6 +24,7 @@ import { GenerationTally, noteGeneration } from "./request-log.js";
 import { samplingParamsFrom } from "./sampling.js";
 import { type ChatBody, type ChatBodyMessage, chatBody } from "./schemas.js";
 import { SseWriter } from "./sse.js";
+import { withStructuredOutput } from "./structured-output.js";
 import { truncatePrompt } from "./truncate-prompt.js";
 
 /** POST /v1/chat/completions: the messages rendered with the model's chat template, n choices. */
@@ -45,10 +46,11 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
     body.max_completion_tokens ?? body.max_tokens ?? Math.max(1, ctx.engine.maxModelLen - promptIds.length);
   const badWords = await badWordIds(ctx, body.bad_words ?? []);
   const { forcedCalls, ...toolParams } = toolSamplingParams(tools, ctx.model.tokenizer);
-  const params = samplingParamsFrom(body, maxTokens, body.logprobs ? Math.max(topN, 1) : 0, {
-    badWords,
-    ...toolParams,
-  });
+  const params = await withStructuredOutput(
+    ctx,
+    body,
+    samplingParamsFrom(body, maxTokens, body.logprobs ? Math.max(topN, 1) : 0, { badWords, ...toolParams }),
+  );
   const [generation] = startGenerations(ctx, request, reply, [promptIds], params, {
     priority: body.priority ?? undefined,
     promptParam: "messages",

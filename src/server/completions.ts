@@ -10,6 +10,7 @@ import { GenerationTally, noteGeneration } from "./request-log.js";
 import { samplingParamsFrom } from "./sampling.js";
 import { type CompletionBody, completionBody } from "./schemas.js";
 import { SseWriter } from "./sse.js";
+import { withStructuredOutput } from "./structured-output.js";
 import { truncatePrompt } from "./truncate-prompt.js";
 
 /** OpenAI's default max_tokens for /v1/completions. */
@@ -45,7 +46,11 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
   // The engine returns logprobs only when asked for at least one alternative; logprobs: 0 shows none of them.
   const engineLogprobs = body.logprobs == null ? 0 : Math.max(topN, 1);
   const badWords = await badWordIds(ctx, body.bad_words ?? []);
-  const params = samplingParamsFrom(body, body.max_tokens ?? defaultMaxTokens, engineLogprobs, { badWords });
+  const params = await withStructuredOutput(
+    ctx,
+    body,
+    samplingParamsFrom(body, body.max_tokens ?? defaultMaxTokens, engineLogprobs, { badWords }),
+  );
   const tokenizer = ctx.model.tokenizer;
   const prompts = (await promptIds(ctx, body)).map((ids) =>
     truncatePrompt(ids, body.truncate_prompt_tokens, ctx.engine.maxModelLen),

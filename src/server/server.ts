@@ -122,6 +122,7 @@ export function buildServer(
     if (!request.routeOptions.config.public && !authorized(request.headers.authorization)) throw unauthorized;
   });
   app.addHook("onClose", () => ctx.encoder.close());
+  app.addHook("onClose", () => engine.structuredOutputs.close());
   app.setErrorHandler((err, request, reply) => {
     const apiError = toApiError(err);
     if (apiError.status >= 500) request.log.error(err);

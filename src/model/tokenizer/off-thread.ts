@@ -15,13 +15,14 @@ import type { EncodeRequest, Tokenizer } from "./tokenizer.js";
 export const defaultInlineBelow = 4096;
 
 /**
- * The worker's code: it imports its entry, the module beside this one with this module's extension (.js
- * in dist/, .ts when the sources run, as in the tests). From sources it first registers tsx's loader
- * (a devDependency), since Node 20 does not apply --import to worker threads.
+ * The code of a worker thread (for `new Worker(code, { eval: true })`): it imports its entry, the module
+ * `entryName` beside the module at `moduleUrl`, with that module's extension (.js in dist/, .ts when the
+ * sources run, as in the tests). From sources it first registers tsx's loader (a devDependency), since Node
+ * 20 does not apply --import to worker threads.
  */
-function workerBootstrap(): string {
-  const extension = extname(fileURLToPath(import.meta.url));
-  const entry = new URL(`./off-thread-worker${extension}`, import.meta.url).href;
+export function workerBootstrap(moduleUrl: string, entryName: string): string {
+  const extension = extname(fileURLToPath(moduleUrl));
+  const entry = new URL(`./${entryName}${extension}`, moduleUrl).href;
   const load = `import(${JSON.stringify(entry)})`;
   if (extension !== ".ts") return load;
   return `import("tsx/esm/api").then((tsx) => { tsx.register(); return ${load}; })`;
@@ -81,7 +82,10 @@ export class OffThreadTokenizer {
   }
 
   private start(): Thread {
-    const worker = new Worker(workerBootstrap(), { eval: true, workerData: this.tokenizer.recipe });
+    const worker = new Worker(workerBootstrap(import.meta.url, "off-thread-worker"), {
+      eval: true,
+      workerData: this.tokenizer.recipe,
+    });
     const thread: Thread = { worker, pending: new Map() };
     worker.unref();
     worker.on("message", (reply: EncodeReply) => {
