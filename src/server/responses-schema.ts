@@ -49,12 +49,12 @@ const message = z.strictObject({
   phase: z.enum(["commentary", "final_answer"]).nullish(),
 });
 
-/** A call the model made in a previous turn; `arguments` is JSON text. */
+/** A call the model made in a previous turn; `arguments` is JSON text (chat templates write it parsed). */
 const functionCall = z.strictObject({
   type: z.literal("function_call"),
   call_id: z.string(),
   name: z.string(),
-  arguments: z.string(),
+  arguments: z.string().refine(isObjectText, { error: "must be the JSON text of an object" }),
   id: z.string().nullish(),
   status: itemStatus,
 });
@@ -156,6 +156,16 @@ export const responsesBody = z.strictObject({
 export type ResponsesBody = z.infer<typeof responsesBody>;
 export type ResponsesInputItem = ResponsesBody["input"][number];
 export type ResponsesTool = NonNullable<ResponsesBody["tools"]>[number];
+
+function isObjectText(text: string): boolean {
+  if (text.trim() === "") return true;
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === "object" && value !== null && !Array.isArray(value);
+  } catch {
+    return false;
+  }
+}
 
 function isItemReference(v: unknown): boolean {
   return typeof v === "object" && v !== null && (v as { type?: unknown }).type === "item_reference";

@@ -2,8 +2,9 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { samplingParams } from "../engine/api.js";
 import type { CompletionDelta } from "../engine/output-processor.js";
 import type { FinishReason } from "../engine/stats.js";
-import type { ToolCallEvent } from "../model/tool-calls/tool-call.js";
+import type { ToolCallEvent, ToolCallParser } from "../model/tool-calls/tool-call.js";
 import { chatPromptIds } from "./chat.js";
+import { type ChatTools, chatTools, type ToolFields, toolSamplingParams } from "./chat-tools.js";
 import type { ServerContext } from "./context.js";
 import { ApiError, toApiError } from "./errors.js";
 import { checkModel, type Generation, startGenerations } from "./generation.js";
@@ -16,22 +17,25 @@ import { SseWriter } from "./sse.js";
 /**
  * POST /v1/responses: OpenAI's Responses API on the chat path. The input items become chat messages
  * (function calls and their outputs the assistant's tool_calls and role "tool" messages), rendered with the
- * model's chat template; the output is a list of items (a message, function calls). Stateless: nothing is
- * stored, so `store: true` and `previous_response_id` are refused (responses-schema.ts).
+ * model's chat template and the request's tools; the text is parsed into a message and function calls by
+ * the tool-call format of the model (chat-tools.ts). Stateless: nothing is stored, so `store: true` and
+ * `previous_response_id` are refused (responses-schema.ts).
  */
 export async function responses(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply) {
   const body = responsesBody.parse(request.body);
   checkModel(ctx, body.model);
-  if (body.tools?.length) throw new ApiError(400, "tools: not wired yet", "tools");
   const format = body.text?.format?.type ?? "text";
   if (format !== "text") throw new ApiError(400, "text.format: not wired yet", "text.format");
-  const promptIds = await chatPromptIds(ctx, chatMessages(body), true);
+  const tools = chatTools(ctx.model.chatTemplate, chatToolFields(body));
+  const promptIds = await promptIdsOf(ctx, chatMessages(body), tools);
   // As chat's: by default as many tokens as the context has room for.
   const maxTokens = body.max_output_tokens ?? Math.max(1, ctx.engine.maxModelLen - promptIds.length);
+  const { forcedCalls, ...toolParams } = toolSamplingParams(tools, ctx.model.tokenizer);
   const params = samplingParams({
     temperature: body.temperature ?? undefined,
     topP: body.top_p ?? undefined,
     maxTokens,
+    ...toolParams,
   });
   const [generation] = startGenerations(ctx, request, reply, [promptIds], params, { promptParam: "input" });
   const tally = new GenerationTally(promptIds.length, 1);
@@ -39,6 +43,8 @@ export async function responses(ctx: ServerContext, request: FastifyRequest, rep
   const job: ResponseJob = {
     body,
     generation,
+    // The calls are parsed out of the text unless tool_choice is "none".
+    parser: tools?.choice === "none" ? undefined : tools?.format.createParser(),
     tally,
     id: `resp_${request.id}`,
     createdAt: Math.floor(Date.now() / 1000),
@@ -52,6 +58,8 @@ export async function responses(ctx: ServerContext, request: FastifyRequest, rep
 interface ResponseJob {
   body: ResponsesBody;
   generation: Generation;
+  /** Splits the text into content and function calls; undefined: all of it is content. */
+  parser: ToolCallParser | undefined;
   tally: GenerationTally;
   id: string;
   createdAt: number;
@@ -68,13 +76,16 @@ async function run(job: ResponseJob, emit: EmitEvent) {
   emit("response.created", { response: responseObject(job, "in_progress") });
   emit("response.in_progress", { response: responseObject(job, "in_progress") });
   const output = new ResponseOutput(emit);
-  const parse = (text: string): ToolCallEvent[] => [{ kind: "content", text }];
+  const { parser } = job;
+  const events = (text: string): ToolCallEvent[] =>
+    parser ? parser.push(text) : [{ kind: "content", text }];
   let last: CompletionDelta | undefined;
   for await (const delta of job.generation.stream) {
     job.tally.add(delta);
-    for (const event of parse(delta.text)) output.add(event);
+    for (const event of events(delta.text)) output.add(event);
     last = delta;
   }
+  for (const event of parser?.finish() ?? []) output.add(event);
   const status = statusOf(last?.finishReason);
   output.finish(status === "completed" ? "completed" : "incomplete");
   const response = responseObject(job, status, output.items, last);
@@ -197,4 +208,31 @@ function chatMessages(body: ResponsesBody): ChatBodyMessage[] {
 
 function textOf(parts: readonly { text: string }[]): string {
   return parts.map((p) => p.text).join("");
+}
+
+/** The request's tools in chat's shape (chat nests each function's fields under `function`). */
+function chatToolFields(body: ResponsesBody): ToolFields {
+  const choice = body.tool_choice;
+  return {
+    tools: body.tools?.map(({ type, ...fn }) => ({ type, function: fn })),
+    tool_choice:
+      typeof choice === "object" && choice !== null
+        ? { type: "function", function: { name: choice.name } }
+        : choice,
+    parallel_tool_calls: body.parallel_tool_calls,
+  };
+}
+
+/**
+ * The prompt, rendered as chat's is. A 400 that names a chat message names `input` instead, since the
+ * messages are not the request's own (instructions come first; a call joins the message before it).
+ */
+async function promptIdsOf(ctx: ServerContext, messages: ChatBodyMessage[], tools: ChatTools | undefined) {
+  try {
+    return await chatPromptIds(ctx, messages, true, tools?.definitions);
+  } catch (err) {
+    if (err instanceof ApiError && err.param?.startsWith("messages"))
+      throw new ApiError(err.status, `input, as chat messages: ${err.message}`, "input");
+    throw err;
+  }
 }

@@ -154,6 +154,46 @@ describe("POST /v1/responses with the openai client and the AI SDK (the bundled 
     expect(r.usage?.input_tokens).toBe(chat.usage?.prompt_tokens);
   });
 
+  test("function tools are rendered into the prompt as chat renders them; tool_choice names an offered function", async () => {
+    const parameters = { type: "object", properties: { city: { type: "string" } }, required: ["city"] };
+    const chat = await s.client.chat.completions.create({
+      model: "demo",
+      messages: [{ role: "user", content: "Weather in Ur?" }],
+      tools: [
+        { type: "function", function: { name: "get_weather", description: "The weather", parameters } },
+      ],
+      tool_choice: "none",
+      max_completion_tokens: 10,
+      temperature: 0,
+    });
+    const r = await s.client.responses.create({
+      model: "demo",
+      input: "Weather in Ur?",
+      tools: [
+        { type: "function", name: "get_weather", description: "The weather", parameters, strict: true },
+      ],
+      tool_choice: "none",
+      max_output_tokens: 10,
+      temperature: 0,
+    });
+    expect(r.usage?.input_tokens).toBe(chat.usage?.prompt_tokens);
+    const withoutTools = await s.client.responses.create({
+      model: "demo",
+      input: "Weather in Ur?",
+      max_output_tokens: 1,
+    });
+    expect(r.usage?.input_tokens).toBeGreaterThan(withoutTools.usage?.input_tokens ?? Infinity);
+    expect(r.output_text).toBe(chat.choices[0].message.content);
+    expect(r.tools).toMatchObject([{ type: "function", name: "get_weather", parameters, strict: true }]);
+    const missing = await post(`${s.url}/v1/responses`, {
+      input: "Hi",
+      tools: [{ type: "function", name: "get_weather", parameters }],
+      tool_choice: { type: "function", name: "get_time" },
+    });
+    expect(missing.status).toBe(400);
+    expect(missing.body.error.param).toBe("tool_choice");
+  });
+
   test("stream: true sends OpenAI's events in order, numbered, and the deltas add up to the whole response", async () => {
     const request = { model: "demo", input: "In the beginning", max_output_tokens: 25, temperature: 0 };
     const whole = await s.client.responses.create(request);
@@ -305,6 +345,11 @@ describe("POST /v1/responses with the openai client and the AI SDK (the bundled 
       ],
       [{ input: [{ type: "reasoning", summary: [] }] }, "input.0.type", /not "reasoning"/],
       [{ input: [{ role: "user", content: "Hi", name: "x" }] }, "input.0.name", /does not implement/],
+      [
+        { input: [{ type: "function_call", call_id: "c", name: "f", arguments: "[1]" }] },
+        "input.0.arguments",
+        /JSON text of an object/,
+      ],
       [{ input: [] }, "input", /at least one item/],
       [{ input: 3 }, "input", /a string or a list of input items/],
       [{ input: "Hi", max_output_tokens: 0 }, "max_output_tokens", /1/],
