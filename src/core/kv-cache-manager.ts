@@ -155,7 +155,7 @@ export class KVCacheManager {
    * can evict the blocks.
    */
   getComputedBlocks(request: Request): ComputedBlocks {
-    if (!this.prefixCaching) return this.noHit;
+    if (!this.readsPrefixCache(request)) return this.noHit;
     appendBlockHashes(request.blockHashes, request.allTokenIds, this.blockSize, request.cacheSalt);
     let numBlocks = Math.floor((request.numTokens - 1) / this.blockSize);
     for (let shrunk = true; shrunk; ) {
@@ -210,7 +210,7 @@ export class KVCacheManager {
     // What left the window is never read again: it goes back before new blocks are taken.
     for (const g of this.groups) g.removeSkippedBlocks(request.id, numComputed);
     if (!holdsBlocks) {
-      if (this.prefixCaching) this.recordLookup(request, hit);
+      if (this.readsPrefixCache(request)) this.recordLookup(request, hit);
       for (const g of this.groups) g.addHit(request.id, hit.blocks[g.id]);
     }
     const newBlocks = this.groups.map((g) => g.allocateNew(request.id, slotsNeeded));
@@ -219,6 +219,14 @@ export class KVCacheManager {
       for (const g of this.groups) g.cacheFullBlocks(request, Math.min(numTokens, request.numTokens));
     }
     return newBlocks;
+  }
+
+  /**
+   * A request that asks for its prompt's log-probs computes its whole prompt, as in vLLM: cached blocks would
+   * skip positions whose logits it needs. Its own full blocks are still cached for others.
+   */
+  private readsPrefixCache(request: Request): boolean {
+    return this.prefixCaching && request.samplingParams.promptLogprobs === undefined;
   }
 
   /** Returns the request's blocks to the pool; cached ones stay findable until evicted. */

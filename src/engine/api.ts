@@ -9,4 +9,5 @@ export {
   type ValidSamplingParams,
 } from "../core/sampling-params.js";
 export { AdmissionError } from "../core/scheduler.js";
+export type { PromptTokenLogprob } from "../runner/prompt-logprobs.js";
 export type { SampledToken, TokenLogprob } from "../runner/sampler.js";

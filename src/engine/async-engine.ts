@@ -216,10 +216,10 @@ export class AsyncEngine {
         this.failAll(err instanceof Error ? err : new Error(String(err)));
         return;
       }
-      for (const { request, sample } of result.updates) {
+      for (const { request, sample, promptLogprobs } of result.updates) {
         const completion = this.completions.get(request.id);
         if (!completion) continue;
-        const { delta, stopString } = completion.state.update(sample);
+        const { delta, stopString } = completion.state.update(sample, promptLogprobs);
         if (stopString !== undefined) this.core.abort([request.id], "FINISHED_STOPPED");
         if (delta.finished) this.finish(completion, delta);
         else completion.stream.push(delta);

@@ -3,13 +3,17 @@ import { KVCacheManager } from "../core/kv-cache-manager.js";
 import type { Request, RequestStatus } from "../core/request.js";
 import { Scheduler } from "../core/scheduler.js";
 import { ModelRunner } from "../runner/model-runner.js";
+import type { PromptTokenLogprob } from "../runner/prompt-logprobs.js";
 import type { SampledToken } from "../runner/sampler.js";
 import type { EngineConfig } from "./engine-config.js";
 import type { StepStats } from "./stats.js";
 
 export interface StepResult {
-  /** Requests that got a token this step (finished ones with their final status), with that token's sample. */
-  updates: { request: Request; sample: SampledToken }[];
+  /**
+   * Requests that got a token this step (finished ones with their final status), with that token's sample, and
+   * with the first token the prompt's log-probs of a request that asked for them.
+   */
+  updates: { request: Request; sample: SampledToken; promptLogprobs?: PromptTokenLogprob[] }[];
   stats: StepStats;
 }
 
@@ -65,7 +69,7 @@ export class EngineCore {
   async step(): Promise<StepResult> {
     const started = this.clock();
     const output = this.scheduler.schedule();
-    const sampled = await this.runner.execute(output);
+    const { sampled, promptLogprobs } = await this.runner.execute(output);
     const tokens = new Map([...sampled].map(([id, s]) => [id, s.tokenId]));
     const updated = this.scheduler.updateFromOutput(output, tokens);
     this.numPrefillTokensComputed += output.numPrefillTokens;
@@ -75,7 +79,11 @@ export class EngineCore {
     const s = this.scheduler.stats();
     const now = this.clock();
     return {
-      updates: updated.map((request) => ({ request, sample: sampled.get(request.id) as SampledToken })),
+      updates: updated.map((request) => ({
+        request,
+        sample: sampled.get(request.id) as SampledToken,
+        promptLogprobs: promptLogprobs.get(request.id),
+      })),
       stats: {
         time: now,
         duration: now - started,

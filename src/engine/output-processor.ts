@@ -1,6 +1,7 @@
 import type { Request } from "../core/request.js";
 import { IncrementalDetokenizer } from "../model/tokenizer/incremental-detokenizer.js";
 import type { Tokenizer } from "../model/tokenizer/tokenizer.js";
+import type { PromptTokenLogprob } from "../runner/prompt-logprobs.js";
 import type { SampledToken } from "../runner/sampler.js";
 import { type FinishReason, finishReasonOf, type RequestMetrics } from "./stats.js";
 
@@ -16,6 +17,8 @@ export interface CompletionDelta {
   tokenIds: number[];
   /** The sampled tokens' logprobs, when asked for. */
   logprobs: SampledToken[];
+  /** The prompt's log-probs (from its second token on), in the first delta of a request that asked for them. */
+  promptLogprobs?: PromptTokenLogprob[];
   finished: boolean;
   finishReason?: FinishReason;
   /** The stop string or stop token id that ended it. */
@@ -25,7 +28,8 @@ export interface CompletionDelta {
 
 /**
  * Per-request output state: incremental detokenization and stop strings (vLLM's OutputProcessor).
- * The stop string itself is never emitted, and text is held back only while it could be the start of one.
+ * The stop string ends the text when `includeStopStrInOutput` says so and is left out otherwise; only then is
+ * text held back, while it could be the start of one. Control tokens' text stays unless `skipSpecialTokens`.
  */
 export class RequestOutputState {
   private readonly detokenizer: IncrementalDetokenizer;
@@ -39,39 +43,47 @@ export class RequestOutputState {
     readonly parentId: string,
     readonly index: number,
   ) {
-    this.detokenizer = new IncrementalDetokenizer(tokenizer, request.promptTokenIds);
+    this.detokenizer = new IncrementalDetokenizer(tokenizer, request.promptTokenIds, {
+      skipSpecial: request.samplingParams.skipSpecialTokens,
+    });
   }
 
   /**
    * Takes the request's newest token (already appended by the scheduler). Returns the delta, and in
    * `stopString` the stop string found, when one ended the completion (the caller then finishes the request).
    */
-  update(sample: SampledToken): { delta: CompletionDelta; stopString?: string } {
+  update(
+    sample: SampledToken,
+    promptLogprobs?: PromptTokenLogprob[],
+  ): { delta: CompletionDelta; stopString?: string } {
     const r = this.request;
     const p = r.samplingParams;
     const token = sample.tokenId;
     const endedByToken =
       r.status === "FINISHED_STOPPED" &&
       (p.stopTokenIds.includes(token) || (!p.ignoreEos && r.eosTokenIds.includes(token)));
-    if (!endedByToken) this.text += this.detokenizer.push(token);
+    // The EOS or stop token that ended the completion is not part of its text (vLLM's), unless asked for.
+    if (!endedByToken || p.includeStopStrInOutput) this.text += this.detokenizer.push(token);
     let finished = r.status !== "RUNNING" && r.status !== "WAITING" && r.status !== "PREEMPTED";
     if (finished) this.text += this.detokenizer.flush();
 
     let stopString: string | undefined;
     let stopAt = -1;
     for (const s of p.stop) {
-      // A stop string not found before starts in the held-back text, which begins at `emitted`.
-      const at = this.text.indexOf(s, this.emitted);
+      // A stop string not found before ends after `emitted`, so it starts at most its length - 1 before it.
+      const at = this.text.indexOf(s, Math.max(0, this.emitted - s.length + 1));
       if (at >= 0 && (stopAt < 0 || at < stopAt)) {
         stopAt = at;
         stopString = s;
       }
     }
     if (stopString !== undefined) {
-      this.text = this.text.slice(0, stopAt);
+      this.text = this.text.slice(0, p.includeStopStrInOutput ? stopAt + stopString.length : stopAt);
       finished = true;
     }
-    const end = finished ? this.text.length : this.text.length - partialStopLength(this.text, p.stop);
+    // A stop string kept in the output needs no holding back: whatever precedes it is emitted anyway.
+    const heldBack = finished || p.includeStopStrInOutput ? 0 : partialStopLength(this.text, p.stop);
+    const end = this.text.length - heldBack;
     const delta: CompletionDelta = {
       requestId: this.parentId,
       index: this.index,
@@ -80,6 +92,7 @@ export class RequestOutputState {
       logprobs: p.logprobs > 0 ? [sample] : [],
       finished,
     };
+    if (promptLogprobs) delta.promptLogprobs = promptLogprobs;
     this.emitted = end;
     if (finished) {
       delta.finishReason = stopString !== undefined ? "stop" : finishReasonOf(r);
@@ -122,6 +135,7 @@ export interface CompletionOutput {
   text: string;
   tokenIds: number[];
   logprobs: SampledToken[];
+  promptLogprobs?: PromptTokenLogprob[];
   finishReason: FinishReason;
   stopReason?: string | number;
   metrics?: RequestMetrics;
@@ -146,6 +160,7 @@ export async function collectCompletions(
     c.text += delta.text;
     c.tokenIds.push(...delta.tokenIds);
     c.logprobs.push(...delta.logprobs);
+    if (delta.promptLogprobs) c.promptLogprobs = delta.promptLogprobs;
     if (delta.finished) {
       c.finishReason = delta.finishReason ?? "length";
       c.stopReason = delta.stopReason;

@@ -2,23 +2,50 @@ import { randomBytes } from "node:crypto";
 import { Template } from "@huggingface/jinja";
 import { fileErrorText, InputError } from "./errors.js";
 import type { EncodeRequest, TextPart, Tokenizer } from "./tokenizer/tokenizer.js";
+import type { ToolDefinition } from "./tool-calls/tool-call.js";
+
+/** A call an assistant turn made, as templates read it: `arguments` parsed from its JSON text, as vLLM does. */
+export interface ChatToolCall {
+  id: string;
+  name: string;
+  arguments: Record<string, unknown>;
+}
 
 export interface ChatMessage {
   role: string;
+  /** An assistant turn that only calls tools has "" (OpenAI's `content: null`). */
   content: string;
+  /** The calls an assistant turn made. */
+  toolCalls?: readonly ChatToolCall[];
+  /** The call a `tool` message answers. */
+  toolCallId?: string;
 }
 
 export interface ChatRenderOptions {
   /** End with the cue for the assistant's turn (the template's `add_generation_prompt`). */
   addGenerationPrompt?: boolean;
+  /** Functions the model may call (the template's `tools`). */
+  tools?: readonly ToolDefinition[];
+}
+
+/** A chat that cannot be rendered safely because of one field (named as the OpenAI API names it). */
+export class ChatFieldError extends InputError {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+  }
 }
 
 /**
  * A model's chat template: turns messages into the prompt text the model was trained on.
  *
  * With a Jinja template (GGUF `tokenizer.chat_template`, tokenizer_config.json `chat_template`) it is
- * rendered by @huggingface/jinja with the variables HF transformers passes: `messages`, `bos_token`,
- * `eos_token`, `add_generation_prompt`; @huggingface/jinja supplies `raise_exception(msg)`, which templates
+ * rendered by @huggingface/jinja with the variables HF transformers passes: `messages` (an assistant turn's
+ * calls as `tool_calls: [{id, type, function: {name, arguments}}]`, a tool result's `tool_call_id`),
+ * `tools` (`[{type: "function", function: {name, description, parameters}}]`, only when there are some),
+ * `bos_token`, `eos_token`, `add_generation_prompt`; @huggingface/jinja supplies `raise_exception(msg)`, which templates
  * call to reject messages (e.g. roles that do not alternate); that message becomes the InputError's. Such
  * templates usually write the BOS text themselves, so encode the rendered prompt without special tokens.
  *
@@ -28,6 +55,9 @@ export interface ChatRenderOptions {
  *   System: You are terse.
  *   User: Hi
  *   Assistant:
+ *
+ * With tools it asks for Hermes' call format (see tool-calls/hermes.ts): a first system line lists the
+ * functions, an assistant turn's calls follow its content, and tool results are "Tool:" lines.
  */
 export class ChatTemplate {
   private readonly template: Template | undefined;
@@ -48,10 +78,12 @@ export class ChatTemplate {
 
   render(messages: readonly ChatMessage[], opts?: ChatRenderOptions): string {
     const addGenerationPrompt = opts?.addGenerationPrompt ?? false;
-    if (this.template === undefined) return plainChat(messages, addGenerationPrompt);
+    const tools = opts?.tools ?? [];
+    if (this.template === undefined) return plainChat(messages, addGenerationPrompt, tools);
     try {
       return this.template.render({
-        messages,
+        messages: messages.map(templateMessage),
+        ...(tools.length > 0 ? { tools: tools.map(templateTool) } : {}),
         bos_token: this.specialTokens.bosToken ?? "",
         eos_token: this.specialTokens.eosToken ?? "",
         add_generation_prompt: addGenerationPrompt,
@@ -95,6 +127,28 @@ export class ChatTemplate {
   }
 }
 
+/** A message as HF transformers hands it to a template; `tool_calls` only where there are calls. */
+function templateMessage(m: ChatMessage): Record<string, unknown> {
+  const message: Record<string, unknown> = { role: m.role, content: m.content };
+  if (m.toolCalls !== undefined && m.toolCalls.length > 0) {
+    message.tool_calls = m.toolCalls.map((c) => ({
+      id: c.id,
+      type: "function",
+      function: { name: c.name, arguments: c.arguments },
+    }));
+  }
+  if (m.toolCallId !== undefined) message.tool_call_id = m.toolCallId;
+  return message;
+}
+
+/** A tool as OpenAI's request (and so HF transformers' `tools`) writes it; absent fields stay absent. */
+function templateTool(tool: ToolDefinition): Record<string, unknown> {
+  const fn: Record<string, unknown> = { name: tool.name };
+  if (tool.description !== undefined) fn.description = tool.description;
+  if (tool.parameters !== undefined) fn.parameters = tool.parameters;
+  return { type: "function", function: fn };
+}
+
 /** Private-use characters around a content marker (see renderParts). */
 const markerOpen = "\uE000";
 const markerClose = "\uE001";
@@ -122,12 +176,15 @@ function chatTemplateOf(model: { chatTemplate?: string; tokenizer: Tokenizer; pa
  * that does more with the content than pass it through or trim it is rendered and encoded as a whole,
  * which is safe only when no content holds special-token text; such a chat is rejected.
  * A Jinja template writes the BOS text itself, so special tokens are added only for the plain fallback.
+ * Tool definitions and call arguments are not content: the template writes them (as JSON), so they are
+ * markup, and a chat whose tools or calls hold special-token text is rejected (a ChatFieldError naming it).
  */
 export function chatPrompt(
   model: { chatTemplate?: string; tokenizer: Tokenizer; path?: string },
   messages: readonly ChatMessage[],
   opts?: ChatRenderOptions,
 ): EncodeRequest {
+  checkRenderedData(model.tokenizer, messages, opts?.tools ?? []);
   const addSpecial = model.chatTemplate === undefined;
   const template = chatTemplateOf(model);
   const parts = template.renderParts(messages, opts);
@@ -153,7 +210,79 @@ export function encodeChat(
   return model.tokenizer.encode(text, options);
 }
 
-function plainChat(messages: readonly ChatMessage[], addGenerationPrompt: boolean): string {
-  const lines = messages.map((m) => `${m.role.charAt(0).toUpperCase()}${m.role.slice(1)}: ${m.content}\n`);
+/**
+ * Throws a ChatFieldError for the first string in the chat's tools or calls (keys too) that holds
+ * special-token text: those are rendered as the template's markup, where such text would become control tokens.
+ */
+function checkRenderedData(
+  tokenizer: Tokenizer,
+  messages: readonly ChatMessage[],
+  tools: readonly ToolDefinition[],
+): void {
+  const fields: [string, unknown][] = tools.map((t, i) => [`tools[${i}].function`, t]);
+  messages.forEach((m, i) => {
+    m.toolCalls?.forEach((c, j) => {
+      fields.push([`messages[${i}].tool_calls[${j}].id`, c.id]);
+      fields.push([`messages[${i}].tool_calls[${j}].function.name`, c.name]);
+      fields.push([`messages[${i}].tool_calls[${j}].function.arguments`, c.arguments]);
+    });
+    if (m.toolCallId !== undefined) fields.push([`messages[${i}].tool_call_id`, m.toolCallId]);
+  });
+  for (const [path, value] of fields) {
+    const found = specialTextIn(tokenizer, value, path);
+    if (found) {
+      throw new ChatFieldError(
+        found.path,
+        `holds the special-token text ${JSON.stringify(found.special)}, which the chat template would turn into a control token`,
+      );
+    }
+  }
+}
+
+/** The first string in `value` (a JSON value; object keys included) that holds special-token text, and where. */
+function specialTextIn(
+  tokenizer: Tokenizer,
+  value: unknown,
+  path: string,
+): { path: string; special: string } | undefined {
+  if (typeof value === "string") {
+    const special = tokenizer.findSpecialText(value);
+    return special === undefined ? undefined : { path, special };
+  }
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = specialTextIn(tokenizer, value[i], `${path}[${i}]`);
+      if (found) return found;
+    }
+  } else if (typeof value === "object" && value !== null) {
+    for (const [key, v] of Object.entries(value)) {
+      const found = specialTextIn(tokenizer, key, path) ?? specialTextIn(tokenizer, v, `${path}.${key}`);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
+function plainChat(
+  messages: readonly ChatMessage[],
+  addGenerationPrompt: boolean,
+  tools: readonly ToolDefinition[],
+): string {
+  const lines = tools.length > 0 ? [`System: ${plainToolsInstruction(tools)}\n`] : [];
+  for (const m of messages) {
+    const calls = (m.toolCalls ?? []).map(
+      (c) => `<tool_call>${JSON.stringify({ name: c.name, arguments: c.arguments })}</tool_call>`,
+    );
+    lines.push(`${m.role.charAt(0).toUpperCase()}${m.role.slice(1)}: ${m.content}${calls.join("")}\n`);
+  }
   return lines.join("") + (addGenerationPrompt ? "Assistant:" : "");
+}
+
+/** The plain fallback's system line for tools, in Hermes' words and call format. */
+function plainToolsInstruction(tools: readonly ToolDefinition[]): string {
+  const schemas = tools.map((t) => `${JSON.stringify(templateTool(t))}\n`);
+  return (
+    `You may call these functions (JSON schemas, one a line):\n${schemas.join("")}` +
+    'To call one, reply <tool_call>{"name": <function-name>, "arguments": <args-json-object>}</tool_call>'
+  );
 }

@@ -1,7 +1,15 @@
 import type { Backend, ForwardBatch } from "../backend/backend.js";
 import type { SchedulerOutput } from "../core/scheduler-output.js";
 import { allowsOnly, GrammarMasks } from "./grammar-masks.js";
+import { PromptLogprobsCollector, type PromptRows, type PromptTokenLogprob } from "./prompt-logprobs.js";
 import { type SampledToken, Sampler } from "./sampler.js";
+
+/** What one step produced: a token per request that sampled, and the prompt log-probs of those that asked. */
+export interface RunnerOutput {
+  sampled: Map<string, SampledToken>;
+  /** Given with a request's first token, for requests whose params ask for promptLogprobs. */
+  promptLogprobs: Map<string, PromptTokenLogprob[]>;
+}
 
 /**
  * Turns a SchedulerOutput into one flat varlen batch, runs the backend once, and samples a token for each
@@ -13,6 +21,7 @@ import { type SampledToken, Sampler } from "./sampler.js";
  */
 export class ModelRunner {
   private readonly samplers = new Map<string, Sampler>();
+  private readonly promptLogprobs = new PromptLogprobsCollector();
   private readonly grammarMasks: GrammarMasks;
 
   constructor(
@@ -23,20 +32,29 @@ export class ModelRunner {
     this.grammarMasks = new GrammarMasks(vocabSize);
   }
 
-  async execute(output: SchedulerOutput): Promise<Map<string, SampledToken>> {
+  async execute(output: SchedulerOutput): Promise<RunnerOutput> {
     for (const id of output.finishedIds) {
       this.samplers.delete(id);
+      this.promptLogprobs.drop(id);
       this.grammarMasks.release(id);
     }
-    const sampled = new Map<string, SampledToken>();
-    if (output.scheduled.length === 0) return sampled;
+    const result: RunnerOutput = { sampled: new Map(), promptLogprobs: new Map() };
+    if (output.scheduled.length === 0) return result;
 
+    const promptRows = output.scheduled.map((s) => this.promptLogprobs.rowsWanted(s));
     const [logits, masks] = await Promise.all([
-      this.backend.forward(this.buildBatch(output)),
+      this.backend.forward(this.buildBatch(output, promptRows)),
       this.grammarMasks.fill(output.scheduled),
     ]);
     let row = 0;
-    for (const { request, samples } of output.scheduled) {
+    for (const [s, { request, samples }] of output.scheduled.entries()) {
+      const rows = promptRows[s];
+      if (rows) {
+        const n = rows.to - rows.from;
+        const rowsLogits = logits.subarray(row * this.vocabSize, (row + n) * this.vocabSize);
+        this.promptLogprobs.add(request, rows, rowsLogits, this.vocabSize);
+        row += n;
+      }
       if (!samples) continue;
       let rowLogits = logits.subarray(row * this.vocabSize, (row + 1) * this.vocabSize);
       row++;
@@ -54,18 +72,21 @@ export class ModelRunner {
         sampler = new Sampler(p);
         this.samplers.set(request.id, sampler);
       }
+      const prompt = this.promptLogprobs.take(request);
+      if (prompt) result.promptLogprobs.set(request.id, prompt);
       const sample = sampler.sample(rowLogits, request.promptTokenIds, request.outputTokenIds, mask);
       if (p.grammar) this.grammarMasks.accept(request.id, sample.tokenId);
-      sampled.set(request.id, sample);
+      result.sampled.set(request.id, sample);
     }
-    return sampled;
+    return result;
   }
 
   /**
    * Flattens the scheduled tokens of every request back to back, with a slot mapping and block tables per KV
-   * cache group; slot = block · blockSize + offset, through the group's own table.
+   * cache group; slot = block · blockSize + offset, through the group's own table. Logits are wanted for each
+   * request's `promptRows`, then for its last token when it samples.
    */
-  private buildBatch(output: SchedulerOutput): ForwardBatch {
+  private buildBatch(output: SchedulerOutput, promptRows: (PromptRows | undefined)[]): ForwardBatch {
     const n = output.numScheduledTokens;
     const numSeqs = output.scheduled.length;
     const numGroups = output.scheduled[0].blockIds.length;
@@ -88,6 +109,10 @@ export class ModelRunner {
       }
       seqLens[s] = numComputedTokens + numNewTokens;
       for (let g = 0; g < numGroups; g++) blockTables[g].push(Int32Array.from(blockIds[g]));
+      const rows = promptRows[s];
+      if (rows)
+        for (let pos = rows.from; pos < rows.to; pos++)
+          logitsIndices.push(queryStartLoc[s] + pos - numComputedTokens);
       if (samples) logitsIndices.push(t - 1);
     });
     queryStartLoc[numSeqs] = t;

@@ -1,6 +1,7 @@
 /**
  * Picks the next token of one request from its logits row, the way vLLM does:
- *   grammar mask → penalties (repetition, frequency, presence) → temperature → min-p → top-k → top-p → draw.
+ *   grammar mask → the request's token constraints (allowed ids, bad words, logit bias) → penalties
+ *   (repetition, frequency, presence) → temperature → min-p → top-k → top-p → draw.
  * Temperature 0 is greedy: argmax of the penalized logits, ties to the lowest id.
  * Log-probabilities, when asked for, are the log-softmax of the raw logits (vLLM's default).
  *
@@ -11,6 +12,7 @@
 import type { SamplingParams, ValidSamplingParams } from "../core/sampling-params.js";
 import { Rng, randomSeed } from "../util/rng.js";
 import { applyTokenMask } from "./grammar-masks.js";
+import { applyTokenConstraints } from "./token-constraints.js";
 
 export interface TokenLogprob {
   tokenId: number;
@@ -47,6 +49,7 @@ export class Sampler {
     const p = this.params;
     const row = scratch.prepare(logits);
     if (mask) applyTokenMask(row, mask);
+    applyTokenConstraints(row, p, outputIds);
     applyPenalties(row, p, promptIds, outputIds);
     const tokenId = p.temperature === 0 ? argmax(row) : this.draw(row);
     if (p.logprobs === 0) return { tokenId };
@@ -278,7 +281,7 @@ function keepTopP(
 }
 
 /** log Σ exp(logits), in float64, shifted by the max for range. */
-function logSumExp(logits: Float32Array): number {
+export function logSumExp(logits: Float32Array): number {
   let max = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
   let sum = 0;
@@ -287,7 +290,7 @@ function logSumExp(logits: Float32Array): number {
 }
 
 /** The n largest logits as log-probabilities, best first; equal logits keep the lower id first. */
-function topN(logits: Float32Array, n: number, logNormalizer: number): TokenLogprob[] {
+export function topN(logits: Float32Array, n: number, logNormalizer: number): TokenLogprob[] {
   const ids: number[] = [];
   for (let i = 0; i < logits.length; i++) {
     const x = logits[i];

@@ -1,34 +1,55 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { type ChatMessage, chatPrompt } from "../model/chat-template.js";
+import { ChatFieldError, chatPrompt } from "../model/chat-template.js";
 import { InputError } from "../model/errors.js";
 import type { EncodeRequest, Tokenizer } from "../model/tokenizer/tokenizer.js";
+import type { ToolDefinition } from "../model/tool-calls/tool-call.js";
+import { badWordIds } from "./bad-words.js";
+import {
+  type ChatTools,
+  chatMessages,
+  chatTools,
+  openAiToolCall,
+  parseToolCalls,
+  type ToolCallStreams,
+  toolCallDelta,
+  toolCallStreams,
+  toolSamplingParams,
+} from "./chat-tools.js";
 import type { ServerContext } from "./context.js";
 import { encodeTexts } from "./encode.js";
 import { ApiError, toApiError } from "./errors.js";
 import { checkModel, checkRequestSize, collect, type Generation, startGenerations } from "./generation.js";
-import { chatLogprobs } from "./logprobs.js";
+import { chatLogprobs, promptLogprobs } from "./logprobs.js";
 import { GenerationTally, noteGeneration } from "./request-log.js";
 import { samplingParamsFrom } from "./sampling.js";
 import { type ChatBody, type ChatBodyMessage, chatBody } from "./schemas.js";
 import { SseWriter } from "./sse.js";
 import { withStructuredOutput } from "./structured-output.js";
+import { truncatePrompt } from "./truncate-prompt.js";
 
 /** POST /v1/chat/completions: the messages rendered with the model's chat template, n choices. */
 export async function chatCompletions(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply) {
   const body = chatBody.parse(request.body);
   checkModel(ctx, body.model);
   checkRequestSize(ctx, 1, body.n ?? 1, "messages");
-  const promptIds = await chatPromptIds(ctx, body.messages);
+  const tools = chatTools(ctx.model.chatTemplate, body);
+  const promptIds = truncatePrompt(
+    await chatPromptIds(ctx, body.messages, true, tools?.definitions),
+    body.truncate_prompt_tokens,
+    ctx.engine.maxModelLen,
+  );
   const topN = body.top_logprobs ?? 0;
   if (topN > 0 && !body.logprobs)
     throw new ApiError(400, "top_logprobs needs logprobs: true", "top_logprobs");
   // Unlike completions, chat's default is "as many tokens as the context has room for" (vLLM's).
   const maxTokens =
     body.max_completion_tokens ?? body.max_tokens ?? Math.max(1, ctx.engine.maxModelLen - promptIds.length);
+  const badWords = await badWordIds(ctx, body.bad_words ?? []);
+  const { forcedCalls, ...toolParams } = toolSamplingParams(tools, ctx.model.tokenizer);
   const params = await withStructuredOutput(
     ctx,
     body,
-    samplingParamsFrom(body, maxTokens, body.logprobs ? Math.max(topN, 1) : 0),
+    samplingParamsFrom(body, maxTokens, body.logprobs ? Math.max(topN, 1) : 0, { badWords, ...toolParams }),
   );
   const [generation] = startGenerations(ctx, request, reply, [promptIds], params, {
     priority: body.priority ?? undefined,
@@ -43,6 +64,7 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
     n: params.n,
     topN,
     tally,
+    tools,
     header: {
       id: `chatcmpl-${request.id}`,
       created: Math.floor(Date.now() / 1000),
@@ -62,6 +84,8 @@ interface ChatJob {
   /** Alternatives per token in `logprobs.content[].top_logprobs`. */
   topN: number;
   tally: GenerationTally;
+  /** The request's tools, whose calls are parsed out of the text unless tool_choice is "none". */
+  tools: ChatTools | undefined;
   /** id, created, model: the same on the response object and every chunk. */
   header: { id: string; created: number; model: string };
 }
@@ -75,16 +99,41 @@ async function respond(job: ChatJob) {
     object: "chat.completion",
     choices: completions.map((c, i) => ({
       index: i,
-      message: { role: "assistant", content: c.text },
+      ...replyOf(job.tools, c.text, c.finishReason),
       logprobs: body.logprobs ? { content: chatLogprobs(tokenizer, c.logprobs, topN) } : null,
-      finish_reason: c.finishReason,
       stop_reason: c.stopReason ?? null,
     })),
     usage: tally.usage,
+    // vLLM's: on the response, since the choices share the prompt.
+    ...(completions[0].promptLogprobs
+      ? { prompt_logprobs: promptLogprobs(tokenizer, completions[0].promptLogprobs) }
+      : {}),
   };
 }
 
-/** A `delta.role` chunk per choice, then content chunks, the finish, and `usage` last when asked for. */
+/**
+ * A choice's message and finish_reason: with tools, the calls parsed out of its text (`content` null when
+ * it holds nothing else, finish_reason "tool_calls" when it stopped after calling).
+ */
+function replyOf(tools: ChatTools | undefined, text: string, finishReason: string) {
+  if (tools === undefined || tools.choice === "none")
+    return { message: { role: "assistant", content: text }, finish_reason: finishReason };
+  const { content, toolCalls } = parseToolCalls(tools.format, text);
+  if (toolCalls.length === 0) return { message: { role: "assistant", content }, finish_reason: finishReason };
+  return {
+    message: {
+      role: "assistant",
+      content: content === "" ? null : content,
+      tool_calls: toolCalls.map(openAiToolCall),
+    },
+    finish_reason: finishReason === "stop" ? "tool_calls" : finishReason,
+  };
+}
+
+/**
+ * A `delta.role` chunk per choice, then content chunks (with tools: content and tool-call chunks, see
+ * toolCallDelta), the finish, and `usage` last when asked for.
+ */
 async function stream(job: ChatJob, reply: FastifyReply) {
   const { body, tokenizer, topN, tally } = job;
   const sse = new SseWriter(reply);
@@ -100,17 +149,25 @@ async function stream(job: ChatJob, reply: FastifyReply) {
       chunk({ index: i, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }),
     );
   }
+  const toolCalls = toolCallStreams(job.tools);
   try {
     for await (const delta of job.generation.stream) {
       tally.add(delta);
       const logprobs = body.logprobs ? { content: chatLogprobs(tokenizer, delta.logprobs, topN) } : null;
-      if (delta.text === "" && !delta.finished && logprobs === null) continue;
+      const deltas = streamedDeltas(toolCalls, delta.index, delta.text, delta.finished);
+      if (deltas.length === 0 && !delta.finished && logprobs === null) continue;
+      const last = deltas.pop() ?? {};
+      for (const d of deltas)
+        sse.send(chunk({ index: delta.index, delta: d, logprobs: null, finish_reason: null }));
+      const finishReason = delta.finishReason ?? "length";
       sse.send(
         chunk({
           index: delta.index,
-          delta: delta.text === "" ? {} : { content: delta.text },
+          delta: last,
           logprobs,
-          finish_reason: delta.finished ? (delta.finishReason ?? "length") : null,
+          finish_reason: delta.finished
+            ? (toolCalls?.finishReason(delta.index, finishReason) ?? finishReason)
+            : null,
           stop_reason: delta.stopReason ?? null,
         }),
       );
@@ -124,23 +181,32 @@ async function stream(job: ChatJob, reply: FastifyReply) {
   return reply;
 }
 
+/** The `delta`s of one engine delta's text: its content, or with parsed tools the events it completes. */
+function streamedDeltas(
+  toolCalls: ToolCallStreams | undefined,
+  index: number,
+  text: string,
+  finished: boolean,
+): Record<string, unknown>[] {
+  if (toolCalls === undefined) return text === "" ? [] : [{ content: text }];
+  return toolCalls.push(index, text, finished).map(toolCallDelta);
+}
+
 /**
  * The conversation as prompt token ids, ending with the assistant's cue; message content is plain text
- * (see chatPrompt).
+ * (see chatPrompt). `tools` are rendered by the chat template.
  */
 export async function chatPromptIds(
   ctx: ServerContext,
   messages: readonly ChatBodyMessage[],
   addGenerationPrompt = true,
+  tools?: readonly ToolDefinition[],
 ): Promise<number[]> {
-  const plain: ChatMessage[] = messages.map((m) => ({
-    role: m.role,
-    content: typeof m.content === "string" ? m.content : (m.content ?? []).map((part) => part.text).join(""),
-  }));
   let prompt: EncodeRequest;
   try {
-    prompt = chatPrompt(ctx.model, plain, { addGenerationPrompt });
+    prompt = chatPrompt(ctx.model, chatMessages(messages), { addGenerationPrompt, tools });
   } catch (err) {
+    if (err instanceof ChatFieldError) throw new ApiError(400, err.message, err.field);
     if (err instanceof InputError) throw new ApiError(400, err.message, "messages");
     throw err;
   }

@@ -1,15 +1,17 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Tokenizer } from "../model/tokenizer/tokenizer.js";
+import { badWordIds } from "./bad-words.js";
 import type { ServerContext } from "./context.js";
 import { encodeTexts } from "./encode.js";
 import { ApiError, toApiError } from "./errors.js";
 import { checkModel, checkRequestSize, collect, type Generation, startGenerations } from "./generation.js";
-import { completionLogprobs } from "./logprobs.js";
+import { completionLogprobs, promptLogprobs } from "./logprobs.js";
 import { GenerationTally, noteGeneration } from "./request-log.js";
 import { samplingParamsFrom } from "./sampling.js";
 import { type CompletionBody, completionBody } from "./schemas.js";
 import { SseWriter } from "./sse.js";
 import { withStructuredOutput } from "./structured-output.js";
+import { truncatePrompt } from "./truncate-prompt.js";
 
 /** OpenAI's default max_tokens for /v1/completions. */
 const defaultMaxTokens = 16;
@@ -43,13 +45,16 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
   const topN = body.logprobs ?? 0;
   // The engine returns logprobs only when asked for at least one alternative; logprobs: 0 shows none of them.
   const engineLogprobs = body.logprobs == null ? 0 : Math.max(topN, 1);
+  const badWords = await badWordIds(ctx, body.bad_words ?? []);
   const params = await withStructuredOutput(
     ctx,
     body,
-    samplingParamsFrom(body, body.max_tokens ?? defaultMaxTokens, engineLogprobs),
+    samplingParamsFrom(body, body.max_tokens ?? defaultMaxTokens, engineLogprobs, { badWords }),
   );
   const tokenizer = ctx.model.tokenizer;
-  const prompts = await promptIds(ctx, body);
+  const prompts = (await promptIds(ctx, body)).map((ids) =>
+    truncatePrompt(ids, body.truncate_prompt_tokens, ctx.engine.maxModelLen),
+  );
   const generations = startGenerations(ctx, request, reply, prompts, params, {
     priority: body.priority ?? undefined,
     promptParam: "prompt",
@@ -89,6 +94,7 @@ async function respond(job: CompletionJob) {
       logprobs: body.logprobs == null ? null : completionLogprobs(tokenizer, c.logprobs, topN, 0).logprobs,
       finish_reason: c.finishReason,
       stop_reason: c.stopReason ?? null,
+      ...(c.promptLogprobs ? { prompt_logprobs: promptLogprobs(tokenizer, c.promptLogprobs) } : {}),
     })),
   );
   return { ...job.header, choices, usage: tally.usage };

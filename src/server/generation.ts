@@ -76,13 +76,19 @@ export function startGenerations(
         opts.promptParam,
       );
   }
-  const badStop = params.stopTokenIds.find((id) => id >= vocabSize);
-  if (badStop !== undefined) {
-    throw new ApiError(
-      400,
-      `token id ${badStop} is outside the vocabulary (size ${vocabSize})`,
-      "stop_token_ids",
-    );
+  const paramIds: [string, Iterable<number>][] = [
+    ["stop_token_ids", params.stopTokenIds],
+    ["logit_bias", params.logitBias.keys()],
+    ["allowed_token_ids", params.allowedTokenIds],
+  ];
+  for (const [param, ids] of paramIds) {
+    const bad = [...ids].find((id) => id >= vocabSize);
+    if (bad !== undefined)
+      throw new ApiError(
+        400,
+        `${param}: token id ${bad} is outside the vocabulary (size ${vocabSize})`,
+        param,
+      );
   }
   if (ctx.maxQueue > 0) {
     const s = ctx.engine.stats();

@@ -1,4 +1,4 @@
-import type { SampledToken } from "../engine/api.js";
+import type { PromptTokenLogprob, SampledToken } from "../engine/api.js";
 import type { Tokenizer } from "../model/tokenizer/tokenizer.js";
 
 /**
@@ -68,4 +68,32 @@ export function chatLogprobs(
     ...entry(s.tokenId, s.logprob ?? 0),
     top_logprobs: (s.topLogprobs ?? []).slice(0, topN).map((t) => entry(t.tokenId, t.logprob)),
   }));
+}
+
+/** One entry of vLLM's prompt_logprobs: by token id, its log-prob, its rank at that position and its text. */
+type PromptLogprobsEntry = Record<number, { logprob: number; rank: number; decoded_token: string }>;
+
+/**
+ * vLLM's prompt_logprobs: null for the prompt's first token, then per token its own entry and its position's
+ * best `k`, ranked 1 … k.
+ */
+export function promptLogprobs(
+  tokenizer: Tokenizer,
+  entries: readonly PromptTokenLogprob[],
+): (PromptLogprobsEntry | null)[] {
+  const entry = (tokenId: number, logprob: number, rank: number) => ({
+    logprob,
+    rank,
+    decoded_token: tokenText(tokenizer, tokenId),
+  });
+  return [
+    null,
+    ...entries.map((e) => {
+      const shown: PromptLogprobsEntry = { [e.tokenId]: entry(e.tokenId, e.logprob, e.rank) };
+      e.top.forEach((t, i) => {
+        shown[t.tokenId] ??= entry(t.tokenId, t.logprob, i + 1);
+      });
+      return shown;
+    }),
+  ];
 }

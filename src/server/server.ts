@@ -14,8 +14,10 @@ import { chatCompletions } from "./chat.js";
 import { completions } from "./completions.js";
 import type { ServerContext } from "./context.js";
 import { ApiError, toApiError } from "./errors.js";
+import { checkModel } from "./generation.js";
 import { createMetrics } from "./metrics.js";
 import { logWhenClosed } from "./request-log.js";
+import { responses } from "./responses.js";
 import { detokenize, tokenize } from "./tokenize.js";
 import { vellumVersion } from "./version.js";
 
@@ -138,21 +140,25 @@ export function buildServer(
   app.get("/metrics", open, async (_request, reply) =>
     reply.type(metrics.contentType).send(await metrics.metrics()),
   );
-  app.get("/v1/models", async () => ({
-    object: "list",
-    data: [
-      {
-        id: ctx.servedModelName,
-        object: "model",
-        created: Math.floor(Date.now() / 1000),
-        owned_by: "vellum",
-        root: model.path,
-        max_model_len: engine.maxModelLen,
-      },
-    ],
-  }));
+  const modelCard = () => ({
+    id: ctx.servedModelName,
+    object: "model",
+    created: Math.floor(Date.now() / 1000),
+    owned_by: "vellum",
+    root: model.path,
+    max_model_len: engine.maxModelLen,
+  });
+  app.get("/v1/models", async () => ({ object: "list", data: [modelCard()] }));
+  // A wildcard, not a one-segment parameter: served names such as "org/model" hold slashes.
+  app.get("/v1/models/*", async (request) => {
+    const id = (request.params as { "*": string })["*"];
+    if (id === "") throw new ApiError(404, "no model id after /v1/models/", "model");
+    checkModel(ctx, id);
+    return modelCard();
+  });
   app.post("/v1/completions", (request, reply) => completions(ctx, request, reply));
   app.post("/v1/chat/completions", (request, reply) => chatCompletions(ctx, request, reply));
+  app.post("/v1/responses", (request, reply) => responses(ctx, request, reply));
   app.post("/tokenize", open, (request) => tokenize(ctx, request));
   app.post("/detokenize", open, async (request) => detokenize(ctx, request));
 

@@ -88,6 +88,43 @@ describe("AsyncEngine streaming on the bundled demo model", () => {
     expect(heldSometimes).toBe(true);
   });
 
+  test("include_stop_str_in_output: the text ends with the stop string, streamed at once without holding back", async () => {
+    const llm = newLLM();
+    const prompt = model.tokenizer.encode("In the beginning");
+    const plain = await collect(llm.engine.generate(prompt, params({ temperature: 0, maxTokens: 80 })));
+    const fullText = plain.map((d) => d.text).join("");
+    const generated = plain.map((_, k) =>
+      plain
+        .slice(0, k + 1)
+        .map((d) => d.text)
+        .join(""),
+    );
+    // Stop strings that begin in one token's text and end in a later one's, so neither half alone matches.
+    const stops = [6, 9].map((len) => {
+      const from = fullText.indexOf(" ", fullText.length / 3 + len);
+      return fullText.slice(from - 2, from - 2 + len);
+    });
+    for (const stop of stops) {
+      const stopEnd = fullText.indexOf(stop) + stop.length;
+      const spanning = generated.findIndex((g) => g.length >= stopEnd);
+      expect(generated[spanning - 1].length, "the stop string spans tokens").toBeGreaterThan(
+        stopEnd - stop.length,
+      );
+      const deltas = await collect(
+        llm.engine.generate(
+          prompt,
+          params({ temperature: 0, maxTokens: 80, stop: [stop], includeStopStrInOutput: true }),
+        ),
+      );
+      expect(deltas.map((d) => d.text).join("")).toBe(fullText.slice(0, stopEnd));
+      expect(deltas.at(-1)?.stopReason).toBe(stop);
+      // Every delta before the last carries all of its token's text: nothing is held back.
+      deltas.slice(0, -1).forEach((d, k) => {
+        expect(d.text).toBe(plain[k].text);
+      });
+    }
+  });
+
   test("n > 1: n seeded completions, reproducible, sharing the prompt's cached blocks", async () => {
     const prompt = model.tokenizer.encode(
       "In the beginning God created the heaven and the earth. And the earth was without form, and void; and darkness was upon the face of the deep.",

@@ -2,9 +2,12 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { syntheticModel } from "../../src/model/synth/synth-model.js";
 import { post, rawStatus, startServer, type TestServer } from "../server-helpers.js";
 
+const model = syntheticModel("tiny-test", "f32");
+
 /** Every route of the /v1 API, with a body that would succeed (200) if it got through. */
 const v1Routes: { method: string; path: string; body?: object }[] = [
   { method: "GET", path: "/v1/models" },
+  { method: "GET", path: `/v1/models/${encodeURIComponent(model.name)}` },
   { method: "POST", path: "/v1/completions", body: { prompt: "hi", max_tokens: 1 } },
   {
     method: "POST",
@@ -69,7 +72,6 @@ const badCredentials: [name: string, headers: Record<string, string>][] = [
 ];
 
 const key = "sesame";
-const model = syntheticModel("tiny-test", "f32");
 
 describe("--api-key protects the /v1 API however its path is spelled", () => {
   let s: TestServer;

@@ -1,3 +1,5 @@
+import type { StructuredOutputSpec } from "../structured-output-spec.js";
+
 /**
  * Tool calling as the model layer sees it: the functions a request offers, the calls parsed out of the
  * model's text, and the streaming parser's events. Each model family writes calls in its own format
@@ -53,4 +55,18 @@ export function collectToolCallEvents(events: readonly ToolCallEvent[]): {
     else toolCalls[e.index].arguments += e.text;
   }
   return { content, toolCalls };
+}
+
+/**
+ * How one model family writes tool calls (vLLM's `--tool-call-parser`): the parser that reads them, and the
+ * constraint that forces them.
+ */
+export interface ToolCallFormat {
+  /** vLLM's parser name. */
+  name: "hermes" | "llama3_json" | "mistral";
+  /** The texts that mark a call; where the tokenizer has them as special tokens, the output must keep them. */
+  markers: readonly string[];
+  createParser(): ToolCallParser;
+  /** Makes the reply a call of one of `tools` (or, when `parallel`, one or more calls). */
+  forcedCalls(tools: readonly ToolDefinition[], parallel: boolean): StructuredOutputSpec;
 }

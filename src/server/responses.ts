@@ -1,0 +1,238 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { samplingParams } from "../engine/api.js";
+import type { CompletionDelta } from "../engine/output-processor.js";
+import type { FinishReason } from "../engine/stats.js";
+import type { ToolCallEvent, ToolCallParser } from "../model/tool-calls/tool-call.js";
+import { chatPromptIds } from "./chat.js";
+import { type ChatTools, chatTools, type ToolFields, toolSamplingParams } from "./chat-tools.js";
+import type { ServerContext } from "./context.js";
+import { ApiError, toApiError } from "./errors.js";
+import { checkModel, type Generation, startGenerations } from "./generation.js";
+import { GenerationTally, noteGeneration } from "./request-log.js";
+import { type EmitEvent, type OutputItem, ResponseOutput } from "./responses-output.js";
+import { type ResponsesBody, type ResponsesInputItem, responsesBody } from "./responses-schema.js";
+import type { ChatBodyMessage } from "./schemas.js";
+import { SseWriter } from "./sse.js";
+
+/**
+ * POST /v1/responses: OpenAI's Responses API on the chat path. The input items become chat messages
+ * (function calls and their outputs the assistant's tool_calls and role "tool" messages), rendered with the
+ * model's chat template and the request's tools; the text is parsed into a message and function calls by
+ * the tool-call format of the model (chat-tools.ts). Stateless: nothing is stored, so `store: true` and
+ * `previous_response_id` are refused (responses-schema.ts).
+ */
+export async function responses(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply) {
+  const body = responsesBody.parse(request.body);
+  checkModel(ctx, body.model);
+  const format = body.text?.format?.type ?? "text";
+  if (format !== "text") throw new ApiError(400, "text.format: not wired yet", "text.format");
+  const tools = chatTools(ctx.model.chatTemplate, chatToolFields(body));
+  const promptIds = await promptIdsOf(ctx, chatMessages(body), tools);
+  // As chat's: by default as many tokens as the context has room for.
+  const maxTokens = body.max_output_tokens ?? Math.max(1, ctx.engine.maxModelLen - promptIds.length);
+  const { forcedCalls, ...toolParams } = toolSamplingParams(tools, ctx.model.tokenizer);
+  const params = samplingParams({
+    temperature: body.temperature ?? undefined,
+    topP: body.top_p ?? undefined,
+    maxTokens,
+    ...toolParams,
+  });
+  const [generation] = startGenerations(ctx, request, reply, [promptIds], params, { promptParam: "input" });
+  const tally = new GenerationTally(promptIds.length, 1);
+  noteGeneration(request, tally);
+  const job: ResponseJob = {
+    body,
+    generation,
+    // The calls are parsed out of the text unless tool_choice is "none".
+    parser: tools?.choice === "none" ? undefined : tools?.format.createParser(),
+    tally,
+    id: `resp_${request.id}`,
+    createdAt: Math.floor(Date.now() / 1000),
+    model: ctx.servedModelName,
+  };
+  if (body.stream) return stream(job, reply);
+  return run(job, () => {});
+}
+
+/** What both response paths need. */
+interface ResponseJob {
+  body: ResponsesBody;
+  generation: Generation;
+  /** Splits the text into content and function calls; undefined: all of it is content. */
+  parser: ToolCallParser | undefined;
+  tally: GenerationTally;
+  id: string;
+  createdAt: number;
+  model: string;
+}
+
+type ResponseStatus = "in_progress" | "completed" | "incomplete" | "cancelled";
+
+/**
+ * Generates the response, reporting each step to `emit`: response.created and .in_progress, the output
+ * items' events, and response.completed (or .incomplete when cut off). Returns the finished response.
+ */
+async function run(job: ResponseJob, emit: EmitEvent) {
+  emit("response.created", { response: responseObject(job, "in_progress") });
+  emit("response.in_progress", { response: responseObject(job, "in_progress") });
+  const output = new ResponseOutput(emit);
+  const { parser } = job;
+  const events = (text: string): ToolCallEvent[] =>
+    parser ? parser.push(text) : [{ kind: "content", text }];
+  let last: CompletionDelta | undefined;
+  for await (const delta of job.generation.stream) {
+    job.tally.add(delta);
+    for (const event of events(delta.text)) output.add(event);
+    last = delta;
+  }
+  for (const event of parser?.finish() ?? []) output.add(event);
+  const status = statusOf(last?.finishReason);
+  output.finish(status === "completed" ? "completed" : "incomplete");
+  const response = responseObject(job, status, output.items, last);
+  emit(status === "completed" ? "response.completed" : "response.incomplete", { response });
+  return response;
+}
+
+/** The events as Server-Sent Events, each with its type on an `event:` line and its sequence number. */
+async function stream(job: ResponseJob, reply: FastifyReply) {
+  const sse = new SseWriter(reply);
+  let sequenceNumber = 0;
+  const emit: EmitEvent = (type, fields) =>
+    sse.sendEvent(type, { type, sequence_number: sequenceNumber++, ...fields });
+  try {
+    await run(job, emit);
+  } catch (err) {
+    const { message, param } = toApiError(err).body.error;
+    emit("error", { code: null, message, param });
+  }
+  sse.end();
+  return reply;
+}
+
+/**
+ * How the generation ended: a stop (EOS or stop token) completes the response; running out of tokens
+ * leaves it incomplete; an abort (server shutdown) cancels it.
+ */
+function statusOf(finishReason: FinishReason | undefined): ResponseStatus {
+  if (finishReason === "stop") return "completed";
+  if (finishReason === "abort") return "cancelled";
+  return "incomplete";
+}
+
+/**
+ * The response object: the request's settings as OpenAI echoes them, and, once finished, the output
+ * items and usage. `last` is the generation's final delta, which carries its metrics.
+ */
+function responseObject(
+  job: ResponseJob,
+  status: ResponseStatus,
+  output: OutputItem[] = [],
+  last?: CompletionDelta,
+) {
+  const { body, tally } = job;
+  const finished = status !== "in_progress";
+  return {
+    id: job.id,
+    object: "response",
+    created_at: job.createdAt,
+    status,
+    completed_at: status === "completed" ? Math.floor(Date.now() / 1000) : null,
+    error: null,
+    incomplete_details: status === "incomplete" ? { reason: "max_output_tokens" } : null,
+    instructions: body.instructions ?? null,
+    max_output_tokens: body.max_output_tokens ?? null,
+    model: job.model,
+    output,
+    parallel_tool_calls: body.parallel_tool_calls ?? true,
+    previous_response_id: null,
+    store: false,
+    temperature: body.temperature ?? 1,
+    text: { format: body.text?.format ?? { type: "text" } },
+    tool_choice: body.tool_choice ?? "auto",
+    tools: (body.tools ?? []).map((t) => ({
+      ...t,
+      strict: t.strict ?? true,
+      parameters: t.parameters ?? null,
+    })),
+    top_p: body.top_p ?? 1,
+    truncation: "disabled",
+    usage: finished
+      ? {
+          input_tokens: tally.promptTokens,
+          input_tokens_details: { cached_tokens: last?.metrics?.numCachedTokens ?? 0 },
+          output_tokens: tally.completionTokens,
+          output_tokens_details: { reasoning_tokens: 0 },
+          total_tokens: tally.promptTokens + tally.completionTokens,
+        }
+      : null,
+    user: body.user ?? null,
+    metadata: body.metadata ?? {},
+  };
+}
+
+/**
+ * The conversation as chat messages: `instructions` first as the system message, then each item. A function
+ * call joins the assistant message just before it (text and calls are one assistant turn), or starts one;
+ * a call's output becomes a role "tool" message, and must answer a call made earlier in the input.
+ */
+function chatMessages(body: ResponsesBody): ChatBodyMessage[] {
+  const messages: ChatBodyMessage[] = [];
+  if (body.instructions) messages.push({ role: "system", content: body.instructions });
+  const callIds = new Set<string>();
+  body.input.forEach((item: ResponsesInputItem, i) => {
+    if (item.type === "message") {
+      messages.push({ role: item.role, content: textOf(item.content) });
+    } else if (item.type === "function_call") {
+      callIds.add(item.call_id);
+      const call = {
+        id: item.call_id,
+        type: "function" as const,
+        function: { name: item.name, arguments: item.arguments },
+      };
+      const previous = messages.at(-1);
+      if (previous?.role === "assistant") previous.tool_calls = [...(previous.tool_calls ?? []), call];
+      else messages.push({ role: "assistant", content: null, tool_calls: [call] });
+    } else {
+      if (!callIds.has(item.call_id)) {
+        throw new ApiError(
+          400,
+          `no function_call with call_id ${JSON.stringify(item.call_id)} comes before this function_call_output`,
+          `input.${i}.call_id`,
+        );
+      }
+      messages.push({ role: "tool", content: textOf(item.output), tool_call_id: item.call_id });
+    }
+  });
+  return messages;
+}
+
+function textOf(parts: readonly { text: string }[]): string {
+  return parts.map((p) => p.text).join("");
+}
+
+/** The request's tools in chat's shape (chat nests each function's fields under `function`). */
+function chatToolFields(body: ResponsesBody): ToolFields {
+  const choice = body.tool_choice;
+  return {
+    tools: body.tools?.map(({ type, ...fn }) => ({ type, function: fn })),
+    tool_choice:
+      typeof choice === "object" && choice !== null
+        ? { type: "function", function: { name: choice.name } }
+        : choice,
+    parallel_tool_calls: body.parallel_tool_calls,
+  };
+}
+
+/**
+ * The prompt, rendered as chat's is. A 400 that names a chat message names `input` instead, since the
+ * messages are not the request's own (instructions come first; a call joins the message before it).
+ */
+async function promptIdsOf(ctx: ServerContext, messages: ChatBodyMessage[], tools: ChatTools | undefined) {
+  try {
+    return await chatPromptIds(ctx, messages, true, tools?.definitions);
+  } catch (err) {
+    if (err instanceof ApiError && err.param?.startsWith("messages"))
+      throw new ApiError(err.status, `input, as chat messages: ${err.message}`, "input");
+    throw err;
+  }
+}
