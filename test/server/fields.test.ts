@@ -132,6 +132,9 @@ describe("vLLM's extra sampling and output fields through the server (the bundle
     const ended = await forced(eos, { skip_special_tokens: false });
     expect([ended.completion.text, ended.chat.message.content]).toEqual(["", ""]);
     expect(ended.completion.finish_reason).toBe("stop");
+    // vLLM keeps the ending token's text too when include_stop_str_in_output says so.
+    const endedKept = await forced(eos, { skip_special_tokens: false, include_stop_str_in_output: true });
+    expect([endedKept.completion.text, endedKept.chat.message.content]).toEqual(["</s>", "</s>"]);
     const ignored = await forced(eos, { skip_special_tokens: false, ignore_eos: true });
     expect([ignored.completion.text, ignored.chat.message.content]).toEqual(["</s></s></s>", "</s></s></s>"]);
   });
