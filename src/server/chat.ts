@@ -14,6 +14,7 @@ import {
   toolCallDelta,
   toolCallStreams,
   toolSamplingParams,
+  withForcedCalls,
 } from "./chat-tools.js";
 import type { ServerContext } from "./context.js";
 import { encodeTexts } from "./encode.js";
@@ -46,10 +47,14 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
     body.max_completion_tokens ?? body.max_tokens ?? Math.max(1, ctx.engine.maxModelLen - promptIds.length);
   const badWords = await badWordIds(ctx, body.bad_words ?? []);
   const { forcedCalls, ...toolParams } = toolSamplingParams(tools, ctx.model.tokenizer);
-  const params = await withStructuredOutput(
+  const params = await withForcedCalls(
     ctx,
-    body,
-    samplingParamsFrom(body, maxTokens, body.logprobs ? Math.max(topN, 1) : 0, { badWords, ...toolParams }),
+    await withStructuredOutput(
+      ctx,
+      body,
+      samplingParamsFrom(body, maxTokens, body.logprobs ? Math.max(topN, 1) : 0, { badWords, ...toolParams }),
+    ),
+    forcedCalls,
   );
   const [generation] = startGenerations(ctx, request, reply, [promptIds], params, {
     priority: body.priority ?? undefined,
