@@ -26,8 +26,9 @@ import type { ChatBodyMessage, ChatBodyTool } from "./schemas.js";
  * 3. `toolSamplingParams`: what tools change in sampling (the call markers kept in the text where they are
  *    special tokens; the constraint that forces a call for `required` and named functions), and
  *    `withForcedCalls`: that constraint compiled into the sampling parameters' grammar;
- * 4. `ToolCallStreams` / `parseToolCalls`: each completion's text through the format's parser, as it streams
- *    or whole, into content and calls;
+ * 4. `parsedFormat`: the format whose calls are read out of the replies (none with tool_choice "none"), and
+ *    `ToolCallStreams` / `parseToolCalls`: each completion's text through its parser, as it streams or
+ *    whole, into content and calls;
  * 5. `openAiToolCall` / `toolCallDelta`: those in OpenAI's chat shapes.
  */
 
@@ -193,6 +194,11 @@ export async function withForcedCalls(
   }
 }
 
+/** Step 4: the format of the calls in the replies; undefined where none are read (no tools, or `none`). */
+export function parsedFormat(tools: ChatTools | undefined): ToolCallFormat | undefined {
+  return tools === undefined || tools.choice === "none" ? undefined : tools.format;
+}
+
 /** Step 4, streamed: each choice's text through its own parser. */
 export class ToolCallStreams {
   private readonly parsers = new Map<number, ToolCallParser>();
@@ -216,11 +222,6 @@ export class ToolCallStreams {
   finishReason(index: number, reason: string): string {
     return reason === "stop" && this.calling.has(index) ? "tool_calls" : reason;
   }
-}
-
-/** The parser for a request's tools, or undefined where its calls are not parsed (none offered, or `none`). */
-export function toolCallStreams(tools: ChatTools | undefined): ToolCallStreams | undefined {
-  return tools === undefined || tools.choice === "none" ? undefined : new ToolCallStreams(tools.format);
 }
 
 /** Step 4, whole: a completion's text as content and calls. */
