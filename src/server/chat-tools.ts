@@ -1,4 +1,6 @@
+import { samplingParams, type ValidSamplingParams } from "../engine/api.js";
 import type { ChatMessage, ChatToolCall } from "../model/chat-template.js";
+import { InputError } from "../model/errors.js";
 import type { StructuredOutputSpec } from "../model/structured-output-spec.js";
 import type { Tokenizer } from "../model/tokenizer/tokenizer.js";
 import { toolCallFormatOf } from "../model/tool-calls/formats.js";
@@ -11,6 +13,7 @@ import {
   type ToolChoice,
   type ToolDefinition,
 } from "../model/tool-calls/tool-call.js";
+import type { ServerContext } from "./context.js";
 import { ApiError } from "./errors.js";
 import type { ChatBodyMessage, ChatBodyTool } from "./schemas.js";
 
@@ -21,9 +24,11 @@ import type { ChatBodyMessage, ChatBodyTool } from "./schemas.js";
  * 2. `chatMessages`: the history for the chat template (calls' arguments parsed from JSON); render the
  *    prompt with `tools.definitions` as the template's `tools` (chatPromptIds);
  * 3. `toolSamplingParams`: what tools change in sampling (the call markers kept in the text where they are
- *    special tokens; the constraint that forces a call for `required` and named functions);
- * 4. `ToolCallStreams` / `parseToolCalls`: each completion's text through the format's parser, as it streams
- *    or whole, into content and calls;
+ *    special tokens; the constraint that forces a call for `required` and named functions), and
+ *    `withForcedCalls`: that constraint compiled into the sampling parameters' grammar;
+ * 4. `parsedFormat`: the format whose calls are read out of the replies (none with tool_choice "none"), and
+ *    `ToolCallStreams` / `parseToolCalls`: each completion's text through its parser, as it streams or
+ *    whole, into content and calls;
  * 5. `openAiToolCall` / `toolCallDelta`: those in OpenAI's chat shapes.
  */
 
@@ -129,6 +134,12 @@ function parseArguments(text: string, field: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+/** The constraint that forces calls, and the field a 400 about it names. */
+export interface ForcedCalls {
+  spec: StructuredOutputSpec;
+  param: string;
+}
+
 /**
  * Step 3: the sampling parameters tools set. The call markers must stay in the output text where the
  * tokenizer has them as special tokens (Llama's `<|python_tag|>`, Mistral's `[TOOL_CALLS]`), or the parser
@@ -138,20 +149,54 @@ function parseArguments(text: string, field: string): Record<string, unknown> {
 export function toolSamplingParams(
   tools: ChatTools | undefined,
   tokenizer: Tokenizer,
-): { skipSpecialTokens?: false; forcedCalls?: StructuredOutputSpec } {
+): { skipSpecialTokens?: false; forcedCalls?: ForcedCalls } {
   if (tools === undefined || tools.choice === "none") return {};
   const keepSpecial = tools.format.markers.some((m) => tokenizer.findSpecialText(m) !== undefined);
-  const { choice } = tools;
-  const forcedCalls =
+  const { choice, definitions, format } = tools;
+  const named = typeof choice === "object" ? definitions.findIndex((d) => d.name === choice.name) : -1;
+  const forcedCalls: ForcedCalls | undefined =
     choice === "required"
-      ? tools.format.forcedCalls(tools.definitions, tools.parallel)
-      : typeof choice === "object"
-        ? tools.format.forcedCalls(
-            tools.definitions.filter((d) => d.name === choice.name),
-            false,
-          )
+      ? { spec: format.forcedCalls(definitions, tools.parallel), param: "tools" }
+      : named >= 0
+        ? {
+            spec: format.forcedCalls([definitions[named]], false),
+            param: `tools[${named}].function.parameters`,
+          }
         : undefined;
   return { ...(keepSpecial ? { skipSpecialTokens: false } : {}), ...(forcedCalls ? { forcedCalls } : {}) };
+}
+
+/**
+ * Step 3, compiled: `params` with the grammar that forces the calls. A request that also asks for a
+ * structured output (`params.grammar` already set) cannot have both, and a function's `parameters` that
+ * XGrammar cannot compile is a 400 naming them.
+ */
+export async function withForcedCalls(
+  ctx: ServerContext,
+  params: ValidSamplingParams,
+  forcedCalls: ForcedCalls | undefined,
+): Promise<ValidSamplingParams> {
+  if (forcedCalls === undefined) return params;
+  if (params.grammar !== undefined) {
+    throw new ApiError(
+      400,
+      "tool_choice forces a call, which constrains the reply as a structured output does: give one of them",
+      "tool_choice",
+    );
+  }
+  try {
+    const grammar = await ctx.engine.structuredOutputs.compile(forcedCalls.spec);
+    return samplingParams({ ...params, grammar });
+  } catch (err) {
+    if (err instanceof InputError)
+      throw new ApiError(400, `${forcedCalls.param}: ${err.message}`, forcedCalls.param);
+    throw err;
+  }
+}
+
+/** Step 4: the format of the calls in the replies; undefined where none are read (no tools, or `none`). */
+export function parsedFormat(tools: ChatTools | undefined): ToolCallFormat | undefined {
+  return tools === undefined || tools.choice === "none" ? undefined : tools.format;
 }
 
 /** Step 4, streamed: each choice's text through its own parser. */
@@ -177,11 +222,6 @@ export class ToolCallStreams {
   finishReason(index: number, reason: string): string {
     return reason === "stop" && this.calling.has(index) ? "tool_calls" : reason;
   }
-}
-
-/** The parser for a request's tools, or undefined where its calls are not parsed (none offered, or `none`). */
-export function toolCallStreams(tools: ChatTools | undefined): ToolCallStreams | undefined {
-  return tools === undefined || tools.choice === "none" ? undefined : new ToolCallStreams(tools.format);
 }
 
 /** Step 4, whole: a completion's text as content and calls. */
