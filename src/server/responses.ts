@@ -13,6 +13,7 @@ import { type EmitEvent, type OutputItem, ResponseOutput } from "./responses-out
 import { type ResponsesBody, type ResponsesInputItem, responsesBody } from "./responses-schema.js";
 import type { ChatBodyMessage } from "./schemas.js";
 import { SseWriter } from "./sse.js";
+import { type FieldSpec, withConstraint } from "./structured-output.js";
 
 /**
  * POST /v1/responses: OpenAI's Responses API on the chat path. The input items become chat messages
@@ -24,19 +25,23 @@ import { SseWriter } from "./sse.js";
 export async function responses(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply) {
   const body = responsesBody.parse(request.body);
   checkModel(ctx, body.model);
-  const format = body.text?.format?.type ?? "text";
-  if (format !== "text") throw new ApiError(400, "text.format: not wired yet", "text.format");
   const tools = chatTools(ctx.model.chatTemplate, chatToolFields(body));
   const promptIds = await promptIdsOf(ctx, chatMessages(body), tools);
   // As chat's: by default as many tokens as the context has room for.
   const maxTokens = body.max_output_tokens ?? Math.max(1, ctx.engine.maxModelLen - promptIds.length);
   const { forcedCalls, ...toolParams } = toolSamplingParams(tools, ctx.model.tokenizer);
-  const params = samplingParams({
-    temperature: body.temperature ?? undefined,
-    topP: body.top_p ?? undefined,
-    maxTokens,
-    ...toolParams,
-  });
+  // A forced call leaves no text for text.format to shape, so it alone constrains the output.
+  const constraint = forcedCalls ? { spec: forcedCalls, param: "tools" } : textFormatSpec(body);
+  const params = await withConstraint(
+    ctx,
+    constraint,
+    samplingParams({
+      temperature: body.temperature ?? undefined,
+      topP: body.top_p ?? undefined,
+      maxTokens,
+      ...toolParams,
+    }),
+  );
   const [generation] = startGenerations(ctx, request, reply, [promptIds], params, { promptParam: "input" });
   const tally = new GenerationTally(promptIds.length, 1);
   noteGeneration(request, tally);
@@ -208,6 +213,15 @@ function chatMessages(body: ResponsesBody): ChatBodyMessage[] {
 
 function textOf(parts: readonly { text: string }[]): string {
   return parts.map((p) => p.text).join("");
+}
+
+/** text.format as a constraint on the text: any JSON object, or JSON valid for a schema. */
+function textFormatSpec(body: ResponsesBody): FieldSpec | undefined {
+  const format = body.text?.format;
+  if (format?.type === "json_object") return { spec: { type: "json_object" }, param: "text.format" };
+  if (format?.type === "json_schema")
+    return { spec: { type: "json_schema", schema: format.schema }, param: "text.format.schema" };
+  return undefined;
 }
 
 /** The request's tools in chat's shape (chat nests each function's fields under `function`). */
