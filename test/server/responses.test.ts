@@ -303,6 +303,43 @@ describe("POST /v1/responses with the openai client and the AI SDK (the bundled 
     expect(generated.text).toBe(offline.text);
   });
 
+  test("the AI SDK refers to its own earlier output by id unless told store: false", async () => {
+    const openai = createOpenAI({ baseURL: `${s.url}/v1`, apiKey: "none" });
+    // An assistant turn as the AI SDK keeps it from an earlier response: its text with the item's id.
+    const messages = [
+      { role: "user" as const, content: "In the beginning" },
+      {
+        role: "assistant" as const,
+        content: [
+          {
+            type: "text" as const,
+            text: "God created the heaven and the earth.",
+            providerOptions: { openai: { itemId: "msg_1" } },
+          },
+        ],
+      },
+      { role: "user" as const, content: "And then?" },
+    ];
+    const request = {
+      model: openai.responses("demo"),
+      messages,
+      maxOutputTokens: 15,
+      temperature: 0,
+      maxRetries: 0,
+    };
+    await expect(generateText(request)).rejects.toThrow(/item_reference.*store to false/);
+    const stateless = await generateText({ ...request, providerOptions: { openai: { store: false } } });
+    const offline = await greedyChat(
+      [
+        { role: "user", content: "In the beginning" },
+        { role: "assistant", content: "God created the heaven and the earth." },
+        { role: "user", content: "And then?" },
+      ],
+      15,
+    );
+    expect(stateless.text).toBe(offline.text);
+  });
+
   test("stateless: previous_response_id and store: true are 400s that say nothing is stored", async () => {
     for (const [field, value] of [
       ["previous_response_id", "resp_123"],
