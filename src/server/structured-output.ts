@@ -6,7 +6,7 @@ import { ApiError } from "./errors.js";
 import type { ChatBody, CompletionBody } from "./schemas.js";
 
 /** A request's constraint and the field it came from (the `param` of a 400 about it). */
-interface FieldSpec {
+export interface FieldSpec {
   spec: StructuredOutputSpec;
   param: string;
 }
@@ -21,7 +21,15 @@ export async function withStructuredOutput(
   body: CompletionBody | ChatBody,
   params: ValidSamplingParams,
 ): Promise<ValidSamplingParams> {
-  const field = structuredOutputSpec(body);
+  return withConstraint(ctx, structuredOutputSpec(body), params);
+}
+
+/** `params` with the grammar of `field` compiled (a 400 naming its field when it does not compile). */
+export async function withConstraint(
+  ctx: ServerContext,
+  field: FieldSpec | undefined,
+  params: ValidSamplingParams,
+): Promise<ValidSamplingParams> {
   if (!field) return params;
   try {
     const grammar = await ctx.engine.structuredOutputs.compile(field.spec);
