@@ -12,7 +12,7 @@ import { chatToolFields, inputMessages, inputPromptIds, textFormatSpec } from ".
 import { type EmitEvent, type OutputItem, ResponseOutput } from "./responses-output.js";
 import { type ResponsesBody, responsesBody } from "./responses-schema.js";
 import { SseWriter } from "./sse.js";
-import { withConstraint } from "./structured-output.js";
+import { oneConstraint, withConstraint } from "./structured-output.js";
 
 /**
  * POST /v1/responses: OpenAI's Responses API on the chat path. The input items become chat messages
@@ -29,11 +29,9 @@ export async function responses(ctx: ServerContext, request: FastifyRequest, rep
   // As chat's: by default as many tokens as the context has room for.
   const maxTokens = body.max_output_tokens ?? Math.max(1, ctx.engine.maxModelLen - promptIds.length);
   const { forcedCalls, ...toolParams } = toolSamplingParams(tools, ctx.model.tokenizer);
-  // A forced call leaves no text for text.format to shape, so it alone constrains the output.
-  const constraint = forcedCalls ? { spec: forcedCalls, param: "tools" } : textFormatSpec(body);
   const params = await withConstraint(
     ctx,
-    constraint,
+    oneConstraint(forcedCalls, textFormatSpec(body)),
     samplingParams({
       temperature: body.temperature ?? undefined,
       topP: body.top_p ?? undefined,

@@ -12,19 +12,27 @@ export interface FieldSpec {
 }
 
 /**
- * `params` with the grammar of the request's structured output (`response_format` or vLLM's
- * `structured_outputs`), compiled before anything is queued: a bad schema, regex or grammar is a 400 naming
- * its field, in XGrammar's words. Without one, `params` unchanged.
+ * The one constraint of a request: the calls its tool_choice forces, or the structured output it asks for.
+ * Both at once cannot be honoured (a forced call leaves no text for a format to shape): a 400 naming tool_choice.
  */
-export async function withStructuredOutput(
-  ctx: ServerContext,
-  body: CompletionBody | ChatBody,
-  params: ValidSamplingParams,
-): Promise<ValidSamplingParams> {
-  return withConstraint(ctx, structuredOutputSpec(body), params);
+export function oneConstraint(
+  forcedCalls: FieldSpec | undefined,
+  structuredOutput: FieldSpec | undefined,
+): FieldSpec | undefined {
+  if (forcedCalls && structuredOutput) {
+    throw new ApiError(
+      400,
+      `tool_choice forces a call, which constrains the reply as ${structuredOutput.param} does: give one of them`,
+      "tool_choice",
+    );
+  }
+  return forcedCalls ?? structuredOutput;
 }
 
-/** `params` with the grammar of `field` compiled (a 400 naming its field when it does not compile). */
+/**
+ * `params` with the grammar of `field` compiled before anything is queued: a bad schema, regex or grammar is a
+ * 400 naming its field, in XGrammar's words. Without one, `params` unchanged.
+ */
 export async function withConstraint(
   ctx: ServerContext,
   field: FieldSpec | undefined,
