@@ -119,6 +119,8 @@ describe("agent clients drive vellum serve (the bundled demo model)", () => {
           tools: { weather },
           stopWhen: stepCountIs(2),
           prepareStep: ({ stepNumber }) => ({ toolChoice: stepNumber === 0 ? "required" : "none" }),
+          // One call per turn (each provider reads its own key), so that the forced turn ends after its call.
+          providerOptions: { vellum: { parallel_tool_calls: false }, openai: { parallelToolCalls: false } },
           maxOutputTokens: maxTokens,
           maxRetries: 0,
         });
