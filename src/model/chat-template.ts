@@ -141,12 +141,17 @@ function templateMessage(m: ChatMessage): Record<string, unknown> {
   return message;
 }
 
-/** A tool as OpenAI's request (and so HF transformers' `tools`) writes it; absent fields stay absent. */
+/** A tool as OpenAI's request (and so HF transformers' `tools`) writes it. */
 function templateTool(tool: ToolDefinition): Record<string, unknown> {
+  return { type: "function", function: functionObject(tool) };
+}
+
+/** A tool's `function` object: name, description, parameters; absent fields stay absent. */
+function functionObject(tool: ToolDefinition): Record<string, unknown> {
   const fn: Record<string, unknown> = { name: tool.name };
   if (tool.description !== undefined) fn.description = tool.description;
   if (tool.parameters !== undefined) fn.parameters = tool.parameters;
-  return { type: "function", function: fn };
+  return fn;
 }
 
 /** Private-use characters around a content marker (see renderParts). */
@@ -278,11 +283,14 @@ function plainChat(
   return lines.join("") + (addGenerationPrompt ? "Assistant:" : "");
 }
 
-/** The plain fallback's system line for tools, in Hermes' words and call format. */
+/**
+ * The plain fallback's system line for tools: each function's JSON on a line, and Hermes' call format. It is
+ * short, since the models without a template are small (the demo model has 256 tokens of context).
+ */
 function plainToolsInstruction(tools: readonly ToolDefinition[]): string {
-  const schemas = tools.map((t) => `${JSON.stringify(templateTool(t))}\n`);
+  const functions = tools.map((t) => `${JSON.stringify(functionObject(t))}\n`);
   return (
-    `You may call these functions (JSON schemas, one a line):\n${schemas.join("")}` +
-    'To call one, reply <tool_call>{"name": <function-name>, "arguments": <args-json-object>}</tool_call>'
+    `You may call these functions:\n${functions.join("")}` +
+    'Call one as <tool_call>{"name": <function-name>, "arguments": <args-json-object>}</tool_call>'
   );
 }

@@ -1,5 +1,4 @@
 import type { ChatMessage, ChatToolCall } from "../model/chat-template.js";
-import type { StructuredOutputSpec } from "../model/structured-output-spec.js";
 import type { Tokenizer } from "../model/tokenizer/tokenizer.js";
 import { toolCallFormatOf } from "../model/tool-calls/formats.js";
 import {
@@ -13,6 +12,7 @@ import {
 } from "../model/tool-calls/tool-call.js";
 import { ApiError } from "./errors.js";
 import type { ChatBodyMessage, ChatBodyTool } from "./schemas.js";
+import type { FieldSpec } from "./structured-output.js";
 
 /**
  * Tool calling, in the steps every endpoint that offers tools takes (/v1/chat/completions, /v1/responses):
@@ -21,9 +21,11 @@ import type { ChatBodyMessage, ChatBodyTool } from "./schemas.js";
  * 2. `chatMessages`: the history for the chat template (calls' arguments parsed from JSON); render the
  *    prompt with `tools.definitions` as the template's `tools` (chatPromptIds);
  * 3. `toolSamplingParams`: what tools change in sampling (the call markers kept in the text where they are
- *    special tokens; the constraint that forces a call for `required` and named functions);
- * 4. `ToolCallStreams` / `parseToolCalls`: each completion's text through the format's parser, as it streams
- *    or whole, into content and calls;
+ *    special tokens; the constraint that forces a call for `required` and named functions, which
+ *    structured-output.ts compiles: `oneConstraint` then `withConstraint`);
+ * 4. `parsedFormat`: the format whose calls are read out of the replies (none with tool_choice "none"), and
+ *    `ToolCallStreams` / `parseToolCalls`: each completion's text through its parser, as it streams or
+ *    whole, into content and calls;
  * 5. `openAiToolCall` / `toolCallDelta`: those in OpenAI's chat shapes.
  */
 
@@ -138,20 +140,26 @@ function parseArguments(text: string, field: string): Record<string, unknown> {
 export function toolSamplingParams(
   tools: ChatTools | undefined,
   tokenizer: Tokenizer,
-): { skipSpecialTokens?: false; forcedCalls?: StructuredOutputSpec } {
+): { skipSpecialTokens?: false; forcedCalls?: FieldSpec } {
   if (tools === undefined || tools.choice === "none") return {};
   const keepSpecial = tools.format.markers.some((m) => tokenizer.findSpecialText(m) !== undefined);
-  const { choice } = tools;
-  const forcedCalls =
+  const { choice, definitions, format } = tools;
+  const named = typeof choice === "object" ? definitions.findIndex((d) => d.name === choice.name) : -1;
+  const forcedCalls: FieldSpec | undefined =
     choice === "required"
-      ? tools.format.forcedCalls(tools.definitions, tools.parallel)
-      : typeof choice === "object"
-        ? tools.format.forcedCalls(
-            tools.definitions.filter((d) => d.name === choice.name),
-            false,
-          )
+      ? { spec: format.forcedCalls(definitions, tools.parallel), param: "tools" }
+      : named >= 0
+        ? {
+            spec: format.forcedCalls([definitions[named]], false),
+            param: `tools[${named}].function.parameters`,
+          }
         : undefined;
   return { ...(keepSpecial ? { skipSpecialTokens: false } : {}), ...(forcedCalls ? { forcedCalls } : {}) };
+}
+
+/** Step 4: the format of the calls in the replies; undefined where none are read (no tools, or `none`). */
+export function parsedFormat(tools: ChatTools | undefined): ToolCallFormat | undefined {
+  return tools === undefined || tools.choice === "none" ? undefined : tools.format;
 }
 
 /** Step 4, streamed: each choice's text through its own parser. */
@@ -177,11 +185,6 @@ export class ToolCallStreams {
   finishReason(index: number, reason: string): string {
     return reason === "stop" && this.calling.has(index) ? "tool_calls" : reason;
   }
-}
-
-/** The parser for a request's tools, or undefined where its calls are not parsed (none offered, or `none`). */
-export function toolCallStreams(tools: ChatTools | undefined): ToolCallStreams | undefined {
-  return tools === undefined || tools.choice === "none" ? undefined : new ToolCallStreams(tools.format);
 }
 
 /** Step 4, whole: a completion's text as content and calls. */

@@ -2,17 +2,16 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { ChatFieldError, chatPrompt } from "../model/chat-template.js";
 import { InputError } from "../model/errors.js";
 import type { EncodeRequest, Tokenizer } from "../model/tokenizer/tokenizer.js";
-import type { ToolDefinition } from "../model/tool-calls/tool-call.js";
+import type { ToolCallFormat, ToolDefinition } from "../model/tool-calls/tool-call.js";
 import { badWordIds } from "./bad-words.js";
 import {
-  type ChatTools,
   chatMessages,
   chatTools,
   openAiToolCall,
+  parsedFormat,
   parseToolCalls,
-  type ToolCallStreams,
+  ToolCallStreams,
   toolCallDelta,
-  toolCallStreams,
   toolSamplingParams,
 } from "./chat-tools.js";
 import type { ServerContext } from "./context.js";
@@ -24,7 +23,7 @@ import { GenerationTally, noteGeneration } from "./request-log.js";
 import { samplingParamsFrom } from "./sampling.js";
 import { type ChatBody, type ChatBodyMessage, chatBody } from "./schemas.js";
 import { SseWriter } from "./sse.js";
-import { withStructuredOutput } from "./structured-output.js";
+import { oneConstraint, structuredOutputSpec, withConstraint } from "./structured-output.js";
 import { truncatePrompt } from "./truncate-prompt.js";
 
 /** POST /v1/chat/completions: the messages rendered with the model's chat template, n choices. */
@@ -46,9 +45,9 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
     body.max_completion_tokens ?? body.max_tokens ?? Math.max(1, ctx.engine.maxModelLen - promptIds.length);
   const badWords = await badWordIds(ctx, body.bad_words ?? []);
   const { forcedCalls, ...toolParams } = toolSamplingParams(tools, ctx.model.tokenizer);
-  const params = await withStructuredOutput(
+  const params = await withConstraint(
     ctx,
-    body,
+    oneConstraint(forcedCalls, structuredOutputSpec(body)),
     samplingParamsFrom(body, maxTokens, body.logprobs ? Math.max(topN, 1) : 0, { badWords, ...toolParams }),
   );
   const [generation] = startGenerations(ctx, request, reply, [promptIds], params, {
@@ -64,7 +63,7 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
     n: params.n,
     topN,
     tally,
-    tools,
+    callFormat: parsedFormat(tools),
     header: {
       id: `chatcmpl-${request.id}`,
       created: Math.floor(Date.now() / 1000),
@@ -84,8 +83,8 @@ interface ChatJob {
   /** Alternatives per token in `logprobs.content[].top_logprobs`. */
   topN: number;
   tally: GenerationTally;
-  /** The request's tools, whose calls are parsed out of the text unless tool_choice is "none". */
-  tools: ChatTools | undefined;
+  /** The format of the tool calls read out of the text: undefined without tools or with tool_choice "none". */
+  callFormat: ToolCallFormat | undefined;
   /** id, created, model: the same on the response object and every chunk. */
   header: { id: string; created: number; model: string };
 }
@@ -99,7 +98,7 @@ async function respond(job: ChatJob) {
     object: "chat.completion",
     choices: completions.map((c, i) => ({
       index: i,
-      ...replyOf(job.tools, c.text, c.finishReason),
+      ...replyOf(job.callFormat, c.text, c.finishReason),
       logprobs: body.logprobs ? { content: chatLogprobs(tokenizer, c.logprobs, topN) } : null,
       stop_reason: c.stopReason ?? null,
     })),
@@ -115,10 +114,10 @@ async function respond(job: ChatJob) {
  * A choice's message and finish_reason: with tools, the calls parsed out of its text (`content` null when
  * it holds nothing else, finish_reason "tool_calls" when it stopped after calling).
  */
-function replyOf(tools: ChatTools | undefined, text: string, finishReason: string) {
-  if (tools === undefined || tools.choice === "none")
+function replyOf(format: ToolCallFormat | undefined, text: string, finishReason: string) {
+  if (format === undefined)
     return { message: { role: "assistant", content: text }, finish_reason: finishReason };
-  const { content, toolCalls } = parseToolCalls(tools.format, text);
+  const { content, toolCalls } = parseToolCalls(format, text);
   if (toolCalls.length === 0) return { message: { role: "assistant", content }, finish_reason: finishReason };
   return {
     message: {
@@ -149,7 +148,7 @@ async function stream(job: ChatJob, reply: FastifyReply) {
       chunk({ index: i, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }),
     );
   }
-  const toolCalls = toolCallStreams(job.tools);
+  const toolCalls = job.callFormat && new ToolCallStreams(job.callFormat);
   try {
     for await (const delta of job.generation.stream) {
       tally.add(delta);

@@ -30,9 +30,9 @@ const weather = {
 
 /** The demo model's plain prompt with `weather` offered, written out by hand (see ChatTemplate). */
 const toolsLine =
-  "System: You may call these functions (JSON schemas, one a line):\n" +
-  '{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}\n' +
-  'To call one, reply <tool_call>{"name": <function-name>, "arguments": <args-json-object>}</tool_call>\n';
+  "System: You may call these functions:\n" +
+  '{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}\n' +
+  'Call one as <tool_call>{"name": <function-name>, "arguments": <args-json-object>}</tool_call>\n';
 
 describe("tools on the demo model (plain fallback, Hermes' format)", () => {
   const model = loadModel(bundledModelPath);
@@ -75,6 +75,87 @@ describe("tools on the demo model (plain fallback, Hermes' format)", () => {
     }
     expect(content).toBe(whole.choices[0].message.content);
     expect(finish).toBe(whole.choices[0].finish_reason);
+  });
+
+  /** Functions short enough for the demo model's 256-token context, tools list and calls included. */
+  const lamp = {
+    type: "function" as const,
+    function: {
+      name: "lamp",
+      parameters: {
+        type: "object",
+        properties: { on: { type: "boolean" } },
+        required: ["on"],
+        additionalProperties: false,
+      },
+    },
+  };
+  const clock = { type: "function" as const, function: { name: "clock" } };
+  const bell = { type: "function" as const, function: { name: "bell" } };
+
+  test("tool_choice required: the grammar forces a call; streamed deltas add up to the non-streamed tool_calls", async () => {
+    const request = {
+      model: "demo",
+      messages: [{ role: "user" as const, content: "Ring" }],
+      tools: [clock, bell],
+      tool_choice: "required" as const,
+      parallel_tool_calls: false,
+      temperature: 0,
+    };
+    const whole = await s.client.chat.completions.create(request);
+    const [choice] = whole.choices;
+    expect(choice.finish_reason).toBe("tool_calls");
+    expect(choice.message.content).toBeNull();
+    const calls = choice.message.tool_calls ?? [];
+    expect(calls).toHaveLength(1);
+    const [call] = calls;
+    expect(call.id).toMatch(/^call_/);
+    expect(call.type === "function" && ["clock", "bell"].includes(call.function.name)).toBe(true);
+    expect(call.type === "function" && JSON.parse(call.function.arguments)).toEqual({});
+    const deltas: Record<string, unknown>[] = [];
+    let finish: string | null = null;
+    for await (const chunk of await s.client.chat.completions.create({ ...request, stream: true })) {
+      if (chunk.choices[0]) deltas.push(chunk.choices[0].delta as Record<string, unknown>);
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    const streamed = accumulate(deltas);
+    expect(streamed.content).toBe("");
+    expect(streamed.calls.map((c) => ({ ...c, id: "" }))).toEqual(calls.map((c) => ({ ...c, id: "" })));
+    expect(finish).toBe("tool_calls");
+  });
+
+  test.each([false, true])(
+    "a named function is called once, its arguments valid for its parameters (parallel_tool_calls %s)",
+    async (parallel) => {
+      for (const seed of [1, 2, 3]) {
+        const r = await s.client.chat.completions.create({
+          model: "demo",
+          messages: [{ role: "user", content: "Light" }],
+          tools: [lamp],
+          tool_choice: { type: "function", function: { name: "lamp" } },
+          parallel_tool_calls: parallel,
+          temperature: 1,
+          seed,
+        });
+        expect(r.choices[0].finish_reason).toBe("tool_calls");
+        const calls = r.choices[0].message.tool_calls ?? [];
+        expect(calls).toHaveLength(1);
+        const args = calls[0].type === "function" ? JSON.parse(calls[0].function.arguments) : undefined;
+        expect(Object.keys(args)).toEqual(["on"]);
+        expect(typeof args.on).toBe("boolean");
+      }
+    },
+  );
+
+  test("tool_choice none: the tools are offered but no call is parsed", async () => {
+    const r = await s.client.chat.completions.create({
+      model: "demo",
+      messages: [{ role: "user", content: "Light" }],
+      tools: [lamp],
+      tool_choice: "none",
+      max_tokens: 4,
+    });
+    expect(r.choices[0].message.tool_calls).toBeUndefined();
   });
 
   test("a history with an assistant turn of calls (content null) and role tool results is accepted", async () => {
@@ -131,6 +212,19 @@ describe("tools on the demo model (plain fallback, Hermes' format)", () => {
       "messages[1].tool_calls[0].function.arguments",
     ],
     [{ messages: [{ role: "tool", content: "22 C" }] }, "messages.0.tool_call_id"],
+    [{ tools: [weather], tool_choice: "required", response_format: { type: "json_object" } }, "tool_choice"],
+    [
+      {
+        tools: [
+          {
+            ...weather,
+            function: { ...weather.function, parameters: { type: "object", minProperties: "x" } },
+          },
+        ],
+        tool_choice: { type: "function", function: { name: "get_weather" } },
+      },
+      "tools[0].function.parameters",
+    ],
   ])("bad tools: %j is a 400 naming %s", async (fields, param) => {
     const r = await post(`${s.url}/v1/chat/completions`, {
       messages: [{ role: "user", content: "Hi" }],

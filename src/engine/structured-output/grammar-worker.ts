@@ -169,15 +169,47 @@ function xgrammarCalls(spec: StructuredOutputSpec): {
         build: () => compiler.compileGrammar(spec.grammar),
       };
     case "regex":
-    case "choice":
-    case "structural_tag": {
-      const tag = spec.type === "structural_tag" ? spec.structuralTag : JSON.stringify(structuralTagOf(spec));
+    case "choice": {
+      const tag = JSON.stringify(structuralTagOf(spec));
       return {
         parse: (x) => x.api.Grammar.fromStructuralTag(tag),
         build: () => compiler.compileStructuralTag(tag),
       };
     }
+    case "structural_tag": {
+      let tag = spec.structuralTag;
+      return {
+        parse: async (x) => {
+          tag = JSON.stringify(await compactJsonContents(x, JSON.parse(spec.structuralTag)));
+          return x.api.Grammar.fromStructuralTag(tag);
+        },
+        build: () => compiler.compileStructuralTag(tag),
+      };
+    }
   }
+}
+
+/**
+ * A structural tag with each JSON-schema content (`{type: "json_schema", json_schema}`) turned into the
+ * grammar of the same compact layout a json_schema spec gets (see anyWhitespace): XGrammar's structural tags
+ * allow any whitespace in JSON, which a small model fills instead of writing the arguments of a forced call.
+ */
+async function compactJsonContents(x: XGrammarInstance, value: unknown): Promise<unknown> {
+  if (Array.isArray(value)) return Promise.all(value.map((v) => compactJsonContents(x, v)));
+  if (typeof value !== "object" || value === null) return value;
+  const node = value as Record<string, unknown>;
+  if (node.type === "json_schema" && "json_schema" in node) {
+    checkJsonSchema(node.json_schema);
+    const text = JSON.stringify(node.json_schema);
+    const grammar = await x.api.Grammar.fromJSONSchema(text, anyWhitespace, -1, undefined, true);
+    const ebnf = grammar.toString();
+    grammar.dispose();
+    return { type: "grammar", grammar: ebnf };
+  }
+  const entries = await Promise.all(
+    Object.entries(node).map(async ([k, v]) => [k, await compactJsonContents(x, v)] as const),
+  );
+  return Object.fromEntries(entries);
 }
 
 /** A regex or a choice as XGrammar's structural tag, the one door its web build has to them. */
