@@ -8,6 +8,7 @@ import { type LlamaCppCompareOptions, runLlamaCppCompare } from "../bench/llama-
 import { runLoadModel } from "../bench/load-model.js";
 import { runProbe } from "../bench/probe.js";
 import { runBatching } from "../bench/static-vs-continuous.js";
+import { runStructured } from "../bench/structured.js";
 import { registerBenchServe } from "./bench-serve.js";
 import { registerSoak } from "./bench-soak.js";
 import { hubModelPath } from "./default-model.js";
@@ -67,6 +68,17 @@ export function registerBench(program: Command) {
         ),
       ),
     );
+
+  nativeBench(
+    bench,
+    "structured",
+    "structured outputs: tokens/s with a JSON schema on every stream vs none, and the mask's time per token at 32k and 128k vocabularies",
+  )
+    .addOption(threadsOption(cores))
+    .option("--streams <n>", "concurrent streams", positiveInteger, 16)
+    .option("--max-tokens <n>", "tokens each stream generates", positiveInteger, 64)
+    .option("--runs <n>", "alternated runs of each; medians are compared", positiveInteger, 3)
+    .action(runAction(withLocalModel(runStructured)));
 
   bench
     .command("batching")

@@ -139,18 +139,22 @@ export class BlockPool {
     from: number,
     to: number,
   ): void {
+    // Checked before anything changes, so that a refused call leaves the pool as it was.
+    for (let i = from; i < to; i++) {
+      const id = blockIds[i];
+      const existing = this.hashes[id];
+      if (
+        id !== NULL_BLOCK &&
+        existing !== undefined &&
+        (existing !== hashes[i] || this.cachedGroup[id] !== group)
+      )
+        throw new Error(`BlockPool: block ${id} is cached under another hash or group`);
+    }
     this.cachedBlocks[group] ??= new Map();
     const cached = this.cachedBlocks[group];
     for (let i = from; i < to; i++) {
       const id = blockIds[i];
-      if (id === NULL_BLOCK) continue;
-      const existing = this.hashes[id];
-      if (existing !== undefined) {
-        if (existing !== hashes[i] || this.cachedGroup[id] !== group)
-          throw new Error(`BlockPool: block ${id} is cached under another hash or group`);
-        continue;
-      }
-      if (cached.has(hashes[i])) continue;
+      if (id === NULL_BLOCK || this.hashes[id] !== undefined || cached.has(hashes[i])) continue;
       this.hashes[id] = hashes[i];
       this.cachedGroup[id] = group;
       cached.set(hashes[i], id);

@@ -1,7 +1,4 @@
-import { samplingParams, type ValidSamplingParams } from "../engine/api.js";
 import type { ChatMessage, ChatToolCall } from "../model/chat-template.js";
-import { InputError } from "../model/errors.js";
-import type { StructuredOutputSpec } from "../model/structured-output-spec.js";
 import type { Tokenizer } from "../model/tokenizer/tokenizer.js";
 import { toolCallFormatOf } from "../model/tool-calls/formats.js";
 import {
@@ -13,9 +10,9 @@ import {
   type ToolChoice,
   type ToolDefinition,
 } from "../model/tool-calls/tool-call.js";
-import type { ServerContext } from "./context.js";
 import { ApiError } from "./errors.js";
 import type { ChatBodyMessage, ChatBodyTool } from "./schemas.js";
+import type { FieldSpec } from "./structured-output.js";
 
 /**
  * Tool calling, in the steps every endpoint that offers tools takes (/v1/chat/completions, /v1/responses):
@@ -24,8 +21,8 @@ import type { ChatBodyMessage, ChatBodyTool } from "./schemas.js";
  * 2. `chatMessages`: the history for the chat template (calls' arguments parsed from JSON); render the
  *    prompt with `tools.definitions` as the template's `tools` (chatPromptIds);
  * 3. `toolSamplingParams`: what tools change in sampling (the call markers kept in the text where they are
- *    special tokens; the constraint that forces a call for `required` and named functions), and
- *    `withForcedCalls`: that constraint compiled into the sampling parameters' grammar;
+ *    special tokens; the constraint that forces a call for `required` and named functions, which
+ *    structured-output.ts compiles: `oneConstraint` then `withConstraint`);
  * 4. `parsedFormat`: the format whose calls are read out of the replies (none with tool_choice "none"), and
  *    `ToolCallStreams` / `parseToolCalls`: each completion's text through its parser, as it streams or
  *    whole, into content and calls;
@@ -134,12 +131,6 @@ function parseArguments(text: string, field: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-/** The constraint that forces calls, and the field a 400 about it names. */
-export interface ForcedCalls {
-  spec: StructuredOutputSpec;
-  param: string;
-}
-
 /**
  * Step 3: the sampling parameters tools set. The call markers must stay in the output text where the
  * tokenizer has them as special tokens (Llama's `<|python_tag|>`, Mistral's `[TOOL_CALLS]`), or the parser
@@ -149,12 +140,12 @@ export interface ForcedCalls {
 export function toolSamplingParams(
   tools: ChatTools | undefined,
   tokenizer: Tokenizer,
-): { skipSpecialTokens?: false; forcedCalls?: ForcedCalls } {
+): { skipSpecialTokens?: false; forcedCalls?: FieldSpec } {
   if (tools === undefined || tools.choice === "none") return {};
   const keepSpecial = tools.format.markers.some((m) => tokenizer.findSpecialText(m) !== undefined);
   const { choice, definitions, format } = tools;
   const named = typeof choice === "object" ? definitions.findIndex((d) => d.name === choice.name) : -1;
-  const forcedCalls: ForcedCalls | undefined =
+  const forcedCalls: FieldSpec | undefined =
     choice === "required"
       ? { spec: format.forcedCalls(definitions, tools.parallel), param: "tools" }
       : named >= 0
@@ -164,34 +155,6 @@ export function toolSamplingParams(
           }
         : undefined;
   return { ...(keepSpecial ? { skipSpecialTokens: false } : {}), ...(forcedCalls ? { forcedCalls } : {}) };
-}
-
-/**
- * Step 3, compiled: `params` with the grammar that forces the calls. A request that also asks for a
- * structured output (`params.grammar` already set) cannot have both, and a function's `parameters` that
- * XGrammar cannot compile is a 400 naming them.
- */
-export async function withForcedCalls(
-  ctx: ServerContext,
-  params: ValidSamplingParams,
-  forcedCalls: ForcedCalls | undefined,
-): Promise<ValidSamplingParams> {
-  if (forcedCalls === undefined) return params;
-  if (params.grammar !== undefined) {
-    throw new ApiError(
-      400,
-      "tool_choice forces a call, which constrains the reply as a structured output does: give one of them",
-      "tool_choice",
-    );
-  }
-  try {
-    const grammar = await ctx.engine.structuredOutputs.compile(forcedCalls.spec);
-    return samplingParams({ ...params, grammar });
-  } catch (err) {
-    if (err instanceof InputError)
-      throw new ApiError(400, `${forcedCalls.param}: ${err.message}`, forcedCalls.param);
-    throw err;
-  }
 }
 
 /** Step 4: the format of the calls in the replies; undefined where none are read (no tools, or `none`). */

@@ -13,7 +13,6 @@ import {
   ToolCallStreams,
   toolCallDelta,
   toolSamplingParams,
-  withForcedCalls,
 } from "./chat-tools.js";
 import type { ServerContext } from "./context.js";
 import { encodeTexts } from "./encode.js";
@@ -24,7 +23,7 @@ import { GenerationTally, noteGeneration } from "./request-log.js";
 import { samplingParamsFrom } from "./sampling.js";
 import { type ChatBody, type ChatBodyMessage, chatBody } from "./schemas.js";
 import { SseWriter } from "./sse.js";
-import { withStructuredOutput } from "./structured-output.js";
+import { oneConstraint, structuredOutputSpec, withConstraint } from "./structured-output.js";
 import { truncatePrompt } from "./truncate-prompt.js";
 
 /** POST /v1/chat/completions: the messages rendered with the model's chat template, n choices. */
@@ -46,14 +45,10 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
     body.max_completion_tokens ?? body.max_tokens ?? Math.max(1, ctx.engine.maxModelLen - promptIds.length);
   const badWords = await badWordIds(ctx, body.bad_words ?? []);
   const { forcedCalls, ...toolParams } = toolSamplingParams(tools, ctx.model.tokenizer);
-  const params = await withForcedCalls(
+  const params = await withConstraint(
     ctx,
-    await withStructuredOutput(
-      ctx,
-      body,
-      samplingParamsFrom(body, maxTokens, body.logprobs ? Math.max(topN, 1) : 0, { badWords, ...toolParams }),
-    ),
-    forcedCalls,
+    oneConstraint(forcedCalls, structuredOutputSpec(body)),
+    samplingParamsFrom(body, maxTokens, body.logprobs ? Math.max(topN, 1) : 0, { badWords, ...toolParams }),
   );
   const [generation] = startGenerations(ctx, request, reply, [promptIds], params, {
     priority: body.priority ?? undefined,

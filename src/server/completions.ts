@@ -10,7 +10,7 @@ import { GenerationTally, noteGeneration } from "./request-log.js";
 import { samplingParamsFrom } from "./sampling.js";
 import { type CompletionBody, completionBody } from "./schemas.js";
 import { SseWriter } from "./sse.js";
-import { withStructuredOutput } from "./structured-output.js";
+import { structuredOutputSpec, withConstraint } from "./structured-output.js";
 import { truncatePrompt } from "./truncate-prompt.js";
 
 /** OpenAI's default max_tokens for /v1/completions. */
@@ -46,9 +46,9 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
   // The engine returns logprobs only when asked for at least one alternative; logprobs: 0 shows none of them.
   const engineLogprobs = body.logprobs == null ? 0 : Math.max(topN, 1);
   const badWords = await badWordIds(ctx, body.bad_words ?? []);
-  const params = await withStructuredOutput(
+  const params = await withConstraint(
     ctx,
-    body,
+    structuredOutputSpec(body),
     samplingParamsFrom(body, body.max_tokens ?? defaultMaxTokens, engineLogprobs, { badWords }),
   );
   const tokenizer = ctx.model.tokenizer;

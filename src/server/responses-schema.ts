@@ -154,8 +154,6 @@ export const responsesBody = z.strictObject({
   user: z.string().nullish(),
 });
 export type ResponsesBody = z.infer<typeof responsesBody>;
-export type ResponsesInputItem = ResponsesBody["input"][number];
-export type ResponsesTool = NonNullable<ResponsesBody["tools"]>[number];
 
 function isObjectText(text: string): boolean {
   if (text.trim() === "") return true;

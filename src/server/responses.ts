@@ -3,16 +3,16 @@ import { samplingParams } from "../engine/api.js";
 import type { CompletionDelta } from "../engine/output-processor.js";
 import type { FinishReason } from "../engine/stats.js";
 import type { ToolCallEvent, ToolCallParser } from "../model/tool-calls/tool-call.js";
-import { chatPromptIds } from "./chat.js";
-import { type ChatTools, chatTools, type ToolFields, toolSamplingParams } from "./chat-tools.js";
+import { chatTools, toolSamplingParams } from "./chat-tools.js";
 import type { ServerContext } from "./context.js";
-import { ApiError, toApiError } from "./errors.js";
+import { toApiError } from "./errors.js";
 import { checkModel, type Generation, startGenerations } from "./generation.js";
 import { GenerationTally, noteGeneration } from "./request-log.js";
+import { chatToolFields, inputMessages, inputPromptIds, textFormatSpec } from "./responses-input.js";
 import { type EmitEvent, type OutputItem, ResponseOutput } from "./responses-output.js";
-import { type ResponsesBody, type ResponsesInputItem, responsesBody } from "./responses-schema.js";
-import type { ChatBodyMessage } from "./schemas.js";
+import { type ResponsesBody, responsesBody } from "./responses-schema.js";
 import { SseWriter } from "./sse.js";
+import { oneConstraint, withConstraint } from "./structured-output.js";
 
 /**
  * POST /v1/responses: OpenAI's Responses API on the chat path. The input items become chat messages
@@ -24,19 +24,21 @@ import { SseWriter } from "./sse.js";
 export async function responses(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply) {
   const body = responsesBody.parse(request.body);
   checkModel(ctx, body.model);
-  const format = body.text?.format?.type ?? "text";
-  if (format !== "text") throw new ApiError(400, "text.format: not wired yet", "text.format");
   const tools = chatTools(ctx.model.chatTemplate, chatToolFields(body));
-  const promptIds = await promptIdsOf(ctx, chatMessages(body), tools);
+  const promptIds = await inputPromptIds(ctx, inputMessages(body), tools);
   // As chat's: by default as many tokens as the context has room for.
   const maxTokens = body.max_output_tokens ?? Math.max(1, ctx.engine.maxModelLen - promptIds.length);
   const { forcedCalls, ...toolParams } = toolSamplingParams(tools, ctx.model.tokenizer);
-  const params = samplingParams({
-    temperature: body.temperature ?? undefined,
-    topP: body.top_p ?? undefined,
-    maxTokens,
-    ...toolParams,
-  });
+  const params = await withConstraint(
+    ctx,
+    oneConstraint(forcedCalls, textFormatSpec(body)),
+    samplingParams({
+      temperature: body.temperature ?? undefined,
+      topP: body.top_p ?? undefined,
+      maxTokens,
+      ...toolParams,
+    }),
+  );
   const [generation] = startGenerations(ctx, request, reply, [promptIds], params, { promptParam: "input" });
   const tally = new GenerationTally(promptIds.length, 1);
   noteGeneration(request, tally);
@@ -151,7 +153,7 @@ function responseObject(
     tool_choice: body.tool_choice ?? "auto",
     tools: (body.tools ?? []).map((t) => ({
       ...t,
-      strict: t.strict ?? true,
+      strict: t.strict ?? null,
       parameters: t.parameters ?? null,
     })),
     top_p: body.top_p ?? 1,
@@ -168,71 +170,4 @@ function responseObject(
     user: body.user ?? null,
     metadata: body.metadata ?? {},
   };
-}
-
-/**
- * The conversation as chat messages: `instructions` first as the system message, then each item. A function
- * call joins the assistant message just before it (text and calls are one assistant turn), or starts one;
- * a call's output becomes a role "tool" message, and must answer a call made earlier in the input.
- */
-function chatMessages(body: ResponsesBody): ChatBodyMessage[] {
-  const messages: ChatBodyMessage[] = [];
-  if (body.instructions) messages.push({ role: "system", content: body.instructions });
-  const callIds = new Set<string>();
-  body.input.forEach((item: ResponsesInputItem, i) => {
-    if (item.type === "message") {
-      messages.push({ role: item.role, content: textOf(item.content) });
-    } else if (item.type === "function_call") {
-      callIds.add(item.call_id);
-      const call = {
-        id: item.call_id,
-        type: "function" as const,
-        function: { name: item.name, arguments: item.arguments },
-      };
-      const previous = messages.at(-1);
-      if (previous?.role === "assistant") previous.tool_calls = [...(previous.tool_calls ?? []), call];
-      else messages.push({ role: "assistant", content: null, tool_calls: [call] });
-    } else {
-      if (!callIds.has(item.call_id)) {
-        throw new ApiError(
-          400,
-          `no function_call with call_id ${JSON.stringify(item.call_id)} comes before this function_call_output`,
-          `input.${i}.call_id`,
-        );
-      }
-      messages.push({ role: "tool", content: textOf(item.output), tool_call_id: item.call_id });
-    }
-  });
-  return messages;
-}
-
-function textOf(parts: readonly { text: string }[]): string {
-  return parts.map((p) => p.text).join("");
-}
-
-/** The request's tools in chat's shape (chat nests each function's fields under `function`). */
-function chatToolFields(body: ResponsesBody): ToolFields {
-  const choice = body.tool_choice;
-  return {
-    tools: body.tools?.map(({ type, ...fn }) => ({ type, function: fn })),
-    tool_choice:
-      typeof choice === "object" && choice !== null
-        ? { type: "function", function: { name: choice.name } }
-        : choice,
-    parallel_tool_calls: body.parallel_tool_calls,
-  };
-}
-
-/**
- * The prompt, rendered as chat's is. A 400 that names a chat message names `input` instead, since the
- * messages are not the request's own (instructions come first; a call joins the message before it).
- */
-async function promptIdsOf(ctx: ServerContext, messages: ChatBodyMessage[], tools: ChatTools | undefined) {
-  try {
-    return await chatPromptIds(ctx, messages, true, tools?.definitions);
-  } catch (err) {
-    if (err instanceof ApiError && err.param?.startsWith("messages"))
-      throw new ApiError(err.status, `input, as chat messages: ${err.message}`, "input");
-    throw err;
-  }
 }

@@ -6,22 +6,38 @@ import { ApiError } from "./errors.js";
 import type { ChatBody, CompletionBody } from "./schemas.js";
 
 /** A request's constraint and the field it came from (the `param` of a 400 about it). */
-interface FieldSpec {
+export interface FieldSpec {
   spec: StructuredOutputSpec;
   param: string;
 }
 
 /**
- * `params` with the grammar of the request's structured output (`response_format` or vLLM's
- * `structured_outputs`), compiled before anything is queued: a bad schema, regex or grammar is a 400 naming
- * its field, in XGrammar's words. Without one, `params` unchanged.
+ * The one constraint of a request: the calls its tool_choice forces, or the structured output it asks for.
+ * Both at once cannot be honoured (a forced call leaves no text for a format to shape): a 400 naming tool_choice.
  */
-export async function withStructuredOutput(
+export function oneConstraint(
+  forcedCalls: FieldSpec | undefined,
+  structuredOutput: FieldSpec | undefined,
+): FieldSpec | undefined {
+  if (forcedCalls && structuredOutput) {
+    throw new ApiError(
+      400,
+      `tool_choice forces a call, which constrains the reply as ${structuredOutput.param} does: give one of them`,
+      "tool_choice",
+    );
+  }
+  return forcedCalls ?? structuredOutput;
+}
+
+/**
+ * `params` with the grammar of `field` compiled before anything is queued: a bad schema, regex or grammar is a
+ * 400 naming its field, in XGrammar's words. Without one, `params` unchanged.
+ */
+export async function withConstraint(
   ctx: ServerContext,
-  body: CompletionBody | ChatBody,
+  field: FieldSpec | undefined,
   params: ValidSamplingParams,
 ): Promise<ValidSamplingParams> {
-  const field = structuredOutputSpec(body);
   if (!field) return params;
   try {
     const grammar = await ctx.engine.structuredOutputs.compile(field.spec);

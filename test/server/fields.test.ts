@@ -61,6 +61,19 @@ describe("vLLM's extra sampling and output fields through the server (the bundle
     }
   });
 
+  test("GET /v1/models/{id} for a served name with a slash, encoded or not", async () => {
+    const named = await startServer(model, {}, { servedModelName: "org/demo" });
+    try {
+      expect((await named.client.models.retrieve("org/demo")).id).toBe("org/demo");
+      const raw = await fetch(`${named.url}/v1/models/org/demo`);
+      expect(raw.status).toBe(200);
+      expect((await raw.json()).id).toBe("org/demo");
+      expect((await fetch(`${named.url}/v1/models/org`)).status).toBe(404);
+    } finally {
+      await named.close(1000);
+    }
+  });
+
   test("logit_bias -100 on the greedy token gives the second-best; +100 on a token repeats it", async () => {
     const plain = await bothEndpoints({}, 1);
     const completionTop = plain.completion.logprobs?.top_logprobs?.[0] ?? {};
@@ -132,6 +145,9 @@ describe("vLLM's extra sampling and output fields through the server (the bundle
     const ended = await forced(eos, { skip_special_tokens: false });
     expect([ended.completion.text, ended.chat.message.content]).toEqual(["", ""]);
     expect(ended.completion.finish_reason).toBe("stop");
+    // vLLM keeps the ending token's text too when include_stop_str_in_output says so.
+    const endedKept = await forced(eos, { skip_special_tokens: false, include_stop_str_in_output: true });
+    expect([endedKept.completion.text, endedKept.chat.message.content]).toEqual(["</s>", "</s>"]);
     const ignored = await forced(eos, { skip_special_tokens: false, ignore_eos: true });
     expect([ignored.completion.text, ignored.chat.message.content]).toEqual(["</s></s></s>", "</s></s></s>"]);
   });

@@ -2,6 +2,7 @@ import { createOpenAI } from "@ai-sdk/openai";
 import { generateText, streamText } from "ai";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { z } from "zod";
 import { bundledModelPath } from "../../src/cli/default-model.js";
 import { LLM } from "../../src/engine/llm.js";
 import { type ChatMessage, renderChat } from "../../src/model/chat-template.js";
@@ -302,6 +303,43 @@ describe("POST /v1/responses with the openai client and the AI SDK (the bundled 
     expect(generated.text).toBe(offline.text);
   });
 
+  test("the AI SDK refers to its own earlier output by id unless told store: false", async () => {
+    const openai = createOpenAI({ baseURL: `${s.url}/v1`, apiKey: "none" });
+    // An assistant turn as the AI SDK keeps it from an earlier response: its text with the item's id.
+    const messages = [
+      { role: "user" as const, content: "In the beginning" },
+      {
+        role: "assistant" as const,
+        content: [
+          {
+            type: "text" as const,
+            text: "God created the heaven and the earth.",
+            providerOptions: { openai: { itemId: "msg_1" } },
+          },
+        ],
+      },
+      { role: "user" as const, content: "And then?" },
+    ];
+    const request = {
+      model: openai.responses("demo"),
+      messages,
+      maxOutputTokens: 15,
+      temperature: 0,
+      maxRetries: 0,
+    };
+    await expect(generateText(request)).rejects.toThrow(/item_reference.*store to false/);
+    const stateless = await generateText({ ...request, providerOptions: { openai: { store: false } } });
+    const offline = await greedyChat(
+      [
+        { role: "user", content: "In the beginning" },
+        { role: "assistant", content: "God created the heaven and the earth." },
+        { role: "user", content: "And then?" },
+      ],
+      15,
+    );
+    expect(stateless.text).toBe(offline.text);
+  });
+
   test("stateless: previous_response_id and store: true are 400s that say nothing is stored", async () => {
     for (const [field, value] of [
       ["previous_response_id", "resp_123"],
@@ -428,5 +466,110 @@ describe("POST /v1/responses that ends with EOS (a model that writes EOS first)"
       "response.completed",
     ]);
     expect(final?.status).toBe("completed");
+  });
+});
+
+/**
+ * Constrained output on the demo model, which never writes JSON or a call by itself: text.format and forced
+ * function calls hold only because the grammar allows nothing else; each result is checked against its schema
+ * with zod (the independent check). Prompts that list tools are longer than the 256 tokens the demo model was
+ * trained on, so its context is raised (what it writes past them is noise, constrained all the same).
+ */
+describe("POST /v1/responses with text.format and forced function calls (the demo model)", () => {
+  const demo = loadModel(bundledModelPath);
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startServer(
+      { ...demo, config: { ...demo.config, maxSeqLen: 2048 } },
+      {},
+      { servedModelName: "demo" },
+    );
+  });
+  afterAll(() => s.close(1000));
+
+  const person = z.strictObject({ name: z.string().max(12), age: z.number().int().min(0).max(200) });
+  const personFormat = {
+    type: "json_schema" as const,
+    name: "person",
+    strict: true,
+    schema: {
+      type: "object",
+      properties: {
+        name: { type: "string", maxLength: 12 },
+        age: { type: "integer", minimum: 0, maximum: 200 },
+      },
+      required: ["name", "age"],
+      additionalProperties: false,
+    },
+  };
+  const cityArgs = z.strictObject({ city: z.string().max(24) });
+  const weather = {
+    type: "function" as const,
+    name: "get_weather",
+    description: "The weather in a city",
+    strict: true,
+    parameters: {
+      type: "object",
+      properties: { city: { type: "string", maxLength: 24 } },
+      required: ["city"],
+      additionalProperties: false,
+    },
+  };
+  const time = {
+    type: "function" as const,
+    name: "get_time",
+    strict: true,
+    parameters: { type: "object", properties: {} },
+  };
+
+  test("text.format json_schema: the text is JSON valid for the schema, whole and streamed", async () => {
+    for (let i = 0; i < 3; i++) {
+      const r = await s.client.responses.create({
+        model: "demo",
+        input: "Who was Abraham?",
+        text: { format: personFormat },
+        max_output_tokens: 100,
+      });
+      expect(r.status).toBe("completed");
+      expect(person.safeParse(JSON.parse(r.output_text)).success).toBe(true);
+    }
+    const events: OpenAI.Responses.ResponseStreamEvent[] = [];
+    const stream = await s.client.responses.create({
+      model: "demo",
+      input: "Who was Moses?",
+      text: { format: personFormat },
+      max_output_tokens: 100,
+      stream: true,
+    });
+    for await (const e of stream) events.push(e);
+    const text = events.flatMap((e) => (e.type === "response.output_text.delta" ? [e.delta] : [])).join("");
+    expect(person.safeParse(JSON.parse(text)).success).toBe(true);
+    const last = events.at(-1);
+    expect(last?.type === "response.completed" && last.response.output).toMatchObject([
+      { type: "message", content: [{ text }] },
+    ]);
+  });
+
+  test("text.format json_object: the text opens a JSON object, which the model alone never does", async () => {
+    const request = { model: "demo", input: "Who was Abraham?", max_output_tokens: 20, temperature: 0 };
+    const free = await s.client.responses.create(request);
+    const json = await s.client.responses.create({ ...request, text: { format: { type: "json_object" } } });
+    expect(free.output_text.trimStart().startsWith("{")).toBe(false);
+    expect(json.output_text.startsWith("{")).toBe(true);
+  });
+
+  test("a schema that does not compile is a 400 naming text.format.schema", async () => {
+    const r = await post(`${s.url}/v1/responses`, {
+      input: "Hi",
+      text: {
+        format: {
+          type: "json_schema",
+          name: "bad",
+          schema: { type: "object", properties: { a: { type: 3 } } },
+        },
+      },
+    });
+    expect(r.status).toBe(400);
+    expect(r.body.error.param).toBe("text.format.schema");
   });
 });

@@ -20,7 +20,7 @@ const person = {
 describe("structured outputs over HTTP on the bundled demo model", () => {
   let s: TestServer;
   beforeAll(async () => {
-    s = await startServer(model);
+    s = await startServer(model, {}, { servedModelName: "demo" });
   });
   afterAll(() => s.close(1000));
   const completions = (body: object) => post(`${s.url}/v1/completions`, { prompt: "And God said", ...body });
@@ -34,6 +34,7 @@ describe("structured outputs over HTTP on the bundled demo model", () => {
       json_schema: { name: "person", schema: person, strict: true },
     };
     const whole = await s.client.chat.completions.create({
+      model: "demo",
       messages: [{ role: "user", content: "Name a man of Israel" }],
       response_format,
       n: 8,
@@ -45,6 +46,7 @@ describe("structured outputs over HTTP on the bundled demo model", () => {
       expect(choice.finish_reason).toBe("stop");
     }
     const stream = await s.client.chat.completions.create({
+      model: "demo",
       messages: [{ role: "user", content: "Name a man of Israel" }],
       response_format,
       seed: 2,

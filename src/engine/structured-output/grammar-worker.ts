@@ -1,4 +1,5 @@
 import { parentPort, workerData } from "node:worker_threads";
+import type * as XGrammarApi from "@mlc-ai/web-xgrammar";
 import { InputError } from "../../model/errors.js";
 import type { StructuredOutputSpec } from "../../model/structured-output-spec.js";
 import type { GrammarVocabulary } from "./grammar-vocabulary.js";
@@ -33,9 +34,7 @@ export type CompileReply = { id: number; ok: true } | { id: number; error: strin
  */
 const anyWhitespace = false;
 
-type CompiledGrammar = Awaited<
-  ReturnType<XGrammarInstance["api"]["GrammarCompiler"]["prototype"]["compileGrammar"]>
->;
+type CompiledGrammar = XGrammarApi.CompiledGrammar;
 
 interface Matcher {
   raw: RawMatcher;

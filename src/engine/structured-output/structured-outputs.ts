@@ -34,7 +34,7 @@ interface Thread {
 export class StructuredOutputs {
   private thread: Thread | undefined;
   private vocabulary: GrammarVocabulary | undefined;
-  private readonly cache = new Map<string, Promise<TokenGrammar>>();
+  private readonly cache = new Map<string, Promise<WorkerGrammar>>();
   private nextId = 0;
 
   constructor(
@@ -58,9 +58,9 @@ export class StructuredOutputs {
     }
     this.cache.set(key, grammar);
     if (this.cache.size > this.cacheSize) {
-      const [oldestKey, oldest] = this.cache.entries().next().value as [string, Promise<TokenGrammar>];
+      const [oldestKey, oldest] = this.cache.entries().next().value as [string, Promise<WorkerGrammar>];
       this.cache.delete(oldestKey);
-      oldest.then((g) => (g as WorkerGrammar).drop()).catch(() => {});
+      oldest.then((g) => g.drop()).catch(() => {});
     }
     return grammar;
   }
@@ -73,7 +73,7 @@ export class StructuredOutputs {
     await thread?.worker.terminate();
   }
 
-  private async start(spec: StructuredOutputSpec): Promise<TokenGrammar> {
+  private async start(spec: StructuredOutputSpec): Promise<WorkerGrammar> {
     const thread = this.thread ?? this.startThread();
     const id = this.nextId++;
     await new Promise<void>((resolve, reject) => {
