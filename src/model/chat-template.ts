@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { Template } from "@huggingface/jinja";
 import { fileErrorText, InputError } from "./errors.js";
 import type { EncodeRequest, TextPart, Tokenizer } from "./tokenizer/tokenizer.js";
+import { functionSignature } from "./tool-calls/signature.js";
 import type { ToolDefinition } from "./tool-calls/tool-call.js";
 
 /** A call an assistant turn made, as templates read it: `arguments` parsed from its JSON text, as vLLM does. */
@@ -57,7 +58,8 @@ export class ChatFieldError extends InputError {
  *   Assistant:
  *
  * With tools it asks for Hermes' call format (see tool-calls/hermes.ts): a first system line lists the
- * functions, an assistant turn's calls follow its content, and tool results are "Tool:" lines.
+ * functions (tool-calls/signature.ts), an assistant turn's calls follow its content, and tool results are
+ * "Tool:" lines.
  */
 export class ChatTemplate {
   private readonly template: Template | undefined;
@@ -141,17 +143,12 @@ function templateMessage(m: ChatMessage): Record<string, unknown> {
   return message;
 }
 
-/** A tool as OpenAI's request (and so HF transformers' `tools`) writes it. */
+/** A tool as OpenAI's request (and so HF transformers' `tools`) writes it; absent fields stay absent. */
 function templateTool(tool: ToolDefinition): Record<string, unknown> {
-  return { type: "function", function: functionObject(tool) };
-}
-
-/** A tool's `function` object: name, description, parameters; absent fields stay absent. */
-function functionObject(tool: ToolDefinition): Record<string, unknown> {
   const fn: Record<string, unknown> = { name: tool.name };
   if (tool.description !== undefined) fn.description = tool.description;
   if (tool.parameters !== undefined) fn.parameters = tool.parameters;
-  return fn;
+  return { type: "function", function: fn };
 }
 
 /** Private-use characters around a content marker (see renderParts). */
@@ -283,12 +280,9 @@ function plainChat(
   return lines.join("") + (addGenerationPrompt ? "Assistant:" : "");
 }
 
-/**
- * The plain fallback's system line for tools: each function's JSON on a line, and Hermes' call format. It is
- * short, since the models without a template are small (the demo model has 256 tokens of context).
- */
+/** The plain fallback's system line for tools: each function's signature on a line, and Hermes' call format. */
 function plainToolsInstruction(tools: readonly ToolDefinition[]): string {
-  const functions = tools.map((t) => `${JSON.stringify(functionObject(t))}\n`);
+  const functions = tools.map((t) => `${functionSignature(t)}\n`);
   return (
     `You may call these functions:\n${functions.join("")}` +
     'Call one as <tool_call>{"name": <function-name>, "arguments": <args-json-object>}</tool_call>'

@@ -6,6 +6,7 @@ import { ChatFieldError, type ChatMessage, ChatTemplate, chatPrompt } from "../.
 import { loadHfTokenizer } from "../../src/model/tokenizer/hf-tokenizer.js";
 import { toolCallFormatOf } from "../../src/model/tool-calls/formats.js";
 import { hermesFormat } from "../../src/model/tool-calls/hermes.js";
+import { functionSignature } from "../../src/model/tool-calls/signature.js";
 import {
   collectToolCallEvents,
   type ToolCallFormat,
@@ -151,7 +152,10 @@ describe("real templates render tools and tool-call histories", () => {
     });
     const lines = text.split("\n");
     expect(lines[0]).toBe("System: You may call these functions:");
-    expect(lines.slice(1, 3).map((line) => JSON.parse(line))).toEqual([weather, clock]);
+    expect(lines.slice(1, 3)).toEqual([
+      "get_weather(city: string) - The weather now, in a city",
+      "get_time()",
+    ]);
     expect(lines[3]).toContain("<tool_call>");
     expect(lines[4]).toBe("User: Weather in Paris?");
     expect(calls(hermesFormat, lines[5].replace("Assistant: ", ""))).toEqual({
@@ -160,6 +164,29 @@ describe("real templates render tools and tool-call histories", () => {
     });
     expect(lines.slice(6)).toEqual(["Tool: 22 C, sunny", "Assistant:"]);
   });
+});
+
+test("the plain fallback's signatures: argument types from the schema, optional ones marked", () => {
+  expect(
+    functionSignature({
+      name: "book",
+      description: "Books a room",
+      parameters: {
+        type: "object",
+        properties: {
+          nights: { type: "integer" },
+          view: { enum: ["sea", "garden", null] },
+          guests: { type: "array", items: { type: "string" } },
+          note: { type: ["string", "null"] },
+          extra: {},
+        },
+        required: ["nights", "guests"],
+      },
+    }),
+  ).toBe(
+    'book(nights: integer, view?: "sea" | "garden" | null, guests: string[], note?: string | null, extra?: any) - Books a room',
+  );
+  expect(functionSignature({ name: "ping" })).toBe("ping()");
 });
 
 describe("tool text is never control tokens", () => {

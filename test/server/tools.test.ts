@@ -31,7 +31,7 @@ const weather = {
 /** The demo model's plain prompt with `weather` offered, written out by hand (see ChatTemplate). */
 const toolsLine =
   "System: You may call these functions:\n" +
-  '{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}\n' +
+  "get_weather(city?: string)\n" +
   'Call one as <tool_call>{"name": <function-name>, "arguments": <args-json-object>}</tool_call>\n';
 
 describe("tools on the demo model (plain fallback, Hermes' format)", () => {
