@@ -661,3 +661,21 @@ describe("POST /v1/responses with text.format and forced function calls (the dem
     expect(twice.body.error.param).toBe("tools[1].name");
   });
 });
+
+test("a response that shutdown cuts short ends cancelled, its text marked incomplete", async () => {
+  const s = await startServer(loadModel(bundledModelPath), {}, { servedModelName: "demo" });
+  const stream = await s.client.responses.create({ model: "demo", input: "In the beginning", stream: true });
+  const events: OpenAI.Responses.ResponseStreamEvent[] = [];
+  let closed: Promise<void> | undefined;
+  for await (const e of stream) {
+    events.push(e);
+    // Shutdown with no grace, once the text has begun: the engine aborts the generation.
+    if (e.type === "response.output_text.delta") closed ??= s.close(0);
+  }
+  await closed;
+  const last = events.at(-1);
+  if (last?.type !== "response.incomplete") throw new Error(`ended with ${last?.type}`);
+  expect(last.response).toMatchObject({ status: "cancelled", incomplete_details: null });
+  expect(last.response.output).toMatchObject([{ type: "message", status: "incomplete" }]);
+  expect(last.response.usage?.output_tokens).toBeLessThan(200);
+});
