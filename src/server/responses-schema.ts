@@ -9,7 +9,7 @@ import { z } from "zod";
 
 const jsonObject = z.record(z.string(), z.unknown());
 
-/** `x`, or `[x]` when a string was given as its text. */
+/** `list`, where a string stands for the list of one item made from it. */
 function textOrList<T extends z.ZodType>(item: (text: string) => unknown, list: T) {
   return z.preprocess((v) => (typeof v === "string" ? [item(v)] : v), list);
 }
@@ -28,7 +28,7 @@ const textPart = z.discriminatedUnion(
     }),
   ],
   {
-    error: (issue) => `vellum reads only text parts (input_text, output_text), not ${describe(issue.input)}`,
+    error: (issue) => `vellum reads only text parts (input_text, output_text), not ${typeOf(issue.input)}`,
   },
 );
 
@@ -46,7 +46,6 @@ const message = z.strictObject({
   content: textParts,
   id: z.string().nullish(),
   status: itemStatus,
-  phase: z.enum(["commentary", "final_answer"]).nullish(),
 });
 
 /** A call the model made in a previous turn; `arguments` is JSON text (chat templates write it parsed). */
@@ -77,7 +76,7 @@ const inputItem = z.preprocess(
     error: (issue) =>
       isItemReference(issue.input)
         ? "an item_reference points at a stored item, and vellum does not store responses: send the item itself (with the AI SDK, set providerOptions.openai.store to false)"
-        : `vellum implements the input items ${implementedItemTypes}, not ${describe(issue.input)}`,
+        : `vellum implements the input items ${implementedItemTypes}, not ${typeOf(issue.input)}`,
   }),
 );
 
@@ -170,7 +169,7 @@ function isItemReference(v: unknown): boolean {
 }
 
 /** An item or part in an error message: its type when it has one. */
-function describe(v: unknown): string {
+function typeOf(v: unknown): string {
   const type = typeof v === "object" && v !== null ? (v as { type?: unknown }).type : undefined;
   return type === undefined ? "this value" : JSON.stringify(type);
 }

@@ -1,18 +1,15 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { samplingParams } from "../engine/api.js";
 import type { CompletionDelta } from "../engine/output-processor.js";
 import type { FinishReason } from "../engine/stats.js";
 import type { ToolCallEvent, ToolCallParser } from "../model/tool-calls/tool-call.js";
-import { chatTools, toolSamplingParams } from "./chat-tools.js";
 import type { ServerContext } from "./context.js";
 import { toApiError } from "./errors.js";
 import { checkModel, type Generation, startGenerations } from "./generation.js";
 import { GenerationTally, noteGeneration } from "./request-log.js";
-import { chatToolFields, inputMessages, inputPromptIds, textFormatSpec } from "./responses-input.js";
+import { onChatPath } from "./responses-input.js";
 import { type EmitEvent, type OutputItem, ResponseOutput } from "./responses-output.js";
 import { type ResponsesBody, responsesBody } from "./responses-schema.js";
 import { SseWriter } from "./sse.js";
-import { oneConstraint, withConstraint } from "./structured-output.js";
 
 /**
  * POST /v1/responses: OpenAI's Responses API on the chat path. The input items become chat messages
@@ -24,29 +21,14 @@ import { oneConstraint, withConstraint } from "./structured-output.js";
 export async function responses(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply) {
   const body = responsesBody.parse(request.body);
   checkModel(ctx, body.model);
-  const tools = chatTools(ctx.model.chatTemplate, chatToolFields(body));
-  const promptIds = await inputPromptIds(ctx, inputMessages(body), tools);
-  // As chat's: by default as many tokens as the context has room for.
-  const maxTokens = body.max_output_tokens ?? Math.max(1, ctx.engine.maxModelLen - promptIds.length);
-  const { forcedCalls, ...toolParams } = toolSamplingParams(tools, ctx.model.tokenizer);
-  const params = await withConstraint(
-    ctx,
-    oneConstraint(forcedCalls, textFormatSpec(body)),
-    samplingParams({
-      temperature: body.temperature ?? undefined,
-      topP: body.top_p ?? undefined,
-      maxTokens,
-      ...toolParams,
-    }),
-  );
+  const { promptIds, params, callFormat } = await onChatPath(ctx, body);
   const [generation] = startGenerations(ctx, request, reply, [promptIds], params, { promptParam: "input" });
   const tally = new GenerationTally(promptIds.length, 1);
   noteGeneration(request, tally);
   const job: ResponseJob = {
     body,
     generation,
-    // The calls are parsed out of the text unless tool_choice is "none".
-    parser: tools?.choice === "none" ? undefined : tools?.format.createParser(),
+    parser: callFormat?.createParser(),
     tally,
     id: `resp_${request.id}`,
     createdAt: Math.floor(Date.now() / 1000),

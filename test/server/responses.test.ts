@@ -572,4 +572,110 @@ describe("POST /v1/responses with text.format and forced function calls (the dem
     expect(r.status).toBe(400);
     expect(r.body.error.param).toBe("text.format.schema");
   });
+  test("tool_choice required or a named function: function_call items whose arguments validate", async () => {
+    for (const toolChoice of ["required", { type: "function", name: "get_weather" }] as const) {
+      const r = await s.client.responses.create({
+        model: "demo",
+        input: "What is the weather in Bethlehem?",
+        tools: [weather, time],
+        tool_choice: toolChoice,
+        parallel_tool_calls: false,
+        max_output_tokens: 200,
+      });
+      expect(r.status).toBe("completed");
+      expect(r.output).toHaveLength(1);
+      const [call] = r.output;
+      expect(call).toMatchObject({ type: "function_call", status: "completed" });
+      if (call.type !== "function_call") throw new Error("not a call");
+      expect(call.id).toMatch(/^fc_/);
+      if (toolChoice !== "required") expect(call.name).toBe("get_weather");
+      const args = JSON.parse(call.arguments);
+      expect((call.name === "get_weather" ? cityArgs : z.strictObject({})).safeParse(args).success).toBe(
+        true,
+      );
+    }
+  });
+
+  test("a streamed forced call: its argument deltas add up to the call, which goes back as input", async () => {
+    const input: OpenAI.Responses.ResponseInputItem[] = [{ role: "user", content: "Weather in Bethlehem?" }];
+    const stream = await s.client.responses.create({
+      model: "demo",
+      input,
+      tools: [weather],
+      tool_choice: "required",
+      parallel_tool_calls: false,
+      max_output_tokens: 200,
+      stream: true,
+    });
+    const events: OpenAI.Responses.ResponseStreamEvent[] = [];
+    for await (const e of stream) events.push(e);
+    const last = events.at(-1);
+    if (last?.type !== "response.completed") throw new Error(`ended with ${last?.type}`);
+    const [call] = last.response.output;
+    if (call?.type !== "function_call") throw new Error("no call");
+    const types = events.map((e) => e.type);
+    expect(types.slice(0, 3)).toEqual([
+      "response.created",
+      "response.in_progress",
+      "response.output_item.added",
+    ]);
+    expect(types.slice(-3)).toEqual([
+      "response.function_call_arguments.done",
+      "response.output_item.done",
+      "response.completed",
+    ]);
+    const deltas = events.flatMap((e) =>
+      e.type === "response.function_call_arguments.delta" ? [e.delta] : [],
+    );
+    expect(deltas.join("")).toBe(call.arguments);
+    expect(cityArgs.safeParse(JSON.parse(call.arguments)).success).toBe(true);
+
+    // The next turn: the call as it came, and its output.
+    const next = await s.client.responses.create({
+      model: "demo",
+      input: [...input, call, { type: "function_call_output", call_id: call.call_id, output: "Sunny." }],
+      tools: [weather],
+      max_output_tokens: 10,
+    });
+    expect(next.output).toMatchObject([{ type: "message" }]);
+    expect(next.usage?.input_tokens).toBeGreaterThan(last.response.usage?.input_tokens ?? Infinity);
+  });
+  test("a forced call with text.format, or parameters that do not compile, is a 400 naming the field", async () => {
+    const both = await post(`${s.url}/v1/responses`, {
+      input: "Hi",
+      tools: [weather],
+      tool_choice: "required",
+      text: { format: { type: "json_object" } },
+    });
+    expect(both.status).toBe(400);
+    expect(both.body.error.param).toBe("tool_choice");
+    const bad = await post(`${s.url}/v1/responses`, {
+      input: "Hi",
+      tools: [weather, { ...time, parameters: { type: "object", properties: { at: { type: 3 } } } }],
+      tool_choice: { type: "function", name: "get_time" },
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.param).toBe("tools[1].parameters");
+    expect(bad.body.error.message).toMatch(/^tools\[1\]\.parameters: /);
+    const twice = await post(`${s.url}/v1/responses`, { input: "Hi", tools: [weather, weather] });
+    expect(twice.body.error.param).toBe("tools[1].name");
+  });
+});
+
+test("a response that shutdown cuts short ends cancelled, its text marked incomplete", async () => {
+  const s = await startServer(loadModel(bundledModelPath), {}, { servedModelName: "demo" });
+  const stream = await s.client.responses.create({ model: "demo", input: "In the beginning", stream: true });
+  const events: OpenAI.Responses.ResponseStreamEvent[] = [];
+  let closed: Promise<void> | undefined;
+  for await (const e of stream) {
+    events.push(e);
+    // Shutdown with no grace, once the text has begun: the engine aborts the generation.
+    if (e.type === "response.output_text.delta") closed ??= s.close(0);
+  }
+  await closed;
+  const last = events.at(-1);
+  if (last?.type !== "response.incomplete") throw new Error(`ended with ${last?.type}`);
+  expect(last.response).toMatchObject({ status: "cancelled", incomplete_details: null });
+  expect(last.response.output).toMatchObject([{ type: "message", status: "incomplete" }]);
+  expect(last.response.usage?.output_tokens).toBeLessThan(200);
 });
