@@ -198,6 +198,25 @@ async function checkMaskByBruteForce(tokenizer: Tokenizer, vocabSize: number, se
   }
 }
 
+test("a length-limited JSON string refuses raw control characters (XGrammar 0.1.27's own rule lets them in)", async () => {
+  const grammar = await compile({
+    type: "json_schema",
+    schema: { type: "object", properties: { s: { type: "string", maxLength: 8 } }, required: ["s"] },
+  });
+  const texts = tokenTexts(model.tokenizer, "a");
+  const matcher = grammar.createMatcher();
+  for (const c of '{"s": "') expect(matcher.acceptToken(texts.indexOf(c))).toBe(true);
+  await matcher.ready();
+  const mask = new Int32Array(Math.ceil(model.config.vocabSize / 32));
+  matcher.fillNextTokenBitmask(mask);
+  const allowed = (id: number) => ((mask[id >> 5] >>> (id & 31)) & 1) === 1;
+  const control = texts.flatMap((t, id) => ([...t].some((c) => c.charCodeAt(0) < 0x20) ? [id] : []));
+  expect(control.length).toBeGreaterThan(0);
+  expect(control.filter(allowed).map((id) => texts[id])).toEqual([]);
+  expect(allowed(texts.indexOf("a"))).toBe(true);
+  matcher.dispose();
+});
+
 describe("the grammar mask equals a brute-force check", () => {
   test("on the demo model's SentencePiece vocabulary (2048, byte fallback)", async () => {
     for (const seed of [1, 2, 3]) await checkMaskByBruteForce(model.tokenizer, model.config.vocabSize, seed);

@@ -157,10 +157,13 @@ function xgrammarCalls(spec: StructuredOutputSpec): {
     case "json_object": {
       const schema = spec.type === "json_object" ? { type: "object" } : spec.schema;
       if (spec.type === "json_schema") checkJsonSchema(schema);
-      const text = JSON.stringify(schema);
+      let ebnf = "";
       return {
-        parse: (x) => x.api.Grammar.fromJSONSchema(text, anyWhitespace, -1, undefined, true),
-        build: () => compiler.compileJSONSchema(text, anyWhitespace, -1, undefined, true),
+        parse: async (x) => {
+          ebnf = await jsonSchemaEbnf(x, schema);
+          return x.api.Grammar.fromEBNF(ebnf);
+        },
+        build: () => compiler.compileGrammar(ebnf),
       };
     }
     case "grammar":
@@ -190,6 +193,24 @@ function xgrammarCalls(spec: StructuredOutputSpec): {
 }
 
 /**
+ * The EBNF of a JSON schema in the compact layout (see anyWhitespace). XGrammar 0.1.27 writes the characters of
+ * a length-limited string (maxLength, minLength) as [^"\\\r\n], which lets raw control characters such as a
+ * tab into the string: invalid JSON. They get the class its other strings use, which leaves out U+0000–U+001F.
+ */
+async function jsonSchemaEbnf(x: XGrammarInstance, schema: unknown): Promise<string> {
+  const grammar = await x.api.Grammar.fromJSONSchema(
+    JSON.stringify(schema),
+    anyWhitespace,
+    -1,
+    undefined,
+    true,
+  );
+  const ebnf = grammar.toString();
+  grammar.dispose();
+  return ebnf.replaceAll(String.raw`[^\"\\\r\n]`, String.raw`[^\0-\x1f\"\\\r\n]`);
+}
+
+/**
  * A structural tag with each JSON-schema content (`{type: "json_schema", json_schema}`) turned into the
  * grammar of the same compact layout a json_schema spec gets (see anyWhitespace): XGrammar's structural tags
  * allow any whitespace in JSON, which a small model fills instead of writing the arguments of a forced call.
@@ -200,11 +221,7 @@ async function compactJsonContents(x: XGrammarInstance, value: unknown): Promise
   const node = value as Record<string, unknown>;
   if (node.type === "json_schema" && "json_schema" in node) {
     checkJsonSchema(node.json_schema);
-    const text = JSON.stringify(node.json_schema);
-    const grammar = await x.api.Grammar.fromJSONSchema(text, anyWhitespace, -1, undefined, true);
-    const ebnf = grammar.toString();
-    grammar.dispose();
-    return { type: "grammar", grammar: ebnf };
+    return { type: "grammar", grammar: await jsonSchemaEbnf(x, node.json_schema) };
   }
   const entries = await Promise.all(
     Object.entries(node).map(async ([k, v]) => [k, await compactJsonContents(x, v)] as const),
