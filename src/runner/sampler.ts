@@ -38,7 +38,8 @@ export class Sampler {
   /**
    * `logits`: one row of `vocabSize` values, left untouched. `promptIds` and `outputIds` are the
    * request's tokens so far (the penalties read them). `mask` (a grammar's, bit set = allowed) removes the
-   * tokens it refuses before anything else.
+   * tokens it refuses before anything else. Where rules contradict one another, the grammar and min_tokens
+   * (already in `logits`) win over allowed_token_ids and bad_words.
    */
   sample(
     logits: Float32Array,
@@ -50,6 +51,12 @@ export class Sampler {
     const row = scratch.prepare(logits);
     if (mask) applyTokenMask(row, mask);
     applyTokenConstraints(row, p, outputIds);
+    if (!row.some((x) => x > Number.NEGATIVE_INFINITY)) {
+      // The request's own rules refuse every token its grammar (or min_tokens) leaves, e.g. allowed_token_ids
+      // outside a choice: those rules yield for this token, so that the request goes on instead of failing.
+      row.set(logits);
+      if (mask) applyTokenMask(row, mask);
+    }
     applyPenalties(row, p, promptIds, outputIds);
     const tokenId = p.temperature === 0 ? argmax(row) : this.draw(row);
     if (p.logprobs === 0) return { tokenId };

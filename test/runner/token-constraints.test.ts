@@ -54,6 +54,15 @@ describe("token constraints in the sampler (vLLM's allowed_token_ids, bad_words,
     expect(greedy.sample(logits, [], []).tokenId).toBe(0);
   });
 
+  it("rules that refuse every token a grammar allows yield to the grammar: draws follow the grammar alone", () => {
+    const mask = new Int32Array([(1 << 2) | (1 << 5)]); // the grammar allows tokens 2 and 5 only
+    const sampler = new Sampler(samplingParams({ seed: 3, allowedTokenIds: [3], badWords: [[2]] }));
+    const drawn = new Set(Array.from({ length: 200 }, () => sampler.sample(logits, [], [], mask).tokenId));
+    expect(drawn).toEqual(new Set([2, 5]));
+    const kept = new Sampler(samplingParams({ temperature: 0, badWords: [[2]] }));
+    expect(kept.sample(logits, [], [], mask).tokenId).toBe(5); // a rule that leaves a token still holds
+  });
+
   it("bad_words: a word's last token is banned exactly where the output ends with the rest of it", () => {
     const badWords = [[3], [7, 6], [1, 2, 0]];
     expectDrawsFrom(

@@ -88,6 +88,21 @@ describe("structured outputs over HTTP on the bundled demo model", () => {
     }
   });
 
+  test("allowed_token_ids that refuse every choice yield to the grammar; a request beside it is untouched", async () => {
+    const [contradicting, plain] = await Promise.all([
+      completions({
+        max_tokens: 8,
+        allowed_token_ids: [5],
+        structured_outputs: { choice: ["amen", "selah"] },
+      }),
+      completions({ max_tokens: 8, temperature: 0 }),
+    ]);
+    expect(contradicting.status).toBe(200);
+    expect(["amen", "selah"]).toContain(contradicting.body.choices[0].text);
+    expect(plain.status).toBe(200);
+    expect(plain.body.choices[0].finish_reason).toBe("length");
+  });
+
   test("bad schemas, regexes and grammars, and ambiguous requests, are 400s naming the field", async () => {
     const cases: [
       Promise<{ status: number; body: { error: { param: string; message: string } } }>,
