@@ -60,12 +60,14 @@ export class ModelRunner {
       row++;
       const p = request.samplingParams;
       const mask = masks.get(request.id);
-      const stopIds = [...request.eosTokenIds, ...p.stopTokenIds];
       // min_tokens: the request may not end yet, so EOS and stop tokens cannot be drawn, unless its grammar
       // has ended and allows nothing else (the grammar wins: the output is complete).
-      if (request.outputTokenIds.length < p.minTokens && !(mask && allowsOnly(mask, stopIds))) {
-        rowLogits = rowLogits.slice();
-        for (const id of stopIds) rowLogits[id] = Number.NEGATIVE_INFINITY;
+      if (request.outputTokenIds.length < p.minTokens) {
+        const stopIds = [...request.eosTokenIds, ...p.stopTokenIds];
+        if (!(mask && allowsOnly(mask, stopIds))) {
+          rowLogits = rowLogits.slice();
+          for (const id of stopIds) rowLogits[id] = Number.NEGATIVE_INFINITY;
+        }
       }
       let sampler = this.samplers.get(request.id);
       if (!sampler) {

@@ -51,7 +51,9 @@ export class Sampler {
     const row = scratch.prepare(logits);
     if (mask) applyTokenMask(row, mask);
     applyTokenConstraints(row, p, outputIds);
-    if (!row.some((x) => x > Number.NEGATIVE_INFINITY)) {
+    // Only allowed_token_ids and bad_words can refuse tokens here, so only then is the row scanned.
+    const mayBeEmpty = p.allowedTokenIds.length > 0 || p.badWords.length > 0;
+    if (mayBeEmpty && !row.some((x) => x > Number.NEGATIVE_INFINITY)) {
       // The request's own rules refuse every token its grammar (or min_tokens) leaves, e.g. allowed_token_ids
       // outside a choice: those rules yield for this token, so that the request goes on instead of failing.
       row.set(logits);

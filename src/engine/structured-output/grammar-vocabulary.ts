@@ -1,3 +1,4 @@
+import { prependsSpaceMark } from "../../model/tokenizer/hf-convert.js";
 import { type Tokenizer, TokenType } from "../../model/tokenizer/tokenizer.js";
 
 /**
@@ -55,7 +56,7 @@ export function grammarVocabulary(tokenizer: Tokenizer, logitsVocabSize: number)
   return {
     encodedVocab,
     vocabType: hfVocabType(json.decoder),
-    addPrefixSpace: hfAddsPrefixSpace(json),
+    addPrefixSpace: prependsSpaceMark(json),
     vocabSize: logitsVocabSize,
     stopIds,
   };
@@ -65,16 +66,13 @@ export function grammarVocabulary(tokenizer: Tokenizer, logitsVocabSize: number)
 interface HfTokenizerJson {
   added_tokens?: { id: number; special?: boolean }[];
   decoder?: HfComponent | null;
-  normalizer?: HfComponent | null;
-  pre_tokenizer?: HfComponent | null;
+  normalizer?: unknown;
+  pre_tokenizer?: unknown;
 }
 
 interface HfComponent {
   type?: string;
   decoders?: HfComponent[];
-  normalizers?: HfComponent[];
-  prepend?: string;
-  prepend_scheme?: string;
 }
 
 /** An id the tokenizer.json has no entry for (a hole in the ids) is "": never allowed. */
@@ -93,13 +91,4 @@ function hfVocabType(decoder: HfComponent | null | undefined): GrammarVocabulary
     if (d.type === "ByteFallback") return "byte_fallback";
   }
   return "raw";
-}
-
-/** A `Prepend "▁"` normalizer or a Metaspace pre-tokenizer that prepends (XGrammar's own test). */
-function hfAddsPrefixSpace(json: HfTokenizerJson): boolean {
-  const n = json.normalizer;
-  const normalizers = n?.type === "Sequence" ? (n.normalizers ?? []) : n ? [n] : [];
-  if (normalizers.some((x) => x.type === "Prepend" && x.prepend === "▁")) return true;
-  const p = json.pre_tokenizer;
-  return p?.type === "Metaspace" && (p.prepend_scheme === "always" || p.prepend_scheme === "first");
 }

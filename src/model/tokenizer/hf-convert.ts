@@ -424,7 +424,7 @@ function mentionsType(component: unknown, type: string): boolean {
 }
 
 /** Dummy prefix: a Prepend ▁ normalizer (legacy) or a Metaspace pre-tokenizer that prepends. */
-function prependsSpaceMark(tj: HfTokenizerJson): boolean {
+export function prependsSpaceMark(tj: Pick<HfTokenizerJson, "normalizer" | "pre_tokenizer">): boolean {
   const hasPrepend = (n: unknown): boolean => {
     if (n === null || typeof n !== "object") return false;
     const c = n as { type?: string; prepend?: string; normalizers?: unknown[] };
