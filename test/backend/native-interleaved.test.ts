@@ -83,6 +83,18 @@ describe.skipIf(addon instanceof Error)("interleaved quantized kernels against t
           }
     });
 
+    test(`${dtype}: one token on bands of several 32-row windows and a ragged end (decode's tiles)`, () => {
+      // One token's bands start on 32 rows: 600 rows give 1-thread bands of 64 and 96 rows (a 64-row tile and a
+      // 32-row one where the type takes 64), 1,000 rows bands of 128 and a last one ending in a lone group.
+      let seed = 200;
+      for (const rows of [600, 1000])
+        for (const threads of [1, 2]) {
+          seed++;
+          const w = randomBlocks(dtype, rows, widths[0], xorshift(seed));
+          expectReference(w, exactActivations(1, widths[0], seed), 1, threads);
+        }
+    });
+
     test(`${dtype}: 70 tokens (past a 64-token chunk) on 136 rows`, () => {
       const cols = widths[1];
       expectReference(randomBlocks(dtype, 136, cols, xorshift(99)), exactActivations(70, cols, 99), 70, 1);

@@ -53,8 +53,8 @@ size_t Model::bytesReadIn(const uint8_t* begin, const uint8_t* end) const {
 }
 
 template <class F>
-void Model::parallelFor(int64_t n, F&& f) {
-  const int64_t chunks = std::min<int64_t>(n, 4 * pool_.size());
+void Model::parallelFor(int64_t n, F&& f, int64_t grain) {
+  const int64_t chunks = std::clamp<int64_t>(n / grain, 1, 4 * pool_.size());
   auto job = [&](int chunk, int) { f(n * chunk / chunks, n * (chunk + 1) / chunks); };
   pool_.run(static_cast<int>(chunks), job);
 }
@@ -176,9 +176,12 @@ void Model::forward(const Batch& b, float* logits) {
     }
   });
   auto addResidual = [&](const float* delta) {
-    parallelFor(static_cast<int64_t>(T) * dim, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; i++) x[i] += delta[i];
-    });
+    parallelFor(
+        static_cast<int64_t>(T) * dim,
+        [&](int64_t begin, int64_t end) {
+          for (int64_t i = begin; i < end; i++) x[i] += delta[i];
+        },
+        kCheapGrain);
   };
   // y ← RMSNorm(y) · weight, rows of `width`, in place; nothing when the weight is empty (the switch is off).
   auto normRows = [&](float* y, const std::vector<float>& weight, int64_t rows, int width) {

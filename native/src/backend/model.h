@@ -137,8 +137,11 @@ class Model {
   int threads() const { return pool_.size(); }
 
  private:
+  // f(begin, end) over [0, n) in chunks spread over the pool, each of at least `grain` items: an op cheaper than
+  // a hand-off to another thread (a decode token's residual add) runs on the calling thread.
+  static constexpr int64_t kCheapGrain = 16384;
   template <class F>
-  void parallelFor(int64_t n, F&& f);
+  void parallelFor(int64_t n, F&& f, int64_t grain = 1);
   void ensureScratch(int T, int nLogits, int maxCtx);
 
   ModelConfig c_;

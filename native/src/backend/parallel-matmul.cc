@@ -5,9 +5,6 @@
 namespace vellum::backend {
 namespace {
 constexpr int kTokenChunk = 64;
-// Bands start on multiples of the kernels' row tiles (4 rows; 8 at batch 1 and in 8-row groups), so no band ends
-// in a ragged tile.
-constexpr int kRowAlign = 8;
 }  // namespace
 
 void parallelMatmul(ThreadPool& pool, const Kernels& k, const float* x, int T, int n, const Weight* const* ws,
@@ -26,15 +23,18 @@ void parallelMatmul(ThreadPool& pool, const Kernels& k, const float* x, int T, i
   const BlockQ8Act* a = quantized ? acts.data() : nullptr;
   // Chunks: token chunk (outermost, so each weight band is reread once per token chunk) × weight × row band.
   const int bandsPerWeight = 8 * pool.size();
+  // Bands start on multiples of the kernels' row tiles: 8 rows, and 32 for decode's (decodeRows), so no band ends
+  // in a ragged tile.
+  const int rowAlign = T == 1 ? 32 : 8;
   const int tokenChunks = (T + kTokenChunk - 1) / kTokenChunk;
   auto job = [&](int chunk, int) {
     const int t0 = chunk / (count * bandsPerWeight) * kTokenChunk;
     const int i = chunk / bandsPerWeight % count;
     const int band = chunk % bandsPerWeight;
     const int m = ws[i]->rows;
-    const int tiles = (m + kRowAlign - 1) / kRowAlign;
-    const int begin = tiles * band / bandsPerWeight * kRowAlign;
-    const int end = std::min(m, tiles * (band + 1) / bandsPerWeight * kRowAlign);
+    const int tiles = (m + rowAlign - 1) / rowAlign;
+    const int begin = tiles * band / bandsPerWeight * rowAlign;
+    const int end = std::min(m, tiles * (band + 1) / bandsPerWeight * rowAlign);
     if (begin >= end) return;
     const MatmulInput in{x + static_cast<size_t>(t0) * n, a ? a + static_cast<size_t>(t0) * nb : nullptr,
                          std::min(kTokenChunk, T - t0)};
