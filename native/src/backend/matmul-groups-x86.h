@@ -186,23 +186,27 @@ struct Legacy8 {
 //   meets x with w's sign, and without VNNI each maddubs is widened by a madd (two can overflow int16), ~4.5 ops
 //   per 32 MACs;
 // where a row at a time needs ~6 per row and token.
-template <DType T, int TT>
-void tileX8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
+// Decode (one token) reads each block once and does a few instructions per cache line with it, so it waits on
+// memory, and what bounds it is how many lines each core has in flight. Its tiles read several groups side by
+// side, each stream fetched this many blocks ahead.
+constexpr int kDecodeAhead = 8;
+
+template <DType T>
+struct BlockX8 {
   using L = Legacy8<T>;
-  const __m256i low4 = _mm256_set1_epi8(0x0f);
-  const __m256i levels = iq4LevelTable<__m256i>(VELLUM_VNNI ? 128 : 0);
-  const int nb = w.cols / kBlock;
-  const uint8_t* group = w.interleaved + static_cast<size_t>(o / 8) * nb * L::bytes;
-  const BlockQ8Act* xs[TT];
-  for (int u = 0; u < TT; u++) xs[u] = x.q8 + static_cast<size_t>(t + u) * nb;
-  __m256 acc[TT];
-  for (int u = 0; u < TT; u++) acc[u] = _mm256_setzero_ps();
-  for (int b = 0; b < nb; b++) {
-    const uint8_t* p = group + static_cast<size_t>(b) * L::bytes;
-    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    __m256 m{};
+  const uint8_t* p;
+  __m256 d, m;
+  __m256i q[8];  // q[k]: quants 4k..4k+3 of every row (q8_0: their absolute values)
+  // The signed types' |q| and signs: q8_0 rereads its signs from the block (L1) rather than hold 8 more
+  // registers; iq4_nl keeps its levels in q and their magnitudes here.
+  __m256i magnitude[L::levels && L::signedQ ? 8 : 1];
+
+  // The block at p of an 8-row group.
+  inline void load(const uint8_t* block) {
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    p = block;
+    d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     if constexpr (L::hasMin) m = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
-    __m256i q[8];  // q[k]: quants 4k..4k+3 of every row (q8_0: their absolute values)
     for (int c = 0; c < 4; c++) {
       if constexpr (T == DType::Q8_0) {
         q[c] = _mm256_abs_epi8(load32(p + L::qs + 32 * c));
@@ -217,40 +221,80 @@ void tileX8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int
           q[c + 4] = withFifthBits(q[c + 4], qh, 2 * c + 1);
         }
         if constexpr (L::levels) {
+          const __m256i levels = iq4LevelTable<__m256i>(VELLUM_VNNI ? 128 : 0);
           q[c] = _mm256_shuffle_epi8(levels, q[c]);
           q[c + 4] = _mm256_shuffle_epi8(levels, q[c + 4]);
         }
       }
     }
-    // The signed types' |q| and signs: q8_0 rereads its signs from the block (L1) rather than hold 8 more
-    // registers; iq4_nl keeps its levels in q and their magnitudes here.
-    __m256i magnitude[L::levels && L::signedQ ? 8 : 1];
     if constexpr (L::levels && L::signedQ)
       for (int k = 0; k < 8; k++) magnitude[k] = _mm256_abs_epi8(q[k]);
-    auto absQ = [&](int k) { return T == DType::Q8_0 ? q[k] : magnitude[k]; };
-    auto signQ = [&](int k) { return T == DType::Q8_0 ? load32(p + L::qs + 32 * k) : q[k]; };
-    for (int u = 0; u < TT; u++) {
-      const BlockQ8Act& xb = xs[u][b];
-      __m256i dot;
-      if constexpr (L::signedQ) {
-        __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();  // two chains of dot4Add
-        for (int k = 0; k < 8; k += 2) {
-          even = dot4Add(even, absQ(k), _mm256_sign_epi8(group4(xb, k), signQ(k)));
-          odd = dot4Add(odd, absQ(k + 1), _mm256_sign_epi8(group4(xb, k + 1), signQ(k + 1)));
-        }
-        dot = _mm256_add_epi32(even, odd);
-      } else {
-        dot = unsignedDots<8, L::fifth ? 31 : L::levels ? 255 : 15>(q, xb, 0);
-        // Σ (q − offset)·x = Σ q·x − offset · Σ x
-        if constexpr (L::offset != 0) dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(L::offset * blockSum(xb)));
+  }
+
+  // acc lane r += row r's dot with the token's block xb.
+  inline __m256 accumulate(const BlockQ8Act& xb, __m256 acc) const {
+    __m256i dot;
+    if constexpr (L::signedQ) {
+      auto absQ = [&](int k) { return T == DType::Q8_0 ? q[k] : magnitude[k]; };
+      auto signQ = [&](int k) { return T == DType::Q8_0 ? load32(p + L::qs + 32 * k) : q[k]; };
+      __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();  // two chains of dot4Add
+      for (int k = 0; k < 8; k += 2) {
+        even = dot4Add(even, absQ(k), _mm256_sign_epi8(group4(xb, k), signQ(k)));
+        odd = dot4Add(odd, absQ(k + 1), _mm256_sign_epi8(group4(xb, k + 1), signQ(k + 1)));
       }
-      const __m256 xd = _mm256_set1_ps(xb.d);
-      acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(d, xd), acc[u]);
-      if constexpr (L::hasMin)  // + m · Σx
-        acc[u] = _mm256_fmadd_ps(m, _mm256_set1_ps(static_cast<float>(blockSum(xb)) * xb.d), acc[u]);
+      dot = _mm256_add_epi32(even, odd);
+    } else {
+      dot = unsignedDots<8, L::fifth ? 31 : L::levels ? 255 : 15>(q, xb, 0);
+      // Σ (q − offset)·x = Σ q·x − offset · Σ x
+      if constexpr (L::offset != 0) dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(L::offset * blockSum(xb)));
     }
+    const __m256 xd = _mm256_set1_ps(xb.d);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(d, xd), acc);
+    if constexpr (L::hasMin)  // + m · Σx
+      acc = _mm256_fmadd_ps(m, _mm256_set1_ps(static_cast<float>(blockSum(xb)) * xb.d), acc);
+    return acc;
+  }
+};
+
+template <DType T, int TT>
+void tileX8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
+  using L = Legacy8<T>;
+  const int nb = w.cols / kBlock;
+  const uint8_t* group = w.interleaved + static_cast<size_t>(o / 8) * nb * L::bytes;
+  const BlockQ8Act* xs[TT];
+  for (int u = 0; u < TT; u++) xs[u] = x.q8 + static_cast<size_t>(t + u) * nb;
+  __m256 acc[TT];
+  for (int u = 0; u < TT; u++) acc[u] = _mm256_setzero_ps();
+  BlockX8<T> block;
+  for (int b = 0; b < nb; b++) {
+    block.load(group + static_cast<size_t>(b) * L::bytes);
+    for (int u = 0; u < TT; u++) acc[u] = block.accumulate(xs[u][b], acc[u]);
   }
   for (int u = 0; u < TT; u++) _mm256_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
+}
+
+// Decode's tile on 256-bit registers: one token, rows o..o + 8·G, G groups read side by side as G streams each
+// fetched kDecodeAhead blocks ahead.
+template <DType T, int G>
+void decodeTile8(const Weight& w, const MatmulInput& x, float* y, int o) {
+  using L = Legacy8<T>;
+  const int nb = w.cols / kBlock;
+  const size_t groupBytes = static_cast<size_t>(nb) * L::bytes;
+  const uint8_t* first = w.interleaved + static_cast<size_t>(o / 8) * groupBytes;
+  __m256 acc[G];
+  for (int i = 0; i < G; i++) acc[i] = _mm256_setzero_ps();
+  for (int b = 0; b < nb; b++) {
+    const uint8_t* at = first + static_cast<size_t>(b) * L::bytes;
+    for (int i = 0; i < G; i++)
+      for (int line = 0; line < L::bytes; line += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(at + i * groupBytes + kDecodeAhead * L::bytes + line), _MM_HINT_T0);
+    for (int i = 0; i < G; i++) {
+      BlockX8<T> block;
+      block.load(at + i * groupBytes);
+      acc[i] = block.accumulate(x.q8[b], acc[i]);
+    }
+  }
+  for (int i = 0; i < G; i++) _mm256_storeu_ps(y + o + 8 * i, acc[i]);
 }
 
 // 8 bytes as 8 floats, unsigned or signed.
@@ -640,19 +684,10 @@ void tileX16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, in
   for (int u = 0; u < TT; u++) _mm512_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
 }
 
-// Decode's tile: one token, rows o..o + 16·P, P pairs of groups read side by side. One token's dot is a few
-// instructions per cache line, so decode waits on memory, and what bounds it is how many lines each core has in
-// flight: 2·P streams, each fetched kDecodeAhead blocks ahead, keep ~8 KiB in flight per thread. Measured on
-// Zen 5 (2 threads, decode ms/step, against one pair without prefetch): small-160m q8_0 6.2 → 4.5, tinyllama
-// q8_0 35.8 → 24.1 (P = 2), tinyllama q4_0 24.7 → 16.7 (P = 4; P = 2: 17.3; q8_0 at P = 4: 26.1).
-constexpr int kDecodeAhead = 8;
-template <DType T>
-constexpr int decodePairs() {
-  return Legacy8<T>::bytes < 256 ? 4 : 2;
-}
-
+// Decode's tile on 512-bit registers: one token, rows o..o + 16·P, P pairs of groups read side by side as 2·P
+// streams, each fetched kDecodeAhead blocks ahead.
 template <DType T, int P>
-void decodeTile(const Weight& w, const MatmulInput& x, float* y, int o) {
+void decodeTile16(const Weight& w, const MatmulInput& x, float* y, int o) {
   Pair16 g[P];
   for (int i = 0; i < P; i++) g[i] = pair16<T>(w, o + 16 * i);
   const size_t block = g[0].groupBlock;
@@ -670,16 +705,6 @@ void decodeTile(const Weight& w, const MatmulInput& x, float* y, int o) {
     for (int i = 0; i < P; i++) acc[i] = blocks[i].accumulate(x.q8[b], acc[i]);
   }
   for (int i = 0; i < P; i++) _mm512_storeu_ps(y + o + 16 * i, acc[i]);
-}
-
-// Rows [o, rowEnd) of one token through decodeTile, as far as whole 32-row windows go; returns the first row left.
-template <DType T>
-int decodeRows(const Weight& w, const MatmulInput& x, float* y, int o, int rowEnd) {
-  constexpr int P = decodePairs<T>();
-  for (; o + 16 * P <= rowEnd; o += 16 * P) decodeTile<T, P>(w, x, y, o);
-  if constexpr (P > 2)
-    for (; o + 32 <= rowEnd; o += 32) decodeTile<T, 2>(w, x, y, o);
-  return o;
 }
 
 // tileQ6_Kx8 for rows o..o+15: each chunk's 6-bit quants (0..63) of both groups side by side, 32 · Σx off each
@@ -743,16 +768,42 @@ void tile16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int
 }
 #endif
 
+// Streams a decode tile reads side by side: enough for ~8 KiB in flight per thread (q8_0's blocks are twice the
+// 4-bit types'). Measured on Zen 5 (2 threads, decode ms/step, against one stream pair without prefetch):
+// small-160m q8_0 6.2 → 4.5, tinyllama q8_0 35.8 → 24.1 (4 streams), tinyllama q4_0 24.7 → 16.7 (8 streams; 4
+// streams: 17.3; q8_0 at 8: 26.1).
+template <DType T>
+constexpr int decodeStreams() {
+  return Legacy8<T>::bytes < 256 ? 8 : 4;
+}
+
+// Rows [o, rowEnd) of one token through the decode tiles, as far as whole 32-row windows go; returns the first row
+// left.
+template <DType T>
+int decodeRows(const Weight& w, const MatmulInput& x, float* y, int o, int rowEnd) {
+  constexpr int S = decodeStreams<T>();
+#if VELLUM_VNNI
+  for (; o + 8 * S <= rowEnd; o += 8 * S) decodeTile16<T, S / 2>(w, x, y, o);
+  if constexpr (S > 4)
+    for (; o + 32 <= rowEnd; o += 32) decodeTile16<T, 2>(w, x, y, o);
+#else
+  for (; o + 8 * S <= rowEnd; o += 8 * S) decodeTile8<T, S>(w, x, y, o);
+  if constexpr (S > 4)
+    for (; o + 32 <= rowEnd; o += 32) decodeTile8<T, 4>(w, x, y, o);
+#endif
+  return o;
+}
+
 // Rows [o, rowEnd) from 8-row groups, as far as whole groups go; returns the first row left. With AVX-512, pairs
-// of groups go through tile16.
+// of groups go through tile16; one token's rows through the decode tiles.
 template <DType T>
 int matmulX8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int rowEnd) {
   static_assert(readsGroups(T), "a type read from 8-row groups");
   constexpr int kTokens = 3;
-#if VELLUM_VNNI
   if constexpr (T == DType::Q8_0 || T == DType::Q4_0 || T == DType::Q4_1 || T == DType::Q5_0 || T == DType::Q5_1 ||
                 T == DType::IQ4_NL)
     if (x.T == 1) o = decodeRows<T>(w, x, y, o, rowEnd);
+#if VELLUM_VNNI
   for (; o + 16 <= rowEnd; o += 16) {
     constexpr int kWideTokens = 4;
     int t = 0;
