@@ -53,7 +53,7 @@ export function loadBenchModel(o: NativeBenchOptions): BenchModel {
   return { model, backend, weightBytes, kvBytes };
 }
 
-/** Read bandwidth (bytes/s) and f32 FMA peak (FLOP/s) on `threads` threads. */
+/** Read bandwidth over stream counts and compute peaks on `threads` threads (ProbeResult). */
 export function probe(threads: number) {
   return nativeAddon().probe(threads, 512 * 2 ** 20);
 }

@@ -21,7 +21,9 @@ export function registerBench(program: Command) {
   const cores = physicalCores();
   bench
     .command("probe")
-    .description("this machine's read bandwidth and FMA peak, on 1 thread and on --threads")
+    .description(
+      "read bandwidth with 1–8 streams per thread and int8/bf16/f32 peaks, on 1 thread and --threads",
+    )
     .addOption(threadsOption(cores))
     .option("--out <file.json>", "where the results go (default: $TMPDIR/vellum-bench/probe-tN.json)")
     .action(runAction(runProbe));

@@ -3,11 +3,13 @@ import type { KvCacheDtype } from "../backend/backend.js";
 import type { BackendName } from "../backend/native/choose-backend.js";
 import type { KvAllocation } from "../core/kv-cache-manager.js";
 import type { SchedulingPolicy } from "../core/request-queue.js";
-import { createEngine } from "../engine/create-engine.js";
+import { createEngine, engineBackend, engineMaxModelLen } from "../engine/create-engine.js";
+import { defaultEngineConfig } from "../engine/engine-config.js";
 import { InputError, quoteFileString } from "../model/errors.js";
 import { loadModel } from "../model/load.js";
 import { describeTypeMix } from "../model/type-mix.js";
 import { buildServer, defaultLimits } from "../server/server.js";
+import { measureStepRates } from "../workload/step-rates.js";
 import { resolveModel } from "./default-model.js";
 import { backendOptions, byteSizeOption, kvCacheDtypeOption, numberOption } from "./options.js";
 import { runAction } from "./run-action.js";
@@ -59,7 +61,11 @@ export function registerServe(program: Command) {
     )
     .option("--max-model-len <n>", "longest sequence (prompt + output) in tokens", numberOption(true))
     .option("--max-num-seqs <n>", "most sequences in one batch", numberOption(true))
-    .option("--max-num-batched-tokens <n>", "token budget of one engine step", numberOption(true))
+    .option(
+      "--max-num-batched-tokens <n>",
+      "token budget of one engine step (default on the native backend, with no --long-prefill-token-threshold: what a prefill of ~2 decode steps' time takes, measured at startup; else 2048)",
+      numberOption(true),
+    )
     .addOption(
       byteSizeOption(
         "--kv-cache-memory <size>",
@@ -119,7 +125,7 @@ export function registerServe(program: Command) {
     )
     .option(
       "--long-prefill-token-threshold <n>",
-      "cap on one request's prefill chunk per step (0 = off)",
+      "cap on one request's prefill chunk per step (0 = off; default: as --max-num-batched-tokens when that is measured, else 0)",
       numberOption(true),
     )
     .option(
@@ -134,9 +140,23 @@ export function registerServe(program: Command) {
 async function serve(opts: ServeOptions) {
   const path = await resolveModel(opts.model);
   const model = loadModel(path, { tokenizer: opts.tokenizer });
+  const backend = engineBackend(model, opts);
+  // The step budget from measured rates, unless the user set it.
+  const measure =
+    backend.name === "native" &&
+    opts.maxNumBatchedTokens === undefined &&
+    opts.longPrefillTokenThreshold === undefined;
+  const stepRates = measure
+    ? await measureStepRates(backend, {
+        vocabSize: model.config.vocabSize,
+        blockSize: opts.blockSize ?? defaultEngineConfig.blockSize,
+        dtype: opts.kvCacheDtype,
+        contextLength: engineMaxModelLen(model, opts.maxModelLen),
+      })
+    : undefined;
   const { engine, summary } = createEngine(model, {
-    backend: opts.backend,
-    threads: opts.threads,
+    backend,
+    stepRates,
     blockSize: opts.blockSize,
     kvCacheDtype: opts.kvCacheDtype,
     kvAllocation: opts.kvAllocation,

@@ -35,6 +35,7 @@ interface SimulateFlags extends WorkloadFlags {
   maxModelLen?: number;
   maxNumSeqs: number;
   maxNumBatchedTokens: number;
+  longPrefillTokenThreshold: number;
   blockSize: number;
   kvAllocation: KvAllocation;
   batching: EngineConfig["batching"];
@@ -70,6 +71,12 @@ export function registerSimulate(program: Command) {
       "token budget of a step",
       positiveInteger,
       defaultEngineConfig.maxNumBatchedTokens,
+    )
+    .option(
+      "--long-prefill-token-threshold <n>",
+      "cap on one request's prefill chunk per step (0 = off); give serve's measured budget for both to check it",
+      numberOption(true, 0),
+      defaultEngineConfig.longPrefillTokenThreshold,
     )
     .option("--block-size <n>", "tokens per KV block", positiveInteger, defaultEngineConfig.blockSize)
     .addOption(
@@ -130,6 +137,7 @@ async function runSimulate(f: SimulateFlags) {
     maxModelLen: f.maxModelLen ?? model.config.maxSeqLen,
     maxNumSeqs: f.maxNumSeqs,
     maxNumBatchedTokens: f.maxNumBatchedTokens,
+    longPrefillTokenThreshold: f.longPrefillTokenThreshold,
     blockSize: f.blockSize,
   };
   const results: {

@@ -18,6 +18,7 @@ import { AsyncEngine } from "./async-engine.js";
 import { defaultEngineConfig, type EngineConfig } from "./engine-config.js";
 import { EngineCore } from "./engine-core.js";
 import { readMemoryView } from "./memory-view.js";
+import { type StepRates, stepBudgets } from "./step-budget.js";
 
 export interface EngineOptions extends Partial<Omit<EngineConfig, "numBlocks" | "kvCacheGroups">> {
   /**
@@ -35,6 +36,11 @@ export interface EngineOptions extends Partial<Omit<EngineConfig, "numBlocks" | 
   backend?: Backend | BackendName;
   /** Compute threads of the native backend; default: physical cores. */
   threads?: number;
+  /**
+   * Step costs measured on the backend (serve measures them): where neither maxNumBatchedTokens nor
+   * longPrefillTokenThreshold is set, both come from them (step-budget.ts); without them, the fixed defaults.
+   */
+  stepRates?: StepRates;
   clock?: () => number;
 }
 
@@ -51,17 +57,16 @@ export function createEngine(
     memory,
     backend: givenBackend,
     threads,
+    stepRates,
     clock: givenClock,
     disableHybridKvCacheManager,
     ...opts
   } = options;
-  const maxModelLen = Math.min(opts.maxModelLen ?? model.config.maxSeqLen, model.config.maxSeqLen);
+  const maxModelLen = engineMaxModelLen(model, opts.maxModelLen);
   const blockSize = opts.blockSize ?? defaultEngineConfig.blockSize;
   const maxNumSeqs = opts.maxNumSeqs ?? defaultEngineConfig.maxNumSeqs;
-  const maxNumBatchedTokens = Math.max(
-    opts.maxNumBatchedTokens ?? defaultEngineConfig.maxNumBatchedTokens,
-    1,
-  );
+  const budgets = stepBudgets(opts, stepRates, blockSize);
+  const maxNumBatchedTokens = Math.max(budgets.maxNumBatchedTokens, 1);
   const kvCacheDtype = opts.kvCacheDtype ?? defaultEngineConfig.kvCacheDtype;
   // Contiguous allocation reserves every block up front, as servers without paging do: nothing to give back.
   const hybrid =
@@ -71,10 +76,7 @@ export function createEngine(
   const windows = groups.map((g) => g.window);
   const blocksPerSequence = maxBlocksPerRequest(windows, maxModelLen, blockSize, maxNumBatchedTokens);
   // The backend first: memory is measured once it holds the weights it copies.
-  const backend =
-    typeof givenBackend === "object"
-      ? givenBackend
-      : chooseBackend(model, givenBackend, threads, maxModelLen);
+  const backend = engineBackend(model, { backend: givenBackend, threads, maxModelLen });
   // More than every sequence at full length (and the null block) can never be used.
   const useful = blocksPerSequence * maxNumSeqs + 1;
   const { numBlocks, budgetNote } =
@@ -89,6 +91,7 @@ export function createEngine(
     kvCacheDtype,
     maxNumSeqs,
     maxNumBatchedTokens,
+    longPrefillTokenThreshold: budgets.longPrefillTokenThreshold,
     numBlocks,
     kvCacheGroups: groups,
   };
@@ -103,8 +106,28 @@ export function createEngine(
     maxModelLen,
     blocksPerSequence,
   });
-  const summary = `${cache}; ${budgetNote}; backend ${describeBackend(backend)}`;
+  const measured =
+    stepRates && budgets.measured
+      ? `; step budget ${maxNumBatchedTokens} tokens from measured rates (decode step ${(stepRates.decodeStepSeconds * 1000).toFixed(1)} ms, prefill ${(stepRates.prefillTokenSeconds * 1000).toFixed(2)} ms/token)`
+      : "";
+  const summary = `${cache}; ${budgetNote}; backend ${describeBackend(backend)}${measured}`;
   return { engine: new AsyncEngine(core, model.tokenizer, clock), summary };
+}
+
+/** The longest sequence an engine for this model takes: as asked, at most the model's own. */
+export function engineMaxModelLen(model: LoadedModel, maxModelLen: number | undefined): number {
+  return Math.min(maxModelLen ?? model.config.maxSeqLen, model.config.maxSeqLen);
+}
+
+/** The backend createEngine runs on; serve builds it first to measure step rates on it. */
+export function engineBackend(
+  model: LoadedModel,
+  options: Pick<EngineOptions, "backend" | "threads" | "maxModelLen">,
+): Backend {
+  const { backend, threads, maxModelLen } = options;
+  return typeof backend === "object"
+    ? backend
+    : chooseBackend(model, backend, threads, engineMaxModelLen(model, maxModelLen));
 }
 
 /** The KV budget in bytes and how it was set: --kv-cache-memory, or a share of the memory left. */

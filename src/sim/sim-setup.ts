@@ -18,6 +18,8 @@ export interface SimSetupInput {
   maxModelLen: number;
   maxNumSeqs: number;
   maxNumBatchedTokens: number;
+  /** Cap on one request's prefill chunk per step; default 0 (off). */
+  longPrefillTokenThreshold?: number;
   blockSize: number;
   settings: ServeSettings;
 }
@@ -45,6 +47,7 @@ export function simSetup(s: SimSetupInput): { engine: EngineConfig; cost: CostMo
     maxModelLen: s.maxModelLen,
     maxNumSeqs: s.maxNumSeqs,
     maxNumBatchedTokens: s.maxNumBatchedTokens,
+    longPrefillTokenThreshold: s.longPrefillTokenThreshold ?? defaultEngineConfig.longPrefillTokenThreshold,
     blockSize: s.blockSize,
     numBlocks,
     kvCacheGroups: groups,

@@ -74,6 +74,36 @@ describe.skipIf(!hasBundled)("vellum serve with no --model serves the bundled de
     expect(JSON.parse(requestLines[0]).ttft_s).toBeGreaterThan(0);
   });
 
+  test("on the native backend the step budget comes from rates measured at startup, unless a flag sets it", async () => {
+    const measured = await serve();
+    const budget = /max \d+ sequences and (\d+) tokens per step/.exec(measured.output())?.[1];
+    if (/backend native/.test(measured.output())) {
+      expect(measured.output()).toMatch(
+        new RegExp(
+          `step budget ${budget} tokens from measured rates \\(decode step [\\d.]+ ms, prefill [\\d.]+ ms/token\\)`,
+        ),
+      );
+      expect(Number(budget) % 16).toBe(0);
+    } else {
+      expect(budget).toBe("2048");
+    }
+    measured.child.kill("SIGTERM");
+    expect(await measured.exited).toBe(0);
+
+    for (const flags of [
+      ["--max-num-batched-tokens", "512"],
+      ["--long-prefill-token-threshold", "100"],
+    ]) {
+      const given = await serve(...flags);
+      expect(given.output()).toContain(
+        `and ${flags[0] === "--max-num-batched-tokens" ? 512 : 2048} tokens per step`,
+      );
+      expect(given.output()).not.toContain("measured rates");
+      given.child.kill("SIGTERM");
+      expect(await given.exited).toBe(0);
+    }
+  });
+
   test("SIGTERM with a request running: it ends with finish_reason abort after the grace period, exit 0", async () => {
     // 10 ms of grace: the 240 tokens take 0.13–0.19 s in-process on the native backend on a 2-core machine (more
     // when streamed), so the request is still running when the grace period ends.

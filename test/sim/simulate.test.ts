@@ -146,6 +146,34 @@ describe("simulate with the cost model", () => {
     expect(run(8).records).not.toEqual(a.records);
     expect(a.records.every((r) => r.success)).toBe(true);
   });
+
+  it("takes serve's step budgets: a long-prefill threshold caps every prefill chunk", () => {
+    const setup = (longPrefillTokenThreshold?: number) =>
+      simSetup({
+        model,
+        hardware: h100,
+        weightDtype: "fp16",
+        kvDtype: "fp16",
+        overheadBytes: 2e9,
+        maxModelLen: 4096,
+        maxNumSeqs: 256,
+        maxNumBatchedTokens: 2048,
+        longPrefillTokenThreshold,
+        blockSize: 16,
+        settings: { kvAllocation: "paged", batching: "continuous", prefixCaching: true },
+      }).engine;
+    expect(setup().longPrefillTokenThreshold).toBe(0);
+    const input = {
+      prompts: [prompt(200, 2)],
+      sendTimes: [0],
+      maxConcurrency: Number.POSITIVE_INFINITY,
+      stepTime: () => 1,
+      seed: 0,
+    };
+    // 200 prompt tokens take 4 steps to the first token in chunks of 64, one step in a single chunk.
+    expect(simulate({ ...input, engine: setup(64) }).records[0].ttft).toBe(4);
+    expect(simulate({ ...input, engine: setup() }).records[0].ttft).toBe(1);
+  });
 });
 
 describe("the cost model with measured rates (cpu-local)", () => {

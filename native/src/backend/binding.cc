@@ -330,7 +330,8 @@ Napi::Value KernelDequantizeRows(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// probe(threads, bufferBytes) → { readBytesPerSecond, fmaFlopsPerSecond }
+// probe(threads, bufferBytes) → { readBytesPerSecond, readCurve, fmaFlopsPerSecond, int8OpsPerSecond,
+// bf16FlopsPerSecond (only where the CPU has it), peaks }
 Napi::Value Probe(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int threads;
@@ -339,7 +340,27 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
   const ProbeResult r = probeMachine(threads, bytes);
   auto o = Napi::Object::New(env);
   o.Set("readBytesPerSecond", r.readBytesPerSecond);
+  auto curve = Napi::Array::New(env);
+  for (const ReadPoint& p : r.readCurve) {
+    auto point = Napi::Object::New(env);
+    point.Set("streams", p.streams);
+    point.Set("medianBytesPerSecond", p.medianBytesPerSecond);
+    point.Set("bestBytesPerSecond", p.bestBytesPerSecond);
+    curve.Set(curve.Length(), point);
+  }
+  o.Set("readCurve", curve);
   o.Set("fmaFlopsPerSecond", r.fmaFlopsPerSecond);
+  o.Set("int8OpsPerSecond", r.int8OpsPerSecond);
+  if (r.bf16FlopsPerSecond > 0) o.Set("bf16FlopsPerSecond", r.bf16FlopsPerSecond);
+  auto peaks = Napi::Array::New(env);
+  for (const ComputePeak& p : r.peaks) {
+    auto peak = Napi::Object::New(env);
+    peak.Set("path", p.path);
+    peak.Set("instruction", p.instruction);
+    peak.Set("opsPerSecond", p.opsPerSecond);
+    peaks.Set(peaks.Length(), peak);
+  }
+  o.Set("peaks", peaks);
   return o;
 }
 

@@ -146,6 +146,35 @@ export type NativeGemm = (
   threads: number,
 ) => void;
 
+/** Read bandwidth when each thread reads `streams` separate regions in one loop, over repeated runs. */
+export interface ReadPoint {
+  streams: number;
+  medianBytesPerSecond: number;
+  bestBytesPerSecond: number;
+}
+
+/** The peak rate of one compute instruction a kernel path runs; a multiply-add counts as 2 ops. */
+export interface ComputePeak {
+  path: KernelPath;
+  /** e.g. "int8 vpdpbusd zmm" */
+  instruction: string;
+  opsPerSecond: number;
+}
+
+export interface ProbeResult {
+  /** The best of readCurve's best figures: what roofline fractions divide by. */
+  readBytesPerSecond: number;
+  /** 1, 2, 4 and 8 streams per thread. */
+  readCurve: ReadPoint[];
+  /** The best f32 FMA peak over the paths this CPU runs. */
+  fmaFlopsPerSecond: number;
+  /** The best int8 multiply-add peak. */
+  int8OpsPerSecond: number;
+  /** Only where the CPU has AVX512_BF16. */
+  bf16FlopsPerSecond?: number;
+  peaks: ComputePeak[];
+}
+
 export interface NativeAddon {
   NativeModel: NativeModelClass;
   /** The f32 GEMM training runs on (native/src/gemm.cc). */
@@ -196,7 +225,8 @@ export interface NativeAddon {
     cols: number,
     ids: Int32Array,
   ): Float32Array;
-  probe(threads: number, bufferBytes: number): { readBytesPerSecond: number; fmaFlopsPerSecond: number };
+  /** This machine's limits on `threads` threads, reading a buffer of `bufferBytes` (all 0 without AVX2+FMA). */
+  probe(threads: number, bufferBytes: number): ProbeResult;
   /** The kernel path "auto" picks on this CPU, e.g. "avx2+fma". */
   bestKernelPath(): string;
   /** The paths this CPU runs, "scalar" first: what tests compare. */
