@@ -7,7 +7,7 @@
 namespace vellum::backend {
 
 const Kernels& avx2Kernels() {
-  static const Kernels k{"avx2+fma", matmul, attention<AttentionBlocks>, storeKv, quantizeActsX86, interleaves};
+  static const Kernels k{"avx2+fma", matmul, attention<AttentionBlocks>, storeKv, quantizeActsX86, interleaves, false};
   return k;
 }
 

@@ -11,7 +11,7 @@ namespace vellum::backend {
 
 const Kernels& avx512Bf16Kernels() {
   static const Kernels k{"avx512-vnni+bf16", matmul,         attention<AttentionBlocks>,
-                         storeKv,            quantizeActsX86, interleaves};
+                         storeKv,            quantizeActsX86, interleaves, true};
   return k;
 }
 

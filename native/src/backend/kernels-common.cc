@@ -145,6 +145,8 @@ InterleavedRows interleaveRows(const Kernels& k, Weight* w, ThreadPool& pool) {
           interleave4(block + from, out + to, r, static_cast<int>(blockBytes - from) / 4);
         }
       }
+      if (w->dtype == DType::Q8_0 && k.unsignedQ8)
+        for (int i = 16; i < 16 + 256; i++) out[i] ^= 0x80;  // q + 128
     }
   };
   pool.run(w->rows / 8, group);

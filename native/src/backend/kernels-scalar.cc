@@ -137,7 +137,7 @@ bool interleaves(DType) { return false; }
 }  // namespace
 
 const Kernels& scalarKernels() {
-  static const Kernels k{"scalar", matmul, attention<AttentionBlocks>, storeKv, quantizeActs, interleaves};
+  static const Kernels k{"scalar", matmul, attention<AttentionBlocks>, storeKv, quantizeActs, interleaves, false};
   return k;
 }
 

@@ -254,6 +254,9 @@ struct Kernels {
   void (*quantizeActs)(const float* x, int n, BlockQ8Act* out);
   // Whether matmul reads weights of this type from Weight::interleaved when it is set.
   bool (*interleaves)(DType t);
+  // Whether the interleaved copy holds q8_0's quants as q + 128 (unsigned bytes), for a dot instruction that takes
+  // one unsigned operand at full range (VNNI).
+  bool unsignedQ8;
 };
 
 const Kernels& scalarKernels();

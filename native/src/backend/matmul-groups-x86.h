@@ -14,6 +14,7 @@
 //        | d × 8 | r0 q0..3 | r1 q0..3 | … | r7 q0..3 | r0 q4..7 | … | r7 q4..7 | … | r0 q28..31 | … r7 |
 //         f16 per  '-------------- chunk 0 -----------' '----- chunk 1 ------'     '---- chunk 7 ------'
 //         row
+//   On the VNNI paths (Kernels::unsignedQ8) each quant byte holds q + 128.
 //
 //   chunk k in a __m256i, against activations 4k..4k+3 of a token (xb, group4):
 //
@@ -173,9 +174,13 @@ struct Legacy8 {
   static constexpr int qs = qh + (fifth ? 32 : 0);
   static constexpr int bytes = qs + (T == DType::Q8_0 ? 256 : 128);
   // Signed quants meet the unsigned-operand dot as |q| · (x with q's sign); the others as unsigned bytes with an
-  // offset taken off through Σx: value = (q − offset)·d. iq4_nl takes its levels as iq4_xs does (tileIQ4_XSx8).
-  static constexpr bool signedQ = T == DType::Q8_0 || (levels && !VELLUM_VNNI);
-  static constexpr int offset = T == DType::Q4_0 ? 8 : T == DType::Q5_0 ? 16 : levels && !signedQ ? 128 : 0;
+  // offset taken off through Σx: value = (q − offset)·d. With VNNI, whose dot adds up in int32, q8_0's quants are
+  // stored as q + 128 (Kernels::unsignedQ8) and iq4_nl takes its levels + 128 as iq4_xs does (tileIQ4_XSx8); without
+  // it, maddubs' int16 pairs would overflow on those.
+  static constexpr bool signedQ = (T == DType::Q8_0 || levels) && !VELLUM_VNNI;
+  static constexpr int offset = T == DType::Q4_0 ? 8 : T == DType::Q5_0 ? 16 : (T == DType::Q8_0 || levels) && !signedQ ? 128 : 0;
+  // The largest unsigned quant the dot meets.
+  static constexpr int maxQ = fifth ? 31 : levels || T == DType::Q8_0 ? 255 : 15;
 };
 
 // 8 rows × TT tokens: acc[u] lane r = y[t + u, o + r]. A block's int32 dots for all 8 rows come out lane by
@@ -208,9 +213,12 @@ struct BlockX8 {
     d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     if constexpr (L::hasMin) m = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
     for (int c = 0; c < 4; c++) {
-      if constexpr (T == DType::Q8_0) {
+      if constexpr (T == DType::Q8_0 && L::signedQ) {
         q[c] = _mm256_abs_epi8(load32(p + L::qs + 32 * c));
         q[c + 4] = _mm256_abs_epi8(load32(p + L::qs + 32 * (c + 4)));
+      } else if constexpr (T == DType::Q8_0) {
+        q[c] = load32(p + L::qs + 32 * c);
+        q[c + 4] = load32(p + L::qs + 32 * (c + 4));
       } else {
         const __m256i raw = load32(p + L::qs + 32 * c);
         q[c] = _mm256_and_si256(raw, low4);
@@ -244,7 +252,7 @@ struct BlockX8 {
       }
       dot = _mm256_add_epi32(even, odd);
     } else {
-      dot = unsignedDots<8, L::fifth ? 31 : L::levels ? 255 : 15>(q, xb, 0);
+      dot = unsignedDots<8, L::maxQ>(q, xb, 0);
       // Σ (q − offset)·x = Σ q·x − offset · Σ x
       if constexpr (L::offset != 0) dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(L::offset * blockSum(xb)));
     }
@@ -617,14 +625,13 @@ void tileIQ4_XSx16(const Weight& w, const MatmulInput& x, float* y, int ldy, int
   for (int u = 0; u < TT; u++) _mm512_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
 }
 
-// tileX8 for rows o..o+15. q8_0's sign trick has no 512-bit sign instruction: x is negated under a mask of w's
-// negative bytes.
+// tileX8 for rows o..o+15 (VNNI only, so every type's quants are unsigned bytes here).
 template <DType T>
 struct BlockX16 {
   using L = Legacy8<T>;
+  static_assert(!L::signedQ, "VNNI reads unsigned quants");
   __m512 d, m;
-  __m512i q[8];           // q[k]: quants 4k..4k+3 of every row (q8_0: their absolute values)
-  __mmask64 negative[8];  // q8_0: w's negative bytes
+  __m512i q[8];  // q[k]: quants 4k..4k+3 of every row
 
   // Block b of groups p0 and p1 (pointers to the block).
   inline void load(const uint8_t* p0, const uint8_t* p1) {
@@ -633,12 +640,8 @@ struct BlockX16 {
     if constexpr (L::hasMin) m = halves2x8(p0 + 16, p1 + 16);
     for (int c = 0; c < 4; c++) {
       if constexpr (T == DType::Q8_0) {
-        for (int h = 0; h < 2; h++) {
-          const int at = L::qs + 32 * (c + 4 * h);
-          const __m512i raw = load2x32(p0 + at, p1 + at);
-          q[c + 4 * h] = _mm512_abs_epi8(raw);
-          negative[c + 4 * h] = _mm512_movepi8_mask(raw);
-        }
+        q[c] = load2x32(p0 + L::qs + 32 * c, p1 + L::qs + 32 * c);
+        q[c + 4] = load2x32(p0 + L::qs + 32 * (c + 4), p1 + L::qs + 32 * (c + 4));
       } else {
         const __m512i raw = load2x32(p0 + L::qs + 32 * c, p1 + L::qs + 32 * c);
         q[c] = _mm512_and_si512(raw, low4);
@@ -661,9 +664,7 @@ struct BlockX16 {
   inline __m512 accumulate(const BlockQ8Act& xb, __m512 acc) const {
     __m512i chains[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};  // vpdpbusd's latency, halved
     for (int k = 0; k < 8; k++) {
-      __m512i xk = group4x16(xb, k);
-      if constexpr (T == DType::Q8_0) xk = _mm512_mask_sub_epi8(xk, negative[k], _mm512_setzero_si512(), xk);
-      chains[k % 2] = _mm512_dpbusd_epi32(chains[k % 2], q[k], xk);
+      chains[k % 2] = _mm512_dpbusd_epi32(chains[k % 2], q[k], group4x16(xb, k));
     }
     __m512i dot = _mm512_add_epi32(chains[0], chains[1]);
     if constexpr (L::offset != 0) dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(L::offset * blockSum(xb)));
