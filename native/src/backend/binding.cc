@@ -13,6 +13,7 @@
 #include "ops.h"
 #include "parallel-matmul.h"
 #include "probe.h"
+#include "sampling-napi.h"
 
 namespace vellum::backend {
 namespace {
@@ -330,6 +331,23 @@ Napi::Value KernelDequantizeRows(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// kernelSample(kernels, rows, raw, params, vocabSize, threads) → { tokenIds, logNormalizers, topIds }
+// (sampling-napi.h), synchronous
+Napi::Value KernelSample(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Kernels* k = readKernels(info[0]);
+  int vocabSize, threads;
+  SampleBatch batch;
+  if (!k || !readInt(info[4], "vocabSize", 1, &vocabSize) || !readInt(info[5], "threads", 1, &threads) ||
+      !readSampleBatch(info[1], info[2], info[3], vocabSize, &batch))
+    return env.Undefined();
+  ThreadPool pool(threads);
+  BatchSampler sampler;
+  SampleResult result;
+  sampler.run(samplingKernelsFor(*k), pool, batch, &result);
+  return sampleResultToJs(env, result);
+}
+
 // probe(threads, bufferBytes) → { readBytesPerSecond, fmaFlopsPerSecond }
 Napi::Value Probe(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -368,6 +386,7 @@ void RegisterBackend(Napi::Env env, Napi::Object exports) {
   exports.Set("kernelSwiglu", Napi::Function::New(env, KernelGated<swiglu>, "kernelSwiglu"));
   exports.Set("kernelGeglu", Napi::Function::New(env, KernelGated<geglu>, "kernelGeglu"));
   exports.Set("kernelDequantizeRows", Napi::Function::New(env, KernelDequantizeRows, "kernelDequantizeRows"));
+  exports.Set("kernelSample", Napi::Function::New(env, KernelSample, "kernelSample"));
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
   exports.Set("bestKernelPath", Napi::Function::New(env, BestKernelPath, "bestKernelPath"));
   exports.Set("kernelPaths", Napi::Function::New(env, KernelPaths, "kernelPaths"));
