@@ -332,7 +332,8 @@ Napi::Value KernelDequantizeRows(const Napi::CallbackInfo& info) {
 }
 
 // kernelSample(kernels, rows, raw, params, vocabSize, threads) → { tokenIds, logNormalizers, topIds }
-// (sampling-napi.h), synchronous
+// (sampling-napi.h), synchronous. The pool and scratch stay between calls, as a NativeModel's do, so that
+// `bench sampler` times the sampling alone.
 Napi::Value KernelSample(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Kernels* k = readKernels(info[0]);
@@ -341,10 +342,11 @@ Napi::Value KernelSample(const Napi::CallbackInfo& info) {
   if (!k || !readInt(info[4], "vocabSize", 1, &vocabSize) || !readInt(info[5], "threads", 1, &threads) ||
       !readSampleBatch(info[1], info[2], info[3], vocabSize, &batch))
     return env.Undefined();
-  ThreadPool pool(threads);
-  BatchSampler sampler;
+  static std::unique_ptr<ThreadPool> pool;
+  static BatchSampler sampler;
+  if (!pool || pool->size() != threads) pool = std::make_unique<ThreadPool>(threads);
   SampleResult result;
-  sampler.run(samplingKernelsFor(*k), pool, batch, &result);
+  sampler.run(samplingKernelsFor(*k), *pool, batch, &result);
   return sampleResultToJs(env, result);
 }
 

@@ -65,6 +65,9 @@ double sumExpScalar(const float* x, int n, float max) {
 // order, so a lower position is a lower id).
 inline bool ranksAbove(const float* v, int a, int b) { return v[a] > v[b] || (v[a] == v[b] && a < b); }
 
+// Top-p's histograms have 10 bits: weights lie in [0, 1], so bits 20..31 of theirs are < 1024.
+constexpr int kTopPBuckets = 1024;
+
 // Restores the worst-at-root heap order of heap[0..size) below position i.
 void siftDown(const float* v, int32_t* heap, int i, int size) {
   const int32_t item = heap[i];
@@ -104,15 +107,54 @@ int keepTopK(const SamplingKernels& kern, int32_t* ids, float* vals, int n, int 
   return keepFrom(ids, vals, n, heap[0]);
 }
 
-// Nucleus over weights w: a position stays iff the weight ranked above it is < target. The same quickselect as the
-// reference (same free cut, pivots and sums), on positions in `order`; then the kept set, in order, in place.
-int keepTopP(int32_t* ids, float* w, int n, double total, double target, int32_t* order) {
-  const double cut = (total - target) / n;
-  int m = 0;
-  for (int j = 0; j < n; j++)
-    if (w[j] >= cut) order[m++] = j;
-  int lo = 0, hi = m;
+// Narrows the positions order[0..m) to those in the bucket (bits >> shift, 10 bits) where the running sum of
+// weights, best bucket first, reaches target; adds the weight of the buckets above it to *kept. Returns the count.
+int narrowToCrossing(const float* w, int32_t* order, int m, int shift, double target, double* kept, TopPBuckets& b) {
+  // Four interleaved histograms, so that runs of one bucket do not chain every add on the one before.
+  b.sum.assign(4 * kTopPBuckets, 0);
+  b.count.assign(4 * kTopPBuckets, 0);
+  auto bucketOf = [shift](float x) {
+    uint32_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    return static_cast<int>((bits >> shift) & (kTopPBuckets - 1));
+  };
+  for (int j = 0; j < m; j++) {
+    const int k = 4 * bucketOf(w[order[j]]) + (j & 3);
+    b.sum[k] += w[order[j]];
+    b.count[k]++;
+  }
+  for (int k = 0; k < kTopPBuckets; k++) {
+    b.sum[k] = b.sum[4 * k] + b.sum[4 * k + 1] + b.sum[4 * k + 2] + b.sum[4 * k + 3];
+    b.count[k] = b.count[4 * k] + b.count[4 * k + 1] + b.count[4 * k + 2] + b.count[4 * k + 3];
+  }
+  // The lowest non-empty bucket when rounding keeps the sum short of target.
+  double sum = *kept, above = *kept;
+  int crossing = 0;
+  for (int k = kTopPBuckets - 1; k >= 0; k--) {
+    if (b.count[k] == 0) continue;
+    crossing = k;
+    above = sum;
+    if (sum + b.sum[k] >= target) break;
+    sum += b.sum[k];
+  }
+  *kept = above;
+  int n = 0;
+  for (int j = 0; j < m; j++)
+    if (bucketOf(w[order[j]]) == crossing) order[n++] = order[j];
+  return n;
+}
+
+// Nucleus over weights w: a position stays iff the weight ranked above it is < target. Weights are positive
+// floats in [0, 1], whose bit patterns order as their values: a histogram of bits 20..29 (exponent and 3 mantissa
+// bits), then of bits 10..19 inside the bucket where the running sum reaches target, leave every bucket above it
+// kept and every one below dropped, and a quickselect as the reference's (pivots, partition, sums) settles the
+// entries of that last bucket alone. Then the kept set, in order, in place.
+int keepTopP(int32_t* ids, float* w, int n, double target, int32_t* order, TopPBuckets& buckets) {
+  for (int j = 0; j < n; j++) order[j] = j;
   double kept = 0;
+  int m = narrowToCrossing(w, order, n, 20, target, &kept, buckets);
+  m = narrowToCrossing(w, order, m, 10, target, &kept, buckets);
+  int lo = 0, hi = m;
   while (lo < hi) {
     const int mid = lo + ((hi - lo) >> 1);
     const int32_t pivot = order[mid];
@@ -170,7 +212,7 @@ int draw(const SamplingKernels& k, const float* row, int n, const SampleParams& 
   float* w = s.weights.data();
   double total = k.weights(vals, m, max, w);
   if (p.topP < 1) {
-    m = keepTopP(ids, w, m, total, p.topP * total, s.order.data());
+    m = keepTopP(ids, w, m, p.topP * total, s.order.data(), s.buckets);
     total = 0;
     for (int j = 0; j < m; j++) total += w[j];
   }

@@ -65,6 +65,12 @@ struct SampleResult {
   std::vector<int32_t> topIds;  // each row's `logprobs` best raw ids, best first, rows back to back
 };
 
+// Top-p's histogram of weights (sampling.cc).
+struct TopPBuckets {
+  std::vector<double> sum;
+  std::vector<int32_t> count;
+};
+
 // Samples every row of the batch on the pool; scratch grows to the vocabulary once per thread.
 class BatchSampler {
  public:
@@ -74,6 +80,7 @@ class BatchSampler {
   struct Scratch {
     std::vector<float> scaled, vals, weights;
     std::vector<int32_t> ids, order;
+    TopPBuckets buckets;
   };
   std::vector<Scratch> scratch_;
 };
