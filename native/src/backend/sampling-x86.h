@@ -206,8 +206,34 @@ double sumExpX86(const float* x, int n, float max) {
   return sumD(sum);
 }
 
+// A whole vector's weight at a time until the one whose sum passes point, then entry by entry inside it (the sums
+// round differently from one by one: a point within ~1e-16 of a boundary may fall on its other side).
+int drawIndexX86(const float* w, int n, double point) {
+  double cumulative = 0;
+  int j = 0, chosen = 0;
+  for (; j + kF64Lanes <= n; j += kF64Lanes) {
+    const double block = sumD(loadF32AsD(w + j));
+    if (block == 0) continue;
+    if (point < cumulative + block) break;
+    cumulative += block;
+    for (int i = kF64Lanes - 1; i >= 0; i--)
+      if (w[j + i] != 0) {
+        chosen = j + i;
+        break;
+      }
+  }
+  for (; j < n; j++) {
+    if (w[j] == 0) continue;
+    cumulative += w[j];
+    chosen = j;
+    if (point < cumulative) break;
+  }
+  return chosen;
+}
+
 const SamplingKernels& samplingKernelsX86() {
-  static const SamplingKernels k{scaleMaxX86, compactX86, maxOfX86, firstAboveX86, weightsX86, sumExpX86};
+  static const SamplingKernels k{scaleMaxX86, compactX86, maxOfX86,    firstAboveX86,
+                                 weightsX86,  sumExpX86,  drawIndexX86};
   return k;
 }
 

@@ -59,6 +59,18 @@ double sumExpScalar(const float* x, int n, float max) {
   return sum;
 }
 
+int drawIndexScalar(const float* w, int n, double point) {
+  double cumulative = 0;
+  int chosen = 0;
+  for (int j = 0; j < n; j++) {
+    if (w[j] == 0) continue;
+    cumulative += w[j];
+    chosen = j;
+    if (point < cumulative) break;
+  }
+  return chosen;
+}
+
 // ---- one row, as src/runner/sampler.ts ----
 
 // Position a ranks above position b: a higher value, or the same value and a lower position (positions are in id
@@ -217,16 +229,7 @@ int draw(const SamplingKernels& k, const float* row, int n, const SampleParams& 
     for (int j = 0; j < m; j++) total += w[j];
   }
   // A uniform point in [0, total) picks the candidate whose stretch of the cumulative sum holds it.
-  const double point = p.u * total;
-  double cumulative = 0;
-  int chosen = ids[0];
-  for (int j = 0; j < m; j++) {
-    if (w[j] == 0) continue;
-    cumulative += w[j];
-    chosen = ids[j];
-    if (point < cumulative) break;
-  }
-  return chosen;
+  return ids[k.drawIndex(w, m, p.u * total)];
 }
 
 // The n largest entries, best first, equal values lower id first (as the reference's topN).
@@ -248,8 +251,8 @@ void topN(const float* x, int size, int n, int32_t* out) {
 }  // namespace
 
 const SamplingKernels& scalarSampling() {
-  static const SamplingKernels k{scaleMaxScalar,   compactScalar, maxOfScalar,
-                                 firstAboveScalar, weightsScalar, sumExpScalar};
+  static const SamplingKernels k{scaleMaxScalar, compactScalar, maxOfScalar,    firstAboveScalar,
+                                 weightsScalar,  sumExpScalar,  drawIndexScalar};
   return k;
 }
 

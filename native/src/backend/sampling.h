@@ -33,6 +33,9 @@ struct SamplingKernels {
   double (*weights)(const float* vals, int n, float max, float* w);
   // Σ exp(f64(x[i]) − max) in f64: the sum under log-softmax.
   double (*sumExp)(const float* x, int n, float max);
+  // The index of the draw at `point` ∈ [0, Σ w): the first j with w[j] > 0 whose cumulative sum (f64) exceeds
+  // point, or the last j with w[j] > 0 when rounding leaves the sum at or below it.
+  int (*drawIndex)(const float* w, int n, double point);
 };
 
 const SamplingKernels& scalarSampling();
