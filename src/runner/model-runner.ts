@@ -3,7 +3,7 @@ import type { Request } from "../core/request.js";
 import type { SchedulerOutput } from "../core/scheduler-output.js";
 import { allowsOnly, GrammarMasks } from "./grammar-masks.js";
 import { PromptLogprobsCollector, type PromptRows, type PromptTokenLogprob } from "./prompt-logprobs.js";
-import { type SampledToken, Sampler } from "./sampler.js";
+import { type SampledToken, Sampler, withLogprobs } from "./sampler.js";
 
 /** What one step produced: a token per request that sampled, and the prompt log-probs of those that asked. */
 export interface RunnerOutput {
@@ -133,16 +133,9 @@ export class ModelRunner {
       return { logits: row, rawLogits: logits, temperature, topK, topP, minP, u, logprobs };
     });
     const picked = await sample(rows);
-    return picked.map(({ tokenId, logNormalizer, topIds }, i) => {
-      const p = draws[i].request.samplingParams;
-      if (p.logprobs === 0) return { tokenId };
-      const raw = rows[i].rawLogits;
-      return {
-        tokenId,
-        logprob: raw[tokenId] - logNormalizer,
-        topLogprobs: topIds.map((id) => ({ tokenId: id, logprob: raw[id] - logNormalizer })),
-      };
-    });
+    return picked.map(({ tokenId, logNormalizer, topIds }, i) =>
+      rows[i].logprobs === 0 ? { tokenId } : withLogprobs(tokenId, rows[i].rawLogits, logNormalizer, topIds),
+    );
   }
 
   /**

@@ -52,7 +52,9 @@ export class Sampler {
   ): SampledToken {
     const row = scratch.prepare(logits);
     this.applyRules(row, logits, promptIds, outputIds, mask);
-    return withLogprobs(pickToken(row, this.params, this.nextUniform()), logits, this.params.logprobs);
+    const tokenId = pickToken(row, this.params, this.nextUniform());
+    const n = this.params.logprobs;
+    return n === 0 ? { tokenId } : withLogprobs(tokenId, logits, logSumExp(logits), bestIds(logits, n));
   }
 
   /** Whether `mask` or the request's own rules (constraints, penalties) change its logits before the draw. */
@@ -152,14 +154,20 @@ export function pickToken(row: Float32Array, p: Readonly<SamplingParams>, u: num
   return chosen;
 }
 
-/** The sampled token, with its log-probability and the `n` best when n > 0, under the raw `logits`. */
-export function withLogprobs(tokenId: number, logits: Float32Array, n: number): SampledToken {
-  if (n === 0) return { tokenId };
-  const logNormalizer = logSumExp(logits);
+/**
+ * The sampled token with its log-probability and those of `topIds` under the raw `logits`, whose
+ * log Σ exp is `logNormalizer`.
+ */
+export function withLogprobs(
+  tokenId: number,
+  logits: Float32Array,
+  logNormalizer: number,
+  topIds: readonly number[],
+): SampledToken {
   return {
     tokenId,
     logprob: logits[tokenId] - logNormalizer,
-    topLogprobs: topN(logits, n, logNormalizer),
+    topLogprobs: logprobsOf(topIds, logits, logNormalizer),
   };
 }
 
@@ -370,6 +378,11 @@ export function logSumExp(logits: Float32Array): number {
 
 /** The n largest logits as log-probabilities, best first; equal logits keep the lower id first. */
 export function topN(logits: Float32Array, n: number, logNormalizer: number): TokenLogprob[] {
+  return logprobsOf(bestIds(logits, n), logits, logNormalizer);
+}
+
+/** The ids of the n largest logits, best first; equal logits keep the lower id first. */
+export function bestIds(logits: Float32Array, n: number): number[] {
   const ids: number[] = [];
   for (let i = 0; i < logits.length; i++) {
     const x = logits[i];
@@ -382,5 +395,9 @@ export function topN(logits: Float32Array, n: number, logNormalizer: number): To
     }
     ids[at] = i;
   }
+  return ids;
+}
+
+function logprobsOf(ids: readonly number[], logits: Float32Array, logNormalizer: number): TokenLogprob[] {
   return ids.map((tokenId) => ({ tokenId, logprob: logits[tokenId] - logNormalizer }));
 }

@@ -77,7 +77,7 @@ int drawIndexScalar(const float* w, int n, double point) {
 // order, so a lower position is a lower id).
 inline bool ranksAbove(const float* v, int a, int b) { return v[a] > v[b] || (v[a] == v[b] && a < b); }
 
-// Top-p's histograms have 10 bits: weights lie in [0, 1], so bits 20..31 of theirs are < 1024.
+// Top-p's histograms have 10 bits: weights lie in [0, 1], so their bits shifted right by 20 are < 1024.
 constexpr int kTopPBuckets = 1024;
 
 // Restores the worst-at-root heap order of heap[0..size) below position i.
@@ -232,7 +232,7 @@ int draw(const SamplingKernels& k, const float* row, int n, const SampleParams& 
   return ids[k.drawIndex(w, m, p.u * total)];
 }
 
-// The n largest entries, best first, equal values lower id first (as the reference's topN).
+// The n largest entries, best first, equal values lower id first (as the reference's bestIds).
 void topN(const float* x, int size, int n, int32_t* out) {
   int have = 0;
   for (int i = 0; i < size; i++) {
