@@ -18,6 +18,9 @@
         "native/src/backend/ops.cc",
         "native/src/backend/parallel-matmul.cc",
         "native/src/backend/probe.cc",
+        "native/src/backend/sampling.cc",
+        "native/src/backend/sampling-avx2.cc",
+        "native/src/backend/sampling-avx512.cc",
         "native/src/backend/thread-pool.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

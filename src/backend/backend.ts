@@ -80,6 +80,33 @@ export function layerKvSlots(spec: KvCacheSpec, nLayers: number): { group: numbe
   return slots as { group: number; slot: number }[];
 }
 
+/**
+ * One row for Backend.sample: the draw src/runner/sampler.ts's pickToken makes, with the request's parameters
+ * (temperature 0: argmax).
+ */
+export interface SampleRow {
+  /** The row to draw from: the logits after the request's own rules (mask, constraints, penalties). Not changed. */
+  logits: Float32Array;
+  /** The logits log-probabilities are taken from (before the request's own rules). */
+  rawLogits: Float32Array;
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  /** Uniform in [0, 1) from the request's own Rng; unused at temperature 0. */
+  u: number;
+  /** How many of the most likely raw tokens to give; 0: none. */
+  logprobs: number;
+}
+
+export interface RowSample {
+  tokenId: number;
+  /** log Σ exp(rawLogits) when logprobs > 0, else 0. */
+  logNormalizer: number;
+  /** The min(logprobs, vocabulary) most likely raw tokens, best first (equal logits: lower id first). */
+  topIds: number[];
+}
+
 export interface Backend {
   readonly name: string;
   /**
@@ -91,4 +118,9 @@ export interface Backend {
   initKvCache(spec: KvCacheSpec): void;
   /** Returns logits, row-major [logitsIndices.length, vocabSize]. */
   forward(batch: ForwardBatch): Promise<Float32Array>;
+  /**
+   * Samples every row at once, off the JS thread, picking what src/runner/sampler.ts picks for the same uniforms;
+   * not while `forward` runs. Backends without it leave sampling to the runner's JS Sampler.
+   */
+  sample?(rows: SampleRow[]): Promise<RowSample[]>;
 }

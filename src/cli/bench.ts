@@ -7,6 +7,7 @@ import { runLatency } from "../bench/latency.js";
 import { type LlamaCppCompareOptions, runLlamaCppCompare } from "../bench/llama-cpp-compare.js";
 import { runLoadModel } from "../bench/load-model.js";
 import { runProbe } from "../bench/probe.js";
+import { runSamplerBench } from "../bench/sampler.js";
 import { runBatching } from "../bench/static-vs-continuous.js";
 import { runStructured } from "../bench/structured.js";
 import { registerBenchServe } from "./bench-serve.js";
@@ -81,6 +82,25 @@ export function registerBench(program: Command) {
     .option("--max-tokens <n>", "tokens each stream generates", positiveInteger, 64)
     .option("--runs <n>", "alternated runs of each; medians are compared", positiveInteger, 3)
     .action(runAction(withLocalModel(runStructured)));
+
+  bench
+    .command("sampler")
+    .description("sampling's ms per logits row: the JS Sampler vs the native batch sampler, side by side")
+    .addOption(
+      new Option("--vocab <list>", "vocabulary sizes")
+        .argParser(listOption(positiveInteger))
+        .default([32000, 128000], "32000,128000"),
+    )
+    .option("--rows <n>", "rows per native call", positiveInteger, 16)
+    .option("--runs <n>", "timed runs of each; medians are reported", positiveInteger, 5)
+    .addOption(threadsOption(cores))
+    .addOption(
+      new Option("--kernels <path>", "force a kernel path instead of the best this CPU runs")
+        .choices(kernelPathNames)
+        .default("auto"),
+    )
+    .option("--out <file.json>", "where the results go (default: $TMPDIR/vellum-bench/sampler-tN.json)")
+    .action(runAction(runSamplerBench));
 
   bench
     .command("batching")

@@ -1,8 +1,9 @@
-import type { Backend, ForwardBatch } from "../backend/backend.js";
+import type { Backend, ForwardBatch, SampleRow } from "../backend/backend.js";
+import type { Request } from "../core/request.js";
 import type { SchedulerOutput } from "../core/scheduler-output.js";
 import { allowsOnly, GrammarMasks } from "./grammar-masks.js";
 import { PromptLogprobsCollector, type PromptRows, type PromptTokenLogprob } from "./prompt-logprobs.js";
-import { type SampledToken, Sampler } from "./sampler.js";
+import { type SampledToken, Sampler, withLogprobs } from "./sampler.js";
 
 /** What one step produced: a token per request that sampled, and the prompt log-probs of those that asked. */
 export interface RunnerOutput {
@@ -11,18 +12,29 @@ export interface RunnerOutput {
   promptLogprobs: Map<string, PromptTokenLogprob[]>;
 }
 
+/** One token to sample this step: its request, the request's Sampler, its logits row and grammar mask. */
+interface Draw {
+  request: Request;
+  sampler: Sampler;
+  logits: Float32Array;
+  mask?: Int32Array;
+}
+
 /**
  * Turns a SchedulerOutput into one flat varlen batch, runs the backend once, and samples a token for each
  * request whose tokens this step reaches the end of. Knows tensors, never policies.
  * Holds one Sampler (and so one seeded RNG) per request for the request's whole life, preemptions included,
  * so a preempted request samples exactly what it would have sampled without the preemption; likewise
  * its grammar matcher. Structured outputs: the masks of constrained requests are filled while the forward
- * pass runs, and applied to their logits before sampling.
+ * pass runs, and applied to their logits before sampling. A backend that samples (Backend.sample) samples the
+ * whole step's rows at once off the JS thread; otherwise each request's Sampler does, here.
  */
 export class ModelRunner {
   private readonly samplers = new Map<string, Sampler>();
   private readonly promptLogprobs = new PromptLogprobsCollector();
   private readonly grammarMasks: GrammarMasks;
+  /** Rows the requests' own rules changed, for the backend's sampler: grown to the largest step's. */
+  private ruleRows = new Float32Array(0);
 
   constructor(
     private readonly backend: Backend,
@@ -47,6 +59,7 @@ export class ModelRunner {
       this.grammarMasks.fill(output.scheduled),
     ]);
     let row = 0;
+    const draws: Draw[] = [];
     for (const [s, { request, samples }] of output.scheduled.entries()) {
       const rows = promptRows[s];
       if (rows) {
@@ -76,11 +89,53 @@ export class ModelRunner {
       }
       const prompt = this.promptLogprobs.take(request);
       if (prompt) result.promptLogprobs.set(request.id, prompt);
-      const sample = sampler.sample(rowLogits, request.promptTokenIds, request.outputTokenIds, mask);
-      if (p.grammar) this.grammarMasks.accept(request.id, sample.tokenId);
-      result.sampled.set(request.id, sample);
+      draws.push({ request, sampler, logits: rowLogits, mask });
     }
+    const samples = this.backend.sample
+      ? await this.sampleOnBackend(draws, this.backend.sample.bind(this.backend))
+      : this.sampleHere(draws);
+    draws.forEach(({ request }, i) => {
+      if (request.samplingParams.grammar) this.grammarMasks.accept(request.id, samples[i].tokenId);
+      result.sampled.set(request.id, samples[i]);
+    });
     return result;
+  }
+
+  /** Each draw with its request's JS Sampler (the reference). */
+  private sampleHere(draws: readonly Draw[]): SampledToken[] {
+    return draws.map(({ request, sampler, logits, mask }) =>
+      sampler.sample(logits, request.promptTokenIds, request.outputTokenIds, mask),
+    );
+  }
+
+  /**
+   * Every draw in one backend call: the requests' own rules applied here (sparse, or a mask), into rows of
+   * `ruleRows` where they change a row; the uniforms from each request's Rng, as its Sampler would draw them.
+   */
+  private async sampleOnBackend(
+    draws: readonly Draw[],
+    sample: NonNullable<Backend["sample"]>,
+  ): Promise<SampledToken[]> {
+    if (draws.length === 0) return [];
+    const ruled = draws.filter(({ sampler, mask }) => sampler.changesLogits(mask)).length;
+    if (this.ruleRows.length < ruled * this.vocabSize)
+      this.ruleRows = new Float32Array(ruled * this.vocabSize);
+    let next = 0;
+    const rows: SampleRow[] = draws.map(({ request, sampler, logits, mask }) => {
+      let row = logits;
+      if (sampler.changesLogits(mask)) {
+        row = this.ruleRows.subarray(next * this.vocabSize, ++next * this.vocabSize);
+        row.set(logits);
+        sampler.applyRules(row, logits, request.promptTokenIds, request.outputTokenIds, mask);
+      }
+      const { temperature, topK, topP, minP, logprobs } = request.samplingParams;
+      const u = sampler.nextUniform();
+      return { logits: row, rawLogits: logits, temperature, topK, topP, minP, u, logprobs };
+    });
+    const picked = await sample(rows);
+    return picked.map(({ tokenId, logNormalizer, topIds }, i) =>
+      rows[i].logprobs === 0 ? { tokenId } : withLogprobs(tokenId, rows[i].rawLogits, logNormalizer, topIds),
+    );
   }
 
   /**

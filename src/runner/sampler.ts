@@ -7,6 +7,9 @@
  *
  * Everything works on one vocabulary-sized scratch row shared by all samplers (see `Scratch`),
  * so sampling a token allocates nothing of vocabulary size.
+ *
+ * This is the reference: a backend may sample a whole batch natively (Backend.sample), from the rows
+ * `applyRules` leaves and the uniforms `nextUniform` draws, picking what `pickToken` picks.
  */
 
 import type { SamplingParams, ValidSamplingParams } from "../core/sampling-params.js";
@@ -47,8 +50,36 @@ export class Sampler {
     outputIds: readonly number[],
     mask?: Int32Array,
   ): SampledToken {
-    const p = this.params;
     const row = scratch.prepare(logits);
+    this.applyRules(row, logits, promptIds, outputIds, mask);
+    const tokenId = pickToken(row, this.params, this.nextUniform());
+    const n = this.params.logprobs;
+    return n === 0 ? { tokenId } : withLogprobs(tokenId, logits, logSumExp(logits), bestIds(logits, n));
+  }
+
+  /** Whether `mask` or the request's own rules (constraints, penalties) change its logits before the draw. */
+  changesLogits(mask?: Int32Array): boolean {
+    const p = this.params;
+    return (
+      mask !== undefined ||
+      p.allowedTokenIds.length > 0 ||
+      p.badWords.length > 0 ||
+      p.logitBias.size > 0 ||
+      p.repetitionPenalty !== 1 ||
+      p.frequencyPenalty !== 0 ||
+      p.presencePenalty !== 0
+    );
+  }
+
+  /** Applies the grammar mask, the request's token constraints and its penalties to `row`, a copy of `logits`. */
+  applyRules(
+    row: Float32Array,
+    logits: Float32Array,
+    promptIds: readonly number[],
+    outputIds: readonly number[],
+    mask?: Int32Array,
+  ): void {
+    const p = this.params;
     if (mask) applyTokenMask(row, mask);
     applyTokenConstraints(row, p, outputIds);
     // Only allowed_token_ids and bad_words can refuse tokens here, so only then is the row scanned.
@@ -60,62 +91,84 @@ export class Sampler {
       if (mask) applyTokenMask(row, mask);
     }
     applyPenalties(row, p, promptIds, outputIds);
-    const tokenId = p.temperature === 0 ? argmax(row) : this.draw(row);
-    if (p.logprobs === 0) return { tokenId };
-    const logNormalizer = logSumExp(logits);
-    return {
-      tokenId,
-      logprob: logits[tokenId] - logNormalizer,
-      topLogprobs: topN(logits, p.logprobs, logNormalizer),
-    };
   }
 
-  /** Temperature, then the filters, then a draw from what is left, renormalized. */
-  private draw(row: Float32Array): number {
-    const p = this.params;
-    let max = Number.NEGATIVE_INFINITY;
-    for (let i = 0; i < row.length; i++) {
-      const x = row[i] / p.temperature;
-      row[i] = x;
-      if (x > max) max = x;
-    }
-    if (!(max > Number.NEGATIVE_INFINITY)) throw new Error("sampler: logits row has no finite value");
-
-    // min-p: prob_i ≥ minP · prob_max  ⇔  logit_i ≥ max + ln(minP). Also drops -Infinity (masked) tokens.
-    const floor = p.minP > 0 ? max + Math.log(p.minP) : Number.NEGATIVE_INFINITY;
-    const candidates = scratch.candidates;
-    let n = 0;
-    for (let i = 0; i < row.length; i++) {
-      if (row[i] >= floor && row[i] > Number.NEGATIVE_INFINITY) candidates[n++] = i;
-    }
-    if (p.topK > 0 && p.topK < n) n = keepTopK(row, candidates, n, p.topK);
-
-    // From here on the row holds weights exp(logit - max) (same order as the logits, so top-p can rank by them).
-    let total = 0;
-    for (let j = 0; j < n; j++) {
-      const id = candidates[j];
-      row[id] = Math.exp(row[id] - max);
-      total += row[id];
-    }
-    if (p.topP < 1) {
-      n = keepTopP(row, candidates, n, total, p.topP * total);
-      total = 0;
-      for (let j = 0; j < n; j++) total += row[candidates[j]];
-    }
-
-    // A uniform point in [0, total) picks the candidate whose stretch of the cumulative sum holds it.
-    const u = this.rng.nextFloat() * total;
-    let cumulative = 0;
-    let chosen = candidates[0];
-    for (let j = 0; j < n; j++) {
-      const id = candidates[j];
-      if (row[id] === 0) continue;
-      cumulative += row[id];
-      chosen = id;
-      if (u < cumulative) break;
-    }
-    return chosen;
+  /** The uniform in [0, 1) the next draw reads, from the request's Rng; a greedy request draws none (0). */
+  nextUniform(): number {
+    return this.params.temperature === 0 ? 0 : this.rng.nextFloat();
   }
+}
+
+/**
+ * The token `p` picks from `row` (the logits after the request's rules) with the uniform `u`: the argmax at
+ * temperature 0 (ties to the lowest id), else temperature, the filters, and a draw from what is left,
+ * renormalized. Overwrites `row`.
+ *
+ * Each filter keeps a set defined by ranks alone (higher value first, equal values lower id first), and the
+ * candidates stay in id order throughout, so the draw reads the same cumulative sums whichever algorithm found
+ * the sets: a native sampler given the same `u` picks the same token.
+ */
+export function pickToken(row: Float32Array, p: Readonly<SamplingParams>, u: number): number {
+  if (p.temperature === 0) return argmax(row);
+  scratch.ensure(row.length);
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < row.length; i++) {
+    row[i] = row[i] / p.temperature;
+    if (row[i] > max) max = row[i];
+  }
+  if (!(max > Number.NEGATIVE_INFINITY)) throw new Error("sampler: logits row has no finite value");
+
+  // min-p: prob_i ≥ minP · prob_max  ⇔  logit_i ≥ max + ln(minP). Also drops -Infinity (masked) tokens.
+  const floor = p.minP > 0 ? max + Math.log(p.minP) : Number.NEGATIVE_INFINITY;
+  const candidates = scratch.candidates;
+  let n = 0;
+  for (let i = 0; i < row.length; i++) {
+    if (row[i] >= floor && row[i] > Number.NEGATIVE_INFINITY) candidates[n++] = i;
+  }
+  if (p.topK > 0 && p.topK < n) n = keepTopK(row, candidates, n, p.topK);
+
+  // From here on the row holds weights exp(logit - max) (same order as the logits, so top-p can rank by them).
+  let total = 0;
+  for (let j = 0; j < n; j++) {
+    const id = candidates[j];
+    row[id] = Math.exp(row[id] - max);
+    total += row[id];
+  }
+  if (p.topP < 1) {
+    n = keepTopP(row, candidates, n, total, p.topP * total);
+    total = 0;
+    for (let j = 0; j < n; j++) total += row[candidates[j]];
+  }
+
+  // A uniform point in [0, total) picks the candidate whose stretch of the cumulative sum holds it.
+  const point = u * total;
+  let cumulative = 0;
+  let chosen = candidates[0];
+  for (let j = 0; j < n; j++) {
+    const id = candidates[j];
+    if (row[id] === 0) continue;
+    cumulative += row[id];
+    chosen = id;
+    if (point < cumulative) break;
+  }
+  return chosen;
+}
+
+/**
+ * The sampled token with its log-probability and those of `topIds` under the raw `logits`, whose
+ * log Σ exp is `logNormalizer`.
+ */
+export function withLogprobs(
+  tokenId: number,
+  logits: Float32Array,
+  logNormalizer: number,
+  topIds: readonly number[],
+): SampledToken {
+  return {
+    tokenId,
+    logprob: logits[tokenId] - logNormalizer,
+    topLogprobs: logprobsOf(topIds, logits, logNormalizer),
+  };
 }
 
 /**
@@ -125,26 +178,34 @@ export class Sampler {
 class Scratch {
   /** The row being processed: penalized, then scaled, then turned into weights. */
   row = new Float32Array(0);
-  /** Token ids still allowed, in the first `n` entries. */
+  /** Token ids still allowed, in the first `n` entries, in id order. */
   candidates = new Int32Array(0);
+  /** Token ids a filter works on: a heap (top-k) or a partitioned list (top-p). */
+  order = new Int32Array(0);
   /** seenAt[t] === mark ⇔ token t was already visited in the current pass over a token list. */
   seenAt = new Uint32Array(0);
   /** Occurrences of a token in the output (valid for tokens visited in the current pass). */
   counts = new Uint32Array(0);
   private mark = 0;
 
+  /** A copy of `logits` in the scratch row. */
   prepare(logits: Float32Array): Float32Array {
-    const v = logits.length;
+    this.ensure(logits.length);
+    const row = this.row.subarray(0, logits.length);
+    row.set(logits);
+    return row;
+  }
+
+  /** Grows every array to at least `v` entries. */
+  ensure(v: number): void {
     if (this.row.length < v) {
       this.row = new Float32Array(v);
       this.candidates = new Int32Array(v);
+      this.order = new Int32Array(v);
       this.seenAt = new Uint32Array(v);
       this.counts = new Uint32Array(v);
       this.mark = 0;
     }
-    const row = this.row.subarray(0, v);
-    row.set(logits);
-    return row;
   }
 
   /** A value no entry of `seenAt` holds yet: starts a new pass without clearing the array. */
@@ -170,6 +231,7 @@ export function applyPenalties(
   promptIds: readonly number[],
   outputIds: readonly number[],
 ): void {
+  scratch.ensure(row.length);
   const { seenAt, counts } = scratch;
   const r = p.repetitionPenalty;
   if (r !== 1) {
@@ -212,18 +274,30 @@ function ranksAbove(row: Float32Array, a: number, b: number): boolean {
 }
 
 /**
- * Moves the k best of candidates[0..n) into candidates[0..k) and returns k. candidates[0..k) is kept
- * as a heap whose root is the worst of the best k so far, so most tokens are rejected by a single
- * comparison with the root: O(n log k) worst case, about O(n) on real logits.
+ * Keeps, in order, the k best of candidates[0..n) and returns k. A heap of the best k so far, whose root is
+ * the worst of them, so most tokens are rejected by a single comparison with the root: O(n log k) worst case,
+ * about O(n) on real logits.
  */
 function keepTopK(row: Float32Array, candidates: Int32Array, n: number, k: number): number {
-  for (let i = (k >> 1) - 1; i >= 0; i--) siftDown(row, candidates, i, k);
+  const heap = scratch.order;
+  heap.set(candidates.subarray(0, k));
+  for (let i = (k >> 1) - 1; i >= 0; i--) siftDown(row, heap, i, k);
   for (let j = k; j < n; j++) {
-    if (!ranksAbove(row, candidates[j], candidates[0])) continue;
-    candidates[0] = candidates[j];
-    siftDown(row, candidates, 0, k);
+    if (!ranksAbove(row, candidates[j], heap[0])) continue;
+    heap[0] = candidates[j];
+    siftDown(row, heap, 0, k);
   }
-  return k;
+  return keepFrom(row, candidates, n, heap[0]);
+}
+
+/** Keeps, in order, the candidates ranked at or above `worst`; returns their count. */
+function keepFrom(row: Float32Array, candidates: Int32Array, n: number, worst: number): number {
+  let m = 0;
+  for (let j = 0; j < n; j++) {
+    const id = candidates[j];
+    if (id === worst || ranksAbove(row, id, worst)) candidates[m++] = id;
+  }
+  return m;
 }
 
 /** Restores the worst-at-root heap order of heap[0..size) below position i. */
@@ -243,8 +317,9 @@ function siftDown(row: Float32Array, heap: Int32Array, i: number, size: number):
 /**
  * Nucleus: keeps the best-first prefix of the candidates whose weight reaches `target` (topP × `total`,
  * their summed weight): a token stays iff the weight ranked above it is < target. Rather than sorting,
- * a quickselect on weight: each round partitions the undecided range around a pivot and settles one
- * side whole, so it takes expected O(n). Returns the count kept, in candidates[0..count), unordered.
+ * a quickselect on weight over a copy of the candidates: each round partitions the undecided range around a
+ * pivot and settles one side whole, so it takes expected O(n). Then keeps, in order, the candidates ranked at or
+ * above the worst kept one; returns their count.
  */
 function keepTopP(
   weights: Float32Array,
@@ -253,40 +328,43 @@ function keepTopP(
   total: number,
   target: number,
 ): number {
+  const order = scratch.order;
   // Free cut first: tokens lighter than (total - target) / n weigh < total - target all together, so each
   // has > target ranked above it and is out. On real logits this drops most of the vocabulary.
   const cut = (total - target) / n;
   let m = 0;
-  for (let j = 0; j < n; j++) if (weights[candidates[j]] >= cut) candidates[m++] = candidates[j];
-  // Invariant: candidates[0..lo) are kept (weight `kept`), candidates[hi..m) dropped, [lo..hi) undecided.
+  for (let j = 0; j < n; j++) if (weights[candidates[j]] >= cut) order[m++] = candidates[j];
+  // Invariant: order[0..lo) are kept (weight `kept`), order[hi..m) dropped, [lo..hi) undecided.
   let lo = 0;
   let hi = m;
   let kept = 0;
   while (lo < hi) {
     const mid = lo + ((hi - lo) >> 1);
-    const pivot = candidates[mid];
-    candidates[mid] = candidates[hi - 1];
+    const pivot = order[mid];
+    order[mid] = order[hi - 1];
     // Partition [lo, hi - 1): those ranked above the pivot move to the front, their weight summed.
     let store = lo;
     let aboveWeight = 0;
     for (let j = lo; j < hi - 1; j++) {
-      const id = candidates[j];
+      const id = order[j];
       if (!ranksAbove(weights, id, pivot)) continue;
-      candidates[j] = candidates[store];
-      candidates[store++] = id;
+      order[j] = order[store];
+      order[store++] = id;
       aboveWeight += weights[id];
     }
-    candidates[hi - 1] = candidates[store];
-    candidates[store] = pivot;
+    order[hi - 1] = order[store];
+    order[store] = pivot;
     if (kept + aboveWeight >= target) {
       hi = store; // the pivot already has ≥ target above it: it and everything below are out
     } else {
       kept += aboveWeight + weights[pivot]; // the pivot and everything above it are in
       lo = store + 1;
-      if (kept >= target) return lo;
+      if (kept >= target) break;
     }
   }
-  return lo;
+  let worst = order[0];
+  for (let j = 1; j < lo; j++) if (ranksAbove(weights, worst, order[j])) worst = order[j];
+  return keepFrom(weights, candidates, n, worst);
 }
 
 /** log Σ exp(logits), in float64, shifted by the max for range. */
@@ -300,6 +378,11 @@ export function logSumExp(logits: Float32Array): number {
 
 /** The n largest logits as log-probabilities, best first; equal logits keep the lower id first. */
 export function topN(logits: Float32Array, n: number, logNormalizer: number): TokenLogprob[] {
+  return logprobsOf(bestIds(logits, n), logits, logNormalizer);
+}
+
+/** The ids of the n largest logits, best first; equal logits keep the lower id first. */
+export function bestIds(logits: Float32Array, n: number): number[] {
   const ids: number[] = [];
   for (let i = 0; i < logits.length; i++) {
     const x = logits[i];
@@ -312,5 +395,9 @@ export function topN(logits: Float32Array, n: number, logNormalizer: number): To
     }
     ids[at] = i;
   }
+  return ids;
+}
+
+function logprobsOf(ids: readonly number[], logits: Float32Array, logNormalizer: number): TokenLogprob[] {
   return ids.map((tokenId) => ({ tokenId, logprob: logits[tokenId] - logNormalizer }));
 }

@@ -13,6 +13,7 @@
 #include "ops.h"
 #include "parallel-matmul.h"
 #include "probe.h"
+#include "sampling-napi.h"
 
 namespace vellum::backend {
 namespace {
@@ -330,6 +331,25 @@ Napi::Value KernelDequantizeRows(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// kernelSample(kernels, rows, raw, params, vocabSize, threads) → { tokenIds, logNormalizers, topIds }
+// (sampling-napi.h), synchronous. The pool and scratch stay between calls, as a NativeModel's do, so that
+// `bench sampler` times the sampling alone.
+Napi::Value KernelSample(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Kernels* k = readKernels(info[0]);
+  int vocabSize, threads;
+  SampleBatch batch;
+  if (!k || !readInt(info[4], "vocabSize", 1, &vocabSize) || !readInt(info[5], "threads", 1, &threads) ||
+      !readSampleBatch(info[1], info[2], info[3], vocabSize, &batch))
+    return env.Undefined();
+  static std::unique_ptr<ThreadPool> pool;
+  static BatchSampler sampler;
+  if (!pool || pool->size() != threads) pool = std::make_unique<ThreadPool>(threads);
+  SampleResult result;
+  sampler.run(samplingKernelsFor(*k), *pool, batch, &result);
+  return sampleResultToJs(env, result);
+}
+
 // probe(threads, bufferBytes) → { readBytesPerSecond, readCurve, fmaFlopsPerSecond, int8OpsPerSecond,
 // bf16FlopsPerSecond (only where the CPU has it), peaks }
 Napi::Value Probe(const Napi::CallbackInfo& info) {
@@ -389,6 +409,7 @@ void RegisterBackend(Napi::Env env, Napi::Object exports) {
   exports.Set("kernelSwiglu", Napi::Function::New(env, KernelGated<swiglu>, "kernelSwiglu"));
   exports.Set("kernelGeglu", Napi::Function::New(env, KernelGated<geglu>, "kernelGeglu"));
   exports.Set("kernelDequantizeRows", Napi::Function::New(env, KernelDequantizeRows, "kernelDequantizeRows"));
+  exports.Set("kernelSample", Napi::Function::New(env, KernelSample, "kernelSample"));
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
   exports.Set("bestKernelPath", Napi::Function::New(env, BestKernelPath, "bestKernelPath"));
   exports.Set("kernelPaths", Napi::Function::New(env, KernelPaths, "kernelPaths"));

@@ -1,8 +1,8 @@
 // Registers the native backend's exports on the addon (called from native/src/addon.cc's Init):
 //   NativeModel          class: new NativeModel(spec), initKvCache(numBlocks, blockSize, dtype, groups),
-//                        forward(...) → Promise
+//                        forward(...) → Promise, sample(rows, raw, params) → Promise (sampling-napi.h)
 //   kernelMatmul, kernelAttention, kernelStoreKv, kernelQuantizeActs, kernelRmsNorm, kernelRope, kernelSwiglu,
-//   kernelDequantizeRows
+//   kernelDequantizeRows, kernelSample
 //                        single kernels, synchronous, for the tests
 //   probe(threads, bytes), bestKernelPath(), kernelPaths()
 // src/backend/native/addon.ts describes each signature in TypeScript.

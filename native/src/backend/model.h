@@ -135,6 +135,8 @@ class Model {
   size_t bytesReadIn(const uint8_t* begin, const uint8_t* end) const;
   const Kernels& kernels() const { return k_; }
   int threads() const { return pool_.size(); }
+  // The pool, for work between forward passes (sampling); never while forward runs.
+  ThreadPool& pool() { return pool_; }
 
  private:
   // f(begin, end) over [0, n) in chunks spread over the pool, each of at least `grain` items: an op cheaper than

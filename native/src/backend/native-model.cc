@@ -7,6 +7,7 @@
 
 #include "cpu-features.h"
 #include "napi-args.h"
+#include "sampling-napi.h"
 
 namespace vellum::backend {
 namespace {
@@ -159,6 +160,47 @@ class ForwardWorker : public Napi::AsyncWorker {
   float* logits_;
 };
 
+// Samples a batch of rows (sampling.h) on a libuv worker thread and the model's pool, as ForwardWorker runs.
+class SampleWorker : public Napi::AsyncWorker {
+ public:
+  SampleWorker(Napi::Env env, NativeModel* owner, SampleBatch batch, Napi::Array rows, Napi::Array raw)
+      : Napi::AsyncWorker(env, "vellum.sample"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        owner_(owner),
+        batch_(std::move(batch)) {
+    self_ = Napi::Persistent(owner->Value());
+    rows_ = Napi::Persistent(rows);
+    raw_ = Napi::Persistent(raw);
+  }
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      Model& m = *owner_->model_;
+      owner_->sampler_.run(samplingKernelsFor(m.kernels()), m.pool(), batch_, &result_);
+    } catch (const std::exception& e) {  // growing scratch can run out of memory
+      SetError(std::string("sample: ") + e.what());
+    }
+  }
+  void OnOK() override {
+    owner_->busy_ = false;
+    deferred_.Resolve(sampleResultToJs(Env(), result_));
+  }
+  void OnError(const Napi::Error& e) override {
+    owner_->busy_ = false;
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  NativeModel* owner_;
+  Napi::ObjectReference self_;
+  Napi::Reference<Napi::Array> rows_;  // keep the rows' buffers alive while the pool reads them
+  Napi::Reference<Napi::Array> raw_;
+  SampleBatch batch_;
+  SampleResult result_;
+};
+
 Napi::Function NativeModel::Define(Napi::Env env) {
   auto configFields = Napi::Array::New(env);
   ModelConfig names{};
@@ -168,6 +210,7 @@ Napi::Function NativeModel::Define(Napi::Env env) {
   return DefineClass(env, "NativeModel",
                      {InstanceMethod<&NativeModel::InitKvCache>("initKvCache"),
                       InstanceMethod<&NativeModel::Forward>("forward"),
+                      InstanceMethod<&NativeModel::Sample>("sample"),
                       InstanceAccessor<&NativeModel::KernelPath>("kernelPath"),
                       InstanceAccessor<&NativeModel::Threads>("threads"),
                       StaticValue("configFields", configFields),
@@ -290,6 +333,21 @@ Napi::Value NativeModel::Forward(const Napi::CallbackInfo& info) {
   auto out = Napi::Float32Array::New(env, b.logitsIndices.size() * static_cast<size_t>(model_->config().vocabSize));
   busy_ = true;
   auto* worker = new ForwardWorker(env, this, std::move(b), out);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value NativeModel::Sample(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SampleBatch b;
+  if (!readSampleBatch(info[0], info[1], info[2], model_->config().vocabSize, &b)) return env.Undefined();
+  if (busy_) {
+    throwType(env, "sample: a forward pass or sampling call has not finished");
+    return env.Undefined();
+  }
+  busy_ = true;
+  auto* worker = new SampleWorker(env, this, std::move(b), info[0].As<Napi::Array>(), info[1].As<Napi::Array>());
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;

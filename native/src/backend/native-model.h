@@ -27,6 +27,7 @@
 
 #include "mapped-file.h"
 #include "model.h"
+#include "sampling.h"
 
 namespace vellum::backend {
 
@@ -39,8 +40,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
 
  private:
   friend class ForwardWorker;
+  friend class SampleWorker;
   Napi::Value InitKvCache(const Napi::CallbackInfo& info);
   Napi::Value Forward(const Napi::CallbackInfo& info);
+  Napi::Value Sample(const Napi::CallbackInfo& info);
   Napi::Value KernelPath(const Napi::CallbackInfo& info);
   Napi::Value Threads(const Napi::CallbackInfo& info);
   Napi::Value MappedWeightBytes(const Napi::CallbackInfo& info);
@@ -48,7 +51,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   MappedFiles files_;
   Napi::ObjectReference spec_;  // keeps the weights' JS buffers alive
   std::unique_ptr<Model> model_;
-  bool busy_ = false;
+  BatchSampler sampler_;
+  bool busy_ = false;  // a forward pass or a sampling call holds the pool
 };
 
 }  // namespace vellum::backend

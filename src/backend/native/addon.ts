@@ -100,6 +100,16 @@ export interface NativeModelSpec {
 export const kernelPathNames = ["auto", "avx512-bf16", "avx512-vnni", "avx2", "scalar"] as const;
 export type KernelPath = (typeof kernelPathNames)[number];
 
+/**
+ * Rows sampled natively: each row's token (-1 where a row has no finite value to draw from), and with
+ * log-probabilities its log Σ exp(raw) and its min(logprobs, vocabulary) best raw ids, rows back to back.
+ */
+export interface NativeSampleResult {
+  tokenIds: Int32Array;
+  logNormalizers: Float64Array;
+  topIds: Int32Array;
+}
+
 export interface NativeModel {
   readonly kernelPath: string;
   readonly threads: number;
@@ -117,6 +127,11 @@ export interface NativeModel {
     blockTables: Int32Array[],
     logitsIndices: Int32Array,
   ): Promise<Float32Array>;
+  /**
+   * Samples rows[r] (log-probabilities from raw[r]) on the model's threads; params holds 6 numbers per row:
+   * temperature, topK, topP, minP, u, logprobs. Not while forward runs.
+   */
+  sample(rows: Float32Array[], raw: Float32Array[], params: Float64Array): Promise<NativeSampleResult>;
 }
 
 export interface NativeModelClass {
@@ -225,6 +240,15 @@ export interface NativeAddon {
     cols: number,
     ids: Int32Array,
   ): Float32Array;
+  /** NativeModel.sample's work, synchronous, on a given kernel path. */
+  kernelSample(
+    kernels: KernelPath,
+    rows: Float32Array[],
+    raw: Float32Array[],
+    params: Float64Array,
+    vocabSize: number,
+    threads: number,
+  ): NativeSampleResult;
   /** This machine's limits on `threads` threads, reading a buffer of `bufferBytes` (all 0 without AVX2+FMA). */
   probe(threads: number, bufferBytes: number): ProbeResult;
   /** The kernel path "auto" picks on this CPU, e.g. "avx2+fma". */

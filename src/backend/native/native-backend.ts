@@ -1,7 +1,20 @@
 import { InputError } from "../../model/errors.js";
 import type { LoadedModel } from "../../model/model.js";
-import { type Backend, type ForwardBatch, type KvCacheSpec, specGroups } from "../backend.js";
-import { type KernelPath, type NativeModel, type NativeModelSpec, nativeAddon } from "./addon.js";
+import {
+  type Backend,
+  type ForwardBatch,
+  type KvCacheSpec,
+  type RowSample,
+  type SampleRow,
+  specGroups,
+} from "../backend.js";
+import {
+  type KernelPath,
+  type NativeModel,
+  type NativeModelSpec,
+  type NativeSampleResult,
+  nativeAddon,
+} from "./addon.js";
 import { specFromGguf, specFromTensors } from "./native-spec.js";
 import { physicalCores } from "./physical-cores.js";
 
@@ -76,6 +89,16 @@ export class NativeBackend implements Backend {
     );
   }
 
+  /** The rows sampled on the addon's threads with vectorized kernels (native/src/backend/sampling.h). */
+  async sample(rows: SampleRow[]): Promise<RowSample[]> {
+    const result = await this.model.sample(
+      rows.map((r) => r.logits),
+      rows.map((r) => r.rawLogits),
+      sampleParams(rows),
+    );
+    return rowSamples(rows, result);
+  }
+
   private static create(spec: NativeModelSpec, path: string): NativeModel {
     const addon = nativeAddon();
     try {
@@ -84,4 +107,24 @@ export class NativeBackend implements Backend {
       throw new InputError(`${path}: native backend: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
+}
+
+/** The 6 numbers per row NativeModel.sample reads. */
+export function sampleParams(rows: readonly SampleRow[]): Float64Array {
+  return Float64Array.from(
+    rows.flatMap((r) => [r.temperature, Math.max(r.topK, 0), r.topP, r.minP, r.u, r.logprobs]),
+  );
+}
+
+/** The addon's flat result as one RowSample per row. */
+export function rowSamples(rows: readonly SampleRow[], result: NativeSampleResult): RowSample[] {
+  let top = 0;
+  return rows.map((r, i) => {
+    const tokenId = result.tokenIds[i];
+    if (tokenId < 0) throw new Error("sampler: logits row has no finite value");
+    const count = Math.min(r.logprobs, r.rawLogits.length);
+    const topIds = Array.from(result.topIds.subarray(top, top + count));
+    top += count;
+    return { tokenId, logNormalizer: result.logNormalizers[i], topIds };
+  });
 }
