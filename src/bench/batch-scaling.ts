@@ -4,6 +4,7 @@
  * all the same; their values do not change the speed), so the benchmark measures decode steps only.
  * Usage: vellum bench batch-scaling --model FILE.gguf [--threads N] [--batches 1,4,16,64] [--out F]
  */
+import type { Backend } from "../backend/backend.js";
 import { stepBatch } from "../workload/step-batch.js";
 import {
   loadBenchModel,
@@ -20,30 +21,56 @@ export interface BatchScalingOptions extends NativeBenchOptions {
   context: number;
 }
 
+/** Tokens per KV cache block of the native benchmarks. */
+export const benchBlockSize = 16;
+
+/** Decode steps of `batch` sequences, each with `context` tokens before its first step. */
+export interface BatchDecode {
+  batch: number;
+  context: number;
+  steps: number;
+}
+
+const blocksPerSequence = ({ context, steps }: BatchDecode) =>
+  Math.ceil((context + steps + 1) / benchBlockSize);
+
+/** KV cache blocks batchDecodeStepSeconds writes. */
+export const batchDecodeKvBlocks = (d: BatchDecode) => d.batch * blocksPerSequence(d);
+
+/**
+ * Seconds of each of `steps` decode steps, after one untimed step that warms caches and scratch buffers. The
+ * backend's KV cache must hold batchDecodeKvBlocks(d) blocks of benchBlockSize.
+ */
+export async function batchDecodeStepSeconds(
+  backend: Backend,
+  vocabSize: number,
+  d: BatchDecode,
+): Promise<number[]> {
+  const { batch, context, steps } = d;
+  const blocksPer = blocksPerSequence(d);
+  const times: number[] = [];
+  for (let s = 0; s <= steps; s++) {
+    const positions = Array(batch).fill(context + s);
+    const step = stepBatch(positions, Array(batch).fill(1), blocksPer, benchBlockSize, vocabSize);
+    const t = await timed(() => backend.forward(step));
+    if (s > 0) times.push(t);
+  }
+  return times;
+}
+
 export async function runBatchScaling(opts: BatchScalingOptions) {
   const { batches, context } = opts;
   const { model, backend } = loadBenchModel(opts);
-  const blockSize = 16;
   const rows: { batch: number; stepSeconds: number; tokensPerSecond: number; speedup: number }[] = [];
   console.log(`${opts.model}: ${backend.kernelPath}, ${opts.threads} threads, ${context}-token contexts`);
   console.log("batch | step ms | tokens/s | × batch 1");
   for (const B of batches) {
     // Fewer timed steps for big batches: each takes longer and the median settles sooner.
     const steps = B >= 64 ? 3 : B >= 16 ? 4 : 8;
-    const blocksPer = Math.ceil((context + steps + 1) / blockSize);
-    backend.initKvCache({ numBlocks: B * blocksPer, blockSize, dtype: opts.kvCacheDtype });
-    const times: number[] = [];
-    for (let s = 0; s <= steps; s++) {
-      const batch = stepBatch(
-        Array(B).fill(context + s),
-        Array(B).fill(1),
-        blocksPer,
-        blockSize,
-        model.config.vocabSize,
-      );
-      const t = await timed(() => backend.forward(batch));
-      if (s > 0) times.push(t); // the first step warms caches and scratch buffers
-    }
+    const decode = { batch: B, context, steps };
+    const numBlocks = batchDecodeKvBlocks(decode);
+    backend.initKvCache({ numBlocks, blockSize: benchBlockSize, dtype: opts.kvCacheDtype });
+    const times = await batchDecodeStepSeconds(backend, model.config.vocabSize, decode);
     const step = median(times);
     const tps = B / step;
     const speedup = rows.length ? tps / rows[0].tokensPerSecond : 1;

@@ -3,8 +3,9 @@ import { kernelPathNames } from "../backend/native/addon.js";
 import { physicalCores } from "../backend/native/physical-cores.js";
 import { runAllocateSlots } from "../bench/allocate-slots.js";
 import { runBatchScaling } from "../bench/batch-scaling.js";
+import { runCompare } from "../bench/compare.js";
 import { runLatency } from "../bench/latency.js";
-import { type LlamaCppCompareOptions, runLlamaCppCompare } from "../bench/llama-cpp-compare.js";
+import { defaultLlamaCppDir, runBuildLlamaCpp } from "../bench/llama-cpp/build.js";
 import { runLoadModel } from "../bench/load-model.js";
 import { runProbe } from "../bench/probe.js";
 import { runSamplerBench } from "../bench/sampler.js";
@@ -46,31 +47,39 @@ export function registerBench(program: Command) {
     .option("--context <n>", "context tokens of every sequence", positiveInteger, 256)
     .action(runAction(withLocalModel(runBatchScaling)));
 
-  nativeBench(bench, "llama-cpp-compare", "vellum vs a native llama.cpp build (llama-bench) on one GGUF")
+  bench
+    .command("build-llama-cpp")
+    .description(
+      "build a native llama.cpp (llama-bench, llama-batched-bench, llama-server) from the source node-llama-cpp ships, for bench compare",
+    )
+    .option("--dir <dir>", "where its source and build go", defaultLlamaCppDir())
+    .option("--configure-only", "clone and configure, do not build")
+    .action(runAction(runBuildLlamaCpp));
+
+  nativeBench(
+    bench,
+    "compare",
+    "vellum ÷ a native llama.cpp on one GGUF: every measure of issue 19, in one run",
+  )
     .requiredOption(
-      "--llama-bench <path>",
-      "a native llama-bench binary (see the README's Benchmarks section)",
+      "--llama-cpp <dir>",
+      "the directory of llama-bench, llama-batched-bench and llama-server (bench build-llama-cpp prints it)",
     )
+    .addOption(threadsOption(cores))
+    .option("--prompt <n>", "prompt tokens of the prefill; decode runs after them", positiveInteger, 512)
+    .option("--decode <n>", "single-stream decode steps", positiveInteger, 32)
+    .option("--batch <n>", "sequences of the batched decode", positiveInteger, 16)
+    .option("--batch-context <n>", "context tokens of each of them", positiveInteger, 256)
     .addOption(
-      new Option("--threads <list>", "vellum's thread counts, e.g. 1,2; the best counts")
+      new Option("--streams <list>", "concurrent streams of each server run")
         .argParser(listOption(positiveInteger))
-        .default([cores], "physical cores"),
+        .default([16, 1], "16,1"),
     )
-    .option(
-      "--peer-threads <list>",
-      "llama.cpp's thread counts; the best counts (default: 1 and the first of --threads)",
-      listOption(positiveInteger),
-    )
-    .option("--prompt <n>", "prompt tokens of the prefill", positiveInteger, 512)
-    .option("--decode <n>", "decode steps after it", positiveInteger, 32)
+    .option("--input-len <n>", "prompt tokens of each server request", positiveInteger, 64)
+    .option("--output-len <n>", "output tokens of each server request", positiveInteger, 128)
+    .option("--requests-per-stream <n>", "server requests per stream", positiveInteger, 2)
     .option("--runs <n>", "alternated runs; medians are compared", positiveInteger, 3)
-    .action(
-      runAction(
-        withLocalModel((f: Omit<LlamaCppCompareOptions, "peerThreads"> & { peerThreads?: number[] }) =>
-          runLlamaCppCompare({ ...f, peerThreads: f.peerThreads ?? [1, f.threads[0]] }),
-        ),
-      ),
-    );
+    .action(runAction(withLocalModel(runCompare)));
 
   nativeBench(
     bench,

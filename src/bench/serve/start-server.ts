@@ -12,6 +12,8 @@ export interface ServerLaunch {
   settings: ServeSettings;
   /** Default: native when the addon loads, else reference. */
   backend?: BackendName;
+  /** The native backend's threads (default: physical cores). */
+  threads?: number;
   kvCacheBytes?: number;
   kvCacheDtype?: KvCacheDtype;
   maxNumSeqs?: number;
@@ -43,6 +45,7 @@ export function startServer(launch: ServerLaunch): Promise<StartedServer> {
     launch.settings.batching,
     ...(launch.settings.prefixCaching ? [] : ["--no-enable-prefix-caching"]),
     ...(launch.backend ? ["--backend", launch.backend] : []),
+    ...(launch.threads ? ["--threads", String(launch.threads)] : []),
     ...(launch.kvCacheBytes ? ["--kv-cache-memory", String(launch.kvCacheBytes)] : []),
     ...(launch.kvCacheDtype ? ["--kv-cache-dtype", launch.kvCacheDtype] : []),
     ...(launch.maxNumSeqs ? ["--max-num-seqs", String(launch.maxNumSeqs)] : []),
