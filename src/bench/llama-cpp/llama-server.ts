@@ -62,8 +62,12 @@ export async function startLlamaServer(l: LlamaServerLaunch): Promise<StartedSer
     stderr = (stderr + d.toString()).slice(-4000);
   });
   let exited = false;
+  // "close" follows both an exit and a failure to start (an "error" event, whose message is the detail).
+  child.once("error", (err) => {
+    stderr = err.message;
+  });
   const exit = new Promise<void>((resolve) =>
-    child.once("exit", () => {
+    child.once("close", () => {
       exited = true;
       resolve();
     }),
@@ -85,6 +89,6 @@ export async function startLlamaServer(l: LlamaServerLaunch): Promise<StartedSer
   await stop();
   const detail = stderr.trim().split("\n").pop();
   throw new InputError(
-    `could not start ${l.binary} ${args.join(" ")}: ${exited ? "it exited" : `no answer in ${startTimeoutMs / 1000} s`}${detail ? `: ${detail}` : ""}`,
+    `could not start ${l.binary}: ${exited ? "it exited" : `no answer in ${startTimeoutMs / 1000} s`}${detail ? `: ${detail}` : ""}`,
   );
 }
