@@ -28,7 +28,6 @@ import {
 import { partialUtf8Tokens, startLlamaServer } from "./llama-cpp/llama-server.js";
 import {
   gb,
-  int8PeakOpsPerSecond,
   loadBenchModel,
   median,
   type NativeBenchOptions,
@@ -211,8 +210,7 @@ export async function runCompare(o: CompareOptions) {
     }),
   });
   // The roofs, measured right after the runs, on the same machine state.
-  const readBytesPerSecond = probe(o.threads).readBytesPerSecond;
-  const int8OpsPerSecond = int8PeakOpsPerSecond(o.threads);
+  const { readBytesPerSecond, int8OpsPerSecond } = probe(o.threads);
   const settings: CompareSettings = {
     prompt: o.prompt,
     batch: o.batch,

@@ -58,15 +58,6 @@ export function probe(threads: number) {
   return nativeAddon().probe(threads, 512 * 2 ** 20);
 }
 
-/**
- * The int8 multiply-add peak (ops/s, a multiply and an add counting two) on `threads` threads, estimated as 4 × the
- * f32 FMA peak: one AVX-512 VNNI dot-product instruction does 4 int8 multiply-adds per 32-bit lane where an FMA
- * does one, at the same issue rate.
- */
-export function int8PeakOpsPerSecond(threads: number): number {
-  return 4 * probe(threads).fmaFlopsPerSecond;
-}
-
 /** Seconds one awaited call takes. */
 export async function timed(f: () => Promise<unknown>): Promise<number> {
   const start = performance.now();
