@@ -60,7 +60,7 @@ export async function runSamplerBench(o: SamplerBenchOptions) {
     `kernel path: ${o.kernels === "auto" ? addon.bestKernelPath() : o.kernels}; ${o.rows} rows per call`,
   );
   console.log(
-    "vocab  | setting                                  | JS ms/row | native 1 thread | native ×" + o.threads,
+    `vocab  | setting                                  | JS ms/row | native 1 thread | native ×${o.threads}`,
   );
   for (const vocab of o.vocab) {
     const rows = logitsRows(vocab, o.rows, rng);
