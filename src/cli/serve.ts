@@ -141,7 +141,7 @@ async function serve(opts: ServeOptions) {
   const path = await resolveModel(opts.model);
   const model = loadModel(path, { tokenizer: opts.tokenizer });
   const backend = engineBackend(model, opts);
-  // The step budget from measured rates, unless the user set it.
+  // The prefill budget from measured rates, unless the user set either step budget.
   const measure =
     backend.name === "native" &&
     opts.maxNumBatchedTokens === undefined &&

@@ -11,6 +11,12 @@ export interface SchedulerConfig {
   maxModelLen: number;
   /** Caps one request's prefill chunk per step so a long prompt cannot take the whole budget; 0 = off. */
   longPrefillTokenThreshold: number;
+  /**
+   * Caps the prefill tokens of one step, all requests together, so that however many requests wait a step's
+   * prefill costs a bounded time while decodes keep the rest of the budget (serve sets it from measured rates);
+   * 0 or absent = off.
+   */
+  maxPrefillTokensPerStep?: number;
   policy: SchedulingPolicy;
   /** static: a batch admits new requests only until it starts decoding, then runs until all of it has finished. */
   batching: "continuous" | "static";
@@ -62,6 +68,7 @@ export class Scheduler {
     const c = this.config;
     if (this.running.length === 0) this.batchDecoding = false;
     let budget = c.maxNumBatchedTokens;
+    let prefillBudget = c.maxPrefillTokensPerStep || Number.POSITIVE_INFINITY;
     const granted = new Map<Request, number>();
     const preemptedIds: string[] = [];
 
@@ -70,7 +77,9 @@ export class Scheduler {
     // after every request scheduled so far, so no block allocated this step is ever taken back.
     for (let i = 0; i < this.running.length && budget > 0; i++) {
       const request = this.running[i];
-      const n = Math.min(this.tokensWanted(request), budget);
+      const wanted = this.tokensWanted(request);
+      const n = Math.min(wanted, budget, wanted > 1 ? prefillBudget : 1);
+      if (n === 0) continue; // a prefill chunk, and this step's prefill budget is spent
       let allocated = this.kvCacheManager.allocateSlots(request, n);
       while (allocated === null && this.running.length - 1 > i) {
         preemptedIds.push(this.preempt(this.running.pop() as Request));
@@ -83,6 +92,7 @@ export class Scheduler {
       }
       granted.set(request, n);
       budget -= n;
+      if (wanted > 1) prefillBudget -= n;
     }
 
     // Then waiting requests, unless this step had to preempt (admitting now would only thrash).
@@ -91,7 +101,9 @@ export class Scheduler {
       const request = this.waiting.peek();
       if (!request) break;
       const computed = this.kvCacheManager.getComputedBlocks(request);
-      const n = Math.min(this.tokensWanted(request, computed.numComputedTokens), budget);
+      const wanted = this.tokensWanted(request, computed.numComputedTokens);
+      const n = Math.min(wanted, budget, wanted > 1 ? prefillBudget : 1);
+      if (n === 0) break; // this step's prefill budget is spent
       if (this.kvCacheManager.allocateSlots(request, n, computed) === null) break; // no head-of-line skipping
       this.waiting.pop();
       this.addRunning(request);
@@ -101,6 +113,7 @@ export class Scheduler {
       request.timestamps.firstScheduled ??= this.clock();
       granted.set(request, n);
       budget -= n;
+      if (wanted > 1) prefillBudget -= n;
     }
 
     return this.makeOutput(granted, preemptedIds);

@@ -38,7 +38,7 @@ export interface EngineOptions extends Partial<Omit<EngineConfig, "numBlocks" | 
   threads?: number;
   /**
    * Step costs measured on the backend (serve measures them): where neither maxNumBatchedTokens nor
-   * longPrefillTokenThreshold is set, both come from them (step-budget.ts); without them, the fixed defaults.
+   * longPrefillTokenThreshold is set, they cap each step's prefill tokens (step-budget.ts); without them, no cap.
    */
   stepRates?: StepRates;
   clock?: () => number;
@@ -92,6 +92,7 @@ export function createEngine(
     maxNumSeqs,
     maxNumBatchedTokens,
     longPrefillTokenThreshold: budgets.longPrefillTokenThreshold,
+    maxPrefillTokensPerStep: budgets.maxPrefillTokensPerStep,
     numBlocks,
     kvCacheGroups: groups,
   };
@@ -108,7 +109,7 @@ export function createEngine(
   });
   const measured =
     stepRates && budgets.measured
-      ? `; step budget ${maxNumBatchedTokens} tokens from measured rates (decode step ${(stepRates.decodeStepSeconds * 1000).toFixed(1)} ms, prefill ${(stepRates.prefillTokenSeconds * 1000).toFixed(2)} ms/token)`
+      ? `; prefill budget ${budgets.maxPrefillTokensPerStep} tokens per step from measured rates (decode step ${(stepRates.decodeStepSeconds * 1000).toFixed(1)} ms, prefill ${(stepRates.prefillTokenSeconds * 1000).toFixed(2)} ms/token)`
       : "";
   const summary = `${cache}; ${budgetNote}; backend ${describeBackend(backend)}${measured}`;
   return { engine: new AsyncEngine(core, model.tokenizer, clock), summary };

@@ -30,6 +30,8 @@ export function prefillBudget(rates: StepRates, blockSize: number): number {
 export interface StepBudgets {
   maxNumBatchedTokens: number;
   longPrefillTokenThreshold: number;
+  /** 0: no cap beyond maxNumBatchedTokens. */
+  maxPrefillTokensPerStep: number;
 }
 
 export interface ChosenStepBudgets extends StepBudgets {
@@ -38,12 +40,12 @@ export interface ChosenStepBudgets extends StepBudgets {
 }
 
 /**
- * The scheduler's token budgets. Either one the user set keeps both as given or fixed by default; with neither
- * set and rates measured, both are prefillBudget: a step then holds at most one such chunk of prefill, so it
- * costs at most ~2 decode steps. (A step also holds at most that many decodes.)
+ * The scheduler's token budgets. Either flag the user set keeps them as given or fixed by default; with neither
+ * set and rates measured, a step's prefill tokens, all requests together, are capped at prefillBudget, so a step
+ * costs at most ~2 decode steps more than its decodes, and decodes keep the fixed total budget.
  */
 export function stepBudgets(
-  given: Partial<StepBudgets>,
+  given: Partial<Omit<StepBudgets, "maxPrefillTokensPerStep">>,
   rates: StepRates | undefined,
   blockSize: number,
 ): ChosenStepBudgets {
@@ -52,8 +54,13 @@ export function stepBudgets(
       maxNumBatchedTokens: given.maxNumBatchedTokens ?? defaultEngineConfig.maxNumBatchedTokens,
       longPrefillTokenThreshold:
         given.longPrefillTokenThreshold ?? defaultEngineConfig.longPrefillTokenThreshold,
+      maxPrefillTokensPerStep: 0,
       measured: false,
     };
-  const budget = prefillBudget(rates, blockSize);
-  return { maxNumBatchedTokens: budget, longPrefillTokenThreshold: budget, measured: true };
+  return {
+    maxNumBatchedTokens: defaultEngineConfig.maxNumBatchedTokens,
+    longPrefillTokenThreshold: defaultEngineConfig.longPrefillTokenThreshold,
+    maxPrefillTokensPerStep: prefillBudget(rates, blockSize),
+    measured: true,
+  };
 }

@@ -123,6 +123,7 @@ interface Setup {
   maxNumBatchedTokens: number;
   maxNumSeqs: number;
   longPrefillTokenThreshold: number;
+  maxPrefillTokensPerStep: number;
   enablePrefixCaching: boolean;
   /** KV cache groups: one full group, full and window groups (Gemma-like), or windows only. */
   groupWindows: number[];
@@ -153,6 +154,7 @@ const setupArb: fc.Arbitrary<Setup> = fc.record({
   maxNumBatchedTokens: fc.integer({ min: 1, max: 48 }),
   maxNumSeqs: fc.integer({ min: 1, max: 8 }),
   longPrefillTokenThreshold: fc.constantFrom(0, 0, 3, 8),
+  maxPrefillTokensPerStep: fc.constantFrom(0, 0, 4, 10),
   enablePrefixCaching: fc.boolean(),
   groupWindows: fc.constantFrom([0], [0], [0, 6, 6], [5], [0, 3]),
   jobs: fc.array(jobArb, { minLength: 1, maxLength: 14 }),
@@ -267,6 +269,7 @@ function run(setup: Setup): RunResult {
       maxNumBatchedTokens: setup.maxNumBatchedTokens,
       maxModelLen: MAX_MODEL_LEN,
       longPrefillTokenThreshold: setup.longPrefillTokenThreshold,
+      maxPrefillTokensPerStep: setup.maxPrefillTokensPerStep,
       policy: setup.policy,
       batching: setup.batching,
     },
@@ -330,6 +333,12 @@ function run(setup: Setup): RunResult {
       "numScheduledTokens is the sum of the requests' tokens",
     );
     check(s.running.length <= setup.maxNumSeqs, "max running requests");
+    // Prefill: a request that needed more than one token this step (a decode needs exactly one).
+    const prefillTokens = output.scheduled
+      .filter((r) => r.request.numTokens - r.numComputedTokens > 1)
+      .reduce((sum, r) => sum + r.numNewTokens, 0);
+    const prefillCap = setup.maxPrefillTokensPerStep;
+    check(prefillCap === 0 || prefillTokens <= prefillCap, "prefill tokens within maxPrefillTokensPerStep");
     for (const r of output.scheduled) {
       check(r.numNewTokens > 0, `${r.request.id} scheduled with tokens`);
       const cap = setup.longPrefillTokenThreshold;
@@ -463,6 +472,7 @@ describe("Scheduler with a real KVCacheManager and a fake runner (property tests
       maxNumBatchedTokens: 6,
       maxNumSeqs: 2,
       longPrefillTokenThreshold: 3,
+      maxPrefillTokensPerStep: 0,
       enablePrefixCaching: true,
       groupWindows: [0],
       jobs: [job(17, 0, 20, [1, 1, 1, 1, 1]), job(15, 1, 20, [1, 1, 1, 1, 1]), job(0, 0, 0, [])],

@@ -50,10 +50,11 @@ describe("prefillBudget: the prefill chunk of about 2 decode steps", () => {
 describe("stepBudgets: measured unless the user set either flag", () => {
   const measured: StepRates = { decodeStepSeconds: 0.02, prefillTokenSeconds: 0.0001 };
 
-  test("with neither flag both budgets are the prefill budget", () => {
+  test("with neither flag each step's prefill is capped at the prefill budget; decodes keep the fixed total", () => {
     expect(stepBudgets({}, measured, 16)).toEqual({
-      maxNumBatchedTokens: 400,
-      longPrefillTokenThreshold: 400,
+      maxNumBatchedTokens: defaultEngineConfig.maxNumBatchedTokens,
+      longPrefillTokenThreshold: defaultEngineConfig.longPrefillTokenThreshold,
+      maxPrefillTokensPerStep: 400,
       measured: true,
     });
   });
@@ -70,6 +71,7 @@ describe("stepBudgets: measured unless the user set either flag", () => {
             maxNumBatchedTokens: maxNumBatchedTokens ?? defaultEngineConfig.maxNumBatchedTokens,
             longPrefillTokenThreshold:
               longPrefillTokenThreshold ?? defaultEngineConfig.longPrefillTokenThreshold,
+            maxPrefillTokensPerStep: 0,
             measured: false,
           });
         },
@@ -98,13 +100,16 @@ describe("createEngine's step budgets", () => {
       expect(Number.isFinite(x) && x > 0).toBe(true);
     const budget = prefillBudget(stepRates, 16);
     const tuned = createEngine(model, { backend, numBlocks: 16, stepRates });
-    expect(tuned.engine.core.config.maxNumBatchedTokens).toBe(budget);
-    expect(tuned.engine.core.config.longPrefillTokenThreshold).toBe(budget);
-    expect(tuned.summary).toContain(`step budget ${budget} tokens from measured rates (decode step `);
+    expect(tuned.engine.core.config.maxNumBatchedTokens).toBe(defaultEngineConfig.maxNumBatchedTokens);
+    expect(tuned.engine.core.config.maxPrefillTokensPerStep).toBe(budget);
+    expect(tuned.summary).toContain(
+      `prefill budget ${budget} tokens per step from measured rates (decode step `,
+    );
 
     const given = createEngine(model, { backend, numBlocks: 16, stepRates, maxNumBatchedTokens: 300 });
     expect(given.engine.core.config.maxNumBatchedTokens).toBe(300);
     expect(given.engine.core.config.longPrefillTokenThreshold).toBe(0);
+    expect(given.engine.core.config.maxPrefillTokensPerStep).toBe(0);
     expect(given.summary).not.toContain("measured rates");
   });
 });
