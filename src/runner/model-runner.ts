@@ -117,13 +117,14 @@ export class ModelRunner {
     sample: NonNullable<Backend["sample"]>,
   ): Promise<SampledToken[]> {
     if (draws.length === 0) return [];
-    const ruled = draws.filter(({ sampler, mask }) => sampler.changesLogits(mask)).length;
-    if (this.ruleRows.length < ruled * this.vocabSize)
-      this.ruleRows = new Float32Array(ruled * this.vocabSize);
+    const ruled = draws.map(({ sampler, mask }) => sampler.changesLogits(mask));
+    const numRuled = ruled.filter(Boolean).length;
+    if (this.ruleRows.length < numRuled * this.vocabSize)
+      this.ruleRows = new Float32Array(numRuled * this.vocabSize);
     let next = 0;
-    const rows: SampleRow[] = draws.map(({ request, sampler, logits, mask }) => {
+    const rows: SampleRow[] = draws.map(({ request, sampler, logits, mask }, i) => {
       let row = logits;
-      if (sampler.changesLogits(mask)) {
+      if (ruled[i]) {
         row = this.ruleRows.subarray(next * this.vocabSize, ++next * this.vocabSize);
         row.set(logits);
         sampler.applyRules(row, logits, request.promptTokenIds, request.outputTokenIds, mask);

@@ -121,19 +121,41 @@ bool readLayer(Napi::Value v, int l, const MappedFiles& files, const ModelConfig
 
 }  // namespace
 
-// Runs one forward pass on a libuv worker thread (plus the pool's threads); the JS thread stays free.
-class ForwardWorker : public Napi::AsyncWorker {
+// A model's work on a libuv worker thread (plus the pool's threads), so the JS thread stays free: one at a time
+// (NativeModel::busy_), the model kept alive until it is done, a promise settled with result().
+class ModelWorker : public Napi::AsyncWorker {
  public:
-  ForwardWorker(Napi::Env env, NativeModel* owner, Batch batch, Napi::Float32Array out)
-      : Napi::AsyncWorker(env, "vellum.forward"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        owner_(owner),
-        batch_(std::move(batch)),
-        logits_(out.Data()) {
+  ModelWorker(Napi::Env env, const char* name, NativeModel* owner)
+      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), owner_(owner) {
     self_ = Napi::Persistent(owner->Value());
-    out_ = Napi::Persistent(out);
   }
   Napi::Promise Promise() const { return deferred_.Promise(); }
+
+  void OnOK() override {
+    owner_->busy_ = false;
+    deferred_.Resolve(result());
+  }
+  void OnError(const Napi::Error& e) override {
+    owner_->busy_ = false;
+    deferred_.Reject(e.Value());
+  }
+
+ protected:
+  virtual Napi::Value result() = 0;
+  NativeModel* owner_;
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference self_;
+};
+
+// One forward pass.
+class ForwardWorker : public ModelWorker {
+ public:
+  ForwardWorker(Napi::Env env, NativeModel* owner, Batch batch, Napi::Float32Array out)
+      : ModelWorker(env, "vellum.forward", owner), batch_(std::move(batch)), logits_(out.Data()) {
+    out_ = Napi::Persistent(out);
+  }
 
   void Execute() override {
     try {
@@ -142,37 +164,22 @@ class ForwardWorker : public Napi::AsyncWorker {
       SetError(std::string("forward: ") + e.what());
     }
   }
-  void OnOK() override {
-    owner_->busy_ = false;
-    deferred_.Resolve(out_.Value());
-  }
-  void OnError(const Napi::Error& e) override {
-    owner_->busy_ = false;
-    deferred_.Reject(e.Value());
-  }
 
  private:
-  Napi::Promise::Deferred deferred_;
-  NativeModel* owner_;
-  Napi::ObjectReference self_;
+  Napi::Value result() override { return out_.Value(); }
   Napi::Reference<Napi::Float32Array> out_;
   Batch batch_;
   float* logits_;
 };
 
-// Samples a batch of rows (sampling.h) on a libuv worker thread and the model's pool, as ForwardWorker runs.
-class SampleWorker : public Napi::AsyncWorker {
+// Samples a batch of rows (sampling.h) on the model's pool.
+class SampleWorker : public ModelWorker {
  public:
   SampleWorker(Napi::Env env, NativeModel* owner, SampleBatch batch, Napi::Array rows, Napi::Array raw)
-      : Napi::AsyncWorker(env, "vellum.sample"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        owner_(owner),
-        batch_(std::move(batch)) {
-    self_ = Napi::Persistent(owner->Value());
+      : ModelWorker(env, "vellum.sample", owner), batch_(std::move(batch)) {
     rows_ = Napi::Persistent(rows);
     raw_ = Napi::Persistent(raw);
   }
-  Napi::Promise Promise() const { return deferred_.Promise(); }
 
   void Execute() override {
     try {
@@ -182,19 +189,9 @@ class SampleWorker : public Napi::AsyncWorker {
       SetError(std::string("sample: ") + e.what());
     }
   }
-  void OnOK() override {
-    owner_->busy_ = false;
-    deferred_.Resolve(sampleResultToJs(Env(), result_));
-  }
-  void OnError(const Napi::Error& e) override {
-    owner_->busy_ = false;
-    deferred_.Reject(e.Value());
-  }
 
  private:
-  Napi::Promise::Deferred deferred_;
-  NativeModel* owner_;
-  Napi::ObjectReference self_;
+  Napi::Value result() override { return sampleResultToJs(Env(), result_); }
   Napi::Reference<Napi::Array> rows_;  // keep the rows' buffers alive while the pool reads them
   Napi::Reference<Napi::Array> raw_;
   SampleBatch batch_;

@@ -39,6 +39,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   explicit NativeModel(const Napi::CallbackInfo& info);
 
  private:
+  friend class ModelWorker;
   friend class ForwardWorker;
   friend class SampleWorker;
   Napi::Value InitKvCache(const Napi::CallbackInfo& info);
