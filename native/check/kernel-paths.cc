@@ -3,6 +3,9 @@
 // is itself tested against the TypeScript reference by test/native-kernels.test.ts.
 //
 //   npm run check:kernels -- [threads]     (native/check/run.mjs builds and runs it; exits 1 on a mismatch)
+//
+// It also measures read bandwidth the plainest way, as STREAM would, with none of the probe's code (bench probe,
+// native/src/backend/probe.cc): the check of the probe's roof.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -10,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "attention.h"
@@ -243,6 +247,36 @@ double matmulRate(const Kernels& path, DType t, int rows, int cols, int T, Threa
   return static_cast<double>(rows) * cols * T / seconds[4] / 1e9;
 }
 
+// GB/s of a STREAM-style read, best of 5: `threads` plain std::threads each sum their contiguous share of a 1 GiB
+// array of 64-bit words with a simple loop (integer adds, which the compiler may vectorize; no intrinsics, no
+// prefetch, none of vellum's kernels or its thread pool).
+double streamReadGBps(int threads) {
+  const size_t words = (size_t{1} << 30) / sizeof(uint64_t);
+  std::vector<uint64_t> a(words);
+  for (size_t i = 0; i < words; i++) a[i] = i * 0x9e3779b97f4a7c15ull;
+  std::vector<uint64_t> sums(threads);
+  double best = 0;
+  for (int run = 0; run < 5; run++) {
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; t++)
+      pool.emplace_back([&, t] {
+        const uint64_t* p = a.data() + words * t / threads;
+        const size_t n = words * (t + 1) / threads - words * t / threads;
+        uint64_t s = 0;
+        for (size_t i = 0; i < n; i++) s += p[i];
+        sums[t] = s;
+      });
+    for (auto& th : pool) th.join();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    best = std::max(best, static_cast<double>(words * sizeof(uint64_t)) / seconds / 1e9);
+  }
+  uint64_t total = 0;
+  for (uint64_t s : sums) total += s;
+  if (total == 1) std::printf("\n");  // keeps the sums alive
+  return best;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -273,5 +307,7 @@ int main(int argc, char** argv) {
       for (const Kernels* k : paths) std::printf(" %12.1f", matmulRate(*k, t, 5632, 2048, T, pool));
       std::printf("\n");
     }
+  std::printf("\nSTREAM-style read (1 GiB, plain loop, best of 5): %.1f GB/s on %d threads\n", streamReadGBps(threads),
+              threads);
   return 0;
 }

@@ -107,6 +107,15 @@ export interface RowSample {
   topIds: number[];
 }
 
+/** Where a backend's forward pass spent its time: wall seconds on the backend's own threads. */
+export interface ForwardTimes {
+  seconds: number;
+  /** K/V stores and the attention kernel, every layer. */
+  attentionSeconds: number;
+  /** The classifier (output) matmul. */
+  classifierSeconds: number;
+}
+
 export interface Backend {
   readonly name: string;
   /**
@@ -118,6 +127,8 @@ export interface Backend {
   initKvCache(spec: KvCacheSpec): void;
   /** Returns logits, row-major [logitsIndices.length, vocabSize]. */
   forward(batch: ForwardBatch): Promise<Float32Array>;
+  /** The split of the last forward pass, where the backend measures one; read after `forward` settles. */
+  readonly lastForwardTimes?: ForwardTimes;
   /**
    * Samples every row at once, off the JS thread, picking what src/runner/sampler.ts picks for the same uniforms;
    * not while `forward` runs. Backends without it leave sampling to the runner's JS Sampler.

@@ -1,5 +1,4 @@
 import { type Command, Option } from "commander";
-import { kernelPathNames } from "../backend/native/addon.js";
 import { physicalCores } from "../backend/native/physical-cores.js";
 import { runAllocateSlots } from "../bench/allocate-slots.js";
 import { runBatchScaling } from "../bench/batch-scaling.js";
@@ -14,7 +13,14 @@ import { runStructured } from "../bench/structured.js";
 import { registerBenchServe } from "./bench-serve.js";
 import { registerSoak } from "./bench-soak.js";
 import { hubModelPath } from "./default-model.js";
-import { backendOption, kvCacheDtypeOption, listOption, positiveInteger, threadsOption } from "./options.js";
+import {
+  backendOption,
+  kernelsOption,
+  kvCacheDtypeOption,
+  listOption,
+  positiveInteger,
+  threadsOption,
+} from "./options.js";
 import { runAction } from "./run-action.js";
 import { registerSimulateVsMeasured } from "./simulate-vs-measured.js";
 
@@ -103,11 +109,7 @@ export function registerBench(program: Command) {
     .option("--rows <n>", "rows per native call", positiveInteger, 16)
     .option("--runs <n>", "timed runs of each; medians are reported", positiveInteger, 5)
     .addOption(threadsOption(cores))
-    .addOption(
-      new Option("--kernels <path>", "force a kernel path instead of the best this CPU runs")
-        .choices(kernelPathNames)
-        .default("auto"),
-    )
+    .addOption(kernelsOption().default("auto"))
     .option("--out <file.json>", "where the results go (default: $TMPDIR/vellum-bench/sampler-tN.json)")
     .action(runAction(runSamplerBench));
 
@@ -157,10 +159,6 @@ function nativeBench(bench: Command, name: string, description: string): Command
     .description(description)
     .requiredOption("--model <file.gguf>", "the model (a synth-model file, or hf:ORG/REPO:QUANT)")
     .addOption(kvCacheDtypeOption())
-    .addOption(
-      new Option("--kernels <path>", "force a kernel path instead of the best this CPU runs")
-        .choices(kernelPathNames)
-        .default("auto"),
-    )
+    .addOption(kernelsOption().default("auto"))
     .option("--out <file.json>", "where the results go (default: $TMPDIR/vellum-bench/NAME-MODEL-tN.json)");
 }

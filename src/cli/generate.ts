@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import type { KvCacheDtype } from "../backend/backend.js";
+import type { KernelPath } from "../backend/native/addon.js";
 import { samplingParams } from "../engine/api.js";
 import { createEngine } from "../engine/create-engine.js";
 import type { FinishReason } from "../engine/stats.js";
@@ -23,6 +24,7 @@ interface GenerateOptions {
   json?: boolean;
   backend?: "native" | "reference";
   threads?: number;
+  kernels?: KernelPath;
   kvCacheDtype: KvCacheDtype;
 }
 
@@ -69,6 +71,7 @@ async function generate(opts: GenerateOptions) {
     maxNumSeqs: 1,
     backend: opts.backend,
     threads: opts.threads,
+    kernels: opts.kernels,
     kvCacheDtype: opts.kvCacheDtype,
   });
   const tokenIds: number[] = [];

@@ -4,6 +4,7 @@
  */
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { kvCacheDtypes } from "../backend/backend.js";
+import { kernelPathNames } from "../backend/native/addon.js";
 import { InputError } from "../model/errors.js";
 import { hardwareNames } from "../sim/hardware.js";
 import { kvDtypes, weightDtypes } from "../sim/types.js";
@@ -73,9 +74,16 @@ export function threadsOption(cores?: number): Option {
     : new Option("--threads <n>", description).argParser(positiveInteger).default(cores, "physical cores");
 }
 
-/** --backend and --threads, shared by the commands that run a model. */
+/** --kernels: a native kernel path other than the best this CPU runs (to measure or check another path). */
+export function kernelsOption(): Option {
+  return new Option("--kernels <path>", "force a kernel path instead of the best this CPU runs").choices(
+    kernelPathNames,
+  );
+}
+
+/** --backend, --threads and --kernels, shared by the commands that run a model. */
 export function backendOptions(command: Command): Command {
-  return command.addOption(backendOption()).addOption(threadsOption());
+  return command.addOption(backendOption()).addOption(threadsOption()).addOption(kernelsOption());
 }
 
 /** --kv-cache-dtype, shared by the commands that build an engine; commander rejects other values, naming the flag. */

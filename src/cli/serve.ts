@@ -1,5 +1,7 @@
+import { createWriteStream } from "node:fs";
 import { type Command, Option } from "commander";
 import type { KvCacheDtype } from "../backend/backend.js";
+import type { KernelPath } from "../backend/native/addon.js";
 import type { BackendName } from "../backend/native/choose-backend.js";
 import type { KvAllocation } from "../core/kv-cache-manager.js";
 import type { SchedulingPolicy } from "../core/request-queue.js";
@@ -26,6 +28,8 @@ interface ServeOptions {
   maxNumBatchedTokens?: number;
   kvCacheMemory?: number;
   kvCacheDtype: KvCacheDtype;
+  kernels?: KernelPath;
+  stepLog?: string;
   maxQueue: number;
   maxSeqsPerRequest: number;
   parseSpecial: boolean;
@@ -129,6 +133,10 @@ export function registerServe(program: Command) {
       numberOption(true),
     )
     .option(
+      "--step-log <file>",
+      "append every engine step to this file as a JSON line: its composition and where its time went (forward, attention, sampling)",
+    )
+    .option(
       "--shutdown-timeout <seconds>",
       "on SIGTERM/SIGINT, how long running requests may finish before they are aborted",
       numberOption(),
@@ -170,6 +178,10 @@ async function serve(opts: ServeOptions) {
     maxNumBatchedTokens: opts.maxNumBatchedTokens,
     kvCacheMemory: opts.kvCacheMemory,
   });
+  if (opts.stepLog !== undefined) {
+    const log = createWriteStream(opts.stepLog, { flags: "a" });
+    engine.onStep((step) => log.write(`${JSON.stringify(step)}\n`));
+  }
   const server = buildServer(engine, model, {
     servedModelName: opts.servedModelName,
     apiKey: opts.apiKey ?? process.env.VELLUM_API_KEY,

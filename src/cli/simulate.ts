@@ -1,5 +1,6 @@
 import { writeFileSync } from "node:fs";
 import { type Command, Option } from "commander";
+import type { KernelPath } from "../backend/native/addon.js";
 import { formatComparison } from "../bench/serve/compare-table.js";
 import { formatSummary } from "../bench/serve/report-text.js";
 import type { KvAllocation } from "../core/kv-cache-manager.js";
@@ -9,7 +10,13 @@ import { withMeasuredRates } from "../sim/measured-rates.js";
 import { modelProfile } from "../sim/model-profile.js";
 import { simSetup } from "../sim/sim-setup.js";
 import { simulate } from "../sim/simulator.js";
-import { type KvDtype, kvDtypes, type WeightDtype, weightDtypes } from "../sim/types.js";
+import {
+  type HardwareProfile,
+  type KvDtype,
+  kvDtypes,
+  type WeightDtype,
+  weightDtypes,
+} from "../sim/types.js";
 import { formatValidation, readMeasured } from "../sim/validation.js";
 import { parseCompare, type Variant } from "../workload/compare.js";
 import { type BenchSummary, summarize } from "../workload/metrics.js";
@@ -17,6 +24,7 @@ import { type WorkloadFlags, workloadFrom, workloadMetadata } from "../workload/
 import {
   addWorkloadOptions,
   byteSizeOption,
+  kernelsOption,
   modelHardwareOptions,
   numberOption,
   oneOf,
@@ -34,8 +42,9 @@ interface SimulateFlags extends WorkloadFlags {
   kvCacheMemory?: number;
   maxModelLen?: number;
   maxNumSeqs: number;
-  maxNumBatchedTokens: number;
-  longPrefillTokenThreshold: number;
+  maxNumBatchedTokens?: number;
+  longPrefillTokenThreshold?: number;
+  kernels?: KernelPath;
   blockSize: number;
   kvAllocation: KvAllocation;
   batching: EngineConfig["batching"];
@@ -68,16 +77,15 @@ export function registerSimulate(program: Command) {
     )
     .option(
       "--max-num-batched-tokens <n>",
-      "token budget of a step",
+      `token budget of a step (default ${defaultEngineConfig.maxNumBatchedTokens}; on cpu-local, as serve: prefill capped by the step rates)`,
       positiveInteger,
-      defaultEngineConfig.maxNumBatchedTokens,
     )
     .option(
       "--long-prefill-token-threshold <n>",
-      "cap on one request's prefill chunk per step (0 = off); give serve's measured budget for both to check it",
+      "cap on one request's prefill chunk per step (0 = off, the default)",
       numberOption(true, 0),
-      defaultEngineConfig.longPrefillTokenThreshold,
     )
+    .addOption(kernelsOption())
     .option("--block-size <n>", "tokens per KV block", positiveInteger, defaultEngineConfig.blockSize)
     .addOption(
       new Option("--kv-allocation <mode>", "KV blocks on demand, or max-model-len per request up front")
@@ -92,7 +100,7 @@ export function registerSimulate(program: Command) {
     .addOption(new Option("--prefix-caching <on|off>", "prefix caching").choices(["on", "off"]).default("on"))
     .option(
       "--step-overhead-ms <ms>",
-      "fixed time per step (default: the hardware profile's)",
+      "fixed engine time per step (default: the hardware profile's; cpu-local: measured, per step and per request)",
       numberOption(),
     )
     .option(
@@ -114,9 +122,10 @@ async function runSimulate(f: SimulateFlags) {
     config: model.config,
     weightDtype,
     kvDtype,
+    kernels: f.kernels,
   });
   const hardware =
-    f.stepOverheadMs === undefined ? profile : { ...profile, stepOverheadS: f.stepOverheadMs / 1000 };
+    f.stepOverheadMs === undefined ? profile : withStepOverhead(profile, f.stepOverheadMs / 1000);
   const workload = workloadFrom(f);
   process.stdout.write(`${formatHardware(hardware)}\n\n`);
   const base = {
@@ -166,6 +175,7 @@ async function runSimulate(f: SimulateFlags) {
     process.stdout.write(
       `${formatSummary(summary, `Simulated: ${variant.label}`)}\n` +
         `${run.steps} steps, ${run.preemptions} preemptions, ${engine.numBlocks.toLocaleString("en-US")} KV blocks of ${engine.blockSize}` +
+        `${engine.maxPrefillTokensPerStep ? `, prefill budget ${engine.maxPrefillTokensPerStep} tokens per step from the step rates` : ""}` +
         `${firstError ? `; first failure: ${firstError}` : ""}\n\n`,
     );
   }
@@ -183,4 +193,14 @@ async function runSimulate(f: SimulateFlags) {
     const json = results.length === 1 ? { ...meta, ...results[0].summary } : { ...meta, variants: results };
     writeFileSync(f.resultJson, `${JSON.stringify(json, null, 2)}\n`);
   }
+}
+
+/** The profile with a fixed engine overhead per step, measured rates included. */
+function withStepOverhead(profile: HardwareProfile, seconds: number): HardwareProfile {
+  const rates = profile.measuredRates;
+  return {
+    ...profile,
+    stepOverheadS: seconds,
+    measuredRates: rates && { ...rates, overhead: { stepSeconds: seconds, requestSeconds: 0 } },
+  };
 }

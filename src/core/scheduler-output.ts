@@ -33,3 +33,46 @@ export interface SchedulerStats {
   numPreemptedTotal: number;
   kvCacheUsage: number;
 }
+
+/**
+ * What a step's cost depends on, beyond its token count: how many rows it samples and how much attention it
+ * does. A request with one new token is a decode (one query per sequence: the attention kernel streams its
+ * K/V for that query alone); a longer chunk is a prefill (its queries share each K/V read). Pairs are (query,
+ * key) pairs: new token j (0-based) of a request attends to numComputedTokens + j + 1 keys.
+ */
+export interface StepShape {
+  /** Each scheduled request's context after the step: the keys its last new token attends to. */
+  contexts: number[];
+  numRequests: number;
+  numTokens: number;
+  numSampled: number;
+  decodeRequests: number;
+  decodePairs: number;
+  prefillTokens: number;
+  prefillPairs: number;
+}
+
+export function stepShape(output: SchedulerOutput): StepShape {
+  const shape: StepShape = {
+    contexts: output.scheduled.map((s) => s.numComputedTokens + s.numNewTokens),
+    numRequests: output.scheduled.length,
+    numTokens: output.numScheduledTokens,
+    numSampled: 0,
+    decodeRequests: 0,
+    decodePairs: 0,
+    prefillTokens: 0,
+    prefillPairs: 0,
+  };
+  for (const { numComputedTokens: c, numNewTokens: n, samples } of output.scheduled) {
+    if (samples) shape.numSampled++;
+    const pairs = n * c + (n * (n + 1)) / 2;
+    if (n === 1) {
+      shape.decodeRequests++;
+      shape.decodePairs += pairs;
+    } else {
+      shape.prefillTokens += n;
+      shape.prefillPairs += pairs;
+    }
+  }
+  return shape;
+}

@@ -1,4 +1,5 @@
 import type { Backend, KvCacheDtype } from "../backend/backend.js";
+import type { KernelPath } from "../backend/native/addon.js";
 import { type BackendName, chooseBackend, describeBackend } from "../backend/native/choose-backend.js";
 import {
   type KvCacheGroup,
@@ -36,6 +37,8 @@ export interface EngineOptions extends Partial<Omit<EngineConfig, "numBlocks" | 
   backend?: Backend | BackendName;
   /** Compute threads of the native backend; default: physical cores. */
   threads?: number;
+  /** The native backend's kernel path; default: the best this CPU runs. */
+  kernels?: KernelPath;
   /**
    * Step costs measured on the backend (serve measures them): where neither maxNumBatchedTokens nor
    * longPrefillTokenThreshold is set, they cap each step's prefill tokens (step-budget.ts); without them, no cap.
@@ -57,6 +60,7 @@ export function createEngine(
     memory,
     backend: givenBackend,
     threads,
+    kernels,
     stepRates,
     clock: givenClock,
     disableHybridKvCacheManager,
@@ -76,7 +80,7 @@ export function createEngine(
   const windows = groups.map((g) => g.window);
   const blocksPerSequence = maxBlocksPerRequest(windows, maxModelLen, blockSize, maxNumBatchedTokens);
   // The backend first: memory is measured once it holds the weights it copies.
-  const backend = engineBackend(model, { backend: givenBackend, threads, maxModelLen });
+  const backend = engineBackend(model, { backend: givenBackend, threads, kernels, maxModelLen });
   // More than every sequence at full length (and the null block) can never be used.
   const useful = blocksPerSequence * maxNumSeqs + 1;
   const { numBlocks, budgetNote } =
@@ -123,12 +127,12 @@ export function engineMaxModelLen(model: LoadedModel, maxModelLen: number | unde
 /** The backend createEngine runs on; serve builds it first to measure step rates on it. */
 export function engineBackend(
   model: LoadedModel,
-  options: Pick<EngineOptions, "backend" | "threads" | "maxModelLen">,
+  options: Pick<EngineOptions, "backend" | "threads" | "maxModelLen" | "kernels">,
 ): Backend {
-  const { backend, threads, maxModelLen } = options;
+  const { backend, threads, maxModelLen, kernels } = options;
   return typeof backend === "object"
     ? backend
-    : chooseBackend(model, backend, threads, engineMaxModelLen(model, maxModelLen));
+    : chooseBackend(model, backend, threads, engineMaxModelLen(model, maxModelLen), kernels);
 }
 
 /** The KV budget in bytes and how it was set: --kv-cache-memory, or a share of the memory left. */

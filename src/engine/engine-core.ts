@@ -2,6 +2,7 @@ import type { Backend } from "../backend/backend.js";
 import { KVCacheManager } from "../core/kv-cache-manager.js";
 import type { Request, RequestStatus } from "../core/request.js";
 import { Scheduler } from "../core/scheduler.js";
+import { stepShape } from "../core/scheduler-output.js";
 import { ModelRunner } from "../runner/model-runner.js";
 import type { PromptTokenLogprob } from "../runner/prompt-logprobs.js";
 import type { SampledToken } from "../runner/sampler.js";
@@ -69,7 +70,7 @@ export class EngineCore {
   async step(): Promise<StepResult> {
     const started = this.clock();
     const output = this.scheduler.schedule();
-    const { sampled, promptLogprobs } = await this.runner.execute(output);
+    const { sampled, promptLogprobs, times } = await this.runner.execute(output);
     const tokens = new Map([...sampled].map(([id, s]) => [id, s.tokenId]));
     const updated = this.scheduler.updateFromOutput(output, tokens);
     this.numPrefillTokensComputed += output.numPrefillTokens;
@@ -87,6 +88,10 @@ export class EngineCore {
       stats: {
         time: now,
         duration: now - started,
+        forwardSeconds: times.forwardSeconds,
+        sampleSeconds: times.sampleSeconds,
+        attentionSeconds: times.backend?.attentionSeconds ?? 0,
+        shape: stepShape(output),
         numRunning: s.numRunning,
         numWaiting: s.numWaiting,
         numPreempted: output.preemptedIds.length,

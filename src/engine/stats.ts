@@ -1,4 +1,5 @@
 import type { Request } from "../core/request.js";
+import type { StepShape } from "../core/scheduler-output.js";
 
 export type FinishReason = "stop" | "length" | "abort";
 
@@ -7,6 +8,13 @@ export interface StepStats {
   time: number;
   /** Wall time of the step: schedule + forward + sampling + update. */
   duration: number;
+  /** Of which the forward pass and sampling (ModelRunner's RunnerTimes); the rest is the step's overhead. */
+  forwardSeconds: number;
+  sampleSeconds: number;
+  /** The forward pass's attention, as the backend timed it (0 where it does not). */
+  attentionSeconds: number;
+  /** What the step's cost depends on: its requests, tokens, samples and attention pairs. */
+  shape: StepShape;
   numRunning: number;
   numWaiting: number;
   /** Requests preempted in this step. */

@@ -1,4 +1,4 @@
-import type { Backend, ForwardBatch, SampleRow } from "../backend/backend.js";
+import type { Backend, ForwardBatch, ForwardTimes, SampleRow } from "../backend/backend.js";
 import type { Request } from "../core/request.js";
 import type { SchedulerOutput } from "../core/scheduler-output.js";
 import { allowsOnly, GrammarMasks } from "./grammar-masks.js";
@@ -10,6 +10,16 @@ export interface RunnerOutput {
   sampled: Map<string, SampledToken>;
   /** Given with a request's first token, for requests whose params ask for promptLogprobs. */
   promptLogprobs: Map<string, PromptTokenLogprob[]>;
+  times: RunnerTimes;
+}
+
+/** Where the runner's part of a step went, wall seconds as the JS thread waits for them. */
+export interface RunnerTimes {
+  /** The forward pass (with the grammar masks filled meanwhile). */
+  forwardSeconds: number;
+  sampleSeconds: number;
+  /** The backend's own split of that forward pass, where it measures one. */
+  backend?: ForwardTimes;
 }
 
 /** One token to sample this step: its request, the request's Sampler, its logits row and grammar mask. */
@@ -50,14 +60,18 @@ export class ModelRunner {
       this.promptLogprobs.drop(id);
       this.grammarMasks.release(id);
     }
-    const result: RunnerOutput = { sampled: new Map(), promptLogprobs: new Map() };
+    const times: RunnerTimes = { forwardSeconds: 0, sampleSeconds: 0 };
+    const result: RunnerOutput = { sampled: new Map(), promptLogprobs: new Map(), times };
     if (output.scheduled.length === 0) return result;
 
     const promptRows = output.scheduled.map((s) => this.promptLogprobs.rowsWanted(s));
+    const forwardStarted = performance.now();
     const [logits, masks] = await Promise.all([
       this.backend.forward(this.buildBatch(output, promptRows)),
       this.grammarMasks.fill(output.scheduled),
     ]);
+    times.forwardSeconds = (performance.now() - forwardStarted) / 1000;
+    times.backend = this.backend.lastForwardTimes && { ...this.backend.lastForwardTimes };
     let row = 0;
     const draws: Draw[] = [];
     for (const [s, { request, samples }] of output.scheduled.entries()) {
@@ -91,9 +105,11 @@ export class ModelRunner {
       if (prompt) result.promptLogprobs.set(request.id, prompt);
       draws.push({ request, sampler, logits: rowLogits, mask });
     }
+    const sampleStarted = performance.now();
     const samples = this.backend.sample
       ? await this.sampleOnBackend(draws, this.backend.sample.bind(this.backend))
       : this.sampleHere(draws);
+    times.sampleSeconds = (performance.now() - sampleStarted) / 1000;
     draws.forEach(({ request }, i) => {
       if (request.samplingParams.grammar) this.grammarMasks.accept(request.id, samples[i].tokenId);
       result.sampled.set(request.id, samples[i]);

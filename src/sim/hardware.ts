@@ -79,18 +79,23 @@ function cpuLocalProfile(): HardwareProfile {
 
 /** The profile the cost model prices steps with, and for cpu-local the rates it measured. */
 export function formatHardware(h: HardwareProfile): string {
-  const lines = [
-    `hardware: ${h.name}, ${h.description}; step overhead ${(h.stepOverheadS * 1000).toFixed(1)} ms`,
-  ];
   const r = h.measuredRates;
-  if (r) {
-    const gbps = r.batches
-      .map((b, i) => `${b}: ${(1 / r.secondsPerWeightByte[i] / 1e9).toFixed(2)}`)
-      .join(", ");
-    lines.push(
-      `measured: ${r.weightDtype} forward pass, GB of weights per second by batch size {${gbps}}; ` +
-        `attention ${(r.attentionFlopsPerS / 1e9).toFixed(2)} GFLOP/s; sampling ${(r.samplingSecondsPerLogit * 1e9).toFixed(2)} ns per logit`,
-    );
-  }
-  return lines.join("\n");
+  if (!r)
+    return `hardware: ${h.name}, ${h.description}; step overhead ${(h.stepOverheadS * 1000).toFixed(1)} ms`;
+  const gbps = r.batches
+    .map((b, i) => `${b}: ${(1 / r.secondsPerWeightByte[i] / 1e9).toFixed(2)}`)
+    .join(", ");
+  const us = (seconds: number) => (seconds * 1e6).toFixed(1);
+  const ns = (seconds: number) => (seconds * 1e9).toFixed(2);
+  const { attention: a, sampling, overhead } = r;
+  return [
+    `hardware: ${h.name}, ${h.description}`,
+    `measured: ${r.weightDtype} forward pass without attention, GB of weights per second by batch size {${gbps}}`,
+    `  decode attention by decodes in a step {${r.batches
+      .map((b, i) => `${b}: ${us(a.decodeStepSeconds[i])} µs + ${ns(a.decodePairSeconds[i])} ns/pair`)
+      .join(", ")}}`,
+    `  prefill attention: ${us(a.prefillStepSeconds)} µs per step + ${us(a.prefillTokenSeconds)} µs per token + ${ns(a.prefillPairSeconds)} ns per pair`,
+    `  sampling: ${us(sampling.stepSeconds)} µs per step + ${ns(sampling.logitSeconds)} ns per logit; ` +
+      `engine overhead: ${us(overhead.stepSeconds)} µs per step + ${us(overhead.requestSeconds)} µs per request`,
+  ].join("\n");
 }

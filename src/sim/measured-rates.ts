@@ -1,29 +1,27 @@
 /**
- * What vellum's hot paths really achieve on this machine, for the `cpu-local` profile, measured on the
- * model's own shapes. A datasheet roofline assumes peak bandwidth at batch 1 and peak FLOPs when batched;
- * a CPU's int8 forward pass reaches neither (its matmul is instruction-bound, small steps pay for many small
- * matrices and thread hand-offs, see issue 7), attention is far from FMA peak, and sampling runs in JS; so
- * the simulator times each part by what it measures here instead:
- * - forward: seconds per weight byte of a decode step at a range of batch sizes, timing the native
- *   backend's whole forward pass (short contexts) on a synthetic model of the model's shapes and weight
- *   dtype, with as many layers as make ~128 MiB of weights (far beyond the caches, as a model's are);
- * - attention: FLOP/s of decode attention over a 512-token paged context with the model's heads, on an
- *   f32 cache for fp32 KV and on f16 (what the native backend runs) for the narrower KV dtypes;
- * - sampling: seconds the Sampler takes per vocabulary entry of a row, greedy (the temperature 0 that
- *   `bench serve` sends, like vLLM's benchmark).
+ * What vellum really achieves on this machine, for the `cpu-local` profile, measured on the model's own
+ * shapes. A datasheet roofline assumes peak bandwidth at batch 1 and peak FLOPs when batched; a CPU's int8
+ * forward pass reaches neither (its matmul is instruction-bound, small steps pay for many small matrices and
+ * thread hand-offs, see issue 7), attention is far from either, and a serving step also pays for the engine's
+ * own work and for the clients sharing the cores. So the rates come from a real serving loop instead: a vellum
+ * server in this process serves a probe model (the model's shapes, random weights) to streaming clients
+ * (serving-probe.ts), and every engine step reports its composition and where its time went (StepStats: the
+ * forward pass as the engine waits for it, its attention by the backend's own timer, sampling; the rest of the
+ * time to the next step is the engine's overhead). Fitted over those steps:
+ * - forward: seconds per weight byte of the forward pass less its attention, at each batch size of decodes (the
+ *   mean: a step's time has a long tail on a shared machine, and TPOT and throughput average it);
+ * - attention: per decode request and per (query, key) pair over the decode steps (short contexts and long
+ *   ones), then per prefill token and pair over the steps with prefill chunks (at many positions);
+ * - sampling (greedy, the temperature 0 that `bench serve` sends, like vLLM's benchmark): per step and per logit;
+ * - overhead: per step and per scheduled request.
  */
-import { randomFillSync } from "node:crypto";
-import { type KernelPath, loadNativeAddon, type NativeAddon } from "../backend/native/addon.js";
-import { specFromTensors } from "../backend/native/native-spec.js";
+import { type KernelPath, loadNativeAddon } from "../backend/native/addon.js";
 import { physicalCores } from "../backend/native/physical-cores.js";
-import { samplingParams } from "../core/sampling-params.js";
-import { expectedTensors, type ModelConfig, tensorNames } from "../model/config.js";
-import { dtypeLayout, tensorBytes } from "../model/dtype.js";
-import { allowsQuantization, fallbackType } from "../model/quant/mixes.js";
-import { type DType, numElements, type Tensor } from "../model/tensor.js";
-import { Sampler } from "../runner/sampler.js";
-import { stepBatch } from "../workload/step-batch.js";
-import { weightBytesPerParam, weightStoredAs } from "./plan.js";
+import type { ModelConfig } from "../model/config.js";
+import { nonNegativeLeastSquares } from "./least-squares.js";
+import { probeModel } from "./probe-model.js";
+import { type ProbeRound, runServingProbe } from "./serving-probe.js";
+import { type MeasuredStep, measuredSteps } from "./step-terms.js";
 import type { HardwareProfile, KvDtype, MeasuredRates, WeightDtype } from "./types.js";
 
 /** What the rates are measured for: the model's shapes and the dtypes it is simulated with. */
@@ -31,177 +29,95 @@ export interface MeasuredRatesFor {
   config: ModelConfig;
   weightDtype: WeightDtype;
   kvDtype: KvDtype;
+  /** The native kernel path the server runs; default: the best this CPU runs. */
+  kernels?: KernelPath;
 }
 
 const probeBatches = [1, 2, 4, 8, 16, 32, 64];
-const probeLayerBytes = 128 * 2 ** 20;
-/** Runs per figure; the median is kept: what a run typically sees on a machine shared with other work. */
-const repeats = 5;
-const blockSize = 16;
+const shortPrompt = 16;
+const outputTokens = 24;
+/** Each batch size's round runs this many times, interleaved, so that a slow spell touches them all alike. */
+const passes = 2;
+/** Long contexts: a prompt that goes through in chunks at many positions, then each batch size over a long prefix. */
+const longPrompt = 448;
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+export async function measureRates(f: MeasuredRatesFor, threads: number): Promise<MeasuredRates> {
+  const probe = probeModel(f.config, f.weightDtype);
+  const shortRounds = probeBatches.map((streams) => ({
+    streams,
+    sharedPrefixTokens: 0,
+    promptTokens: shortPrompt,
+    outputTokens,
+  }));
+  const longRounds = [
+    { streams: 1, sharedPrefixTokens: 0, promptTokens: longPrompt, outputTokens },
+    ...probeBatches.map((streams) => ({
+      streams,
+      sharedPrefixTokens: longPrompt,
+      promptTokens: shortPrompt,
+      outputTokens,
+    })),
+  ];
+  const rounds = await runServingProbe(probe, [...Array(passes).fill(shortRounds).flat(), ...longRounds], {
+    threads,
+    kernels: f.kernels,
+    kvDtype: f.kvDtype,
+  });
+  const byRound = rounds.map(({ steps }) => measuredSteps(steps));
+  const steps = byRound.flat();
+  const isDecode = ({ step }: MeasuredStep) => step.shape.prefillTokens === 0;
+  const secondsPerWeightByte = probeBatches.map((batch) => {
+    const decodes = steps.filter((m) => isDecode(m) && m.step.shape.decodeRequests === batch);
+    if (decodes.length === 0) throw new Error(`measured rates: no decode step of ${batch} requests`);
+    return mean(decodes.map(({ terms }) => terms.forward)) / probe.matmulBytes;
+  });
 
-function typicalSeconds(run: () => void): number {
-  const seconds: number[] = [];
-  for (let r = 0; r < repeats; r++) {
-    const started = performance.now();
-    run();
-    seconds.push((performance.now() - started) / 1000);
-  }
-  return median(seconds);
-}
-
-const random = (n: number) => Float32Array.from({ length: n }, () => Math.random() - 0.5);
-
-/** Random bytes as a `dtype` tensor, with finite moderate values: speed does not depend on them. */
-function randomTensor(shape: number[], dtype: DType): Tensor {
-  if (dtype === "f32") return { dtype, shape, data: new Uint8Array(random(numElements(shape)).buffer) };
-  const data = randomFillSync(new Uint8Array(tensorBytes(dtype, shape)));
-  const view = new DataView(data.buffer);
-  // f16: clear the exponent's top bits (|x| < 1); q8_0/q4_0: each block starts with its f16 scale, 2^-7.
-  const { bytesPerBlock } = dtypeLayout[dtype];
-  for (let at = 0; at < data.length; at += bytesPerBlock)
-    view.setUint16(at, dtype === "f16" ? view.getUint16(at, true) & 0xbbff : 0x2000, true);
-  return { dtype, shape, data };
-}
-
-/** The model's shapes with enough layers for ~probeLayerBytes of weights (at least one). */
-function probeModel(
-  c: ModelConfig,
-  weightDtype: WeightDtype,
-): { config: ModelConfig; tensors: Map<string, Tensor> } {
-  const layerBytes =
-    weightBytesPerParam[weightDtype] *
-    [...expectedTensors({ ...c, nLayers: 1 })]
-      .filter(([name]) => name.startsWith("blk."))
-      .reduce((n, [, shape]) => n + numElements(shape), 0);
-  // Tied embeddings: the classifier costs the same, and the table is not held twice.
-  const nLayers = Math.max(1, Math.min(c.nLayers, Math.floor(probeLayerBytes / layerBytes)));
-  const config = { ...c, nLayers, layerWindows: c.layerWindows.slice(0, nLayers), tiedEmbeddings: true };
-  const tensors = new Map<string, Tensor>();
-  // Every matrix in the one type (llama-quantize --pure), so the rate is that type's.
-  const matrixType = (name: string, shape: number[]) =>
-    allowsQuantization(name, shape)
-      ? fallbackType(weightStoredAs[weightDtype], shape[shape.length - 1])
-      : "f32";
-  for (const [name, shape] of expectedTensors(config))
-    tensors.set(name, randomTensor(shape, matrixType(name, shape)));
-  return { config, tensors };
-}
-
-/** Bytes of the matrices a token goes through: every tensor but the embedding table (unless tied). */
-function matmulBytes(tensors: Map<string, Tensor>, c: ModelConfig): number {
-  let total = 0;
-  for (const [name, t] of tensors)
-    if (name !== tensorNames.tokenEmbedding || c.tiedEmbeddings) total += t.data.length;
-  return total;
-}
-
-async function forwardSecondsPerByte(
-  addon: NativeAddon,
-  kernels: KernelPath,
-  f: MeasuredRatesFor,
-  threads: number,
-): Promise<number[]> {
-  const { config, tensors } = probeModel(f.config, f.weightDtype);
-  const model = new addon.NativeModel(
-    specFromTensors(config, tensors, "probe", threads, kernels, config.maxSeqLen),
-  );
-  const maxBatch = probeBatches[probeBatches.length - 1];
-  const everyLayer = [Int32Array.from({ length: config.nLayers }, (_, l) => l)];
-  model.initKvCache(maxBatch, blockSize, f.kvDtype === "fp32" ? "f32" : "f16", everyLayer);
-  // Every sequence of the batch decodes at position blockSize − 1 of its own block (short contexts).
-  const steps = probeBatches.map((B) =>
-    stepBatch(new Array(B).fill(blockSize - 1), new Array(B).fill(1), 1, blockSize, config.vocabSize),
-  );
-  const forward = (i: number) => {
-    const b = steps[i];
-    return model.forward(
-      b.tokenIds,
-      b.positions,
-      b.slotMappings,
-      b.queryStartLoc,
-      b.seqLens,
-      b.blockTables.flat(),
-      b.logitsIndices,
+  const decodeAttention = probeBatches.map((batch) => {
+    const decodes = steps.filter((m) => isDecode(m) && m.step.shape.decodeRequests === batch);
+    return nonNegativeLeastSquares(
+      decodes.map(({ step }) => [1, step.shape.decodePairs]),
+      decodes.map(({ terms }) => terms.attention),
     );
+  });
+  const attention = {
+    decodeStepSeconds: decodeAttention.map(([once]) => once),
+    decodePairSeconds: decodeAttention.map(([, perPair]) => perPair),
   };
-  await forward(probeBatches.length - 1); // warm-up: scratch buffers grow once
-  // Rounds over every batch size, so a slow spell of a shared machine touches all of them alike.
-  const seconds = probeBatches.map(() => [] as number[]);
-  for (let r = 0; r < repeats; r++) {
-    for (let i = 0; i < probeBatches.length; i++) {
-      const started = performance.now();
-      await forward(i);
-      seconds[i].push((performance.now() - started) / 1000);
-    }
-  }
-  const bytes = matmulBytes(tensors, config);
-  return seconds.map((s) => median(s) / bytes);
-}
-
-function attentionFlopsPerS(
-  addon: NativeAddon,
-  kernels: KernelPath,
-  c: ModelConfig,
-  kvDtype: KvDtype,
-  threads: number,
-): number {
-  const numSeqs = 8;
-  const context = 512;
-  const blocksPerSeq = context / blockSize;
-  const length = numSeqs * context * c.nKvHeads * c.headDim;
-  const cache = kvDtype === "fp32" ? random(length) : new Uint16Array(length).fill(0x3000); // f16 0.125
-  // Sequence s owns blocks s·blocksPerSeq …, and decodes its last position.
-  const tables = Array.from({ length: numSeqs }, (_, s) =>
-    Int32Array.from({ length: blocksPerSeq }, (_, b) => s * blocksPerSeq + b),
-  );
-  const positions = new Int32Array(numSeqs).fill(context - 1);
-  const queryStartLoc = Int32Array.from({ length: numSeqs + 1 }, (_, s) => s);
-  const q = random(numSeqs * c.nHeads * c.headDim);
-  const seconds = typicalSeconds(() =>
-    addon.kernelAttention(
-      kernels,
-      q,
-      cache,
-      cache,
-      positions,
-      queryStartLoc,
-      tables,
-      c.nHeads,
-      c.nKvHeads,
-      c.headDim,
-      blockSize,
-      threads,
+  const prefills = steps.filter((m) => !isDecode(m));
+  const [prefillStepSeconds, prefillTokenSeconds, prefillPairSeconds] = nonNegativeLeastSquares(
+    prefills.map(({ step }) => [1, step.shape.prefillTokens, step.shape.prefillPairs]),
+    prefills.map(
+      ({ step, terms }) =>
+        terms.attention -
+        decodeAttentionSeconds(
+          { batches: probeBatches, attention } as MeasuredRates,
+          step.shape.decodeRequests,
+          step.shape.decodePairs,
+        ),
     ),
   );
-  return (numSeqs * context * c.nHeads * 4 * c.headDim) / seconds;
-}
+  const sampled = steps.filter(({ step }) => step.shape.numSampled > 0);
+  const [samplingStep, samplingRow] = nonNegativeLeastSquares(
+    sampled.map(({ step }) => [1, step.shape.numSampled]),
+    sampled.map(({ terms }) => terms.sampling),
+  );
+  const [overheadStep, overheadRequest] = nonNegativeLeastSquares(
+    steps.map(({ step }) => [1, step.shape.numRequests]),
+    steps.map(({ terms }) => terms.overhead),
+  );
 
-function samplingSecondsPerLogit(vocabSize: number): number {
-  const logits = random(vocabSize);
-  const sampler = new Sampler(samplingParams({ temperature: 0 }));
-  const rows = 20;
-  const seconds = typicalSeconds(() => {
-    for (let i = 0; i < rows; i++) sampler.sample(logits, [], []);
-  });
-  return seconds / rows / vocabSize;
-}
-
-export async function measureRates(
-  addon: NativeAddon,
-  f: MeasuredRatesFor,
-  threads: number,
-): Promise<MeasuredRates> {
-  const kernels: KernelPath = "auto";
   return {
     weightDtype: f.weightDtype,
     batches: probeBatches,
-    secondsPerWeightByte: await forwardSecondsPerByte(addon, kernels, f, threads),
-    attentionFlopsPerS: attentionFlopsPerS(addon, kernels, f.config, f.kvDtype, threads),
-    samplingSecondsPerLogit: samplingSecondsPerLogit(f.config.vocabSize),
+    secondsPerWeightByte,
+    attention: { ...attention, prefillStepSeconds, prefillTokenSeconds, prefillPairSeconds },
+    sampling: { stepSeconds: samplingStep, logitSeconds: samplingRow / f.config.vocabSize },
+    overhead: { stepSeconds: overheadStep, requestSeconds: overheadRequest },
   };
 }
+
+/** Means, not medians: a step's time has a long tail here (other tenants), and TPOT and throughput average it. */
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /**
  * `profile` with vellum's measured rates when it is cpu-local and the native addon loads (on all physical
@@ -211,28 +127,68 @@ export async function withMeasuredRates(
   profile: HardwareProfile,
   f: MeasuredRatesFor,
 ): Promise<HardwareProfile> {
-  const addon = loadNativeAddon();
-  if (profile.name !== "cpu-local" || addon instanceof Error) return profile;
-  const measuredRates = await measureRates(addon, f, physicalCores());
+  if (profile.name !== "cpu-local" || loadNativeAddon() instanceof Error) return profile;
+  const measuredRates = await measureRates(f, physicalCores());
+  const kernels = f.kernels && f.kernels !== "auto" ? `, ${f.kernels} kernels` : "";
   return {
     ...profile,
-    description: `${profile.description}; ${f.weightDtype} forward, attention and sampling timed on the model's shapes`,
+    description: `${profile.description}; every step term timed serving the model's shapes (${f.weightDtype}${kernels})`,
     measuredRates,
   };
 }
 
 /**
- * Forward-pass seconds for `bytes` of weights and a batch of `tokens`: linear between measured batch sizes, and
- * proportional to tokens beyond the largest (64, the native matmul's token chunk: a larger batch goes through
- * in chunks of 64, each streaming the weights again).
+ * The mean of rates measured at several moments (e.g. right before and right after a run they should predict):
+ * this machine's speed drifts with the other tenants of its host, by tens of percent within minutes.
  */
-export function forwardSeconds(rates: MeasuredRates, bytes: number, tokens: number): number {
-  if (tokens <= 0) return 0;
-  const { batches: b, secondsPerWeightByte: s } = rates;
-  const last = b.length - 1;
-  if (tokens >= b[last]) return (bytes * s[last] * tokens) / b[last];
+export function meanRates(measured: readonly MeasuredRates[]): MeasuredRates {
+  const average = (values: unknown[]): unknown => {
+    const [first] = values;
+    if (typeof first === "number") return (values as number[]).reduce((a, b) => a + b, 0) / values.length;
+    if (Array.isArray(first)) return first.map((_, i) => average(values.map((v) => (v as unknown[])[i])));
+    if (typeof first === "object" && first !== null)
+      return Object.fromEntries(
+        Object.keys(first).map((k) => [k, average(values.map((v) => (v as Record<string, unknown>)[k]))]),
+      );
+    return first;
+  };
+  return average([...measured]) as MeasuredRates;
+}
+
+/**
+ * `values` measured at `batches` (ascending), at `x`: linear between measured sizes and the first below the first.
+ * Beyond the last (64), a cost of the whole step grows in proportion to x (the native matmul goes through a larger
+ * batch in chunks of 64, each streaming the weights again; twice the decodes, twice their attention's fixed cost),
+ * and a cost per unit stays as measured.
+ */
+function atBatch(
+  batches: number[],
+  values: number[],
+  x: number,
+  beyond: "proportional" | "constant",
+): number {
+  const last = batches.length - 1;
+  if (x >= batches[last])
+    return beyond === "proportional" ? (values[last] * x) / batches[last] : values[last];
   let i = 1;
-  while (b[i] < tokens) i++;
-  const at = Math.max(tokens, b[0]);
-  return bytes * (s[i - 1] + ((s[i] - s[i - 1]) * (at - b[i - 1])) / (b[i] - b[i - 1]));
+  while (batches[i] < x) i++;
+  const at = Math.max(x, batches[0]);
+  return (
+    values[i - 1] + ((values[i] - values[i - 1]) * (at - batches[i - 1])) / (batches[i] - batches[i - 1])
+  );
+}
+
+/** Forward-pass seconds for `bytes` of weights and a batch of `tokens`. */
+export function forwardSeconds(rates: MeasuredRates, bytes: number, tokens: number): number {
+  return tokens <= 0 ? 0 : bytes * atBatch(rates.batches, rates.secondsPerWeightByte, tokens, "proportional");
+}
+
+/** Attention seconds of `requests` decodes in one step with `pairs` (query, key) pairs among them. */
+export function decodeAttentionSeconds(rates: MeasuredRates, requests: number, pairs: number): number {
+  if (requests <= 0) return 0;
+  const { batches, attention: a } = rates;
+  return (
+    atBatch(batches, a.decodeStepSeconds, requests, "proportional") +
+    pairs * atBatch(batches, a.decodePairSeconds, requests, "constant")
+  );
 }

@@ -1,6 +1,7 @@
 import { kvCacheGroups, layersPerBlock } from "../core/kv-cache-groups.js";
 import { numBlocksForBudget } from "../core/kv-cache-sizing.js";
 import { defaultEngineConfig, type EngineConfig } from "../engine/engine-config.js";
+import { stepBudgets } from "../engine/step-budget.js";
 import { InputError } from "../model/errors.js";
 import type { ServeSettings } from "../workload/compare.js";
 import { CostModel } from "./cost-model.js";
@@ -17,8 +18,12 @@ export interface SimSetupInput {
   kvCacheBytes?: number;
   maxModelLen: number;
   maxNumSeqs: number;
-  maxNumBatchedTokens: number;
-  /** Cap on one request's prefill chunk per step; default 0 (off). */
+  /**
+   * The scheduler's token budgets, as `vellum serve` takes them: either one given keeps them as given (or by
+   * default); neither given on a profile with measured rates (cpu-local), serve's measured step budget applies,
+   * from the cost model's own step rates (step-budget.ts), as serve derives it from the rates it measures.
+   */
+  maxNumBatchedTokens?: number;
   longPrefillTokenThreshold?: number;
   blockSize: number;
   settings: ServeSettings;
@@ -42,12 +47,18 @@ export function simSetup(s: SimSetupInput): { engine: EngineConfig; cost: CostMo
   } catch (err) {
     throw new InputError((err as Error).message);
   }
+  const budgets = stepBudgets(
+    { maxNumBatchedTokens: s.maxNumBatchedTokens, longPrefillTokenThreshold: s.longPrefillTokenThreshold },
+    s.hardware.measuredRates && cost.stepRates(),
+    s.blockSize,
+  );
   const engine: EngineConfig = {
     ...defaultEngineConfig,
     maxModelLen: s.maxModelLen,
     maxNumSeqs: s.maxNumSeqs,
-    maxNumBatchedTokens: s.maxNumBatchedTokens,
-    longPrefillTokenThreshold: s.longPrefillTokenThreshold ?? defaultEngineConfig.longPrefillTokenThreshold,
+    maxNumBatchedTokens: budgets.maxNumBatchedTokens,
+    longPrefillTokenThreshold: budgets.longPrefillTokenThreshold,
+    maxPrefillTokensPerStep: budgets.maxPrefillTokensPerStep,
     blockSize: s.blockSize,
     numBlocks,
     kvCacheGroups: groups,

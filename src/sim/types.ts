@@ -22,14 +22,30 @@ export interface HardwareProfile {
   measuredRates?: MeasuredRates;
 }
 
+/** Seconds, all of them; "pair" is a (query, key) pair of the attention, over every layer and head. */
 export interface MeasuredRates {
   weightDtype: WeightDtype;
   /** Batch sizes (tokens), ascending. */
   batches: number[];
-  /** Forward-pass seconds per weight byte (every matrix, classifier included) at each batch size. */
+  /**
+   * The forward pass without its attention, per weight byte (every matrix, classifier included), at each batch
+   * size: what the engine waits for, thread hand-offs included.
+   */
   secondsPerWeightByte: number[];
-  /** Decode attention, 4 · headDim FLOPs per (query head, key) pair. */
-  attentionFlopsPerS: number;
-  /** Sampling one token, per vocabulary entry. */
-  samplingSecondsPerLogit: number;
+  /**
+   * Attention inside the forward pass, as the backend times it. Decodes (one query each) stream their K/V faster
+   * the more of them run at once, so theirs is measured at each of `batches` decodes in a step: seconds once,
+   * and per (query, key) pair. Prefill chunks: once, per chunk token and per pair.
+   */
+  attention: {
+    decodeStepSeconds: number[];
+    decodePairSeconds: number[];
+    prefillStepSeconds: number;
+    prefillTokenSeconds: number;
+    prefillPairSeconds: number;
+  };
+  /** Sampling on the backend, greedy: once per step that samples, and per vocabulary entry of each row. */
+  sampling: { stepSeconds: number; logitSeconds: number };
+  /** The engine's own work in a serving step: once per step, and per scheduled request. */
+  overhead: { stepSeconds: number; requestSeconds: number };
 }

@@ -220,4 +220,39 @@ describe.skipIf(!built)("native backend", () => {
     expect(elapsed).toBeGreaterThan(20);
     expect(ticks).toBeGreaterThan(3);
   });
+
+  test("times its forward pass: attention and the classifier within the whole, attention growing with the context", async () => {
+    const model = syntheticModel("tiny-test", "f32", 2);
+    const native = new NativeBackend(model, { threads: 1 });
+    expect(native.lastForwardTimes).toEqual({ seconds: 0, attentionSeconds: 0, classifierSeconds: 0 });
+    native.initKvCache({ numBlocks: 2048 / 16, blockSize: 16, dtype: "f32" });
+    // One decode at `position`: attention reads position + 1 keys.
+    const decodeAt = async (position: number) => {
+      await native.forward({
+        tokenIds: Int32Array.of(5),
+        positions: Int32Array.of(position),
+        slotMappings: [Int32Array.of(position)],
+        queryStartLoc: Int32Array.of(0, 1),
+        seqLens: Int32Array.of(position + 1),
+        blockTables: [[Int32Array.from({ length: 2048 / 16 }, (_, i) => i)]],
+        logitsIndices: Int32Array.of(0),
+      });
+      return { ...native.lastForwardTimes };
+    };
+    const median = async (position: number) => {
+      const runs = [];
+      for (let i = 0; i < 7; i++) runs.push(await decodeAt(position));
+      return runs.sort((a, b) => a.attentionSeconds - b.attentionSeconds)[3];
+    };
+    const short = await median(0);
+    const long = await median(2047);
+    for (const t of [short, long]) {
+      expect(t.seconds).toBeGreaterThan(0);
+      expect(t.attentionSeconds).toBeGreaterThan(0);
+      expect(t.classifierSeconds).toBeGreaterThan(0);
+      expect(t.attentionSeconds + t.classifierSeconds).toBeLessThan(t.seconds);
+    }
+    // 2048 keys against 1: the attention of the long context dominates its pass
+    expect(long.attentionSeconds).toBeGreaterThan(4 * short.attentionSeconds);
+  });
 });

@@ -2,9 +2,9 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { benchServe } from "../../src/bench/serve/bench-serve.js";
-import { checkServer, normalizeBaseUrl } from "../../src/bench/serve/client.js";
 import { bundledModelPath } from "../../src/cli/default-model.js";
 import { loadModel } from "../../src/model/load.js";
+import { checkServer, normalizeBaseUrl } from "../../src/workload/openai-client.js";
 import { type WorkloadFlags, workloadFrom } from "../../src/workload/workload.js";
 import { scrapeMetrics, startServer, type TestServer } from "../server-helpers.js";
 

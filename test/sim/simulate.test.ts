@@ -1,10 +1,17 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { kvCacheGroups } from "../../src/core/kv-cache-groups.js";
-import type { SchedulerOutput } from "../../src/core/scheduler-output.js";
+import { type SchedulerOutput, stepShape } from "../../src/core/scheduler-output.js";
 import { defaultEngineConfig, type EngineConfig } from "../../src/engine/engine-config.js";
+import { prefillBudget } from "../../src/engine/step-budget.js";
 import { CostModel } from "../../src/sim/cost-model.js";
 import { hardwareProfile } from "../../src/sim/hardware.js";
-import { forwardSeconds, withMeasuredRates } from "../../src/sim/measured-rates.js";
+import {
+  decodeAttentionSeconds,
+  forwardSeconds,
+  meanRates,
+  withMeasuredRates,
+} from "../../src/sim/measured-rates.js";
 import { modelProfile } from "../../src/sim/model-profile.js";
 import { simSetup } from "../../src/sim/sim-setup.js";
 import { simulate } from "../../src/sim/simulator.js";
@@ -181,9 +188,20 @@ describe("the cost model with measured rates (cpu-local)", () => {
     weightDtype: "int8",
     batches: [1, 2, 4, 8, 16, 32, 64],
     secondsPerWeightByte: [1, 2, 3, 4, 5, 6, 8].map((s) => s * 1e-10),
-    attentionFlopsPerS: 4e9,
-    samplingSecondsPerLogit: 2e-9,
+    attention: {
+      decodeStepSeconds: [1, 2, 3, 4, 5, 6, 8].map((s) => s * 1e-4),
+      decodePairSeconds: [8, 7, 6, 5, 4, 3, 2].map((s) => s * 1e-9),
+      prefillStepSeconds: 1e-4,
+      prefillTokenSeconds: 4e-6,
+      prefillPairSeconds: 5e-10,
+    },
+    sampling: { stepSeconds: 2e-4, logitSeconds: 2e-9 },
+    overhead: { stepSeconds: 5e-4, requestSeconds: 6e-5 },
   };
+  const model = modelProfile("small-160m");
+  const c = model.config;
+  const hardware = { ...hardwareProfile("h100-80gb"), name: "cpu-local", measuredRates: rates };
+  const cost = new CostModel(c, "int8", "fp32", hardware);
 
   it("interpolates the forward curve between batch sizes and scales it beyond the last", () => {
     expect(forwardSeconds(rates, 1e6, 1)).toBeCloseTo(1e-4, 15);
@@ -193,19 +211,37 @@ describe("the cost model with measured rates (cpu-local)", () => {
     expect(forwardSeconds(rates, 1e6, 0)).toBe(0);
   });
 
-  it("adds the measured forward pass, attention, sampling and overhead for a step", () => {
-    const model = modelProfile("small-160m");
-    const c = model.config;
-    const hardware = { ...hardwareProfile("h100-80gb"), stepOverheadS: 0.001, measuredRates: rates };
-    const cost = new CostModel(c, "int8", "fp32", hardware);
-    // Two decodes at contexts 100 and 200 (one new token each), both sampling.
+  it("prices decode attention at the step's number of decodes: once, and per pair", () => {
+    expect(decodeAttentionSeconds(rates, 0, 0)).toBe(0);
+    expect(decodeAttentionSeconds(rates, 1, 100)).toBeCloseTo(1e-4 + 100 * 8e-9, 15);
+    // halfway from 16 to 32 decodes
+    expect(decodeAttentionSeconds(rates, 24, 1000)).toBeCloseTo(5.5e-4 + 1000 * 3.5e-9, 15);
+    // beyond 64: the once-a-step part grows with the decodes, the per-pair cost stays
+    expect(decodeAttentionSeconds(rates, 128, 1000)).toBeCloseTo(16e-4 + 1000 * 2e-9, 15);
+  });
+
+  it("adds the measured forward pass, attention, sampling and overhead for a step, term by term", () => {
+    // Two decodes at contexts 100 and 200 (one new token each), both sampling, and a prefill chunk of 10 tokens
+    // after 50 computed ones that does not reach its prompt's end.
     const output = {
       scheduled: [
         { numComputedTokens: 99, numNewTokens: 1, samples: true },
         { numComputedTokens: 199, numNewTokens: 1, samples: true },
+        { numComputedTokens: 50, numNewTokens: 10, samples: false },
       ],
-      numScheduledTokens: 2,
+      numScheduledTokens: 12,
     } as unknown as SchedulerOutput;
+    const shape = stepShape(output);
+    expect(shape).toEqual({
+      contexts: [100, 200, 60],
+      numRequests: 3,
+      numTokens: 12,
+      numSampled: 2,
+      decodeRequests: 2,
+      decodePairs: 300,
+      prefillTokens: 10,
+      prefillPairs: 10 * 50 + 55,
+    });
     const classifier = c.vocabSize * c.dim;
     const qDim = c.nHeads * c.headDim;
     const kvDim = c.nKvHeads * c.headDim;
@@ -213,13 +249,95 @@ describe("the cost model with measured rates (cpu-local)", () => {
     const norms = (2 * c.nLayers + 1) * c.dim;
     const body = c.nLayers * (2 * c.dim * qDim + 2 * c.dim * kvDim + 3 * c.dim * c.hiddenDim) + norms;
     const bytesPerParam = 34 / 32;
-    const expected =
-      body * bytesPerParam * 2e-10 + // two tokens: the curve at batch 2
-      classifier * bytesPerParam * 2e-10 + // two sampled rows
-      (4 * c.nLayers * qDim * (100 + 200)) / 4e9 + // attention pairs
-      2 * c.vocabSize * 2e-9 + // sampling
-      0.001;
-    expect(cost.stepTime(output)).toBeCloseTo(expected, 12);
+    const terms = cost.stepTerms(shape);
+    // 12 tokens: the curve a quarter of the way from 8 to 16; two sampled rows: the curve at 2.
+    expect(terms.forward).toBeCloseTo(
+      body * bytesPerParam * 4.5e-10 + classifier * bytesPerParam * 2e-10,
+      12,
+    );
+    // Decode attention at 2 decodes; the prefill chunk's.
+    expect(terms.attention).toBeCloseTo(2e-4 + 300 * 7e-9 + 1e-4 + 10 * 4e-6 + 555 * 5e-10, 15);
+    expect(terms.sampling).toBeCloseTo(2e-4 + 2 * c.vocabSize * 2e-9, 15);
+    expect(terms.overhead).toBeCloseTo(5e-4 + 3 * 6e-5, 15);
+    expect(cost.stepTime(output)).toBeCloseTo(
+      terms.forward + terms.attention + terms.sampling + terms.overhead,
+      15,
+    );
+  });
+
+  it("counts every (query, key) pair of a step once: new token j of a request attends to computed + j + 1 keys", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ computed: fc.nat(500), added: fc.integer({ min: 1, max: 64 }) }), {
+          maxLength: 8,
+        }),
+        (requests) => {
+          const output = {
+            scheduled: requests.map((r) => ({
+              numComputedTokens: r.computed,
+              numNewTokens: r.added,
+              samples: true,
+            })),
+            numScheduledTokens: requests.reduce((n, r) => n + r.added, 0),
+          } as unknown as SchedulerOutput;
+          const shape = stepShape(output);
+          let pairs = 0;
+          for (const r of requests) for (let j = 0; j < r.added; j++) pairs += r.computed + j + 1;
+          expect(shape.decodePairs + shape.prefillPairs).toBe(pairs);
+          expect(shape.decodeRequests + requests.filter((r) => r.added > 1).length).toBe(requests.length);
+          expect(shape.prefillTokens + shape.decodeRequests).toBe(shape.numTokens);
+        },
+      ),
+    );
+  });
+
+  it("sets serve's prefill budget from its own step rates, as serve does from the rates it measures", () => {
+    const setup = (given: { maxNumBatchedTokens?: number }) =>
+      simSetup({
+        model,
+        hardware,
+        weightDtype: "int8",
+        kvDtype: "fp32",
+        overheadBytes: 0,
+        kvCacheBytes: 2 ** 30,
+        maxModelLen: 2048,
+        maxNumSeqs: 256,
+        blockSize: 16,
+        settings: { kvAllocation: "paged", batching: "continuous", prefixCaching: true },
+        ...given,
+      }).engine;
+    const rates = cost.stepRates();
+    // serve times a 64-token chunk's forward pass and a decode's, attention included, with one logits row each.
+    const chunk = cost.stepTerms({
+      contexts: [65],
+      numRequests: 1,
+      numTokens: 64,
+      numSampled: 1,
+      decodeRequests: 0,
+      decodePairs: 0,
+      prefillTokens: 64,
+      prefillPairs: 64 + (64 * 65) / 2,
+    });
+    expect(rates.prefillTokenSeconds).toBeCloseTo((chunk.forward + chunk.attention) / 64, 15);
+    expect(setup({}).maxPrefillTokensPerStep).toBe(prefillBudget(rates, 16));
+    expect(setup({}).maxNumBatchedTokens).toBe(defaultEngineConfig.maxNumBatchedTokens);
+    // A budget the user gives is kept, and nothing is capped beyond it (as serve).
+    expect(setup({ maxNumBatchedTokens: 512 }).maxPrefillTokensPerStep).toBe(0);
+    expect(setup({ maxNumBatchedTokens: 512 }).maxNumBatchedTokens).toBe(512);
+    // Datasheet profiles (no measured rates) have no measured budget.
+    expect(
+      simSetup({
+        model,
+        hardware: hardwareProfile("h100-80gb"),
+        weightDtype: "int8",
+        kvDtype: "fp32",
+        overheadBytes: 0,
+        maxModelLen: 2048,
+        maxNumSeqs: 256,
+        blockSize: 16,
+        settings: { kvAllocation: "paged", batching: "continuous", prefixCaching: true },
+      }).engine.maxPrefillTokensPerStep,
+    ).toBe(0);
   });
 });
 
@@ -234,19 +352,51 @@ describe("measured rates", () => {
     headDim: 16,
     ropeDims: 16,
     layerWindows: [0, 0],
-    vocabSize: 256,
+    vocabSize: 512,
   };
   const ratesFor = { config, weightDtype: "int8", kvDtype: "fp16" } as const;
 
-  it("are measured for cpu-local only", async () => {
+  it("are measured for cpu-local only, serving the model's shapes", async () => {
     const h100 = hardwareProfile("h100-80gb");
     expect(await withMeasuredRates(h100, ratesFor)).toBe(h100);
     const local = await withMeasuredRates({ ...h100, name: "cpu-local" }, ratesFor);
     const r = local.measuredRates as MeasuredRates;
     expect(r.batches).toEqual([1, 2, 4, 8, 16, 32, 64]);
-    for (const x of [...r.secondsPerWeightByte, r.attentionFlopsPerS, r.samplingSecondsPerLogit])
-      expect(Number.isFinite(x) && x > 0).toBe(true);
+    const values = [
+      ...r.secondsPerWeightByte,
+      ...Object.values(r.attention).flat(),
+      ...Object.values(r.sampling),
+      ...Object.values(r.overhead),
+    ];
+    for (const x of values) expect(Number.isFinite(x) && x >= 0).toBe(true);
+    for (const x of r.secondsPerWeightByte) expect(x).toBeGreaterThan(0);
     // 64 tokens cost more than one: every token goes through every weight
     expect(r.secondsPerWeightByte[6]).toBeGreaterThan(r.secondsPerWeightByte[0]);
+    // A step costs something beyond its forward pass: the engine's own work
+    expect(r.overhead.stepSeconds + r.overhead.requestSeconds).toBeGreaterThan(0);
+  });
+
+  it("average over moments field by field", () => {
+    const a = { ...ratesOf(1), batches: [1, 2] };
+    const b = { ...ratesOf(3), batches: [1, 2] };
+    expect(meanRates([a, b])).toEqual({ ...ratesOf(2), batches: [1, 2] });
   });
 });
+
+/** Rates whose every figure is x. */
+function ratesOf(x: number): MeasuredRates {
+  return {
+    weightDtype: "int8",
+    batches: [],
+    secondsPerWeightByte: [x, x],
+    attention: {
+      decodeStepSeconds: [x, x],
+      decodePairSeconds: [x, x],
+      prefillStepSeconds: x,
+      prefillTokenSeconds: x,
+      prefillPairSeconds: x,
+    },
+    sampling: { stepSeconds: x, logitSeconds: x },
+    overhead: { stepSeconds: x, requestSeconds: x },
+  };
+}

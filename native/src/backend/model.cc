@@ -1,6 +1,7 @@
 #include "model.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <set>
 #include <stdexcept>
@@ -152,10 +153,18 @@ void Model::ensureScratch(int T, int nLogits, int maxCtx) {
   }
 }
 
+namespace {
+double nowSeconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
 void Model::forward(const Batch& b, float* logits) {
   const int T = static_cast<int>(b.tokenIds.size());
   const int nLogits = static_cast<int>(b.logitsIndices.size());
+  times_ = ForwardTimes{};
   if (T == 0) return;
+  const double started = nowSeconds();
   const int dim = c_.dim;
   const int hidden = c_.hiddenDim;
   const int qDim = c_.nHeads * c_.headDim;
@@ -224,6 +233,7 @@ void Model::forward(const Batch& b, float* logits) {
     uint8_t* vCache = vCache_[layerSlot_[l]].data();
     const int32_t* slotMapping = b.slotMappings.data() + b.slotMappingStart[group];
     const int32_t* tableStart = b.tableStart.data() + static_cast<size_t>(group) * b.seqLens.size();
+    const double attentionStarted = nowSeconds();
     for (int t = 0; t < T; t++)
       for (int h = 0; h < c_.nKvHeads; h++) {
         const size_t src = static_cast<size_t>(t) * kvDim + static_cast<size_t>(h) * hd;
@@ -246,6 +256,7 @@ void Model::forward(const Batch& b, float* logits) {
                    scores_.data() + static_cast<size_t>(thread) * scoresStride_);
     };
     pool_.run(static_cast<int>(chunks), attend);
+    times_.attentionSeconds += nowSeconds() - attentionStarted;
     const Weight* wo[] = {&w.wo};
     float* woOut[] = {tmp};
     parallelMatmul(pool_, k_, attn_.data(), T, qDim, wo, woOut, 1, actsQ8_);
@@ -280,10 +291,13 @@ void Model::forward(const Batch& b, float* logits) {
   });
   const Weight* cls[] = {&w_.classifier};
   float* clsOut[] = {logits};
+  const double classifierStarted = nowSeconds();
   parallelMatmul(pool_, k_, xb, nLogits, dim, cls, clsOut, 1, actsQ8_);
+  times_.classifierSeconds = nowSeconds() - classifierStarted;
   if (c_.finalLogitSoftcap > 0)
     parallelFor(static_cast<int64_t>(nLogits) * c_.vocabSize,
                 [&](int64_t begin, int64_t end) { softcap(logits, c_.finalLogitSoftcap, begin, end); });
+  times_.seconds = nowSeconds() - started;
 }
 
 }  // namespace vellum::backend

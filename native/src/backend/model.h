@@ -114,6 +114,15 @@ struct Batch {
   std::vector<int32_t> logitsIndices;
 };
 
+// Where the last forward pass spent its time (wall seconds on the calling thread), for the engine's step
+// decomposition (vellum simulate --explain): the whole pass, its attention (K/V store and the attention kernel, every
+// layer) and its classifier matmul.
+struct ForwardTimes {
+  double seconds = 0;
+  double attentionSeconds = 0;
+  double classifierSeconds = 0;
+};
+
 class Model {
  public:
   Model(const ModelConfig& config, ModelWeights weights, const Kernels& kernels, int threads);
@@ -126,6 +135,7 @@ class Model {
   std::string validate(const Batch& b) const;
   // logits: [logitsIndices.size(), vocabSize]. The batch must have passed validate().
   void forward(const Batch& b, float* logits);
+  const ForwardTimes& lastForwardTimes() const { return times_; }
 
   const ModelConfig& config() const { return c_; }
   // The matmul weights, with Weight::interleaved set where the kernels read a copy.
@@ -153,6 +163,7 @@ class Model {
   const Kernels& k_;
   std::vector<InterleavedRows> interleaved_;  // copies of matrices in the layout the kernels prefer
   ThreadPool pool_;
+  ForwardTimes times_;
 
   int numBlocks_ = 0;
   int blockSize_ = 0;

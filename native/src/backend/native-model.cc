@@ -211,7 +211,8 @@ Napi::Function NativeModel::Define(Napi::Env env) {
                       InstanceAccessor<&NativeModel::KernelPath>("kernelPath"),
                       InstanceAccessor<&NativeModel::Threads>("threads"),
                       StaticValue("configFields", configFields),
-                      InstanceAccessor<&NativeModel::MappedWeightBytes>("mappedWeightBytes")});
+                      InstanceAccessor<&NativeModel::MappedWeightBytes>("mappedWeightBytes"),
+                      InstanceAccessor<&NativeModel::LastForwardTimes>("lastForwardTimes")});
 }
 
 NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {
@@ -362,6 +363,17 @@ Napi::Value NativeModel::MappedWeightBytes(const Napi::CallbackInfo& info) {
   size_t bytes = 0;
   for (const auto& file : files_) bytes += model_->bytesReadIn(file->data(), file->data() + file->size());
   return Napi::Number::New(info.Env(), static_cast<double>(bytes));
+}
+
+// { seconds, attentionSeconds, classifierSeconds } of the last forward pass (model.h ForwardTimes); zeros before
+// the first. Read it after the pass's promise settles.
+Napi::Value NativeModel::LastForwardTimes(const Napi::CallbackInfo& info) {
+  const ForwardTimes& t = model_->lastForwardTimes();
+  auto o = Napi::Object::New(info.Env());
+  o.Set("seconds", t.seconds);
+  o.Set("attentionSeconds", t.attentionSeconds);
+  o.Set("classifierSeconds", t.classifierSeconds);
+  return o;
 }
 
 }  // namespace vellum::backend

@@ -48,6 +48,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value KernelPath(const Napi::CallbackInfo& info);
   Napi::Value Threads(const Napi::CallbackInfo& info);
   Napi::Value MappedWeightBytes(const Napi::CallbackInfo& info);
+  Napi::Value LastForwardTimes(const Napi::CallbackInfo& info);
 
   MappedFiles files_;
   Napi::ObjectReference spec_;  // keeps the weights' JS buffers alive

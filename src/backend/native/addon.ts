@@ -3,7 +3,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ModelConfig } from "../../model/config.js";
 import type { DType } from "../../model/tensor.js";
-import type { KvCacheDtype } from "../backend.js";
+import type { ForwardTimes, KvCacheDtype } from "../backend.js";
 import type { RopeParams } from "../reference/ops.js";
 
 /**
@@ -115,6 +115,8 @@ export interface NativeModel {
   readonly threads: number;
   /** Bytes of the mapped files the kernels read in place (weights without an interleaved copy); 0 without files. */
   readonly mappedWeightBytes: number;
+  /** The split of the last forward pass (model.h ForwardTimes); zeros before the first. */
+  readonly lastForwardTimes: ForwardTimes;
   /** groups: the layers of each KV cache group (KvCacheSpec.groups). */
   initKvCache(numBlocks: number, blockSize: number, dtype: KvCacheDtype, groups: Int32Array[]): void;
   /** One slot mapping per KV cache group; block tables per group and sequence, group by group. */

@@ -1,7 +1,7 @@
 import type { LoadedModel } from "../../model/model.js";
 import type { Backend } from "../backend.js";
 import { ReferenceBackend } from "../reference/reference-backend.js";
-import { loadNativeAddon } from "./addon.js";
+import { type KernelPath, loadNativeAddon } from "./addon.js";
 import { NativeBackend } from "./native-backend.js";
 
 export type BackendName = "native" | "reference";
@@ -18,6 +18,7 @@ export function chooseBackend(
   name?: BackendName,
   threads?: number,
   contextLength?: number,
+  kernels?: KernelPath,
 ): Backend {
   if (name === "reference") return new ReferenceBackend(model, { contextLength });
   const addon = loadNativeAddon();
@@ -31,7 +32,7 @@ export function chooseBackend(
     }
     return new ReferenceBackend(model, { contextLength });
   }
-  return new NativeBackend(model, { threads, contextLength });
+  return new NativeBackend(model, { threads, contextLength, kernels });
 }
 
 /** One line for startup logs: "native (avx2+fma, 2 threads, weights mapped)" or "reference". */

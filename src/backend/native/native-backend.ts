@@ -3,6 +3,7 @@ import type { LoadedModel } from "../../model/model.js";
 import {
   type Backend,
   type ForwardBatch,
+  type ForwardTimes,
   type KvCacheSpec,
   type RowSample,
   type SampleRow,
@@ -70,6 +71,10 @@ export class NativeBackend implements Backend {
 
   get mappedWeightBytes(): number {
     return this.model.mappedWeightBytes;
+  }
+
+  get lastForwardTimes(): ForwardTimes {
+    return this.model.lastForwardTimes;
   }
 
   initKvCache(spec: KvCacheSpec): void {

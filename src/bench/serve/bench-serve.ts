@@ -1,7 +1,7 @@
 import type { Variant } from "../../workload/compare.js";
 import { type BenchSummary, type RequestRecord, summarize } from "../../workload/metrics.js";
+import { checkServer, normalizeBaseUrl, type Target } from "../../workload/openai-client.js";
 import type { Workload } from "../../workload/workload.js";
-import { checkServer, normalizeBaseUrl, type Target } from "./client.js";
 import { runLoad } from "./load-generator.js";
 import { type ServerLaunch, startServer } from "./start-server.js";
 

@@ -1,7 +1,7 @@
 import cliProgress from "cli-progress";
 import type { RequestRecord } from "../../workload/metrics.js";
+import { sendRequest, type Target } from "../../workload/openai-client.js";
 import type { Workload } from "../../workload/workload.js";
-import { sendRequest, type Target } from "./client.js";
 
 export interface LoadResult {
   records: RequestRecord[];

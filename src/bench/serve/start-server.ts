@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { KvCacheDtype } from "../../backend/backend.js";
+import type { KernelPath } from "../../backend/native/addon.js";
 import type { BackendName } from "../../backend/native/choose-backend.js";
 import { InputError } from "../../model/errors.js";
 import type { ServeSettings } from "../../workload/compare.js";
@@ -14,10 +15,14 @@ export interface ServerLaunch {
   backend?: BackendName;
   /** The native backend's threads (default: physical cores). */
   threads?: number;
+  /** The native backend's kernel path (default: the best this CPU runs). */
+  kernels?: KernelPath;
   kvCacheBytes?: number;
   kvCacheDtype?: KvCacheDtype;
   maxNumSeqs?: number;
   maxModelLen?: number;
+  /** Where the server appends every engine step as a JSON line (`vellum serve --step-log`). */
+  stepLog?: string;
 }
 
 export interface StartedServer {
@@ -46,10 +51,12 @@ export function startServer(launch: ServerLaunch): Promise<StartedServer> {
     ...(launch.settings.prefixCaching ? [] : ["--no-enable-prefix-caching"]),
     ...(launch.backend ? ["--backend", launch.backend] : []),
     ...(launch.threads ? ["--threads", String(launch.threads)] : []),
+    ...(launch.kernels ? ["--kernels", launch.kernels] : []),
     ...(launch.kvCacheBytes ? ["--kv-cache-memory", String(launch.kvCacheBytes)] : []),
     ...(launch.kvCacheDtype ? ["--kv-cache-dtype", launch.kvCacheDtype] : []),
     ...(launch.maxNumSeqs ? ["--max-num-seqs", String(launch.maxNumSeqs)] : []),
     ...(launch.maxModelLen ? ["--max-model-len", String(launch.maxModelLen)] : []),
+    ...(launch.stepLog ? ["--step-log", launch.stepLog] : []),
   ];
   const child = spawn(process.execPath, [cli, ...flags], { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";

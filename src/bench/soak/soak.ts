@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import type { BackendName } from "../../backend/native/choose-backend.js";
 import { defaultServeSettings } from "../../workload/compare.js";
+import { checkServer } from "../../workload/openai-client.js";
 import { WorkloadRandom } from "../../workload/random.js";
-import { checkServer } from "../serve/client.js";
 import { startServer } from "../serve/start-server.js";
 import { healthSummary, OutcomeTally, type SoakReport } from "./report.js";
 import { drawKind, greedyOutputs } from "./traffic.js";

@@ -1,6 +1,6 @@
 import { request } from "node:http";
+import { sseData } from "../../workload/openai-client.js";
 import type { WorkloadRandom } from "../../workload/random.js";
-import { sseData } from "../serve/client.js";
 
 /** What one soak request got: its HTTP status, or "failed" when no answer came (refused, reset, timed out). */
 export interface Outcome {

@@ -1,6 +1,6 @@
-import { InputError } from "../../model/errors.js";
-import type { WorkloadPrompt } from "../../workload/dataset.js";
-import type { RequestRecord } from "../../workload/metrics.js";
+import { InputError } from "../model/errors.js";
+import type { WorkloadPrompt } from "./dataset.js";
+import type { RequestRecord } from "./metrics.js";
 
 export type Endpoint = "completions" | "chat";
 
