@@ -1,0 +1,127 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { bundledModelPath, projectRoot } from "../../src/cli/default-model.js";
+import { loadModel } from "../../src/model/load.js";
+import { describeBrowser, launchChromium } from "../browser.js";
+import { post, startServer, type TestServer } from "../server-helpers.js";
+
+/** With VELLUM_SCREENSHOTS=1 the tests also write the README's screenshots of both views here. */
+const screenshotDir = process.env.VELLUM_SCREENSHOTS === "1" ? join(projectRoot, "docs", "screenshots") : "";
+const apiKey = "sk-web-page-test";
+
+/** Token ids for a prompt: `length` ids from `first` on, the same for the same arguments. */
+const tokens = (first: number, length: number) => Array.from({ length }, (_, i) => first + i);
+
+describeBrowser("the web page in headless Chromium (bundled model)", () => {
+  let s: TestServer;
+  let browser: Browser;
+  let page: Page;
+  const consoleErrors: string[] = [];
+  const complete = (prompt: number[], maxTokens: number) =>
+    post(
+      `${s.url}/v1/completions`,
+      { prompt, max_tokens: maxTokens, ignore_eos: true },
+      { authorization: `Bearer ${apiKey}` },
+    );
+
+  beforeAll(async () => {
+    // What `npm run build` does for the page, so that this file tests the page as its sources are now.
+    execFileSync(process.execPath, [join(projectRoot, "web", "build.mjs")]);
+    // The reference backend's steps take milliseconds, so the page's 10 Hz snapshots see every batch.
+    s = await startServer(loadModel(bundledModelPath), { numBlocks: 160, backend: "reference" }, { apiKey });
+    browser = await launchChromium();
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on("console", (message) => {
+      if (message.type() === "error") consoleErrors.push(message.text());
+    });
+    page.on("pageerror", (error) => consoleErrors.push(error.message));
+    // The key as the page's field stores it, so that no request goes out without it.
+    await page.addInitScript((key) => localStorage.setItem("vellum-api-key", key), apiKey);
+    await page.goto(s.url);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await s?.close(1000);
+  });
+
+  test("GET / serves the page: it names the model, sends a chat message and shows the streamed reply", async () => {
+    await expect.poll(() => page.getByTestId("model").textContent()).toBe("kjv-demo");
+    const messages = [{ role: "user" as const, content: "And God said" }];
+    await page.getByLabel("Temperature").fill("0");
+    await page.getByLabel("Max tokens").fill("24");
+    const streamed = page.waitForResponse("**/v1/chat/completions");
+    await page.getByPlaceholder(/^Message/).fill(messages[0].content);
+    await page.getByPlaceholder(/^Message/).press("Enter");
+    expect((await streamed).headers()["content-type"]).toMatch(/^text\/event-stream/);
+    const stats = page.getByTestId("turn-stats");
+    await stats.waitFor();
+
+    // Greedy decoding: the reply is the one the official client gets for the same conversation.
+    const expected = await s.client.chat.completions.create({
+      model: "kjv-demo",
+      messages,
+      temperature: 0,
+      max_tokens: 24,
+    });
+    const reply = page.getByTestId("turn-assistant").locator(".content");
+    expect(await reply.textContent()).toBe(expected.choices[0].message.content);
+    const shown = /^TTFT (\d+) ms · (\d+) tokens · ([\d.]+) tokens\/s$/.exec(
+      (await stats.textContent()) ?? "",
+    );
+    expect(shown, "TTFT, tokens and tokens/s under the reply").not.toBeNull();
+    expect(Number(shown?.[2])).toBe(expected.usage?.completion_tokens);
+    if (screenshotDir !== "") {
+      mkdirSync(screenshotDir, { recursive: true });
+      await page.screenshot({ path: join(screenshotDir, "chat.png") });
+    }
+  });
+
+  test("the block map shows blocks in use while 8 requests run, evictable ones once they finish", async () => {
+    await page.getByTestId("tab-engine").click();
+    await page.getByTestId("block-map").waitFor();
+    const promptLength = 40;
+    const maxTokens = 60;
+    const runs = Array.from({ length: 8 }, (_, i) => complete(tokens(200 + 50 * i, promptLength), maxTokens));
+    // Each running request holds at least its prompt's blocks; no two of these prompts share a block.
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid="running-count"]')?.textContent === "8",
+    );
+    const used = Number(await page.getByTestId("blocks-used").textContent());
+    expect(used).toBeGreaterThanOrEqual(8 * Math.ceil(promptLength / 16));
+    expect(used).toBeLessThanOrEqual(8 * Math.ceil((promptLength + maxTokens) / 16));
+    expect(await page.getByTestId("blocks-shared").textContent()).toBe("0");
+    if (screenshotDir !== "") {
+      await page.waitForTimeout(2000); // a little history in the charts
+      await page.screenshot({ path: join(screenshotDir, "engine.png"), fullPage: true });
+    }
+    for (const run of await Promise.all(runs)) expect(run.status).toBe(200);
+
+    // Finished: nothing in use, and their full blocks stay cached until evicted.
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid="running-count"]')?.textContent === "0",
+    );
+    await expect.poll(() => page.getByTestId("blocks-used").textContent()).toBe("0");
+    const evictable = Number(await page.getByTestId("blocks-evictable").textContent());
+    expect(evictable).toBeGreaterThanOrEqual(8 * Math.floor((promptLength + maxTokens - 1) / 16));
+  });
+
+  test("two requests with a common prefix share its full blocks, each with ref count 2", async () => {
+    const common = tokens(1000, 80); // 5 full blocks of 16
+    const runs = [
+      complete([...common, ...tokens(1100, 10)], 60),
+      complete([...common, ...tokens(1200, 10)], 60),
+    ];
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid="running-count"]')?.textContent === "2",
+    );
+    await expect.poll(() => page.getByTestId("blocks-shared").textContent()).toBe(String(common.length / 16));
+    for (const run of await Promise.all(runs)) expect(run.status).toBe(200);
+  });
+
+  test("no console errors", () => {
+    expect(consoleErrors).toEqual([]);
+  });
+});
