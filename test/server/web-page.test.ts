@@ -2,11 +2,12 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { bundledModelPath, projectRoot } from "../../src/cli/default-model.js";
 import { loadModel } from "../../src/model/load.js";
+import { syntheticModel } from "../../src/model/synth/synth-model.js";
 import { describeBrowser, launchChromium } from "../browser.js";
-import { post, startServer, type TestServer } from "../server-helpers.js";
+import { post, rawStatus, startServer, type TestServer } from "../server-helpers.js";
 
 /** With VELLUM_SCREENSHOTS=1 the tests also write the README's screenshots of both views here. */
 const screenshotDir = process.env.VELLUM_SCREENSHOTS === "1" ? join(projectRoot, "docs", "screenshots") : "";
@@ -14,6 +15,39 @@ const apiKey = "sk-web-page-test";
 
 /** Token ids for a prompt: `length` ids from `first` on, the same for the same arguments. */
 const tokens = (first: number, length: number) => Array.from({ length }, (_, i) => first + i);
+
+// What `npm run build` does for the page, so that this file tests the page as its sources are now.
+beforeAll(() => {
+  execFileSync(process.execPath, [join(projectRoot, "web", "build.mjs")]);
+});
+
+describe("GET / and /assets/ (the page's files)", () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startServer(syntheticModel("tiny-test", "f32"), { numBlocks: 16 }, { apiKey });
+  });
+  afterAll(() => s.close(1000));
+
+  test("are public, like /health: the page itself asks for the key", async () => {
+    const page = await fetch(`${s.url}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toMatch(/^text\/html/);
+    const html = await page.text();
+    for (const asset of ["/assets/app.js", "/assets/app.css"]) {
+      expect(html).toContain(asset);
+      expect((await fetch(`${s.url}${asset}`)).status).toBe(200);
+    }
+  });
+
+  test("serve nothing outside the page's folder, and anything else still needs the key", async () => {
+    const traversal = await fetch(`${s.url}/assets/..%2f..%2fpackage.json`);
+    expect(traversal.status).toBe(403);
+    expect((await traversal.json()).error.type).toBe("PermissionDeniedError");
+    expect(await rawStatus(s.url, "GET", "/assets/../../package.json")).toBe(401); // no route: it needs the key
+    expect((await fetch(`${s.url}/assets/nothing.js`)).status).toBe(404);
+    expect((await fetch(`${s.url}/index.html`)).status).toBe(401);
+  });
+});
 
 describeBrowser("the web page in headless Chromium (bundled model)", () => {
   let s: TestServer;
@@ -28,9 +62,8 @@ describeBrowser("the web page in headless Chromium (bundled model)", () => {
     );
 
   beforeAll(async () => {
-    // What `npm run build` does for the page, so that this file tests the page as its sources are now.
-    execFileSync(process.execPath, [join(projectRoot, "web", "build.mjs")]);
-    // The reference backend's steps take milliseconds, so the page's 10 Hz snapshots see every batch.
+    // On the reference backend a step of 8 requests takes tens of milliseconds: they run for seconds, long enough
+    // for the page's 10 Hz snapshots to show them on any machine.
     s = await startServer(loadModel(bundledModelPath), { numBlocks: 160, backend: "reference" }, { apiKey });
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -94,7 +127,7 @@ describeBrowser("the web page in headless Chromium (bundled model)", () => {
     expect(used).toBeLessThanOrEqual(8 * Math.ceil((promptLength + maxTokens) / 16));
     expect(await page.getByTestId("blocks-shared").textContent()).toBe("0");
     if (screenshotDir !== "") {
-      await page.waitForTimeout(2000); // a little history in the charts
+      await page.waitForTimeout(500); // a little history in the charts
       await page.screenshot({ path: join(screenshotDir, "engine.png"), fullPage: true });
     }
     for (const run of await Promise.all(runs)) expect(run.status).toBe(200);
@@ -119,6 +152,20 @@ describeBrowser("the web page in headless Chromium (bundled model)", () => {
     );
     await expect.poll(() => page.getByTestId("blocks-shared").textContent()).toBe(String(common.length / 16));
     for (const run of await Promise.all(runs)) expect(run.status).toBe(200);
+  });
+
+  test("a page without the key says so, and works once it is typed into the key field", async () => {
+    const context = await browser.newContext(); // its own storage: no key kept
+    const fresh = await context.newPage();
+    await fresh.goto(s.url);
+    await expect
+      .poll(() => fresh.locator("header .error").textContent())
+      .toBe("this server needs an API key: enter it above");
+    await fresh.getByLabel("API key").fill(apiKey);
+    await fresh.getByLabel("API key").press("Enter");
+    await expect.poll(() => fresh.getByTestId("model").textContent()).toBe("kjv-demo");
+    expect(await fresh.locator("header .error").textContent()).toBe("");
+    await context.close();
   });
 
   test("no console errors", () => {

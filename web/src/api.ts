@@ -15,8 +15,11 @@ export async function apiFetch(path: string, apiKey: string, init: RequestInit =
   const response = await fetch(path, { ...init, headers });
   if (!response.ok) {
     const body = await response.json().catch(() => undefined);
-    const message = body?.error?.message ?? `${response.status} ${response.statusText}`;
-    throw new HttpError(response.status, response.status === 401 ? `${message}: enter it above` : message);
+    const message =
+      response.status === 401
+        ? "this server needs an API key: enter it above"
+        : (body?.error?.message ?? `${response.status} ${response.statusText}`);
+    throw new HttpError(response.status, message);
   }
   return response;
 }

@@ -6,7 +6,7 @@ import {
   FREE,
   type RequestView,
 } from "../../src/engine/engine-snapshot.js";
-import { evictableColour, freeColour, requestColour } from "./colours.js";
+import { evictableColour, freeColour, inUseSwatch, requestColour } from "./colours.js";
 
 /** The canvas aims at this many CSS pixels of area; cells shrink for large caches. */
 const targetArea = 900 * 300;
@@ -100,7 +100,7 @@ export function BlockMap({ blocks, running }: { blocks: Blocks; running: Request
   return html`
     <div class="block-map">
       <div class="legend">
-        <span><i style="background: ${requestColour("a")}"></i>in use <b data-testid="blocks-used">${used}</b></span>
+        <span><i style="background: ${inUseSwatch}"></i>in use <b data-testid="blocks-used">${used}</b></span>
         <span><i class="shared-mark">2</i>shared <b data-testid="blocks-shared">${blocks.shared.length}</b></span>
         <span><i style="background: ${evictableColour}"></i>cached, evictable <b data-testid="blocks-evictable">${evictable}</b></span>
         <span><i style="background: ${freeColour}"></i>free <b data-testid="blocks-free">${owners.length - used - evictable}</b></span>

@@ -5,8 +5,8 @@ import uPlot from "uplot";
 const height = 170;
 
 /**
- * One uPlot chart over a sliding x window [from, to] (engine seconds, labelled as seconds before `to`). uPlot
- * draws on a canvas and redraws thousands of points in well under a millisecond, so ten updates a second are cheap.
+ * One uPlot chart over a sliding x window [from, to] (engine seconds, labelled as seconds before `to`), created
+ * once and given new data at each snapshot: uPlot redraws its canvas without rebuilding anything.
  */
 export function Chart({
   title,
@@ -15,6 +15,7 @@ export function Chart({
   from,
   to,
   y = {},
+  yAxis = {},
 }: {
   title: string;
   series: uPlot.Series[];
@@ -22,6 +23,7 @@ export function Chart({
   from: number;
   to: number;
   y?: uPlot.Scale;
+  yAxis?: uPlot.Axis;
 }) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | undefined>(undefined);
@@ -39,7 +41,10 @@ export function Chart({
           ...series,
         ],
         scales: { x: { time: false }, y },
-        axes: [{ values: (_u, ticks) => ticks.map((t) => `${Math.round(t - now.current)} s`) }, { size: 60 }],
+        axes: [
+          { values: (_u, ticks) => ticks.map((t) => `${Math.round(t - now.current)} s`) },
+          { size: 60, ...yAxis },
+        ],
         legend: { live: true },
         cursor: { drag: { x: false, y: false } },
       },
@@ -53,7 +58,7 @@ export function Chart({
       resize.disconnect();
       chart.destroy();
     };
-  }, [series, y]);
+  }, [series, y, yAxis]);
 
   useEffect(() => {
     const chart = plot.current;

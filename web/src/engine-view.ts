@@ -27,6 +27,9 @@ const batchSeries: uPlot.Series[] = [
 ];
 /** arcsinh: a step of 8 decodes and the budget of 2048 are both readable. */
 const batchScale: uPlot.Scale = { distr: 4, asinh: 1, range: (_u, _min, max) => [0, max] };
+const batchAxis: uPlot.Axis = {
+  splits: (_u, _axis, _min, max) => [0, 1, 10, 100, 1000, 10_000, 100_000].filter((v) => v <= max),
+};
 
 const throughputSeries: uPlot.Series[] = [
   {
@@ -150,7 +153,7 @@ export function EngineView({ apiKey }: { apiKey: string }) {
       </section>
       <section class="panel charts">
         <${Chart} title="Batch per step: prefill and decode tokens, and the budget" series=${batchSeries}
-          y=${batchScale} data=${[history.steps[0], history.steps[2], history.steps[1], budget]} from=${from} to=${s.time} />
+          y=${batchScale} yAxis=${batchAxis} data=${[history.steps[0], history.steps[2], history.steps[1], budget]} from=${from} to=${s.time} />
         <${Chart} title="Throughput (mean of the last ${rateSeconds} s)" series=${throughputSeries} y=${throughputScale} data=${history.throughput}
           from=${from} to=${s.time} />
         <${Chart} title="TTFT and TPOT of finished requests" series=${latencySeries} y=${latencyScale}
