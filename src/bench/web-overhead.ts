@@ -1,7 +1,5 @@
-import { defaultServeSettings } from "../workload/compare.js";
 import type { Workload } from "../workload/workload.js";
 import { benchServe } from "./serve/bench-serve.js";
-import { type ServerLaunch, startServer } from "./serve/start-server.js";
 
 export interface OverheadRun {
   watched: boolean;
@@ -53,40 +51,35 @@ const median = (xs: number[]) => {
 };
 
 /**
- * What an open web page costs the engine: the same workload against one server, alternately with no subscriber
- * and with one reading the engine-snapshot stream, `rounds` pairs in ABBA order (so that a drift in the machine's
- * speed falls on both sides), after one unmeasured warm-up run.
+ * What an open web page costs the engine: the same workload against the server at `baseUrl`, alternately with no
+ * subscriber and with one reading the engine-snapshot stream, `rounds` pairs in ABBA order (so that a drift in the
+ * machine's speed falls on both sides), after one unmeasured warm-up run.
  */
 export async function benchWebOverhead(
-  launch: Omit<ServerLaunch, "settings">,
+  baseUrl: string,
   workload: Workload,
   rounds: number,
-  log: (line: string) => void,
+  log: (line: string) => void = () => {},
 ): Promise<OverheadReport> {
-  const server = await startServer({ ...launch, settings: defaultServeSettings });
-  const target = { baseUrl: server.baseUrl, endpoint: "completions" as const, ignoreEos: true };
+  const target = { baseUrl, endpoint: "completions" as const, ignoreEos: true };
   const runs: OverheadRun[] = [];
-  try {
-    await benchServe(target, workload, "warm-up");
-    for (let round = 0; round < rounds; round++) {
-      for (const watched of round % 2 === 0 ? [false, true] : [true, false]) {
-        const watcher = watched ? watchEngine(server.baseUrl) : undefined;
-        const { summary } = await benchServe(target, workload, watched ? "watched" : "unwatched");
-        const run = {
-          watched,
-          throughput: summary.output_throughput,
-          snapshots: (await watcher?.stop()) ?? 0,
-          seconds: summary.duration,
-        };
-        runs.push(run);
-        log(
-          `${watched ? "one subscriber" : "no subscriber "}  ${run.throughput.toFixed(1)} output tokens/s` +
-            (watched ? `  (${run.snapshots} snapshots in ${run.seconds.toFixed(1)} s)` : ""),
-        );
-      }
+  await benchServe(target, workload, "warm-up");
+  for (let round = 0; round < rounds; round++) {
+    for (const watched of round % 2 === 0 ? [false, true] : [true, false]) {
+      const watcher = watched ? watchEngine(baseUrl) : undefined;
+      const { summary } = await benchServe(target, workload, watched ? "watched" : "unwatched");
+      const run = {
+        watched,
+        throughput: summary.output_throughput,
+        snapshots: (await watcher?.stop()) ?? 0,
+        seconds: summary.duration,
+      };
+      runs.push(run);
+      log(
+        `${watched ? "one subscriber" : "no subscriber "}  ${run.throughput.toFixed(1)} output tokens/s` +
+          (watched ? `  (${run.snapshots} snapshots in ${run.seconds.toFixed(1)} s)` : ""),
+      );
     }
-  } finally {
-    await server.stop();
   }
   const throughputs = (watched: boolean) =>
     runs.filter((r) => r.watched === watched).map((r) => r.throughput);

@@ -1,7 +1,9 @@
 import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import type { BackendName } from "../backend/native/choose-backend.js";
-import { benchWebOverhead } from "../bench/web-overhead.js";
+import { startServer } from "../bench/serve/start-server.js";
+import { benchWebOverhead, type OverheadReport } from "../bench/web-overhead.js";
+import { defaultServeSettings } from "../workload/compare.js";
 import { type WorkloadFlags, workloadFrom, workloadMetadata } from "../workload/workload.js";
 import { resolveModel } from "./default-model.js";
 import { addWorkloadOptions, backendOption, positiveInteger } from "./options.js";
@@ -31,10 +33,20 @@ export function registerWebOverhead(bench: Command) {
 
 async function runWebOverhead(f: WebOverheadFlags) {
   const workload = workloadFrom(f);
-  const launch = { modelPath: await resolveModel(f.model), backend: f.backend };
-  const report = await benchWebOverhead(launch, workload, f.rounds, (line) =>
-    process.stdout.write(`${line}\n`),
-  );
+  const launch = {
+    modelPath: await resolveModel(f.model),
+    backend: f.backend,
+    settings: defaultServeSettings,
+  };
+  const server = await startServer(launch);
+  let report: OverheadReport;
+  try {
+    report = await benchWebOverhead(server.baseUrl, workload, f.rounds, (line) =>
+      process.stdout.write(`${line}\n`),
+    );
+  } finally {
+    await server.stop();
+  }
   process.stdout.write(`throughput with one subscriber ÷ without (medians): ${report.ratio.toFixed(3)}\n`);
   if (f.resultJson) {
     const json = { date: new Date().toISOString(), ...workloadMetadata(workload), ...report };
