@@ -16,7 +16,7 @@ import { RecordRing } from "./record-ring.js";
 /** Steps and finished completions kept for readers: a minute or more of history at the demo model's pace. */
 const ringCapacity = 4096;
 /** Waiting and preempted requests listed by name in a snapshot (all are counted). */
-export const queueListLimit = 64;
+const queueListLimit = 64;
 
 /**
  * A read-only window on a running engine for the web page. Every step and finished completion is recorded in a
@@ -24,11 +24,11 @@ export const queueListLimit = 64;
  * when a reader asks, between steps, when the scheduler's state is whole.
  */
 export class EngineMonitor {
-  private readonly steps = new RecordRing<StepRecord>(ringCapacity, 4);
+  private readonly steps = new RecordRing<StepRecord>(ringCapacity, 3);
   private readonly finished = new RecordRing<FinishedRecord>(ringCapacity, 4);
 
   constructor(private readonly engine: AsyncEngine) {
-    engine.onStep((s) => this.steps.push([s.time, s.duration, s.numPrefillTokens, s.numDecodeTokens]));
+    engine.onStep((s) => this.steps.push([s.time, s.numPrefillTokens, s.numDecodeTokens]));
     engine.onRequestFinished((m) =>
       this.finished.push([engine.clock(), m.ttft, m.tpot, m.numGenerationTokens]),
     );

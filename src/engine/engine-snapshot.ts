@@ -4,8 +4,8 @@
  * (web/) can import these types too. Times are seconds on the engine's clock.
  */
 
-/** One engine step: when it ended, how long it took, and the tokens it computed of each kind. */
-export type StepRecord = [time: number, duration: number, prefillTokens: number, decodeTokens: number];
+/** One engine step: when it ended, and the tokens it computed of each kind. */
+export type StepRecord = [time: number, prefillTokens: number, decodeTokens: number];
 
 /** One finished completion: when it finished, its time to first token and mean time per output token. */
 export type FinishedRecord = [time: number, ttft: number, tpot: number, generationTokens: number];
@@ -51,10 +51,10 @@ export interface EngineSnapshot {
   blocks: BlockMap;
   /** The running batch, in running order. */
   running: RequestView[];
-  /** The first `queueListLimit` waiting requests (never run yet) and their number. */
+  /** The first waiting requests (never run yet; queueListLimit in engine-monitor.ts) and their number. */
   waiting: RequestView[];
   numWaiting: number;
-  /** The first `queueListLimit` preempted requests (blocks freed, waiting to be recomputed) and their number. */
+  /** The first preempted requests (blocks freed, waiting to be recomputed) and their number. */
   preempted: RequestView[];
   numPreempted: number;
   steps: RingRows<StepRecord>;

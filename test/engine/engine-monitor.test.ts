@@ -89,8 +89,8 @@ describe("EngineMonitor snapshots", () => {
       ),
     );
     const s = monitor.snapshot();
-    const prefill = s.steps.rows.reduce((n, row) => n + row[2], 0);
-    const decode = s.steps.rows.reduce((n, row) => n + row[3], 0);
+    const prefill = s.steps.rows.reduce((n, row) => n + row[1], 0);
+    const decode = s.steps.rows.reduce((n, row) => n + row[2], 0);
     expect(prefill).toBe(finished.reduce((n, m) => n + m.numPromptTokens - m.numCachedTokens, 0));
     expect(decode).toBe(finished.reduce((n, m) => n + m.numGenerationTokens - 1, 0));
     expect(s.steps.rows.map((row) => row[0])).toEqual(

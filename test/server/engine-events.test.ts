@@ -61,7 +61,7 @@ describe("GET /v1/engine/events", () => {
     // The cursor moves on: step numbers follow one another with no gap and no repeat.
     for (let i = 1; i < snapshots.length; i++)
       expect(snapshots[i].steps.first).toBe(snapshots[i - 1].steps.next);
-    const decodes = snapshots.flatMap((snapshot) => snapshot.steps.rows).reduce((n, row) => n + row[3], 0);
+    const decodes = snapshots.flatMap((snapshot) => snapshot.steps.rows).reduce((n, row) => n + row[2], 0);
     expect(decodes).toBe(completion.body.usage.completion_tokens - 1);
     expect(snapshots.flatMap((snapshot) => snapshot.finished.rows)).toHaveLength(1);
   });

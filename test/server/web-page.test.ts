@@ -119,10 +119,12 @@ describeBrowser("the web page in headless Chromium (bundled model)", () => {
     const maxTokens = 60;
     const runs = Array.from({ length: 8 }, (_, i) => complete(tokens(200 + 50 * i, promptLength), maxTokens));
     // Each running request holds at least its prompt's blocks; no two of these prompts share a block.
-    await page.waitForFunction(
-      () => document.querySelector('[data-testid="running-count"]')?.textContent === "8",
-    );
-    const used = Number(await page.getByTestId("blocks-used").textContent());
+    // Read from one render: the blocks in use while the page shows 8 requests running.
+    const shown = await page.waitForFunction(() => {
+      const text = (id: string) => document.querySelector(`[data-testid="${id}"]`)?.textContent;
+      return text("running-count") === "8" && Number(text("blocks-used"));
+    });
+    const used = (await shown.jsonValue()) as number;
     expect(used).toBeGreaterThanOrEqual(8 * Math.ceil(promptLength / 16));
     expect(used).toBeLessThanOrEqual(8 * Math.ceil((promptLength + maxTokens) / 16));
     expect(await page.getByTestId("blocks-shared").textContent()).toBe("0");

@@ -19,7 +19,7 @@ export class EngineHistory {
   readonly steps: Columns = [[], [], []];
   /** time, prefill tokens/s, decode tokens/s. */
   readonly throughput: Columns = [[], [], []];
-  /** time, TTFT ms, TPOT ms (null for a completion of one token). */
+  /** time, TTFT ms (null for a completion aborted before its first token), TPOT ms (null below two tokens). */
   readonly latency: (number | null)[][] = [[], [], []];
   private nextStep = 0;
   private nextFinished = 0;
@@ -28,14 +28,14 @@ export class EngineHistory {
     // A server that restarted numbers its steps from 0 again.
     if (s.steps.next < this.nextStep || s.time < this.now) this.clear();
     this.now = s.time;
-    s.steps.rows.forEach(([time, , prefill, decode], i) => {
+    s.steps.rows.forEach(([time, prefill, decode], i) => {
       if (s.steps.first + i < this.nextStep) return;
       push(this.steps, time, prefill, prefill + decode);
     });
     this.nextStep = s.steps.next;
-    s.finished.rows.forEach(([time, ttft, tpot], i) => {
+    s.finished.rows.forEach(([time, ttft, tpot, tokens], i) => {
       if (s.finished.first + i < this.nextFinished) return;
-      push(this.latency, time, ttft * 1000, tpot > 0 ? tpot * 1000 : null);
+      push(this.latency, time, tokens > 0 ? ttft * 1000 : null, tokens > 1 ? tpot * 1000 : null);
     });
     this.nextFinished = s.finished.next;
     const [times, prefill, total] = this.steps;
