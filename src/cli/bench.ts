@@ -12,6 +12,7 @@ import { runBatching } from "../bench/static-vs-continuous.js";
 import { runStructured } from "../bench/structured.js";
 import { registerBenchServe } from "./bench-serve.js";
 import { registerSoak } from "./bench-soak.js";
+import { registerWebOverhead } from "./bench-web-overhead.js";
 import { hubModelPath } from "./default-model.js";
 import {
   backendOption,
@@ -145,6 +146,7 @@ export function registerBench(program: Command) {
   registerBenchServe(bench);
   registerSimulateVsMeasured(bench);
   registerSoak(bench);
+  registerWebOverhead(bench);
 }
 
 /** An action whose `--model` may be a Hub ref, given the local path instead. */

@@ -117,7 +117,8 @@ export class AsyncEngine {
   constructor(
     readonly core: EngineCore,
     readonly tokenizer: Tokenizer,
-    private readonly clock: () => number,
+    /** The engine's clock, in seconds: every timestamp and stat it reports reads it. */
+    readonly clock: () => number,
   ) {
     this.structuredOutputs = new StructuredOutputs(tokenizer, core.vocabSize);
   }

@@ -5,6 +5,7 @@ import { SamplingParamError } from "../engine/api.js";
 const errorTypes: Record<number, string> = {
   400: "BadRequestError",
   401: "AuthenticationError",
+  403: "PermissionDeniedError",
   404: "NotFoundError",
   405: "MethodNotAllowedError",
   413: "PayloadTooLargeError",

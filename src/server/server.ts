@@ -13,6 +13,7 @@ import { bearerKeyCheck } from "./auth.js";
 import { chatCompletions } from "./chat.js";
 import { completions } from "./completions.js";
 import type { ServerContext } from "./context.js";
+import { registerEngineEvents } from "./engine-events.js";
 import { ApiError, toApiError } from "./errors.js";
 import { checkModel } from "./generation.js";
 import { createMetrics } from "./metrics.js";
@@ -20,6 +21,7 @@ import { logWhenClosed } from "./request-log.js";
 import { responses } from "./responses.js";
 import { detokenize, tokenize } from "./tokenize.js";
 import { vellumVersion } from "./version.js";
+import { registerWebPage } from "./web-page.js";
 
 export interface ServerOptions {
   /** The name clients use in `model`; default: the model's own name. */
@@ -161,6 +163,8 @@ export function buildServer(
   app.post("/v1/responses", (request, reply) => responses(ctx, request, reply));
   app.post("/tokenize", open, (request) => tokenize(ctx, request));
   app.post("/detokenize", open, async (request) => detokenize(ctx, request));
+  registerEngineEvents(app, engine);
+  registerWebPage(app);
 
   return {
     app,

@@ -18,6 +18,11 @@ export class SseWriter {
     reply.send(this.body);
   }
 
+  /** The client has not read what was sent so far (the stream's buffer is full): a sampler skips a beat. */
+  get backedUp(): boolean {
+    return this.body.writableNeedDrain;
+  }
+
   send(data: unknown): void {
     if (!this.body.destroyed) this.body.write(`data: ${JSON.stringify(data)}\n\n`);
   }
