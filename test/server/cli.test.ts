@@ -128,6 +128,38 @@ describe.skipIf(!hasBundled)("vellum serve with no --model serves the bundled de
     expect(await s.exited).toBe(0);
   });
 
+  test("SIGTERM during a stream: not ready at once, still live, new requests 503; the stream finishes, exit 0", async () => {
+    // The reference backend and 4 completions keep the stream running for seconds, well within the grace period.
+    const s = await serve("--backend", "reference", "--shutdown-timeout", "60");
+    const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: "none", maxRetries: 0 });
+    const body = {
+      model: "kjv-demo",
+      prompt: "In",
+      max_tokens: 200,
+      n: 4,
+      ignore_eos: true,
+      stream: true as const,
+    };
+    const chunks = (await client.completions.create(body))[Symbol.asyncIterator]();
+    expect((await chunks.next()).done).toBe(false);
+    s.child.kill("SIGTERM");
+    await waitFor(async () => (await fetch(`${s.url}/health`)).status === 503, 10_000, "/health 503");
+    expect((await fetch(`${s.url}/live`)).status).toBe(200);
+    const late = await fetch(`${s.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "kjv-demo", prompt: "a", max_tokens: 2 }),
+    });
+    expect(late.status).toBe(503);
+    const finishReasons: string[] = [];
+    for (let c = await chunks.next(); !c.done; c = await chunks.next()) {
+      for (const choice of c.value.choices)
+        if (choice.finish_reason) finishReasons.push(choice.finish_reason);
+    }
+    expect(finishReasons).toEqual(["length", "length", "length", "length"]);
+    expect(await s.exited).toBe(0);
+  });
+
   test("a malformed flag value is one line naming the flag, exit 1", async () => {
     const child = spawn("node", [cli, "serve", "--kv-cache-memory", "lots"], {
       stdio: ["ignore", "pipe", "pipe"],
