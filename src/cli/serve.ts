@@ -2,9 +2,11 @@ import { type Command, Option } from "commander";
 import type { KvCacheDtype } from "../backend/backend.js";
 import type { BackendName } from "../backend/native/choose-backend.js";
 import type { KvAllocation } from "../core/kv-cache-manager.js";
+import type { KvCacheEvent } from "../core/kv-events.js";
 import type { SchedulingPolicy } from "../core/request-queue.js";
 import { createEngine, engineBackend, engineMaxModelLen } from "../engine/create-engine.js";
 import { defaultEngineConfig } from "../engine/engine-config.js";
+import { KvEventsPublisher, parseKvEventsConfig } from "../engine/kv-events-publisher.js";
 import { InputError, quoteFileString } from "../model/errors.js";
 import { loadModel } from "../model/load.js";
 import { describeTypeMix } from "../model/type-mix.js";
@@ -34,6 +36,7 @@ interface ServeOptions {
   corsOrigin?: string;
   shutdownTimeout: number;
   metricsPrefix: MetricsPrefix;
+  kvEventsConfig?: string;
   backend?: BackendName;
   threads?: number;
   blockSize?: number;
@@ -145,10 +148,16 @@ export function registerServe(program: Command) {
         .choices(metricsPrefixes)
         .default("vellum"),
     )
+    .option(
+      "--kv-events-config <json>",
+      'publish KV cache events as vLLM does (ZeroMQ, msgpack), with vLLM\'s fields, e.g. \'{"enable_kv_cache_events":true,"endpoint":"tcp://*:5557","topic":"kv@POD@MODEL"}\'',
+    )
     .action(runAction(serve));
 }
 
 async function serve(opts: ServeOptions) {
+  const kvEventsConfig =
+    opts.kvEventsConfig === undefined ? undefined : parseKvEventsConfig(opts.kvEventsConfig);
   // Listening comes first, so that an orchestrator sees a live process (/live 200) and a server not yet ready
   // (/health 503) while the model loads, which can take minutes.
   const loading = await listenWhileLoading(opts.host, opts.port).catch((err) => {
@@ -162,9 +171,20 @@ async function serve(opts: ServeOptions) {
   const stopWhileLoading = () => process.exit(0);
   process.once("SIGTERM", stopWhileLoading);
   process.once("SIGINT", stopWhileLoading);
-  // A model that fails to load must not leave the process listening.
-  const { path, model, engine, summary } = await loadEngine(opts).catch((err) => {
+  // A model that fails to load (or an endpoint that cannot be bound) must not leave the process listening.
+  const kvEvents =
+    kvEventsConfig?.enable_kv_cache_events && kvEventsConfig.publisher === "zmq"
+      ? await KvEventsPublisher.open(kvEventsConfig, (message) => process.stderr.write(`${message}\n`)).catch(
+          (err) => {
+            loading.server.close();
+            throw err;
+          },
+        )
+      : undefined;
+  const onKvEvents = kvEvents && ((events: KvCacheEvent[]) => kvEvents.publish(events));
+  const { path, model, engine, summary } = await loadEngine(opts, onKvEvents).catch(async (err) => {
     loading.server.close();
+    await kvEvents?.close();
     throw err;
   });
   const server = buildServer(engine, model, {
@@ -191,6 +211,10 @@ async function serve(opts: ServeOptions) {
   loading.serveWith(server.app.routing);
   process.off("SIGTERM", stopWhileLoading);
   process.off("SIGINT", stopWhileLoading);
+  if (kvEvents)
+    log.info(
+      `KV cache events at ${kvEvents.endpoint}${kvEvents.replayEndpoint ? `, replay at ${kvEvents.replayEndpoint}` : ""}`,
+    );
   log.info(`serving ${quoteFileString(opts.servedModelName ?? model.name)} at ${loading.url}/v1`);
 
   const shutdown = async (signal: string) => {
@@ -198,6 +222,7 @@ async function serve(opts: ServeOptions) {
       `${signal}: not ready (/health 503), no new requests; running ones get ${opts.shutdownTimeout}s to finish`,
     );
     await server.close(opts.shutdownTimeout * 1000);
+    await kvEvents?.close();
     log.info("shut down");
     process.exit(0);
   };
@@ -206,7 +231,7 @@ async function serve(opts: ServeOptions) {
 }
 
 /** Loads the model and builds the engine: the minutes during which the server answers 503. */
-async function loadEngine(opts: ServeOptions) {
+async function loadEngine(opts: ServeOptions, onKvEvents?: (events: KvCacheEvent[]) => void) {
   const path = await resolveModel(opts.model);
   const model = loadModel(path, { tokenizer: opts.tokenizer });
   const backend = engineBackend(model, opts);
@@ -238,6 +263,7 @@ async function loadEngine(opts: ServeOptions) {
     maxNumSeqs: opts.maxNumSeqs,
     maxNumBatchedTokens: opts.maxNumBatchedTokens,
     kvCacheMemory: opts.kvCacheMemory,
+    onKvEvents,
   });
   return { path, model, engine, summary };
 }
