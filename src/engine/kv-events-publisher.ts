@@ -127,11 +127,11 @@ export class KvEventsPublisher {
   private sending?: Promise<void>;
   private closed = false;
   /** Batches dropped from the live stream because max_queue_size were waiting. */
-  dropped = 0;
+  private dropped = 0;
 
   private constructor(
     private readonly config: KvEventsConfig,
-    /** Told of a replay request that failed (replay is a convenience: the live stream goes on). */
+    /** Told of a batch the socket refused or a replay that failed: neither stops the engine. */
     private readonly warn: (message: string) => void,
   ) {
     this.topic = Buffer.from(config.topic, "utf8");
@@ -186,7 +186,10 @@ export class KvEventsPublisher {
     this.kept.push(batch);
     if (this.kept.length > this.config.buffer_steps) this.kept.shift();
     if (this.queue.length >= this.config.max_queue_size) {
-      this.dropped++;
+      if (this.dropped++ === 0)
+        this.warn(
+          `KV events: ${this.queue.length} batches wait for the socket (max_queue_size): newer ones are dropped from the live stream, replay still has them`,
+        );
       return;
     }
     this.queue.push(batch);
@@ -197,7 +200,12 @@ export class KvEventsPublisher {
 
   private async sendQueued(): Promise<void> {
     for (let batch = this.queue.shift(); batch && !this.closed; batch = this.queue.shift()) {
-      await this.pub.send([this.topic, sequenceBytes(batch.seq), batch.payload]);
+      try {
+        await this.pub.send([this.topic, sequenceBytes(batch.seq), batch.payload]);
+      } catch (err) {
+        // A batch the socket refused is still kept for replay; the engine goes on either way.
+        if (!this.closed) this.warn(`KV events: batch ${batch.seq} not sent: ${(err as Error).message}`);
+      }
     }
   }
 
