@@ -43,7 +43,10 @@ export function parseKvEventsConfig(json: string): KvEventsConfig {
   return { ...config, publisher: config.publisher ?? (config.enable_kv_cache_events ? "zmq" : "null") };
 }
 
-/** vLLM's device medium for the blocks of the KV cache. */
+/**
+ * vLLM's name for the medium of the primary KV cache, the one the scheduler allocates from ("GPU"; CPU and disk
+ * are offload tiers). vellum's cache is that tier even where it lives in host memory, so routers count it as such.
+ */
 const mediumGpu = "GPU";
 
 /**
