@@ -3,6 +3,7 @@ import { physicalCores } from "../backend/native/physical-cores.js";
 import { runAllocateSlots } from "../bench/allocate-slots.js";
 import { runBatchScaling } from "../bench/batch-scaling.js";
 import { runCompare } from "../bench/compare.js";
+import { runImageBench } from "../bench/image.js";
 import { runLatency } from "../bench/latency.js";
 import { defaultLlamaCppDir, runBuildLlamaCpp } from "../bench/llama-cpp/build.js";
 import { runLoadModel } from "../bench/load-model.js";
@@ -13,7 +14,7 @@ import { runStructured } from "../bench/structured.js";
 import { registerBenchServe } from "./bench-serve.js";
 import { registerSoak } from "./bench-soak.js";
 import { registerWebOverhead } from "./bench-web-overhead.js";
-import { hubModelPath } from "./default-model.js";
+import { hubModelPath, projectRoot } from "./default-model.js";
 import {
   backendOption,
   kernelsOption,
@@ -28,6 +29,21 @@ import { registerSimulateVsMeasured } from "./simulate-vs-measured.js";
 export function registerBench(program: Command) {
   const bench = program.command("bench").description("benchmarks");
   const cores = physicalCores();
+  bench
+    .command("image")
+    .description(
+      "build deploy/Dockerfile, serve one completion from a container, time its drain on docker stop (needs a Docker daemon)",
+    )
+    .option("--tag <tag>", "the image's tag", "vellum:bench")
+    .option(
+      "--ready-timeout <seconds>",
+      "how long the container may take to turn ready",
+      positiveInteger,
+      300,
+    )
+    .action(
+      runAction((o: { tag: string; readyTimeout: number }) => runImageBench({ root: projectRoot, ...o })),
+    );
   bench
     .command("probe")
     .description(

@@ -4,12 +4,16 @@ import type { KvCacheDtype } from "../backend/backend.js";
 import type { KernelPath } from "../backend/native/addon.js";
 import type { BackendName } from "../backend/native/choose-backend.js";
 import type { KvAllocation } from "../core/kv-cache-manager.js";
+import type { KvCacheEvent } from "../core/kv-events.js";
 import type { SchedulingPolicy } from "../core/request-queue.js";
 import { createEngine, engineBackend, engineMaxModelLen } from "../engine/create-engine.js";
 import { defaultEngineConfig } from "../engine/engine-config.js";
+import { KvEventsPublisher, parseKvEventsConfig } from "../engine/kv-events-publisher.js";
 import { InputError, quoteFileString } from "../model/errors.js";
 import { loadModel } from "../model/load.js";
 import { describeTypeMix } from "../model/type-mix.js";
+import { listenWhileLoading } from "../server/loading.js";
+import { type MetricsPrefix, metricsPrefixes } from "../server/metrics-prefix.js";
 import { buildServer, defaultLimits } from "../server/server.js";
 import { measureStepRates } from "../workload/step-rates.js";
 import { resolveModel } from "./default-model.js";
@@ -35,6 +39,8 @@ interface ServeOptions {
   parseSpecial: boolean;
   corsOrigin?: string;
   shutdownTimeout: number;
+  metricsPrefix: MetricsPrefix;
+  kvEventsConfig?: string;
   backend?: BackendName;
   threads?: number;
   blockSize?: number;
@@ -138,14 +144,102 @@ export function registerServe(program: Command) {
     )
     .option(
       "--shutdown-timeout <seconds>",
-      "on SIGTERM/SIGINT, how long running requests may finish before they are aborted",
-      numberOption(),
-      30,
+      "on SIGTERM/SIGINT, /health turns 503 and new requests get 503; this long running requests may finish before they are aborted (default below Kubernetes' 30 s terminationGracePeriodSeconds)",
+      numberOption(false, 0),
+      25,
+    )
+    .addOption(
+      new Option(
+        "--metrics-prefix <prefix>",
+        "vllm: /metrics also exports every vellum: series under vllm: names, for gateways and dashboards that expect vLLM's",
+      )
+        .choices(metricsPrefixes)
+        .default("vellum"),
+    )
+    .option(
+      "--kv-events-config <json>",
+      'publish KV cache events as vLLM does (ZeroMQ, msgpack), with vLLM\'s fields, e.g. \'{"enable_kv_cache_events":true,"endpoint":"tcp://*:5557","topic":"kv@POD@MODEL"}\'',
     )
     .action(runAction(serve));
 }
 
 async function serve(opts: ServeOptions) {
+  const kvEventsConfig =
+    opts.kvEventsConfig === undefined ? undefined : parseKvEventsConfig(opts.kvEventsConfig);
+  // Listening comes first, so that an orchestrator sees a live process (/live 200) and a server not yet ready
+  // (/health 503) while the model loads, which can take minutes.
+  const loading = await listenWhileLoading(opts.host, opts.port).catch((err) => {
+    const code = (err as { code?: string }).code;
+    if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
+      throw new InputError(`cannot listen on ${opts.host}:${opts.port}: ${code}`);
+    }
+    throw err;
+  });
+  // Nothing runs yet: a stop signal while loading ends the process at once.
+  const stopWhileLoading = () => process.exit(0);
+  process.once("SIGTERM", stopWhileLoading);
+  process.once("SIGINT", stopWhileLoading);
+  // A model that fails to load (or an endpoint that cannot be bound) must not leave the process listening.
+  const kvEvents =
+    kvEventsConfig?.enable_kv_cache_events && kvEventsConfig.publisher === "zmq"
+      ? await KvEventsPublisher.open(kvEventsConfig, (message) => process.stderr.write(`${message}\n`)).catch(
+          (err) => {
+            loading.server.close();
+            throw err;
+          },
+        )
+      : undefined;
+  const onKvEvents = kvEvents && ((events: KvCacheEvent[]) => kvEvents.publish(events));
+  const { path, model, engine, summary } = await loadEngine(opts, onKvEvents).catch(async (err) => {
+    loading.server.close();
+    await kvEvents?.close();
+    throw err;
+  });
+  const server = buildServer(engine, model, {
+    servedModelName: opts.servedModelName,
+    apiKey: opts.apiKey ?? process.env.VELLUM_API_KEY,
+    maxQueue: opts.maxQueue,
+    parseSpecial: opts.parseSpecial,
+    maxSeqsPerRequest: opts.maxSeqsPerRequest,
+    corsOrigin: opts.corsOrigin,
+    metricsPrefix: opts.metricsPrefix,
+    httpServer: loading.server,
+    logger: { level: process.env.VELLUM_LOG_LEVEL ?? "info" },
+  });
+  const log = server.app.log;
+  const config = engine.config;
+  log.info(`model ${quoteFileString(model.name)} (${model.format}, ${path})`);
+  log.info(`weights: ${describeTypeMix(model.tensors.values())}`);
+  log.info(
+    `${summary}; max ${config.maxNumSeqs} sequences and ${config.maxNumBatchedTokens} tokens per step; ` +
+      `${config.kvAllocation} KV, prefix caching ${config.enablePrefixCaching && config.kvAllocation === "paged" ? "on" : "off"}, ${config.batching} batching, ${config.policy}`,
+  );
+
+  await server.app.ready();
+  loading.serveWith(server.app.routing);
+  process.off("SIGTERM", stopWhileLoading);
+  process.off("SIGINT", stopWhileLoading);
+  if (kvEvents)
+    log.info(
+      `KV cache events at ${kvEvents.endpoint}${kvEvents.replayEndpoint ? `, replay at ${kvEvents.replayEndpoint}` : ""}`,
+    );
+  log.info(`serving ${quoteFileString(opts.servedModelName ?? model.name)} at ${loading.url}/v1`);
+
+  const shutdown = async (signal: string) => {
+    log.info(
+      `${signal}: not ready (/health 503), no new requests; running ones get ${opts.shutdownTimeout}s to finish`,
+    );
+    await server.close(opts.shutdownTimeout * 1000);
+    await kvEvents?.close();
+    log.info("shut down");
+    process.exit(0);
+  };
+  process.once("SIGTERM", () => void shutdown("SIGTERM"));
+  process.once("SIGINT", () => void shutdown("SIGINT"));
+}
+
+/** Loads the model and builds the engine: the minutes during which the server answers 503. */
+async function loadEngine(opts: ServeOptions, onKvEvents?: (events: KvCacheEvent[]) => void) {
   const path = await resolveModel(opts.model);
   const model = loadModel(path, { tokenizer: opts.tokenizer });
   const backend = engineBackend(model, opts);
@@ -177,47 +271,11 @@ async function serve(opts: ServeOptions) {
     maxNumSeqs: opts.maxNumSeqs,
     maxNumBatchedTokens: opts.maxNumBatchedTokens,
     kvCacheMemory: opts.kvCacheMemory,
+    onKvEvents,
   });
   if (opts.stepLog !== undefined) {
     const log = createWriteStream(opts.stepLog, { flags: "a" });
     engine.onStep((step) => log.write(`${JSON.stringify(step)}\n`));
   }
-  const server = buildServer(engine, model, {
-    servedModelName: opts.servedModelName,
-    apiKey: opts.apiKey ?? process.env.VELLUM_API_KEY,
-    maxQueue: opts.maxQueue,
-    parseSpecial: opts.parseSpecial,
-    maxSeqsPerRequest: opts.maxSeqsPerRequest,
-    corsOrigin: opts.corsOrigin,
-    logger: { level: process.env.VELLUM_LOG_LEVEL ?? "info" },
-  });
-  const log = server.app.log;
-  const config = engine.config;
-  log.info(`model ${quoteFileString(model.name)} (${model.format}, ${path})`);
-  log.info(`weights: ${describeTypeMix(model.tensors.values())}`);
-  log.info(
-    `${summary}; max ${config.maxNumSeqs} sequences and ${config.maxNumBatchedTokens} tokens per step; ` +
-      `${config.kvAllocation} KV, prefix caching ${config.enablePrefixCaching && config.kvAllocation === "paged" ? "on" : "off"}, ${config.batching} batching, ${config.policy}`,
-  );
-
-  let url: string;
-  try {
-    url = await server.app.listen({ host: opts.host, port: opts.port });
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
-      throw new InputError(`cannot listen on ${opts.host}:${opts.port}: ${code}`);
-    }
-    throw err;
-  }
-  log.info(`serving ${quoteFileString(opts.servedModelName ?? model.name)} at ${url}/v1`);
-
-  const shutdown = async (signal: string) => {
-    log.info(`${signal}: no new requests; running ones get ${opts.shutdownTimeout}s to finish`);
-    await server.close(opts.shutdownTimeout * 1000);
-    log.info("shut down");
-    process.exit(0);
-  };
-  process.once("SIGTERM", () => void shutdown("SIGTERM"));
-  process.once("SIGINT", () => void shutdown("SIGINT"));
+  return { path, model, engine, summary };
 }

@@ -1,5 +1,6 @@
 import type { BlockHash } from "./block-hash.js";
 import { FreeBlockQueue } from "./free-block-queue.js";
+import type { BlockContent, KvEventSink } from "./kv-events.js";
 
 /**
  * Block 0 holds nothing: a window group's block table names it where the blocks that left the window were
@@ -28,7 +29,11 @@ export class BlockPool {
   private readonly freeQueue: FreeBlockQueue;
   private evictions = 0;
 
-  constructor(numBlocks: number) {
+  constructor(
+    numBlocks: number,
+    /** Told of every block that enters or leaves the prefix cache (KV cache events). */
+    private readonly onEvent?: KvEventSink,
+  ) {
     if (!Number.isInteger(numBlocks) || numBlocks < 2) {
       throw new RangeError(
         `BlockPool: numBlocks must be an integer ≥ 2 (the null block and one more), got ${numBlocks}`,
@@ -96,6 +101,7 @@ export class BlockPool {
         this.cachedBlocks[this.cachedGroup[id]].delete(hash);
         this.hashes[id] = undefined;
         this.evictions++;
+        this.onEvent?.({ type: "BlockRemoved", group: this.cachedGroup[id], blockHashes: [hash] });
       }
       this.refCounts[id] = 1;
       blocks.push(id);
@@ -131,6 +137,7 @@ export class BlockPool {
    * Registers blockIds[from..to) as holding group `group`'s full blocks whose hashes are hashes[from..to). A
    * block already cached (a prefix hit) and the null block are skipped. If another block already holds the same
    * content (two requests computed it at once), this one stays uncached: the map keeps one block per hash.
+   * `content` (the sequence's tokens) goes into the BlockStored events, one per run of blocks newly cached.
    */
   cacheFullBlocks(
     group: number,
@@ -138,6 +145,7 @@ export class BlockPool {
     hashes: readonly BlockHash[],
     from: number,
     to: number,
+    content?: BlockContent,
   ): void {
     // Checked before anything changes, so that a refused call leaves the pool as it was.
     for (let i = from; i < to; i++) {
@@ -152,12 +160,42 @@ export class BlockPool {
     }
     this.cachedBlocks[group] ??= new Map();
     const cached = this.cachedBlocks[group];
+    let runStart = from;
     for (let i = from; i < to; i++) {
       const id = blockIds[i];
-      if (id === NULL_BLOCK || this.hashes[id] !== undefined || cached.has(hashes[i])) continue;
+      if (id === NULL_BLOCK || this.hashes[id] !== undefined || cached.has(hashes[i])) {
+        this.reportStored(group, hashes, runStart, i, content);
+        runStart = i + 1;
+        continue;
+      }
       this.hashes[id] = hashes[i];
       this.cachedGroup[id] = group;
       cached.set(hashes[i], id);
     }
+    this.reportStored(group, hashes, runStart, to, content);
+  }
+
+  /** One BlockStored event for the blocks [from, to) of a sequence, just cached. */
+  private reportStored(
+    group: number,
+    hashes: readonly BlockHash[],
+    from: number,
+    to: number,
+    content: BlockContent | undefined,
+  ): void {
+    if (this.onEvent === undefined || from >= to) return;
+    if (content === undefined) throw new Error("BlockPool: KV cache events need the cached blocks' content");
+    const { tokenIds, blockSize, cacheSalt } = content;
+    this.onEvent({
+      type: "BlockStored",
+      group,
+      blockHashes: hashes.slice(from, to),
+      parentBlockHash: from === 0 ? null : hashes[from - 1],
+      tokenIds: tokenIds.slice(from * blockSize, to * blockSize),
+      blockSize,
+      extraKeys: Array.from({ length: to - from }, (_, k) =>
+        from + k === 0 && cacheSalt !== undefined ? [cacheSalt] : null,
+      ),
+    });
   }
 }

@@ -102,7 +102,11 @@ export class GroupBlockTables {
     const from = this.numCachedBlocks.get(request.id) ?? 0;
     const to = Math.floor(numTokens / this.blockSize);
     if (to <= from) return;
-    this.pool.cacheFullBlocks(this.id, table, request.blockHashes, from, to);
+    this.pool.cacheFullBlocks(this.id, table, request.blockHashes, from, to, {
+      tokenIds: request.allTokenIds,
+      blockSize: this.blockSize,
+      cacheSalt: request.cacheSalt,
+    });
     this.numCachedBlocks.set(request.id, to);
   }
 

@@ -2,6 +2,7 @@ import { appendBlockHashes, type BlockHash } from "./block-hash.js";
 import { BlockPool, NULL_BLOCK } from "./block-pool.js";
 import { GroupBlockTables } from "./group-block-tables.js";
 import { maxBlocksPerRequest } from "./kv-cache-groups.js";
+import type { KvEventSink } from "./kv-events.js";
 import type { Request } from "./request.js";
 
 /**
@@ -29,6 +30,8 @@ export interface KVCacheManagerOptions {
    * window plus such a chunk at once. Default: maxModelLen.
    */
   maxChunkTokens?: number;
+  /** Told of every block that enters or leaves the prefix cache (vLLM's KV cache events). */
+  onKvEvent?: KvEventSink;
 }
 
 /**
@@ -106,7 +109,7 @@ export class KVCacheManager {
       throw new RangeError(
         "KVCacheManager: contiguous allocation keeps every block: its groups are full attention",
       );
-    this.blockPool = new BlockPool(o.numBlocks);
+    this.blockPool = new BlockPool(o.numBlocks, o.onKvEvent);
     this.groups = windows.map((w, id) => new GroupBlockTables(id, w, this.blockPool, this.blockSize));
     for (const g of [...this.groups].sort((a, b) => a.window - b.window)) {
       this.groupsByWindow.set(g.window, [...(this.groupsByWindow.get(g.window) ?? []), g]);

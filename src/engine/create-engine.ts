@@ -13,6 +13,7 @@ import {
   type MemoryView,
   numBlocksForBudget,
 } from "../core/kv-cache-sizing.js";
+import type { KvCacheEvent } from "../core/kv-events.js";
 import type { LoadedModel } from "../model/model.js";
 import { formatBytes, parseByteSize } from "../util/byte-size.js";
 import { AsyncEngine } from "./async-engine.js";
@@ -45,6 +46,8 @@ export interface EngineOptions extends Partial<Omit<EngineConfig, "numBlocks" | 
    */
   stepRates?: StepRates;
   clock?: () => number;
+  /** Given, after each step's scheduling, the KV cache events it caused (a publisher: kv-events-publisher.ts). */
+  onKvEvents?: (events: KvCacheEvent[]) => void;
 }
 
 /** Share of the memory left (free, or under the cgroup limit, less mapped weights) that the KV cache takes by default. */
@@ -63,6 +66,7 @@ export function createEngine(
     kernels,
     stepRates,
     clock: givenClock,
+    onKvEvents,
     disableHybridKvCacheManager,
     ...opts
   } = options;
@@ -101,7 +105,7 @@ export function createEngine(
     kvCacheGroups: groups,
   };
   const clock = givenClock ?? (() => performance.now() / 1000);
-  const core = new EngineCore(backend, model.config.vocabSize, config, clock);
+  const core = new EngineCore(backend, model.config.vocabSize, config, clock, onKvEvents);
   const cache = kvCacheSummary({
     dtype: kvCacheDtype,
     numBlocks,

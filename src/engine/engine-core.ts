@@ -1,5 +1,6 @@
 import type { Backend } from "../backend/backend.js";
 import { KVCacheManager } from "../core/kv-cache-manager.js";
+import type { KvCacheEvent } from "../core/kv-events.js";
 import type { Request, RequestStatus } from "../core/request.js";
 import { Scheduler } from "../core/scheduler.js";
 import { stepShape } from "../core/scheduler-output.js";
@@ -28,6 +29,8 @@ export class EngineCore {
   private readonly runner: ModelRunner;
   /** Tokens the backend computed for prompts (prefill and recompute) since start: what prefix caching saves. */
   numPrefillTokensComputed = 0;
+  /** KV cache events of the step being scheduled. */
+  private kvEvents: KvCacheEvent[] = [];
 
   constructor(
     backend: Backend,
@@ -35,6 +38,8 @@ export class EngineCore {
     readonly vocabSize: number,
     readonly config: EngineConfig,
     private readonly clock: () => number,
+    /** Given, after each step's scheduling, the KV cache events it caused (none: no call). */
+    private readonly onKvEvents?: (events: KvCacheEvent[]) => void,
   ) {
     this.kvCacheManager = new KVCacheManager({
       numBlocks: config.numBlocks,
@@ -44,6 +49,7 @@ export class EngineCore {
       allocation: config.kvAllocation,
       groupWindows: config.kvCacheGroups.map((g) => g.window),
       maxChunkTokens: config.maxNumBatchedTokens,
+      onKvEvent: onKvEvents && ((event) => this.kvEvents.push(event)),
     });
     this.scheduler = new Scheduler(config, this.kvCacheManager, clock);
     backend.initKvCache({
@@ -70,6 +76,10 @@ export class EngineCore {
   async step(): Promise<StepResult> {
     const started = this.clock();
     const output = this.scheduler.schedule();
+    if (this.kvEvents.length > 0) {
+      this.onKvEvents?.(this.kvEvents);
+      this.kvEvents = [];
+    }
     const { sampled, promptLogprobs, times } = await this.runner.execute(output);
     const tokens = new Map([...sampled].map(([id, s]) => [id, s.tokenId]));
     const updated = this.scheduler.updateFromOutput(output, tokens);

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { Server } from "node:http";
 import Fastify, {
   type FastifyInstance,
   type FastifyReply,
@@ -16,12 +17,21 @@ import type { ServerContext } from "./context.js";
 import { registerEngineEvents } from "./engine-events.js";
 import { ApiError, toApiError } from "./errors.js";
 import { checkModel } from "./generation.js";
+import { livenessPath } from "./loading.js";
 import { createMetrics } from "./metrics.js";
+import { type MetricsPrefix, withPrefixAlias } from "./metrics-prefix.js";
 import { logWhenClosed } from "./request-log.js";
 import { responses } from "./responses.js";
 import { detokenize, tokenize } from "./tokenize.js";
 import { vellumVersion } from "./version.js";
 import { registerWebPage } from "./web-page.js";
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** Answered while the server drains (liveness, metrics, version); every other route gets 503 then. */
+    answersWhileDraining?: boolean;
+  }
+}
 
 export interface ServerOptions {
   /** The name clients use in `model`; default: the model's own name. */
@@ -41,6 +51,13 @@ export interface ServerOptions {
   corsOrigin?: string;
   /** Largest request body in bytes (413 above it); default 1 MiB. */
   bodyLimit?: number;
+  /** "vllm": /metrics also exports every vellum: series under vllm: names; default "vellum" (vellum: only). */
+  metricsPrefix?: MetricsPrefix;
+  /**
+   * A server already listening (listenWhileLoading: `vellum serve` answers probes while the model loads); the
+   * caller hands it the app's router (`app.routing`) once `app.ready()` resolves. Default: fastify's own.
+   */
+  httpServer?: Server;
   /** fastify's (pino) logger settings; false = silent (tests). */
   logger?: FastifyServerOptions["logger"];
 }
@@ -48,10 +65,12 @@ export interface ServerOptions {
 export interface VellumServer {
   app: FastifyInstance;
   /**
-   * Graceful shutdown: stops accepting connections, lets running requests finish for `graceMs`, then
-   * aborts the rest (their responses end with finish_reason "abort"). A connection whose response still has
-   * not finished `flushMs` later (a client that stopped reading, a body still uploading) is destroyed, so
-   * this resolves within about graceMs + flushMs whatever the clients do.
+   * Graceful shutdown (a drain): at once /health turns 503 (not ready) and new requests get 503, while the
+   * liveness route, /metrics and /version still answer; running requests get `graceMs` to finish, then the
+   * rest are aborted (their responses end with finish_reason "abort"). The socket stops listening once no
+   * request runs. A connection whose response still has not finished `flushMs` after the abort (a client that
+   * stopped reading, a body still uploading) is destroyed, so this resolves within about graceMs + flushMs
+   * whatever the clients do.
    */
   close(graceMs?: number): Promise<void>;
 }
@@ -92,6 +111,7 @@ export function buildServer(
     // One line per request comes from our onResponse hook instead (request-log.ts).
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit ?? defaultBodyLimit,
+    ...(options.httpServer !== undefined && { serverFactory: () => options.httpServer as Server }),
     genReqId: () => randomUUID().replaceAll("-", ""),
     // Requests arriving while shutting down get our own 503 (below), in OpenAI's error shape.
     return503OnClosing: false,
@@ -106,7 +126,7 @@ export function buildServer(
 
   app.addHook("onRequest", async (request, reply) => {
     logWhenClosed(request, reply);
-    if (closing) {
+    if (closing && !request.routeOptions.config.answersWhileDraining) {
       reply.header("connection", "close");
       throw new ApiError(503, "the server is shutting down");
     }
@@ -135,12 +155,17 @@ export function buildServer(
     reply.code(404).send(new ApiError(404, `no route ${request.method} ${request.url}`).body),
   );
 
-  // Public as in vLLM: probes and the tokenizer; the /v1 API needs the key.
+  // Public as in vLLM: probes and the tokenizer; the /v1 API needs the key. While draining, /health (readiness)
+  // fails like every other route but these, which say the process is alive and what it is doing.
   const open = { config: { public: true } };
+  const alwaysOpen = { config: { public: true, answersWhileDraining: true } };
   app.get("/health", open, async (_request, reply) => reply.code(200).send());
-  app.get("/version", open, async () => ({ version: vellumVersion }));
-  app.get("/metrics", open, async (_request, reply) =>
-    reply.type(metrics.contentType).send(await metrics.metrics()),
+  app.get(livenessPath, alwaysOpen, async (_request, reply) => reply.code(200).send());
+  app.get("/version", alwaysOpen, async () => ({ version: vellumVersion }));
+  app.get("/metrics", alwaysOpen, async (_request, reply) =>
+    reply
+      .type(metrics.contentType)
+      .send(withPrefixAlias(await metrics.metrics(), options.metricsPrefix ?? "vellum")),
   );
   const modelCard = () => ({
     id: ctx.servedModelName,
@@ -170,16 +195,21 @@ export function buildServer(
     app,
     async close(graceMs = defaultGraceMs) {
       closing = true;
-      const closed = app.close();
       let destroyAll: NodeJS.Timeout | undefined;
+      let graceOver = false;
       const abortAll = setTimeout(() => {
+        graceOver = true;
         for (const controller of ctx.inflight) controller.abort();
         destroyAll = setTimeout(() => app.server.closeAllConnections(), flushMs);
       }, graceMs);
-      // A connection kept alive after its last response would hold close() open until its keep-alive timeout.
-      const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
+      let sweep: NodeJS.Timeout | undefined;
       try {
-        await closed;
+        while (ctx.inflight.size > 0 && !graceOver) await new Promise((resolve) => setTimeout(resolve, 50));
+        // A connection kept alive after its last response would hold close() open until its keep-alive timeout.
+        sweep = setInterval(() => app.server.closeIdleConnections(), 50);
+        // fastify closes only a server it listened on itself.
+        if (options.httpServer !== undefined) await new Promise((resolve) => app.server.close(resolve));
+        await app.close();
       } finally {
         clearTimeout(abortAll);
         clearTimeout(destroyAll);

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { BlockPool, NULL_BLOCK } from "../../src/core/block-pool.js";
+import type { KvCacheEvent } from "../../src/core/kv-events.js";
 
 const NUM_BLOCKS = 10;
 
@@ -187,6 +188,46 @@ describe("BlockPool", () => {
     expect(pool.getCachedBlock(0, "n")).toBeUndefined();
     pool.freeBlocks([a, NULL_BLOCK]);
     expect(pool.freeBlockIds()).toEqual([2, a]);
+  });
+
+  it("reports each run of newly cached blocks as one BlockStored with its parent and tokens, and each eviction", () => {
+    const events: KvCacheEvent[] = [];
+    const pool = new BlockPool(8, (e) => events.push(e));
+    const [other] = pool.getNewBlocks(1);
+    pool.cacheFullBlocks(0, [NULL_BLOCK, other], ["h0", "h1"], 1, 2, {
+      tokenIds: [9, 9, 9, 9],
+      blockSize: 2,
+      cacheSalt: "s",
+    });
+    events.length = 0;
+    // Block 1 of this sequence duplicates `other` (h1 is cached there): runs [0] and [2, 3] are new.
+    const seq = pool.getNewBlocks(4);
+    const content = { tokenIds: [1, 2, 3, 4, 5, 6, 7, 8, 9], blockSize: 2, cacheSalt: "s" };
+    pool.cacheFullBlocks(0, seq, ["h0", "h1", "h2", "h3"], 0, 4, content);
+    expect(events).toEqual([
+      {
+        type: "BlockStored",
+        group: 0,
+        blockHashes: ["h0"],
+        parentBlockHash: null,
+        tokenIds: [1, 2],
+        blockSize: 2,
+        extraKeys: [["s"]],
+      },
+      {
+        type: "BlockStored",
+        group: 0,
+        blockHashes: ["h2", "h3"],
+        parentBlockHash: "h1",
+        tokenIds: [5, 6, 7, 8],
+        blockSize: 2,
+        extraKeys: [null, null],
+      },
+    ]);
+    events.length = 0;
+    pool.freeBlocks([other]);
+    pool.getNewBlocks(3); // two never-used blocks, then `other`: its h1 leaves the cache
+    expect(events).toEqual([{ type: "BlockRemoved", group: 0, blockHashes: ["h1"] }]);
   });
 
   it("rejects a double free and a pool without a usable block", () => {

@@ -1,11 +1,14 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { decode } from "@msgpack/msgpack";
 import OpenAI from "openai";
 import { describe, expect, test } from "vitest";
+import { Dealer } from "zeromq";
 import { bundledModelPath } from "../../src/cli/default-model.js";
 import { LLM } from "../../src/engine/llm.js";
 import { loadModel } from "../../src/model/load.js";
+import { runCli } from "../cli/run-cli.js";
 import { waitFor } from "../helpers.js";
 import { floodingChat, scrapeMetrics, stalledClient } from "../server-helpers.js";
 
@@ -126,6 +129,78 @@ describe.skipIf(!hasBundled)("vellum serve with no --model serves the bundled de
     }
     expect(finishReason).toBe("abort");
     expect(await s.exited).toBe(0);
+  });
+
+  test("SIGTERM during a stream: not ready at once, still live, new requests 503; the stream finishes, exit 0", async () => {
+    // The reference backend and 4 completions keep the stream running for seconds, well within the grace period.
+    const s = await serve("--backend", "reference", "--shutdown-timeout", "60");
+    const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: "none", maxRetries: 0 });
+    const body = {
+      model: "kjv-demo",
+      prompt: "In",
+      max_tokens: 200,
+      n: 4,
+      ignore_eos: true,
+      stream: true as const,
+    };
+    const chunks = (await client.completions.create(body))[Symbol.asyncIterator]();
+    expect((await chunks.next()).done).toBe(false);
+    s.child.kill("SIGTERM");
+    await waitFor(async () => (await fetch(`${s.url}/health`)).status === 503, 10_000, "/health 503");
+    expect((await fetch(`${s.url}/live`)).status).toBe(200);
+    const late = await fetch(`${s.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "kjv-demo", prompt: "a", max_tokens: 2 }),
+    });
+    expect(late.status).toBe(503);
+    const finishReasons: string[] = [];
+    for (let c = await chunks.next(); !c.done; c = await chunks.next()) {
+      for (const choice of c.value.choices)
+        if (choice.finish_reason) finishReasons.push(choice.finish_reason);
+    }
+    expect(finishReasons).toEqual(["length", "length", "length", "length"]);
+    expect(await s.exited).toBe(0);
+  });
+
+  test("--kv-events-config publishes the cache's blocks on ZeroMQ; --metrics-prefix vllm adds vllm: names", async () => {
+    const config = {
+      enable_kv_cache_events: true,
+      endpoint: "tcp://127.0.0.1:*",
+      replay_endpoint: "tcp://127.0.0.1:*",
+      topic: "kv@test@kjv-demo",
+    };
+    const s = await serve("--kv-events-config", JSON.stringify(config), "--metrics-prefix", "vllm");
+    const replayAt = /replay at (tcp:\/\/\S+?)"/.exec(s.output())?.[1] as string;
+    expect(s.output()).toMatch(/KV cache events at tcp:\/\/127\.0\.0\.1:\d+, replay at/);
+    const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: "none", maxRetries: 0 });
+    const prompt = "In the beginning God created the heaven and the earth. And the earth was without form";
+    await client.completions.create({ model: "kjv-demo", prompt, max_tokens: 4 });
+    const dealer = new Dealer();
+    dealer.connect(replayAt);
+    await dealer.send(["", Buffer.alloc(8)]);
+    const events: unknown[][] = [];
+    for (;;) {
+      const [, seq, payload] = await dealer.receive();
+      if (seq.readBigInt64BE() === -1n) break;
+      events.push(...(decode(payload, { useBigInt64: true }) as [number, unknown[][]])[1]);
+    }
+    dealer.close();
+    expect(events[0]).toEqual(["AllBlocksCleared"]);
+    const stored = events.filter((e) => e[0] === "BlockStored");
+    expect(stored.length).toBeGreaterThan(0);
+    expect((stored[0][3] as number[]).length).toBe(16 * (stored[0][1] as unknown[]).length);
+    const metrics = await scrapeMetrics(s.url);
+    expect(metrics.get("vllm:prompt_tokens_total")).toBe(metrics.get("vellum:prompt_tokens_total"));
+    s.child.kill("SIGTERM");
+    expect(await s.exited).toBe(0);
+  });
+
+  test("a --kv-events-config field vLLM does not have is one line naming it, exit 1", async () => {
+    const r = await runCli(["serve", "--kv-events-config", '{"enable_kv_cache_events":true,"endpiont":"x"}']);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(/--kv-events-config.*endpiont/);
   });
 
   test("a malformed flag value is one line naming the flag, exit 1", async () => {
