@@ -141,7 +141,7 @@ export function addWorkloadOptions(command: Command): Command {
     .option("--turns <n>", `chat: mean turns per session (default ${chatDefaults.turns})`, positiveInteger)
     .option(
       "--think-time <s>",
-      `chat: mean seconds between a session's turns (default ${chatDefaults.thinkTime})`,
+      `chat: least seconds between a session's turns (default ${chatDefaults.thinkTime})`,
       numberOption(false, 0),
     )
     .option("--vocab-size <n>", "random token ids are drawn below this", numberOption(true), 500)

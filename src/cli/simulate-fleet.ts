@@ -4,8 +4,7 @@ import { InputError } from "../model/errors.js";
 import type { CostModel } from "../sim/cost-model.js";
 import { simulateFleet } from "../sim/fleet.js";
 import { type FleetRow, fleetRow, formatFleet } from "../sim/fleet-report.js";
-import { makeRouter, type RouterName, routerNames } from "../sim/routers.js";
-import { WorkloadRandom } from "../workload/random.js";
+import { type RouterName, routerNames } from "../sim/routers.js";
 import { type Workload, workloadMetadata } from "../workload/workload.js";
 
 /** The Inference Extension's endpoint picker refreshes metrics every 50 ms by default. */
@@ -33,7 +32,7 @@ export function runFleet(
       const run = simulateFleet({
         ...workload,
         replicas: f.replicas,
-        router: makeRouter(name, new WorkloadRandom(workload.seed)),
+        router: name,
         scrapeInterval: ms / 1000,
         engine,
         stepTime: (output) => cost.stepTime(output),

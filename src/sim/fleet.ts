@@ -1,11 +1,12 @@
-import { appendBlockHashes, type BlockHash } from "../core/block-hash.js";
+import type { BlockHash } from "../core/block-hash.js";
 import type { PrefixCacheStats } from "../core/kv-cache-manager.js";
 import type { SchedulerOutput } from "../core/scheduler-output.js";
 import type { EngineConfig } from "../engine/engine-config.js";
 import type { WorkloadPrompt } from "../workload/dataset.js";
 import type { RequestRecord } from "../workload/metrics.js";
+import { WorkloadRandom } from "../workload/random.js";
 import { type KvEvents, KvEventTap } from "./kv-event-tap.js";
-import type { ReplicaView, Router } from "./routers.js";
+import { makeRouter, type ReplicaView, type RouterName } from "./routers.js";
 import {
   type SimulationInput,
   type SimulationPause,
@@ -18,7 +19,7 @@ export interface FleetInput {
   /** Send time of each prompt, seconds from the start, ascending. */
   sendTimes: readonly number[];
   replicas: number;
-  router: Router;
+  router: RouterName;
   /**
    * Seconds between the router's scrapes of the replicas' metrics, which also deliver the KV events published
    * since the last one: 0 reads them live at every request, Infinity only once, at the start.
@@ -27,7 +28,7 @@ export interface FleetInput {
   /** Every replica's engine and step time (replicas are alike). */
   engine: EngineConfig;
   stepTime: (output: SchedulerOutput) => number;
-  /** Replica r samples with seed + r. */
+  /** Seeds the router's tie-breaks; replica r samples with seed + r. */
   seed: number;
 }
 
@@ -144,6 +145,7 @@ export function simulateFleet(input: FleetInput): FleetResult {
     throw new RangeError(`simulateFleet: replicas must be a positive integer, got ${input.replicas}`);
   if (!(input.scrapeInterval >= 0))
     throw new RangeError(`simulateFleet: scrapeInterval must be at least 0, got ${input.scrapeInterval}`);
+  const router = makeRouter(input.router, new WorkloadRandom(input.seed), input.engine.blockSize);
   let open = true;
   const replicas = Array.from(
     { length: input.replicas },
@@ -157,7 +159,6 @@ export function simulateFleet(input: FleetInput): FleetResult {
       views[i] = { waiting: r.waiting, kvUsage: r.pause.kvCacheManager.usage, blocks: r.blocks };
     });
   };
-  const { blockSize } = input.engine;
   const replicaOf: number[] = [];
   const interval = input.scrapeInterval;
   let nextScrape = 0;
@@ -179,9 +180,7 @@ export function simulateFleet(input: FleetInput): FleetResult {
     }
     if (arrival <= first.readyTime) {
       const prompt = input.prompts[nextArrival];
-      const hashes: BlockHash[] = [];
-      appendBlockHashes(hashes, prompt.promptTokenIds, blockSize);
-      const chosen = input.router.choose(hashes, views);
+      const chosen = router.choose(prompt.promptTokenIds, views);
       replicas[chosen].add(nextArrival, prompt, arrival);
       replicaOf.push(chosen);
       nextArrival++;

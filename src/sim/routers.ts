@@ -1,4 +1,4 @@
-import type { BlockHash } from "../core/block-hash.js";
+import { type BlockHash, hashBlockTokens, NONE_HASH } from "../core/block-hash.js";
 import type { WorkloadRandom } from "../workload/random.js";
 
 /**
@@ -13,15 +13,15 @@ export interface ReplicaView {
   blocks: { has(hash: BlockHash): boolean };
 }
 
-/** Picks the replica for a request from its prompt's full-block hashes (block-hash.ts) and the replicas' views. */
+/** Picks the replica for a request from its prompt and the replicas' views. */
 export interface Router {
-  choose(promptBlockHashes: readonly BlockHash[], replicas: readonly ReplicaView[]): number;
+  choose(promptTokenIds: readonly number[], replicas: readonly ReplicaView[]): number;
 }
 
 export type RouterName = "round-robin" | "least-queue" | "kv-usage" | "prefix-aware";
 export const routerNames: RouterName[] = ["round-robin", "least-queue", "kv-usage", "prefix-aware"];
 
-type Scorer = (promptBlockHashes: readonly BlockHash[], replicas: readonly ReplicaView[]) => number[];
+type Scorer = (promptTokenIds: readonly number[], replicas: readonly ReplicaView[]) => number[];
 
 /**
  * The Gateway API Inference Extension's queue scorer: waiting requests min-max normalized over the replicas,
@@ -42,12 +42,22 @@ const kvScores: Scorer = (_, replicas) => replicas.map((r) => 1 - r.kvUsage);
  * as a fraction of the prompt's full blocks (0 for a prompt shorter than a block). What it holds comes from its
  * KV events, as in llm-d's precise prefix-cache scorer, not from the router's own guesses.
  */
-const prefixScores: Scorer = (hashes, replicas) =>
-  replicas.map((r) => {
-    let n = 0;
-    while (n < hashes.length && r.blocks.has(hashes[n])) n++;
-    return hashes.length === 0 ? 0 : n / hashes.length;
-  });
+function prefixScores(blockSize: number): Scorer {
+  return (tokens, replicas) => {
+    const numBlocks = Math.floor(tokens.length / blockSize);
+    const matched = new Array<number>(replicas.length).fill(0);
+    // The hash chain the engine builds (block-hash.ts, no cache salt), hashed only while some replica still matches.
+    let parent = NONE_HASH;
+    let matching = replicas.map((_, i) => i);
+    for (let b = 0; b < numBlocks && matching.length > 0; b++) {
+      parent = hashBlockTokens(parent, tokens.slice(b * blockSize, (b + 1) * blockSize));
+      const hash = parent;
+      matching = matching.filter((i) => replicas[i].blocks.has(hash));
+      for (const i of matching) matched[i]++;
+    }
+    return matched.map((n) => (numBlocks === 0 ? 0 : n / numBlocks));
+  };
+}
 
 /**
  * A scheduling profile: the weighted sum of its scorers, then the Inference Extension's max-score picker, which
@@ -55,10 +65,10 @@ const prefixScores: Scorer = (hashes, replicas) =>
  */
 function weighted(scorers: [Scorer, number][], random: WorkloadRandom): Router {
   return {
-    choose(hashes, replicas) {
+    choose(tokens, replicas) {
       const total = new Array<number>(replicas.length).fill(0);
       for (const [scorer, weight] of scorers) {
-        const scores = scorer(hashes, replicas);
+        const scores = scorer(tokens, replicas);
         for (let i = 0; i < total.length; i++) total[i] += weight * scores[i];
       }
       const best = Math.max(...total);
@@ -73,9 +83,9 @@ function weighted(scorers: [Scorer, number][], random: WorkloadRandom): Router {
  * least-queue: the Inference Extension's queue scorer alone.
  * kv-usage: its kv-cache-utilization scorer alone.
  * prefix-aware: its default profile, prefix-cache 3 + queue 1 + kv-cache 1.
- * `random` breaks ties.
+ * `random` breaks ties; blockSize is the replicas' KV block size, which their KV events' hashes are over.
  */
-export function makeRouter(name: RouterName, random: WorkloadRandom): Router {
+export function makeRouter(name: RouterName, random: WorkloadRandom, blockSize: number): Router {
   switch (name) {
     case "round-robin": {
       let next = 0;
@@ -88,7 +98,7 @@ export function makeRouter(name: RouterName, random: WorkloadRandom): Router {
     case "prefix-aware":
       return weighted(
         [
-          [prefixScores, 3],
+          [prefixScores(blockSize), 3],
           [queueScores, 1],
           [kvScores, 1],
         ],

@@ -15,7 +15,7 @@ export interface WorkloadFlags {
   rangeRatio: number;
   prefixLen: number;
   sharegptOutputLen?: number;
-  /** chat: distinct system prompts, mean turns per session, mean seconds between turns (default chatDefaults). */
+  /** chat: distinct system prompts, mean turns per session, least seconds between turns (default chatDefaults). */
   systemPrompts?: number;
   turns?: number;
   thinkTime?: number;
@@ -85,6 +85,7 @@ export function workloadFrom(f: WorkloadFlags): Workload {
         outputLen: f.outputLen,
         rangeRatio: f.rangeRatio,
         requestRate,
+        burstiness: f.burstiness,
         vocabSize: f.vocabSize,
         ...chat,
       },
