@@ -53,7 +53,15 @@ export function fleetRow(router: string, scrapeIntervalMs: number, run: FleetRes
 const fixed = (digits: number) => (x: number) => x.toFixed(digits);
 const columns: [string, (r: FleetRow) => string][] = [
   ["router", (r) => r.router],
-  ["scrape ms", (r) => (Number.isFinite(r.scrapeIntervalMs) ? String(r.scrapeIntervalMs) : "inf")],
+  [
+    "scrape ms",
+    (r) =>
+      r.router === "round-robin"
+        ? "-"
+        : Number.isFinite(r.scrapeIntervalMs)
+          ? String(r.scrapeIntervalMs)
+          : "inf",
+  ],
   ["req/s", (r) => fixed(2)(r.requestThroughput)],
   ["out tok/s", (r) => Math.round(r.outputThroughput).toLocaleString("en-US")],
   ["TTFT p50/p90/p99 ms", (r) => [r.ttft.p50, r.ttft.p90, r.ttft.p99].map(fixed(0)).join(" / ")],

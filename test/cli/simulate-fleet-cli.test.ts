@@ -25,7 +25,7 @@ describe("vellum simulate --replicas", () => {
       .split("\n")
       .filter((l) => /^(round-robin|least-queue|kv-usage|prefix-aware) /.test(l));
     expect(rows.map((l) => l.split(/\s+/).slice(0, 2).join(" "))).toEqual([
-      "round-robin 0",
+      "round-robin -",
       "least-queue 0",
       "least-queue inf",
       "kv-usage 0",
