@@ -1,12 +1,11 @@
-import type { BlockHash } from "../core/block-hash.js";
 import type { PrefixCacheStats } from "../core/kv-cache-manager.js";
 import type { SchedulerOutput } from "../core/scheduler-output.js";
 import type { EngineConfig } from "../engine/engine-config.js";
 import type { WorkloadPrompt } from "../workload/dataset.js";
 import type { RequestRecord } from "../workload/metrics.js";
 import { WorkloadRandom } from "../workload/random.js";
-import { type KvEvents, KvEventTap } from "./kv-event-tap.js";
-import { makeRouter, type ReplicaView, type RouterName } from "./routers.js";
+import { BlockIndex, type KvEvents, KvEventTap } from "./kv-events.js";
+import { type FleetView, makeRouter, type RouterName } from "./routers.js";
 import {
   type SimulationInput,
   type SimulationPause,
@@ -57,7 +56,6 @@ class Replica {
   readonly sendTimes: number[] = [];
   /** Input index of each of its prompts. */
   readonly inputIndex: number[] = [];
-  readonly blocks = new Map<BlockHash, number>();
   /** KV events published and not yet delivered to the router, with the time of the step that published them. */
   readonly undelivered: { time: number; events: KvEvents }[] = [];
   private readonly run: Generator<SimulationPause, SimulationResult>;
@@ -105,18 +103,11 @@ class Replica {
       this.undelivered.push({ time: this.pause.now, events });
   }
 
-  /** Applies the KV events published up to `time` to the router's picture of this replica's blocks. */
-  deliverEvents(time: number): void {
+  /** Delivers the KV events it published up to `time` to the router's index, as replica `replica`. */
+  deliverEvents(time: number, index: BlockIndex, replica: number): void {
     let n = 0;
-    for (; n < this.undelivered.length && this.undelivered[n].time <= time; n++) {
-      const { stored, removed } = this.undelivered[n].events;
-      for (const hash of removed) {
-        const count = (this.blocks.get(hash) ?? 0) - 1;
-        if (count > 0) this.blocks.set(hash, count);
-        else this.blocks.delete(hash);
-      }
-      for (const hash of stored) this.blocks.set(hash, (this.blocks.get(hash) ?? 0) + 1);
-    }
+    for (; n < this.undelivered.length && this.undelivered[n].time <= time; n++)
+      index.apply(replica, this.undelivered[n].events);
     this.undelivered.splice(0, n);
   }
 
@@ -152,12 +143,16 @@ export function simulateFleet(input: FleetInput): FleetResult {
     (_, r) =>
       new Replica({ engine: input.engine, stepTime: input.stepTime, seed: input.seed + r }, () => open),
   );
-  const views: ReplicaView[] = replicas.map((r) => ({ waiting: 0, kvUsage: 0, blocks: r.blocks }));
+  const blocks = new BlockIndex();
+  let view: FleetView = { replicas: replicas.map(() => ({ waiting: 0, kvUsage: 0 })), blocks };
   const scrape = (time: number) => {
     replicas.forEach((r, i) => {
-      r.deliverEvents(time);
-      views[i] = { waiting: r.waiting, kvUsage: r.pause.kvCacheManager.usage, blocks: r.blocks };
+      r.deliverEvents(time, blocks, i);
     });
+    view = {
+      replicas: replicas.map((r) => ({ waiting: r.waiting, kvUsage: r.pause.kvCacheManager.usage })),
+      blocks,
+    };
   };
   const replicaOf: number[] = [];
   const interval = input.scrapeInterval;
@@ -180,7 +175,7 @@ export function simulateFleet(input: FleetInput): FleetResult {
     }
     if (arrival <= first.readyTime) {
       const prompt = input.prompts[nextArrival];
-      const chosen = router.choose(prompt.promptTokenIds, views);
+      const chosen = router.choose(prompt.promptTokenIds, view);
       replicas[chosen].add(nextArrival, prompt, arrival);
       replicaOf.push(chosen);
       nextArrival++;

@@ -1,33 +1,35 @@
 import { type BlockHash, hashBlockTokens, NONE_HASH } from "../core/block-hash.js";
 import type { WorkloadRandom } from "../workload/random.js";
 
-/**
- * What the endpoint picker knows about one replica: the metrics of its last scrape and the blocks that the KV
- * events delivered so far say it holds.
- */
-export interface ReplicaView {
+/** One replica's metrics as of the last scrape. */
+export interface ReplicaMetrics {
   /** Requests waiting to be scheduled (num_requests_waiting). */
   waiting: number;
   /** Fraction of KV cache blocks in use (kv_cache_usage_perc), 0 … 1. */
   kvUsage: number;
-  blocks: { has(hash: BlockHash): boolean };
 }
 
-/** Picks the replica for a request from its prompt and the replicas' views. */
+/** What the endpoint picker knows: each replica's scraped metrics, and who holds which block by the KV events so far. */
+export interface FleetView {
+  replicas: readonly ReplicaMetrics[];
+  blocks: { holdersOf(hash: BlockHash): ReadonlyMap<number, number> | undefined };
+}
+
+/** Picks the replica for a request from its prompt and the fleet's view. */
 export interface Router {
-  choose(promptTokenIds: readonly number[], replicas: readonly ReplicaView[]): number;
+  choose(promptTokenIds: readonly number[], view: FleetView): number;
 }
 
 export type RouterName = "round-robin" | "least-queue" | "kv-usage" | "prefix-aware";
 export const routerNames: RouterName[] = ["round-robin", "least-queue", "kv-usage", "prefix-aware"];
 
-type Scorer = (promptTokenIds: readonly number[], replicas: readonly ReplicaView[]) => number[];
+type Scorer = (promptTokenIds: readonly number[], view: FleetView) => number[];
 
 /**
  * The Gateway API Inference Extension's queue scorer: waiting requests min-max normalized over the replicas,
  * 1 for the shortest queue, 0 for the longest, 1 for all when all are equal.
  */
-const queueScores: Scorer = (_, replicas) => {
+const queueScores: Scorer = (_, { replicas }) => {
   const queues = replicas.map((r) => r.waiting);
   const min = Math.min(...queues);
   const max = Math.max(...queues);
@@ -35,7 +37,7 @@ const queueScores: Scorer = (_, replicas) => {
 };
 
 /** The Inference Extension's kv-cache-utilization scorer: the free fraction of the KV cache. */
-const kvScores: Scorer = (_, replicas) => replicas.map((r) => 1 - r.kvUsage);
+const kvScores: Scorer = (_, { replicas }) => replicas.map((r) => 1 - r.kvUsage);
 
 /**
  * The Inference Extension's prefix-cache scorer: the leading run of the prompt's blocks that the replica holds,
@@ -43,7 +45,7 @@ const kvScores: Scorer = (_, replicas) => replicas.map((r) => 1 - r.kvUsage);
  * KV events, as in llm-d's precise prefix-cache scorer, not from the router's own guesses.
  */
 function prefixScores(blockSize: number): Scorer {
-  return (tokens, replicas) => {
+  return (tokens, { replicas, blocks }) => {
     const numBlocks = Math.floor(tokens.length / blockSize);
     const matched = new Array<number>(replicas.length).fill(0);
     // The hash chain the engine builds (block-hash.ts, no cache salt), hashed only while some replica still matches.
@@ -51,8 +53,8 @@ function prefixScores(blockSize: number): Scorer {
     let matching = replicas.map((_, i) => i);
     for (let b = 0; b < numBlocks && matching.length > 0; b++) {
       parent = hashBlockTokens(parent, tokens.slice(b * blockSize, (b + 1) * blockSize));
-      const hash = parent;
-      matching = matching.filter((i) => replicas[i].blocks.has(hash));
+      const holders = blocks.holdersOf(parent);
+      matching = holders ? matching.filter((i) => holders.has(i)) : [];
       for (const i of matching) matched[i]++;
     }
     return matched.map((n) => (numBlocks === 0 ? 0 : n / numBlocks));
@@ -65,10 +67,10 @@ function prefixScores(blockSize: number): Scorer {
  */
 function weighted(scorers: [Scorer, number][], random: WorkloadRandom): Router {
   return {
-    choose(tokens, replicas) {
-      const total = new Array<number>(replicas.length).fill(0);
+    choose(tokens, view) {
+      const total = new Array<number>(view.replicas.length).fill(0);
       for (const [scorer, weight] of scorers) {
-        const scores = scorer(tokens, replicas);
+        const scores = scorer(tokens, view);
         for (let i = 0; i < total.length; i++) total[i] += weight * scores[i];
       }
       const best = Math.max(...total);
@@ -89,7 +91,7 @@ export function makeRouter(name: RouterName, random: WorkloadRandom, blockSize: 
   switch (name) {
     case "round-robin": {
       let next = 0;
-      return { choose: (_, replicas) => next++ % replicas.length };
+      return { choose: (_, view) => next++ % view.replicas.length };
     }
     case "least-queue":
       return weighted([[queueScores, 1]], random);

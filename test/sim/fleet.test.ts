@@ -6,7 +6,7 @@ import { defaultEngineConfig } from "../../src/engine/engine-config.js";
 import { type FleetInput, simulateFleet } from "../../src/sim/fleet.js";
 import { fleetRow } from "../../src/sim/fleet-report.js";
 import { hardwareProfile } from "../../src/sim/hardware.js";
-import { KvEventTap } from "../../src/sim/kv-event-tap.js";
+import { KvEventTap } from "../../src/sim/kv-events.js";
 import { modelProfile } from "../../src/sim/model-profile.js";
 import { type RouterName, routerNames } from "../../src/sim/routers.js";
 import { simSetup } from "../../src/sim/sim-setup.js";

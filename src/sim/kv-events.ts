@@ -46,3 +46,33 @@ export class KvEventTap {
     this.seen[blockId] = hash;
   }
 }
+
+/**
+ * The router's picture of which replica holds which block, built from the replicas' KV events as llm-d's KV-block
+ * index is: hash → replica → blocks holding it (a hash is held once per KV cache group that caches it).
+ */
+export class BlockIndex {
+  private readonly holders = new Map<BlockHash, Map<number, number>>();
+
+  apply(replica: number, events: KvEvents): void {
+    for (const hash of events.removed) {
+      const held = this.holders.get(hash);
+      const count = (held?.get(replica) ?? 0) - 1;
+      if (!held || count < 0)
+        throw new Error(`BlockIndex: replica ${replica} removed block ${hash}, never stored`);
+      if (count > 0) held.set(replica, count);
+      else held.delete(replica);
+      if (held.size === 0) this.holders.delete(hash);
+    }
+    for (const hash of events.stored) {
+      const held = this.holders.get(hash) ?? new Map<number, number>();
+      held.set(replica, (held.get(replica) ?? 0) + 1);
+      this.holders.set(hash, held);
+    }
+  }
+
+  /** The replicas holding the block (as keys), or undefined when none does. */
+  holdersOf(hash: BlockHash): ReadonlyMap<number, number> | undefined {
+    return this.holders.get(hash);
+  }
+}
