@@ -227,6 +227,7 @@ function checkFleetFlags(f: SimulateFlags) {
     ["--compare", f.compare],
     ["--measured", f.measured],
     ["--max-concurrency", f.maxConcurrency],
+    ["--goodput", f.goodput],
   ] as const)
     if (value !== undefined) throw new InputError(`${flag} cannot be combined with --replicas`);
 }

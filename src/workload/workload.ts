@@ -65,6 +65,14 @@ export function workloadFrom(f: WorkloadFlags): Workload {
     seed: f.seed,
     slo: f.goodput ? parseSlo(f.goodput) : undefined,
   };
+  for (const [flag, value] of [
+    ["--system-prompts", f.systemPrompts],
+    ["--turns", f.turns],
+    ["--think-time", f.thinkTime],
+  ] as const) {
+    if (f.dataset !== "chat" && value !== undefined)
+      throw new InputError(`${flag} applies to --dataset chat only, not ${f.dataset}`);
+  }
   if (f.dataset === "chat") {
     const chat = {
       systemPrompts: f.systemPrompts ?? chatDefaults.systemPrompts,

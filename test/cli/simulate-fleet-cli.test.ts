@@ -50,6 +50,8 @@ describe("vellum simulate --replicas", () => {
       /--compare cannot be combined with --replicas/,
     ],
     [["--replicas", "2", "--max-concurrency", "4"], /--max-concurrency cannot be combined with --replicas/],
+    [["--replicas", "2", "--goodput", "ttft:500"], /--goodput cannot be combined with --replicas/],
+    [["--turns", "3"], /--turns applies to --dataset chat only, not random/],
     [["--replicas", "0"], /--replicas.*'0' is invalid/],
     [["--dataset", "chat", "--turns", "0"], /--turns.*'0' is invalid/],
   ])("rejects %j with one line", async (args, message) => {

@@ -32,6 +32,7 @@ const { engine, cost } = simSetup({
 });
 const stepTime = (output: Parameters<typeof cost.stepTime>[0]) => cost.stepTime(output);
 
+/** The chat workload of the tests below; `random` swaps in random prompts of the same lengths. */
 const flags = (o: Partial<WorkloadFlags> = {}): WorkloadFlags => ({
   dataset: "chat",
   numPrompts: 60,
@@ -63,8 +64,12 @@ const fleet = ({ flags: f, ...o }: Partial<FleetInput> & { flags?: Partial<Workl
 
 describe("simulateFleet", () => {
   it("with one replica, gives every router the single-engine simulation's per-request timings", () => {
-    for (const dataset of ["chat", "random"]) {
-      const workload = workloadFrom(flags({ dataset, numPrompts: 80, requestRate: "60" }));
+    const random = { dataset: "random", systemPrompts: undefined, turns: undefined, thinkTime: undefined };
+    for (const [label, dataset] of [
+      ["chat", {}],
+      ["random", random],
+    ] as const) {
+      const workload = workloadFrom(flags({ ...dataset, numPrompts: 80, requestRate: "60" }));
       const single = simulate({ ...workload, engine, stepTime });
       for (const name of routerNames) {
         for (const scrapeInterval of [0, 0.05, Number.POSITIVE_INFINITY]) {
@@ -72,9 +77,9 @@ describe("simulateFleet", () => {
             router: name,
             replicas: 1,
             scrapeInterval,
-            flags: { dataset, numPrompts: 80, requestRate: "60" },
+            flags: { ...dataset, numPrompts: 80, requestRate: "60" },
           });
-          expect(run.records, `${dataset}, ${name}, ${scrapeInterval}`).toEqual(single.records);
+          expect(run.records, `${label}, ${name}, ${scrapeInterval}`).toEqual(single.records);
           expect(run.duration).toBe(single.duration);
           expect(run.replicas[0].steps).toBe(single.steps);
         }
