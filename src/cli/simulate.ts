@@ -165,7 +165,7 @@ async function runSimulate(f: SimulateFlags) {
       model_id: model.name,
       hardware: hardware.name,
     };
-    runFleet(f as SimulateFlags & { replicas: number }, { engine, cost, title, workload, metadata });
+    runFleet({ ...f, replicas: f.replicas }, { engine, cost, title, workload, metadata });
     return;
   }
   const results: {
