@@ -9,6 +9,7 @@ import { InputError } from "../model/errors.js";
 import { hardwareNames } from "../sim/hardware.js";
 import { kvDtypes, weightDtypes } from "../sim/types.js";
 import { parseByteSize } from "../util/byte-size.js";
+import { chatDefaults } from "../workload/chat.js";
 import { datasetNames } from "../workload/dataset.js";
 
 /** Parses a numeric flag: any number, or an integer of at least `min`. */
@@ -118,15 +119,20 @@ export function addWorkloadOptions(command: Command): Command {
     .option("--num-prompts <n>", "requests to send", numberOption(true), 200)
     .option(
       "--input-len <n>",
-      "random, prefix-shared: prompt tokens (after the prefix)",
+      "random, prefix-shared: prompt tokens (after the prefix); chat: tokens of each user message",
       numberOption(true),
       1024,
     )
-    .option("--output-len <n>", "random, prefix-shared: output tokens", numberOption(true), 128)
+    .option(
+      "--output-len <n>",
+      "random, prefix-shared: output tokens; chat: tokens of each reply",
+      numberOption(true),
+      128,
+    )
     .option("--range-ratio <r>", "lengths uniform in L·(1 ± r)", numberOption(), 0)
     .option(
       "--prefix-len <n>",
-      "prefix-shared: tokens of the prefix every prompt shares",
+      "prefix-shared: tokens of the prefix every prompt shares; chat: of each system prompt",
       numberOption(true),
       256,
     )
@@ -134,6 +140,17 @@ export function addWorkloadOptions(command: Command): Command {
       "--sharegpt-output-len <n>",
       "sharegpt: output tokens instead of each reply's length",
       numberOption(true),
+    )
+    .option(
+      "--system-prompts <n>",
+      `chat: distinct system prompts of --prefix-len tokens (default ${chatDefaults.systemPrompts})`,
+      positiveInteger,
+    )
+    .option("--turns <n>", `chat: mean turns per session (default ${chatDefaults.turns})`, positiveInteger)
+    .option(
+      "--think-time <s>",
+      `chat: least seconds between a session's turns (default ${chatDefaults.thinkTime})`,
+      numberOption(false, 0),
     )
     .option("--vocab-size <n>", "random token ids are drawn below this", numberOption(true), 500)
     .option("--request-rate <r>", "requests per second, or inf to send all at once", "inf")

@@ -5,9 +5,11 @@ import { formatComparison } from "../bench/serve/compare-table.js";
 import { formatSummary } from "../bench/serve/report-text.js";
 import type { KvAllocation } from "../core/kv-cache-manager.js";
 import { defaultEngineConfig, type EngineConfig } from "../engine/engine-config.js";
+import { InputError } from "../model/errors.js";
 import { formatHardware, hardwareProfile } from "../sim/hardware.js";
 import { withMeasuredRates } from "../sim/measured-rates.js";
 import { modelProfile } from "../sim/model-profile.js";
+import { routerNames } from "../sim/routers.js";
 import { simSetup } from "../sim/sim-setup.js";
 import { simulate } from "../sim/simulator.js";
 import {
@@ -31,6 +33,7 @@ import {
   positiveInteger,
 } from "./options.js";
 import { runAction } from "./run-action.js";
+import { defaultScrapeIntervalMs, runFleet } from "./simulate-fleet.js";
 
 interface SimulateFlags extends WorkloadFlags {
   model: string;
@@ -52,6 +55,9 @@ interface SimulateFlags extends WorkloadFlags {
   stepOverheadMs?: number;
   compare?: string;
   measured?: string;
+  replicas?: number;
+  router?: string;
+  scrapeInterval?: string;
 }
 
 export function registerSimulate(program: Command) {
@@ -110,6 +116,15 @@ export function registerSimulate(program: Command) {
     .option(
       "--compare <setting=a,b>",
       "run once per value: kv-allocation=paged,contiguous | batching=continuous,static | prefix-caching=on,off",
+    )
+    .option("--replicas <n>", "simulate a fleet: N replicas behind a router (see --router)", positiveInteger)
+    .option(
+      "--router <names>",
+      `with --replicas: ${routerNames.join(", ")}; several, comma-separated, run once each (default: all)`,
+    )
+    .option(
+      "--scrape-interval <ms>",
+      `with --replicas: ms between the router's scrapes of metrics and KV events, 0 = live, inf = only at the start; several, comma-separated, run once each (default ${defaultScrapeIntervalMs})`,
     );
   addWorkloadOptions(command).action(runAction(runSimulate));
 }
@@ -127,6 +142,7 @@ async function runSimulate(f: SimulateFlags) {
   const hardware =
     f.stepOverheadMs === undefined ? profile : withStepOverhead(profile, f.stepOverheadMs / 1000);
   const workload = workloadFrom(f);
+  checkFleetFlags(f);
   process.stdout.write(`${formatHardware(hardware)}\n\n`);
   const base = {
     kvAllocation: f.kvAllocation,
@@ -149,6 +165,18 @@ async function runSimulate(f: SimulateFlags) {
     longPrefillTokenThreshold: f.longPrefillTokenThreshold,
     blockSize: f.blockSize,
   };
+  if (f.replicas !== undefined) {
+    const { engine, cost } = simSetup({ ...common, settings: base });
+    const title = `${f.replicas} × ${model.name} on ${hardware.name}, ${f.dataset} workload of ${workload.prompts.length} requests: routers compared`;
+    const metadata = {
+      date: new Date().toISOString(),
+      backend: "vellum-simulate",
+      model_id: model.name,
+      hardware: hardware.name,
+    };
+    runFleet({ ...f, replicas: f.replicas }, { engine, cost, title, workload, metadata });
+    return;
+  }
   const results: {
     label: string;
     summary: BenchSummary;
@@ -203,4 +231,23 @@ function withStepOverhead(profile: HardwareProfile, seconds: number): HardwarePr
     stepOverheadS: seconds,
     measuredRates: rates && { ...rates, overhead: { stepSeconds: seconds, requestSeconds: 0 } },
   };
+}
+
+/** --replicas runs a fleet, with its own flags; the single-engine comparisons do not apply to it. */
+function checkFleetFlags(f: SimulateFlags) {
+  if (f.replicas === undefined) {
+    for (const [flag, value] of [
+      ["--router", f.router],
+      ["--scrape-interval", f.scrapeInterval],
+    ] as const)
+      if (value !== undefined) throw new InputError(`${flag} needs --replicas`);
+    return;
+  }
+  for (const [flag, value] of [
+    ["--compare", f.compare],
+    ["--measured", f.measured],
+    ["--max-concurrency", f.maxConcurrency],
+    ["--goodput", f.goodput],
+  ] as const)
+    if (value !== undefined) throw new InputError(`${flag} cannot be combined with --replicas`);
 }

@@ -20,6 +20,23 @@ export interface SimulationInput {
   stepTime: (output: SchedulerOutput) => number;
   /** Seeds the sampled token ids (they only matter to prefix-cache hashes of outputs). */
   seed: number;
+  /**
+   * Whether prompts may still be appended to `prompts` and `sendTimes` once all given ones have finished: the
+   * fleet's router appends each request to its replica's input as it arrives (src/sim/fleet.ts). Default: no.
+   */
+  morePrompts?: () => boolean;
+}
+
+/** A simulation between two steps, as `simulation` yields it: read it, never change it. */
+export interface SimulationPause {
+  /** The virtual time: the end of the step just run. */
+  now: number;
+  /** Prompts taken from the input so far (admitted or rejected). */
+  admitted: number;
+  /** The step just run; undefined when the simulation waits for more prompts. */
+  output?: SchedulerOutput;
+  scheduler: Scheduler;
+  kvCacheManager: KVCacheManager;
 }
 
 export interface SimulationResult {
@@ -36,6 +53,15 @@ export interface SimulationResult {
  * length (as with --ignore-eos). Deterministic: the same input gives the same result.
  */
 export function simulate(input: SimulationInput): SimulationResult {
+  const steps = simulation(input);
+  for (;;) {
+    const next = steps.next();
+    if (next.done) return next.value;
+  }
+}
+
+/** `simulate`, pausing after every step (and while it waits for more prompts) so that a fleet can interleave replicas. */
+export function* simulation(input: SimulationInput): Generator<SimulationPause, SimulationResult> {
   let now = 0;
   const c = input.engine;
   const kvCacheManager = new KVCacheManager({
@@ -82,7 +108,11 @@ export function simulate(input: SimulationInput): SimulationResult {
       }
     }
     if (!scheduler.hasUnfinishedRequests) {
-      if (next >= input.prompts.length) break;
+      if (next >= input.prompts.length) {
+        if (!input.morePrompts?.()) break;
+        yield { now, admitted: next, scheduler, kvCacheManager };
+        continue;
+      }
       now = Math.max(now, input.sendTimes[next]);
       continue;
     }
@@ -95,12 +125,17 @@ export function simulate(input: SimulationInput): SimulationResult {
     now += input.stepTime(output);
     steps++;
     const sampled = new Map<string, number>();
-    for (const s of output.scheduled) if (s.samples) sampled.set(s.request.id, tokens.int(3, 30000));
+    for (const s of output.scheduled) {
+      if (!s.samples) continue;
+      const reply = input.prompts[indexOf.get(s.request.id) as number].replyTokenIds;
+      sampled.set(s.request.id, reply?.[s.request.outputTokenIds.length] ?? tokens.int(3, 30000));
+    }
     for (const request of scheduler.updateFromOutput(output, sampled)) {
       if (!isFinished(request.status)) continue;
       records[indexOf.get(request.id) as number] = recordOf(request);
       releaseSlot(now);
     }
+    yield { now, admitted: next, output, scheduler, kvCacheManager };
   }
   return { records, duration: now, steps, preemptions: scheduler.stats().numPreemptedTotal };
 }

@@ -10,13 +10,16 @@ export interface WorkloadPrompt {
   /** True when the text is the real prompt and the ids only stand in for its length (sharegpt). */
   textIsPrompt: boolean;
   outputLen: number;
+  /** The reply's token ids, where a later prompt repeats it (chat sessions): the simulator generates exactly these. */
+  replyTokenIds?: number[];
 }
 
-export type DatasetName = "random" | "sharegpt" | "prefix-shared";
-export const datasetNames: DatasetName[] = ["random", "sharegpt", "prefix-shared"];
+/** chat: multi-turn sessions with their own send times (chat.ts); the others are prompts alone. */
+export type DatasetName = "random" | "sharegpt" | "prefix-shared" | "chat";
+export const datasetNames: DatasetName[] = ["random", "sharegpt", "prefix-shared", "chat"];
 
 export interface DatasetOptions {
-  dataset: DatasetName;
+  dataset: Exclude<DatasetName, "chat">;
   numPrompts: number;
   inputLen: number;
   outputLen: number;
@@ -50,11 +53,11 @@ export function makePrompts(o: DatasetOptions, random: WorkloadRandom): Workload
 }
 
 /** An integer uniform in [L(1 − r), L(1 + r)], at least 1. */
-function around(length: number, ratio: number, random: WorkloadRandom): number {
+export function around(length: number, ratio: number, random: WorkloadRandom): number {
   return Math.max(1, random.int(Math.floor(length * (1 - ratio)), Math.ceil(length * (1 + ratio))));
 }
 
-function randomIds(n: number, vocabSize: number, random: WorkloadRandom): number[] {
+export function randomIds(n: number, vocabSize: number, random: WorkloadRandom): number[] {
   const ids: number[] = [];
   for (let i = 0; i < n; i++) ids.push(random.int(firstRandomId, vocabSize - 1));
   return ids;
@@ -82,7 +85,7 @@ const words = [
   "cat",
   "ran",
 ];
-function wordsFor(ids: readonly number[]): string {
+export function wordsFor(ids: readonly number[]): string {
   return ids.map((id) => words[id % words.length]).join(" ");
 }
 

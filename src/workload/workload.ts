@@ -1,5 +1,6 @@
 import { InputError } from "../model/errors.js";
 import { arrivalTimes } from "./arrivals.js";
+import { chatDefaults, chatSessions } from "./chat.js";
 import { type DatasetName, datasetNames, makePrompts, type WorkloadPrompt } from "./dataset.js";
 import { parseSlo, type Slo } from "./metrics.js";
 import { WorkloadRandom } from "./random.js";
@@ -14,6 +15,10 @@ export interface WorkloadFlags {
   rangeRatio: number;
   prefixLen: number;
   sharegptOutputLen?: number;
+  /** chat: distinct system prompts, mean turns per session, least seconds between turns (default chatDefaults). */
+  systemPrompts?: number;
+  turns?: number;
+  thinkTime?: number;
   vocabSize: number;
   requestRate: string;
   burstiness: number;
@@ -53,9 +58,52 @@ export function workloadFrom(f: WorkloadFlags): Workload {
   }
   if (f.vocabSize < 4) throw new InputError(`--vocab-size must be at least 4, got ${f.vocabSize}`);
   const random = new WorkloadRandom(f.seed);
+  const common = {
+    requestRate,
+    burstiness: f.burstiness,
+    maxConcurrency: f.maxConcurrency ?? Number.POSITIVE_INFINITY,
+    seed: f.seed,
+    slo: f.goodput ? parseSlo(f.goodput) : undefined,
+  };
+  for (const [flag, value] of [
+    ["--system-prompts", f.systemPrompts],
+    ["--turns", f.turns],
+    ["--think-time", f.thinkTime],
+  ] as const) {
+    if (f.dataset !== "chat" && value !== undefined)
+      throw new InputError(`${flag} applies to --dataset chat only, not ${f.dataset}`);
+  }
+  if (f.dataset === "chat") {
+    const chat = {
+      systemPrompts: f.systemPrompts ?? chatDefaults.systemPrompts,
+      turns: f.turns ?? chatDefaults.turns,
+      thinkTime: f.thinkTime ?? chatDefaults.thinkTime,
+    };
+    if (!(Number.isInteger(chat.systemPrompts) && chat.systemPrompts >= 1))
+      throw new InputError(`--system-prompts must be a positive integer, got ${chat.systemPrompts}`);
+    if (!(Number.isInteger(chat.turns) && chat.turns >= 1))
+      throw new InputError(`--turns must be a positive integer, got ${chat.turns}`);
+    if (!(chat.thinkTime >= 0))
+      throw new InputError(`--think-time must be at least 0, got ${chat.thinkTime}`);
+    const sessions = chatSessions(
+      {
+        numPrompts: f.numPrompts,
+        systemPromptLen: f.prefixLen,
+        inputLen: f.inputLen,
+        outputLen: f.outputLen,
+        rangeRatio: f.rangeRatio,
+        requestRate,
+        burstiness: f.burstiness,
+        vocabSize: f.vocabSize,
+        ...chat,
+      },
+      random,
+    );
+    return { ...sessions, ...common };
+  }
   const prompts = makePrompts(
     {
-      dataset: f.dataset as DatasetName,
+      dataset: f.dataset as Exclude<DatasetName, "chat">,
       numPrompts: f.numPrompts,
       inputLen: f.inputLen,
       outputLen: f.outputLen,
@@ -67,15 +115,7 @@ export function workloadFrom(f: WorkloadFlags): Workload {
     },
     random,
   );
-  return {
-    prompts,
-    sendTimes: arrivalTimes(prompts.length, requestRate, f.burstiness, random),
-    requestRate,
-    burstiness: f.burstiness,
-    maxConcurrency: f.maxConcurrency ?? Number.POSITIVE_INFINITY,
-    seed: f.seed,
-    slo: f.goodput ? parseSlo(f.goodput) : undefined,
-  };
+  return { prompts, sendTimes: arrivalTimes(prompts.length, requestRate, f.burstiness, random), ...common };
 }
 
 /** The run's settings in vLLM's result-JSON keys. */
