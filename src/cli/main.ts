@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import { registerBench } from "./bench.js";
+import { registerChat } from "./chat.js";
 import { registerConvert } from "./convert.js";
 import { registerGenerate } from "./generate.js";
 import { registerHubModels } from "./hub-models.js";
@@ -14,6 +15,7 @@ const program = new Command("vellum").description(
   "LLM inference and serving engine: paged KV cache, prefix caching, continuous batching",
 );
 registerGenerate(program);
+registerChat(program);
 registerServe(program);
 registerConvert(program);
 registerHubModels(program);

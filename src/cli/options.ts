@@ -78,6 +78,26 @@ export function backendOptions(command: Command): Command {
   return command.addOption(backendOption()).addOption(threadsOption());
 }
 
+/** --model and --tokenizer, shared by the commands that load one model. */
+export function modelOptions(command: Command): Command {
+  return command
+    .option(
+      "--model <path|ref>",
+      "GGUF file, Hugging Face directory, llama2.c .bin, or hf:ORG/REPO[:QUANT] from the Hub (default: the bundled demo model)",
+    )
+    .option("--tokenizer <path>", "tokenizer file for formats that keep it apart (llama2.c tokenizer.bin)");
+}
+
+/** The sampling flags of `generate` and `chat` (--max-tokens is each command's own: their defaults differ). */
+export function samplingOptions(command: Command): Command {
+  return command
+    .option("--temperature <t>", "sampling temperature (0 = greedy)", numberOption(), 0.8)
+    .option("--top-p <p>", "nucleus sampling mass", numberOption(), 0.95)
+    .option("--top-k <k>", "keep the k most likely tokens (0 = off)", numberOption(true), 40)
+    .option("--min-p <p>", "drop tokens below p × the top probability", numberOption(), 0)
+    .option("--seed <s>", "seed for reproducible sampling", numberOption(true));
+}
+
 /** --kv-cache-dtype, shared by the commands that build an engine; commander rejects other values, naming the flag. */
 export function kvCacheDtypeOption(): Option {
   return new Option(
