@@ -49,7 +49,7 @@ async function say(session: string, text: string): Promise<string> {
   await tmux(["-L", socket, "send-keys", "-t", session, "Enter"]);
   await waitFor(async () => (await prompts(session)) > before, 60_000);
   const lines = (await pane(session)).split("\n");
-  const typed = lines.findLastIndex((line) => line === `>>> ${text}`);
+  const typed = lines.lastIndexOf(`>>> ${text}`);
   const next = lines.findIndex((line, i) => i > typed && line.startsWith(">>>"));
   return lines.slice(typed + 1, next).join("\n");
 }
