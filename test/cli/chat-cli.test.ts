@@ -11,7 +11,9 @@ import { waitFor } from "../helpers.js";
 const cli = join(import.meta.dirname, "..", "..", "bin", "vellum.js");
 /** A tmux server of our own, so that the test neither sees nor touches anyone else's sessions. */
 const socket = `vellum-chat-test-${process.pid}`;
-const tmux = promisify(execFile).bind(null, "tmux");
+const execFileAsync = promisify(execFile);
+/** Runs a tmux command on our server; resolves with its stdout. */
+const tmux = async (args: string[]) => (await execFileAsync("tmux", ["-L", socket, ...args])).stdout;
 const maxTokens = 20;
 
 let hasTmux = true;
@@ -28,13 +30,13 @@ try {
  */
 async function startChat(session: string, ...args: string[]) {
   const command = `${["node", cli, "chat", ...args].join(" ")}; echo "exited with $?"`;
-  await tmux(["-L", socket, "new-session", "-d", "-s", session, "-x", "250", "-y", "200", command]);
-  await tmux(["-L", socket, "set-option", "-w", "-t", session, "remain-on-exit", "on"]);
+  await tmux(["new-session", "-d", "-s", session, "-x", "250", "-y", "200", command]);
+  await tmux(["set-option", "-w", "-t", session, "remain-on-exit", "on"]);
 }
 
 /** The pane's whole text, wrapped lines joined. */
 async function pane(session: string): Promise<string> {
-  return (await tmux(["-L", socket, "capture-pane", "-p", "-J", "-S", "-", "-t", session])).stdout;
+  return tmux(["capture-pane", "-p", "-J", "-S", "-", "-t", session]);
 }
 
 /** Lines of the pane that are prompts (`>>> ` and what was typed after it). */
@@ -45,8 +47,8 @@ async function prompts(session: string): Promise<number> {
 /** Types `text` and Enter, then waits for the next prompt; returns what was printed in between. */
 async function say(session: string, text: string): Promise<string> {
   const before = await prompts(session);
-  await tmux(["-L", socket, "send-keys", "-t", session, "-l", text]);
-  await tmux(["-L", socket, "send-keys", "-t", session, "Enter"]);
+  await tmux(["send-keys", "-t", session, "-l", text]);
+  await tmux(["send-keys", "-t", session, "Enter"]);
   await waitFor(async () => (await prompts(session)) > before, 60_000);
   const lines = (await pane(session)).split("\n");
   const typed = lines.lastIndexOf(`>>> ${text}`);
@@ -72,7 +74,7 @@ describe.skipIf(!hasTmux)("vellum chat in a pseudo-terminal (tmux), on the bundl
     return result.outputs[0].text;
   };
   afterAll(async () => {
-    await tmux(["-L", socket, "kill-server"]).catch(() => undefined);
+    await tmux(["kill-server"]).catch(() => undefined);
   });
 
   test("streams replies that follow the conversation; /reset forgets it; /exit ends the process", async () => {
@@ -93,15 +95,15 @@ describe.skipIf(!hasTmux)("vellum chat in a pseudo-terminal (tmux), on the bundl
     expect(await say("main", "/reset")).toBe("(conversation cleared)");
     expect(words(await say("main", second.content))).toBe(words(fresh));
 
-    await tmux(["-L", socket, "send-keys", "-t", "main", "-l", "/exit"]);
-    await tmux(["-L", socket, "send-keys", "-t", "main", "Enter"]);
+    await tmux(["send-keys", "-t", "main", "-l", "/exit"]);
+    await tmux(["send-keys", "-t", "main", "Enter"]);
     await waitFor(() => exitedCleanly("main"), 10_000);
   });
 
   test("Ctrl-D at the prompt ends the process with status 0", async () => {
     await startChat("eof");
     await waitFor(async () => (await prompts("eof")) === 1, 60_000);
-    await tmux(["-L", socket, "send-keys", "-t", "eof", "C-d"]);
+    await tmux(["send-keys", "-t", "eof", "C-d"]);
     await waitFor(() => exitedCleanly("eof"), 10_000);
   });
 });
