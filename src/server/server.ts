@@ -16,8 +16,11 @@ import type { ServerContext } from "./context.js";
 import { ApiError, toApiError } from "./errors.js";
 import { checkModel } from "./generation.js";
 import { createMetrics } from "./metrics.js";
+import { documentedBody, registerOpenApi } from "./openapi.js";
 import { logWhenClosed } from "./request-log.js";
 import { responses } from "./responses.js";
+import { responsesBody } from "./responses-schema.js";
+import { chatBody, completionBody, detokenizeBody, tokenizeBody } from "./schemas.js";
 import { detokenize, tokenize } from "./tokenize.js";
 import { vellumVersion } from "./version.js";
 
@@ -133,6 +136,7 @@ export function buildServer(
     reply.code(404).send(new ApiError(404, `no route ${request.method} ${request.url}`).body),
   );
 
+  registerOpenApi(app);
   // Public as in vLLM: probes and the tokenizer; the /v1 API needs the key.
   const open = { config: { public: true } };
   app.get("/health", open, async (_request, reply) => reply.code(200).send());
@@ -156,11 +160,25 @@ export function buildServer(
     checkModel(ctx, id);
     return modelCard();
   });
-  app.post("/v1/completions", (request, reply) => completions(ctx, request, reply));
-  app.post("/v1/chat/completions", (request, reply) => chatCompletions(ctx, request, reply));
-  app.post("/v1/responses", (request, reply) => responses(ctx, request, reply));
-  app.post("/tokenize", open, (request) => tokenize(ctx, request));
-  app.post("/detokenize", open, async (request) => detokenize(ctx, request));
+  app.post("/v1/completions", documentedBody(completionBody, "Create a completion"), (request, reply) =>
+    completions(ctx, request, reply),
+  );
+  app.post("/v1/chat/completions", documentedBody(chatBody, "Create a chat completion"), (request, reply) =>
+    chatCompletions(ctx, request, reply),
+  );
+  app.post("/v1/responses", documentedBody(responsesBody, "Create a response"), (request, reply) =>
+    responses(ctx, request, reply),
+  );
+  app.post(
+    "/tokenize",
+    { ...open, ...documentedBody(tokenizeBody, "Tokenize a prompt or chat") },
+    (request) => tokenize(ctx, request),
+  );
+  app.post(
+    "/detokenize",
+    { ...open, ...documentedBody(detokenizeBody, "Detokenize token ids") },
+    async (request) => detokenize(ctx, request),
+  );
 
   return {
     app,
