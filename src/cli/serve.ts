@@ -91,7 +91,7 @@ export function registerServe(program: Command) {
     )
     .option(
       "--cors-origin <origin>",
-      "allow browser requests from this origin (e.g. * or https://example.com)",
+      "allow browser requests from this origin (e.g. * or https://example.com; several separated by commas)",
     )
     .option("--block-size <n>", "tokens per KV cache block", numberOption(true))
     .addOption(

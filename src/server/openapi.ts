@@ -5,6 +5,7 @@ import { z } from "zod";
 import { vellumVersion } from "./version.js";
 
 interface DocumentedSchema {
+  hide?: boolean;
   summary?: string;
   body?: Record<string, unknown>;
 }
@@ -31,7 +32,9 @@ export function registerOpenApi(app: FastifyInstance): void {
       version: vellumVersion,
     },
     components: {
-      securitySchemes: { bearer: { type: "http" as const, scheme: "bearer", description: "--api-key, when set" } },
+      securitySchemes: {
+        bearer: { type: "http" as const, scheme: "bearer", description: "--api-key, when set" },
+      },
     },
     paths,
   });
@@ -40,15 +43,18 @@ export function registerOpenApi(app: FastifyInstance): void {
   app.get("/openapi.json", { config: { public: true } }, async () => app.swagger());
 }
 
-/** One route's operations (HEAD, which fastify adds to every GET, left out), in OpenAPI's terms. */
+/**
+ * One route's operations in OpenAPI's terms; HEAD (which fastify adds to every GET) and routes marked hidden
+ * (CORS's preflight route) left out.
+ */
 function addOperations(paths: Record<string, Record<string, unknown>>, route: RouteOptions): void {
+  const schema = (route.schema ?? {}) as DocumentedSchema;
   const methods = [route.method].flat().filter((m) => m !== "HEAD");
-  if (methods.length === 0) return;
+  if (methods.length === 0 || schema.hide) return;
   // fastify's :name and trailing * (a served model name may hold slashes) as OpenAPI path parameters.
   const names = [...route.url.matchAll(/:(\w+)/g)].map((m) => m[1]);
   if (route.url.endsWith("*")) names.push("wildcard");
   const path = route.url.replace(/:(\w+)/g, "{$1}").replace(/\*$/, "{wildcard}");
-  const schema = (route.schema ?? {}) as DocumentedSchema;
   for (const method of methods) {
     paths[path] ??= {};
     paths[path][method.toLowerCase()] = {

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import cors from "@fastify/cors";
 import Fastify, {
   type FastifyInstance,
   type FastifyReply,
@@ -38,7 +39,7 @@ export interface ServerOptions {
   parseSpecial?: boolean;
   /** Most sequences (prompts × n) one request may ask for; beyond it 400. 0 = no cap. */
   maxSeqsPerRequest?: number;
-  /** Sends Access-Control-Allow-Origin with this value and answers preflight requests. */
+  /** Origins browsers may call from: "*", or one or more origins separated by commas (CORS, preflights answered). */
   corsOrigin?: string;
   /** Largest request body in bytes (413 above it); default 1 MiB. */
   bodyLimit?: number;
@@ -105,25 +106,25 @@ export function buildServer(
   });
   let closing = false;
 
-  app.addHook("onRequest", async (request, reply) => {
-    logWhenClosed(request, reply);
-    if (closing) {
-      reply.header("connection", "close");
-      throw new ApiError(503, "the server is shutting down");
-    }
-    if (options.corsOrigin !== undefined) {
-      reply.header("access-control-allow-origin", options.corsOrigin).header("vary", "origin");
-      if (request.method === "OPTIONS") {
-        return reply
-          .code(204)
-          .header("access-control-allow-methods", "GET, POST, OPTIONS")
-          .header("access-control-allow-headers", "authorization, content-type")
-          .send();
+  if (options.corsOrigin !== undefined) {
+    // A preflight is answered with the headers it asks for (the openai client sends x-stainless-*).
+    const origin = options.corsOrigin === "*" ? "*" : options.corsOrigin.split(",").map((o) => o.trim());
+    app.register(cors, { origin });
+  }
+  // After CORS's own hook (a plugin's, added once plugins load), so that preflights are answered before
+  // the key is checked and errors, 401 included, carry the CORS headers a browser needs to read them.
+  app.after(() =>
+    app.addHook("onRequest", async (request, reply) => {
+      logWhenClosed(request, reply);
+      if (closing) {
+        reply.header("connection", "close");
+        throw new ApiError(503, "the server is shutting down");
       }
-    }
-    // Decided on the matched route: a 404 (no route) is not public either.
-    if (!request.routeOptions.config.public && !authorized(request.headers.authorization)) throw unauthorized;
-  });
+      // Decided on the matched route: a 404 (no route) is not public either.
+      if (!request.routeOptions.config.public && !authorized(request.headers.authorization))
+        throw unauthorized;
+    }),
+  );
   app.addHook("onClose", () => ctx.encoder.close());
   app.addHook("onClose", () => engine.structuredOutputs.close());
   app.setErrorHandler((err, request, reply) => {

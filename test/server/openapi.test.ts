@@ -88,7 +88,7 @@ describe("GET /openapi.json and /docs", () => {
     paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: object }> } }>>;
   };
   beforeAll(async () => {
-    s = await startServer(model, {}, { servedModelName: "demo", apiKey: "secret" });
+    s = await startServer(model, {}, { servedModelName: "demo", apiKey: "secret", corsOrigin: "*" });
     const res = await fetch(`${s.url}/openapi.json`);
     expect(res.status).toBe(200);
     document = await res.json();
