@@ -25,6 +25,15 @@ export function numberOption(integer = false, min = Number.NEGATIVE_INFINITY) {
 /** A positive integer flag (threads, lengths, counts). */
 export const positiveInteger = numberOption(true, 1);
 
+/** A TCP port: 0 (any free one) to 65535. */
+export function portOption(value: string): number {
+  const port = Number(value);
+  if (value.trim() === "" || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new InvalidArgumentError("expected a port number from 0 to 65535");
+  }
+  return port;
+}
+
 /** Parses a comma-separated list ("1,2,4"), each item with `parse`. */
 export function listOption<T>(parse: (value: string) => T) {
   return (value: string) => value.split(",").map((item) => parse(item));

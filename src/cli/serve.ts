@@ -1,17 +1,19 @@
 import { type Command, Option } from "commander";
+import pinoPretty from "pino-pretty";
 import type { KvCacheDtype } from "../backend/backend.js";
 import type { BackendName } from "../backend/native/choose-backend.js";
 import type { KvAllocation } from "../core/kv-cache-manager.js";
 import type { SchedulingPolicy } from "../core/request-queue.js";
 import { createEngine, engineBackend, engineMaxModelLen } from "../engine/create-engine.js";
 import { defaultEngineConfig } from "../engine/engine-config.js";
-import { InputError, quoteFileString } from "../model/errors.js";
+import { quoteFileString } from "../model/errors.js";
 import { loadModel } from "../model/load.js";
 import { describeTypeMix } from "../model/type-mix.js";
 import { buildServer, defaultLimits } from "../server/server.js";
 import { measureStepRates } from "../workload/step-rates.js";
 import { resolveModel } from "./default-model.js";
-import { backendOptions, byteSizeOption, kvCacheDtypeOption, numberOption } from "./options.js";
+import { checkCanListen, listenError } from "./listen-check.js";
+import { backendOptions, byteSizeOption, kvCacheDtypeOption, numberOption, portOption } from "./options.js";
 import { runAction } from "./run-action.js";
 
 interface ServeOptions {
@@ -40,6 +42,7 @@ interface ServeOptions {
   batching: "continuous" | "static";
   schedulingPolicy: SchedulingPolicy;
   longPrefillTokenThreshold?: number;
+  logFormat?: "text" | "json";
 }
 
 export function registerServe(program: Command) {
@@ -53,7 +56,7 @@ export function registerServe(program: Command) {
     )
     .option("--tokenizer <path>", "tokenizer file for formats that keep it apart (llama2.c tokenizer.bin)")
     .option("--host <host>", "address to listen on", "127.0.0.1")
-    .option("--port <port>", "port to listen on", numberOption(true), 8000)
+    .option("--port <port>", "port to listen on", portOption, 8000)
     .option("--served-model-name <name>", "the model name clients send (default: the model's own name)")
     .option(
       "--api-key <key>",
@@ -134,10 +137,17 @@ export function registerServe(program: Command) {
       numberOption(),
       30,
     )
+    .addOption(
+      new Option(
+        "--log-format <format>",
+        "text (human-readable) or json, one object a line (default: text on a terminal, json when piped)",
+      ).choices(["text", "json"]),
+    )
     .action(runAction(serve));
 }
 
 async function serve(opts: ServeOptions) {
+  await checkCanListen(opts.host, opts.port);
   const path = await resolveModel(opts.model);
   const model = loadModel(path, { tokenizer: opts.tokenizer });
   const backend = engineBackend(model, opts);
@@ -177,7 +187,12 @@ async function serve(opts: ServeOptions) {
     parseSpecial: opts.parseSpecial,
     maxSeqsPerRequest: opts.maxSeqsPerRequest,
     corsOrigin: opts.corsOrigin,
-    logger: { level: process.env.VELLUM_LOG_LEVEL ?? "info" },
+    logger: {
+      level: process.env.VELLUM_LOG_LEVEL ?? "info",
+      ...((opts.logFormat ?? (process.stdout.isTTY ? "text" : "json")) === "text" && {
+        stream: pinoPretty({ ignore: "pid,hostname", translateTime: "SYS:HH:MM:ss.l", singleLine: true }),
+      }),
+    },
   });
   const log = server.app.log;
   const config = engine.config;
@@ -192,11 +207,7 @@ async function serve(opts: ServeOptions) {
   try {
     url = await server.app.listen({ host: opts.host, port: opts.port });
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
-      throw new InputError(`cannot listen on ${opts.host}:${opts.port}: ${code}`);
-    }
-    throw err;
+    throw listenError(err, opts.host, opts.port);
   }
   log.info(`serving ${quoteFileString(opts.servedModelName ?? model.name)} at ${url}/v1`);
 

@@ -1,43 +1,12 @@
-import { execFile, execFileSync } from "node:child_process";
-import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, describe, expect, test } from "vitest";
 import { bundledModelPath } from "../../src/cli/default-model.js";
 import { LLM } from "../../src/engine/llm.js";
 import { type ChatMessage, encodeChat } from "../../src/model/chat-template.js";
 import { loadModel } from "../../src/model/load.js";
 import { waitFor } from "../helpers.js";
+import { hasTmux, killTmux, pane, startVellum, tmux, typeLine } from "./tmux.js";
 
-const cli = join(import.meta.dirname, "..", "..", "bin", "vellum.js");
-/** A tmux server of our own, so that the test neither sees nor touches anyone else's sessions. */
-const socket = `vellum-chat-test-${process.pid}`;
-const execFileAsync = promisify(execFile);
-/** Runs a tmux command on our server; resolves with its stdout. */
-const tmux = async (args: string[]) => (await execFileAsync("tmux", ["-L", socket, ...args])).stdout;
 const maxTokens = 20;
-
-let hasTmux = true;
-try {
-  execFileSync("tmux", ["-V"]);
-} catch {
-  hasTmux = false;
-  console.warn("[skip] vellum chat in a pseudo-terminal: tmux not found");
-}
-
-/**
- * Starts `vellum chat ARGS` in a detached tmux pane, which stays after the process exits and then shows
- * "exited with N" (tmux's own #{pane_dead_status} is not always set by the time the pane is dead).
- */
-async function startChat(session: string, ...args: string[]) {
-  const command = `${["node", cli, "chat", ...args].join(" ")}; echo "exited with $?"`;
-  await tmux(["new-session", "-d", "-s", session, "-x", "250", "-y", "200", command]);
-  await tmux(["set-option", "-w", "-t", session, "remain-on-exit", "on"]);
-}
-
-/** The pane's whole text, wrapped lines joined. */
-async function pane(session: string): Promise<string> {
-  return tmux(["capture-pane", "-p", "-J", "-S", "-", "-t", session]);
-}
 
 /** Lines of the pane that are prompts (`>>> ` and what was typed after it). */
 async function prompts(session: string): Promise<number> {
@@ -47,8 +16,7 @@ async function prompts(session: string): Promise<number> {
 /** Types `text` and Enter, then waits for the next prompt; returns what was printed in between. */
 async function say(session: string, text: string): Promise<string> {
   const before = await prompts(session);
-  await tmux(["send-keys", "-t", session, "-l", text]);
-  await tmux(["send-keys", "-t", session, "Enter"]);
+  await typeLine(session, text);
   await waitFor(async () => (await prompts(session)) > before, 60_000);
   const lines = (await pane(session)).split("\n");
   const typed = lines.lastIndexOf(`>>> ${text}`);
@@ -73,12 +41,10 @@ describe.skipIf(!hasTmux)("vellum chat in a pseudo-terminal (tmux), on the bundl
     const [result] = await llm.generate([ids], { temperature: 0, maxTokens });
     return result.outputs[0].text;
   };
-  afterAll(async () => {
-    await tmux(["kill-server"]).catch(() => undefined);
-  });
+  afterAll(killTmux);
 
   test("streams replies that follow the conversation; /reset forgets it; /exit ends the process", async () => {
-    await startChat("main", "--temperature", "0", "--max-tokens", String(maxTokens));
+    await startVellum("main", "chat", "--temperature", "0", "--max-tokens", String(maxTokens));
     await waitFor(async () => (await prompts("main")) === 1, 60_000);
     expect(await pane("main")).toContain("/reset clears the conversation");
 
@@ -95,13 +61,12 @@ describe.skipIf(!hasTmux)("vellum chat in a pseudo-terminal (tmux), on the bundl
     expect(await say("main", "/reset")).toBe("(conversation cleared)");
     expect(words(await say("main", second.content))).toBe(words(fresh));
 
-    await tmux(["send-keys", "-t", "main", "-l", "/exit"]);
-    await tmux(["send-keys", "-t", "main", "Enter"]);
+    await typeLine("main", "/exit");
     await waitFor(() => exitedCleanly("main"), 10_000);
   });
 
   test("Ctrl-D at the prompt ends the process with status 0", async () => {
-    await startChat("eof");
+    await startVellum("eof", "chat");
     await waitFor(async () => (await prompts("eof")) === 1, 60_000);
     await tmux(["send-keys", "-t", "eof", "C-d"]);
     await waitFor(() => exitedCleanly("eof"), 10_000);
