@@ -44,10 +44,20 @@ export function syntheticModel(
   shape: string,
   dtype: WeightType,
   seed = 0,
-  opts: { layers?: number; tokenizer?: SyntheticTokenizer } = {},
+  opts: {
+    layers?: number;
+    tokenizer?: SyntheticTokenizer;
+    onProgress?: SyntheticModelOptions["onProgress"];
+  } = {},
 ): LoadedModel {
   const { config, ropeFactors } = shapeSpec(shape, opts.layers);
-  return syntheticModelOf(config, dtype, { seed, name: shape, ropeFactors, tokenizer: opts.tokenizer });
+  return syntheticModelOf(config, dtype, {
+    seed,
+    name: shape,
+    ropeFactors,
+    tokenizer: opts.tokenizer,
+    onProgress: opts.onProgress,
+  });
 }
 
 export interface SyntheticModelOptions {
@@ -58,6 +68,8 @@ export interface SyntheticModelOptions {
   ropeFactors?: ReadonlyMap<string, Float32Array>;
   /** A real vocabulary and chat template instead of a generated SentencePiece vocabulary of the config's size. */
   tokenizer?: SyntheticTokenizer;
+  /** Called after each tensor is made, with how many are done of how many (the CLI's progress bar). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /** Seeded random weights for every tensor `config` needs, and a vocabulary of its size. */
@@ -82,7 +94,8 @@ export function syntheticModelOf(
   const bound = Math.sqrt(3) * weightStd;
   const tensors = new Map<string, Tensor>();
   const types = storedDTypes(config, dtype);
-  for (const [tensorName, shape] of expectedTensors(config)) {
+  const expected = expectedTensors(config);
+  for (const [tensorName, shape] of expected) {
     const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
     const fixed = opts.ropeFactors?.get(tensorName);
     if (fixed) {
@@ -95,6 +108,7 @@ export function syntheticModelOf(
       for (let i = 0; i < values.length; i++) values[i] = uniform(bound);
     }
     tensors.set(tensorName, quantize(values, shape, types.get(tensorName) ?? "f32"));
+    opts.onProgress?.(tensors.size, expected.size);
   }
   return {
     config,
