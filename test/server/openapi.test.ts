@@ -1,8 +1,10 @@
 import { Ajv2020 } from "ajv/dist/2020.js";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { bundledModelPath } from "../../src/cli/default-model.js";
 import { loadModel } from "../../src/model/load.js";
 import { chatBody } from "../../src/server/schemas.js";
+import { describeBrowser, launchChromium } from "../browser.js";
 import { startServer, type TestServer } from "../server-helpers.js";
 
 /**
@@ -129,5 +131,39 @@ describe("GET /openapi.json and /docs", () => {
     expect(bundle.status).toBe(200);
     // The API itself still needs the key.
     expect((await fetch(`${s.url}/v1/models`)).status).toBe(401);
+  });
+});
+
+describeBrowser("/docs in Chromium", () => {
+  let s: TestServer;
+  let browser: Browser;
+  beforeAll(async () => {
+    s = await startServer(loadModel(bundledModelPath), { numBlocks: 64 }, { apiKey: "secret" });
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await s.close(1000);
+  });
+
+  test("Swagger UI renders every operation of the document, with no console errors and nothing fetched elsewhere", async () => {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    const elsewhere: string[] = [];
+    page.on("console", (m) => {
+      if (m.type() === "error") errors.push(m.text());
+    });
+    page.on("request", (r) => {
+      if (!r.url().startsWith(s.url) && !r.url().startsWith("data:")) elsewhere.push(r.url());
+    });
+    await page.goto(`${s.url}/docs`);
+    await page.waitForSelector(".opblock-summary-path", { timeout: 30_000 });
+    const shown = await page.$$eval(".opblock-summary-path", (nodes) =>
+      nodes.map((n) => n.textContent?.trim()),
+    );
+    const paths = Object.keys((await (await fetch(`${s.url}/openapi.json`)).json()).paths);
+    expect(new Set(shown.map((p) => p?.replaceAll("\u200b", "")))).toEqual(new Set(paths));
+    expect(errors).toEqual([]);
+    expect(elsewhere).toEqual([]);
   });
 });
