@@ -5,7 +5,6 @@ import { samplingParams } from "../engine/api.js";
 import type { AsyncEngine } from "../engine/async-engine.js";
 import { createEngine } from "../engine/create-engine.js";
 import { type ChatMessage, encodeChat } from "../model/chat-template.js";
-import { loadModel } from "../model/load.js";
 import { resolveModel } from "./default-model.js";
 import {
   backendOptions,
@@ -14,6 +13,7 @@ import {
   numberOption,
   samplingOptions,
 } from "./options.js";
+import { loadModelShowingProgress } from "./progress.js";
 import { runAction } from "./run-action.js";
 
 interface ChatOptions {
@@ -47,7 +47,7 @@ export function registerChat(program: Command) {
 }
 
 async function chat(opts: ChatOptions) {
-  const model = loadModel(await resolveModel(opts.model), { tokenizer: opts.tokenizer });
+  const model = loadModelShowingProgress(await resolveModel(opts.model), { tokenizer: opts.tokenizer });
   // One conversation: a cache of one maxModelLen sequence is all it can use.
   const { engine } = createEngine(model, {
     maxNumSeqs: 1,

@@ -4,7 +4,6 @@ import { samplingParams } from "../engine/api.js";
 import { createEngine } from "../engine/create-engine.js";
 import type { FinishReason } from "../engine/stats.js";
 import { encodeChat } from "../model/chat-template.js";
-import { loadModel } from "../model/load.js";
 import { resolveModel } from "./default-model.js";
 import {
   backendOptions,
@@ -13,6 +12,7 @@ import {
   numberOption,
   samplingOptions,
 } from "./options.js";
+import { loadModelShowingProgress } from "./progress.js";
 import { runAction } from "./run-action.js";
 
 interface GenerateOptions {
@@ -47,7 +47,7 @@ export function registerGenerate(program: Command) {
 }
 
 async function generate(opts: GenerateOptions) {
-  const model = loadModel(await resolveModel(opts.model), { tokenizer: opts.tokenizer });
+  const model = loadModelShowingProgress(await resolveModel(opts.model), { tokenizer: opts.tokenizer });
   const { tokenizer } = model;
   const promptIds = opts.chat
     ? encodeChat(model, [{ role: "user", content: opts.prompt }], { addGenerationPrompt: true })

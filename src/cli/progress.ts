@@ -1,4 +1,6 @@
 import { Presets, SingleBar } from "cli-progress";
+import { type LoadOptions, loadModel } from "../model/load.js";
+import type { LoadedModel } from "../model/model.js";
 
 /**
  * A progress bar for long, otherwise silent work, on stderr when it is a terminal; elsewhere (pipes, logs,
@@ -21,6 +23,18 @@ export function progressBar(label: string, unit: string) {
       started = true;
       bar.update(done);
     },
-    stop: () => bar.stop(),
+    stop() {
+      if (started) bar.stop();
+    },
   };
+}
+
+/** loadModel with a progress bar over the weights it reads (see LoadOptions.onProgress). */
+export function loadModelShowingProgress(path: string, opts: LoadOptions = {}): LoadedModel {
+  const bar = progressBar("loading weights", "tensors");
+  try {
+    return loadModel(path, { ...opts, onProgress: bar.update });
+  } finally {
+    bar.stop();
+  }
 }

@@ -7,13 +7,13 @@ import type { SchedulingPolicy } from "../core/request-queue.js";
 import { createEngine, engineBackend, engineMaxModelLen } from "../engine/create-engine.js";
 import { defaultEngineConfig } from "../engine/engine-config.js";
 import { quoteFileString } from "../model/errors.js";
-import { loadModel } from "../model/load.js";
 import { describeTypeMix } from "../model/type-mix.js";
 import { buildServer, defaultLimits } from "../server/server.js";
 import { measureStepRates } from "../workload/step-rates.js";
 import { resolveModel } from "./default-model.js";
 import { checkCanListen, listenError } from "./listen-check.js";
 import { backendOptions, byteSizeOption, kvCacheDtypeOption, numberOption, portOption } from "./options.js";
+import { loadModelShowingProgress } from "./progress.js";
 import { runAction } from "./run-action.js";
 
 interface ServeOptions {
@@ -149,7 +149,7 @@ export function registerServe(program: Command) {
 async function serve(opts: ServeOptions) {
   await checkCanListen(opts.host, opts.port);
   const path = await resolveModel(opts.model);
-  const model = loadModel(path, { tokenizer: opts.tokenizer });
+  const model = loadModelShowingProgress(path, { tokenizer: opts.tokenizer });
   const backend = engineBackend(model, opts);
   // The prefill budget from measured rates, unless the user set either step budget.
   const measure =

@@ -3,7 +3,7 @@ import { expectedTensors, type ModelConfig } from "../config.js";
 import { quantize } from "../dtype.js";
 import { InputError } from "../errors.js";
 import { storedDTypes } from "../formats/gguf-model.js";
-import type { LoadedModel } from "../model.js";
+import type { LoadedModel, TensorProgress } from "../model.js";
 import { shapeConfig, shapeSpec } from "../profiles.js";
 import type { WeightType } from "../quant/mixes.js";
 import type { Tensor } from "../tensor.js";
@@ -47,7 +47,7 @@ export function syntheticModel(
   opts: {
     layers?: number;
     tokenizer?: SyntheticTokenizer;
-    onProgress?: SyntheticModelOptions["onProgress"];
+    onProgress?: TensorProgress;
   } = {},
 ): LoadedModel {
   const { config, ropeFactors } = shapeSpec(shape, opts.layers);
@@ -68,8 +68,7 @@ export interface SyntheticModelOptions {
   ropeFactors?: ReadonlyMap<string, Float32Array>;
   /** A real vocabulary and chat template instead of a generated SentencePiece vocabulary of the config's size. */
   tokenizer?: SyntheticTokenizer;
-  /** Called after each tensor is made, with how many are done of how many (the CLI's progress bar). */
-  onProgress?: (done: number, total: number) => void;
+  onProgress?: TensorProgress;
 }
 
 /** Seeded random weights for every tensor `config` needs, and a vocabulary of its size. */
