@@ -106,21 +106,23 @@ export function buildServer(
   });
   let closing = false;
 
+  app.addHook("onRequest", async (request, reply) => {
+    logWhenClosed(request, reply);
+    if (closing) {
+      reply.header("connection", "close");
+      throw new ApiError(503, "the server is shutting down");
+    }
+  });
   if (options.corsOrigin !== undefined) {
     // A preflight is answered with the headers it asks for (the openai client sends x-stainless-*).
     const origin = options.corsOrigin === "*" ? "*" : options.corsOrigin.split(",").map((o) => o.trim());
     app.register(cors, { origin });
   }
-  // After CORS's own hook (a plugin's, added once plugins load), so that preflights are answered before
-  // the key is checked and errors, 401 included, carry the CORS headers a browser needs to read them.
+  // The key is checked after CORS's own hook (a plugin's, added once plugins load), so that preflights are
+  // answered without it and errors, 401 included, carry the CORS headers a browser needs to read them.
+  // Decided on the matched route: a 404 (no route) is not public either.
   app.after(() =>
-    app.addHook("onRequest", async (request, reply) => {
-      logWhenClosed(request, reply);
-      if (closing) {
-        reply.header("connection", "close");
-        throw new ApiError(503, "the server is shutting down");
-      }
-      // Decided on the matched route: a 404 (no route) is not public either.
+    app.addHook("onRequest", async (request) => {
       if (!request.routeOptions.config.public && !authorized(request.headers.authorization))
         throw unauthorized;
     }),
