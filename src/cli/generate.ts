@@ -5,9 +5,15 @@ import { samplingParams } from "../engine/api.js";
 import { createEngine } from "../engine/create-engine.js";
 import type { FinishReason } from "../engine/stats.js";
 import { encodeChat } from "../model/chat-template.js";
-import { loadModel } from "../model/load.js";
 import { resolveModel } from "./default-model.js";
-import { backendOptions, kvCacheDtypeOption, numberOption } from "./options.js";
+import {
+  backendOptions,
+  kvCacheDtypeOption,
+  modelOptions,
+  numberOption,
+  samplingOptions,
+} from "./options.js";
+import { loadModelShowingProgress } from "./progress.js";
 import { runAction } from "./run-action.js";
 
 interface GenerateOptions {
@@ -29,20 +35,10 @@ interface GenerateOptions {
 }
 
 export function registerGenerate(program: Command) {
-  backendOptions(program.command("generate"))
+  samplingOptions(modelOptions(backendOptions(program.command("generate"))))
     .description("generate a completion for one prompt, streaming it to stdout")
-    .option(
-      "--model <path|ref>",
-      "GGUF file, Hugging Face directory, llama2.c .bin, or hf:ORG/REPO[:QUANT] from the Hub (default: the bundled demo model)",
-    )
-    .option("--tokenizer <path>", "tokenizer file for formats that keep it apart (llama2.c tokenizer.bin)")
     .requiredOption("--prompt <text>", "the prompt")
     .option("--max-tokens <n>", "most tokens to generate", numberOption(true), 128)
-    .option("--temperature <t>", "sampling temperature (0 = greedy)", numberOption(), 0.8)
-    .option("--top-p <p>", "nucleus sampling mass", numberOption(), 0.95)
-    .option("--top-k <k>", "keep the k most likely tokens (0 = off)", numberOption(true), 40)
-    .option("--min-p <p>", "drop tokens below p × the top probability", numberOption(), 0)
-    .option("--seed <s>", "seed for reproducible sampling", numberOption(true))
     .addOption(kvCacheDtypeOption())
     .option("--chat", "render the prompt as a user message with the model's chat template")
     .option(
@@ -53,7 +49,7 @@ export function registerGenerate(program: Command) {
 }
 
 async function generate(opts: GenerateOptions) {
-  const model = loadModel(await resolveModel(opts.model), { tokenizer: opts.tokenizer });
+  const model = loadModelShowingProgress(await resolveModel(opts.model), { tokenizer: opts.tokenizer });
   const { tokenizer } = model;
   const promptIds = opts.chat
     ? encodeChat(model, [{ role: "user", content: opts.prompt }], { addGenerationPrompt: true })

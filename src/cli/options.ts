@@ -27,6 +27,15 @@ export function numberOption(integer = false, min = Number.NEGATIVE_INFINITY) {
 /** A positive integer flag (threads, lengths, counts). */
 export const positiveInteger = numberOption(true, 1);
 
+/** A TCP port: 0 (any free one) to 65535. */
+export function portOption(value: string): number {
+  const port = Number(value);
+  if (value.trim() === "" || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new InvalidArgumentError("expected a port number from 0 to 65535");
+  }
+  return port;
+}
+
 /** Parses a comma-separated list ("1,2,4"), each item with `parse`. */
 export function listOption<T>(parse: (value: string) => T) {
   return (value: string) => value.split(",").map((item) => parse(item));
@@ -85,6 +94,26 @@ export function kernelsOption(): Option {
 /** --backend, --threads and --kernels, shared by the commands that run a model. */
 export function backendOptions(command: Command): Command {
   return command.addOption(backendOption()).addOption(threadsOption()).addOption(kernelsOption());
+}
+
+/** --model and --tokenizer, shared by the commands that load one model. */
+export function modelOptions(command: Command): Command {
+  return command
+    .option(
+      "--model <path|ref>",
+      "GGUF file, Hugging Face directory, llama2.c .bin, or hf:ORG/REPO[:QUANT] from the Hub (default: the bundled demo model)",
+    )
+    .option("--tokenizer <path>", "tokenizer file for formats that keep it apart (llama2.c tokenizer.bin)");
+}
+
+/** The sampling flags of `generate` and `chat` (--max-tokens is each command's own: their defaults differ). */
+export function samplingOptions(command: Command): Command {
+  return command
+    .option("--temperature <t>", "sampling temperature (0 = greedy)", numberOption(), 0.8)
+    .option("--top-p <p>", "nucleus sampling mass", numberOption(), 0.95)
+    .option("--top-k <k>", "keep the k most likely tokens (0 = off)", numberOption(true), 40)
+    .option("--min-p <p>", "drop tokens below p × the top probability", numberOption(), 0)
+    .option("--seed <s>", "seed for reproducible sampling", numberOption(true));
 }
 
 /** --kv-cache-dtype, shared by the commands that build an engine; commander rejects other values, naming the flag. */

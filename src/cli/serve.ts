@@ -1,5 +1,6 @@
 import { createWriteStream } from "node:fs";
 import { type Command, Option } from "commander";
+import pinoPretty from "pino-pretty";
 import type { KvCacheDtype } from "../backend/backend.js";
 import type { KernelPath } from "../backend/native/addon.js";
 import type { BackendName } from "../backend/native/choose-backend.js";
@@ -9,15 +10,16 @@ import type { SchedulingPolicy } from "../core/request-queue.js";
 import { createEngine, engineBackend, engineMaxModelLen } from "../engine/create-engine.js";
 import { defaultEngineConfig } from "../engine/engine-config.js";
 import { KvEventsPublisher, parseKvEventsConfig } from "../engine/kv-events-publisher.js";
-import { InputError, quoteFileString } from "../model/errors.js";
-import { loadModel } from "../model/load.js";
+import { quoteFileString } from "../model/errors.js";
 import { describeTypeMix } from "../model/type-mix.js";
 import { listenWhileLoading } from "../server/loading.js";
 import { type MetricsPrefix, metricsPrefixes } from "../server/metrics-prefix.js";
 import { buildServer, defaultLimits } from "../server/server.js";
 import { measureStepRates } from "../workload/step-rates.js";
 import { resolveModel } from "./default-model.js";
-import { backendOptions, byteSizeOption, kvCacheDtypeOption, numberOption } from "./options.js";
+import { listenError } from "./listen-error.js";
+import { backendOptions, byteSizeOption, kvCacheDtypeOption, numberOption, portOption } from "./options.js";
+import { loadModelShowingProgress } from "./progress.js";
 import { runAction } from "./run-action.js";
 
 interface ServeOptions {
@@ -50,6 +52,7 @@ interface ServeOptions {
   batching: "continuous" | "static";
   schedulingPolicy: SchedulingPolicy;
   longPrefillTokenThreshold?: number;
+  logFormat?: "text" | "json";
 }
 
 export function registerServe(program: Command) {
@@ -63,7 +66,7 @@ export function registerServe(program: Command) {
     )
     .option("--tokenizer <path>", "tokenizer file for formats that keep it apart (llama2.c tokenizer.bin)")
     .option("--host <host>", "address to listen on", "127.0.0.1")
-    .option("--port <port>", "port to listen on", numberOption(true), 8000)
+    .option("--port <port>", "port to listen on", portOption, 8000)
     .option("--served-model-name <name>", "the model name clients send (default: the model's own name)")
     .option(
       "--api-key <key>",
@@ -101,7 +104,7 @@ export function registerServe(program: Command) {
     )
     .option(
       "--cors-origin <origin>",
-      "allow browser requests from this origin (e.g. * or https://example.com)",
+      "allow browser requests from this origin (e.g. * or https://example.com; several separated by commas)",
     )
     .option("--block-size <n>", "tokens per KV cache block", numberOption(true))
     .addOption(
@@ -160,6 +163,12 @@ export function registerServe(program: Command) {
       "--kv-events-config <json>",
       'publish KV cache events as vLLM does (ZeroMQ, msgpack), with vLLM\'s fields, e.g. \'{"enable_kv_cache_events":true,"endpoint":"tcp://*:5557","topic":"kv@POD@MODEL"}\'',
     )
+    .addOption(
+      new Option(
+        "--log-format <format>",
+        "text (human-readable) or json, one object a line (default: text on a terminal, json when piped)",
+      ).choices(["text", "json"]),
+    )
     .action(runAction(serve));
 }
 
@@ -169,11 +178,7 @@ async function serve(opts: ServeOptions) {
   // Listening comes first, so that an orchestrator sees a live process (/live 200) and a server not yet ready
   // (/health 503) while the model loads, which can take minutes.
   const loading = await listenWhileLoading(opts.host, opts.port).catch((err) => {
-    const code = (err as { code?: string }).code;
-    if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
-      throw new InputError(`cannot listen on ${opts.host}:${opts.port}: ${code}`);
-    }
-    throw err;
+    throw listenError(err, opts.host, opts.port);
   });
   // Nothing runs yet: a stop signal while loading ends the process at once.
   const stopWhileLoading = () => process.exit(0);
@@ -204,7 +209,12 @@ async function serve(opts: ServeOptions) {
     corsOrigin: opts.corsOrigin,
     metricsPrefix: opts.metricsPrefix,
     httpServer: loading.server,
-    logger: { level: process.env.VELLUM_LOG_LEVEL ?? "info" },
+    logger: {
+      level: process.env.VELLUM_LOG_LEVEL ?? "info",
+      ...((opts.logFormat ?? (process.stdout.isTTY ? "text" : "json")) === "text" && {
+        stream: pinoPretty({ ignore: "pid,hostname", translateTime: "SYS:HH:MM:ss.l", singleLine: true }),
+      }),
+    },
   });
   const log = server.app.log;
   const config = engine.config;
@@ -241,7 +251,7 @@ async function serve(opts: ServeOptions) {
 /** Loads the model and builds the engine: the minutes during which the server answers 503. */
 async function loadEngine(opts: ServeOptions, onKvEvents?: (events: KvCacheEvent[]) => void) {
   const path = await resolveModel(opts.model);
-  const model = loadModel(path, { tokenizer: opts.tokenizer });
+  const model = loadModelShowingProgress(path, { tokenizer: opts.tokenizer });
   const backend = engineBackend(model, opts);
   // The prefill budget from measured rates, unless the user set either step budget.
   const measure =

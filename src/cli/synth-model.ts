@@ -4,6 +4,7 @@ import { modelShapes } from "../model/profiles.js";
 import { type WeightType, weightTypes } from "../model/quant/mixes.js";
 import { realTokenizer, syntheticModel } from "../model/synth/synth-model.js";
 import { numberOption, positiveInteger } from "./options.js";
+import { progressBar } from "./progress.js";
 import { runAction } from "./run-action.js";
 
 export function registerSynthModel(program: Command) {
@@ -37,10 +38,13 @@ export function registerSynthModel(program: Command) {
           const started = performance.now();
           const tokenizer =
             opts.tokenizer === undefined ? undefined : realTokenizer(opts.tokenizer, opts.shape);
+          const progress = progressBar("random weights", "tensors");
           const model = syntheticModel(opts.shape, opts.dtype, opts.seed, {
             layers: opts.layers,
             tokenizer,
+            onProgress: progress.update,
           });
+          progress.stop();
           writeGgufModel(model, opts.out, {
             dtype: opts.dtype,
             extraMetadata: new Map([

@@ -5,7 +5,7 @@ import type { Tokenizer } from "../model/tokenizer/tokenizer.js";
 import type { EngineConfig } from "./engine-config.js";
 import type { EngineCore } from "./engine-core.js";
 import { type CompletionDelta, RequestOutputState } from "./output-processor.js";
-import { type RequestMetrics, requestMetrics, type StepStats } from "./stats.js";
+import { type GenerationMetrics, type RequestMetrics, requestMetrics, type StepStats } from "./stats.js";
 import { StructuredOutputs } from "./structured-output/structured-outputs.js";
 
 export interface GenerateOptions {
@@ -108,6 +108,7 @@ export class AsyncEngine {
   private nextId = 0;
   private readonly stepListeners: ((s: StepStats) => void)[] = [];
   private readonly finishListeners: ((m: RequestMetrics) => void)[] = [];
+  private readonly generationListeners: ((m: GenerationMetrics) => void)[] = [];
   /**
    * Compiles structured-output specs into grammars for `params.grammar`: callers compile before generate(),
    * so a bad spec is refused (an InputError) before anything is queued.
@@ -143,6 +144,11 @@ export class AsyncEngine {
 
   onRequestFinished(listener: (m: RequestMetrics) => void) {
     this.finishListeners.push(listener);
+  }
+
+  /** Called once per generate() call, after the last of its n completions has finished. */
+  onGenerationFinished(listener: (m: GenerationMetrics) => void) {
+    this.generationListeners.push(listener);
   }
 
   /**
@@ -273,7 +279,11 @@ export class AsyncEngine {
     completion.stream.push(delta);
     for (const listener of this.finishListeners) listener(metrics);
     const generation = completion.generation;
-    if (--generation.open === 0) this.generations.delete(generation.id);
+    if (--generation.open > 0) return;
+    this.generations.delete(generation.id);
+    const lengths = generation.completions.map((c) => c.state.request.outputTokenIds.length);
+    const whole = { n: lengths.length, maxNumGenerationTokens: Math.max(...lengths) };
+    for (const listener of this.generationListeners) listener(whole);
   }
 
   private failAll(error: Error) {

@@ -36,8 +36,16 @@ export interface RequestMetrics {
   numGenerationTokens: number;
   /** Prompt tokens served from the prefix cache at first admission. */
   numCachedTokens: number;
+  /** The request's max_tokens. */
+  maxTokens: number;
   /** Arrival to first scheduled. */
   queueTime: number;
+  /** First scheduled to first token (vLLM's prefill time). */
+  prefillTime: number;
+  /** First token to last token (vLLM's decode time). */
+  decodeTime: number;
+  /** First scheduled to last token: prefill + decode (vLLM's inference time). */
+  inferenceTime: number;
   /** Arrival to first token. */
   ttft: number;
   /** (E2E − TTFT) / (generated tokens − 1); 0 for a single token. */
@@ -46,6 +54,14 @@ export interface RequestMetrics {
   interTokenLatencies: number[];
   /** Arrival to finish. */
   e2e: number;
+}
+
+/** One finished generate() call: its n completions together (vLLM's parent request). */
+export interface GenerationMetrics {
+  /** The request's n. */
+  n: number;
+  /** The most tokens any of its completions generated. */
+  maxNumGenerationTokens: number;
 }
 
 export function finishReasonOf(request: Request): FinishReason {
@@ -62,7 +78,9 @@ export function finishReasonOf(request: Request): FinishReason {
 export function requestMetrics(request: Request): RequestMetrics {
   const t = request.timestamps;
   const finished = t.finished ?? t.arrival;
+  const firstScheduled = t.firstScheduled ?? finished;
   const firstToken = t.firstToken ?? finished;
+  const lastToken = t.tokens.at(-1) ?? finished;
   const n = request.outputTokenIds.length;
   return {
     requestId: request.id,
@@ -70,7 +88,11 @@ export function requestMetrics(request: Request): RequestMetrics {
     numPromptTokens: request.promptTokenIds.length,
     numGenerationTokens: n,
     numCachedTokens: request.numCachedTokens,
-    queueTime: (t.firstScheduled ?? finished) - t.arrival,
+    maxTokens: request.samplingParams.maxTokens,
+    queueTime: firstScheduled - t.arrival,
+    prefillTime: firstToken - firstScheduled,
+    decodeTime: lastToken - firstToken,
+    inferenceTime: lastToken - firstScheduled,
     ttft: firstToken - t.arrival,
     tpot: n > 1 ? (finished - firstToken) / (n - 1) : 0,
     interTokenLatencies: t.tokens.slice(1).map((time, i) => time - t.tokens[i]),

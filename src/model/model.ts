@@ -18,3 +18,6 @@ export interface LoadedModel {
   format: ModelFormat;
   path: string;
 }
+
+/** Told, after each tensor of a model is read or made, how many are done of how many (the CLI's progress bars). */
+export type TensorProgress = (done: number, total: number) => void;

@@ -1,6 +1,6 @@
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { AsyncEngine } from "../engine/async-engine.js";
-import type { RequestMetrics, StepStats } from "../engine/stats.js";
+import type { GenerationMetrics, RequestMetrics, StepStats } from "../engine/stats.js";
 
 /** Latency buckets (seconds) as vLLM defines them, so dashboards built for vLLM read these unchanged. */
 const ttftBuckets = [
@@ -14,6 +14,9 @@ const requestLatencyBuckets = [
   0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920, 7680,
 ];
 
+/** Tokens per engine step, as vLLM buckets them. */
+const iterationTokenBuckets = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384];
+
 /** 1, 2, 5, 10, 20, 50, … up to `max` (vLLM's token-count buckets). */
 function oneTwoFiveBuckets(max: number): number[] {
   const buckets: number[] = [];
@@ -26,14 +29,16 @@ function oneTwoFiveBuckets(max: number): number[] {
 }
 
 /**
- * vLLM's metric set under the `vellum:` prefix, each labeled model_name, in a registry of its own.
- * Fed only by the engine's stats: per step (gauges, prefix cache, preemptions) and per finished
- * completion (token counts, latencies). The gauges are also refreshed when a request ends, so an
- * abort on an idle engine (client gone) shows at once.
+ * vLLM's metric set under the `vellum:` prefix, each labeled model_name, in a registry of its own, with
+ * prom-client's process and Node.js runtime metrics (CPU, memory, event-loop lag, GC) beside them.
+ * Fed only by the engine's stats: per step (gauges, prefix cache, preemptions, tokens per step), per finished
+ * completion (token counts, latencies) and per finished request of n completions. The gauges are also
+ * refreshed when a request ends, so an abort on an idle engine (client gone) shows at once.
  */
 export function createMetrics(engine: AsyncEngine, modelName: string): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ model_name: modelName });
+  collectDefaultMetrics({ register: registry });
   const gauge = (name: string, help: string) =>
     new Gauge({ name: `vellum:${name}`, help, registers: [registry] });
   const counter = (name: string, help: string, labelNames: string[] = []) =>
@@ -80,6 +85,52 @@ export function createMetrics(engine: AsyncEngine, modelName: string): Registry 
     oneTwoFiveBuckets(maxLen),
   );
 
+  const prefillTime = histogram(
+    "request_prefill_time_seconds",
+    "First scheduled to first token.",
+    requestLatencyBuckets,
+  );
+  const decodeTime = histogram(
+    "request_decode_time_seconds",
+    "First token to last token.",
+    requestLatencyBuckets,
+  );
+  const inferenceTime = histogram(
+    "request_inference_time_seconds",
+    "First scheduled to last token (prefill + decode).",
+    requestLatencyBuckets,
+  );
+  const iterationTokens = histogram(
+    "iteration_tokens_total",
+    "Tokens one engine step computed (prefill chunks + decodes).",
+    iterationTokenBuckets,
+  );
+  const maxNumGenerationTokens = histogram(
+    "request_max_num_generation_tokens",
+    "Most tokens any of a request's n completions generated.",
+    oneTwoFiveBuckets(maxLen),
+  );
+  const paramsN = histogram("request_params_n", "The n of finished requests.", [1, 2, 5, 10, 20]);
+  const paramsMaxTokens = histogram(
+    "request_params_max_tokens",
+    "The max_tokens of finished completions.",
+    oneTwoFiveBuckets(maxLen),
+  );
+  const config = engine.config;
+  const cacheConfig = {
+    block_size: String(config.blockSize),
+    cache_dtype: config.kvCacheDtype,
+    enable_prefix_caching: String(config.enablePrefixCaching && config.kvAllocation === "paged"),
+    kv_allocation: config.kvAllocation,
+    num_gpu_blocks: String(config.numBlocks),
+  };
+  new Gauge({
+    name: "vellum:cache_config_info",
+    help: "The KV cache's configuration, as labels (always 1).",
+    labelNames: Object.keys(cacheConfig),
+    registers: [registry],
+  }).set(cacheConfig, 1);
+
   const setGauges = (s: { numRunning: number; numWaiting: number; kvCacheUsage: number }) => {
     running.set(s.numRunning);
     waiting.set(s.numWaiting);
@@ -90,6 +141,8 @@ export function createMetrics(engine: AsyncEngine, modelName: string): Registry 
     prefixQueries.inc(s.prefixCacheQueries);
     prefixHits.inc(s.prefixCacheHits);
     preemptions.inc(s.numPreempted);
+    // A step that scheduled nothing (everything waiting on memory) computed nothing either.
+    if (s.numScheduledTokens > 0) iterationTokens.observe(s.numScheduledTokens);
   });
   engine.onRequestFinished((m: RequestMetrics) => {
     setGauges(engine.stats());
@@ -101,8 +154,16 @@ export function createMetrics(engine: AsyncEngine, modelName: string): Registry 
     for (const gap of m.interTokenLatencies) itl.observe(gap);
     e2e.observe(m.e2e);
     queue.observe(m.queueTime);
+    prefillTime.observe(m.prefillTime);
+    decodeTime.observe(m.decodeTime);
+    inferenceTime.observe(m.inferenceTime);
+    paramsMaxTokens.observe(m.maxTokens);
     promptLen.observe(m.numPromptTokens);
     generationLen.observe(m.numGenerationTokens);
+  });
+  engine.onGenerationFinished((m: GenerationMetrics) => {
+    paramsN.observe(m.n);
+    maxNumGenerationTokens.observe(m.maxNumGenerationTokens);
   });
   return registry;
 }

@@ -195,4 +195,7 @@ export function parseTokenizeBody(
   return chat ? tokenizeMessages.parse(body) : tokenizePrompt.parse(body);
 }
 
+/** /tokenize's two shapes as one, for the OpenAPI document (parseTokenizeBody picks one to name a bad field). */
+export const tokenizeBody = z.union([tokenizePrompt, tokenizeMessages]);
+
 export const detokenizeBody = z.strictObject({ model: z.string().nullish(), tokens: tokenIds });

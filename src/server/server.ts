@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Server } from "node:http";
+import cors from "@fastify/cors";
 import Fastify, {
   type FastifyInstance,
   type FastifyReply,
@@ -20,8 +21,11 @@ import { checkModel } from "./generation.js";
 import { livenessPath } from "./loading.js";
 import { createMetrics } from "./metrics.js";
 import { type MetricsPrefix, withPrefixAlias } from "./metrics-prefix.js";
+import { documentedBody, registerOpenApi } from "./openapi.js";
 import { logWhenClosed } from "./request-log.js";
 import { responses } from "./responses.js";
+import { responsesBody } from "./responses-schema.js";
+import { chatBody, completionBody, detokenizeBody, tokenizeBody } from "./schemas.js";
 import { detokenize, tokenize } from "./tokenize.js";
 import { vellumVersion } from "./version.js";
 import { registerWebPage } from "./web-page.js";
@@ -47,7 +51,7 @@ export interface ServerOptions {
   parseSpecial?: boolean;
   /** Most sequences (prompts × n) one request may ask for; beyond it 400. 0 = no cap. */
   maxSeqsPerRequest?: number;
-  /** Sends Access-Control-Allow-Origin with this value and answers preflight requests. */
+  /** Origins browsers may call from: "*", or one or more origins separated by commas (CORS, preflights answered). */
   corsOrigin?: string;
   /** Largest request body in bytes (413 above it); default 1 MiB. */
   bodyLimit?: number;
@@ -130,19 +134,21 @@ export function buildServer(
       reply.header("connection", "close");
       throw new ApiError(503, "the server is shutting down");
     }
-    if (options.corsOrigin !== undefined) {
-      reply.header("access-control-allow-origin", options.corsOrigin).header("vary", "origin");
-      if (request.method === "OPTIONS") {
-        return reply
-          .code(204)
-          .header("access-control-allow-methods", "GET, POST, OPTIONS")
-          .header("access-control-allow-headers", "authorization, content-type")
-          .send();
-      }
-    }
-    // Decided on the matched route: a 404 (no route) is not public either.
-    if (!request.routeOptions.config.public && !authorized(request.headers.authorization)) throw unauthorized;
   });
+  if (options.corsOrigin !== undefined) {
+    // A preflight is answered with the headers it asks for (the openai client sends x-stainless-*).
+    const origin = options.corsOrigin === "*" ? "*" : options.corsOrigin.split(",").map((o) => o.trim());
+    app.register(cors, { origin });
+  }
+  // The key is checked after CORS's own hook (a plugin's, added once plugins load), so that preflights are
+  // answered without it and errors, 401 included, carry the CORS headers a browser needs to read them.
+  // Decided on the matched route: a 404 (no route) is not public either.
+  app.after(() =>
+    app.addHook("onRequest", async (request) => {
+      if (!request.routeOptions.config.public && !authorized(request.headers.authorization))
+        throw unauthorized;
+    }),
+  );
   app.addHook("onClose", () => ctx.encoder.close());
   app.addHook("onClose", () => engine.structuredOutputs.close());
   app.setErrorHandler((err, request, reply) => {
@@ -155,6 +161,7 @@ export function buildServer(
     reply.code(404).send(new ApiError(404, `no route ${request.method} ${request.url}`).body),
   );
 
+  registerOpenApi(app);
   // Public as in vLLM: probes and the tokenizer; the /v1 API needs the key. While draining, /health (readiness)
   // fails like every other route but these, which say the process is alive and what it is doing.
   const open = { config: { public: true } };
@@ -183,11 +190,25 @@ export function buildServer(
     checkModel(ctx, id);
     return modelCard();
   });
-  app.post("/v1/completions", (request, reply) => completions(ctx, request, reply));
-  app.post("/v1/chat/completions", (request, reply) => chatCompletions(ctx, request, reply));
-  app.post("/v1/responses", (request, reply) => responses(ctx, request, reply));
-  app.post("/tokenize", open, (request) => tokenize(ctx, request));
-  app.post("/detokenize", open, async (request) => detokenize(ctx, request));
+  app.post("/v1/completions", documentedBody(completionBody, "Create a completion"), (request, reply) =>
+    completions(ctx, request, reply),
+  );
+  app.post("/v1/chat/completions", documentedBody(chatBody, "Create a chat completion"), (request, reply) =>
+    chatCompletions(ctx, request, reply),
+  );
+  app.post("/v1/responses", documentedBody(responsesBody, "Create a response"), (request, reply) =>
+    responses(ctx, request, reply),
+  );
+  app.post(
+    "/tokenize",
+    { ...open, ...documentedBody(tokenizeBody, "Tokenize a prompt or chat") },
+    (request) => tokenize(ctx, request),
+  );
+  app.post(
+    "/detokenize",
+    { ...open, ...documentedBody(detokenizeBody, "Detokenize token ids") },
+    async (request) => detokenize(ctx, request),
+  );
   registerEngineEvents(app, engine);
   registerWebPage(app);
 

@@ -188,15 +188,27 @@ describe("--cors-origin", () => {
   });
   afterAll(() => s.close(1000));
 
-  test("responses carry the origin; preflight is answered without the API key", async () => {
+  test("responses carry the origin; preflight is answered without the API key, with the headers it asks for", async () => {
+    const asked = "authorization, content-type, x-stainless-os, x-stainless-retry-count";
     const preflight = await fetch(`${s.url}/v1/chat/completions`, {
       method: "OPTIONS",
-      headers: { origin: "https://example.com", "access-control-request-method": "POST" },
+      headers: {
+        origin: "https://example.com",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": asked,
+      },
     });
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get("access-control-allow-origin")).toBe("https://example.com");
-    expect(preflight.headers.get("access-control-allow-headers")).toMatch(/authorization/);
-    const health = await fetch(`${s.url}/health`);
+    expect(preflight.headers.get("access-control-allow-headers")).toBe(asked);
+    expect(preflight.headers.get("access-control-allow-methods")).toMatch(/POST/);
+    const health = await fetch(`${s.url}/health`, { headers: { origin: "https://example.com" } });
     expect(health.headers.get("access-control-allow-origin")).toBe("https://example.com");
+    // A 401 carries it too, so that a page can read why it was refused.
+    const refused = await fetch(`${s.url}/v1/models`, { headers: { origin: "https://example.com" } });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get("access-control-allow-origin")).toBe("https://example.com");
+    const other = await fetch(`${s.url}/health`, { headers: { origin: "https://elsewhere.example" } });
+    expect(other.headers.get("access-control-allow-origin")).toBeNull();
   });
 });

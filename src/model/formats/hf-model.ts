@@ -17,7 +17,7 @@ import { basename, join } from "node:path";
 import { expectedTensors, type ModelConfig, tensorNames } from "../config.js";
 import { dequantize, quantize } from "../dtype.js";
 import { InputError, quoteFileString } from "../errors.js";
-import type { LoadedModel } from "../model.js";
+import type { LoadedModel, TensorProgress } from "../model.js";
 import { reorderRopeRows } from "../rope-order.js";
 import { concatRows, type Tensor } from "../tensor.js";
 import {
@@ -40,7 +40,7 @@ import { SafetensorsCheckpoint, writeSafetensors } from "./safetensors.js";
 
 // ---- loading ----
 
-export function loadHfModel(dir: string): LoadedModel {
+export function loadHfModel(dir: string, onProgress?: TensorProgress): LoadedModel {
   const configPath = join(dir, "config.json");
   const spec = hfSpecFromJson(readJsonObject(configPath), configPath);
   // The small files first, so that a broken tokenizer is reported before gigabytes of weights are read.
@@ -52,7 +52,7 @@ export function loadHfModel(dir: string): LoadedModel {
   }
   return {
     config: spec.config,
-    tensors: readWeights(dir, spec),
+    tensors: readWeights(dir, spec, onProgress),
     tokenizer,
     vocab: readVocab(dir),
     chatTemplate: tokenizer.chatTemplate,
@@ -141,7 +141,7 @@ function multimodalTextPrefix(checkpoint: SafetensorsCheckpoint): string | undef
   );
 }
 
-function readWeights(dir: string, spec: HfModelSpec): Map<string, Tensor> {
+function readWeights(dir: string, spec: HfModelSpec, onProgress?: TensorProgress): Map<string, Tensor> {
   const c = spec.config;
   const checkpoint = SafetensorsCheckpoint.open(dir);
   try {
@@ -172,6 +172,7 @@ function readWeights(dir: string, spec: HfModelSpec): Map<string, Tensor> {
     }
     const expected = expectedTensors(c);
     const tensors = new Map<string, Tensor>();
+    let read = 0;
     for (const [hfName, parts] of wanted) {
       const cols = (expected.get(parts[0][0]) ?? []).slice(1);
       const shape = [parts.reduce((sum, [, rows]) => sum + rows, 0), ...cols];
@@ -199,6 +200,7 @@ function readWeights(dir: string, spec: HfModelSpec): Map<string, Tensor> {
         tensors.set(name, isGemma(c) && isNorm(name) ? gemmaNormFromHf(part) : part);
         row += rows;
       }
+      onProgress?.(++read, wanted.size);
     }
     for (const [name, values] of spec.ropeFactors)
       tensors.set(name, quantize(values, [values.length], "f32"));

@@ -3,7 +3,7 @@ import { expectedTensors, type ModelConfig } from "../config.js";
 import { quantize } from "../dtype.js";
 import { InputError } from "../errors.js";
 import { storedDTypes } from "../formats/gguf-model.js";
-import type { LoadedModel } from "../model.js";
+import type { LoadedModel, TensorProgress } from "../model.js";
 import { shapeConfig, shapeSpec } from "../profiles.js";
 import type { WeightType } from "../quant/mixes.js";
 import type { Tensor } from "../tensor.js";
@@ -44,10 +44,20 @@ export function syntheticModel(
   shape: string,
   dtype: WeightType,
   seed = 0,
-  opts: { layers?: number; tokenizer?: SyntheticTokenizer } = {},
+  opts: {
+    layers?: number;
+    tokenizer?: SyntheticTokenizer;
+    onProgress?: TensorProgress;
+  } = {},
 ): LoadedModel {
   const { config, ropeFactors } = shapeSpec(shape, opts.layers);
-  return syntheticModelOf(config, dtype, { seed, name: shape, ropeFactors, tokenizer: opts.tokenizer });
+  return syntheticModelOf(config, dtype, {
+    seed,
+    name: shape,
+    ropeFactors,
+    tokenizer: opts.tokenizer,
+    onProgress: opts.onProgress,
+  });
 }
 
 export interface SyntheticModelOptions {
@@ -58,6 +68,7 @@ export interface SyntheticModelOptions {
   ropeFactors?: ReadonlyMap<string, Float32Array>;
   /** A real vocabulary and chat template instead of a generated SentencePiece vocabulary of the config's size. */
   tokenizer?: SyntheticTokenizer;
+  onProgress?: TensorProgress;
 }
 
 /** Seeded random weights for every tensor `config` needs, and a vocabulary of its size. */
@@ -82,7 +93,8 @@ export function syntheticModelOf(
   const bound = Math.sqrt(3) * weightStd;
   const tensors = new Map<string, Tensor>();
   const types = storedDTypes(config, dtype);
-  for (const [tensorName, shape] of expectedTensors(config)) {
+  const expected = expectedTensors(config);
+  for (const [tensorName, shape] of expected) {
     const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
     const fixed = opts.ropeFactors?.get(tensorName);
     if (fixed) {
@@ -95,6 +107,7 @@ export function syntheticModelOf(
       for (let i = 0; i < values.length; i++) values[i] = uniform(bound);
     }
     tensors.set(tensorName, quantize(values, shape, types.get(tensorName) ?? "f32"));
+    opts.onProgress?.(tensors.size, expected.size);
   }
   return {
     config,
