@@ -20,7 +20,7 @@ import { physicalCores } from "../backend/native/physical-cores.js";
 import type { ModelConfig } from "../model/config.js";
 import { nonNegativeLeastSquares } from "./least-squares.js";
 import { probeModel } from "./probe-model.js";
-import { type ProbeRound, runServingProbe } from "./serving-probe.js";
+import { runServingProbe } from "./serving-probe.js";
 import { type MeasuredStep, measuredSteps } from "./step-terms.js";
 import type { HardwareProfile, KvDtype, MeasuredRates, WeightDtype } from "./types.js";
 
