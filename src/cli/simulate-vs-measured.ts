@@ -9,7 +9,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Command } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
 import type { KernelPath } from "../backend/native/addon.js";
 import { benchServe } from "../bench/serve/bench-serve.js";
 import { startServer } from "../bench/serve/start-server.js";
@@ -97,7 +97,7 @@ export function registerSimulateVsMeasured(bench: Command) {
       `which of ${workloadNames.join(", ")}`,
       listOption((name) => {
         if (!workloadNames.includes(name))
-          throw new InputError(`--workloads: ${name} is not one of ${workloadNames.join(", ")}`);
+          throw new InvalidArgumentError(`${name} is not one of ${workloadNames.join(", ")}`);
         return name;
       }),
       workloadNames,

@@ -226,8 +226,10 @@ export function buildServer(
       let sweep: NodeJS.Timeout | undefined;
       try {
         while (ctx.inflight.size > 0 && !graceOver) await new Promise((resolve) => setTimeout(resolve, 50));
-        // A connection kept alive after its last response would hold close() open until its keep-alive timeout.
+        // A connection kept alive after its last response would hold close() open until its keep-alive timeout;
+        // one a client still holds open with nothing in flight (seen under load) goes once flushMs have passed.
         sweep = setInterval(() => app.server.closeIdleConnections(), 50);
+        if (!graceOver) destroyAll = setTimeout(() => app.server.closeAllConnections(), flushMs);
         // fastify closes only a server it listened on itself.
         if (options.httpServer !== undefined) await new Promise((resolve) => app.server.close(resolve));
         await app.close();

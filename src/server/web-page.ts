@@ -13,7 +13,8 @@ export const webRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..",
  * /health: the page holds no data, and asks for the API key itself when the server has one.
  */
 export function registerWebPage(app: FastifyInstance): void {
-  const open = { config: { public: true } };
+  // Not part of the API: left out of /openapi.json.
+  const open = { config: { public: true }, schema: { hide: true } };
   if (!existsSync(join(webRoot, "index.html"))) {
     app.get("/", open, async () => {
       throw new ApiError(404, `the web page is not built (no ${webRoot}): run npm run build`);

@@ -56,7 +56,10 @@ describe("vellum bench parses every subcommand's flags with commander", () => {
       [["batching", ...model, "--backend", "gpu"], /--backend.*'gpu' is invalid.*native, reference/],
       [["batching", ...model, "--repeat", "0"], /--repeat.*'0' is invalid/],
       [["serve", "--kv-cache-memory", "lots"], /--kv-cache-memory.*'lots' is invalid/],
-      [["simulate-vs-measured", ...model, "--num-prompts", "x"], /--num-prompts.*'x' is invalid/],
+      [
+        ["simulate-vs-measured", ...model, "--workloads", "light,huge"],
+        /--workloads.*'light,huge' is invalid.*huge is not one of light, heavy, mixed/,
+      ],
       [["latency", "--threads", "2"], /required option '--model/],
       [["load-model"], /missing required argument 'model'/],
       [["allocate-slots", "--threads", "2"], /unknown option '--threads'/],

@@ -117,7 +117,15 @@ export class NativeBackend implements Backend {
 /** The 6 numbers per row NativeModel.sample reads. */
 export function sampleParams(rows: readonly SampleRow[]): Float64Array {
   return Float64Array.from(
-    rows.flatMap((r) => [r.temperature, Math.max(r.topK, 0), r.topP, r.minP, r.u, r.logprobs]),
+    // A top-k beyond the vocabulary keeps every token, as no top-k does (and stays within the addon's int).
+    rows.flatMap((r) => [
+      r.temperature,
+      Math.min(Math.max(r.topK, 0), r.logits.length),
+      r.topP,
+      r.minP,
+      r.u,
+      r.logprobs,
+    ]),
   );
 }
 
