@@ -102,7 +102,7 @@ export class CostModel {
         forwardSeconds(rates, this.bodyParams * this.bytesPerParam, s.numTokens) +
         forwardSeconds(rates, this.classifierParams * this.bytesPerParam, s.numSampled),
       attention:
-        decodeAttentionSeconds(rates, s.decodeRequests, s.decodePairs) +
+        decodeAttentionSeconds(rates.batches, a, s.decodeRequests, s.decodePairs) +
         (s.prefillTokens === 0
           ? 0
           : a.prefillStepSeconds +

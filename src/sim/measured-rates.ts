@@ -10,8 +10,9 @@
  * time to the next step is the engine's overhead). Fitted over those steps:
  * - forward: seconds per weight byte of the forward pass less its attention, at each batch size of decodes (the
  *   mean: a step's time has a long tail on a shared machine, and TPOT and throughput average it);
- * - attention: per decode request and per (query, key) pair over the decode steps (short contexts and long
- *   ones), then per prefill token and pair over the steps with prefill chunks (at many positions);
+ * - decode attention: at each number of decodes in a step, once and per (query, key) pair, over its decode steps
+ *   at short contexts and over a long cached prefix (decodes stream their K/V faster the more of them run);
+ * - prefill attention: once, per chunk token and per pair, over the steps with prefill chunks (at many positions);
  * - sampling (greedy, the temperature 0 that `bench serve` sends, like vLLM's benchmark): per step and per logit;
  * - overhead: per step and per scheduled request.
  */
@@ -63,17 +64,18 @@ export async function measureRates(f: MeasuredRatesFor, threads: number): Promis
     kernels: f.kernels,
     kvDtype: f.kvDtype,
   });
-  const byRound = rounds.map(({ steps }) => measuredSteps(steps));
-  const steps = byRound.flat();
+  const steps = rounds.flatMap((round) => measuredSteps(round.steps));
   const isDecode = ({ step }: MeasuredStep) => step.shape.prefillTokens === 0;
-  const secondsPerWeightByte = probeBatches.map((batch) => {
+  const decodesOf = (batch: number) => {
     const decodes = steps.filter((m) => isDecode(m) && m.step.shape.decodeRequests === batch);
     if (decodes.length === 0) throw new Error(`measured rates: no decode step of ${batch} requests`);
-    return mean(decodes.map(({ terms }) => terms.forward)) / probe.matmulBytes;
-  });
-
+    return decodes;
+  };
+  const secondsPerWeightByte = probeBatches.map(
+    (batch) => mean(decodesOf(batch).map(({ terms }) => terms.forward)) / probe.matmulBytes,
+  );
   const decodeAttention = probeBatches.map((batch) => {
-    const decodes = steps.filter((m) => isDecode(m) && m.step.shape.decodeRequests === batch);
+    const decodes = decodesOf(batch);
     return nonNegativeLeastSquares(
       decodes.map(({ step }) => [1, step.shape.decodePairs]),
       decodes.map(({ terms }) => terms.attention),
@@ -89,11 +91,7 @@ export async function measureRates(f: MeasuredRatesFor, threads: number): Promis
     prefills.map(
       ({ step, terms }) =>
         terms.attention -
-        decodeAttentionSeconds(
-          { batches: probeBatches, attention } as MeasuredRates,
-          step.shape.decodeRequests,
-          step.shape.decodePairs,
-        ),
+        decodeAttentionSeconds(probeBatches, attention, step.shape.decodeRequests, step.shape.decodePairs),
     ),
   );
   const sampled = steps.filter(({ step }) => step.shape.numSampled > 0);
@@ -184,9 +182,13 @@ export function forwardSeconds(rates: MeasuredRates, bytes: number, tokens: numb
 }
 
 /** Attention seconds of `requests` decodes in one step with `pairs` (query, key) pairs among them. */
-export function decodeAttentionSeconds(rates: MeasuredRates, requests: number, pairs: number): number {
+export function decodeAttentionSeconds(
+  batches: number[],
+  a: Pick<MeasuredRates["attention"], "decodeStepSeconds" | "decodePairSeconds">,
+  requests: number,
+  pairs: number,
+): number {
   if (requests <= 0) return 0;
-  const { batches, attention: a } = rates;
   return (
     atBatch(batches, a.decodeStepSeconds, requests, "proportional") +
     pairs * atBatch(batches, a.decodePairSeconds, requests, "constant")

@@ -212,12 +212,18 @@ describe("the cost model with measured rates (cpu-local)", () => {
   });
 
   it("prices decode attention at the step's number of decodes: once, and per pair", () => {
-    expect(decodeAttentionSeconds(rates, 0, 0)).toBe(0);
-    expect(decodeAttentionSeconds(rates, 1, 100)).toBeCloseTo(1e-4 + 100 * 8e-9, 15);
+    expect(decodeAttentionSeconds(rates.batches, rates.attention, 0, 0)).toBe(0);
+    expect(decodeAttentionSeconds(rates.batches, rates.attention, 1, 100)).toBeCloseTo(1e-4 + 100 * 8e-9, 15);
     // halfway from 16 to 32 decodes
-    expect(decodeAttentionSeconds(rates, 24, 1000)).toBeCloseTo(5.5e-4 + 1000 * 3.5e-9, 15);
+    expect(decodeAttentionSeconds(rates.batches, rates.attention, 24, 1000)).toBeCloseTo(
+      5.5e-4 + 1000 * 3.5e-9,
+      15,
+    );
     // beyond 64: the once-a-step part grows with the decodes, the per-pair cost stays
-    expect(decodeAttentionSeconds(rates, 128, 1000)).toBeCloseTo(16e-4 + 1000 * 2e-9, 15);
+    expect(decodeAttentionSeconds(rates.batches, rates.attention, 128, 1000)).toBeCloseTo(
+      16e-4 + 1000 * 2e-9,
+      15,
+    );
   });
 
   it("adds the measured forward pass, attention, sampling and overhead for a step, term by term", () => {
