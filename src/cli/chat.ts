@@ -1,6 +1,7 @@
 import { createInterface } from "node:readline";
 import type { Command } from "commander";
 import type { KvCacheDtype } from "../backend/backend.js";
+import type { KernelPath } from "../backend/native/addon.js";
 import { samplingParams } from "../engine/api.js";
 import type { AsyncEngine } from "../engine/async-engine.js";
 import { createEngine } from "../engine/create-engine.js";
@@ -28,6 +29,7 @@ interface ChatOptions {
   seed?: number;
   backend?: "native" | "reference";
   threads?: number;
+  kernels?: KernelPath;
   kvCacheDtype: KvCacheDtype;
 }
 
@@ -53,6 +55,7 @@ async function chat(opts: ChatOptions) {
     maxNumSeqs: 1,
     backend: opts.backend,
     threads: opts.threads,
+    kernels: opts.kernels,
     kvCacheDtype: opts.kvCacheDtype,
   });
   const start: ChatMessage[] = opts.system === undefined ? [] : [{ role: "system", content: opts.system }];
