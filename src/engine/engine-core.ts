@@ -101,6 +101,7 @@ export class EngineCore {
         forwardSeconds: times.forwardSeconds,
         sampleSeconds: times.sampleSeconds,
         attentionSeconds: times.backend?.attentionSeconds ?? 0,
+        classifierSeconds: times.backend?.classifierSeconds ?? 0,
         shape: stepShape(output),
         numRunning: s.numRunning,
         numWaiting: s.numWaiting,

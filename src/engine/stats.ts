@@ -11,8 +11,9 @@ export interface StepStats {
   /** Of which the forward pass and sampling (ModelRunner's RunnerTimes); the rest is the step's overhead. */
   forwardSeconds: number;
   sampleSeconds: number;
-  /** The forward pass's attention, as the backend timed it (0 where it does not). */
+  /** The forward pass's attention and its classifier, as the backend timed them (0 where it does not). */
   attentionSeconds: number;
+  classifierSeconds: number;
   /** What the step's cost depends on: its requests, tokens, samples and attention pairs. */
   shape: StepShape;
   numRunning: number;

@@ -1,7 +1,7 @@
 import { type SchedulerOutput, type StepShape, stepShape } from "../core/scheduler-output.js";
 import { minStepBudget, type StepRates } from "../engine/step-budget.js";
 import type { ModelConfig } from "../model/config.js";
-import { decodeAttentionSeconds, forwardSeconds } from "./measured-rates.js";
+import { classifierSeconds, decodeAttentionSeconds, forwardSeconds } from "./measured-rates.js";
 import { matmulParameterCount, parameterCount } from "./model-profile.js";
 import { kvBytesPerSequence, kvBytesPerToken, weightBytesPerParam } from "./plan.js";
 import { type StepTerms, totalTime } from "./step-terms.js";
@@ -100,7 +100,7 @@ export class CostModel {
     return {
       forward:
         forwardSeconds(rates, this.bodyParams * this.bytesPerParam, s.numTokens) +
-        forwardSeconds(rates, this.classifierParams * this.bytesPerParam, s.numSampled),
+        classifierSeconds(rates, this.classifierParams * this.bytesPerParam, s.numSampled),
       attention:
         decodeAttentionSeconds(rates.batches, a, s.decodeRequests, s.decodePairs) +
         (s.prefillTokens === 0

@@ -82,15 +82,15 @@ export function formatHardware(h: HardwareProfile): string {
   const r = h.measuredRates;
   if (!r)
     return `hardware: ${h.name}, ${h.description}; step overhead ${(h.stepOverheadS * 1000).toFixed(1)} ms`;
-  const gbps = r.batches
-    .map((b, i) => `${b}: ${(1 / r.secondsPerWeightByte[i] / 1e9).toFixed(2)}`)
-    .join(", ");
+  const gbps = (secondsPerByte: number[]) =>
+    r.batches.map((b, i) => `${b}: ${(1 / secondsPerByte[i] / 1e9).toFixed(2)}`).join(", ");
   const us = (seconds: number) => (seconds * 1e6).toFixed(1);
   const ns = (seconds: number) => (seconds * 1e9).toFixed(2);
   const { attention: a, sampling, overhead } = r;
   return [
     `hardware: ${h.name}, ${h.description}`,
-    `measured: ${r.weightDtype} forward pass without attention, GB of weights per second by batch size {${gbps}}`,
+    `measured: ${r.weightDtype} forward pass without attention or classifier, GB of layer weights per second by batch size {${gbps(r.secondsPerWeightByte)}}`,
+    `  classifier, GB of its weights per second by rows of logits {${gbps(r.classifierSecondsPerByte)}}`,
     `  decode attention by decodes in a step {${r.batches
       .map((b, i) => `${b}: ${us(a.decodeStepSeconds[i])} µs + ${ns(a.decodePairSeconds[i])} ns/pair`)
       .join(", ")}}`,

@@ -12,7 +12,8 @@
  *   mean: a step's time has a long tail on a shared machine, and TPOT and throughput average it);
  * - decode attention: at each number of decodes in a step, once and per (query, key) pair, over its decode steps
  *   at short contexts and over a long cached prefix (decodes stream their K/V faster the more of them run);
- * - prefill attention: once, per chunk token and per pair, over the steps with prefill chunks (at many positions);
+ * - prefill attention: once, per chunk token and per pair, over the steps with prefill chunks (at many positions,
+ *   alone and beside the decodes of streams that arrived before);
  * - sampling (greedy, the temperature 0 that `bench serve` sends, like vLLM's benchmark): per step and per logit;
  * - overhead: per step and per scheduled request.
  */
@@ -21,7 +22,7 @@ import { physicalCores } from "../backend/native/physical-cores.js";
 import type { ModelConfig } from "../model/config.js";
 import { nonNegativeLeastSquares } from "./least-squares.js";
 import { probeModel } from "./probe-model.js";
-import { runServingProbe } from "./serving-probe.js";
+import { probeChunkTokens, runServingProbe } from "./serving-probe.js";
 import { type MeasuredStep, measuredSteps } from "./step-terms.js";
 import type { HardwareProfile, KvDtype, MeasuredRates, WeightDtype } from "./types.js";
 
@@ -41,6 +42,27 @@ const outputTokens = 24;
 const passes = 2;
 /** Long contexts: a prompt that goes through in chunks at many positions, then each batch size over a long prefix. */
 const longPrompt = 448;
+/**
+ * A loaded server's steps: streams arriving while others decode, two at a time waiting for their first token, so
+ * that nearly every step carries a prefill chunk beside up to ~32 decodes (each stream decodes 64 tokens while the
+ * next ones arrive two chunks apart), at short and at long contexts.
+ */
+const loadedRounds = [
+  {
+    streams: 64,
+    sharedPrefixTokens: 0,
+    promptTokens: 2 * probeChunkTokens,
+    outputTokens: 64,
+    awaitingFirstToken: 2,
+  },
+  {
+    streams: 32,
+    sharedPrefixTokens: longPrompt,
+    promptTokens: probeChunkTokens,
+    outputTokens: 32,
+    awaitingFirstToken: 2,
+  },
+];
 
 export async function measureRates(f: MeasuredRatesFor, threads: number): Promise<MeasuredRates> {
   const probe = probeModel(f.config, f.weightDtype);
@@ -59,11 +81,15 @@ export async function measureRates(f: MeasuredRatesFor, threads: number): Promis
       outputTokens,
     })),
   ];
-  const rounds = await runServingProbe(probe, [...Array(passes).fill(shortRounds).flat(), ...longRounds], {
-    threads,
-    kernels: f.kernels,
-    kvDtype: f.kvDtype,
-  });
+  const rounds = await runServingProbe(
+    probe,
+    [...Array(passes).fill(shortRounds).flat(), ...longRounds, ...loadedRounds],
+    {
+      threads,
+      kernels: f.kernels,
+      kvDtype: f.kvDtype,
+    },
+  );
   const steps = rounds.flatMap((round) => measuredSteps(round.steps));
   const isDecode = ({ step }: MeasuredStep) => step.shape.prefillTokens === 0;
   const decodesOf = (batch: number) => {
@@ -72,7 +98,12 @@ export async function measureRates(f: MeasuredRatesFor, threads: number): Promis
     return decodes;
   };
   const secondsPerWeightByte = probeBatches.map(
-    (batch) => mean(decodesOf(batch).map(({ terms }) => terms.forward)) / probe.matmulBytes,
+    (batch) =>
+      mean(decodesOf(batch).map(({ step, terms }) => terms.forward - step.classifierSeconds)) /
+      probe.bodyBytes,
+  );
+  const classifierSecondsPerByte = probeBatches.map(
+    (batch) => mean(decodesOf(batch).map(({ step }) => step.classifierSeconds)) / probe.classifierBytes,
   );
   const decodeAttention = probeBatches.map((batch) => {
     const decodes = decodesOf(batch);
@@ -108,6 +139,7 @@ export async function measureRates(f: MeasuredRatesFor, threads: number): Promis
     weightDtype: f.weightDtype,
     batches: probeBatches,
     secondsPerWeightByte,
+    classifierSecondsPerByte,
     attention: { ...attention, prefillStepSeconds, prefillTokenSeconds, prefillPairSeconds },
     sampling: { stepSeconds: samplingStep, logitSeconds: samplingRow / f.config.vocabSize },
     overhead: { stepSeconds: overheadStep, requestSeconds: overheadRequest },
@@ -176,9 +208,14 @@ function atBatch(
   );
 }
 
-/** Forward-pass seconds for `bytes` of weights and a batch of `tokens`. */
+/** Forward-pass seconds, less attention and classifier, for `bytes` of layer weights and a batch of `tokens`. */
 export function forwardSeconds(rates: MeasuredRates, bytes: number, tokens: number): number {
   return tokens <= 0 ? 0 : bytes * atBatch(rates.batches, rates.secondsPerWeightByte, tokens, "proportional");
+}
+
+/** Classifier seconds for `bytes` of its weights and `rows` of logits. */
+export function classifierSeconds(rates: MeasuredRates, bytes: number, rows: number): number {
+  return rows <= 0 ? 0 : bytes * atBatch(rates.batches, rates.classifierSecondsPerByte, rows, "proportional");
 }
 
 /** Attention seconds of `requests` decodes in one step with `pairs` (query, key) pairs among them. */

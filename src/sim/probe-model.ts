@@ -10,8 +10,9 @@ import type { WeightDtype } from "./types.js";
 export interface ProbeModel {
   config: ModelConfig;
   tensors: Map<string, Tensor>;
-  /** Bytes of the matrices a token goes through: every tensor but the embedding table (unless tied). */
-  matmulBytes: number;
+  /** Bytes of the layers' matrices, which every token goes through, and of the classifier (the tied table). */
+  bodyBytes: number;
+  classifierBytes: number;
 }
 
 const probeLayerBytes = 128 * 2 ** 20;
@@ -36,10 +37,10 @@ export function probeModel(c: ModelConfig, weightDtype: WeightDtype): ProbeModel
       : "f32";
   for (const [name, shape] of expectedTensors(config))
     tensors.set(name, randomTensor(shape, matrixType(name, shape)));
-  let matmulBytes = 0;
-  for (const [name, t] of tensors)
-    if (name !== tensorNames.tokenEmbedding || config.tiedEmbeddings) matmulBytes += t.data.length;
-  return { config, tensors, matmulBytes };
+  let bodyBytes = 0;
+  for (const [name, t] of tensors) if (name !== tensorNames.tokenEmbedding) bodyBytes += t.data.length;
+  const classifierBytes = (tensors.get(tensorNames.tokenEmbedding) as Tensor).data.length;
+  return { config, tensors, bodyBytes, classifierBytes };
 }
 
 /** Random bytes as a `dtype` tensor, with finite moderate values. */

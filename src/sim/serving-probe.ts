@@ -14,15 +14,20 @@ import type { ProbeModel } from "./probe-model.js";
 import type { KvDtype } from "./types.js";
 
 /**
- * One round of the probe: `streams` streaming completions at once, each of a prompt and then `outputTokens`. The
- * prompt is `sharedPrefixTokens` every stream shares (computed once, by a request just before the round, and read
- * from the prefix cache by the round's requests: long contexts at little cost) and `promptTokens` of its own.
+ * One round of the probe: `streams` streaming completions, each of a prompt and then `outputTokens`. The prompt is
+ * `sharedPrefixTokens` every stream shares (computed once, by a request just before the round, and read from the
+ * prefix cache by the round's requests: long contexts at little cost) and `promptTokens` of its own.
  */
 export interface ProbeRound {
   streams: number;
   sharedPrefixTokens: number;
   promptTokens: number;
   outputTokens: number;
+  /**
+   * Streams are sent so that at most this many wait for their first token at a time: their prefill chunks run
+   * beside the decodes of the streams before them, as in a loaded server's steps. Absent: all at once.
+   */
+  awaitingFirstToken?: number;
 }
 
 export interface ProbeRoundSteps {
@@ -91,6 +96,7 @@ export async function runServingProbe(
       client.run({
         target,
         prompts: Array.from({ length: streams }, (_, i) => probePrompt(round, i, probe.config.vocabSize)),
+        awaitingFirstToken: round.awaitingFirstToken ?? streams,
       });
     await send({ ...rounds[0], sharedPrefixTokens: 0, streams: 1 }, 1); // warm-up: threads started, scratch grown, weights paged in
     for (const round of rounds) {

@@ -28,10 +28,12 @@ export interface MeasuredRates {
   /** Batch sizes (tokens), ascending. */
   batches: number[];
   /**
-   * The forward pass without its attention, per weight byte (every matrix, classifier included), at each batch
-   * size: what the engine waits for, thread hand-offs included.
+   * The forward pass without its attention and classifier, per byte of the layers' weights, at each batch size
+   * (tokens): what the engine waits for, thread hand-offs included.
    */
   secondsPerWeightByte: number[];
+  /** The classifier, per byte of its weights, at each batch size (rows of logits). */
+  classifierSecondsPerByte: number[];
   /**
    * Attention inside the forward pass, as the backend times it. Decodes (one query each) stream their K/V faster
    * the more of them run at once, so theirs is measured at each of `batches` decodes in a step: seconds once,

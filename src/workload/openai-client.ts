@@ -85,12 +85,14 @@ function requestBody(target: Target, prompt: WorkloadPrompt) {
 /**
  * Sends one streaming request and times it as vLLM's client does: TTFT at the first chunk carrying a
  * choice, one inter-token gap per later such chunk, E2E at the end of the stream. Token counts come from
- * the final usage chunk (else one per chunk). Never throws: a failure is a record with `error`.
+ * the final usage chunk (else one per chunk). Never throws: a failure is a record with `error`. `onFirstToken` is
+ * called at the first chunk carrying a choice.
  */
 export async function sendRequest(
   target: Target,
   prompt: WorkloadPrompt,
   startOfRun: number,
+  onFirstToken?: () => void,
 ): Promise<RequestRecord> {
   const sent = performance.now();
   const record: RequestRecord = {
@@ -132,8 +134,10 @@ export async function sendRequest(
         throw new Error(`error in stream: ${chunk.error.message ?? JSON.stringify(chunk.error)}`);
       const now = performance.now();
       if (chunk.choices && chunk.choices.length > 0) {
-        if (chunks === 0) record.ttft = (now - sent) / 1000;
-        else record.itl.push((now - last) / 1000);
+        if (chunks === 0) {
+          record.ttft = (now - sent) / 1000;
+          onFirstToken?.();
+        } else record.itl.push((now - last) / 1000);
         last = now;
         chunks++;
       }

@@ -48,7 +48,9 @@ describe("vellum serve --step-log", () => {
     for (const s of steps) {
       expect(s.forwardSeconds).toBeGreaterThan(0);
       expect(s.attentionSeconds).toBeGreaterThan(0);
-      expect(s.attentionSeconds).toBeLessThan(s.forwardSeconds);
+      expect(s.attentionSeconds + s.classifierSeconds).toBeLessThan(s.forwardSeconds);
+      // The classifier runs for the rows that sample, and only for them.
+      expect(s.classifierSeconds > 0).toBe(s.shape.numSampled > 0);
       expect(s.forwardSeconds + s.sampleSeconds).toBeLessThanOrEqual(s.duration);
       expect(s.shape.numTokens).toBe(s.numScheduledTokens);
       expect(s.shape.prefillTokens + s.shape.decodeRequests).toBe(s.numScheduledTokens);

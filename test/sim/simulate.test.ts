@@ -188,6 +188,7 @@ describe("the cost model with measured rates (cpu-local)", () => {
     weightDtype: "int8",
     batches: [1, 2, 4, 8, 16, 32, 64],
     secondsPerWeightByte: [1, 2, 3, 4, 5, 6, 8].map((s) => s * 1e-10),
+    classifierSecondsPerByte: [1, 3, 5, 7, 9, 11, 15].map((s) => s * 1e-10),
     attention: {
       decodeStepSeconds: [1, 2, 3, 4, 5, 6, 8].map((s) => s * 1e-4),
       decodePairSeconds: [8, 7, 6, 5, 4, 3, 2].map((s) => s * 1e-9),
@@ -256,9 +257,9 @@ describe("the cost model with measured rates (cpu-local)", () => {
     const body = c.nLayers * (2 * c.dim * qDim + 2 * c.dim * kvDim + 3 * c.dim * c.hiddenDim) + norms;
     const bytesPerParam = 34 / 32;
     const terms = cost.stepTerms(shape);
-    // 12 tokens: the curve a quarter of the way from 8 to 16; two sampled rows: the curve at 2.
+    // 12 tokens: the layers' curve a quarter of the way from 8 to 16; two sampled rows: the classifier's at 2.
     expect(terms.forward).toBeCloseTo(
-      body * bytesPerParam * 4.5e-10 + classifier * bytesPerParam * 2e-10,
+      body * bytesPerParam * 4.5e-10 + classifier * bytesPerParam * 3e-10,
       12,
     );
     // Decode attention at 2 decodes; the prefill chunk's.
@@ -370,6 +371,7 @@ describe("measured rates", () => {
     expect(r.batches).toEqual([1, 2, 4, 8, 16, 32, 64]);
     const values = [
       ...r.secondsPerWeightByte,
+      ...r.classifierSecondsPerByte,
       ...Object.values(r.attention).flat(),
       ...Object.values(r.sampling),
       ...Object.values(r.overhead),
@@ -395,6 +397,7 @@ function ratesOf(x: number): MeasuredRates {
     weightDtype: "int8",
     batches: [],
     secondsPerWeightByte: [x, x],
+    classifierSecondsPerByte: [x, x],
     attention: {
       decodeStepSeconds: [x, x],
       decodePairSeconds: [x, x],

@@ -84,6 +84,33 @@ void makeQueryTiles(const int32_t* queryStartLoc, int numSeqs, Vec* first, Vec* 
 // Work items are (query tile, kv head) pairs: item = tile · nKvHeads + kvHead.
 inline int64_t attentionItems(const AttentionArgs& a) { return static_cast<int64_t>(a.numTiles) * a.nKvHeads; }
 
+// Splits the items into at most maxChunks runs [ends[c − 1], ends[c]) of about equal cost, so that the pool's
+// threads finish together. A tile costs its queries times the keys each sees, plus a block's worth for the
+// visit itself. Runs of equal item counts left a step of one prefill chunk and many decodes waiting on the
+// thread that drew the prefill tiles, each of which costs as much as dozens of decodes.
+template <class Vec>
+void attentionChunks(const AttentionArgs& a, int64_t maxChunks, Vec* ends) {
+  auto tileCost = [&](int tile) {
+    int64_t keys = a.blockSize;
+    for (int t = a.tileFirst[tile]; t < a.tileFirst[tile + 1]; t++)
+      keys += a.positions[t] + 1 - firstSeen(a, a.positions[t]);
+    return keys;
+  };
+  int64_t total = 0;
+  for (int tile = 0; tile < a.numTiles; tile++) total += tileCost(tile) * a.nKvHeads;
+  ends->clear();
+  int64_t done = 0;
+  for (int tile = 0; tile < a.numTiles; tile++) {
+    const int64_t cost = tileCost(tile);
+    for (int h = 0; h < a.nKvHeads; h++) {
+      done += cost;
+      // Close a run each time the cost so far passes the next of maxChunks equal shares.
+      if (done * maxChunks >= static_cast<int64_t>(ends->size() + 1) * total)
+        ends->push_back(static_cast<int64_t>(tile) * a.nKvHeads + h + 1);
+    }
+  }
+}
+
 // Floats of score scratch one thread needs for contexts up to maxCtx.
 inline int64_t attentionScratch(const AttentionArgs& a, int64_t maxCtx) {
   return maxCtx * kQueryTile * (a.nHeads / a.nKvHeads);

@@ -249,13 +249,12 @@ void Model::forward(const Batch& b, float* logits) {
                              c_.headDim,         blockSize_,
                              c_.attentionScale,  c_.attnSoftcap,
                              window};
-    const int64_t items = attentionItems(args);
-    const int64_t chunks = std::min<int64_t>(items, 8 * pool_.size());
+    attentionChunks(args, 8 * pool_.size(), &attentionChunkEnds_);
     auto attend = [&](int chunk, int thread) {
-      k_.attention(args, items * chunk / chunks, items * (chunk + 1) / chunks,
+      k_.attention(args, chunk == 0 ? 0 : attentionChunkEnds_[chunk - 1], attentionChunkEnds_[chunk],
                    scores_.data() + static_cast<size_t>(thread) * scoresStride_);
     };
-    pool_.run(static_cast<int>(chunks), attend);
+    pool_.run(static_cast<int>(attentionChunkEnds_.size()), attend);
     times_.attentionSeconds += nowSeconds() - attentionStarted;
     const Weight* wo[] = {&w.wo};
     float* woOut[] = {tmp};

@@ -181,6 +181,7 @@ class Model {
   int64_t scoresStride_ = 0;
   std::vector<int32_t> tileFirst_;  // attention query tiles (attention.h)
   std::vector<int32_t> tileSeq_;
+  std::vector<int64_t> attentionChunkEnds_;  // attentionChunks' runs of items, one pool chunk each
 };
 
 }  // namespace vellum::backend
