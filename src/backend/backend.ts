@@ -125,8 +125,11 @@ export interface Backend {
   readonly mappedWeightBytes?: number;
   /** (Re)allocates the paged KV cache; must be called before `forward`. */
   initKvCache(spec: KvCacheSpec): void;
-  /** Returns logits, row-major [logitsIndices.length, vocabSize]. */
-  forward(batch: ForwardBatch): Promise<Float32Array>;
+  /**
+   * Returns logits, row-major [logitsIndices.length, vocabSize]. A backend may write them into the start of `out`
+   * (which then holds at least that many floats) and return a view of it, instead of allocating.
+   */
+  forward(batch: ForwardBatch, out?: Float32Array): Promise<Float32Array>;
   /** The split of the last forward pass, where the backend measures one; read after `forward` settles. */
   readonly lastForwardTimes?: ForwardTimes;
   /**

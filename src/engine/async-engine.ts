@@ -3,7 +3,7 @@ import { samplingParams, type ValidSamplingParams } from "../core/sampling-param
 import type { SchedulerStats } from "../core/scheduler-output.js";
 import type { Tokenizer } from "../model/tokenizer/tokenizer.js";
 import type { EngineConfig } from "./engine-config.js";
-import type { EngineCore } from "./engine-core.js";
+import type { EngineCore, StepResult } from "./engine-core.js";
 import { type CompletionDelta, RequestOutputState } from "./output-processor.js";
 import { type GenerationMetrics, type RequestMetrics, requestMetrics, type StepStats } from "./stats.js";
 import { StructuredOutputs } from "./structured-output/structured-outputs.js";
@@ -214,26 +214,42 @@ export class AsyncEngine {
     while (this.loop) await this.loop;
   }
 
+  /**
+   * Steps while there is work. A step's outputs are detokenized (which may stop a request) before the next step is
+   * scheduled, and handed to the streams once that step's forward pass runs: the streams' work (JSON, socket
+   * writes) then overlaps the forward pass instead of holding back its start.
+   */
   private async run(): Promise<void> {
-    while (this.core.hasUnfinishedRequests) {
-      let result: Awaited<ReturnType<EngineCore["step"]>>;
-      try {
-        result = await this.core.step();
-      } catch (err) {
-        this.failAll(err instanceof Error ? err : new Error(String(err)));
+    let step: Promise<StepResult | Error> | undefined = this.startStep();
+    while (step) {
+      const result = await step;
+      if (result instanceof Error) {
+        this.failAll(result);
         return;
       }
+      const deltas: [Completion, CompletionDelta][] = [];
       for (const { request, sample, promptLogprobs } of result.updates) {
         const completion = this.completions.get(request.id);
         if (!completion) continue;
         const { delta, stopString } = completion.state.update(sample, promptLogprobs);
         if (stopString !== undefined) this.core.abort([request.id], "FINISHED_STOPPED");
+        deltas.push([completion, delta]);
+      }
+      step = this.core.hasUnfinishedRequests ? this.startStep() : undefined;
+      for (const [completion, delta] of deltas) {
         if (delta.finished) this.finish(completion, delta);
         else completion.stream.push(delta);
       }
       for (const listener of this.stepListeners) listener(result.stats);
       await new Promise((resolve) => setImmediate(resolve));
+      // Requests the streams' consumers added meanwhile.
+      if (!step && this.core.hasUnfinishedRequests) step = this.startStep();
     }
+  }
+
+  /** The next step, its failure as a value: it is awaited only after a turn of the event loop. */
+  private startStep(): Promise<StepResult | Error> {
+    return this.core.step().catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
   }
 
   /**

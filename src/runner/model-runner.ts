@@ -45,6 +45,11 @@ export class ModelRunner {
   private readonly grammarMasks: GrammarMasks;
   /** Rows the requests' own rules changed, for the backend's sampler: grown to the largest step's. */
   private ruleRows = new Float32Array(0);
+  /**
+   * The logits of steps that want no prompt rows (one row per sampling request), kept across steps and grown to
+   * the largest such step's: a decode step allocates nothing for them.
+   */
+  private sampledLogits = new Float32Array(0);
 
   constructor(
     private readonly backend: Backend,
@@ -66,8 +71,9 @@ export class ModelRunner {
 
     const promptRows = output.scheduled.map((s) => this.promptLogprobs.rowsWanted(s));
     const forwardStarted = performance.now();
+    const batch = this.buildBatch(output, promptRows);
     const [logits, masks] = await Promise.all([
-      this.backend.forward(this.buildBatch(output, promptRows)),
+      this.backend.forward(batch, this.logitsBuffer(batch, promptRows)),
       this.grammarMasks.fill(output.scheduled),
     ]);
     times.forwardSeconds = (performance.now() - forwardStarted) / 1000;
@@ -115,6 +121,20 @@ export class ModelRunner {
       result.sampled.set(request.id, samples[i]);
     });
     return result;
+  }
+
+  /**
+   * Where the step's logits may go: the kept buffer when they are only the sampled rows; prompt log-prob rows (up to
+   * a chunk's worth) get a fresh array, so the kept one stays as small as a decode step needs.
+   */
+  private logitsBuffer(
+    batch: ForwardBatch,
+    promptRows: (PromptRows | undefined)[],
+  ): Float32Array | undefined {
+    if (promptRows.some((rows) => rows !== undefined)) return undefined;
+    const needed = batch.logitsIndices.length * this.vocabSize;
+    if (this.sampledLogits.length < needed) this.sampledLogits = new Float32Array(needed);
+    return this.sampledLogits;
   }
 
   /** Each draw with its request's JS Sampler (the reference). */

@@ -1,6 +1,9 @@
+import { request as httpRequest, type IncomingMessage } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { InputError } from "../model/errors.js";
 import type { WorkloadPrompt } from "./dataset.js";
 import type { RequestRecord } from "./metrics.js";
+import { SseParser } from "./sse-parser.js";
 
 export type Endpoint = "completions" | "chat";
 
@@ -86,7 +89,8 @@ function requestBody(target: Target, prompt: WorkloadPrompt) {
  * Sends one streaming request and times it as vLLM's client does: TTFT at the first chunk carrying a
  * choice, one inter-token gap per later such chunk, E2E at the end of the stream. Token counts come from
  * the final usage chunk (else one per chunk). Never throws: a failure is a record with `error`. `onFirstToken` is
- * called at the first chunk carrying a choice.
+ * called at the first chunk carrying a choice. It streams through node:http rather than fetch: the load generator
+ * shares the machine with the server it measures, and fetch reads each chunk through web streams.
  */
 export async function sendRequest(
   target: Target,
@@ -106,44 +110,52 @@ export async function sendRequest(
   };
   const path = target.endpoint === "chat" ? "/v1/chat/completions" : "/v1/completions";
   try {
-    const response = await fetch(`${target.baseUrl}${path}`, {
-      method: "POST",
-      headers: { "content-type": "application/json", ...authHeaders(target.apiKey) },
-      body: JSON.stringify(requestBody(target, prompt)),
-    });
-    if (!response.ok) {
-      record.error = `HTTP ${response.status}: ${errorMessage(await response.text())}`;
+    const response = await post(
+      `${target.baseUrl}${path}`,
+      JSON.stringify(requestBody(target, prompt)),
+      authHeaders(target.apiKey),
+    );
+    response.setEncoding("utf8");
+    const status = response.statusCode ?? 0;
+    if (status < 200 || status >= 300) {
+      let text = "";
+      for await (const piece of response) text += piece;
+      record.error = `HTTP ${status}: ${errorMessage(text)}`;
       return record;
     }
-    const type = response.headers.get("content-type") ?? "";
-    if (!type.startsWith("text/event-stream") || !response.body) {
+    const type = response.headers["content-type"] ?? "";
+    if (!type.startsWith("text/event-stream")) {
+      response.destroy();
       record.error = `not an OpenAI stream: content-type "${type}"`;
       return record;
     }
     let last = sent;
     let chunks = 0;
     let usageTokens: number | undefined;
-    for await (const data of sseData(response.body)) {
-      if (data === "[DONE]") break;
-      const chunk = JSON.parse(data) as {
-        choices?: unknown[];
-        usage?: { prompt_tokens?: number; completion_tokens?: number } | null;
-        error?: { message?: string };
-      };
-      if (chunk.error)
-        throw new Error(`error in stream: ${chunk.error.message ?? JSON.stringify(chunk.error)}`);
-      const now = performance.now();
-      if (chunk.choices && chunk.choices.length > 0) {
-        if (chunks === 0) {
-          record.ttft = (now - sent) / 1000;
-          onFirstToken?.();
-        } else record.itl.push((now - last) / 1000);
-        last = now;
-        chunks++;
-      }
-      if (chunk.usage) {
-        usageTokens = chunk.usage.completion_tokens ?? usageTokens;
-        if (chunk.usage.prompt_tokens !== undefined) record.promptTokens = chunk.usage.prompt_tokens;
+    const parser = new SseParser();
+    stream: for await (const piece of response) {
+      for (const data of parser.push(piece as string)) {
+        if (data === "[DONE]") break stream;
+        const chunk = JSON.parse(data) as {
+          choices?: unknown[];
+          usage?: { prompt_tokens?: number; completion_tokens?: number } | null;
+          error?: { message?: string };
+        };
+        if (chunk.error)
+          throw new Error(`error in stream: ${chunk.error.message ?? JSON.stringify(chunk.error)}`);
+        const now = performance.now();
+        if (chunk.choices && chunk.choices.length > 0) {
+          if (chunks === 0) {
+            record.ttft = (now - sent) / 1000;
+            onFirstToken?.();
+          } else record.itl.push((now - last) / 1000);
+          last = now;
+          chunks++;
+        }
+        if (chunk.usage) {
+          usageTokens = chunk.usage.completion_tokens ?? usageTokens;
+          if (chunk.usage.prompt_tokens !== undefined) record.promptTokens = chunk.usage.prompt_tokens;
+        }
       }
     }
     if (chunks === 0) throw new Error("the stream carried no choices");
@@ -157,25 +169,32 @@ export async function sendRequest(
   return record;
 }
 
+/** POSTs a JSON body; resolves with the response once its headers are in (a connection failure rejects). */
+function post(url: string, body: string, headers: Record<string, string>): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const send = url.startsWith("https:") ? httpsRequest : httpRequest;
+    const request = send(
+      url,
+      {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(body),
+          ...headers,
+        },
+      },
+      resolve,
+    );
+    request.on("error", reject);
+    request.end(body);
+  });
+}
+
 /** The `data:` payloads of a server-sent-events stream, one per event. */
 export async function* sseData(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
   const decoder = new TextDecoder();
-  let buffer = "";
-  for await (const bytes of body) {
-    buffer += decoder.decode(bytes, { stream: true }).replaceAll("\r\n", "\n");
-    let end = buffer.indexOf("\n\n");
-    while (end >= 0) {
-      const data = buffer
-        .slice(0, end)
-        .split("\n")
-        .filter((line) => line.startsWith("data:"))
-        .map((line) => line.slice(5).trimStart())
-        .join("\n");
-      buffer = buffer.slice(end + 2);
-      if (data) yield data;
-      end = buffer.indexOf("\n\n");
-    }
-  }
+  const parser = new SseParser();
+  for await (const bytes of body) yield* parser.push(decoder.decode(bytes, { stream: true }));
 }
 
 /** OpenAI's error body {"error": {"message"}} when there is one, else the start of the body. */

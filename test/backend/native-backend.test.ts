@@ -168,6 +168,25 @@ describe.skipIf(!built)("native backend", () => {
       expect((await native.forward(batch())).length).toBe(512);
     });
 
+    test("forward into a given buffer: the same logits as a fresh array, in its start; a short buffer rejects", async () => {
+      const native = new NativeBackend(model, { threads: 2 });
+      native.initKvCache({ numBlocks: 2, blockSize: 4, dtype: "f32" });
+      const two = batch({ logitsIndices: Int32Array.of(0, 1) });
+      const fresh = await native.forward(two);
+      const out = new Float32Array(3 * 512).fill(7);
+      const into = await native.forward(two, out);
+      expect(into.buffer).toBe(out.buffer);
+      expect(into.byteOffset).toBe(0);
+      expect(into).toEqual(fresh);
+      expect(out.subarray(2 * 512).every((x) => x === 7)).toBe(true);
+      const view = out.subarray(512);
+      expect(await native.forward(batch(), view)).toEqual(fresh.subarray(512));
+      expect(out.subarray(0, 512)).toEqual(fresh.subarray(0, 512));
+      await expect(native.forward(two, new Float32Array(1023))).rejects.toThrow(
+        /out holds 1023 floats, the logits need 1024/,
+      );
+    });
+
     test("NativeModel reads exactly the config fields the TypeScript side sends", () => {
       if (addon instanceof Error) throw addon;
       const sent = Object.keys(nativeModelConfig(model.config)).sort();

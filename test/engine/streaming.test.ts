@@ -193,6 +193,23 @@ describe("AsyncEngine streaming on the bundled demo model", () => {
     expect(core.hasUnfinishedRequests).toBe(false);
   });
 
+  test("a request its stream's consumer sends as the last one finishes is served, with the same tokens as alone", async () => {
+    const llm = newLLM();
+    const p = params({ temperature: 0, maxTokens: 12 });
+    const first = model.tokenizer.encode("In the beginning");
+    const second = model.tokenizer.encode("The LORD");
+    const alone = await collect(llm.engine.generate(second, p));
+    let next: Promise<CompletionDelta[]> | undefined;
+    for await (const delta of llm.engine.generate(first, p)) {
+      if (delta.finished) next = collect(llm.engine.generate(second, p));
+    }
+    const deltas = await (next as Promise<CompletionDelta[]>);
+    expect(deltas.at(-1)?.finished).toBe(true);
+    expect(deltas.flatMap((d) => d.tokenIds)).toEqual(alone.flatMap((d) => d.tokenIds));
+    await llm.engine.idle();
+    expect(llm.engine.stats().numRunning + llm.engine.stats().numWaiting).toBe(0);
+  });
+
   test("bad input: sampling params name the parameter, impossible requests fail at admission", async () => {
     const llm = newLLM(8); // 8 blocks of 16 tokens: 128 tokens of KV cache
     const prompt = model.tokenizer.encode("In the beginning");

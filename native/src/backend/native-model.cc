@@ -328,7 +328,23 @@ Napi::Value NativeModel::Forward(const Napi::CallbackInfo& info) {
     throwType(env, "forward: the previous forward pass has not finished");
     return env.Undefined();
   }
-  auto out = Napi::Float32Array::New(env, b.logitsIndices.size() * static_cast<size_t>(model_->config().vocabSize));
+  const size_t numLogits = b.logitsIndices.size() * static_cast<size_t>(model_->config().vocabSize);
+  Napi::Float32Array out;
+  if (info[7].IsUndefined()) {
+    out = Napi::Float32Array::New(env, numLogits);
+  } else {
+    // The caller's buffer, kept across steps: no allocation, zeroing or fresh pages per step.
+    float* data = nullptr;
+    size_t length = 0;
+    if (!readF32(info[7], "out", &data, &length)) return env.Undefined();
+    if (length < numLogits) {
+      throwRange(env, "forward: out holds " + std::to_string(length) + " floats, the logits need " +
+                          std::to_string(numLogits));
+      return env.Undefined();
+    }
+    auto given = info[7].As<Napi::Float32Array>();
+    out = Napi::Float32Array::New(env, numLogits, given.ArrayBuffer(), given.ByteOffset());
+  }
   busy_ = true;
   auto* worker = new ForwardWorker(env, this, std::move(b), out);
   Napi::Promise promise = worker->Promise();

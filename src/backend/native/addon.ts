@@ -119,7 +119,10 @@ export interface NativeModel {
   readonly lastForwardTimes: ForwardTimes;
   /** groups: the layers of each KV cache group (KvCacheSpec.groups). */
   initKvCache(numBlocks: number, blockSize: number, dtype: KvCacheDtype, groups: Int32Array[]): void;
-  /** One slot mapping per KV cache group; block tables per group and sequence, group by group. */
+  /**
+   * One slot mapping per KV cache group; block tables per group and sequence, group by group. Given `out` (at least
+   * the logits' floats), the logits go into its start and the result is a view of it.
+   */
   forward(
     tokenIds: Int32Array,
     positions: Int32Array,
@@ -128,6 +131,7 @@ export interface NativeModel {
     seqLens: Int32Array,
     blockTables: Int32Array[],
     logitsIndices: Int32Array,
+    out?: Float32Array,
   ): Promise<Float32Array>;
   /**
    * Samples rows[r] (log-probabilities from raw[r]) on the model's threads; params holds 6 numbers per row:

@@ -82,7 +82,7 @@ export class NativeBackend implements Backend {
     this.model.initKvCache(spec.numBlocks, spec.blockSize, spec.dtype, groups);
   }
 
-  async forward(batch: ForwardBatch): Promise<Float32Array> {
+  async forward(batch: ForwardBatch, out?: Float32Array): Promise<Float32Array> {
     return this.model.forward(
       batch.tokenIds,
       batch.positions,
@@ -91,6 +91,7 @@ export class NativeBackend implements Backend {
       batch.seqLens,
       batch.blockTables.flat(),
       batch.logitsIndices,
+      out,
     );
   }
 
