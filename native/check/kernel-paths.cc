@@ -123,11 +123,12 @@ const char* dtypeName(DType t) {
 void checkMatmul(const Kernels& path, ThreadPool& pool) {
   const Kernels& scalar = scalarKernels();
   int cases = 0;
-  // parallelMatmul cuts rows into 8 bands a thread on whole 8-row groups: only bands of 2 groups or more reach
-  // the 16-row tiles of AVX-512 (matmul-groups-x86.h), which `wide` rows give, with a lone group at the end.
+  // parallelMatmul cuts rows into 8 bands a thread on multiples of 32 rows: 56 rows give a band of 32 (AVX-512's
+  // 32-row tile, matmul-groups-x86.h) and one of 24 (a 16-row pair and a lone group); `wide` rows give every
+  // band 32 rows or none, and a lone group at the end.
   const int wide = 8 * 16 * pool.size() + 8;
   for (DType t : kAllTypes)
-    for (int rows : {1, 7, 8, 13, 16, 40, wide})
+    for (int rows : {1, 7, 8, 13, 16, 40, 56, wide})
       for (int T : {1, 3, 5, 70}) {
         const int cols = blockValues(t) == 256 ? 512 : isQuantized(t) ? 96 : 77;
         const std::vector<uint8_t> w = randomWeight(t, rows, cols);

@@ -7,7 +7,7 @@ import { xorshift } from "../helpers.js";
 import { randomBlocks } from "./random-blocks.js";
 
 // The SIMD paths read quantized weights (all but q2_k and q3_k) whose rows come in multiples of 8 from 8-row
-// groups (16 rows at a time on AVX-512, but for q6_k), a copy interleaved at load
+// groups (16 rows at a time on AVX-512, 32 for a batch of the 32-value types), a copy interleaved at load
 // (native/src/backend/matmul-groups-x86.h); these tests hold those tiles to the reference: dequantize
 // (src/model/dtype.ts), then matmul.
 
@@ -69,11 +69,12 @@ describe.skipIf(addon instanceof Error)("interleaved quantized kernels against t
   for (const dtype of interleavedTypes) {
     // 896: Qwen2.5-0.5B's width, where the mixes fall back to 32-value types.
     const widths = dtype.endsWith("_k") || dtype === "iq4_xs" ? [256, 768] : [96, 896];
-    test(`${dtype}: rows in 8-row groups (16-row pairs and lone groups), every T from 1 to 7, 1–2 threads`, () => {
+    test(`${dtype}: rows in 8-row groups (32-row tiles, 16-row pairs and lone groups), every T from 1 to 7, 1–2 threads`, () => {
       let seed = 1;
-      // The matmul splits rows into 8 bands a thread, on whole groups: 8 and 24 rows give each band one group
-      // (the 8-row tile); 136 and 264 rows give bands of 2 or 3 groups, a 16-row pair (AVX-512) and a lone group.
-      for (const rows of [8, 24, 136, 264])
+      // The matmul splits rows into 8 bands a thread, on multiples of 32 rows: 8 rows give one group (the 8-row
+      // tile), 24 a 16-row pair (AVX-512) and a group; 56 a band of 32 rows (AVX-512's 32-row tile for the
+      // 32-value types, two pairs for the others) and one of 24; 136 and 264 bands of 32 and a lone group.
+      for (const rows of [8, 24, 56, 136, 264])
         for (const cols of widths)
           for (const T of [1, 2, 3, 4, 5, 7]) {
             seed++;

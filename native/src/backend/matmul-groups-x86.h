@@ -625,6 +625,39 @@ void tileIQ4_XSx16(const Weight& w, const MatmulInput& x, float* y, int ldy, int
   for (int u = 0; u < TT; u++) _mm512_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
 }
 
+// A q5_0 / q5_1 block's fifth bits (qh) of groups p0 and p1; the other types have none (zero).
+template <DType T>
+inline __m512i fifthBits16(const uint8_t* p0, const uint8_t* p1) {
+  if constexpr (Legacy8<T>::fifth) return load2x32(p0 + Legacy8<T>::qh, p1 + Legacy8<T>::qh);
+  return _mm512_setzero_si512();
+}
+
+// Quants 4c..4c+3 (lo) and 16 + 4c..16 + 4c + 3 (hi) of 16 rows, c < 4, as the unsigned bytes vpdpbusd takes:
+// block b of groups p0 and p1 (pointers to the block), qh its fifthBits16. q8_0's chunks c and c + 4 are read
+// as they are; the nibble types' chunk c holds both in one load.
+template <DType T>
+inline void chunkPair16(const uint8_t* p0, const uint8_t* p1, int c, __m512i qh, __m512i& lo, __m512i& hi) {
+  using L = Legacy8<T>;
+  if constexpr (T == DType::Q8_0) {
+    lo = load2x32(p0 + L::qs + 32 * c, p1 + L::qs + 32 * c);
+    hi = load2x32(p0 + L::qs + 32 * (c + 4), p1 + L::qs + 32 * (c + 4));
+  } else {
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    const __m512i raw = load2x32(p0 + L::qs + 32 * c, p1 + L::qs + 32 * c);
+    lo = _mm512_and_si512(raw, low4);
+    hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+    if constexpr (L::fifth) {
+      lo = withFifthBits(lo, qh, 2 * c);
+      hi = withFifthBits(hi, qh, 2 * c + 1);
+    }
+    if constexpr (L::levels) {
+      const __m512i levels = iq4LevelTable<__m512i>(128);
+      lo = _mm512_shuffle_epi8(levels, lo);
+      hi = _mm512_shuffle_epi8(levels, hi);
+    }
+  }
+}
+
 // tileX8 for rows o..o+15 (VNNI only, so every type's quants are unsigned bytes here).
 template <DType T>
 struct BlockX16 {
@@ -635,29 +668,10 @@ struct BlockX16 {
 
   // Block b of groups p0 and p1 (pointers to the block).
   inline void load(const uint8_t* p0, const uint8_t* p1) {
-    const __m512i low4 = _mm512_set1_epi8(0x0f);
     d = halves2x8(p0, p1);
     if constexpr (L::hasMin) m = halves2x8(p0 + 16, p1 + 16);
-    for (int c = 0; c < 4; c++) {
-      if constexpr (T == DType::Q8_0) {
-        q[c] = load2x32(p0 + L::qs + 32 * c, p1 + L::qs + 32 * c);
-        q[c + 4] = load2x32(p0 + L::qs + 32 * (c + 4), p1 + L::qs + 32 * (c + 4));
-      } else {
-        const __m512i raw = load2x32(p0 + L::qs + 32 * c, p1 + L::qs + 32 * c);
-        q[c] = _mm512_and_si512(raw, low4);
-        q[c + 4] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
-        if constexpr (L::fifth) {
-          const __m512i qh = load2x32(p0 + L::qh, p1 + L::qh);
-          q[c] = withFifthBits(q[c], qh, 2 * c);
-          q[c + 4] = withFifthBits(q[c + 4], qh, 2 * c + 1);
-        }
-        if constexpr (L::levels) {
-          const __m512i levels = iq4LevelTable<__m512i>(128);
-          q[c] = _mm512_shuffle_epi8(levels, q[c]);
-          q[c + 4] = _mm512_shuffle_epi8(levels, q[c + 4]);
-        }
-      }
-    }
+    const __m512i qh = fifthBits16<T>(p0, p1);
+    for (int c = 0; c < 4; c++) chunkPair16<T>(p0, p1, c, qh, q[c], q[c + 4]);
   }
 
   // acc lane r += row r's dot with the token's block xb.
@@ -688,6 +702,67 @@ void tileX16(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, in
     for (int u = 0; u < TT; u++) acc[u] = block.accumulate(xs[u][b], acc[u]);
   }
   for (int u = 0; u < TT; u++) _mm512_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o, acc[u]);
+}
+
+// The 32-value types, rows o..o+31 (two pairs of groups) × TT tokens, register-blocked: each block's quants come
+// a chunk pair at a time (chunkPair16) for both pairs, and each token's broadcast 4 activations serve both, so
+// a block costs per token and pair 8 vpdpbusd, ~4 broadcasts, and cvt + mul + fma to scale it. The weight offset
+// (q4_0's 8, q5_0's 16, q8_0's and iq4_nl's 128 with VNNI) starts each dot as − offset · Σx, made once per token
+// and block for both pairs by one vpmaddwd of the activations' halfSums: no scalar work per block.
+template <DType T, int TT>
+void tileX32(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t) {
+  using L = Legacy8<T>;
+  constexpr int P = 2;
+  const Pair16 g[P] = {pair16<T>(w, o), pair16<T>(w, o + 16)};
+  const BlockQ8Act* xs[TT];
+  for (int u = 0; u < TT; u++) xs[u] = x.q8 + static_cast<size_t>(t + u) * g[0].blocks;
+  const __m512i minusOffset = _mm512_set1_epi16(static_cast<int16_t>(-L::offset));
+  __m512 acc[P][TT];
+  for (int i = 0; i < P; i++)
+    for (int u = 0; u < TT; u++) acc[i][u] = _mm512_setzero_ps();
+  for (int b = 0; b < g[0].blocks; b++) {
+    const size_t at = static_cast<size_t>(b) * g[0].groupBlock;
+    __m512i dot[P][TT];
+    for (int u = 0; u < TT; u++) {
+      __m512i start = _mm512_setzero_si512();
+      if constexpr (L::offset != 0) {
+        int32_t sums;  // both halfSums, as two int16 lanes
+        std::memcpy(&sums, xs[u][b].halfSums, 4);
+        start = _mm512_madd_epi16(_mm512_set1_epi32(sums), minusOffset);
+      }
+      for (int i = 0; i < P; i++) dot[i][u] = start;
+    }
+    __m512i qh[P];
+    for (int i = 0; i < P; i++) qh[i] = fifthBits16<T>(g[i].g0 + at, g[i].g1 + at);
+    for (int c = 0; c < 4; c++) {
+      __m512i lo[P], hi[P];
+      for (int i = 0; i < P; i++) chunkPair16<T>(g[i].g0 + at, g[i].g1 + at, c, qh[i], lo[i], hi[i]);
+      for (int u = 0; u < TT; u++) {
+        const __m512i xlo = group4x16(xs[u][b], c);
+        const __m512i xhi = group4x16(xs[u][b], c + 4);
+        for (int i = 0; i < P; i++) {
+          dot[i][u] = _mm512_dpbusd_epi32(dot[i][u], lo[i], xlo);
+          dot[i][u] = _mm512_dpbusd_epi32(dot[i][u], hi[i], xhi);
+        }
+      }
+    }
+    __m512 d[P];
+    for (int i = 0; i < P; i++) d[i] = halves2x8(g[i].g0 + at, g[i].g1 + at);
+    for (int u = 0; u < TT; u++) {
+      const __m512 xd = _mm512_set1_ps(xs[u][b].d);
+      for (int i = 0; i < P; i++)
+        acc[i][u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[i][u]), _mm512_mul_ps(d[i], xd), acc[i][u]);
+    }
+    if constexpr (L::hasMin) {  // + m · d·Σx
+      for (int u = 0; u < TT; u++) {
+        const __m512 sum = _mm512_set1_ps(static_cast<float>(blockSum(xs[u][b])) * xs[u][b].d);
+        for (int i = 0; i < P; i++)
+          acc[i][u] = _mm512_fmadd_ps(halves2x8(g[i].g0 + at + 16, g[i].g1 + at + 16), sum, acc[i][u]);
+      }
+    }
+  }
+  for (int i = 0; i < P; i++)
+    for (int u = 0; u < TT; u++) _mm512_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o + 16 * i, acc[i][u]);
 }
 
 // Decode's tile on 512-bit registers: one token, rows o..o + 16·P, P pairs of groups read side by side as 2·P
@@ -811,8 +886,15 @@ int matmulX8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, in
                 T == DType::IQ4_NL)
     if (x.T == 1) o = decodeRows<T>(w, x, y, o, rowEnd);
 #if VELLUM_VNNI
+  constexpr int kWideTokens = 4;
+  if constexpr (T == DType::Q8_0 || T == DType::Q4_0 || T == DType::Q4_1 || T == DType::Q5_0 || T == DType::Q5_1 ||
+                T == DType::IQ4_NL)
+    for (; o + 32 <= rowEnd; o += 32) {
+      int t = 0;
+      for (; t + kWideTokens <= x.T; t += kWideTokens) tileX32<T, kWideTokens>(w, x, y, ldy, o, t);
+      for (; t < x.T; t++) tileX32<T, 1>(w, x, y, ldy, o, t);
+    }
   for (; o + 16 <= rowEnd; o += 16) {
-    constexpr int kWideTokens = 4;
     int t = 0;
     for (; t + kWideTokens <= x.T; t += kWideTokens) tile16<T, kWideTokens>(w, x, y, ldy, o, t);
     for (; t < x.T; t++) tile16<T, 1>(w, x, y, ldy, o, t);

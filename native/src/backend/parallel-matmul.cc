@@ -23,9 +23,9 @@ void parallelMatmul(ThreadPool& pool, const Kernels& k, const float* x, int T, i
   const BlockQ8Act* a = quantized ? acts.data() : nullptr;
   // Chunks: token chunk (outermost, so each weight band is reread once per token chunk) × weight × row band.
   const int bandsPerWeight = 8 * pool.size();
-  // Bands start on multiples of the kernels' row tiles: 8 rows, and 32 for decode's (decodeRows), so no band ends
-  // in a ragged tile.
-  const int rowAlign = T == 1 ? 32 : 8;
+  // Bands start on multiples of the kernels' widest row tiles, 32 rows (decode's decodeRows, the batches' tileX32
+  // with VNNI), so no band ends in a ragged tile.
+  const int rowAlign = 32;
   const int tokenChunks = (T + kTokenChunk - 1) / kTokenChunk;
   auto job = [&](int chunk, int) {
     const int t0 = chunk / (count * bandsPerWeight) * kTokenChunk;
