@@ -21,7 +21,8 @@
         "native/src/backend/sampling.cc",
         "native/src/backend/sampling-avx2.cc",
         "native/src/backend/sampling-avx512.cc",
-        "native/src/backend/thread-pool.cc"
+        "native/src/backend/thread-pool.cc",
+        "native/src/backend/zeroed-pages.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

@@ -9,7 +9,7 @@ export interface TestServer extends VellumServer {
   url: string;
   /** The official client, pointed at this server. */
   client: OpenAI;
-  engine: ReturnType<typeof createEngine>["engine"];
+  engine: Awaited<ReturnType<typeof createEngine>>["engine"];
 }
 
 /** A real server on 127.0.0.1, on a free port. */
@@ -18,7 +18,7 @@ export async function startServer(
   engineOptions: EngineOptions = {},
   serverOptions: ServerOptions = {},
 ): Promise<TestServer> {
-  const { engine } = createEngine(model, { numBlocks: 512, ...engineOptions });
+  const { engine } = await createEngine(model, { numBlocks: 512, ...engineOptions });
   const server = buildServer(engine, model, serverOptions);
   await server.app.listen({ host: "127.0.0.1", port: 0 });
   const { port } = server.app.server.address() as AddressInfo;

@@ -60,7 +60,7 @@ export async function batchDecodeStepSeconds(
 
 export async function runBatchScaling(opts: BatchScalingOptions) {
   const { batches, context } = opts;
-  const { model, backend } = loadBenchModel(opts);
+  const { model, backend } = await loadBenchModel(opts);
   const rows: { batch: number; stepSeconds: number; tokensPerSecond: number; speedup: number }[] = [];
   console.log(`${opts.model}: ${backend.kernelPath}, ${opts.threads} threads, ${context}-token contexts`);
   console.log("batch | step ms | tokens/s | × batch 1");

@@ -131,7 +131,7 @@ async function serverFigures(
 
 export async function runCompare(o: CompareOptions) {
   const bin = llamaCppBinaries(o.llamaCpp);
-  const { model, backend, weightBytes, kvBytes } = loadBenchModel(o);
+  const { model, backend, weightBytes, kvBytes } = await loadBenchModel(o);
   const vocab = model.config.vocabSize;
   const cpu = cpuDescription(readCpuinfo());
   const singleBlocks = Math.ceil((o.prompt + o.decode + 1) / benchBlockSize);

@@ -25,7 +25,7 @@ export interface LatencyOptions extends NativeBenchOptions {
 
 export async function runLatency(opts: LatencyOptions) {
   const { prompt: promptLen, decode: decodeSteps, runs } = opts;
-  const { model, backend, weightBytes, kvBytes } = loadBenchModel(opts);
+  const { model, backend, weightBytes, kvBytes } = await loadBenchModel(opts);
   const bw = probe(opts.threads).readBytesPerSecond;
   const blockSize = 16;
   const blocks = Math.ceil((promptLen + decodeSteps) / blockSize);

@@ -40,9 +40,9 @@ export interface BenchModel {
 }
 
 /** The model on the native backend, weights memory-mapped (the GGUF loader reads none of them). */
-export function loadBenchModel(o: NativeBenchOptions): BenchModel {
+export async function loadBenchModel(o: NativeBenchOptions): Promise<BenchModel> {
   const model = loadModel(o.model);
-  const backend = new NativeBackend(model, { threads: o.threads, kernels: o.kernels });
+  const backend = await NativeBackend.load(model, { threads: o.threads, kernels: o.kernels });
   const c = model.config;
   let weightBytes = 0;
   for (const t of readGgufFile(o.model).tensors) {

@@ -104,7 +104,12 @@ async function runWorkload(
     kvCacheGroups: groups,
   };
   let step = 0;
-  const core = new EngineCore(chooseBackend(model, backend), model.config.vocabSize, config, () => step);
+  const core = new EngineCore(
+    await chooseBackend(model, { name: backend }),
+    model.config.vocabSize,
+    config,
+    () => step,
+  );
   const requests = jobs.map(
     (job, i) =>
       new Request({

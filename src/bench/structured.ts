@@ -63,8 +63,12 @@ export async function runStructured(opts: StructuredBenchOptions) {
 }
 
 async function measureThroughput(opts: StructuredBenchOptions) {
-  const { model, backend } = loadBenchModel(opts);
-  const llm = LLM.fromModel(model, { backend, kvCacheDtype: opts.kvCacheDtype, maxNumSeqs: opts.streams });
+  const { model, backend } = await loadBenchModel(opts);
+  const llm = await LLM.fromModel(model, {
+    backend,
+    kvCacheDtype: opts.kvCacheDtype,
+    maxNumSeqs: opts.streams,
+  });
   const grammar = await llm.engine.structuredOutputs.compile(spec);
   const prompts = Array.from({ length: opts.streams }, (_, i) => `List the people of stream ${i} as JSON.`);
   const run = async (constrained: boolean) => {

@@ -14,7 +14,7 @@ import {
   numberOption,
   samplingOptions,
 } from "./options.js";
-import { loadModelShowingProgress } from "./progress.js";
+import { loadModelShowingProgress, withInterleavingBar } from "./progress.js";
 import { runAction } from "./run-action.js";
 
 interface ChatOptions {
@@ -51,13 +51,16 @@ export function registerChat(program: Command) {
 async function chat(opts: ChatOptions) {
   const model = loadModelShowingProgress(await resolveModel(opts.model), { tokenizer: opts.tokenizer });
   // One conversation: a cache of one maxModelLen sequence is all it can use.
-  const { engine } = createEngine(model, {
-    maxNumSeqs: 1,
-    backend: opts.backend,
-    threads: opts.threads,
-    kernels: opts.kernels,
-    kvCacheDtype: opts.kvCacheDtype,
-  });
+  const { engine } = await withInterleavingBar((onInterleaveProgress) =>
+    createEngine(model, {
+      maxNumSeqs: 1,
+      backend: opts.backend,
+      threads: opts.threads,
+      kernels: opts.kernels,
+      kvCacheDtype: opts.kvCacheDtype,
+      onInterleaveProgress,
+    }),
+  );
   const start: ChatMessage[] = opts.system === undefined ? [] : [{ role: "system", content: opts.system }];
   let history = start;
   let reply: AbortController | undefined;

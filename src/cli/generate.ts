@@ -13,7 +13,7 @@ import {
   numberOption,
   samplingOptions,
 } from "./options.js";
-import { loadModelShowingProgress } from "./progress.js";
+import { loadModelShowingProgress, withInterleavingBar } from "./progress.js";
 import { runAction } from "./run-action.js";
 
 interface GenerateOptions {
@@ -63,13 +63,16 @@ async function generate(opts: GenerateOptions) {
     seed: opts.seed,
   });
   // One request: a cache of one maxModelLen sequence is all it can use.
-  const { engine } = createEngine(model, {
-    maxNumSeqs: 1,
-    backend: opts.backend,
-    threads: opts.threads,
-    kernels: opts.kernels,
-    kvCacheDtype: opts.kvCacheDtype,
-  });
+  const { engine } = await withInterleavingBar((onInterleaveProgress) =>
+    createEngine(model, {
+      maxNumSeqs: 1,
+      backend: opts.backend,
+      threads: opts.threads,
+      kernels: opts.kernels,
+      kvCacheDtype: opts.kvCacheDtype,
+      onInterleaveProgress,
+    }),
+  );
   const tokenIds: number[] = [];
   let text = "";
   let finishReason: FinishReason | undefined;

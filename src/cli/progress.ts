@@ -1,10 +1,12 @@
 import { Presets, SingleBar } from "cli-progress";
+import type { InterleaveProgress } from "../backend/native/addon.js";
 import { type LoadOptions, loadModel } from "../model/load.js";
 import type { LoadedModel } from "../model/model.js";
 
 /**
  * A progress bar for long, otherwise silent work, on stderr when it is a terminal; elsewhere (pipes, logs,
- * tests) nothing. `update` fits synchronous loops: the bar redraws from inside it, as no timer can fire there.
+ * tests) nothing. `update` fits synchronous loops (the bar redraws from inside it, as no timer can fire there) and
+ * work on other threads that reports to the event loop alike.
  */
 export function progressBar(label: string, unit: string) {
   if (!process.stderr.isTTY) return { update: (_done: number, _total: number) => {}, stop: () => {} };
@@ -36,5 +38,29 @@ export function loadModelShowingProgress(path: string, opts: LoadOptions = {}): 
     return loadModel(path, { ...opts, onProgress: bar.update });
   } finally {
     bar.stop();
+  }
+}
+
+/**
+ * Runs `work` (building a backend or an engine) with a bar over the weights the native backend lays out for its
+ * kernels, in MiB (KiB for a model under 1 MiB); none when there is nothing to lay out (the reference backend,
+ * scalar kernels, f16 or f32 weights).
+ */
+export async function withInterleavingBar<T>(
+  work: (onProgress: InterleaveProgress) => Promise<T>,
+): Promise<T> {
+  let bar: ReturnType<typeof progressBar> | undefined;
+  let unitBytes = 2 ** 20;
+  try {
+    return await work((done, total) => {
+      if (total === 0) return;
+      if (!bar) {
+        unitBytes = total >= 2 ** 20 ? 2 ** 20 : 2 ** 10;
+        bar = progressBar("interleaving weights", unitBytes === 2 ** 20 ? "MiB" : "KiB");
+      }
+      bar.update(Math.round(done / unitBytes), Math.round(total / unitBytes));
+    });
+  } finally {
+    bar?.stop();
   }
 }

@@ -19,7 +19,7 @@ import { measureStepRates } from "../workload/step-rates.js";
 import { resolveModel } from "./default-model.js";
 import { listenError } from "./listen-error.js";
 import { backendOptions, byteSizeOption, kvCacheDtypeOption, numberOption, portOption } from "./options.js";
-import { loadModelShowingProgress } from "./progress.js";
+import { loadModelShowingProgress, withInterleavingBar } from "./progress.js";
 import { runAction } from "./run-action.js";
 
 interface ServeOptions {
@@ -252,7 +252,9 @@ async function serve(opts: ServeOptions) {
 async function loadEngine(opts: ServeOptions, onKvEvents?: (events: KvCacheEvent[]) => void) {
   const path = await resolveModel(opts.model);
   const model = loadModelShowingProgress(path, { tokenizer: opts.tokenizer });
-  const backend = engineBackend(model, opts);
+  const backend = await withInterleavingBar((onInterleaveProgress) =>
+    engineBackend(model, { ...opts, onInterleaveProgress }),
+  );
   // The prefill budget from measured rates, unless the user set either step budget.
   const measure =
     backend.name === "native" &&
@@ -266,7 +268,7 @@ async function loadEngine(opts: ServeOptions, onKvEvents?: (events: KvCacheEvent
         contextLength: engineMaxModelLen(model, opts.maxModelLen),
       })
     : undefined;
-  const { engine, summary } = createEngine(model, {
+  const { engine, summary } = await createEngine(model, {
     backend,
     stepRates,
     blockSize: opts.blockSize,

@@ -20,10 +20,8 @@ export function registerTrain(program: Command) {
         const cfg = readTrainConfig(opts.config);
         const log = (line: string) => process.stderr.write(`${line}\n`);
         const { summary, model } = await runTraining(cfg, { resume: !opts.fresh, log });
-        const outputs = await LLM.fromModel(model, {
-          backend: "reference",
-          maxNumSeqs: samplePrompts.length,
-        }).generate(samplePrompts, { temperature: 0, maxTokens: 48 });
+        const llm = await LLM.fromModel(model, { backend: "reference", maxNumSeqs: samplePrompts.length });
+        const outputs = await llm.generate(samplePrompts, { temperature: 0, maxTokens: 48 });
         const samples = samplePrompts.map((prompt, i) => ({
           prompt,
           continuation: outputs[i].outputs[0].text,

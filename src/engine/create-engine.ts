@@ -1,5 +1,5 @@
 import type { Backend, KvCacheDtype } from "../backend/backend.js";
-import type { KernelPath } from "../backend/native/addon.js";
+import type { InterleaveProgress, KernelPath } from "../backend/native/addon.js";
 import { type BackendName, chooseBackend, describeBackend } from "../backend/native/choose-backend.js";
 import {
   type KvCacheGroup,
@@ -40,6 +40,8 @@ export interface EngineOptions extends Partial<Omit<EngineConfig, "numBlocks" | 
   threads?: number;
   /** The native backend's kernel path; default: the best this CPU runs. */
   kernels?: KernelPath;
+  /** Told the native backend's progress laying out the weights for its kernels (the CLI's bar). */
+  onInterleaveProgress?: InterleaveProgress;
   /**
    * Step costs measured on the backend (serve measures them): where neither maxNumBatchedTokens nor
    * longPrefillTokenThreshold is set, they cap each step's prefill tokens (step-budget.ts); without them, no cap.
@@ -53,17 +55,21 @@ export interface EngineOptions extends Partial<Omit<EngineConfig, "numBlocks" | 
 /** Share of the memory left (free, or under the cgroup limit, less mapped weights) that the KV cache takes by default. */
 const defaultKvMemoryFraction = 0.3;
 
-/** Builds the engine for a model: the config, the KV cache size and the one-line summary to log. */
-export function createEngine(
+/**
+ * Builds the engine for a model: the config, the KV cache size and the one-line summary to log. The native
+ * backend's heavy work runs off the event loop, so a server answers its liveness probe meanwhile.
+ */
+export async function createEngine(
   model: LoadedModel,
   options: EngineOptions = {},
-): { engine: AsyncEngine; summary: string } {
+): Promise<{ engine: AsyncEngine; summary: string }> {
   const {
     kvCacheMemory,
     memory,
     backend: givenBackend,
     threads,
     kernels,
+    onInterleaveProgress,
     stepRates,
     clock: givenClock,
     onKvEvents,
@@ -84,7 +90,13 @@ export function createEngine(
   const windows = groups.map((g) => g.window);
   const blocksPerSequence = maxBlocksPerRequest(windows, maxModelLen, blockSize, maxNumBatchedTokens);
   // The backend first: memory is measured once it holds the weights it copies.
-  const backend = engineBackend(model, { backend: givenBackend, threads, kernels, maxModelLen });
+  const backend = await engineBackend(model, {
+    backend: givenBackend,
+    threads,
+    kernels,
+    maxModelLen,
+    onInterleaveProgress,
+  });
   // More than every sequence at full length (and the null block) can never be used.
   const useful = blocksPerSequence * maxNumSeqs + 1;
   const { numBlocks, budgetNote } =
@@ -129,14 +141,14 @@ export function engineMaxModelLen(model: LoadedModel, maxModelLen: number | unde
 }
 
 /** The backend createEngine runs on; serve builds it first to measure step rates on it. */
-export function engineBackend(
+export async function engineBackend(
   model: LoadedModel,
-  options: Pick<EngineOptions, "backend" | "threads" | "maxModelLen" | "kernels">,
-): Backend {
-  const { backend, threads, maxModelLen, kernels } = options;
-  return typeof backend === "object"
-    ? backend
-    : chooseBackend(model, backend, threads, engineMaxModelLen(model, maxModelLen), kernels);
+  options: Pick<EngineOptions, "backend" | "threads" | "maxModelLen" | "kernels" | "onInterleaveProgress">,
+): Promise<Backend> {
+  const { backend, threads, maxModelLen, kernels, onInterleaveProgress } = options;
+  if (typeof backend === "object") return backend;
+  const contextLength = engineMaxModelLen(model, maxModelLen);
+  return chooseBackend(model, { name: backend, threads, contextLength, kernels, onInterleaveProgress });
 }
 
 /** The KV budget in bytes and how it was set: --kv-cache-memory, or a share of the memory left. */

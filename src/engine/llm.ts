@@ -26,8 +26,8 @@ export class LLM {
     return LLM.fromModel(loadModel(path, { tokenizer }), engineOptions);
   }
 
-  static fromModel(model: LoadedModel, opts: EngineOptions = {}): LLM {
-    const { engine, summary } = createEngine(model, opts);
+  static async fromModel(model: LoadedModel, opts: EngineOptions = {}): Promise<LLM> {
+    const { engine, summary } = await createEngine(model, opts);
     return new LLM(model, engine, summary);
   }
 

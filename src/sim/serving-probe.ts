@@ -68,7 +68,7 @@ export async function runServingProbe(
         (r) => blocks(r.sharedPrefixTokens) + r.streams * (1 + blocks(r.promptTokens + r.outputTokens)),
       ),
     );
-  const { engine } = createEngine(model, {
+  const { engine } = await createEngine(model, {
     backend: "native",
     threads: o.threads,
     kernels: o.kernels,

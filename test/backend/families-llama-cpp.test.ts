@@ -97,7 +97,7 @@ async function againstLlamaCpp(
   const vocab = loaded.config.vocabSize;
   const prompt = promptIds(vocab, 7);
   const all = Array.from({ length: promptLength + continuationLength - 1 }, (_, i) => i);
-  const native = built ? new NativeBackend(loaded, { threads, contextLength: context }) : undefined;
+  const native = built ? await NativeBackend.load(loaded, { threads, contextLength: context }) : undefined;
   const referenceAt = opts.referenceAt ?? all;
   const reference =
     referenceAt.length > 0 ? new ReferenceBackend(loaded, { contextLength: context }) : undefined;
@@ -202,13 +202,13 @@ describe("the same weights as a Hugging Face directory give the GGUF's logits (i
   const agree = async (gguf: LoadedModel, hf: LoadedModel) => {
     expect(hf.config).toEqual({ ...gguf.config, ropeStyle: hf.config.ropeStyle });
     const ids = promptIds(gguf.config.vocabSize, 3);
-    const makers: ((m: LoadedModel) => Backend)[] = [
-      (m) => new ReferenceBackend(m, { contextLength: contextSize }),
+    const makers: ((m: LoadedModel) => Promise<Backend>)[] = [
+      async (m) => new ReferenceBackend(m, { contextLength: contextSize }),
     ];
-    if (built) makers.push((m) => new NativeBackend(m, { threads, contextLength: contextSize }));
+    if (built) makers.push((m) => NativeBackend.load(m, { threads, contextLength: contextSize }));
     for (const make of makers) {
-      const want = await logitsAt(make(gguf), ids, gguf.config.vocabSize);
-      const { diff, scale } = maxDiff(await logitsAt(make(hf), ids, gguf.config.vocabSize), want);
+      const want = await logitsAt(await make(gguf), ids, gguf.config.vocabSize);
+      const { diff, scale } = maxDiff(await logitsAt(await make(hf), ids, gguf.config.vocabSize), want);
       expect(diff).toBeLessThanOrEqual(1e-5 * scale);
     }
   };

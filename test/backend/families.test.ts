@@ -205,13 +205,13 @@ async function runBatched(
 const kvTolerance = { f32: 1e-4, f16: 2e-3 };
 
 /** The backends under test: the reference, and the native one when its addon is built. */
-const backends: { name: string; make: (m: LoadedModel, contextLength?: number) => Backend }[] = [
-  { name: "reference", make: (m, contextLength) => new ReferenceBackend(m, { contextLength }) },
+const backends: { name: string; make: (m: LoadedModel, contextLength?: number) => Promise<Backend> }[] = [
+  { name: "reference", make: async (m, contextLength) => new ReferenceBackend(m, { contextLength }) },
 ];
 if (built)
   backends.push({
     name: "native",
-    make: (m, contextLength) => new NativeBackend(m, { threads: 2, contextLength }),
+    make: (m, contextLength) => NativeBackend.load(m, { threads: 2, contextLength }),
   });
 
 const sequenceLength = 40;
@@ -230,7 +230,12 @@ describe.skipIf(!built)("each family's switches: native against the reference", 
         const model = randomModel(familyConfig(name), 1, dtype);
         const ids = tokens(sequenceLength, 2, model.config.vocabSize);
         const want = await logitsAt(new ReferenceBackend(model), ids, model.config.vocabSize, kv);
-        const got = await logitsAt(new NativeBackend(model, { threads: 2 }), ids, model.config.vocabSize, kv);
+        const got = await logitsAt(
+          await NativeBackend.load(model, { threads: 2 }),
+          ids,
+          model.config.vocabSize,
+          kv,
+        );
         const { diff, scale } = maxDiff(got, want);
         expect(diff).toBeLessThanOrEqual(tolerance * scale);
       });
@@ -256,9 +261,9 @@ describe("each family's switches: batched, paged, chunked execution equals one s
           const model = randomModel(familyConfig(name), 3);
           const vocab = model.config.vocabSize;
           const seqs = lengths.map((n, s) => tokens(n, 10 + s, vocab));
-          const batched = await runBatched(make(model), seqs, chunks, 4, kv, vocab);
+          const batched = await runBatched(await make(model), seqs, chunks, 4, kv, vocab);
           for (const [s, seq] of seqs.entries()) {
-            const solo = await logitsAt(make(model), seq, vocab, kv);
+            const solo = await logitsAt(await make(model), seq, vocab, kv);
             const { diff, scale } = maxDiff(batched[s], solo);
             expect(diff, `sequence ${s}`).toBeLessThanOrEqual(tolerance[backendName] * scale);
           }
@@ -313,7 +318,12 @@ describe.skipIf(!built)("any mix of switches: native against the reference", () 
           const ids = tokens(r.length, r.seed, config.vocabSize);
           const kv = r.kv as KvCacheDtype;
           const want = await logitsAt(new ReferenceBackend(model), ids, config.vocabSize, kv);
-          const got = await logitsAt(new NativeBackend(model, { threads: 2 }), ids, config.vocabSize, kv);
+          const got = await logitsAt(
+            await NativeBackend.load(model, { threads: 2 }),
+            ids,
+            config.vocabSize,
+            kv,
+          );
           const { diff, scale } = maxDiff(got, want);
           expect(diff).toBeLessThanOrEqual(kvTolerance[kv] * scale);
         },
@@ -362,9 +372,13 @@ describe("no switch is ignored: turning one off moves the logits, in both backen
   for (const { name: backendName, make } of backends)
     test(backendName, async () => {
       const model = randomModel(all, 6);
-      const base = await logitsAt(make(model), ids, all.vocabSize);
+      const base = await logitsAt(await make(model), ids, all.vocabSize);
       for (const [name, change] of Object.entries(off)) {
-        const changed = await logitsAt(make(withConfig(model, { ...all, ...change })), ids, all.vocabSize);
+        const changed = await logitsAt(
+          await make(withConfig(model, { ...all, ...change })),
+          ids,
+          all.vocabSize,
+        );
         const { diff, scale } = maxDiff(changed, base);
         expect(diff, name).toBeGreaterThan(1e-3 * scale);
       }
@@ -384,9 +398,9 @@ describe("LongRoPE's factors follow the served context, as llama.cpp's context s
     test(`${backendName}: the default (the model's maxSeqLen, 256) serves with the long factors`, async () => {
       const model = randomModel(config, 8);
       const ids = tokens(20, 9, config.vocabSize);
-      const byDefault = await logitsAt(make(model), ids, config.vocabSize);
-      const long = await logitsAt(make(model, 33), ids, config.vocabSize);
-      const short = await logitsAt(make(model, 32), ids, config.vocabSize);
+      const byDefault = await logitsAt(await make(model), ids, config.vocabSize);
+      const long = await logitsAt(await make(model, 33), ids, config.vocabSize);
+      const short = await logitsAt(await make(model, 32), ids, config.vocabSize);
       expect(maxDiff(byDefault, long).diff).toBe(0);
       expect(maxDiff(short, long).diff).toBeGreaterThan(1e-3 * maxDiff(short, long).scale);
     });

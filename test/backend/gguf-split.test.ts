@@ -43,13 +43,13 @@ function unsplitAndSplit(dtype: WeightType): { unsplit: LoadedModel; split: Load
 }
 
 async function expectSameGeneration(
-  make: (model: LoadedModel) => Backend,
+  make: (model: LoadedModel) => Promise<Backend>,
   unsplit: LoadedModel,
   split: LoadedModel,
 ) {
   const prompts = versePrompts(unsplit.tokenizer);
   const vocab = unsplit.config.vocabSize;
-  const [a, b] = [make(unsplit), make(split)];
+  const [a, b] = [await make(unsplit), await make(split)];
   expect(await logitsAt(b, prompts[2], vocab)).toEqual(await logitsAt(a, prompts[2], vocab));
   for (const prompt of prompts.slice(0, 4)) {
     const stop = unsplit.tokenizer.stopIds;
@@ -61,17 +61,20 @@ async function expectSameGeneration(
 
 test("reference backend: the split generates the same tokens as the unsplit file, reading each shard", async () => {
   const { unsplit, split } = unsplitAndSplit("q8_0");
-  await expectSameGeneration((m) => new ReferenceBackend(m), unsplit, split);
+  await expectSameGeneration(async (m) => new ReferenceBackend(m), unsplit, split);
 });
 
 describe.skipIf(!built)("native backend", () => {
   test("maps every shard (nothing copied) and generates the same tokens as from the unsplit file", async () => {
     const { unsplit, split } = unsplitAndSplit("q8_0");
-    const [a, b] = [new NativeBackend(unsplit, { threads: 1 }), new NativeBackend(split, { threads: 1 })];
+    const [a, b] = [
+      await NativeBackend.load(unsplit, { threads: 1 }),
+      await NativeBackend.load(split, { threads: 1 }),
+    ];
     expect(b.weightSource).toBe("mapped");
     expect(b.mappedWeightBytes).toBe(a.mappedWeightBytes);
     expect(b.mappedWeightBytes).toBeGreaterThan(0);
-    await expectSameGeneration((m) => new NativeBackend(m, { threads: 1 }), unsplit, split);
+    await expectSameGeneration((m) => NativeBackend.load(m, { threads: 1 }), unsplit, split);
   });
 });
 

@@ -29,9 +29,9 @@ const model = syntheticModelOf(
   "f32",
   { seed: 3, name: "four-layers" },
 );
-const backends: [string, () => Backend][] = [["reference", () => new ReferenceBackend(model)]];
+const backends: [string, () => Promise<Backend>][] = [["reference", async () => new ReferenceBackend(model)]];
 if (!(loadNativeAddon() instanceof Error))
-  backends.push(["native", () => new NativeBackend(model, { threads: 1 })]);
+  backends.push(["native", () => NativeBackend.load(model, { threads: 1 })]);
 
 const blockSize = 4;
 const numBlocks = 40;
@@ -68,9 +68,9 @@ async function run(backend: Backend, groups: KvCacheLayerGroup[] | undefined): P
 
 describe.each(backends)("KV cache groups in the %s backend", (_, create) => {
   test("layers split over groups and slot layers compute what one group of every layer computes", async () => {
-    const oneGroup = await run(create(), undefined);
-    const interleaved = await run(create(), [{ layers: [0, 2] }, { layers: [3, 1] }]);
-    const fourGroups = await run(create(), [
+    const oneGroup = await run(await create(), undefined);
+    const interleaved = await run(await create(), [{ layers: [0, 2] }, { layers: [3, 1] }]);
+    const fourGroups = await run(await create(), [
       { layers: [1] },
       { layers: [0] },
       { layers: [3] },
@@ -80,8 +80,8 @@ describe.each(backends)("KV cache groups in the %s backend", (_, create) => {
     expect(fourGroups).toEqual(oneGroup);
   });
 
-  test("groups that miss a layer, repeat one or differ in size are refused", () => {
-    const backend = create();
+  test("groups that miss a layer, repeat one or differ in size are refused", async () => {
+    const backend = await create();
     const init = (groups: KvCacheLayerGroup[]) => () =>
       backend.initKvCache({ numBlocks, blockSize, dtype: "f32", groups });
     expect(init([{ layers: [0, 1] }, { layers: [2, 2] }])).toThrow(/layer 2 .*two groups/);

@@ -50,7 +50,7 @@ describe.skipIf(!built)("native backend", () => {
     ] as const) {
       test(`${kernels} kernels, ${threads} threads: golden greedy ids and top-10 logits within 1e-4`, async () => {
         for (const c of cases) {
-          const backend = new NativeBackend(model, { kernels, threads });
+          const backend = await NativeBackend.load(model, { kernels, threads });
           const expected = c.generated_tokens ?? c.generated_tokens_after_prompt ?? [];
           const maxTokens = c.steps - c.prompt_tokens.length + 1;
           const ids = await greedyIds(backend, c.prompt_tokens, maxTokens, model.tokenizer.stopIds, 512);
@@ -71,15 +71,15 @@ describe.skipIf(!built)("native backend", () => {
     test("the engine's batched, paged, chunked execution equals one sequence at a time", async () => {
       const prompts = versePrompts(model.tokenizer);
       // A small token budget splits prompts into chunks that share steps with other sequences' decodes.
-      const llm = LLM.fromModel(model, {
-        backend: new NativeBackend(model, { threads: 2 }),
+      const llm = await LLM.fromModel(model, {
+        backend: await NativeBackend.load(model, { threads: 2 }),
         maxNumBatchedTokens: 20,
         numBlocks: 64,
       });
       const outs = await llm.generate(prompts, { temperature: 0, maxTokens: 40 });
       for (const [i, prompt] of prompts.entries()) {
         const alone = await greedyIds(
-          new NativeBackend(model, { threads: 1 }),
+          await NativeBackend.load(model, { threads: 1 }),
           prompt,
           40,
           model.tokenizer.stopIds,
@@ -106,7 +106,7 @@ describe.skipIf(!built)("native backend", () => {
       test(`${dtype}`, async () => {
         const model = syntheticModel("tiny-test", dtype, 3);
         const want = await logitsAt(new ReferenceBackend(model), sequence, model.config.vocabSize);
-        const native = new NativeBackend(model, { threads: 2 });
+        const native = await NativeBackend.load(model, { threads: 2 });
         expect(native.weightSource).toBe("buffers");
         const { diff, scale } = maxDiff(await logitsAt(native, sequence, model.config.vocabSize), want);
         expect(diff).toBeLessThanOrEqual(tolerance[dtype](scale));
@@ -124,7 +124,7 @@ describe.skipIf(!built)("native backend", () => {
         const path = join(dir, "tiny-q8_0.gguf");
         writeGgufModel(syntheticModel("tiny-test", "q8_0", 4), path, { dtype: "q8_0" });
         const model = loadModel(path);
-        const native = new NativeBackend(model, { threads: 2 });
+        const native = await NativeBackend.load(model, { threads: 2 });
         expect(native.weightSource).toBe("mapped");
         const want = await logitsAt(new ReferenceBackend(model), sequence, model.config.vocabSize);
         const { diff, scale } = maxDiff(await logitsAt(native, sequence, model.config.vocabSize), want);
@@ -147,7 +147,7 @@ describe.skipIf(!built)("native backend", () => {
     });
 
     test("forward before initKvCache, and batches that point outside the cache or vocabulary, reject", async () => {
-      const native = new NativeBackend(model, { threads: 1 });
+      const native = await NativeBackend.load(model, { threads: 1 });
       await expect(native.forward(batch())).rejects.toThrow(/initKvCache/);
       native.initKvCache({ numBlocks: 2, blockSize: 4, dtype: "f32" });
       await expect(native.forward(batch({ tokenIds: Int32Array.of(1, 512) }))).rejects.toThrow(/vocabulary/);
@@ -204,12 +204,12 @@ describe.skipIf(!built)("native backend", () => {
       );
     });
 
-    test("a weight buffer shorter than its shape is an InputError naming the model", () => {
+    test("a weight buffer shorter than its shape is an InputError naming the model", async () => {
       const broken = syntheticModel("tiny-test", "q8_0", 1);
       const wq = broken.tensors.get("blk.1.attn_q.weight");
       if (!wq) throw new Error("synthetic model without blk.1.attn_q.weight");
       broken.tensors.set("blk.1.attn_q.weight", { ...wq, data: wq.data.subarray(0, 100) });
-      expect(() => new NativeBackend(broken, { threads: 1 })).toThrow(
+      await expect(NativeBackend.load(broken, { threads: 1 })).rejects.toThrow(
         /synthetic:tiny-test: native backend: weights.layers\[1\].wq.data holds 100 bytes/,
       );
     });
@@ -217,7 +217,7 @@ describe.skipIf(!built)("native backend", () => {
 
   test("forward runs off the event loop: timers fire while a long batch computes", async () => {
     const model = syntheticModel("tiny-test", "f32", 2);
-    const native = new NativeBackend(model, { threads: 1 });
+    const native = await NativeBackend.load(model, { threads: 1 });
     native.initKvCache({ numBlocks: 2048 / 16, blockSize: 16, dtype: "f32" });
     const T = 2048;
     const positions = Int32Array.from({ length: T }, (_, i) => i);
@@ -242,7 +242,7 @@ describe.skipIf(!built)("native backend", () => {
 
   test("times its forward pass: attention and the classifier within the whole, attention growing with the context", async () => {
     const model = syntheticModel("tiny-test", "f32", 2);
-    const native = new NativeBackend(model, { threads: 1 });
+    const native = await NativeBackend.load(model, { threads: 1 });
     expect(native.lastForwardTimes).toEqual({ seconds: 0, attentionSeconds: 0, classifierSeconds: 0 });
     native.initKvCache({ numBlocks: 2048 / 16, blockSize: 16, dtype: "f32" });
     // One decode at `position`: attention reads position + 1 keys.

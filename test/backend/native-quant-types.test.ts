@@ -81,7 +81,7 @@ describe.skipIf(addon instanceof Error)(
           const model = syntheticModelOf(config, dtype, { seed: 3, name: "tiny-test-256" });
           expect(model.tensors.get("blk.0.ffn_down.weight")?.dtype).toBe(dtype);
           const want = await logitsAt(new ReferenceBackend(model), sequence, config.vocabSize);
-          const native = new NativeBackend(model, { threads: 2 });
+          const native = await NativeBackend.load(model, { threads: 2 });
           const { diff, scale } = maxDiff(await logitsAt(native, sequence, config.vocabSize), want);
           expect(scale).toBeGreaterThan(0);
           expect(diff).toBeLessThanOrEqual(0.025 * scale);

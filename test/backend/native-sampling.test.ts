@@ -202,10 +202,10 @@ describe.skipIf(!addon)("the engine on the native backend samples what the JS sa
 
   for (const kernels of addon?.kernelPaths() ?? []) {
     test(`${kernels}: the same seeded tokens and log-probabilities`, async () => {
-      const native = new NativeBackend(model, { kernels, threads: 2 });
-      const nativeLlm = LLM.fromModel(model, { backend: native, numBlocks: 200 });
-      const jsLlm = LLM.fromModel(model, {
-        backend: withJsSampler(new NativeBackend(model, { kernels, threads: 2 })),
+      const native = await NativeBackend.load(model, { kernels, threads: 2 });
+      const nativeLlm = await LLM.fromModel(model, { backend: native, numBlocks: 200 });
+      const jsLlm = await LLM.fromModel(model, {
+        backend: withJsSampler(await NativeBackend.load(model, { kernels, threads: 2 })),
         numBlocks: 200,
       });
       for (const params of requests) {

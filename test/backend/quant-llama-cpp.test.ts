@@ -155,7 +155,7 @@ for (const shape of ["small-160m", "qwen2.5-0.5b"]) {
       };
       if (built)
         row.native = await measure(
-          new NativeBackend(loaded, { threads, contextLength: contextSize }),
+          await NativeBackend.load(loaded, { threads, contextLength: contextSize }),
           ids,
           oracle,
           vocab,

@@ -38,7 +38,7 @@ describe.skipIf(!hasTmux)("vellum chat in a pseudo-terminal (tmux), on the bundl
   /** The engine's greedy reply to a conversation, the independent expectation. */
   const offlineReply = async (messages: ChatMessage[]) => {
     const ids = encodeChat(model, messages, { addGenerationPrompt: true });
-    const [result] = await llm.generate([ids], { temperature: 0, maxTokens });
+    const [result] = await (await llm).generate([ids], { temperature: 0, maxTokens });
     return result.outputs[0].text;
   };
   afterAll(killTmux);

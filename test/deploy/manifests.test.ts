@@ -124,7 +124,7 @@ describe("deploy/kubernetes", () => {
     const loading = await listenWhileLoading("127.0.0.1", 0);
     const status = async (path: string) => (await fetch(`${loading.url}${path}`)).status;
     expect([await status(live.path), await status(ready.path)]).toEqual([200, 503]);
-    const { engine } = createEngine(model, { numBlocks: 64 });
+    const { engine } = await createEngine(model, { numBlocks: 64 });
     const server = buildServer(engine, model, { httpServer: loading.server });
     await server.app.ready();
     loading.serveWith(server.app.routing);

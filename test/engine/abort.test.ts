@@ -8,7 +8,7 @@ import { waitFor, watchEventLoop } from "../helpers.js";
 
 test("aborting 100,000 sequences frees them all without blocking the event loop; every stream ends with abort", async () => {
   // Four running at a time keeps each engine step short: what the event loop waits for is the abort.
-  const { engine } = createEngine(syntheticModel("tiny-test", "f32"), {
+  const { engine } = await createEngine(syntheticModel("tiny-test", "f32"), {
     numBlocks: 64,
     maxNumSeqs: 4,
     backend: "reference",

@@ -24,7 +24,7 @@ describe("continuous batching on the bundled demo model", () => {
   const model = loadModel(bundledModelPath);
   const maxModelLen = model.config.maxSeqLen;
   /** Native when its addon loads (on the reference backend this file takes 27 s instead of 2), one thread. */
-  const backend = () => chooseBackend(model, undefined, 1);
+  const backend = () => chooseBackend(model, { threads: 1 });
 
   test("64 requests with random arrivals, chunked prefill and preemption give exactly their solo outputs", async () => {
     const rand = lcg(7);
@@ -50,7 +50,7 @@ describe("continuous batching on the bundled demo model", () => {
       kvCacheGroups: kvCacheGroups(model.config.layerWindows, true),
     };
     let step = 0;
-    const core = new EngineCore(backend(), model.config.vocabSize, config, () => step);
+    const core = new EngineCore(await backend(), model.config.vocabSize, config, () => step);
     const requests = new Map<string, Request>();
     let preemptions = 0;
     let maxScheduled = 0;
@@ -79,7 +79,7 @@ describe("continuous batching on the bundled demo model", () => {
 
     for (const job of jobs) {
       const alone = await greedyIds(
-        backend(),
+        await backend(),
         job.promptIds,
         job.maxTokens,
         model.tokenizer.stopIds,
@@ -103,8 +103,8 @@ describe("continuous batching on the bundled demo model", () => {
       "Blessed are the meek",
     ];
     const params = { temperature: 0, maxTokens: 24 };
-    const withCache = LLM.fromModel(model, { numBlocks: 200 });
-    const without = LLM.fromModel(model, { numBlocks: 200, enablePrefixCaching: false });
+    const withCache = await LLM.fromModel(model, { numBlocks: 200 });
+    const without = await LLM.fromModel(model, { numBlocks: 200, enablePrefixCaching: false });
     const a = await withCache.generate(prompts, params);
     const b = await without.generate(prompts, params);
     expect(a.map((o) => o.outputs[0].tokenIds)).toEqual(b.map((o) => o.outputs[0].tokenIds));

@@ -18,8 +18,11 @@ function owners(s: EngineSnapshot): number[] {
 }
 
 /** An engine over a random-weight model with `numBlocks` KV blocks, watched by a monitor. */
-function watchedEngine(numBlocks: number) {
-  const { engine } = createEngine(syntheticModel("tiny-test", "f32"), { numBlocks, backend: "reference" });
+async function watchedEngine(numBlocks: number) {
+  const { engine } = await createEngine(syntheticModel("tiny-test", "f32"), {
+    numBlocks,
+    backend: "reference",
+  });
   return { engine, monitor: new EngineMonitor(engine) };
 }
 
@@ -33,7 +36,7 @@ async function drain(streams: AsyncIterable<unknown>[]) {
 
 describe("EngineMonitor snapshots", () => {
   test("the block map agrees with the block pool after every step: owners, shared ref counts, evictable blocks", async () => {
-    const { engine, monitor } = watchedEngine(40);
+    const { engine, monitor } = await watchedEngine(40);
     const pool = engine.core.kvCacheManager.blockPool;
     let sawShared = false;
     let sawEvictable = false;
@@ -76,7 +79,7 @@ describe("EngineMonitor snapshots", () => {
   });
 
   test("steps add up to what the scheduler computed: each prompt once (less cache hits) and one decode per later token", async () => {
-    const { engine, monitor } = watchedEngine(64);
+    const { engine, monitor } = await watchedEngine(64);
     const finished: RequestMetrics[] = [];
     engine.onRequestFinished((m) => finished.push(m));
     const params = samplingParams({ maxTokens: 12, ignoreEos: true });
@@ -107,7 +110,7 @@ describe("EngineMonitor snapshots", () => {
 
   test("a request preempted for lack of blocks is listed as preempted, not waiting, until it runs again", async () => {
     // 4 requests that each grow to 8 blocks, in 17 usable blocks: some must give theirs back.
-    const { engine, monitor } = watchedEngine(18);
+    const { engine, monitor } = await watchedEngine(18);
     let preemptedSeen = 0;
     engine.onStep((stats: StepStats) => {
       const s = monitor.snapshot();

@@ -108,11 +108,11 @@ test("with sliding-window layers, the line names the groups and what keeping eve
   );
 });
 
-test("the reference backend copies every weight at load: the budget is a share of free memory", () => {
+test("the reference backend copies every weight at load: the budget is a share of free memory", async () => {
   const model = syntheticModel("tiny-test", "q8_0");
   const blockBytes = 16 * kvBytesPerToken(model.config, "f32");
   const freeBytes = 40 * blockBytes;
-  const { engine, summary } = createEngine(model, {
+  const { engine, summary } = await createEngine(model, {
     backend: "reference",
     maxNumSeqs: 64,
     memory: { freeBytes },
@@ -143,21 +143,22 @@ describe.skipIf(addon instanceof Error)("the default KV budget of a memory-mappe
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  test("the backend reports the weights it reads in place: all of them without interleaved copies", () => {
-    const scalar = new NativeBackend(model, { threads: 1, kernels: "scalar" });
+  test("the backend reports the weights it reads in place: all of them without interleaved copies", async () => {
+    const scalar = await NativeBackend.load(model, { threads: 1, kernels: "scalar" });
     expect(scalar.weightSource).toBe("mapped");
     expect(scalar.mappedWeightBytes).toBe(matrixBytes);
     // The SIMD paths read q8_0 matrices (rows in groups of 8) from copies made at load; the embedding stays mapped.
-    const simd = new NativeBackend(model, { threads: 1 });
+    const simd = await NativeBackend.load(model, { threads: 1 });
     if (simd.kernelPath !== "scalar") expect(simd.mappedWeightBytes).toBe(embeddingBytes);
     // Weights in the loader's buffers are resident already.
-    expect(new NativeBackend(syntheticModel("tiny-test", "q8_0"), { threads: 1 }).mappedWeightBytes).toBe(0);
+    const fromBuffers = await NativeBackend.load(syntheticModel("tiny-test", "q8_0"), { threads: 1 });
+    expect(fromBuffers.mappedWeightBytes).toBe(0);
   });
 
-  test("fraction × (free − mapped weights), and the startup line says so", () => {
-    const backend = new NativeBackend(model, { threads: 1, kernels: "scalar" });
+  test("fraction × (free − mapped weights), and the startup line says so", async () => {
+    const backend = await NativeBackend.load(model, { threads: 1, kernels: "scalar" });
     const freeBytes = matrixBytes + 100 * blockBytes;
-    const { engine, summary } = createEngine(model, { backend, maxNumSeqs: 64, memory: { freeBytes } });
+    const { engine, summary } = await createEngine(model, { backend, maxNumSeqs: 64, memory: { freeBytes } });
     expect(engine.core.config.numBlocks).toBe(
       Math.floor(Math.floor(0.3 * (freeBytes - matrixBytes)) / blockBytes),
     );
@@ -166,10 +167,10 @@ describe.skipIf(addon instanceof Error)("the default KV budget of a memory-mappe
     );
   });
 
-  test("under a cgroup limit lower than free memory, the limit decides", () => {
-    const backend = new NativeBackend(model, { threads: 1, kernels: "scalar" });
+  test("under a cgroup limit lower than free memory, the limit decides", async () => {
+    const backend = await NativeBackend.load(model, { threads: 1, kernels: "scalar" });
     const cgroup = { limitBytes: 64 * MiB, usedBytes: 64 * MiB - matrixBytes - 50 * blockBytes };
-    const { engine, summary } = createEngine(model, {
+    const { engine, summary } = await createEngine(model, {
       backend,
       maxNumSeqs: 64,
       memory: { freeBytes: 16 * 2 ** 30, cgroup },
@@ -178,14 +179,17 @@ describe.skipIf(addon instanceof Error)("the default KV budget of a memory-mappe
     expect(summary).toContain("left under the cgroup limit of 64.0 MiB");
   });
 
-  test("a model whose mapped weights exceed the memory left is refused with a clear error", () => {
-    const backend = new NativeBackend(model, { threads: 1, kernels: "scalar" });
-    expect(() => createEngine(model, { backend, memory: { freeBytes: matrixBytes - 1 } })).toThrow(
+  test("a model whose mapped weights exceed the memory left is refused with a clear error", async () => {
+    const backend = await NativeBackend.load(model, { threads: 1, kernels: "scalar" });
+    await expect(createEngine(model, { backend, memory: { freeBytes: matrixBytes - 1 } })).rejects.toThrow(
       /^no memory left for the KV cache: .* free, and the model's memory-mapped weights need .*--kv-cache-memory/,
     );
     // A budget given explicitly is the user's call.
-    expect(
-      createEngine(model, { backend, kvCacheMemory: 10 * blockBytes, memory: { freeBytes: 1 } }).summary,
-    ).toContain(`; KV budget ${formatBytes(10 * blockBytes)} as given;`);
+    const given = await createEngine(model, {
+      backend,
+      kvCacheMemory: 10 * blockBytes,
+      memory: { freeBytes: 1 },
+    });
+    expect(given.summary).toContain(`; KV budget ${formatBytes(10 * blockBytes)} as given;`);
   });
 });

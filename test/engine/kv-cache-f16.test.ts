@@ -21,23 +21,24 @@ describe("f16 KV cache on the bundled demo model", () => {
 
   /** Greedy ids of every prompt, batched by the engine over a paged cache of `dtype`. */
   async function greedy(backend: Backend, kvCacheDtype: KvCacheDtype): Promise<number[][]> {
-    const llm = LLM.fromModel(model, { backend, kvCacheDtype, maxModelLen: 256, numBlocks: 128 });
+    const llm = await LLM.fromModel(model, { backend, kvCacheDtype, maxModelLen: 256, numBlocks: 128 });
     const outs = await llm.generate(prompts, { temperature: 0, maxTokens });
     return outs.map((o) => o.outputs[0].tokenIds);
   }
 
   test.skipIf(!nativeBuilt)("native and reference backends give the same ids with an f16 cache", async () => {
     const reference = await greedy(new ReferenceBackend(model), "f16");
-    const native = await greedy(new NativeBackend(model, { threads: 2 }), "f16");
+    const native = await greedy(await NativeBackend.load(model, { threads: 2 }), "f16");
     expect(native).toEqual(reference);
   });
 
   test("f16 and f32 caches agree on most tokens, on each backend", async () => {
-    const backends: (() => Backend)[] = [() => new ReferenceBackend(model)];
-    if (nativeBuilt) backends.push(() => new NativeBackend(model, { threads: 2 }));
-    for (const backend of backends) {
-      const f32 = await greedy(backend(), "f32");
-      const f16 = await greedy(backend(), "f16");
+    const backends: (() => Promise<Backend>)[] = [async () => new ReferenceBackend(model)];
+    if (nativeBuilt) backends.push(() => NativeBackend.load(model, { threads: 2 }));
+    for (const make of backends) {
+      const backend = await make();
+      const f32 = await greedy(backend, "f32");
+      const f16 = await greedy(await make(), "f16");
       // Tokens before each sequence's first difference: after it the two continue from different texts.
       let agreed = 0;
       let total = 0;
@@ -47,7 +48,7 @@ describe("f16 KV cache on the bundled demo model", () => {
         total += ids.length;
       });
       // Measured: 600 of 600 on both backends.
-      expect(agreed / total, backend().name).toBeGreaterThanOrEqual(0.95);
+      expect(agreed / total, backend.name).toBeGreaterThanOrEqual(0.95);
     }
   });
 
@@ -56,8 +57,8 @@ describe("f16 KV cache on the bundled demo model", () => {
     const backends: Backend[] = [new ReferenceBackend(model)];
     if (nativeBuilt)
       backends.push(
-        new NativeBackend(model, { threads: 2 }),
-        new NativeBackend(model, { kernels: "scalar" }),
+        await NativeBackend.load(model, { threads: 2 }),
+        await NativeBackend.load(model, { kernels: "scalar" }),
       );
     for (const backend of backends) {
       const f32 = await logitsAt(backend, sequence, model.config.vocabSize, "f32");
@@ -81,7 +82,7 @@ describe("f16 KV cache sizing", () => {
   const blockSize = 16;
   const f32BlockBytes = kvBytesPerToken(model.config, "f32") * blockSize;
 
-  test("the same kvCacheMemory buys twice the blocks; the summary names the dtype", () => {
+  test("the same kvCacheMemory buys twice the blocks; the summary names the dtype", async () => {
     const sized = (kvCacheDtype: KvCacheDtype) =>
       createEngine(model, {
         backend: "reference",
@@ -89,8 +90,8 @@ describe("f16 KV cache sizing", () => {
         blockSize,
         kvCacheMemory: 40 * f32BlockBytes,
       });
-    const f32 = sized("f32");
-    const f16 = sized("f16");
+    const f32 = await sized("f32");
+    const f16 = await sized("f16");
     expect(f32.engine.core.config.numBlocks).toBe(40);
     expect(f16.engine.core.config.numBlocks).toBe(80);
     expect(f16.engine.core.config.kvCacheDtype).toBe("f16");
@@ -98,7 +99,7 @@ describe("f16 KV cache sizing", () => {
     expect(f16.summary).toMatch(/^KV cache \(f16\): 80 blocks of 16 tokens × 2 layers = 320.0 KiB;/);
   });
 
-  test("the engine hands the dtype to the backend's initKvCache", () => {
+  test("the engine hands the dtype to the backend's initKvCache", async () => {
     const reference = new ReferenceBackend(model);
     const specs: KvCacheSpec[] = [];
     const backend: Backend = {
@@ -109,14 +110,14 @@ describe("f16 KV cache sizing", () => {
       },
       forward: (batch) => reference.forward(batch),
     };
-    createEngine(model, { backend, kvCacheDtype: "f16", numBlocks: 4 });
+    await createEngine(model, { backend, kvCacheDtype: "f16", numBlocks: 4 });
     expect(specs).toEqual([
       { numBlocks: 4, blockSize: 16, dtype: "f16", groups: [{ window: 0, layers: [0, 1] }] },
     ]);
   });
 
-  test("the default stays f32", () => {
-    const { engine } = createEngine(model, { backend: "reference", numBlocks: 4 });
+  test("the default stays f32", async () => {
+    const { engine } = await createEngine(model, { backend: "reference", numBlocks: 4 });
     expect(engine.core.config.kvCacheDtype).toBe("f32");
   });
 });

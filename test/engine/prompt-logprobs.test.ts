@@ -73,7 +73,11 @@ describe("prompt_logprobs on the reference backend (the bundled demo model)", ()
           ),
         ),
       );
-      const llm = LLM.fromModel(model, { numBlocks: 64, backend: "reference", maxNumBatchedTokens: budget });
+      const llm = await LLM.fromModel(model, {
+        numBlocks: 64,
+        backend: "reference",
+        maxNumBatchedTokens: budget,
+      });
       // The first prompt's blocks are in the prefix cache: a request without prompt_logprobs takes them.
       const [warm] = await llm.generate([prompts[0]], { temperature: 0, maxTokens: 2 });
       expect(warm.outputs[0].promptLogprobs).toBeUndefined();
@@ -164,7 +168,7 @@ describeShared("prompt_logprobs against stories260K's golden logits", needs.gold
     ).cases;
     const withPrompt = cases.filter((c) => c.prompt_positions_logits && c.prompt_tokens.length > 1);
     expect(withPrompt.length).toBeGreaterThanOrEqual(2);
-    const llm = LLM.fromModel(model, { numBlocks: 64, backend: "reference", maxNumBatchedTokens: 4 });
+    const llm = await LLM.fromModel(model, { numBlocks: 64, backend: "reference", maxNumBatchedTokens: 4 });
     const outs = await llm.generate(
       withPrompt.map((c) => c.prompt_tokens),
       { temperature: 0, maxTokens: 1, promptLogprobs: 10 },

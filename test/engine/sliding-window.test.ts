@@ -39,9 +39,15 @@ const model = syntheticModelOf(config, "f32", { seed: 7, name: "gemma-like" });
 const backends: BackendName[] = loadNativeAddon() instanceof Error ? ["reference"] : ["reference", "native"];
 const kvDim = config.nKvHeads * config.headDim;
 
-function core(backend: BackendName, options: EngineOptions): EngineCore {
-  return createEngine(model, { backend, threads: 1, blockSize: BLOCK_SIZE, maxNumSeqs: 16, ...options })
-    .engine.core;
+async function core(backend: BackendName, options: EngineOptions): Promise<EngineCore> {
+  const { engine } = await createEngine(model, {
+    backend,
+    threads: 1,
+    blockSize: BLOCK_SIZE,
+    maxNumSeqs: 16,
+    ...options,
+  });
+  return engine.core;
 }
 
 /** Seeded token ids of the synthetic vocabulary (past its byte tokens). */
@@ -59,7 +65,7 @@ function greedyRequest(id: string, prompt: number[], maxTokens: number): Request
   });
 }
 
-test("the startup line names the groups; the KV budget's cap counts what a window layer holds", () => {
+test("the startup line names the groups; the KV budget's cap counts what a window layer holds", async () => {
   const created = (options: EngineOptions) =>
     createEngine(model, {
       backend: "reference",
@@ -70,12 +76,12 @@ test("the startup line names the groups; the KV budget's cap counts what a windo
       kvCacheMemory: "1GiB",
       ...options,
     });
-  const hybrid = created({});
+  const hybrid = await created({});
   expect(hybrid.summary).toContain("× 2 layers");
   expect(hybrid.summary).toContain("6 groups of 2 layers: 1 full attention, 5 window 32");
   // 4 sequences of 4096 tokens: 256 blocks in the full group, ⌈(31 + 256) / 16⌉ + 1 = 19 in each window group
   expect(hybrid.engine.core.config.numBlocks).toBe(4 * (256 + 5 * 19) + 1);
-  const kept = created({ disableHybridKvCacheManager: true });
+  const kept = await created({ disableHybridKvCacheManager: true });
   expect(kept.summary).toContain("× 12 layers");
   expect(kept.summary).not.toContain("groups");
   expect(kept.engine.core.config.numBlocks).toBe(4 * 256 + 1);
@@ -85,7 +91,7 @@ describe.each(backends)("sliding-window layers in the paged KV cache (%s backend
   test(`a sequence at ${CONTEXT} tokens holds the window's blocks in window layers, and the same greedy ids`, async () => {
     /** Runs one request to CONTEXT tokens of context and on; the blocks in use when its last query ran at CONTEXT − 1. */
     async function run(options: EngineOptions) {
-      const c = core(backend, { numBlocks: 2 * CONTEXT, maxNumBatchedTokens: 1024, ...options });
+      const c = await core(backend, { numBlocks: 2 * CONTEXT, maxNumBatchedTokens: 1024, ...options });
       const request = greedyRequest("long", tokens(CONTEXT - 1, 1), 8);
       c.addRequest(request);
       let blocksInUse = 0;
@@ -134,7 +140,7 @@ describe.each(backends)("sliding-window layers in the paged KV cache (%s backend
       ...tokens(10 + i, 10 + i),
     ]);
     async function run(options: EngineOptions) {
-      const c = core(backend, { maxNumBatchedTokens: 64, ...options });
+      const c = await core(backend, { maxNumBatchedTokens: 64, ...options });
       const requests = prompts.map((p, i) => greedyRequest(`r${i}`, p, 24));
       let preempted = 0;
       for (const [i, r] of requests.entries()) {

@@ -84,7 +84,7 @@ describe("createEngine's step budgets", () => {
   const model = syntheticModel("tiny-test", "f32");
 
   test("fixed defaults unless given measured rates; then the prefill budget, named in the summary", async () => {
-    const plain = createEngine(model, { backend: new ReferenceBackend(model), numBlocks: 16 });
+    const plain = await createEngine(model, { backend: new ReferenceBackend(model), numBlocks: 16 });
     expect(plain.engine.core.config.maxNumBatchedTokens).toBe(defaultEngineConfig.maxNumBatchedTokens);
     expect(plain.engine.core.config.longPrefillTokenThreshold).toBe(0);
     expect(plain.summary).not.toContain("measured rates");
@@ -99,14 +99,14 @@ describe("createEngine's step budgets", () => {
     for (const x of [stepRates.decodeStepSeconds, stepRates.prefillTokenSeconds])
       expect(Number.isFinite(x) && x > 0).toBe(true);
     const budget = prefillBudget(stepRates, 16);
-    const tuned = createEngine(model, { backend, numBlocks: 16, stepRates });
+    const tuned = await createEngine(model, { backend, numBlocks: 16, stepRates });
     expect(tuned.engine.core.config.maxNumBatchedTokens).toBe(defaultEngineConfig.maxNumBatchedTokens);
     expect(tuned.engine.core.config.maxPrefillTokensPerStep).toBe(budget);
     expect(tuned.summary).toContain(
       `prefill budget ${budget} tokens per step from measured rates (decode step `,
     );
 
-    const given = createEngine(model, { backend, numBlocks: 16, stepRates, maxNumBatchedTokens: 300 });
+    const given = await createEngine(model, { backend, numBlocks: 16, stepRates, maxNumBatchedTokens: 300 });
     expect(given.engine.core.config.maxNumBatchedTokens).toBe(300);
     expect(given.engine.core.config.longPrefillTokenThreshold).toBe(0);
     expect(given.engine.core.config.maxPrefillTokensPerStep).toBe(0);

@@ -27,7 +27,7 @@ describe("AsyncEngine streaming on the bundled demo model", () => {
   const newLLM = (numBlocks = 200) => LLM.fromModel(model, { numBlocks });
 
   test("deltas add up to the final text, to LLM.generate's text and to the decoded token ids", async () => {
-    const llm = newLLM();
+    const llm = await newLLM();
     const prompts = ["In the beginning", "And God said, Let there be light", "The LORD"];
     for (const p of [
       params({ temperature: 0, maxTokens: 60 }),
@@ -55,7 +55,7 @@ describe("AsyncEngine streaming on the bundled demo model", () => {
   });
 
   test("a stop string is never emitted, and text is held back only while it could still start one", async () => {
-    const llm = newLLM();
+    const llm = await newLLM();
     const prompt = model.tokenizer.encode("In the beginning");
     const plain = await collect(llm.engine.generate(prompt, params({ temperature: 0, maxTokens: 80 })));
     const fullText = plain.map((d) => d.text).join("");
@@ -89,7 +89,7 @@ describe("AsyncEngine streaming on the bundled demo model", () => {
   });
 
   test("include_stop_str_in_output: the text ends with the stop string, streamed at once without holding back", async () => {
-    const llm = newLLM();
+    const llm = await newLLM();
     const prompt = model.tokenizer.encode("In the beginning");
     const plain = await collect(llm.engine.generate(prompt, params({ temperature: 0, maxTokens: 80 })));
     const fullText = plain.map((d) => d.text).join("");
@@ -133,7 +133,7 @@ describe("AsyncEngine streaming on the bundled demo model", () => {
     const p = params({ temperature: 1, seed: 11, n: 3, maxTokens: 24 });
     const runs = [];
     for (let run = 0; run < 2; run++) {
-      const llm = newLLM();
+      const llm = await newLLM();
       const [out] = await llm.generate([prompt], p);
       expect(out.outputs.map((o) => o.index)).toEqual([0, 1, 2]);
       const cached = Math.floor((prompt.length - 1) / 16) * 16;
@@ -147,7 +147,7 @@ describe("AsyncEngine streaming on the bundled demo model", () => {
   });
 
   test("abort mid-stream (break, AbortSignal, already-aborted signal) frees the request's blocks", async () => {
-    const llm = newLLM();
+    const llm = await newLLM();
     const core = llm.engine.core;
     const prompt = model.tokenizer.encode("In the beginning");
     const long = params({ temperature: 0, maxTokens: 200, ignoreEos: true });
@@ -211,7 +211,7 @@ describe("AsyncEngine streaming on the bundled demo model", () => {
   });
 
   test("bad input: sampling params name the parameter, impossible requests fail at admission", async () => {
-    const llm = newLLM(8); // 8 blocks of 16 tokens: 128 tokens of KV cache
+    const llm = await newLLM(8); // 8 blocks of 16 tokens: 128 tokens of KV cache
     const prompt = model.tokenizer.encode("In the beginning");
     const bad: [Partial<SamplingParams>, string][] = [
       [{ temperature: -1 }, "temperature"],

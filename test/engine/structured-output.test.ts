@@ -11,7 +11,7 @@ import { HfTokenizer, readHfTokenizerFiles } from "../../src/model/tokenizer/hf-
 import type { Tokenizer } from "../../src/model/tokenizer/tokenizer.js";
 
 const model = loadModel(bundledModelPath);
-const llm = LLM.fromModel(model, { numBlocks: 4000 });
+const llm = await LLM.fromModel(model, { numBlocks: 4000 });
 const compile = (spec: Parameters<StructuredOutputs["compile"]>[0]) =>
   llm.engine.structuredOutputs.compile(spec);
 afterAll(() => llm.engine.structuredOutputs.close());
@@ -85,7 +85,7 @@ describe("structured outputs on the bundled demo model", () => {
     const prompts = ["In the beginning", "And God said", "The LORD is my shepherd", "Blessed are the meek"];
     const params = { temperature: 1, seed: 5, maxTokens: 150, grammar };
     const roomy = await llm.generate(prompts, params);
-    const tight = LLM.fromModel(model, { numBlocks: 16, maxNumSeqs: 4 });
+    const tight = await LLM.fromModel(model, { numBlocks: 16, maxNumSeqs: 4 });
     let preemptions = 0;
     tight.engine.onStep((s) => {
       preemptions += s.numPreempted;

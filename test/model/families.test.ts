@@ -121,8 +121,8 @@ describe("phi3's fused tensors", () => {
       tensors: new Map([...mapped.tensors].map(([name, t]) => [name, { ...t, data: t.data.slice() }])),
     };
     for (const t of inMemory.tensors.values()) delete t.file;
-    const fromFile = new NativeBackend(mapped, { threads: 1 });
-    const fromBuffers = new NativeBackend(inMemory, { threads: 1 });
+    const fromFile = await NativeBackend.load(mapped, { threads: 1 });
+    const fromBuffers = await NativeBackend.load(inMemory, { threads: 1 });
     expect(fromFile.weightSource).toBe("mapped");
     expect(fromBuffers.weightSource).toBe("buffers");
     const ids = [1, 17, 42, 99, 7];

@@ -54,10 +54,8 @@ describe.skipIf(!hasBundled)("vellum serve with no --model serves the bundled de
       /KV cache \(f32\): [\d,]+ blocks of \d+ tokens .* max concurrency .* backend (native|reference).* paged KV, prefix caching on, continuous batching, fcfs/,
     );
     const prompt = "In the beginning";
-    const [offline] = await LLM.fromModel(loadModel(bundledModelPath), { numBlocks: 64 }).generate([prompt], {
-      temperature: 0,
-      maxTokens: 5,
-    });
+    const llm = await LLM.fromModel(loadModel(bundledModelPath), { numBlocks: 64 });
+    const [offline] = await llm.generate([prompt], { temperature: 0, maxTokens: 5 });
     const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: "none", maxRetries: 0 });
     const r = await client.completions.create({ model: "demo", prompt, max_tokens: 5, temperature: 0 });
     expect(r.choices[0].text).toBe(offline.outputs[0].text);

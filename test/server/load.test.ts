@@ -65,7 +65,7 @@ describe("vellum serve under load (the bundled demo model)", () => {
       { length: numClients },
       (_, i) => `${names[i % 8]} saw ${things[Math.floor(i / 8)]}`,
     );
-    const llm = LLM.fromModel(model, { numBlocks: 512 });
+    const llm = await LLM.fromModel(model, { numBlocks: 512 });
     const offline = await llm.generate(prompts, { temperature: 0, maxTokens });
     const before = await scrapeMetrics(s.url);
 

@@ -16,7 +16,7 @@ describe("the openai client drives vellum serve (the bundled demo model)", () =>
   let llm: LLM;
   beforeAll(async () => {
     s = await startServer(model, {}, { servedModelName: "demo" });
-    llm = LLM.fromModel(model, { numBlocks: 512 });
+    llm = await LLM.fromModel(model, { numBlocks: 512 });
   });
   afterAll(() => s.close(1000));
 

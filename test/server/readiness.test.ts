@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { loadNativeAddon } from "../../src/backend/native/addon.js";
 import { bundledModelPath } from "../../src/cli/default-model.js";
 import { createEngine } from "../../src/engine/create-engine.js";
 import { loadModel } from "../../src/model/load.js";
 import { listenWhileLoading } from "../../src/server/loading.js";
 import { buildServer } from "../../src/server/server.js";
 import { post, scrapeMetrics, startServer, type TestServer } from "../server-helpers.js";
+import { zeroWeightsModel } from "../zero-weights-model.js";
 
 const model = loadModel(bundledModelPath);
 
@@ -54,7 +56,7 @@ describe("readiness (/health) and liveness (/live)", () => {
     expect(completion.status).toBe(503);
     expect(completion.body.error.type).toBe("ServiceUnavailableError");
 
-    const { engine } = createEngine(model, { numBlocks: 64 });
+    const { engine } = await createEngine(model, { numBlocks: 64 });
     const server = buildServer(engine, model, { httpServer: loading.server });
     await server.app.ready();
     loading.serveWith(server.app.routing);
@@ -70,6 +72,34 @@ describe("readiness (/health) and liveness (/live)", () => {
     await server.close(1000);
     expect(loading.server.listening).toBe(false);
   });
+
+  test.skipIf(loadNativeAddon() instanceof Error)(
+    "/live answers at once while a large native model is built and its KV cache allocated",
+    async () => {
+      const loading = await listenWhileLoading("127.0.0.1", 0);
+      const big = zeroWeightsModel(6); // TinyLlama's shapes, 6 layers: 350 MB of weights to interleave
+      const started = performance.now();
+      let loaded = false;
+      const engine = createEngine(big, { numBlocks: 4096, backend: "native", threads: 2 }).finally(() => {
+        loaded = true;
+      });
+      const probesMs: number[] = [];
+      while (!loaded) {
+        const t0 = performance.now();
+        expect((await fetch(`${loading.url}/live`)).status).toBe(200);
+        probesMs.push(performance.now() - t0);
+      }
+      await engine;
+      const loadMs = performance.now() - started;
+      loading.server.close();
+      console.log(
+        `load ${loadMs.toFixed(0)} ms: ${probesMs.length} probes, slowest ${Math.max(...probesMs).toFixed(1)} ms`,
+      );
+      // Built on the JS thread, the model would hold every probe until the load ends.
+      expect(probesMs.length).toBeGreaterThan(3);
+      expect(Math.max(...probesMs)).toBeLessThan(loadMs / 4);
+    },
+  );
 
   test("a drain: /health turns 503 at once, /live and /metrics stay 200, new requests get 503, the running stream finishes", async () => {
     const s = await startServer(model, { backend: "reference" }, { servedModelName: "demo" });

@@ -43,7 +43,7 @@ describe("POST /v1/responses with the openai client and the AI SDK (the bundled 
   let llm: LLM;
   beforeAll(async () => {
     s = await startServer(model, {}, { servedModelName: "demo" });
-    llm = LLM.fromModel(model, { numBlocks: 512 });
+    llm = await LLM.fromModel(model, { numBlocks: 512 });
   });
   afterAll(() => s.close(1000));
 

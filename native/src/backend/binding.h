@@ -1,5 +1,6 @@
 // Registers the native backend's exports on the addon (called from native/src/addon.cc's Init):
-//   NativeModel          class: new NativeModel(spec), initKvCache(numBlocks, blockSize, dtype, groups),
+//   NativeModel          class: new NativeModel(spec), prepare(onProgress?) → Promise (native-model.h),
+//                        initKvCache(numBlocks, blockSize, dtype, groups),
 //                        forward(...) → Promise, sample(rows, raw, params) → Promise (sampling-napi.h)
 //   kernelMatmul, kernelAttention, kernelStoreKv, kernelQuantizeActs, kernelRmsNorm, kernelRope, kernelSwiglu,
 //   kernelDequantizeRows, kernelSample

@@ -86,8 +86,10 @@ size_t interleavedGroupBlockBytes(DType t) {
   }
 }
 
+bool interleavesRows(const Kernels& k, const Weight& w) { return k.interleaves(w.dtype) && w.rows % 8 == 0; }
+
 InterleavedRows interleaveRows(const Kernels& k, Weight* w, ThreadPool& pool) {
-  if (!k.interleaves(w->dtype) || w->rows % 8 != 0) return nullptr;
+  if (!interleavesRows(k, *w)) return nullptr;
   const int nb = w->cols / blockValues(w->dtype);
   const size_t stride = rowBytes(w->dtype, w->cols);
   const size_t blockBytes = stride / nb;

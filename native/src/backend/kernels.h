@@ -280,6 +280,8 @@ size_t interleavedGroupBlockBytes(DType t);
 // w->interleaved pointing to it; null (w unchanged) when the path does not read w's type so or w->rows is not a
 // multiple of 8.
 using InterleavedRows = std::unique_ptr<uint8_t[]>;
+// Whether interleaveRows copies w for the kernel path k.
+bool interleavesRows(const Kernels& k, const Weight& w);
 InterleavedRows interleaveRows(const Kernels& k, Weight* w, ThreadPool& pool);
 
 // 32-value chunk `c` of a quantized row: value j = q[j] · scale[j / 16] − min[j / 16].

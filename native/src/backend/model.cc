@@ -30,7 +30,6 @@ auto matricesOf(W& w) {
 
 Model::Model(const ModelConfig& config, ModelWeights weights, const Kernels& kernels, int threads)
     : c_(config), w_(std::move(weights)), k_(kernels), pool_(threads) {
-  for (Weight* m : matricesOf(w_)) interleaved_.push_back(interleaveRows(k_, m, pool_));
   const float* factors = w_.ropeFactors.empty() ? nullptr : w_.ropeFactors.data();
   globalRope_ = makeRope(c_.ropeDims, c_.ropeNeox, c_.ropeTheta, factors, c_.ropeScaling);
   // Windowed layers with a base of their own take no scaling: freqScale 1 and no divisors (llama.cpp's
@@ -38,6 +37,20 @@ Model::Model(const ModelConfig& config, ModelWeights weights, const Kernels& ker
   RopeScaling local = c_.ropeScaling;
   local.freqScale = 1;
   if (c_.ropeThetaLocal > 0) localRope_ = makeRope(c_.ropeDims, c_.ropeNeox, c_.ropeThetaLocal, nullptr, local);
+}
+
+void Model::interleaveWeights(const std::function<void(size_t done, size_t total)>& progress) {
+  size_t total = 0;
+  for (const Weight* m : matricesOf(w_))
+    if (interleavesRows(k_, *m)) total += rowBytes(m->dtype, m->cols) * m->rows;
+  size_t done = 0;
+  progress(done, total);
+  for (Weight* m : matricesOf(w_)) {
+    if (!interleavesRows(k_, *m)) continue;
+    interleaved_.push_back(interleaveRows(k_, m, pool_));
+    done += rowBytes(m->dtype, m->cols) * m->rows;
+    progress(done, total);
+  }
 }
 
 std::vector<const Weight*> Model::matrices() const { return matricesOf(w_); }
@@ -79,11 +92,11 @@ void Model::initKvCache(int numBlocks, int blockSize, KvDtype dtype, const std::
       throw std::invalid_argument("KV cache groups: layer " + std::to_string(l) + " is in no group");
   const size_t slotLayers = groups[0].size();
   const size_t bytes = static_cast<size_t>(numBlocks) * blockSize * c_.nKvHeads * c_.headDim * kvElementBytes(dtype);
-  kCache_.assign(slotLayers, std::vector<uint8_t>());
-  vCache_.assign(slotLayers, std::vector<uint8_t>());
+  kCache_.clear();
+  vCache_.clear();
   for (size_t i = 0; i < slotLayers; i++) {
-    kCache_[i].assign(bytes, 0);
-    vCache_[i].assign(bytes, 0);
+    kCache_.emplace_back(bytes);
+    vCache_.emplace_back(bytes);
   }
   numGroups_ = static_cast<int>(groups.size());
   layerGroup_ = std::move(layerGroup);

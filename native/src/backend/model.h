@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "kernels.h"
 #include "ops.h"
 #include "thread-pool.h"
+#include "zeroed-pages.h"
 
 namespace vellum::backend {
 
@@ -125,8 +127,15 @@ struct ForwardTimes {
 
 class Model {
  public:
+  // Cheap: the weights are used where they lie until interleaveWeights lays them out for the kernels.
   Model(const ModelConfig& config, ModelWeights weights, const Kernels& kernels, int threads);
 
+  // Copies every matrix the kernels read interleaved (interleaveRows) on the pool's threads, telling `progress`
+  // the bytes of those matrices done of the total before the first and after each (total 0: nothing to copy).
+  // Call it once, before the first forward pass; it throws std::bad_alloc when the copies do not fit in memory.
+  void interleaveWeights(const std::function<void(size_t done, size_t total)>& progress);
+
+  // The cache is mapped zeroed, page by page as it is first written (zeroed-pages.h): no pass over its memory.
   // groups: the layers of each KV cache group (src/backend/backend.ts KvCacheSpec), all of one size; layer
   // groups[g][i] is kept in slot layer i and addressed through group g's slot mapping and block tables.
   void initKvCache(int numBlocks, int blockSize, KvDtype dtype, const std::vector<std::vector<int32_t>>& groups);
@@ -171,8 +180,8 @@ class Model {
   int numGroups_ = 0;
   std::vector<int> layerGroup_;  // per layer: its KV cache group
   std::vector<int> layerSlot_;  // per layer: its slot layer
-  std::vector<std::vector<uint8_t>> kCache_;  // per slot layer, kvDtype_ elements (attention.h)
-  std::vector<std::vector<uint8_t>> vCache_;
+  std::vector<ZeroedPages> kCache_;  // per slot layer, kvDtype_ elements (attention.h)
+  std::vector<ZeroedPages> vCache_;
 
   // Scratch, grown to the largest batch seen; the hot path allocates nothing once warm.
   std::vector<float> x_, xb_, q_, k_buf_, v_, attn_, gate_, up_, tmp_;

@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "cpu-features.h"
 #include "napi-args.h"
@@ -198,6 +199,71 @@ class SampleWorker : public ModelWorker {
   SampleResult result_;
 };
 
+// prepare(): the weights' interleaved copies made on a libuv worker thread (plus the pool's), progress sent to the
+// JS callback as it goes; the promise settles after the last progress call.
+class PrepareWorker : public Napi::AsyncProgressQueueWorker<std::pair<size_t, size_t>> {
+ public:
+  PrepareWorker(Napi::Env env, NativeModel* owner, Napi::Value onProgress)
+      : Napi::AsyncProgressQueueWorker<std::pair<size_t, size_t>>(env, "vellum.prepare"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        owner_(owner) {
+    self_ = Napi::Persistent(owner->Value());
+    if (onProgress.IsFunction()) onProgress_ = Napi::Persistent(onProgress.As<Napi::Function>());
+  }
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+  void Execute(const ExecutionProgress& progress) override {
+    try {
+      owner_->model_->interleaveWeights([&](size_t done, size_t total) {
+        const std::pair<size_t, size_t> p{done, total};
+        progress.Send(&p, 1);
+      });
+    } catch (const std::exception& e) {  // the interleaved copies of the weights can exceed memory
+      SetError(std::string("cannot lay out the weights for the kernels: ") + e.what());
+      return;
+    }
+    // The kernels read these matrices from their copies: the process need not hold the mapped pages too.
+    for (const auto& file : owner_->files_)
+      for (const Weight* m : owner_->model_->matrices())
+        if (m->interleaved) file->release(m->data, rowBytes(m->dtype, m->cols) * m->rows);
+  }
+
+  void OnProgress(const std::pair<size_t, size_t>* data, size_t count) override {
+    if (onProgress_.IsEmpty() || !callbackError_.IsEmpty()) return;
+    Napi::Env env = Env();
+    for (size_t i = 0; i < count; i++) {
+      onProgress_.Call({Napi::Number::New(env, static_cast<double>(data[i].first)),
+                        Napi::Number::New(env, static_cast<double>(data[i].second))});
+      if (env.IsExceptionPending()) {  // the promise rejects with it once the work is done
+        callbackError_ = Napi::Persistent(env.GetAndClearPendingException().Value());
+        return;
+      }
+    }
+  }
+
+  void OnOK() override {
+    owner_->busy_ = false;
+    owner_->preparing_ = false;
+    owner_->prepared_ = true;
+    if (callbackError_.IsEmpty())
+      deferred_.Resolve(Env().Undefined());
+    else
+      deferred_.Reject(callbackError_.Value());
+  }
+  void OnError(const Napi::Error& e) override {
+    owner_->busy_ = false;
+    owner_->preparing_ = false;
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  NativeModel* owner_;
+  Napi::ObjectReference self_;
+  Napi::FunctionReference onProgress_;
+  Napi::ObjectReference callbackError_;
+};
+
 Napi::Function NativeModel::Define(Napi::Env env) {
   auto configFields = Napi::Array::New(env);
   ModelConfig names{};
@@ -205,7 +271,8 @@ Napi::Function NativeModel::Define(Napi::Env env) {
     configFields.Set(configFields.Length(), Napi::String::New(env, name));
   });
   return DefineClass(env, "NativeModel",
-                     {InstanceMethod<&NativeModel::InitKvCache>("initKvCache"),
+                     {InstanceMethod<&NativeModel::Prepare>("prepare"),
+                      InstanceMethod<&NativeModel::InitKvCache>("initKvCache"),
                       InstanceMethod<&NativeModel::Forward>("forward"),
                       InstanceMethod<&NativeModel::Sample>("sample"),
                       InstanceAccessor<&NativeModel::KernelPath>("kernelPath"),
@@ -271,21 +338,37 @@ NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Nati
   for (int l = 0; l < c.nLayers; l++)
     if (!readLayer(layers.Get(l), l, files_, c, &w.layers[l])) return;
   spec_ = Napi::Persistent(spec);
-  try {
-    model_ = std::make_unique<Model>(c, std::move(w), *kernels, threads);
-  } catch (const std::exception& e) {  // the interleaved copies of the weights can exceed memory
-    throwRange(env, std::string("cannot lay out the weights for the kernels: ") + e.what());
-    return;
+  model_ = std::make_unique<Model>(c, std::move(w), *kernels, threads);
+}
+
+Napi::Value NativeModel::Prepare(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (prepared_ || preparing_) {
+    throwType(env, "prepare: the model is already prepared or being prepared");
+    return env.Undefined();
   }
-  for (const auto& file : files_)
-    for (const Weight* m : model_->matrices())
-      if (m->interleaved) file->release(m->data, rowBytes(m->dtype, m->cols) * m->rows);
+  if (info.Length() > 0 && !info[0].IsUndefined() && !info[0].IsFunction()) {
+    throwType(env, "prepare(onProgress): onProgress must be a function");
+    return env.Undefined();
+  }
+  busy_ = true;
+  preparing_ = true;
+  auto* worker = new PrepareWorker(env, this, info[0]);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+bool NativeModel::prepared(Napi::Env env, const char* what) const {
+  if (prepared_) return true;
+  return throwType(env, std::string(what) + ": the model is not prepared (await prepare() first)");
 }
 
 Napi::Value NativeModel::InitKvCache(const Napi::CallbackInfo& info) {
   int numBlocks, blockSize;
   KvDtype dtype;
   std::vector<int32_t> layers, starts;
+  if (!prepared(info.Env(), "initKvCache")) return info.Env().Undefined();
   if (busy_) {
     throwType(info.Env(), "initKvCache called while a forward pass runs");
     return info.Env().Undefined();
@@ -312,6 +395,7 @@ Napi::Value NativeModel::InitKvCache(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeModel::Forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!prepared(env, "forward")) return env.Undefined();
   Batch b;
   if (!readI32(info[0], "tokenIds", &b.tokenIds) || !readI32(info[1], "positions", &b.positions) ||
       !readTables(info[2], "slotMappings", &b.slotMappings, &b.slotMappingStart) ||
@@ -354,6 +438,7 @@ Napi::Value NativeModel::Forward(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeModel::Sample(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!prepared(env, "sample")) return env.Undefined();
   SampleBatch b;
   if (!readSampleBatch(info[0], info[1], info[2], model_->config().vocabSize, &b)) return env.Undefined();
   if (busy_) {
@@ -376,6 +461,7 @@ Napi::Value NativeModel::Threads(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value NativeModel::MappedWeightBytes(const Napi::CallbackInfo& info) {
+  if (!prepared(info.Env(), "mappedWeightBytes")) return info.Env().Undefined();
   size_t bytes = 0;
   for (const auto& file : files_) bytes += model_->bytesReadIn(file->data(), file->data() + file->size());
   return Napi::Number::New(info.Env(), static_cast<double>(bytes));

@@ -1,6 +1,6 @@
 // NativeModel, the JS class behind src/backend/native/native-backend.ts.
 //
-//   new NativeModel({ config, weights, files?, threads, kernels })
+//   new NativeModel({ config, weights, files?, threads, kernels }): reads and checks the spec, maps the files
 //     config:  the fields of model.h's ModelConfig, by name (NativeModel.configFields lists them)
 //     weights: { embedding, outputNorm, classifier, ropeFactors?, layers: [{ attnNorm, ffnNorm, wq, wk, wv, wo,
 //                gate, up, down, bq?, bk?, bv?, qNorm? and kNorm? (qkNorm), postAttnNorm? and postFfnNorm?
@@ -8,6 +8,9 @@
 //                alive by this object) or `file` and `offset` (bytes into files[file]; each of `files`, the
 //                shards of a split GGUF or one file, is memory-mapped)
 //     kernels: "auto" | "avx512-bf16" | "avx512-vnni" | "avx2" | "scalar" (cpu-features.h)
+//   prepare(onProgress?) → Promise<void>: lays the weights out for the kernels (model.h interleaveWeights) on a
+//     worker thread, calling onProgress(doneBytes, totalBytes) on the JS thread as it goes; once, before
+//     initKvCache, forward, sample and mappedWeightBytes (which throw until it has finished)
 //   initKvCache(numBlocks, blockSize, dtype, groups)
 //     dtype: "f32" | "f16", the element type of the cached K and V (f16: half the memory, K/V rounded)
 //     groups: Int32Array[], the layers of each KV cache group (model.h Model::initKvCache)
@@ -42,6 +45,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   friend class ModelWorker;
   friend class ForwardWorker;
   friend class SampleWorker;
+  friend class PrepareWorker;
+  Napi::Value Prepare(const Napi::CallbackInfo& info);
+  // Whether prepare() has finished; else throws "<what>: ..." in JS.
+  bool prepared(Napi::Env env, const char* what) const;
   Napi::Value InitKvCache(const Napi::CallbackInfo& info);
   Napi::Value Forward(const Napi::CallbackInfo& info);
   Napi::Value Sample(const Napi::CallbackInfo& info);
@@ -54,7 +61,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::ObjectReference spec_;  // keeps the weights' JS buffers alive
   std::unique_ptr<Model> model_;
   BatchSampler sampler_;
-  bool busy_ = false;  // a forward pass or a sampling call holds the pool
+  bool busy_ = false;  // prepare, a forward pass or a sampling call holds the pool
+  bool preparing_ = false;
+  bool prepared_ = false;
 };
 
 }  // namespace vellum::backend

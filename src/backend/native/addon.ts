@@ -110,9 +110,18 @@ export interface NativeSampleResult {
   topIds: Int32Array;
 }
 
+/** Told how many bytes of weights have been laid out for the kernels, of how many (0 of 0: none to lay out). */
+export type InterleaveProgress = (doneBytes: number, totalBytes: number) => void;
+
 export interface NativeModel {
   readonly kernelPath: string;
   readonly threads: number;
+  /**
+   * Lays the weights out for the kernels (interleaved copies) on a worker thread, so the event loop runs on;
+   * onProgress is called on the JS thread as it goes, the last time with done = total, before the promise
+   * resolves. Once, before initKvCache, forward, sample and mappedWeightBytes.
+   */
+  prepare(onProgress?: InterleaveProgress): Promise<void>;
   /** Bytes of the mapped files the kernels read in place (weights without an interleaved copy); 0 without files. */
   readonly mappedWeightBytes: number;
   /** The split of the last forward pass (model.h ForwardTimes); zeros before the first. */

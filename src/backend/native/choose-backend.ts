@@ -1,25 +1,30 @@
 import type { LoadedModel } from "../../model/model.js";
 import type { Backend } from "../backend.js";
 import { ReferenceBackend } from "../reference/reference-backend.js";
-import { type KernelPath, loadNativeAddon } from "./addon.js";
+import { type InterleaveProgress, type KernelPath, loadNativeAddon } from "./addon.js";
 import { NativeBackend } from "./native-backend.js";
 
 export type BackendName = "native" | "reference";
 
 let warned = false;
 
+export interface BackendChoice {
+  /** Default: native when the addon loads, else reference with one warning line on stderr per process. */
+  name?: BackendName;
+  threads?: number;
+  /** The longest context served; default the model's maxSeqLen. */
+  contextLength?: number;
+  kernels?: KernelPath;
+  /** The native backend's weight layout progress (NativeBackendOptions.onInterleaveProgress). */
+  onInterleaveProgress?: InterleaveProgress;
+}
+
 /**
- * The backend for a model served with contexts of up to `contextLength` tokens (default its maxSeqLen). Unnamed:
- * native when the addon loads, else reference with one warning line on stderr per process. Named "native": the
- * addon must load (its error is thrown otherwise).
+ * The backend for a model. Named "native": the addon must load (its error is thrown otherwise). The native
+ * backend is built off the event loop (NativeBackend.load).
  */
-export function chooseBackend(
-  model: LoadedModel,
-  name?: BackendName,
-  threads?: number,
-  contextLength?: number,
-  kernels?: KernelPath,
-): Backend {
+export async function chooseBackend(model: LoadedModel, choice: BackendChoice = {}): Promise<Backend> {
+  const { name, threads, contextLength, kernels, onInterleaveProgress } = choice;
   if (name === "reference") return new ReferenceBackend(model, { contextLength });
   const addon = loadNativeAddon();
   if (addon instanceof Error) {
@@ -32,7 +37,7 @@ export function chooseBackend(
     }
     return new ReferenceBackend(model, { contextLength });
   }
-  return new NativeBackend(model, { threads, contextLength, kernels });
+  return NativeBackend.load(model, { threads, contextLength, kernels, onInterleaveProgress });
 }
 
 /** One line for startup logs: "native (avx2+fma, 2 threads, weights mapped)" or "reference". */

@@ -10,6 +10,7 @@ import {
   specGroups,
 } from "../backend.js";
 import {
+  type InterleaveProgress,
   type KernelPath,
   type NativeModel,
   type NativeModelSpec,
@@ -29,6 +30,8 @@ export interface NativeBackendOptions {
    * picks LongRoPE's short or long frequency factors, as llama.cpp's context size does.
    */
   contextLength?: number;
+  /** Told the progress of laying the weights out for the kernels (the CLI's "interleaving weights" bar). */
+  onInterleaveProgress?: InterleaveProgress;
 }
 
 /**
@@ -38,12 +41,19 @@ export interface NativeBackendOptions {
  */
 export class NativeBackend implements Backend {
   readonly name = "native";
-  /** "mapped": GGUF weights read in place from the memory-mapped file; "buffers": from the loader's buffers. */
-  readonly weightSource: "mapped" | "buffers";
-  private readonly model: NativeModel;
-  private readonly nLayers: number;
 
-  constructor(model: LoadedModel, options: NativeBackendOptions = {}) {
+  private constructor(
+    private readonly model: NativeModel,
+    /** "mapped": GGUF weights read in place from the memory-mapped file; "buffers": from the loader's buffers. */
+    readonly weightSource: "mapped" | "buffers",
+    private readonly nLayers: number,
+  ) {}
+
+  /**
+   * The backend for a model, built off the event loop: the spec is read at once, and the weights are laid out
+   * for the kernels (the slow part, seconds for a large model) on the addon's threads.
+   */
+  static async load(model: LoadedModel, options: NativeBackendOptions = {}): Promise<NativeBackend> {
     const threads = options.threads ?? physicalCores();
     const kernels = options.kernels ?? "auto";
     const contextLength = options.contextLength ?? model.config.maxSeqLen;
@@ -55,9 +65,8 @@ export class NativeBackend implements Backend {
         : undefined;
     const spec =
       fromFile ?? specFromTensors(model.config, model.tensors, model.path, threads, kernels, contextLength);
-    this.weightSource = fromFile ? "mapped" : "buffers";
-    this.model = NativeBackend.create(spec, model.path);
-    this.nLayers = model.config.nLayers;
+    const native = await NativeBackend.prepare(spec, model.path, options.onInterleaveProgress);
+    return new NativeBackend(native, fromFile ? "mapped" : "buffers", model.config.nLayers);
   }
 
   /** e.g. "avx2+fma": the kernels chosen at load. */
@@ -105,10 +114,16 @@ export class NativeBackend implements Backend {
     return rowSamples(rows, result);
   }
 
-  private static create(spec: NativeModelSpec, path: string): NativeModel {
+  private static async prepare(
+    spec: NativeModelSpec,
+    path: string,
+    onProgress: InterleaveProgress | undefined,
+  ): Promise<NativeModel> {
     const addon = nativeAddon();
     try {
-      return new addon.NativeModel(spec);
+      const native = new addon.NativeModel(spec);
+      await native.prepare(onProgress);
+      return native;
     } catch (err) {
       throw new InputError(`${path}: native backend: ${err instanceof Error ? err.message : String(err)}`);
     }
