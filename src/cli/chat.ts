@@ -4,9 +4,9 @@ import type { KvCacheDtype } from "../backend/backend.js";
 import type { KernelPath } from "../backend/native/addon.js";
 import { samplingParams } from "../engine/api.js";
 import type { AsyncEngine } from "../engine/async-engine.js";
-import { createEngine } from "../engine/create-engine.js";
 import { type ChatMessage, encodeChat } from "../model/chat-template.js";
 import { resolveModel } from "./default-model.js";
+import { oneSequenceEngine } from "./one-sequence-engine.js";
 import {
   backendOptions,
   kvCacheDtypeOption,
@@ -14,7 +14,7 @@ import {
   numberOption,
   samplingOptions,
 } from "./options.js";
-import { loadModelShowingProgress, withInterleavingBar } from "./progress.js";
+import { loadModelShowingProgress } from "./progress.js";
 import { runAction } from "./run-action.js";
 
 interface ChatOptions {
@@ -50,17 +50,7 @@ export function registerChat(program: Command) {
 
 async function chat(opts: ChatOptions) {
   const model = loadModelShowingProgress(await resolveModel(opts.model), { tokenizer: opts.tokenizer });
-  // One conversation: a cache of one maxModelLen sequence is all it can use.
-  const { engine } = await withInterleavingBar((onInterleaveProgress) =>
-    createEngine(model, {
-      maxNumSeqs: 1,
-      backend: opts.backend,
-      threads: opts.threads,
-      kernels: opts.kernels,
-      kvCacheDtype: opts.kvCacheDtype,
-      onInterleaveProgress,
-    }),
-  );
+  const { engine } = await oneSequenceEngine(model, opts);
   const start: ChatMessage[] = opts.system === undefined ? [] : [{ role: "system", content: opts.system }];
   let history = start;
   let reply: AbortController | undefined;

@@ -2,10 +2,10 @@ import type { Command } from "commander";
 import type { KvCacheDtype } from "../backend/backend.js";
 import type { KernelPath } from "../backend/native/addon.js";
 import { samplingParams } from "../engine/api.js";
-import { createEngine } from "../engine/create-engine.js";
 import type { FinishReason } from "../engine/stats.js";
 import { encodeChat } from "../model/chat-template.js";
 import { resolveModel } from "./default-model.js";
+import { oneSequenceEngine } from "./one-sequence-engine.js";
 import {
   backendOptions,
   kvCacheDtypeOption,
@@ -13,7 +13,7 @@ import {
   numberOption,
   samplingOptions,
 } from "./options.js";
-import { loadModelShowingProgress, withInterleavingBar } from "./progress.js";
+import { loadModelShowingProgress } from "./progress.js";
 import { runAction } from "./run-action.js";
 
 interface GenerateOptions {
@@ -62,17 +62,7 @@ async function generate(opts: GenerateOptions) {
     minP: opts.minP,
     seed: opts.seed,
   });
-  // One request: a cache of one maxModelLen sequence is all it can use.
-  const { engine } = await withInterleavingBar((onInterleaveProgress) =>
-    createEngine(model, {
-      maxNumSeqs: 1,
-      backend: opts.backend,
-      threads: opts.threads,
-      kernels: opts.kernels,
-      kvCacheDtype: opts.kvCacheDtype,
-      onInterleaveProgress,
-    }),
-  );
+  const { engine } = await oneSequenceEngine(model, opts);
   const tokenIds: number[] = [];
   let text = "";
   let finishReason: FinishReason | undefined;

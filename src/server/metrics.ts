@@ -137,7 +137,8 @@ export function createMetrics(engine: AsyncEngine, modelName: string): Registry 
     kvUsage.set(s.kvCacheUsage);
   };
   engine.onStep((s: StepStats) => {
-    setGauges(s);
+    // The engine's state now: a step's own figures may predate aborts that came while its listeners waited.
+    setGauges(engine.stats());
     prefixQueries.inc(s.prefixCacheQueries);
     prefixHits.inc(s.prefixCacheHits);
     preemptions.inc(s.numPreempted);

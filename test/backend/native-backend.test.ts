@@ -169,7 +169,7 @@ describe.skipIf(!built)("native backend", () => {
     });
 
     test("forward into a given buffer: the same logits as a fresh array, in its start; a short buffer rejects", async () => {
-      const native = new NativeBackend(model, { threads: 2 });
+      const native = await NativeBackend.load(model, { threads: 2 });
       native.initKvCache({ numBlocks: 2, blockSize: 4, dtype: "f32" });
       const two = batch({ logitsIndices: Int32Array.of(0, 1) });
       const fresh = await native.forward(two);

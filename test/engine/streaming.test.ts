@@ -194,7 +194,7 @@ describe("AsyncEngine streaming on the bundled demo model", () => {
   });
 
   test("a request its stream's consumer sends as the last one finishes is served, with the same tokens as alone", async () => {
-    const llm = newLLM();
+    const llm = await newLLM();
     const p = params({ temperature: 0, maxTokens: 12 });
     const first = model.tokenizer.encode("In the beginning");
     const second = model.tokenizer.encode("The LORD");
