@@ -2,8 +2,13 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <new>
 #include <utility>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels refuse it and the pages fill on first touch
+#endif
 
 namespace vellum::backend {
 
@@ -12,20 +17,40 @@ ZeroedPages::ZeroedPages(size_t bytes) : size_(bytes) {
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
   data_ = static_cast<uint8_t*>(p);
+  stop_ = std::make_shared<std::atomic<bool>>(false);
+  // In 64 MiB steps, so that a cache freed before it is filled stops the thread soon.
+  fill_ = std::thread([data = data_, bytes, stop = stop_] {
+    constexpr size_t step = size_t{64} << 20;
+    for (size_t at = 0; at < bytes && !stop->load(); at += step)
+      if (madvise(data + at, std::min(step, bytes - at), MADV_POPULATE_WRITE) != 0) return;
+  });
 }
 
-ZeroedPages::~ZeroedPages() {
+void ZeroedPages::release() {
+  if (fill_.joinable()) {
+    stop_->store(true);
+    fill_.join();
+  }
   if (data_) munmap(data_, size_);
+  data_ = nullptr;
+  size_ = 0;
 }
+
+ZeroedPages::~ZeroedPages() { release(); }
 
 ZeroedPages::ZeroedPages(ZeroedPages&& other) noexcept
-    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+    : data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      stop_(std::move(other.stop_)),
+      fill_(std::move(other.fill_)) {}
 
 ZeroedPages& ZeroedPages::operator=(ZeroedPages&& other) noexcept {
   if (this != &other) {
-    if (data_) munmap(data_, size_);
+    release();
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
+    stop_ = std::move(other.stop_);
+    fill_ = std::move(other.fill_);
   }
   return *this;
 }

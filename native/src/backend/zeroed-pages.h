@@ -1,10 +1,15 @@
 // Memory that reads as zeros without a pass that writes them: anonymous pages the kernel maps, zeroed, on first
-// touch. A KV cache of gigabytes is allocated at once this way, and its pages are filled as attention writes them
-// (by the threads of the forward pass, off the JS thread).
+// touch. A KV cache of gigabytes is allocated at once this way. A first touch costs a page fault (on a virtual
+// machine, one the host serves too: ~10 µs a page here), which a forward pass writing new blocks would pay by the
+// hundred per step; so a thread of its own has the kernel fill every page in the background (MADV_POPULATE_WRITE,
+// which never changes what a page holds, so the forward pass may write meanwhile).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <thread>
 
 namespace vellum::backend {
 
@@ -23,8 +28,13 @@ class ZeroedPages {
   size_t size() const { return size_; }
 
  private:
+  // Stops the filling thread, then unmaps.
+  void release();
+
   uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  std::shared_ptr<std::atomic<bool>> stop_;
+  std::thread fill_;
 };
 
 }  // namespace vellum::backend
