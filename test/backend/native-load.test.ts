@@ -41,7 +41,8 @@ describe.skipIf(addon instanceof Error)("building the native backend off the eve
     expect(performance.now() - started).toBeLessThan(250);
     // A thread of the cache's own makes every page resident, so that no forward pass pays a page fault for them.
     const resident = () => process.memoryUsage().rss - rss > 0.9 * numBlocks * blockBytes;
-    for (let waited = 0; !resident() && waited < 30_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+    for (let waited = 0; !resident() && waited < 30_000; waited += 50)
+      await new Promise((r) => setTimeout(r, 50));
     expect(resident()).toBe(true);
   });
 
