@@ -471,7 +471,11 @@ function writeEdited(base: Base, edits: SemanticEdit[]): string | undefined {
 
 /** fast-check settings: a fixed number of runs, cut short on a slow machine rather than timing out. */
 const scale = Number(process.env.FUZZ_SCALE ?? 1);
+// Printed, so that a run which fails or hangs (a timeout shows no counterexample) can be replayed with FUZZ_SEED.
+const seed = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
+console.log(`GGUF fuzzing seed ${seed} (FUZZ_SEED=${seed} replays it)`);
 const runs = (numRuns: number) => ({
+  seed,
   numRuns: numRuns * scale,
   interruptAfterTimeLimit: 6000 * scale,
   markInterruptAsFailure: false,
