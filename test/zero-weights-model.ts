@@ -27,25 +27,3 @@ export function zeroWeightsModel(layers: number): LoadedModel {
   const tiny = syntheticModel("tiny-test", "f32");
   return { ...tiny, config, tensors, name: "tinyllama-zero", path: "synthetic:tinyllama-zero" };
 }
-
-/** The largest gap between the event loop's turns while `work` runs (a 1 ms interval), and how long it ran. */
-export async function eventLoopGap<T>(
-  work: () => Promise<T>,
-): Promise<{ result: T; maxGapMs: number; ms: number }> {
-  let last = performance.now();
-  let maxGapMs = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    maxGapMs = Math.max(maxGapMs, now - last);
-    last = now;
-  }, 1);
-  const start = performance.now();
-  last = start;
-  try {
-    const result = await work();
-    const end = performance.now();
-    return { result, maxGapMs: Math.max(maxGapMs, end - last), ms: end - start };
-  } finally {
-    clearInterval(timer);
-  }
-}

@@ -8,8 +8,9 @@
  * (serving-probe.ts), and every engine step reports its composition and where its time went (StepStats: the
  * forward pass as the engine waits for it, its attention by the backend's own timer, sampling; the rest of the
  * time to the next step is the engine's overhead). Fitted over those steps:
- * - forward: seconds per weight byte of the forward pass less its attention, at each batch size of decodes (the
- *   mean: a step's time has a long tail on a shared machine, and TPOT and throughput average it);
+ * - forward: seconds per byte of the layers' weights of the forward pass less its attention and classifier, and
+ *   the classifier's seconds per byte of its weights, at each batch size of decodes (the mean: a step's time has a
+ *   long tail on a shared machine, and TPOT and throughput average it);
  * - decode attention: at each number of decodes in a step, once and per (query, key) pair, over its decode steps
  *   at short contexts and over a long cached prefix (decodes stream their K/V faster the more of them run);
  * - prefill attention: once, per chunk token and per pair, over the steps with prefill chunks (at many positions,

@@ -135,7 +135,7 @@ class Model {
   // Call it once, before the first forward pass; it throws std::bad_alloc when the copies do not fit in memory.
   void interleaveWeights(const std::function<void(size_t done, size_t total)>& progress);
 
-  // The cache is mapped zeroed, page by page as it is first written (zeroed-pages.h): no pass over its memory.
+  // The cache is mapped zeroed and returns at once; a thread of its own makes the pages resident (zeroed-pages.h).
   // groups: the layers of each KV cache group (src/backend/backend.ts KvCacheSpec), all of one size; layer
   // groups[g][i] is kept in slot layer i and addressed through group g's slot mapping and block tables.
   void initKvCache(int numBlocks, int blockSize, KvDtype dtype, const std::vector<std::vector<int32_t>>& groups);
