@@ -7,10 +7,13 @@
 #include <utility>
 
 #ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels refuse it and the pages fill on first touch
+#define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels refuse it, and the writes below fault the pages in
 #endif
 
 namespace vellum::backend {
+namespace {
+constexpr size_t kPageBytes = 4096;
+}  // namespace
 
 ZeroedPages::ZeroedPages(size_t bytes) : size_(bytes) {
   if (bytes == 0) return;
@@ -21,8 +24,12 @@ ZeroedPages::ZeroedPages(size_t bytes) : size_(bytes) {
   // In 64 MiB steps, so that a cache freed before it is filled stops the thread soon.
   fill_ = std::thread([data = data_, bytes, stop = stop_] {
     constexpr size_t step = size_t{64} << 20;
-    for (size_t at = 0; at < bytes && !stop->load(); at += step)
-      if (madvise(data + at, std::min(step, bytes - at), MADV_POPULATE_WRITE) != 0) return;
+    for (size_t at = 0; at < bytes && !stop->load(); at += step) {
+      const size_t end = std::min(at + step, bytes);
+      madvise(data + at, end - at, MADV_POPULATE_WRITE);
+      for (size_t page = at; page < end; page += kPageBytes)
+        __atomic_fetch_or(reinterpret_cast<uint32_t*>(data + page), 0u, __ATOMIC_RELAXED);
+    }
   });
 }
 
