@@ -11,6 +11,7 @@
  * KV cache layout, per slot layer, for K and for V: [numBlocks, blockSize, nKvHeads, headDim] of the spec's dtype
  * (f16: K/V are rounded to nearest-even binary16 when written and widened to f32 when read).
  */
+import { setTimeout } from "node:timers/promises";
 export interface ForwardBatch {
   /** [numTokens] token ids, sequences back to back. */
   tokenIds: Int32Array;
@@ -116,6 +117,11 @@ export interface ForwardTimes {
   classifierSeconds: number;
 }
 
+/** Resolves once the backend's KV cache is resident (Backend.kvCacheResident): for timing steps as they run in steady state. */
+export async function untilKvCacheResident(backend: Backend): Promise<void> {
+  while (backend.kvCacheResident === false) await setTimeout(10);
+}
+
 export interface Backend {
   readonly name: string;
   /**
@@ -123,6 +129,11 @@ export interface Backend {
    * as they are used, and free-memory figures count them as free until then (the KV budget subtracts them).
    */
   readonly mappedWeightBytes?: number;
+  /**
+   * False while the KV cache's memory is still being made resident in the background: until then, steps that
+   * write new blocks pay page faults. Absent: always resident.
+   */
+  readonly kvCacheResident?: boolean;
   /** (Re)allocates the paged KV cache; must be called before `forward`. */
   initKvCache(spec: KvCacheSpec): void;
   /**

@@ -4,7 +4,9 @@
  * all the same; their values do not change the speed), so the benchmark measures decode steps only.
  * Usage: vellum bench batch-scaling --model FILE.gguf [--threads N] [--batches 1,4,16,64] [--out F]
  */
+
 import type { Backend } from "../backend/backend.js";
+import { untilKvCacheResident } from "../backend/backend.js";
 import { stepBatch } from "../workload/step-batch.js";
 import {
   loadBenchModel,
@@ -70,6 +72,7 @@ export async function runBatchScaling(opts: BatchScalingOptions) {
     const decode = { batch: B, context, steps };
     const numBlocks = batchDecodeKvBlocks(decode);
     backend.initKvCache({ numBlocks, blockSize: benchBlockSize, dtype: opts.kvCacheDtype });
+    await untilKvCacheResident(backend);
     const times = await batchDecodeStepSeconds(backend, model.config.vocabSize, decode);
     const step = median(times);
     const tps = B / step;

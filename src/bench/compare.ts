@@ -9,7 +9,9 @@
  * roofline fractions divide by are measured in the same run.
  * Usage: vellum bench compare --llama-cpp DIR --model FILE.gguf [--threads 2] [--runs 3] [--out F]
  */
+
 import { readFileSync } from "node:fs";
+import { untilKvCacheResident } from "../backend/backend.js";
 import { tensorNames } from "../model/config.js";
 import { readGgufFile } from "../model/formats/gguf-reader.js";
 import { defaultServeSettings } from "../workload/compare.js";
@@ -141,6 +143,7 @@ export async function runCompare(o: CompareOptions) {
     blockSize: benchBlockSize,
     dtype: o.kvCacheDtype,
   });
+  await untilKvCacheResident(backend);
   const prompt = stepBatch([0], [o.prompt], singleBlocks, benchBlockSize, vocab);
   await backend.forward(prompt); // warm-up: llama-bench warms up too
   // The roofs, measured before and after the runs: the machine's bandwidth drifts with other tenants, and the best

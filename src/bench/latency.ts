@@ -4,6 +4,7 @@
  * = tokens/s × bytes read per token ÷ measured read bandwidth.
  * Usage: vellum bench latency --model FILE.gguf [--threads N] [--prompt 512] [--decode 32] [--out F]
  */
+import { untilKvCacheResident } from "../backend/backend.js";
 import { stepBatch } from "../workload/step-batch.js";
 import {
   gb,
@@ -30,6 +31,7 @@ export async function runLatency(opts: LatencyOptions) {
   const blockSize = 16;
   const blocks = Math.ceil((promptLen + decodeSteps) / blockSize);
   backend.initKvCache({ numBlocks: blocks, blockSize, dtype: opts.kvCacheDtype });
+  await untilKvCacheResident(backend);
   const vocab = model.config.vocabSize;
   const prefill: number[] = [];
   const decode: number[] = [];

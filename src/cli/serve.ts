@@ -1,7 +1,7 @@
 import { createWriteStream } from "node:fs";
 import { type Command, Option } from "commander";
 import pinoPretty from "pino-pretty";
-import type { KvCacheDtype } from "../backend/backend.js";
+import { type KvCacheDtype, untilKvCacheResident } from "../backend/backend.js";
 import type { KernelPath } from "../backend/native/addon.js";
 import type { BackendName } from "../backend/native/choose-backend.js";
 import type { KvAllocation } from "../core/kv-cache-manager.js";
@@ -234,6 +234,12 @@ async function serve(opts: ServeOptions) {
       `KV cache events at ${kvEvents.endpoint}${kvEvents.replayEndpoint ? `, replay at ${kvEvents.replayEndpoint}` : ""}`,
     );
   log.info(`serving ${quoteFileString(opts.servedModelName ?? model.name)} at ${loading.url}/v1`);
+  const servingSince = performance.now();
+  void untilKvCacheResident(engine.core.backend).then(() =>
+    log.info(
+      `KV cache resident ${((performance.now() - servingSince) / 1000).toFixed(1)} s after serving began: steps no longer pay page faults for new blocks`,
+    ),
+  );
 
   const shutdown = async (signal: string) => {
     log.info(

@@ -33,7 +33,7 @@ export class EngineCore {
   private kvEvents: KvCacheEvent[] = [];
 
   constructor(
-    backend: Backend,
+    readonly backend: Backend,
     /** Rows of the logits. */
     readonly vocabSize: number,
     readonly config: EngineConfig,

@@ -1,4 +1,5 @@
 import { Worker } from "node:worker_threads";
+import { untilKvCacheResident } from "../backend/backend.js";
 import type { KernelPath } from "../backend/native/addon.js";
 import { createEngine } from "../engine/create-engine.js";
 import type { StepStats } from "../engine/stats.js";
@@ -78,6 +79,7 @@ export async function runServingProbe(
     maxNumSeqs: Math.max(...rounds.map((r) => r.streams)),
     longPrefillTokenThreshold: probeChunkTokens,
   });
+  await untilKvCacheResident(engine.core.backend);
   const server = buildServer(engine, model);
   const url = await server.app.listen({ host: "127.0.0.1", port: 0 });
   let steps: StepStats[] = [];

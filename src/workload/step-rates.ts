@@ -1,4 +1,4 @@
-import type { Backend, KvCacheDtype } from "../backend/backend.js";
+import { type Backend, type KvCacheDtype, untilKvCacheResident } from "../backend/backend.js";
 import { minStepBudget, type StepRates } from "../engine/step-budget.js";
 import { stepBatch } from "./step-batch.js";
 
@@ -19,6 +19,7 @@ export async function measureStepRates(
   const chunk = Math.max(1, Math.min(minStepBudget, o.contextLength - 1 - decodeRuns));
   const blocks = Math.ceil((1 + chunk + decodeRuns) / blockSize);
   backend.initKvCache({ numBlocks: blocks, blockSize, dtype });
+  await untilKvCacheResident(backend);
   const seconds = async (start: number, count: number) => {
     const batch = stepBatch([start], [count], blocks, blockSize, vocabSize);
     const t = performance.now();

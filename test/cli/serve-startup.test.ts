@@ -1,8 +1,10 @@
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
+import { loadNativeAddon } from "../../src/backend/native/addon.js";
 import { waitFor } from "../helpers.js";
 import { runCli } from "./run-cli.js";
 import { hasTmux, killTmux, pane, startVellum, tmux } from "./tmux.js";
@@ -70,5 +72,33 @@ describe.skipIf(!hasTmux)("vellum serve's logs in a terminal (tmux)", () => {
       level: 30,
       msg: expect.stringMatching(/^serving "kjv-demo"/),
     });
+  });
+});
+
+describe.skipIf(loadNativeAddon() instanceof Error)("vellum serve on the native backend", () => {
+  test("logs when its KV cache's memory is resident, after it has begun serving", async () => {
+    const cli = join(import.meta.dirname, "..", "..", "bin", "vellum.js");
+    const args = ["serve", "--port", "0", "--backend", "native", "--kv-cache-memory", "256MiB"];
+    const child = spawn("node", [cli, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+    let stdout = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    try {
+      await waitFor(async () => stdout.includes("KV cache resident"), 60_000);
+    } finally {
+      child.kill("SIGTERM");
+    }
+    const messages = stdout
+      .split("\n")
+      .filter((line) => line !== "")
+      .map((line) => JSON.parse(line).msg as string);
+    const serving = messages.findIndex((m) => m.startsWith("serving"));
+    const resident = messages.findIndex((m) => m.startsWith("KV cache resident"));
+    expect(serving).toBeGreaterThanOrEqual(0);
+    expect(resident).toBeGreaterThan(serving);
+    expect(messages[resident]).toMatch(
+      /^KV cache resident \d+\.\d s after serving began: steps no longer pay page faults for new blocks$/,
+    );
   });
 });

@@ -92,12 +92,9 @@ void Model::initKvCache(int numBlocks, int blockSize, KvDtype dtype, const std::
       throw std::invalid_argument("KV cache groups: layer " + std::to_string(l) + " is in no group");
   const size_t slotLayers = groups[0].size();
   const size_t bytes = static_cast<size_t>(numBlocks) * blockSize * c_.nKvHeads * c_.headDim * kvElementBytes(dtype);
-  kCache_.clear();
-  vCache_.clear();
-  for (size_t i = 0; i < slotLayers; i++) {
-    kCache_.emplace_back(bytes);
-    vCache_.emplace_back(bytes);
-  }
+  kvCache_ = ZeroedPages();  // the old cache is unmapped before the new one is mapped
+  kvCache_ = ZeroedPages(2 * slotLayers * bytes);
+  kvLayerBytes_ = bytes;
   numGroups_ = static_cast<int>(groups.size());
   layerGroup_ = std::move(layerGroup);
   layerSlot_ = std::move(layerSlot);
@@ -242,8 +239,8 @@ void Model::forward(const Batch& b, float* logits) {
     const int hd = c_.headDim;
     // The layer's K/V live in its slot layer, addressed through its KV cache group's slots and tables.
     const int group = layerGroup_[l];
-    uint8_t* kCache = kCache_[layerSlot_[l]].data();
-    uint8_t* vCache = vCache_[layerSlot_[l]].data();
+    uint8_t* kCache = kvCache_.data() + 2 * layerSlot_[l] * kvLayerBytes_;
+    uint8_t* vCache = kCache + kvLayerBytes_;
     const int32_t* slotMapping = b.slotMappings.data() + b.slotMappingStart[group];
     const int32_t* tableStart = b.tableStart.data() + static_cast<size_t>(group) * b.seqLens.size();
     const double attentionStarted = nowSeconds();

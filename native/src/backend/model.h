@@ -140,6 +140,8 @@ class Model {
   // groups[g][i] is kept in slot layer i and addressed through group g's slot mapping and block tables.
   void initKvCache(int numBlocks, int blockSize, KvDtype dtype, const std::vector<std::vector<int32_t>>& groups);
   bool hasKvCache() const { return blockSize_ > 0; }
+  // Whether that thread has finished: until then, steps writing new blocks may pay page faults.
+  bool kvCacheResident() const { return kvCache_.resident(); }
   // Empty when the batch is consistent with itself, the vocabulary and the cache; else what is wrong.
   std::string validate(const Batch& b) const;
   // logits: [logitsIndices.size(), vocabSize]. The batch must have passed validate().
@@ -180,8 +182,10 @@ class Model {
   int numGroups_ = 0;
   std::vector<int> layerGroup_;  // per layer: its KV cache group
   std::vector<int> layerSlot_;  // per layer: its slot layer
-  std::vector<ZeroedPages> kCache_;  // per slot layer, kvDtype_ elements (attention.h)
-  std::vector<ZeroedPages> vCache_;
+  // Every slot layer's K then V, each kvLayerBytes_ of kvDtype_ elements (attention.h): one mapping, so one
+  // thread makes it resident.
+  ZeroedPages kvCache_;
+  size_t kvLayerBytes_ = 0;
 
   // Scratch, grown to the largest batch seen; the hot path allocates nothing once warm.
   std::vector<float> x_, xb_, q_, k_buf_, v_, attn_, gate_, up_, tmp_;

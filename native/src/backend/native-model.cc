@@ -279,6 +279,7 @@ Napi::Function NativeModel::Define(Napi::Env env) {
                       InstanceAccessor<&NativeModel::Threads>("threads"),
                       StaticValue("configFields", configFields),
                       InstanceAccessor<&NativeModel::MappedWeightBytes>("mappedWeightBytes"),
+                      InstanceAccessor<&NativeModel::KvCacheResident>("kvCacheResident"),
                       InstanceAccessor<&NativeModel::LastForwardTimes>("lastForwardTimes")});
 }
 
@@ -465,6 +466,10 @@ Napi::Value NativeModel::MappedWeightBytes(const Napi::CallbackInfo& info) {
   size_t bytes = 0;
   for (const auto& file : files_) bytes += model_->bytesReadIn(file->data(), file->data() + file->size());
   return Napi::Number::New(info.Env(), static_cast<double>(bytes));
+}
+
+Napi::Value NativeModel::KvCacheResident(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), model_->kvCacheResident());
 }
 
 // { seconds, attentionSeconds, classifierSeconds } of the last forward pass (model.h ForwardTimes); zeros before

@@ -18,6 +18,7 @@
 //     slotMappings: one Int32Array per KV cache group; blockTables: one per group and sequence, group by group
 //     → Promise<Float32Array> [logitsIndices.length, vocabSize], computed on the addon's threads
 //   kernelPath, threads (getters)
+//   kvCacheResident (getter): false while a thread still makes the KV cache's pages resident (zeroed-pages.h)
 //   NativeModel.configFields: the config's field names
 //   mappedWeightBytes (getter): bytes of the mapped files the kernels read in place (0 without files); the page cache
 //                      holds them as they are used, and free-memory figures count them as free until then
@@ -55,6 +56,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value KernelPath(const Napi::CallbackInfo& info);
   Napi::Value Threads(const Napi::CallbackInfo& info);
   Napi::Value MappedWeightBytes(const Napi::CallbackInfo& info);
+  Napi::Value KvCacheResident(const Napi::CallbackInfo& info);
   Napi::Value LastForwardTimes(const Napi::CallbackInfo& info);
 
   MappedFiles files_;

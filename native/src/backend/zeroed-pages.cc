@@ -21,8 +21,9 @@ ZeroedPages::ZeroedPages(size_t bytes) : size_(bytes) {
   if (p == MAP_FAILED) throw std::bad_alloc();
   data_ = static_cast<uint8_t*>(p);
   stop_ = std::make_shared<std::atomic<bool>>(false);
+  resident_ = std::make_shared<std::atomic<bool>>(false);
   // In 64 MiB steps, so that a cache freed before it is filled stops the thread soon.
-  fill_ = std::thread([data = data_, bytes, stop = stop_] {
+  fill_ = std::thread([data = data_, bytes, stop = stop_, resident = resident_] {
     constexpr size_t step = size_t{64} << 20;
     for (size_t at = 0; at < bytes && !stop->load(); at += step) {
       const size_t end = std::min(at + step, bytes);
@@ -30,6 +31,7 @@ ZeroedPages::ZeroedPages(size_t bytes) : size_(bytes) {
       for (size_t page = at; page < end; page += kPageBytes)
         __atomic_fetch_or(reinterpret_cast<uint32_t*>(data + page), 0u, __ATOMIC_RELAXED);
     }
+    resident->store(!stop->load());
   });
 }
 
@@ -49,6 +51,7 @@ ZeroedPages::ZeroedPages(ZeroedPages&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)),
       size_(std::exchange(other.size_, 0)),
       stop_(std::move(other.stop_)),
+      resident_(std::move(other.resident_)),
       fill_(std::move(other.fill_)) {}
 
 ZeroedPages& ZeroedPages::operator=(ZeroedPages&& other) noexcept {
@@ -57,6 +60,7 @@ ZeroedPages& ZeroedPages::operator=(ZeroedPages&& other) noexcept {
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
     stop_ = std::move(other.stop_);
+    resident_ = std::move(other.resident_);
     fill_ = std::move(other.fill_);
   }
   return *this;

@@ -30,6 +30,8 @@ class ZeroedPages {
 
   uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
+  // Whether the thread has made every page resident (true for an empty mapping).
+  bool resident() const { return data_ == nullptr || resident_->load(); }
 
  private:
   // Stops the filling thread, then unmaps.
@@ -38,6 +40,7 @@ class ZeroedPages {
   uint8_t* data_ = nullptr;
   size_t size_ = 0;
   std::shared_ptr<std::atomic<bool>> stop_;
+  std::shared_ptr<std::atomic<bool>> resident_;
   std::thread fill_;
 };
 

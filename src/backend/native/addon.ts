@@ -124,6 +124,8 @@ export interface NativeModel {
   prepare(onProgress?: InterleaveProgress): Promise<void>;
   /** Bytes of the mapped files the kernels read in place (weights without an interleaved copy); 0 without files. */
   readonly mappedWeightBytes: number;
+  /** False while a thread still makes the KV cache's pages resident (zeroed-pages.h). */
+  readonly kvCacheResident: boolean;
   /** The split of the last forward pass (model.h ForwardTimes); zeros before the first. */
   readonly lastForwardTimes: ForwardTimes;
   /** groups: the layers of each KV cache group (KvCacheSpec.groups). */

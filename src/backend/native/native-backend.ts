@@ -82,6 +82,10 @@ export class NativeBackend implements Backend {
     return this.model.mappedWeightBytes;
   }
 
+  get kvCacheResident(): boolean {
+    return this.model.kvCacheResident;
+  }
+
   get lastForwardTimes(): ForwardTimes {
     return this.model.lastForwardTimes;
   }

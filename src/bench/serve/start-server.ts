@@ -34,7 +34,10 @@ export interface StartedServer {
 
 const startTimeoutMs = 120_000;
 
-/** Starts `vellum serve` with the launch's settings on a free port and waits for its "serving … at URL" log line. */
+/**
+ * Starts `vellum serve` with the launch's settings on a free port and waits for its "serving … at URL" log line, then
+ * for its KV cache to be resident: a benchmark measures the server in its steady state, not its first second.
+ */
 export function startServer(launch: ServerLaunch): Promise<StartedServer> {
   const cli = fileURLToPath(new URL("../../../bin/vellum.js", import.meta.url));
   const flags = [
@@ -78,7 +81,7 @@ export function startServer(launch: ServerLaunch): Promise<StartedServer> {
     child.stdout?.on("data", (d: Buffer) => {
       stdout += d.toString();
       const m = / at (http:\/\/[^\s"]+)\/v1/.exec(stdout);
-      if (!m) return;
+      if (!m || !stdout.includes("KV cache resident")) return;
       clearTimeout(timer);
       resolve({ baseUrl: m[1], pid: child.pid as number, stop: () => stopChild(child) });
     });
