@@ -7,6 +7,7 @@
         "native/src/gemm.cc",
         "native/src/backend/binding.cc",
         "native/src/backend/cpu-features.cc",
+        "native/src/backend/huge-pages.cc",
         "native/src/backend/kernels-avx2.cc",
         "native/src/backend/kernels-avx512-bf16.cc",
         "native/src/backend/kernels-avx512-vnni.cc",

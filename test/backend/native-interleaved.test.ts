@@ -111,6 +111,10 @@ describe.skipIf(addon instanceof Error)("interleaved quantized kernels against t
     ["iq4_xs", 0x00, -1], // every level −127 (nibble 0)
     ["iq4_xs", 0xff, -1], // every level 113
     ["iq4_nl", 0x00, -1],
+    // decode's q4_0 / q4_1 tile sums the high nibbles as 16 · q (nibbleBlock16): every nibble 15, both signs
+    ["q4_0", 0xff, 1],
+    ["q4_0", 0xff, -1],
+    ["q4_1", 0xff, -1],
   ];
   /** Where the quant bytes (not scales or mins) start in a block, and the block's size. */
   const quantBytes: Partial<Record<DType, [number, number]>> = {
@@ -119,13 +123,15 @@ describe.skipIf(addon instanceof Error)("interleaved quantized kernels against t
     q5_1: [4, 24],
     iq4_xs: [8, 136],
     iq4_nl: [2, 18],
+    q4_0: [2, 18],
+    q4_1: [4, 20],
   };
   for (const [dtype, fill, sign] of extremes)
-    test(`${dtype}: every quant byte 0x${fill.toString(16)} against x = ${sign > 0 ? "" : "−"}127/128`, () => {
+    test(`${dtype}: every quant byte 0x${fill.toString(16)} against x = ${sign > 0 ? "" : "−"}127/128, 1 and 3 tokens`, () => {
       const cols = dtype.endsWith("_k") || dtype === "iq4_xs" ? 512 : 896;
       const w = randomBlocks(dtype, 136, cols, xorshift(7));
       const [from, size] = quantBytes[dtype] ?? [0, 0];
       for (let block = 0; block < w.data.length; block += size) w.data.fill(fill, block + from, block + size);
-      expectReference(w, new Float32Array(3 * cols).fill((sign * 127) / 128), 3, 1);
+      for (const T of [1, 3]) expectReference(w, new Float32Array(T * cols).fill((sign * 127) / 128), T, 1);
     });
 });

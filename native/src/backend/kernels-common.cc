@@ -94,7 +94,7 @@ InterleavedRows interleaveRows(const Kernels& k, Weight* w, ThreadPool& pool) {
   const size_t stride = rowBytes(w->dtype, w->cols);
   const size_t blockBytes = stride / nb;
   const size_t groupBlock = interleavedGroupBlockBytes(w->dtype);
-  InterleavedRows store(new uint8_t[groupBlock * nb * (w->rows / 8)]);  // every byte is written below
+  InterleavedRows store = allocateHugePages(groupBlock * nb * (w->rows / 8));  // every byte is written below
   auto group = [&](int g, int) {
     for (int b = 0; b < nb; b++) {
       uint8_t* out = store.get() + (static_cast<size_t>(g) * nb + b) * groupBlock;

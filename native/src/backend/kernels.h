@@ -38,6 +38,7 @@
 #include <memory>
 
 #include "attention.h"
+#include "huge-pages.h"
 #include "thread-pool.h"
 
 namespace vellum::backend {
@@ -276,10 +277,10 @@ constexpr size_t kIQ4_XSx8Bytes = 16 + 64 + 1024;
 // Bytes of one interleaved block of 8 rows (a 32-value block, or a 256-value super-block).
 size_t interleavedGroupBlockBytes(DType t);
 
-// A copy of w's rows in 8-row groups (drawn in matmul-groups-x86.h), made on the pool's threads, and
-// w->interleaved pointing to it; null (w unchanged) when the path does not read w's type so or w->rows is not a
-// multiple of 8.
-using InterleavedRows = std::unique_ptr<uint8_t[]>;
+// A copy of w's rows in 8-row groups (drawn in matmul-groups-x86.h) in 2 MiB pages (huge-pages.h), made on the
+// pool's threads, and w->interleaved pointing to it; null (w unchanged) when the path does not read w's type so
+// or w->rows is not a multiple of 8.
+using InterleavedRows = HugePages;
 // Whether interleaveRows copies w for the kernel path k.
 bool interleavesRows(const Kernels& k, const Weight& w);
 InterleavedRows interleaveRows(const Kernels& k, Weight* w, ThreadPool& pool);

@@ -765,6 +765,35 @@ void tileX32(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, in
     for (int u = 0; u < TT; u++) _mm512_storeu_ps(y + static_cast<size_t>(t + u) * ldy + o + 16 * i, acc[i][u]);
 }
 
+// acc lane r += row r's dot with xb over one q4_0 / q4_1 block of 16 rows (groups p0 and p1), for decode. Each
+// chunk's high nibbles stay in place, as 16 · q (masked by 0xf0, not shifted): their dots sum in a chain of their
+// own, which one arithmetic shift by 4 brings back (exact: every term is a multiple of 16). `start` is the low
+// chain's start, − offset · Σx (q4_0's 8), made once per block for every pair. Against BlockX16 (shift and mask
+// per chunk, the offset taken off per pair), tinyllama's q4_0 matvecs at -O3 on 2 Zen 5 threads: 63 → 69 GB/s
+// from cache, 45 → 47 from DRAM.
+//
+//   byte of chunk c:  [ hi nibble: value 16 + 4c + i | lo nibble: value 4c + i ]
+//   & 0x0f → q_lo ·  x[4c + i]        → low chain
+//   & 0xf0 → 16 · q_hi · x[16 + 4c + i] → high chain, >> 4 at the end
+template <DType T>
+inline __m512 nibbleBlock16(const uint8_t* p0, const uint8_t* p1, const BlockQ8Act& xb, __m512i start, __m512 xd,
+                            __m512 acc) {
+  using L = Legacy8<T>;
+  static_assert(T == DType::Q4_0 || T == DType::Q4_1, "plain 4-bit quants");
+  __m512i low = start, high = _mm512_setzero_si512();
+  for (int c = 0; c < 4; c++) {
+    const __m512i raw = load2x32(p0 + L::qs + 32 * c, p1 + L::qs + 32 * c);
+    low = _mm512_dpbusd_epi32(low, _mm512_and_si512(raw, _mm512_set1_epi8(0x0f)), group4x16(xb, c));
+    high = _mm512_dpbusd_epi32(high, _mm512_and_si512(raw, _mm512_set1_epi8(static_cast<char>(0xf0))),
+                               group4x16(xb, c + 4));
+  }
+  const __m512i dot = _mm512_add_epi32(low, _mm512_srai_epi32(high, 4));
+  acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(halves2x8(p0, p1), xd), acc);
+  if constexpr (L::hasMin)  // + m · d·Σx
+    acc = _mm512_fmadd_ps(halves2x8(p0 + 16, p1 + 16), _mm512_set1_ps(static_cast<float>(blockSum(xb)) * xb.d), acc);
+  return acc;
+}
+
 // Decode's tile on 512-bit registers: one token, rows o..o + 16·P, P pairs of groups read side by side as 2·P
 // streams, each fetched kDecodeAhead blocks ahead.
 template <DType T, int P>
@@ -782,8 +811,14 @@ void decodeTile16(const Weight& w, const MatmulInput& x, float* y, int o) {
         _mm_prefetch(reinterpret_cast<const char*>(g[i].g0 + at + kDecodeAhead * block + line), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(g[i].g1 + at + kDecodeAhead * block + line), _MM_HINT_T0);
       }
-    for (int i = 0; i < P; i++) blocks[i].load(g[i].g0 + at, g[i].g1 + at);
-    for (int i = 0; i < P; i++) acc[i] = blocks[i].accumulate(x.q8[b], acc[i]);
+    if constexpr (T == DType::Q4_0 || T == DType::Q4_1) {
+      const __m512i start = _mm512_set1_epi32(-Legacy8<T>::offset * blockSum(x.q8[b]));
+      const __m512 xd = _mm512_set1_ps(x.q8[b].d);
+      for (int i = 0; i < P; i++) acc[i] = nibbleBlock16<T>(g[i].g0 + at, g[i].g1 + at, x.q8[b], start, xd, acc[i]);
+    } else {
+      for (int i = 0; i < P; i++) blocks[i].load(g[i].g0 + at, g[i].g1 + at);
+      for (int i = 0; i < P; i++) acc[i] = blocks[i].accumulate(x.q8[b], acc[i]);
+    }
   }
   for (int i = 0; i < P; i++) _mm512_storeu_ps(y + o + 16 * i, acc[i]);
 }
