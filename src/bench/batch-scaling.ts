@@ -4,9 +4,7 @@
  * all the same; their values do not change the speed), so the benchmark measures decode steps only.
  * Usage: vellum bench batch-scaling --model FILE.gguf [--threads N] [--batches 1,4,16,64] [--out F]
  */
-
-import type { Backend } from "../backend/backend.js";
-import { untilKvCacheResident } from "../backend/backend.js";
+import { type Backend, untilKvCacheResident } from "../backend/backend.js";
 import { stepBatch } from "../workload/step-batch.js";
 import {
   loadBenchModel,

@@ -9,7 +9,6 @@
  * roofline fractions divide by are measured in the same run.
  * Usage: vellum bench compare --llama-cpp DIR --model FILE.gguf [--threads 2] [--runs 3] [--out F]
  */
-
 import { readFileSync } from "node:fs";
 import { untilKvCacheResident } from "../backend/backend.js";
 import { tensorNames } from "../model/config.js";

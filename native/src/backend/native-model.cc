@@ -243,7 +243,6 @@ class PrepareWorker : public Napi::AsyncProgressQueueWorker<std::pair<size_t, si
 
   void OnOK() override {
     owner_->busy_ = false;
-    owner_->preparing_ = false;
     owner_->prepared_ = true;
     if (callbackError_.IsEmpty())
       deferred_.Resolve(Env().Undefined());
@@ -252,7 +251,6 @@ class PrepareWorker : public Napi::AsyncProgressQueueWorker<std::pair<size_t, si
   }
   void OnError(const Napi::Error& e) override {
     owner_->busy_ = false;
-    owner_->preparing_ = false;
     deferred_.Reject(e.Value());
   }
 
@@ -344,7 +342,8 @@ NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Nati
 
 Napi::Value NativeModel::Prepare(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (prepared_ || preparing_) {
+  // Until prepared, only prepare() itself makes the model busy.
+  if (prepared_ || busy_) {
     throwType(env, "prepare: the model is already prepared or being prepared");
     return env.Undefined();
   }
@@ -353,7 +352,6 @@ Napi::Value NativeModel::Prepare(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   busy_ = true;
-  preparing_ = true;
   auto* worker = new PrepareWorker(env, this, info[0]);
   Napi::Promise promise = worker->Promise();
   worker->Queue();

@@ -64,7 +64,6 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   std::unique_ptr<Model> model_;
   BatchSampler sampler_;
   bool busy_ = false;  // prepare, a forward pass or a sampling call holds the pool
-  bool preparing_ = false;
   bool prepared_ = false;
 };
 

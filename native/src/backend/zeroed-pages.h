@@ -29,19 +29,23 @@ class ZeroedPages {
   ZeroedPages& operator=(const ZeroedPages&) = delete;
 
   uint8_t* data() const { return data_; }
-  size_t size() const { return size_; }
   // Whether the thread has made every page resident (true for an empty mapping).
-  bool resident() const { return data_ == nullptr || resident_->load(); }
+  bool resident() const { return data_ == nullptr || fill_->resident.load(); }
 
  private:
   // Stops the filling thread, then unmaps.
   void release();
 
+  // The filling thread and its flags; on the heap, so that a move leaves the thread's pointer to them valid.
+  struct Fill {
+    std::atomic<bool> stop{false};
+    std::atomic<bool> resident{false};
+    std::thread thread;
+  };
+
   uint8_t* data_ = nullptr;
   size_t size_ = 0;
-  std::shared_ptr<std::atomic<bool>> stop_;
-  std::shared_ptr<std::atomic<bool>> resident_;
-  std::thread fill_;
+  std::unique_ptr<Fill> fill_;
 };
 
 }  // namespace vellum::backend
