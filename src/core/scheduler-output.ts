@@ -38,7 +38,8 @@ export interface SchedulerStats {
  * What a step's cost depends on, beyond its token count: how many rows it samples and how much attention it
  * does. A request with one new token is a decode (one query per sequence: the attention kernel streams its
  * K/V for that query alone); a longer chunk is a prefill (its queries share each K/V read). Pairs are (query,
- * key) pairs: new token j (0-based) of a request attends to numComputedTokens + j + 1 keys.
+ * key) pairs: new token j (0-based) of a request attends to numComputedTokens + j + 1 keys. Decodes that share
+ * cache blocks (a common prefix) read each shared key for all of them at once, from cache after the first.
  */
 export interface StepShape {
   /** Each scheduled request's context after the step: the keys its last new token attends to. */
@@ -48,11 +49,13 @@ export interface StepShape {
   numSampled: number;
   decodeRequests: number;
   decodePairs: number;
+  /** The keys the decodes attend to, each cache block (of the first KV cache group) counted once. */
+  decodeKeys: number;
   prefillTokens: number;
   prefillPairs: number;
 }
 
-export function stepShape(output: SchedulerOutput): StepShape {
+export function stepShape(output: SchedulerOutput, blockSize: number): StepShape {
   const shape: StepShape = {
     contexts: output.scheduled.map((s) => s.numComputedTokens + s.numNewTokens),
     numRequests: output.scheduled.length,
@@ -60,15 +63,23 @@ export function stepShape(output: SchedulerOutput): StepShape {
     numSampled: 0,
     decodeRequests: 0,
     decodePairs: 0,
+    decodeKeys: 0,
     prefillTokens: 0,
     prefillPairs: 0,
   };
-  for (const { numComputedTokens: c, numNewTokens: n, samples } of output.scheduled) {
+  const decodeBlocks = new Set<number>();
+  for (const { numComputedTokens: c, numNewTokens: n, samples, blockIds } of output.scheduled) {
     if (samples) shape.numSampled++;
     const pairs = n * c + (n * (n + 1)) / 2;
     if (n === 1) {
       shape.decodeRequests++;
       shape.decodePairs += pairs;
+      // Block j of the table holds keys j·blockSize.. up to the context (c + 1).
+      for (let j = 0; j * blockSize <= c; j++) {
+        if (decodeBlocks.has(blockIds[0][j])) continue;
+        decodeBlocks.add(blockIds[0][j]);
+        shape.decodeKeys += Math.min(blockSize, c + 1 - j * blockSize);
+      }
     } else {
       shape.prefillTokens += n;
       shape.prefillPairs += pairs;

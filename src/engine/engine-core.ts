@@ -102,7 +102,7 @@ export class EngineCore {
         sampleSeconds: times.sampleSeconds,
         attentionSeconds: times.backend?.attentionSeconds ?? 0,
         classifierSeconds: times.backend?.classifierSeconds ?? 0,
-        shape: stepShape(output),
+        shape: stepShape(output, this.config.blockSize),
         numRunning: s.numRunning,
         numWaiting: s.numWaiting,
         numPreempted: output.preemptedIds.length,

@@ -15,6 +15,7 @@ const oneRequest: StepShape = {
   numSampled: 1,
   decodeRequests: 0,
   decodePairs: 0,
+  decodeKeys: 0,
   prefillTokens: 0,
   prefillPairs: 0,
 };
@@ -30,7 +31,8 @@ const oneRequest: StepShape = {
  * A profile with measured rates (cpu-local) adds the terms up instead, each at what this machine measured
  * (measured-rates.ts): the weights by the forward pass's cost curve at this step's token count, attention by
  * its decode costs at this step's number of decodes and its prefill costs per token and pair, sampling per row,
- * and the engine's overhead per step and per request.
+ * and the engine's overhead per step and per request. A step's shape comes from the scheduler's output and the
+ * engine's block size (which blocks its decodes share).
  */
 export class CostModel {
   readonly weightBytes: number;
@@ -47,6 +49,7 @@ export class CostModel {
     weightDtype: WeightDtype,
     private readonly kvDtype: KvDtype,
     readonly hardware: HardwareProfile,
+    private readonly blockSize: number,
   ) {
     this.bytesPerParam = weightBytesPerParam[weightDtype];
     this.weightBytes = parameterCount(config) * this.bytesPerParam;
@@ -59,7 +62,7 @@ export class CostModel {
   }
 
   stepTime(output: SchedulerOutput): number {
-    return totalTime(this.stepTerms(stepShape(output)));
+    return totalTime(this.stepTerms(stepShape(output, this.blockSize)));
   }
 
   /**
@@ -86,6 +89,7 @@ export class CostModel {
       numTokens: 1,
       decodeRequests: 1,
       decodePairs: chunk + 2,
+      decodeKeys: chunk + 2,
     });
     return { decodeStepSeconds: decode, prefillTokenSeconds: prefill / chunk };
   }
@@ -102,7 +106,7 @@ export class CostModel {
         forwardSeconds(rates, this.bodyParams * this.bytesPerParam, s.numTokens) +
         classifierSeconds(rates, this.classifierParams * this.bytesPerParam, s.numSampled),
       attention:
-        decodeAttentionSeconds(rates.batches, a, s.decodeRequests, s.decodePairs) +
+        decodeAttentionSeconds(rates.batches, a, s) +
         (s.prefillTokens === 0
           ? 0
           : a.prefillStepSeconds +

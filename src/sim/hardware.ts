@@ -92,7 +92,10 @@ export function formatHardware(h: HardwareProfile): string {
     `measured: ${r.weightDtype} forward pass without attention or classifier, GB of layer weights per second by batch size {${gbps(r.secondsPerWeightByte)}}`,
     `  classifier, GB of its weights per second by rows of logits {${gbps(r.classifierSecondsPerByte)}}`,
     `  decode attention by decodes in a step {${r.batches
-      .map((b, i) => `${b}: ${us(a.decodeStepSeconds[i])} µs + ${ns(a.decodePairSeconds[i])} ns/pair`)
+      .map(
+        (b, i) =>
+          `${b}: ${us(a.decodeStepSeconds[i])} µs + ${ns(a.decodePairSeconds[i])} ns/pair + ${ns(a.decodeKeySeconds[i])} ns/key`,
+      )
       .join(", ")}}`,
     `  prefill attention: ${us(a.prefillStepSeconds)} µs per step + ${us(a.prefillTokenSeconds)} µs per token + ${ns(a.prefillPairSeconds)} ns per pair`,
     `  sampling: ${us(sampling.stepSeconds)} µs per step + ${ns(sampling.logitSeconds)} ns per logit; ` +

@@ -11,8 +11,10 @@
  * - forward: seconds per byte of the layers' weights of the forward pass less its attention and classifier, and
  *   the classifier's seconds per byte of its weights, at each batch size of decodes (the mean: a step's time has a
  *   long tail on a shared machine, and TPOT and throughput average it);
- * - decode attention: at each number of decodes in a step, once and per (query, key) pair, over its decode steps
- *   at short contexts and over a long cached prefix (decodes stream their K/V faster the more of them run);
+ * - decode attention: at each number of decodes in a step, once, per (query, key) pair and per key read from
+ *   memory, over its decode steps at short contexts, at long contexts of their own and over a long prefix they
+ *   share (decodes stream their K/V faster the more of them run, and a shared block's keys come from cache for
+ *   all but the first);
  * - prefill attention: once, per chunk token and per pair, over the steps with prefill chunks (at many positions,
  *   alone and beside the decodes of streams that arrived before);
  * - sampling (greedy, the temperature 0 that `bench serve` sends, like vLLM's benchmark): per step and per logit;
@@ -20,6 +22,7 @@
  */
 import { type KernelPath, loadNativeAddon } from "../backend/native/addon.js";
 import { physicalCores } from "../backend/native/physical-cores.js";
+import type { StepShape } from "../core/scheduler-output.js";
 import type { ModelConfig } from "../model/config.js";
 import { nonNegativeLeastSquares } from "./least-squares.js";
 import { probeModel } from "./probe-model.js";
@@ -36,13 +39,22 @@ export interface MeasuredRatesFor {
   kernels?: KernelPath;
 }
 
-const probeBatches = [1, 2, 4, 8, 16, 32, 64];
+/**
+ * Every batch size to 8: the kernels go through a batch in tiles of a few tokens (4 with VNNI, 3 on AVX2), so
+ * the small batches' costs step with the tiles, where no line between powers of two follows them.
+ */
+const probeBatches = [1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64];
 const shortPrompt = 16;
 const outputTokens = 24;
 /** Each batch size's round runs this many times, interleaved, so that a slow spell touches them all alike. */
 const passes = 2;
-/** Long contexts: a prompt that goes through in chunks at many positions, then each batch size over a long prefix. */
+/**
+ * Long contexts: a prompt that goes through in chunks at many positions, then each batch size over a long prefix
+ * and over long contexts of its own (stream i's prompt is the same in every round, so the prefix cache computes
+ * each once: 64 prompts of longOwnPrompt tokens in all).
+ */
 const longPrompt = 448;
+const longOwnPrompt = 256;
 /**
  * A loaded server's steps: streams arriving while others decode, two at a time waiting for their first token, so
  * that nearly every step carries a prefill chunk beside up to ~32 decodes (each stream decodes 64 tokens while the
@@ -75,12 +87,10 @@ export async function measureRates(f: MeasuredRatesFor, threads: number): Promis
   }));
   const longRounds = [
     { streams: 1, sharedPrefixTokens: 0, promptTokens: longPrompt, outputTokens },
-    ...probeBatches.map((streams) => ({
-      streams,
-      sharedPrefixTokens: longPrompt,
-      promptTokens: shortPrompt,
-      outputTokens,
-    })),
+    ...probeBatches.flatMap((streams) => [
+      { streams, sharedPrefixTokens: longPrompt, promptTokens: shortPrompt, outputTokens },
+      { streams, sharedPrefixTokens: 0, promptTokens: longOwnPrompt, outputTokens },
+    ]),
   ];
   const rounds = await runServingProbe(
     probe,
@@ -109,21 +119,20 @@ export async function measureRates(f: MeasuredRatesFor, threads: number): Promis
   const decodeAttention = probeBatches.map((batch) => {
     const decodes = decodesOf(batch);
     return nonNegativeLeastSquares(
-      decodes.map(({ step }) => [1, step.shape.decodePairs]),
+      decodes.map(({ step }) => [1, step.shape.decodePairs, step.shape.decodeKeys]),
       decodes.map(({ terms }) => terms.attention),
     );
   });
   const attention = {
     decodeStepSeconds: decodeAttention.map(([once]) => once),
     decodePairSeconds: decodeAttention.map(([, perPair]) => perPair),
+    decodeKeySeconds: decodeAttention.map(([, , perKey]) => perKey),
   };
   const prefills = steps.filter((m) => !isDecode(m));
   const [prefillStepSeconds, prefillTokenSeconds, prefillPairSeconds] = nonNegativeLeastSquares(
     prefills.map(({ step }) => [1, step.shape.prefillTokens, step.shape.prefillPairs]),
     prefills.map(
-      ({ step, terms }) =>
-        terms.attention -
-        decodeAttentionSeconds(probeBatches, attention, step.shape.decodeRequests, step.shape.decodePairs),
+      ({ step, terms }) => terms.attention - decodeAttentionSeconds(probeBatches, attention, step.shape),
     ),
   );
   const sampled = steps.filter(({ step }) => step.shape.numSampled > 0);
@@ -219,16 +228,17 @@ export function classifierSeconds(rates: MeasuredRates, bytes: number, rows: num
   return rows <= 0 ? 0 : bytes * atBatch(rates.batches, rates.classifierSecondsPerByte, rows, "proportional");
 }
 
-/** Attention seconds of `requests` decodes in one step with `pairs` (query, key) pairs among them. */
+/** Attention seconds of a step's decodes: its decodeRequests, with decodePairs (query, key) pairs and decodeKeys keys. */
 export function decodeAttentionSeconds(
   batches: number[],
-  a: Pick<MeasuredRates["attention"], "decodeStepSeconds" | "decodePairSeconds">,
-  requests: number,
-  pairs: number,
+  a: Pick<MeasuredRates["attention"], "decodeStepSeconds" | "decodePairSeconds" | "decodeKeySeconds">,
+  s: Pick<StepShape, "decodeRequests" | "decodePairs" | "decodeKeys">,
 ): number {
+  const requests = s.decodeRequests;
   if (requests <= 0) return 0;
   return (
     atBatch(batches, a.decodeStepSeconds, requests, "proportional") +
-    pairs * atBatch(batches, a.decodePairSeconds, requests, "constant")
+    s.decodePairs * atBatch(batches, a.decodePairSeconds, requests, "constant") +
+    s.decodeKeys * atBatch(batches, a.decodeKeySeconds, requests, "constant")
   );
 }

@@ -31,7 +31,7 @@ export interface SimSetupInput {
 
 /** The engine configuration and cost model a simulated server runs with. */
 export function simSetup(s: SimSetupInput): { engine: EngineConfig; cost: CostModel } {
-  const cost = new CostModel(s.model.config, s.weightDtype, s.kvDtype, s.hardware);
+  const cost = new CostModel(s.model.config, s.weightDtype, s.kvDtype, s.hardware, s.blockSize);
   const budget = s.kvCacheBytes ?? s.hardware.memoryBytes - cost.weightBytes - s.overheadBytes;
   if (budget <= 0) {
     throw new InputError(

@@ -37,11 +37,13 @@ export interface MeasuredRates {
   /**
    * Attention inside the forward pass, as the backend times it. Decodes (one query each) stream their K/V faster
    * the more of them run at once, so theirs is measured at each of `batches` decodes in a step: seconds once,
-   * and per (query, key) pair. Prefill chunks: once, per chunk token and per pair.
+   * per (query, key) pair, and per key read from memory (a block the decodes share is read once: StepShape's
+   * decodeKeys). Prefill chunks: once, per chunk token and per pair.
    */
   attention: {
     decodeStepSeconds: number[];
     decodePairSeconds: number[];
+    decodeKeySeconds: number[];
     prefillStepSeconds: number;
     prefillTokenSeconds: number;
     prefillPairSeconds: number;

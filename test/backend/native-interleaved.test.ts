@@ -76,7 +76,7 @@ describe.skipIf(addon instanceof Error)("interleaved quantized kernels against t
       // 32-value types, two pairs for the others) and one of 24; 136 and 264 bands of 32 and a lone group.
       for (const rows of [8, 24, 56, 136, 264])
         for (const cols of widths)
-          for (const T of [1, 2, 3, 4, 5, 7]) {
+          for (const T of [1, 2, 3, 4, 5, 6, 7]) {
             seed++;
             const threads = rows === 136 ? 1 : 2;
             const w = randomBlocks(dtype, rows, cols, xorshift(seed));

@@ -14,6 +14,7 @@ const decodes = (n: number): StepShape => ({
   numSampled: n,
   decodeRequests: n,
   decodePairs: 100 * n,
+  decodeKeys: 100 * n,
   prefillTokens: 0,
   prefillPairs: 0,
 });
@@ -59,6 +60,7 @@ describe("a real step's terms", () => {
       "int8",
       "fp32",
       hardwareProfile("h100-80gb"),
+      16,
     );
     const lines = explainSteps(steps, cost).split("\n");
     expect(lines[0]).toMatch(/^step \(ms\)\s+n\s+real forward/);

@@ -121,10 +121,10 @@ describe("simulate with the cost model", () => {
   const h100 = hardwareProfile("h100-80gb");
 
   it("prices a decode step at the roofline", () => {
-    const cost = new CostModel(model.config, "fp16", "fp16", h100);
+    const cost = new CostModel(model.config, "fp16", "fp16", h100, 16);
     // One decode of a request with 999 tokens computed: weights + 1000 tokens of K/V.
     const output = {
-      scheduled: [{ numComputedTokens: 999, numNewTokens: 1, samples: true }],
+      scheduled: [{ numComputedTokens: 999, numNewTokens: 1, samples: true, blockIds: [blocks(1, 63)] }],
       numScheduledTokens: 1,
     } as unknown as SchedulerOutput;
     const bytes = 2 * 6_738_415_616 + 1000 * 524_288;
@@ -192,6 +192,7 @@ describe("the cost model with measured rates (cpu-local)", () => {
     attention: {
       decodeStepSeconds: [1, 2, 3, 4, 5, 6, 8].map((s) => s * 1e-4),
       decodePairSeconds: [8, 7, 6, 5, 4, 3, 2].map((s) => s * 1e-9),
+      decodeKeySeconds: [9, 8, 7, 6, 5, 4, 3].map((s) => s * 1e-9),
       prefillStepSeconds: 1e-4,
       prefillTokenSeconds: 4e-6,
       prefillPairSeconds: 5e-10,
@@ -202,7 +203,7 @@ describe("the cost model with measured rates (cpu-local)", () => {
   const model = modelProfile("small-160m");
   const c = model.config;
   const hardware = { ...hardwareProfile("h100-80gb"), name: "cpu-local", measuredRates: rates };
-  const cost = new CostModel(c, "int8", "fp32", hardware);
+  const cost = new CostModel(c, "int8", "fp32", hardware, 16);
 
   it("interpolates the forward curve between batch sizes and scales it beyond the last", () => {
     expect(forwardSeconds(rates, 1e6, 1)).toBeCloseTo(1e-4, 15);
@@ -212,33 +213,34 @@ describe("the cost model with measured rates (cpu-local)", () => {
     expect(forwardSeconds(rates, 1e6, 0)).toBe(0);
   });
 
-  it("prices decode attention at the step's number of decodes: once, and per pair", () => {
-    expect(decodeAttentionSeconds(rates.batches, rates.attention, 0, 0)).toBe(0);
-    expect(decodeAttentionSeconds(rates.batches, rates.attention, 1, 100)).toBeCloseTo(1e-4 + 100 * 8e-9, 15);
+  it("prices decode attention at the step's number of decodes: once, per pair and per key", () => {
+    const attention = (decodeRequests: number, decodePairs: number, decodeKeys: number) =>
+      decodeAttentionSeconds(rates.batches, rates.attention, { decodeRequests, decodePairs, decodeKeys });
+    expect(attention(0, 0, 0)).toBe(0);
+    expect(attention(1, 100, 100)).toBeCloseTo(1e-4 + 100 * 8e-9 + 100 * 9e-9, 15);
     // halfway from 16 to 32 decodes
-    expect(decodeAttentionSeconds(rates.batches, rates.attention, 24, 1000)).toBeCloseTo(
-      5.5e-4 + 1000 * 3.5e-9,
-      15,
-    );
-    // beyond 64: the once-a-step part grows with the decodes, the per-pair cost stays
-    expect(decodeAttentionSeconds(rates.batches, rates.attention, 128, 1000)).toBeCloseTo(
-      16e-4 + 1000 * 2e-9,
-      15,
-    );
+    expect(attention(24, 1000, 400)).toBeCloseTo(5.5e-4 + 1000 * 3.5e-9 + 400 * 4.5e-9, 15);
+    // beyond 64: the once-a-step part grows with the decodes, the per-pair and per-key costs stay
+    expect(attention(128, 1000, 500)).toBeCloseTo(16e-4 + 1000 * 2e-9 + 500 * 3e-9, 15);
   });
 
   it("adds the measured forward pass, attention, sampling and overhead for a step, term by term", () => {
-    // Two decodes at contexts 100 and 200 (one new token each), both sampling, and a prefill chunk of 10 tokens
-    // after 50 computed ones that does not reach its prompt's end.
+    // Two decodes at contexts 100 and 200 (one new token each) sharing their first 6 blocks (96 keys), both
+    // sampling, and a prefill chunk of 10 tokens after 50 computed ones that does not reach its prompt's end.
     const output = {
       scheduled: [
-        { numComputedTokens: 99, numNewTokens: 1, samples: true },
-        { numComputedTokens: 199, numNewTokens: 1, samples: true },
-        { numComputedTokens: 50, numNewTokens: 10, samples: false },
+        { numComputedTokens: 99, numNewTokens: 1, samples: true, blockIds: [blocks(1, 7)] },
+        {
+          numComputedTokens: 199,
+          numNewTokens: 1,
+          samples: true,
+          blockIds: [[...blocks(1, 6), ...blocks(8, 7)]],
+        },
+        { numComputedTokens: 50, numNewTokens: 10, samples: false, blockIds: [blocks(15, 4)] },
       ],
       numScheduledTokens: 12,
     } as unknown as SchedulerOutput;
-    const shape = stepShape(output);
+    const shape = stepShape(output, 16);
     expect(shape).toEqual({
       contexts: [100, 200, 60],
       numRequests: 3,
@@ -246,6 +248,7 @@ describe("the cost model with measured rates (cpu-local)", () => {
       numSampled: 2,
       decodeRequests: 2,
       decodePairs: 300,
+      decodeKeys: 300 - 96,
       prefillTokens: 10,
       prefillPairs: 10 * 50 + 55,
     });
@@ -263,7 +266,7 @@ describe("the cost model with measured rates (cpu-local)", () => {
       12,
     );
     // Decode attention at 2 decodes; the prefill chunk's.
-    expect(terms.attention).toBeCloseTo(2e-4 + 300 * 7e-9 + 1e-4 + 10 * 4e-6 + 555 * 5e-10, 15);
+    expect(terms.attention).toBeCloseTo(2e-4 + 300 * 7e-9 + 204 * 8e-9 + 1e-4 + 10 * 4e-6 + 555 * 5e-10, 15);
     expect(terms.sampling).toBeCloseTo(2e-4 + 2 * c.vocabSize * 2e-9, 15);
     expect(terms.overhead).toBeCloseTo(5e-4 + 3 * 6e-5, 15);
     expect(cost.stepTime(output)).toBeCloseTo(
@@ -280,19 +283,48 @@ describe("the cost model with measured rates (cpu-local)", () => {
         }),
         (requests) => {
           const output = {
-            scheduled: requests.map((r) => ({
+            scheduled: requests.map((r, i) => ({
               numComputedTokens: r.computed,
               numNewTokens: r.added,
               samples: true,
+              blockIds: [blocks(1 + 40 * i, Math.ceil((r.computed + r.added) / 16))],
             })),
             numScheduledTokens: requests.reduce((n, r) => n + r.added, 0),
           } as unknown as SchedulerOutput;
-          const shape = stepShape(output);
+          const shape = stepShape(output, 16);
           let pairs = 0;
           for (const r of requests) for (let j = 0; j < r.added; j++) pairs += r.computed + j + 1;
           expect(shape.decodePairs + shape.prefillPairs).toBe(pairs);
           expect(shape.decodeRequests + requests.filter((r) => r.added > 1).length).toBe(requests.length);
           expect(shape.prefillTokens + shape.decodeRequests).toBe(shape.numTokens);
+          // No block shared: every decode reads each of its keys.
+          expect(shape.decodeKeys).toBe(shape.decodePairs);
+        },
+      ),
+    );
+  });
+
+  it("counts the keys of blocks that decodes share once", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 8 }),
+        fc.array(fc.integer({ min: 1, max: 200 }), { minLength: 1, maxLength: 8 }),
+        (sharedBlocks, ownTokens) => {
+          // Decode i: the shared blocks 1..sharedBlocks (full), then blocks of its own, ownTokens[i] keys in all.
+          const scheduled = ownTokens.map((own, i) => {
+            const context = 16 * sharedBlocks + own;
+            return {
+              numComputedTokens: context - 1,
+              numNewTokens: 1,
+              samples: true,
+              blockIds: [[...blocks(1, sharedBlocks), ...blocks(100 + 20 * i, Math.ceil(own / 16))]],
+            };
+          });
+          const output = { scheduled, numScheduledTokens: scheduled.length } as unknown as SchedulerOutput;
+          const shape = stepShape(output, 16);
+          const contexts = ownTokens.reduce((sum, own) => sum + 16 * sharedBlocks + own, 0);
+          expect(shape.decodePairs).toBe(contexts);
+          expect(shape.decodeKeys).toBe(contexts - (ownTokens.length - 1) * 16 * sharedBlocks);
         },
       ),
     );
@@ -322,6 +354,7 @@ describe("the cost model with measured rates (cpu-local)", () => {
       numSampled: 1,
       decodeRequests: 0,
       decodePairs: 0,
+      decodeKeys: 0,
       prefillTokens: 64,
       prefillPairs: 64 + (64 * 65) / 2,
     });
@@ -368,7 +401,7 @@ describe("measured rates", () => {
     expect(await withMeasuredRates(h100, ratesFor)).toBe(h100);
     const local = await withMeasuredRates({ ...h100, name: "cpu-local" }, ratesFor);
     const r = local.measuredRates as MeasuredRates;
-    expect(r.batches).toEqual([1, 2, 4, 8, 16, 32, 64]);
+    expect(r.batches).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64]);
     const values = [
       ...r.secondsPerWeightByte,
       ...r.classifierSecondsPerByte,
@@ -379,7 +412,7 @@ describe("measured rates", () => {
     for (const x of values) expect(Number.isFinite(x) && x >= 0).toBe(true);
     for (const x of r.secondsPerWeightByte) expect(x).toBeGreaterThan(0);
     // 64 tokens cost more than one: every token goes through every weight
-    expect(r.secondsPerWeightByte[6]).toBeGreaterThan(r.secondsPerWeightByte[0]);
+    expect(r.secondsPerWeightByte.at(-1)).toBeGreaterThan(r.secondsPerWeightByte[0]);
     // A step costs something beyond its forward pass: the engine's own work
     expect(r.overhead.stepSeconds + r.overhead.requestSeconds).toBeGreaterThan(0);
   });
@@ -401,6 +434,7 @@ function ratesOf(x: number): MeasuredRates {
     attention: {
       decodeStepSeconds: [x, x],
       decodePairSeconds: [x, x],
+      decodeKeySeconds: [x, x],
       prefillStepSeconds: x,
       prefillTokenSeconds: x,
       prefillPairSeconds: x,
@@ -408,4 +442,9 @@ function ratesOf(x: number): MeasuredRates {
     sampling: { stepSeconds: x, logitSeconds: x },
     overhead: { stepSeconds: x, requestSeconds: x },
   };
+}
+
+/** Block ids first, first + 1, … (count of them). */
+function blocks(first: number, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => first + i);
 }

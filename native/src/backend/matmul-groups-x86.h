@@ -76,12 +76,32 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "kernels.h"
 #include "simd-x86.h"
 
 namespace vellum::backend {
 namespace {
+
+// Tokens [0, tokens) as tiles of TT and one tile of the rest: tile(std::integral_constant<int, N>, t) does
+// tokens t..t+N−1. Each tile reads its weights once, so 4n + k tokens (TT = 4, 0 < k < 4) read them n + 1 times,
+// where tiles of 1 for the rest read them n + k times (batch 3 cost more than batch 4).
+template <int N, class Tile>
+inline void restTile(int rest, int t, Tile& tile) {
+  if constexpr (N > 0) {
+    if (rest == N)
+      tile(std::integral_constant<int, N>{}, t);
+    else
+      restTile<N - 1>(rest, t, tile);
+  }
+}
+template <int TT, class Tile>
+inline void tokenTiles(int tokens, Tile&& tile) {
+  int t = 0;
+  for (; t + TT <= tokens; t += TT) tile(std::integral_constant<int, TT>{}, t);
+  restTile<TT - 1>(tokens - t, t, tile);
+}
 
 // The types read from 8-row groups (Kernels::interleaves): every quantized type but q2_k and q3_k, which stay
 // row-wise (matmul-x86.h) because no 8-row tile was written for them: their 16-value sub-blocks with a scale
@@ -924,22 +944,13 @@ int matmulX8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, in
   constexpr int kWideTokens = 4;
   if constexpr (T == DType::Q8_0 || T == DType::Q4_0 || T == DType::Q4_1 || T == DType::Q5_0 || T == DType::Q5_1 ||
                 T == DType::IQ4_NL)
-    for (; o + 32 <= rowEnd; o += 32) {
-      int t = 0;
-      for (; t + kWideTokens <= x.T; t += kWideTokens) tileX32<T, kWideTokens>(w, x, y, ldy, o, t);
-      for (; t < x.T; t++) tileX32<T, 1>(w, x, y, ldy, o, t);
-    }
-  for (; o + 16 <= rowEnd; o += 16) {
-    int t = 0;
-    for (; t + kWideTokens <= x.T; t += kWideTokens) tile16<T, kWideTokens>(w, x, y, ldy, o, t);
-    for (; t < x.T; t++) tile16<T, 1>(w, x, y, ldy, o, t);
-  }
+    for (; o + 32 <= rowEnd; o += 32)
+      tokenTiles<kWideTokens>(x.T, [&](auto tt, int t) { tileX32<T, decltype(tt)::value>(w, x, y, ldy, o, t); });
+  for (; o + 16 <= rowEnd; o += 16)
+    tokenTiles<kWideTokens>(x.T, [&](auto tt, int t) { tile16<T, decltype(tt)::value>(w, x, y, ldy, o, t); });
 #endif
-  for (; o + 8 <= rowEnd; o += 8) {
-    int t = 0;
-    for (; t + kTokens <= x.T; t += kTokens) tile8<T, kTokens>(w, x, y, ldy, o, t);
-    for (; t < x.T; t++) tile8<T, 1>(w, x, y, ldy, o, t);
-  }
+  for (; o + 8 <= rowEnd; o += 8)
+    tokenTiles<kTokens>(x.T, [&](auto tt, int t) { tile8<T, decltype(tt)::value>(w, x, y, ldy, o, t); });
   return o;
 }
 

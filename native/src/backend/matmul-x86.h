@@ -304,7 +304,8 @@ void tileFloat(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, 
   }
 }
 
-// Rows in tiles of kRowTile (then 1), tokens in tiles of kTokenTile (then 1): every row tile walks the batch.
+// Rows in tiles of kRowTile (then 1), tokens in tiles of kTokenTile (then one of the rest): every row tile walks
+// the batch.
 // A single token (decode) is bandwidth-bound instead: tiles of kDecodeRowTile rows keep more of the weight
 // stream in flight (registers allow it, with one accumulator per row).
 constexpr int kRowTile = 4;
@@ -357,9 +358,7 @@ void tile(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, int t
 
 template <DType T, int R>
 void rowTile(const Weight& w, const MatmulInput& x, float* y, int ldy, int o) {
-  int t = 0;
-  for (; t + kTokenTile <= x.T; t += kTokenTile) tile<T, R, kTokenTile>(w, x, y, ldy, o, t);
-  for (; t < x.T; t++) tile<T, R, 1>(w, x, y, ldy, o, t);
+  tokenTiles<kTokenTile>(x.T, [&](auto tt, int t) { tile<T, R, decltype(tt)::value>(w, x, y, ldy, o, t); });
 }
 
 template <DType T>
