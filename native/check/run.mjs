@@ -1,12 +1,13 @@
 // Builds native/check/kernel-paths.cc into build/check/kernel-paths and runs it: every SIMD kernel path this
 // CPU runs checked against the scalar one, then their matmul speeds. `npm run check:kernels -- [threads]
-// [--static]`; --static builds a binary to carry to a machine without a compiler and does not run it.
+// [--static]` (threads: default, every CPU the machine has); --static builds a binary to carry to a machine
+// without a compiler and does not run it.
 import { spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 
 const args = process.argv.slice(2);
 const only = args.includes("--static");
-const threads = args.find((a) => /^\d+$/.test(a)) ?? "4";
+const threads = args.find((a) => /^\d+$/.test(a));
 const src = "native/src/backend";
 const sources = [
   "kernels-avx2",
@@ -28,5 +29,5 @@ if (build.status !== 0) process.exit(build.status ?? 1);
 if (only) {
   console.log(`built ${out}`);
 } else {
-  process.exit(spawnSync(out, [threads], { stdio: "inherit" }).status ?? 1);
+  process.exit(spawnSync(out, threads ? [threads] : [], { stdio: "inherit" }).status ?? 1);
 }
