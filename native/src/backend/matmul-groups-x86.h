@@ -86,7 +86,8 @@ namespace {
 
 // Tokens [0, tokens) as tiles of TT and one tile of the rest: tile(std::integral_constant<int, N>, t) does
 // tokens t..t+N−1. Each tile reads its weights once, so 4n + k tokens (TT = 4, 0 < k < 4) read them n + 1 times,
-// where tiles of 1 for the rest read them n + k times (batch 3 cost more than batch 4).
+// where tiles of 1 for the rest read them n + k times: tinyllama q4_0's steps of 3 and 7 decodes went from 29.7 to
+// 25.6 and 43.1 to 38.3 ms on Zen 5 (2 threads); small-160m's, whose 32-row windows stay in L1, did not change.
 template <int N, class Tile>
 inline void restTile(int rest, int t, Tile& tile) {
   if constexpr (N > 0) {
