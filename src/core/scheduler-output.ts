@@ -55,6 +55,38 @@ export interface StepShape {
   prefillPairs: number;
 }
 
+/**
+ * The block ids one stepShape call has counted. Each call takes a new mark instead of clearing the array: a
+ * Set<number> cost ~1 ms at 64 decodes of 2,000 tokens, in every step the engine runs.
+ */
+class BlockMarks {
+  private marks = new Uint32Array(1024);
+  private mark = 0;
+
+  /** Starts a call: no block counted yet. */
+  start(): void {
+    this.mark++;
+    if (this.mark === 2 ** 32) {
+      this.marks.fill(0);
+      this.mark = 1;
+    }
+  }
+
+  /** Counts block `id`; false when this call has counted it already. */
+  add(id: number): boolean {
+    if (id >= this.marks.length) {
+      const grown = new Uint32Array(Math.max(2 * this.marks.length, id + 1));
+      grown.set(this.marks);
+      this.marks = grown;
+    }
+    if (this.marks[id] === this.mark) return false;
+    this.marks[id] = this.mark;
+    return true;
+  }
+}
+
+const countedBlocks = new BlockMarks();
+
 export function stepShape(output: SchedulerOutput, blockSize: number): StepShape {
   const shape: StepShape = {
     contexts: output.scheduled.map((s) => s.numComputedTokens + s.numNewTokens),
@@ -67,7 +99,7 @@ export function stepShape(output: SchedulerOutput, blockSize: number): StepShape
     prefillTokens: 0,
     prefillPairs: 0,
   };
-  const decodeBlocks = new Set<number>();
+  countedBlocks.start();
   for (const { numComputedTokens: c, numNewTokens: n, samples, blockIds } of output.scheduled) {
     if (samples) shape.numSampled++;
     const pairs = n * c + (n * (n + 1)) / 2;
@@ -76,9 +108,7 @@ export function stepShape(output: SchedulerOutput, blockSize: number): StepShape
       shape.decodePairs += pairs;
       // Block j of the table holds keys j·blockSize.. up to the context (c + 1).
       for (let j = 0; j * blockSize <= c; j++) {
-        if (decodeBlocks.has(blockIds[0][j])) continue;
-        decodeBlocks.add(blockIds[0][j]);
-        shape.decodeKeys += Math.min(blockSize, c + 1 - j * blockSize);
+        if (countedBlocks.add(blockIds[0][j])) shape.decodeKeys += Math.min(blockSize, c + 1 - j * blockSize);
       }
     } else {
       shape.prefillTokens += n;

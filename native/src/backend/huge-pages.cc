@@ -25,8 +25,7 @@ HugePages allocateHugePages(size_t bytes) {
   const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
   const uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
   if (aligned > start) munmap(raw, aligned - start);
-  if (aligned + length < start + length + kHugePage)
-    munmap(reinterpret_cast<void*>(aligned + length), start + length + kHugePage - aligned - length);
+  munmap(reinterpret_cast<void*>(aligned + length), start + kHugePage - aligned);  // > 0: aligned < start + 2 MiB
   uint8_t* p = reinterpret_cast<uint8_t*>(aligned);
   // Advice only: where THP is off the memory stays in 4 KiB pages and works the same.
   madvise(p, length, MADV_HUGEPAGE);

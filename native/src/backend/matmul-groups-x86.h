@@ -824,7 +824,6 @@ void decodeTile16(const Weight& w, const MatmulInput& x, float* y, int o) {
   const size_t block = g[0].groupBlock;
   __m512 acc[P];
   for (int i = 0; i < P; i++) acc[i] = _mm512_setzero_ps();
-  BlockX16<T> blocks[P];
   for (int b = 0; b < g[0].blocks; b++) {
     const size_t at = static_cast<size_t>(b) * block;
     for (size_t line = 0; line < block; line += 64)
@@ -837,6 +836,7 @@ void decodeTile16(const Weight& w, const MatmulInput& x, float* y, int o) {
       const __m512 xd = _mm512_set1_ps(x.q8[b].d);
       for (int i = 0; i < P; i++) acc[i] = nibbleBlock16<T>(g[i].g0 + at, g[i].g1 + at, x.q8[b], start, xd, acc[i]);
     } else {
+      BlockX16<T> blocks[P];
       for (int i = 0; i < P; i++) blocks[i].load(g[i].g0 + at, g[i].g1 + at);
       for (int i = 0; i < P; i++) acc[i] = blocks[i].accumulate(x.q8[b], acc[i]);
     }
