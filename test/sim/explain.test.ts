@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { StepShape } from "../../src/core/scheduler-output.js";
 import type { StepStats } from "../../src/engine/stats.js";
 import { CostModel } from "../../src/sim/cost-model.js";
-import { explainSteps } from "../../src/sim/explain.js";
+import { explainDrift, explainSteps } from "../../src/sim/explain.js";
 import { hardwareProfile } from "../../src/sim/hardware.js";
 import { modelProfile } from "../../src/sim/model-profile.js";
 import { measuredSteps, totalTime } from "../../src/sim/step-terms.js";
@@ -62,10 +62,30 @@ describe("a real step's terms", () => {
       hardwareProfile("h100-80gb"),
       16,
     );
-    const lines = explainSteps(steps, cost).split("\n");
-    expect(lines[0]).toMatch(/^step \(ms\)\s+n\s+real forward/);
-    expect(lines.find((l) => l.startsWith("1 decodes"))).toMatch(/^1 decodes\s+2\s/);
-    expect(lines.find((l) => l.startsWith("2 decodes"))).toMatch(/^2 decodes\s+1\s/);
-    expect(lines.at(-1)).toMatch(/^all steps\s+3\s/);
+    const simulated = [decodes(1), decodes(3), decodes(3), decodes(3)];
+    const lines = explainSteps(measuredSteps(steps), simulated, cost).split("\n");
+    expect(lines[0]).toMatch(/^step \(ms\)\s+n real\s+n sim\s+tokens\s+real forward/);
+    expect(lines.find((l) => l.startsWith("1 decodes"))).toMatch(/^1 decodes\s+2\s+1\s+1\s/);
+    expect(lines.find((l) => l.startsWith("2 decodes"))).toMatch(/^2 decodes\s+1\s+0\s+2\s.*\s-\s+-$/);
+    const onlySimulated = lines.find((l) => l.startsWith("3 decodes")) ?? "";
+    const price = (totalTime(cost.stepTerms(decodes(3))) * 1000).toFixed(2);
+    expect(onlySimulated.split(/\s+/).slice(2)).toEqual(["0", "3", ...Array(12).fill("-"), "3", price]);
+    expect(lines.at(-1)).toMatch(/^all steps\s+3\s+4\s/);
+  });
+
+  it("give the machine's drift across a run: the real time beside its price at the rates before and after", () => {
+    const profile = hardwareProfile("h100-80gb");
+    const config = modelProfile("small-160m").config;
+    const at = (bandwidth: number) =>
+      new CostModel(config, "int8", "fp32", { ...profile, bandwidthBytesPerS: bandwidth }, 16);
+    const measured = measuredSteps(steps);
+    const realTime = measured.reduce((t, m) => t + totalTime(m.terms), 0);
+    const priceAt = (cost: CostModel) =>
+      measured.reduce((t, m) => t + totalTime(cost.stepTerms(m.step.shape)), 0) / realTime;
+    const [slow, fast] = [at(1e11), at(2e11)];
+    expect(priceAt(slow)).toBeGreaterThan(priceAt(fast));
+    expect(explainDrift(measured, slow, fast)).toBe(
+      `the run's 3 busy steps took ${(realTime).toFixed(2)} s; priced at the rates measured before it: ${priceAt(slow).toFixed(2)}x, after it: ${priceAt(fast).toFixed(2)}x`,
+    );
   });
 });
