@@ -488,23 +488,25 @@ describeNative("native per-token ops against the reference", (a) => {
     }
   });
 
-  test("SwiGLU (relative 1e-6)", () => {
-    const gate = Float32Array.from({ length: 101 }, () => rand() * 8);
-    const up = Float32Array.from({ length: 101 }, rand);
+  // Every path, on both signs and past the exponential's range (|z| > 87), over a length that leaves a tail.
+  const gateValues = () =>
+    Float32Array.from({ length: 203 }, (_, i) => (i < 4 ? [-120, -90, 90, 120][i] : rand() * 16));
+  test.each([
+    ["SwiGLU", swiglu, "kernelSwiglu"],
+    ["GeGLU with gelu's tanh form", geglu, "kernelGeglu"],
+  ] as const)("%s (relative 1e-6), every path", (_, reference, kernel) => {
+    const up = Float32Array.from({ length: 203 }, rand);
+    const gate = gateValues();
     const expected = Float32Array.from(gate);
-    swiglu(expected, up);
-    a.kernelSwiglu(gate, up);
-    for (let i = 0; i < gate.length; i++) expect(gate[i]).toBeCloseTo(expected[i], 6);
-  });
-
-  test("GeGLU with gelu's tanh form (relative 1e-6)", () => {
-    const gate = Float32Array.from({ length: 101 }, () => rand() * 8);
-    const up = Float32Array.from({ length: 101 }, rand);
-    const expected = Float32Array.from(gate);
-    geglu(expected, up);
-    a.kernelGeglu(gate, up);
-    for (let i = 0; i < gate.length; i++)
-      expect(Math.abs(gate[i] - expected[i])).toBeLessThan(1e-6 * (1 + Math.abs(expected[i])));
+    reference(expected, up);
+    for (const path of paths(a)) {
+      const got = Float32Array.from(gate);
+      a[kernel](path, got, up);
+      for (let i = 0; i < got.length; i++)
+        expect(Math.abs(got[i] - expected[i]), `${path} at ${i}`).toBeLessThan(
+          1e-6 * (1 + Math.abs(expected[i])),
+        );
+    }
   });
 
   test("embedding lookup equals dequantize exactly, every dtype", () => {

@@ -291,16 +291,18 @@ Napi::Value KernelRope(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// kernelSwiglu(gate, up) and kernelGeglu(gate, up): gate ← act(gate) · up in place, act = silu or gelu_tanh
-template <void (*GatedActivation)(float*, const float*, int64_t, int64_t)>
+// kernelSwiglu(path, gate, up) and kernelGeglu(path, gate, up): gate ← act(gate) · up in place, act = silu or
+// gelu_tanh
+template <bool Gelu>
 Napi::Value KernelGated(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  const Kernels* k = readKernels(info[0]);
   float *gate, *up;
   size_t gLen, uLen;
-  if (!readF32(info[0], "gate", &gate, &gLen) || !readF32(info[1], "up", &up, &uLen) ||
+  if (!k || !readF32(info[1], "gate", &gate, &gLen) || !readF32(info[2], "up", &up, &uLen) ||
       !checkLength(env, "up", uLen, static_cast<double>(gLen)))
     return env.Undefined();
-  GatedActivation(gate, up, 0, static_cast<int64_t>(gLen));
+  (Gelu ? k->geglu : k->swiglu)(gate, up, 0, static_cast<int64_t>(gLen));
   return env.Undefined();
 }
 
@@ -406,8 +408,8 @@ void RegisterBackend(Napi::Env env, Napi::Object exports) {
   exports.Set("kernelQuantizeActs", Napi::Function::New(env, KernelQuantizeActs, "kernelQuantizeActs"));
   exports.Set("kernelRmsNorm", Napi::Function::New(env, KernelRmsNorm, "kernelRmsNorm"));
   exports.Set("kernelRope", Napi::Function::New(env, KernelRope, "kernelRope"));
-  exports.Set("kernelSwiglu", Napi::Function::New(env, KernelGated<swiglu>, "kernelSwiglu"));
-  exports.Set("kernelGeglu", Napi::Function::New(env, KernelGated<geglu>, "kernelGeglu"));
+  exports.Set("kernelSwiglu", Napi::Function::New(env, KernelGated<false>, "kernelSwiglu"));
+  exports.Set("kernelGeglu", Napi::Function::New(env, KernelGated<true>, "kernelGeglu"));
   exports.Set("kernelDequantizeRows", Napi::Function::New(env, KernelDequantizeRows, "kernelDequantizeRows"));
   exports.Set("kernelSample", Napi::Function::New(env, KernelSample, "kernelSample"));
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));

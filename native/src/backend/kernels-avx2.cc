@@ -7,7 +7,7 @@
 namespace vellum::backend {
 
 const Kernels& avx2Kernels() {
-  static const Kernels k{"avx2+fma", matmul, attention<AttentionBlocks>, storeKv, quantizeActsX86, interleaves, false};
+  static const Kernels k{"avx2+fma", matmul, attention<AttentionBlocks>, storeKv, quantizeActsX86, gatedX86<false>, gatedX86<true>, interleaves, false};
   return k;
 }
 

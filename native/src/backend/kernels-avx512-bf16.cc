@@ -10,8 +10,9 @@
 namespace vellum::backend {
 
 const Kernels& avx512Bf16Kernels() {
-  static const Kernels k{"avx512-vnni+bf16", matmul,         attention<AttentionBlocks>,
-                         storeKv,            quantizeActsX86, interleaves, true};
+  static const Kernels k{"avx512-vnni+bf16", matmul,          attention<AttentionBlocks>,
+                         storeKv,            quantizeActsX86, gatedX86<false>,
+                         gatedX86<true>,     interleaves,     true};
   return k;
 }
 

@@ -10,7 +10,7 @@
 namespace vellum::backend {
 
 const Kernels& avx512VnniKernels() {
-  static const Kernels k{"avx512-vnni", matmul, attention<AttentionBlocks>, storeKv, quantizeActsX86, interleaves, true};
+  static const Kernels k{"avx512-vnni", matmul, attention<AttentionBlocks>, storeKv, quantizeActsX86, gatedX86<false>, gatedX86<true>, interleaves, true};
   return k;
 }
 

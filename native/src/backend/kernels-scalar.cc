@@ -3,6 +3,7 @@
 
 #include "attention-impl.h"
 #include "kernels.h"
+#include "ops.h"
 
 namespace vellum::backend {
 namespace {
@@ -137,7 +138,7 @@ bool interleaves(DType) { return false; }
 }  // namespace
 
 const Kernels& scalarKernels() {
-  static const Kernels k{"scalar", matmul, attention<AttentionBlocks>, storeKv, quantizeActs, interleaves, false};
+  static const Kernels k{"scalar", matmul, attention<AttentionBlocks>, storeKv, quantizeActs, swiglu, geglu, interleaves, false};
   return k;
 }
 

@@ -13,7 +13,7 @@
 //   matmul-groups-x86.h  matmul tiles on rows interleaved in 8-row groups
 //   attention-x86.h      attention's block primitives over the paged KV cache
 //   simd-x86.h           helpers they share
-// and below, the KV store and the activation quantizer.
+// and below, the KV store, the activation quantizer and the gated activations.
 #pragma once
 
 #include <immintrin.h>
@@ -23,6 +23,7 @@
 #include "attention-x86.h"
 #include "kernels.h"
 #include "matmul-x86.h"
+#include "ops.h"
 #include "simd-x86.h"
 
 namespace vellum::backend {
@@ -77,6 +78,28 @@ void quantizeActsX86(const float* x, int n, BlockQ8Act* out) {
       out[b].halfSums[half] = static_cast<int16_t>(_mm_cvtsi128_si32(s4));
     }
   }
+}
+
+// gate ← g · σ(z) · up, z = g (SiLU) or gelu's tanh argument, 8 lanes at a time: σ(z) from one e^−|z|
+// (expNonPositive, relative error ~2e-7), 1 / (1 + e) for z ≥ 0 and e / (1 + e) below, so nothing overflows. The
+// scalar libm expf they replace was 10% of small-160m's 512-token prefill on Zen 5. The tail goes as ops.cc's.
+template <bool Gelu>
+void gatedX86(float* gate, const float* up, int64_t begin, int64_t end) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    const __m256 g = _mm256_loadu_ps(gate + i);
+    __m256 z = g;
+    if constexpr (Gelu) {
+      const __m256 g3 = _mm256_mul_ps(_mm256_mul_ps(g, g), g);
+      z = _mm256_mul_ps(_mm256_set1_ps(1.595769121605731f), _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), g3, g));
+    }
+    const __m256 e = expNonPositive(_mm256_or_ps(z, _mm256_set1_ps(-0.0f)));  // e^−|z|
+    const __m256 positive = _mm256_div_ps(one, _mm256_add_ps(one, e));
+    const __m256 sigma = _mm256_blendv_ps(positive, _mm256_mul_ps(e, positive), z);  // z's sign picks
+    _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_mul_ps(g, sigma), _mm256_loadu_ps(up + i)));
+  }
+  if (i < end) (Gelu ? geglu : swiglu)(gate, up, i, end);
 }
 
 bool interleaves(DType t) { return readsGroups(t); }

@@ -253,6 +253,10 @@ struct Kernels {
   void (*storeKv)(const float* x, int n, KvDtype dtype, void* out);
   // Activations for quantized matmuls: every path gives quantizeActs' integers and scales, bit for bit.
   void (*quantizeActs)(const float* x, int n, BlockQ8Act* out);
+  // gate[i] ← act(gate[i]) · up[i] for i in [begin, end), act = silu (swiglu) or gelu's tanh form (geglu): ops.h's
+  // within a relative 1e-6.
+  void (*swiglu)(float* gate, const float* up, int64_t begin, int64_t end);
+  void (*geglu)(float* gate, const float* up, int64_t begin, int64_t end);
   // Whether matmul reads weights of this type from Weight::interleaved when it is set.
   bool (*interleaves)(DType t);
   // Whether the interleaved copy holds q8_0's quants as q + 128 (unsigned bytes), for a dot instruction that takes

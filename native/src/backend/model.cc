@@ -279,10 +279,7 @@ void Model::forward(const Batch& b, float* logits) {
     float* gateUpOut[] = {gate_.data(), up_.data()};
     parallelMatmul(pool_, k_, xb, T, dim, gateUp, gateUpOut, 2, actsQ8_);
     parallelFor(static_cast<int64_t>(T) * hidden, [&](int64_t begin, int64_t end) {
-      if (c_.geluTanh)
-        geglu(gate_.data(), up_.data(), begin, end);
-      else
-        swiglu(gate_.data(), up_.data(), begin, end);
+      (c_.geluTanh ? k_.geglu : k_.swiglu)(gate_.data(), up_.data(), begin, end);
     });
     const Weight* down[] = {&w.down};
     float* downOut[] = {tmp};

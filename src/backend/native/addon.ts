@@ -246,9 +246,9 @@ export interface NativeAddon {
   /** Rotates x: [T, nHeads, headDim] in place. */
   kernelRope(x: Float32Array, positions: Int32Array, nHeads: number, headDim: number, rope: RopeParams): void;
   /** gate ← silu(gate) · up, in place. */
-  kernelSwiglu(gate: Float32Array, up: Float32Array): void;
+  kernelSwiglu(kernels: KernelPath, gate: Float32Array, up: Float32Array): void;
   /** gate ← gelu_tanh(gate) · up, in place. */
-  kernelGeglu(gate: Float32Array, up: Float32Array): void;
+  kernelGeglu(kernels: KernelPath, gate: Float32Array, up: Float32Array): void;
   /** Rows `ids` of a [rows, cols] tensor as f32: the embedding lookup. */
   kernelDequantizeRows(
     dtype: DType,
