@@ -178,10 +178,11 @@ async function runSimulateVsMeasured(f: SimulateVsMeasuredFlags) {
       let run = await runMeasured(name, workload);
       let after = await measureRates();
       for (let attempt = 1; attempt < maxAttempts; attempt++) {
-        const drift = priceOf(run.steps, priced(before)) / priceOf(run.steps, priced(after));
-        if (Math.abs(drift - 1) <= driftLimit) break;
+        const shapes = run.steps.map((m) => m.step.shape);
+        const [atBefore, atAfter] = [priced(before), priced(after)];
+        if (Math.abs(priceOf(shapes, atBefore) / priceOf(shapes, atAfter) - 1) <= driftLimit) break;
         process.stdout.write(
-          `${name}: ${explainDrift(run.steps, priced(before), priced(after))}: the machine's speed moved by more than ${driftLimit * 100}% during the run, so it runs again\n`,
+          `${name}: ${explainDrift(run.steps, atBefore, atAfter)}: the machine's speed moved by more than ${driftLimit * 100}% during the run, so it runs again\n`,
         );
         before = after;
         run = await runMeasured(name, workload);

@@ -20,11 +20,14 @@ export function explainSteps(
 ): string {
   const realKinds = groupBy(real, (m) => kindOf(m.step.shape));
   const simKinds = groupBy(simulated, kindOf);
-  const simTime = (shapes: readonly StepShape[]) =>
-    shapes.reduce((t, s) => t + totalTime(cost.stepTerms(s)), 0);
-  const weight = (kind: string) => timeOf(realKinds.get(kind) ?? []) + simTime(simKinds.get(kind) ?? []);
-  const kinds = [...new Set([...realKinds.keys(), ...simKinds.keys()])]
-    .sort((a, b) => weight(b) - weight(a))
+  const weights = new Map(
+    [...new Set([...realKinds.keys(), ...simKinds.keys()])].map((kind) => [
+      kind,
+      timeOf(realKinds.get(kind) ?? []) + priceOf(simKinds.get(kind) ?? [], cost),
+    ]),
+  );
+  const kinds = [...weights.keys()]
+    .sort((a, b) => (weights.get(b) as number) - (weights.get(a) as number))
     .slice(0, maxKinds);
   // Mean tokens, real terms, their price and the ratio of the totals, for real steps of a kind.
   const realCells = (ms: readonly MeasuredStep[]) => {
@@ -44,7 +47,7 @@ export function explainSteps(
     String(shapes.length),
     ...realCells(ms),
     shapes.length === 0 ? "-" : meanTokens(shapes),
-    shapes.length === 0 ? "-" : ms3(simTime(shapes) / shapes.length),
+    shapes.length === 0 ? "-" : ms3(priceOf(shapes, cost) / shapes.length),
   ];
   const head = [
     "step (ms)",
@@ -71,16 +74,17 @@ export function explainSteps(
  */
 export function explainDrift(real: readonly MeasuredStep[], before: CostModel, after: CostModel): string {
   const realTime = timeOf(real);
-  const price = (cost: CostModel) => (priceOf(real, cost) / realTime).toFixed(2);
+  const shapes = real.map((m) => m.step.shape);
+  const price = (cost: CostModel) => (priceOf(shapes, cost) / realTime).toFixed(2);
   return `the run's ${real.length} busy steps took ${realTime.toFixed(2)} s; priced at the rates measured before it: ${price(before)}x, after it: ${price(after)}x`;
 }
 
 /** The real steps' seconds. */
 const timeOf = (real: readonly MeasuredStep[]) => real.reduce((t, m) => t + totalTime(m.terms), 0);
 
-/** The cost model's seconds for the real steps. */
-export const priceOf = (real: readonly MeasuredStep[], cost: CostModel) =>
-  real.reduce((t, m) => t + totalTime(cost.stepTerms(m.step.shape)), 0);
+/** The cost model's seconds for steps of these shapes. */
+export const priceOf = (shapes: readonly StepShape[], cost: CostModel) =>
+  shapes.reduce((t, s) => t + totalTime(cost.stepTerms(s)), 0);
 
 function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
   const groups = new Map<string, T[]>();

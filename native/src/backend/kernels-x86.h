@@ -92,7 +92,7 @@ void gatedX86(float* gate, const float* up, int64_t begin, int64_t end) {
     __m256 z = g;
     if constexpr (Gelu) {
       const __m256 g3 = _mm256_mul_ps(_mm256_mul_ps(g, g), g);
-      z = _mm256_mul_ps(_mm256_set1_ps(1.595769121605731f), _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), g3, g));
+      z = _mm256_mul_ps(_mm256_set1_ps(kGeluSigmoidScale), _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), g3, g));
     }
     const __m256 e = expNonPositive(_mm256_or_ps(z, _mm256_set1_ps(-0.0f)));  // e^−|z|
     const __m256 positive = _mm256_div_ps(one, _mm256_add_ps(one, e));

@@ -72,10 +72,9 @@ void swiglu(float* gate, const float* up, int64_t begin, int64_t end) {
 // 0.5·(1 + tanh(z)) is 1 / (1 + e^(−2z)): the same value, without tanh's cancellation for negative g, and twice as
 // fast.
 void geglu(float* gate, const float* up, int64_t begin, int64_t end) {
-  const float twoSqrt2OverPi = 1.595769121605731f;
   for (int64_t i = begin; i < end; i++) {
     const float g = gate[i];
-    gate[i] = g / (1.0f + std::exp(-twoSqrt2OverPi * (g + 0.044715f * g * g * g))) * up[i];
+    gate[i] = g / (1.0f + std::exp(-kGeluSigmoidScale * (g + 0.044715f * g * g * g))) * up[i];
   }
 }
 

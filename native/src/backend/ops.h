@@ -42,6 +42,9 @@ double ropeAngle(const Rope& r, int32_t pos, int i);
 // Rotary embedding in place on x: [T, nHeads, headDim], tokens [begin, end).
 void rope(float* x, const int32_t* positions, int nHeads, int headDim, const Rope& r, int begin, int end);
 
+// geglu's 0.5·(1 + tanh(√(2/π)·u)) is σ(kGeluSigmoidScale · u), u = g + 0.044715·g³.
+constexpr float kGeluSigmoidScale = 1.595769121605731f;  // 2·√(2/π)
+
 // gate ← silu(gate) · up on elements [begin, end).
 void swiglu(float* gate, const float* up, int64_t begin, int64_t end);
 
