@@ -144,7 +144,6 @@ export async function runCompare(o: CompareOptions) {
   });
   await untilKvCacheResident(backend);
   const prompt = stepBatch([0], [o.prompt], singleBlocks, benchBlockSize, vocab);
-  await backend.forward(prompt); // warm-up: llama-bench warms up too
   // The roofs, measured before and after the runs: the machine's bandwidth drifts with other tenants, and the best
   // of the two is the most the runs between could have had.
   const roofBefore = probe(o.threads);
@@ -161,6 +160,10 @@ export async function runCompare(o: CompareOptions) {
   const theirs = samples();
   for (let r = 0; r < o.runs; r++) {
     process.stderr.write(`run ${r + 1} of ${o.runs}\n`);
+    // A warm-up in every run: spawning llama.cpp forks this process, which leaves every page it has written
+    // copy-on-write, and the next forward pass pays ~20,000 page faults (half the speed of small-160m's prefill).
+    // llama-bench warms up before each test too.
+    await backend.forward(prompt);
     ours.prefill.push(o.prompt / (await timed(() => backend.forward(prompt))));
     const decodeStart = performance.now();
     for (let s = 0; s < o.decode; s++)

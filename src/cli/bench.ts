@@ -1,4 +1,5 @@
 import { type Command, Option } from "commander";
+import type { KvCacheDtype } from "../backend/backend.js";
 import { physicalCores } from "../backend/native/physical-cores.js";
 import { runAllocateSlots } from "../bench/allocate-slots.js";
 import { runBatchScaling } from "../bench/batch-scaling.js";
@@ -83,6 +84,7 @@ export function registerBench(program: Command) {
     bench,
     "compare",
     "vellum ÷ a native llama.cpp on one GGUF: every measure of issue 19, in one run",
+    "f16", // llama.cpp's KV cache type: both engines read the same KV bytes a token
   )
     .requiredOption(
       "--llama-cpp <dir>",
@@ -171,12 +173,17 @@ function withLocalModel<F extends { model: string }>(run: (f: F) => Promise<void
 }
 
 /** A benchmark of one GGUF on the native backend: the flags all of them take but --threads. */
-function nativeBench(bench: Command, name: string, description: string): Command {
+function nativeBench(
+  bench: Command,
+  name: string,
+  description: string,
+  kvCacheDtype: KvCacheDtype = "f32",
+): Command {
   return bench
     .command(name)
     .description(description)
     .requiredOption("--model <file.gguf>", "the model (a synth-model file, or hf:ORG/REPO:QUANT)")
-    .addOption(kvCacheDtypeOption())
+    .addOption(kvCacheDtypeOption().default(kvCacheDtype))
     .addOption(kernelsOption().default("auto"))
     .option("--out <file.json>", "where the results go (default: $TMPDIR/vellum-bench/NAME-MODEL-tN.json)");
 }
