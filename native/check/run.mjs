@@ -16,7 +16,7 @@ const sources = [
   "kernels-scalar",
   "kernels-common",
 ]
-  .concat(["cpu-features", "huge-pages", "parallel-matmul", "thread-pool"])
+  .concat(["cpu-features", "huge-pages", "ops", "parallel-matmul", "thread-pool"])
   .map((f) => `${src}/${f}.cc`);
 const out = "build/check/kernel-paths";
 mkdirSync("build/check", { recursive: true });
