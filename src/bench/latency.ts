@@ -35,11 +35,14 @@ export async function runLatency(opts: LatencyOptions) {
   const vocab = model.config.vocabSize;
   const prefill: number[] = [];
   const decode: number[] = [];
+  const logits = new Float32Array(vocab); // kept across steps, as the engine's runner keeps it
   for (let r = 0; r < runs; r++) {
-    prefill.push(await timed(() => backend.forward(stepBatch([0], [promptLen], blocks, blockSize, vocab))));
+    prefill.push(
+      await timed(() => backend.forward(stepBatch([0], [promptLen], blocks, blockSize, vocab), logits)),
+    );
     for (let s = 0; s < decodeSteps; s++)
       decode.push(
-        await timed(() => backend.forward(stepBatch([promptLen + s], [1], blocks, blockSize, vocab))),
+        await timed(() => backend.forward(stepBatch([promptLen + s], [1], blocks, blockSize, vocab), logits)),
       );
   }
   const prefillTps = promptLen / median(prefill);
