@@ -168,12 +168,15 @@ Napi::Value KernelAttention(const Napi::CallbackInfo& info) {
                            static_cast<float>(softcap),   static_cast<int>(window)};
   const int64_t scratch = attentionScratch(args, maxCtx);
   std::vector<float> scores(static_cast<size_t>(threads * scratch));
-  const int64_t items = attentionItems(args);
+  // One run of items a thread, split by cost as the model splits them: runs start and end inside a tile's heads.
+  std::vector<int64_t> ends;
+  attentionChunks(args, threads, &ends);
   ThreadPool pool(threads);
-  auto job = [&](int item, int thread) {
-    k->attention(args, item, item + 1, scores.data() + static_cast<size_t>(thread * scratch));
+  auto job = [&](int chunk, int thread) {
+    k->attention(args, chunk == 0 ? 0 : ends[chunk - 1], ends[chunk],
+                 scores.data() + static_cast<size_t>(thread * scratch));
   };
-  pool.run(static_cast<int>(items), job);
+  pool.run(static_cast<int>(ends.size()), job);
   return out;
 }
 
