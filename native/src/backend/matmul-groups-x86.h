@@ -220,8 +220,8 @@ constexpr int kDecodeAhead = 8;
 // Where a decode tile of `streams` groups (each nb blocks of blockBytes, the groups back to back) prefetches while
 // it reads block b of each, relative to that block: kDecodeAhead blocks further on, and within its last
 // kDecodeAhead blocks the same stream's start in the next tile (the groups `streams` further on), so the next
-// tile's first blocks are in flight when it begins instead of each one missing in turn. 768-wide rows are only
-// 24 blocks, so those first misses were a large part of each tile.
+// tile's first blocks are in flight when it begins instead of each one missing in turn (past the matrix's end, a
+// prefetch is a no-op). 768-wide rows are only 24 blocks, so those first misses were a large part of each tile.
 inline size_t decodeAheadOffset(int b, int nb, size_t blockBytes, int streams) {
   const size_t ahead = kDecodeAhead * blockBytes;
   return b + kDecodeAhead < nb ? ahead : ahead + static_cast<size_t>(streams - 1) * nb * blockBytes;
@@ -324,10 +324,10 @@ void decodeTile8(const Weight& w, const MatmulInput& x, float* y, int o) {
   for (int i = 0; i < G; i++) acc[i] = _mm256_setzero_ps();
   for (int b = 0; b < nb; b++) {
     const uint8_t* at = first + static_cast<size_t>(b) * L::bytes;
-    const size_t ahead = decodeAheadOffset(b, nb, L::bytes, G);
+    const uint8_t* next = at + decodeAheadOffset(b, nb, L::bytes, G);
     for (int i = 0; i < G; i++)
       for (int line = 0; line < L::bytes; line += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(at + i * groupBytes + ahead + line), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(next + i * groupBytes + line), _MM_HINT_T0);
     for (int i = 0; i < G; i++) {
       BlockX8<T> block;
       block.load(at + i * groupBytes);
@@ -837,11 +837,11 @@ void decodeTile16(const Weight& w, const MatmulInput& x, float* y, int o) {
   for (int i = 0; i < P; i++) acc[i] = _mm512_setzero_ps();
   for (int b = 0; b < g[0].blocks; b++) {
     const size_t at = static_cast<size_t>(b) * block;
-    const size_t ahead = at + decodeAheadOffset(b, g[0].blocks, block, 2 * P);
+    const size_t next = at + decodeAheadOffset(b, g[0].blocks, block, 2 * P);
     for (size_t line = 0; line < block; line += 64)
       for (int i = 0; i < P; i++) {
-        _mm_prefetch(reinterpret_cast<const char*>(g[i].g0 + ahead + line), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(g[i].g1 + ahead + line), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(g[i].g0 + next + line), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(g[i].g1 + next + line), _MM_HINT_T0);
       }
     if constexpr (T == DType::Q4_0 || T == DType::Q4_1) {
       const __m512i start = _mm512_set1_epi32(-Legacy8<T>::offset * blockSum(x.q8[b]));
