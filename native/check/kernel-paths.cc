@@ -170,11 +170,15 @@ void checkActsAndKv(const Kernels& path) {
                  std::memcmp(a[i].q, b[i].q, kBlock) == 0,
              std::string(path.name) + " quantizeActs block " + std::to_string(i));
     std::vector<uint16_t> h1(n), h2(n);
-    scalarKernels().storeKv(x.data(), n, KvDtype::F16, h1.data());
-    path.storeKv(x.data(), n, KvDtype::F16, h2.data());
+    scalarKernels().storeKv(x.data(), n, KvDtype::F16, h1.data(), 1);
+    path.storeKv(x.data(), n, KvDtype::F16, h2.data(), 1);
     expect(h1 == h2, std::string(path.name) + " storeKv f16");
+    std::vector<uint16_t> s1(3 * n), s2(3 * n);
+    scalarKernels().storeKv(x.data(), n, KvDtype::F16, s1.data(), 3);
+    path.storeKv(x.data(), n, KvDtype::F16, s2.data(), 3);
+    expect(s1 == s2, std::string(path.name) + " storeKv f16, stride 3");
   }
-  std::printf("%s: quantizeActs and f16 storeKv bit for bit equal to scalar\n", path.name);
+  std::printf("%s: quantizeActs and f16 storeKv (stride 1 and 3) bit for bit equal to scalar\n", path.name);
 }
 
 void checkAttention(const Kernels& path) {
@@ -185,7 +189,7 @@ void checkAttention(const Kernels& path) {
   };
   for (KvDtype dtype : {KvDtype::F32, KvDtype::F16})
     for (int headDim : {8, 20, 64, 80, 128})
-      for (int group : {1, 4})
+      for (int group : {1, 3, 4, 8, 10})
         for (int fresh : {1, 17})
           for (Shape shape : {Shape{0, 0}, Shape{2.5f, 0}, Shape{0, 7}, Shape{0, 20}}) {
           const int nKvHeads = 2, nHeads = nKvHeads * group, blockSize = 16, cached = 40;
@@ -212,7 +216,7 @@ void checkAttention(const Kernels& path) {
                             positions.data(), table.data(), tableStart.data(), tileFirst.data(), tileSeq.data(),
                             static_cast<int>(tileSeq.size()), nHeads, nKvHeads, headDim, blockSize,
                             static_cast<float>(1 / std::sqrt(headDim)), shape.softcap, shape.window};
-            std::vector<float> scores(attentionScratch(a, len));
+            std::vector<float> scores(attentionScratch(group, headDim, len));
             k.attention(a, 0, attentionItems(a), scores.data());
             return out;
           };

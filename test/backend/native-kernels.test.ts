@@ -125,12 +125,16 @@ describeNative("native paged attention against the reference", (a) => {
         fc.property(
           fc.record({
             seed: fc.integer(),
-            blockSize: fc.constantFrom(1, 2, 4, 16),
-            groups: fc.constantFrom(1, 2, 4),
+            // K is read by slot, a vector's lanes at a time: 24 leaves a part vector; below 8 the AVX2 path's
+            // slots go one at a time.
+            blockSize: fc.constantFrom(1, 2, 4, 16, 24),
+            // Query heads share each load of K and V, up to 8 at a time: 10 takes two runs.
+            groups: fc.constantFrom(1, 2, 3, 4, 10),
             // Three: the binding splits the (tile, kv head) items into runs by cost, as the model does, so a
             // run may start and end inside a tile's heads.
             nKvHeads: fc.constantFrom(1, 2, 3),
-            // 20 and 80: the AVX2 path's 64-wide chunks, 8-wide tails and scalar tails; fresh > 16: several query tiles.
+            // 20 and 80: V's rows in runs of 4, 2 and 1 vectors, and part vectors (AVX-512) or single values (AVX2)
+            // at their ends; fresh > 16: several query tiles.
             headDim: fc.constantFrom(2, 8, 12, 20, 64, 80),
             seqs: fc.array(
               fc.record({ cached: fc.integer({ min: 0, max: 40 }), fresh: fc.integer({ min: 1, max: 20 }) }),

@@ -1,21 +1,26 @@
 // Causal attention for a flat varlen batch (prefill chunks and decodes mixed), reading K/V through
 // per-sequence block tables, optionally within a sliding window and with soft-capped scores.
 //
-// KV cache, one layer, K and V alike: [numBlocks, nKvHeads, blockSize, headDim] of kvDtype elements (f32, or
-// f16 = IEEE binary16 bits, rounded to nearest-even when stored and widened to f32 when read):
+// KV cache, one layer, of kvDtype elements (f32, or f16 = IEEE binary16 bits, rounded to nearest-even when stored
+// and widened to f32 when read). Within a block, each kv head's part lies together; V is row-major within it
+// (a slot's headDim values side by side), K column-major (a dimension's blockSize values side by side):
+//
+//   V: [numBlocks, nKvHeads, blockSize, headDim]          K: [numBlocks, nKvHeads, headDim, blockSize]
 //
 //   | block 0                                     | block 1   | …
 //   | kv head 0                   | kv head 1 | … | kv head 0 | …
-//   | row 0 | row 1 | … | row B−1 | row 0 | … | … | row 0 | … | …
-//     '- headDim elements: K (or V) at the block's first slot, for kv head 0 (B = blockSize)
+//   V: | row 0 | row 1 | … | row B−1 |             row o: headDim values of the block's slot o
+//   K: | dim 0 | dim 1 | … | dim D−1 |             dim i: element i of each of the block's B slots
 //
-//   slot s, kv head h, element i at ((s / blockSize · nKvHeads + h) · blockSize + s % blockSize) · headDim + i
-//   (kvRowOffset below)
+//   slot s, kv head h, element i:  V at ((s / B · nKvHeads + h) · B + s % B) · D + i   (kvRowOffset)
+//                                  K at ((s / B · nKvHeads + h) · D + i) · B + s % B   (keyOffset, + i · B)
+//   (B = blockSize, D = headDim)
 //
 // Position j of a sequence is in slot table[j / blockSize] · blockSize + j % blockSize, as the engine's slot
-// mapping numbers them; within a block each kv head's rows lie together, so attention, which takes one kv head
-// at a time, reads blockSize · headDim contiguous elements per block (the reference backend's layout interleaves
-// the heads).
+// mapping numbers them. Attention takes one kv head at a time, so it reads blockSize · headDim contiguous elements
+// of K and of V per block (the reference backend's layout interleaves the heads). With K by dimension, the scores
+// of a block's slots come out side by side in a vector's lanes (q[i] times dimension i's row, summed over i),
+// with no sum across lanes per slot; V's rows are what the weighted sum of rows reads.
 // Token t (at position p) attends to 0..p of its sequence, whose K/V this step has already written, or with a
 // window w to p − w + 1 … p only: keys before the window are never read (their blocks may have been freed).
 // Scores are scale · q·k, soft-capped to softcap · tanh(s / softcap) when softcap > 0, then softmaxed.
@@ -31,9 +36,14 @@ enum class KvDtype : int { F32 = 0, F16 = 1 };
 
 inline size_t kvElementBytes(KvDtype t) { return t == KvDtype::F16 ? 2 : 4; }
 
-// Element offset of kv head h's row of `slot` in the layout above.
+// Element offset of kv head h's V row of `slot` in the layout above.
 inline int64_t kvRowOffset(int64_t slot, int h, int nKvHeads, int blockSize, int headDim) {
   return ((slot / blockSize * nKvHeads + h) * blockSize + slot % blockSize) * headDim;
+}
+
+// Element offset of element 0 of kv head h's K at `slot`; element i lies blockSize elements further per i.
+inline int64_t keyOffset(int64_t slot, int h, int nKvHeads, int blockSize, int headDim) {
+  return (slot / blockSize * nKvHeads + h) * blockSize * headDim + slot % blockSize;
 }
 
 struct AttentionArgs {
@@ -111,9 +121,13 @@ void attentionChunks(const AttentionArgs& a, int64_t maxChunks, Vec* ends) {
   }
 }
 
-// Floats of score scratch one thread needs for contexts up to maxCtx.
-inline int64_t attentionScratch(const AttentionArgs& a, int64_t maxCtx) {
-  return maxCtx * kQueryTile * (a.nHeads / a.nKvHeads);
+// Floats of one query tile's rows of a kv head's group (group = nHeads / nKvHeads query heads): kQueryTile tokens
+// × group × headDim.
+inline int64_t tileRowsScratch(int group, int headDim) { return static_cast<int64_t>(kQueryTile) * group * headDim; }
+
+// Floats of scratch one thread needs for contexts up to maxCtx: a tile's queries and outputs, then its scores.
+inline int64_t attentionScratch(int group, int headDim, int64_t maxCtx) {
+  return 2 * tileRowsScratch(group, headDim) + maxCtx * kQueryTile * group;
 }
 
 }  // namespace vellum::backend

@@ -80,17 +80,21 @@ bool readKvCache(Napi::Value v, const std::string& name, const void** data, size
   return true;
 }
 
-// The slots of a cache in the reference backend's layout, [numBlocks, blockSize, nKvHeads, headDim], copied into
-// the native one (attention.h).
+// The slots of a K or V cache in the reference backend's layout, [numBlocks, blockSize, nKvHeads, headDim], copied
+// into the native one (attention.h): K by dimension, V by row.
 std::vector<uint8_t> toNativeKvLayout(const void* cache, int64_t numSlots, int nKvHeads, int blockSize, int headDim,
-                                      KvDtype dtype) {
-  const size_t rowBytes = headDim * kvElementBytes(dtype);
+                                      KvDtype dtype, bool keys) {
+  const size_t element = kvElementBytes(dtype);
   const int64_t slots = numSlots / blockSize * blockSize;
-  std::vector<uint8_t> out(slots * nKvHeads * rowBytes);
+  std::vector<uint8_t> out(slots * nKvHeads * headDim * element);
   for (int64_t slot = 0; slot < slots; slot++)
     for (int h = 0; h < nKvHeads; h++)
-      std::memcpy(out.data() + kvRowOffset(slot, h, nKvHeads, blockSize, headDim) * kvElementBytes(dtype),
-                  static_cast<const uint8_t*>(cache) + (slot * nKvHeads + h) * rowBytes, rowBytes);
+      for (int i = 0; i < headDim; i++) {
+        const int64_t at = keys ? keyOffset(slot, h, nKvHeads, blockSize, headDim) + static_cast<int64_t>(i) * blockSize
+                                : kvRowOffset(slot, h, nKvHeads, blockSize, headDim) + i;
+        std::memcpy(out.data() + at * element,
+                    static_cast<const uint8_t*>(cache) + ((slot * nKvHeads + h) * headDim + i) * element, element);
+      }
   return out;
 }
 
@@ -159,22 +163,22 @@ Napi::Value KernelAttention(const Napi::CallbackInfo& info) {
   std::vector<int32_t> tileFirst, tileSeq;
   makeQueryTiles(qsl.data(), static_cast<int>(numSeqs), &tileFirst, &tileSeq);
   auto out = Napi::Float32Array::New(env, T * nHeads * headDim);
-  const std::vector<uint8_t> kNative = toNativeKvLayout(kc, numSlots, nKvHeads, blockSize, headDim, kDtype);
-  const std::vector<uint8_t> vNative = toNativeKvLayout(vc, numSlots, nKvHeads, blockSize, headDim, kDtype);
+  const std::vector<uint8_t> kNative = toNativeKvLayout(kc, numSlots, nKvHeads, blockSize, headDim, kDtype, true);
+  const std::vector<uint8_t> vNative = toNativeKvLayout(vc, numSlots, nKvHeads, blockSize, headDim, kDtype, false);
   const AttentionArgs args{q,           kNative.data(),   vNative.data(),  kDtype,
                            out.Data(),  positions.data(), tables.data(),   starts.data(),
                            tileFirst.data(), tileSeq.data(), static_cast<int>(tileSeq.size()), nHeads,
                            nKvHeads,    headDim,          blockSize,       static_cast<float>(scale),
                            static_cast<float>(softcap),   static_cast<int>(window)};
-  const int64_t scratch = attentionScratch(args, maxCtx);
-  std::vector<float> scores(static_cast<size_t>(threads * scratch));
+  const int64_t scratch = attentionScratch(nHeads / nKvHeads, headDim, maxCtx);
+  std::vector<float> scratchFloats(static_cast<size_t>(threads * scratch));
   // One run of items a thread, split by cost as the model splits them: runs start and end inside a tile's heads.
   std::vector<int64_t> ends;
   attentionChunks(args, threads, &ends);
   ThreadPool pool(threads);
   auto job = [&](int chunk, int thread) {
     k->attention(args, chunk == 0 ? 0 : ends[chunk - 1], ends[chunk],
-                 scores.data() + static_cast<size_t>(thread * scratch));
+                 scratchFloats.data() + static_cast<size_t>(thread * scratch));
   };
   pool.run(static_cast<int>(ends.size()), job);
   return out;
@@ -191,11 +195,11 @@ Napi::Value KernelStoreKv(const Napi::CallbackInfo& info) {
   if (!k || !readKvDtype(info[1], "dtype", &dtype) || !readF32(info[2], "x", &x, &n)) return env.Undefined();
   if (dtype == KvDtype::F16) {
     auto out = Napi::Uint16Array::New(env, n);
-    k->storeKv(x, static_cast<int>(n), dtype, out.Data());
+    k->storeKv(x, static_cast<int>(n), dtype, out.Data(), 1);
     return out;
   }
   auto out = Napi::Float32Array::New(env, n);
-  k->storeKv(x, static_cast<int>(n), dtype, out.Data());
+  k->storeKv(x, static_cast<int>(n), dtype, out.Data(), 1);
   return out;
 }
 

@@ -86,28 +86,29 @@ const float* const kF16ToF32 = [] {
 inline float widen(float x) { return x; }
 inline float widen(uint16_t h) { return kF16ToF32[h]; }
 
-template <class Elem>
-float dot(const float* a, const Elem* b, int n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; l++) acc[l] += a[i + l] * widen(b[i + l]);
-  float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-  for (; i < n; i++) sum += a[i] * widen(b[i]);
-  return sum;
-}
-
-// attention-impl.h's block primitives, one row at a time.
+// attention-impl.h's block primitives as plain loops.
 struct AttentionBlocks {
   template <class Elem>
-  static void dotRows(const float* q, const Elem* rows, int64_t stride, int n, int hd, float scale, float* s) {
-    for (int o = 0; o < n; o++) s[o] = dot(q, rows + o * stride, hd) * scale;
+  static void dotColumns(const float* q, int64_t qStride, int nq, const Elem* k, int blockSize, int first, int n,
+                         int hd, float scale, float* s, int64_t sStride) {
+    for (int g = 0; g < nq; g++) {
+      float* sg = s + g * sStride;
+      for (int o = 0; o < n; o++) sg[o] = 0;
+      for (int i = 0; i < hd; i++) {
+        const float qi = q[g * qStride + i];
+        const Elem* column = k + static_cast<int64_t>(i) * blockSize + first;
+        for (int o = 0; o < n; o++) sg[o] += qi * widen(column[o]);
+      }
+      for (int o = 0; o < n; o++) sg[o] *= scale;
+    }
   }
 
   template <class Elem>
-  static void axpyRows(float* out, const float* s, const Elem* rows, int64_t stride, int n, int hd) {
-    for (int o = 0; o < n; o++)
-      for (int i = 0; i < hd; i++) out[i] += s[o] * widen(rows[o * stride + i]);
+  static void axpyRows(float* out, int64_t outStride, int nq, const float* s, int64_t sStride, const Elem* rows,
+                       int64_t stride, int n, int hd) {
+    for (int g = 0; g < nq; g++)
+      for (int o = 0; o < n; o++)
+        for (int i = 0; i < hd; i++) out[g * outStride + i] += s[g * sStride + o] * widen(rows[o * stride + i]);
   }
 
   // s[0, n) ← softmax(s[0, n)), summed in double.
@@ -124,13 +125,13 @@ struct AttentionBlocks {
   }
 };
 
-void storeKv(const float* x, int n, KvDtype dtype, void* out) {
-  if (dtype == KvDtype::F32) {
-    std::memcpy(out, x, sizeof(float) * n);
-    return;
+void storeKv(const float* x, int n, KvDtype dtype, void* out, int stride) {
+  for (int i = 0; i < n; i++) {
+    if (dtype == KvDtype::F32)
+      static_cast<float*>(out)[static_cast<int64_t>(i) * stride] = x[i];
+    else
+      static_cast<uint16_t*>(out)[static_cast<int64_t>(i) * stride] = f32ToF16(x[i]);
   }
-  uint16_t* h = static_cast<uint16_t*>(out);
-  for (int i = 0; i < n; i++) h[i] = f32ToF16(x[i]);
 }
 
 bool interleaves(DType) { return false; }

@@ -29,18 +29,25 @@
 namespace vellum::backend {
 namespace {
 
-void storeKv(const float* x, int n, KvDtype dtype, void* out) {
+void storeKv(const float* x, int n, KvDtype dtype, void* out, int stride) {
   if (dtype == KvDtype::F32) {
-    std::memcpy(out, x, sizeof(float) * n);
+    float* f = static_cast<float*>(out);
+    for (int i = 0; i < n; i++) f[static_cast<int64_t>(i) * stride] = x[i];
     return;
   }
   uint16_t* h = static_cast<uint16_t*>(out);
   int i = 0;
   for (; i + 8 <= n; i += 8) {
     const __m128i rounded = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(h + i), rounded);
+    if (stride == 1) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(h + i), rounded);
+    } else {
+      uint16_t lanes[8];
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(lanes), rounded);
+      for (int l = 0; l < 8; l++) h[static_cast<int64_t>(i + l) * stride] = lanes[l];
+    }
   }
-  for (; i < n; i++) h[i] = _cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT);
+  for (; i < n; i++) h[static_cast<int64_t>(i) * stride] = _cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT);
 }
 
 // quantizeActs (kernels-common.cc) eight lanes at a time, with the same f32 operations in the same order:

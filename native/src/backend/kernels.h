@@ -246,11 +246,12 @@ struct Kernels {
   // y[t · ldy + o] = Σ_i x[t, i] · W[o, i], for rows o in [rowBegin, rowEnd) and every token t.
   // Each tile of weight rows is loaded once and serves all T tokens.
   void (*matmul)(const Weight& w, const MatmulInput& x, float* y, int ldy, int rowBegin, int rowEnd);
-  // Attention items [begin, end) (attention.h) over a cache of a.kvDtype; `scores` is per-thread scratch of
+  // Attention items [begin, end) (attention.h) over a cache of a.kvDtype; `scratch` is per-thread scratch of
   // attentionScratch floats.
-  void (*attention)(const AttentionArgs& a, int64_t begin, int64_t end, float* scores);
-  // One K or V row of n values into the cache as `dtype` elements: f32 copied, f16 rounded to nearest-even.
-  void (*storeKv)(const float* x, int n, KvDtype dtype, void* out);
+  void (*attention)(const AttentionArgs& a, int64_t begin, int64_t end, float* scratch);
+  // n values of a K or V into the cache as `dtype` elements `stride` elements apart (a V row: 1; a K: blockSize,
+  // attention.h): f32 copied, f16 rounded to nearest-even.
+  void (*storeKv)(const float* x, int n, KvDtype dtype, void* out, int stride);
   // Activations for quantized matmuls: every path gives quantizeActs' integers and scales, bit for bit.
   void (*quantizeActs)(const float* x, int n, BlockQ8Act* out);
   // gate[i] ← act(gate[i]) · up[i] for i in [begin, end), act = silu (swiglu) or gelu's tanh form (geglu): ops.h's

@@ -156,10 +156,10 @@ void Model::ensureScratch(int T, int nLogits, int maxCtx) {
   grow(gate_, static_cast<size_t>(T) * c_.hiddenDim);
   grow(up_, static_cast<size_t>(T) * c_.hiddenDim);
   grow(tmp_, rows * static_cast<size_t>(c_.dim));
-  const int64_t scratch = static_cast<int64_t>(maxCtx) * kQueryTile * (c_.nHeads / c_.nKvHeads);
-  if (scoresStride_ < scratch) {
-    scoresStride_ = scratch;
-    scores_.assign(static_cast<size_t>(pool_.size()) * scratch, 0.0f);
+  const int64_t scratch = attentionScratch(c_.nHeads / c_.nKvHeads, c_.headDim, maxCtx);
+  if (attentionScratchStride_ < scratch) {
+    attentionScratchStride_ = scratch;
+    attentionScratch_.assign(static_cast<size_t>(pool_.size()) * scratch, 0.0f);
   }
 }
 
@@ -247,9 +247,10 @@ void Model::forward(const Batch& b, float* logits) {
     for (int t = 0; t < T; t++)
       for (int h = 0; h < c_.nKvHeads; h++) {
         const size_t src = static_cast<size_t>(t) * kvDim + static_cast<size_t>(h) * hd;
-        const size_t dst = kvRowOffset(slotMapping[t], h, c_.nKvHeads, blockSize_, hd) * kvElementBytes(kvDtype_);
-        k_.storeKv(k_buf_.data() + src, hd, kvDtype_, kCache + dst);
-        k_.storeKv(v_.data() + src, hd, kvDtype_, vCache + dst);
+        const size_t kAt = keyOffset(slotMapping[t], h, c_.nKvHeads, blockSize_, hd) * kvElementBytes(kvDtype_);
+        const size_t vAt = kvRowOffset(slotMapping[t], h, c_.nKvHeads, blockSize_, hd) * kvElementBytes(kvDtype_);
+        k_.storeKv(k_buf_.data() + src, hd, kvDtype_, kCache + kAt, blockSize_);
+        k_.storeKv(v_.data() + src, hd, kvDtype_, vCache + vAt, 1);
       }
     const AttentionArgs args{q_.data(),          kCache,             vCache,
                              kvDtype_,           attn_.data(),       b.positions.data(),
@@ -262,7 +263,7 @@ void Model::forward(const Batch& b, float* logits) {
     attentionChunks(args, 8 * pool_.size(), &attentionChunkEnds_);
     auto attend = [&](int chunk, int thread) {
       k_.attention(args, chunk == 0 ? 0 : attentionChunkEnds_[chunk - 1], attentionChunkEnds_[chunk],
-                   scores_.data() + static_cast<size_t>(thread) * scoresStride_);
+                   attentionScratch_.data() + static_cast<size_t>(thread) * attentionScratchStride_);
     };
     pool_.run(static_cast<int>(attentionChunkEnds_.size()), attend);
     times_.attentionSeconds += nowSeconds() - attentionStarted;

@@ -190,8 +190,8 @@ class Model {
   // Scratch, grown to the largest batch seen; the hot path allocates nothing once warm.
   std::vector<float> x_, xb_, q_, k_buf_, v_, attn_, gate_, up_, tmp_;
   std::vector<BlockQ8Act> actsQ8_;
-  std::vector<float> scores_;  // [threads, scoresStride_]
-  int64_t scoresStride_ = 0;
+  std::vector<float> attentionScratch_;  // [threads, attentionScratchStride_]
+  int64_t attentionScratchStride_ = 0;
   std::vector<int32_t> tileFirst_;  // attention query tiles (attention.h)
   std::vector<int32_t> tileSeq_;
   std::vector<int64_t> attentionChunkEnds_;  // attentionChunks' runs of items, one pool chunk each
