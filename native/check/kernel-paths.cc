@@ -216,8 +216,8 @@ void checkAttention(const Kernels& path) {
                             positions.data(), table.data(), tableStart.data(), tileFirst.data(), tileSeq.data(),
                             static_cast<int>(tileSeq.size()), nHeads, nKvHeads, headDim, blockSize,
                             static_cast<float>(1 / std::sqrt(headDim)), shape.softcap, shape.window};
-            std::vector<float> scores(attentionScratch(group, headDim, len));
-            k.attention(a, 0, attentionItems(a), scores.data());
+            std::vector<float> scratch(attentionScratch(group, headDim, len));
+            k.attention(a, 0, attentionItems(a), scratch.data());
             return out;
           };
           const std::vector<float> want = run(scalarKernels()), got = run(path);

@@ -30,7 +30,7 @@ inline void prefetchBytes(const void* p, int n) {
   for (int b = 0; b < n; b += 64) __builtin_prefetch(static_cast<const char*>(p) + b);
 }
 
-// Items [begin, end) (see attentionItems); `scratch` holds attentionScratch(a, max position + 1) floats.
+// Items [begin, end) (see attentionItems); `scratch` holds attentionScratch(group, headDim, max position + 1) floats.
 template <class Elem, class Blocks>
 void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* scratch) {
   const int hd = a.headDim;
@@ -110,7 +110,8 @@ void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* sc
     });
     if (nt > 1)
       for (int i = 0; i < nt; i++)
-        std::memcpy(a.out + rowsAt + tokenRows(i), out + static_cast<int64_t>(i) * group * hd, sizeof(float) * group * hd);
+        std::memcpy(a.out + rowsAt + tokenRows(i), out + static_cast<int64_t>(i) * group * hd,
+                    sizeof(float) * group * hd);
   }
 }
 

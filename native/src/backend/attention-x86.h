@@ -30,9 +30,6 @@
 namespace vellum::backend {
 namespace {
 
-inline __m256 widen8(const uint16_t* p) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
 inline float widen1(const float* p) { return *p; }
 inline float widen1(const uint16_t* p) { return halfToFloat(*p); }
 
@@ -95,13 +92,16 @@ struct Lanes {
   static constexpr bool masked = false;
   static constexpr int accumulators = 8;  // of 16 registers
   static V load(const float* p, int) { return _mm256_loadu_ps(p); }
-  static V load(const uint16_t* p, int) { return widen8(p); }
+  static V load(const uint16_t* p, int) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
   static void store(float* p, V v, int count) {
-    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    if (count == width)
+    if (count == width) {
       _mm256_storeu_ps(p, v);
-    else
+    } else {
+      const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
       _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(count), lanes), v);
+    }
   }
   static V zero() { return _mm256_setzero_ps(); }
   static V set1(float x) { return _mm256_set1_ps(x); }
