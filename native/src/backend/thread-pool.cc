@@ -14,14 +14,15 @@ namespace {
 constexpr int kSpinIterations = 4000;
 constexpr uint64_t kChunkBits = 20;
 constexpr uint64_t kChunkMask = (uint64_t{1} << kChunkBits) - 1;
+constexpr uint64_t kGenerationMask = (uint64_t{1} << (64 - 2 * kChunkBits)) - 1;  // what a run's word holds
 
 uint64_t generationOf(uint64_t s) { return s >> (2 * kChunkBits); }
-int numChunksOf(uint64_t s) { return static_cast<int>((s >> kChunkBits) & kChunkMask); }
+int endOf(uint64_t s) { return static_cast<int>((s >> kChunkBits) & kChunkMask); }
 int nextOf(uint64_t s) { return static_cast<int>(s & kChunkMask); }
 
 }  // namespace
 
-ThreadPool::ThreadPool(int nThreads) : nThreads_(nThreads < 1 ? 1 : nThreads) {
+ThreadPool::ThreadPool(int nThreads) : nThreads_(nThreads < 1 ? 1 : nThreads), runs_(nThreads_) {
   for (int t = 1; t < nThreads_; t++) workers_.emplace_back([this, t] { workerLoop(t); });
 }
 
@@ -29,20 +30,24 @@ ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_.store(true);
-    state_.fetch_add(uint64_t{1} << (2 * kChunkBits));
+    generation_.store((generation_.load() + 1) & kGenerationMask);
   }
   wake_.notify_all();
   for (auto& w : workers_) w.join();
 }
 
 void ThreadPool::work(uint64_t generation, int thread) {
-  uint64_t s = state_.load(std::memory_order_acquire);
-  for (;;) {
-    if (generationOf(s) != generation || nextOf(s) >= numChunksOf(s)) return;
-    if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) continue;
-    task_(ctx_, nextOf(s), thread);
-    done_.fetch_add(1, std::memory_order_release);
-    s = state_.load(std::memory_order_acquire);
+  for (int i = 0; i < nThreads_; i++) {
+    std::atomic<uint64_t>& run = runs_[(thread + i) % nThreads_].state;
+    uint64_t s = run.load(std::memory_order_acquire);
+    for (;;) {
+      if (generationOf(s) != generation) return;  // a later call began, so this one is over
+      if (nextOf(s) >= endOf(s)) break;
+      if (!run.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) continue;
+      task_(ctx_, nextOf(s), thread);
+      done_.fetch_add(1, std::memory_order_release);
+      s = run.load(std::memory_order_acquire);
+    }
   }
 }
 
@@ -55,12 +60,16 @@ void ThreadPool::dispatch(Task task, void* ctx, int numChunks) {
   task_ = task;
   ctx_ = ctx;
   done_.store(0, std::memory_order_relaxed);
-  const uint64_t generation = generationOf(state_.load()) + 1;
+  const uint64_t generation = (generation_.load() + 1) & kGenerationMask;
+  for (int t = 0; t < nThreads_; t++) {
+    const uint64_t begin = static_cast<uint64_t>(numChunks) * t / nThreads_;
+    const uint64_t end = static_cast<uint64_t>(numChunks) * (t + 1) / nThreads_;
+    runs_[t].state.store((generation << (2 * kChunkBits)) | (end << kChunkBits) | begin, std::memory_order_relaxed);
+  }
   {
-    // Publishing under the mutex: a worker about to sleep either sees the new state or gets the notify.
+    // Publishing under the mutex: a worker about to sleep either sees the new generation or gets the notify.
     std::lock_guard<std::mutex> lock(mutex_);
-    state_.store((generation << (2 * kChunkBits)) | (static_cast<uint64_t>(numChunks) << kChunkBits),
-                 std::memory_order_release);
+    generation_.store(generation, std::memory_order_release);
   }
   if (sleepers_.load() > 0) wake_.notify_all();
   work(generation, 0);
@@ -77,18 +86,18 @@ void ThreadPool::workerLoop(int thread) {
   uint64_t seen = 0;
   for (;;) {
     int spins = 0;
-    while (generationOf(state_.load(std::memory_order_acquire)) == seen && spins < kSpinIterations) {
+    while (generation_.load(std::memory_order_acquire) == seen && spins < kSpinIterations) {
       VELLUM_PAUSE();
       spins++;
     }
-    if (generationOf(state_.load(std::memory_order_acquire)) == seen) {
+    if (generation_.load(std::memory_order_acquire) == seen) {
       std::unique_lock<std::mutex> lock(mutex_);
       sleepers_.fetch_add(1);
-      wake_.wait(lock, [&] { return generationOf(state_.load()) != seen; });
+      wake_.wait(lock, [&] { return generation_.load() != seen; });
       sleepers_.fetch_sub(1);
     }
     if (stop_.load()) return;
-    seen = generationOf(state_.load(std::memory_order_acquire));
+    seen = generation_.load(std::memory_order_acquire);
     work(seen, thread);
   }
 }

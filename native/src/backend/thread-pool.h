@@ -2,11 +2,14 @@
 // returns when all are done. The calling thread works too (as thread 0); the pool has nThreads − 1 workers.
 // No allocation per call.
 //
-// Chunks are claimed one at a time from a shared counter, so a worker the OS has descheduled (2 vCPUs shared
-// with Node's own thread and other processes) delays nobody: the others take its share. Generation, chunk
-// count and next chunk live in one atomic word, so a late worker can never claim a chunk of a finished call.
-// Workers spin briefly between calls (a forward pass makes a few hundred calls back to back), then sleep,
-// so an idle pool never competes with the JS thread for a core.
+// Thread t owns the t-th of nThreads contiguous runs of chunks, [t·numChunks/nThreads, (t+1)·numChunks/nThreads),
+// and claims them in order, then helps the others with theirs, front first. So a caller that numbers its chunks
+// by address gives each thread one long stream (a decode matmul's row bands, which the prefetchers follow from
+// one band into the next), and a worker the OS has descheduled (2 vCPUs shared with Node's own thread and other
+// processes) delays nobody: the others take what it left. Each run's generation, end and next chunk live in one
+// atomic word, so a late worker can never claim a chunk of a finished call. Workers spin briefly between calls
+// (a forward pass makes a few hundred calls back to back), then sleep, so an idle pool never competes with the
+// JS thread for a core.
 #pragma once
 
 #include <atomic>
@@ -35,7 +38,7 @@ class ThreadPool {
  private:
   using Task = void (*)(void* ctx, int chunk, int thread);
   void dispatch(Task task, void* ctx, int numChunks);
-  // Claims and runs chunks of the call `generation` until none is left.
+  // Claims and runs chunks of the call `generation`, its own run's first, until none is left.
   void work(uint64_t generation, int thread);
   void workerLoop(int thread);
 
@@ -43,8 +46,12 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   Task task_ = nullptr;
   void* ctx_ = nullptr;
-  // state_: generation (bits 40–63) | numChunks (bits 20–39) | next chunk (bits 0–19).
-  std::atomic<uint64_t> state_{0};
+  // One thread's run of chunks: generation (bits 40–63) | end (bits 20–39) | next chunk (bits 0–19).
+  struct alignas(64) Run {
+    std::atomic<uint64_t> state{0};
+  };
+  std::vector<Run> runs_;
+  std::atomic<uint64_t> generation_{0};
   std::atomic<int> done_{0};
   std::atomic<bool> stop_{false};
   std::atomic<int> sleepers_{0};
