@@ -73,19 +73,6 @@ void interleave4(const uint8_t* from, uint8_t* to, int r, int chunks) {
 
 }  // namespace
 
-size_t interleavedGroupBlockBytes(DType t) {
-  switch (t) {
-    case DType::Q4_K:
-      return kQ4_Kx8Bytes;
-    case DType::Q5_K:
-      return kQ5_Kx8Bytes;
-    case DType::IQ4_XS:
-      return kIQ4_XSx8Bytes;
-    default:
-      return 8 * rowBytes(t, blockValues(t));
-  }
-}
-
 bool interleavesRows(const Kernels& k, const Weight& w) { return k.interleaves(w.dtype) && w.rows % 8 == 0; }
 
 InterleavedRows interleaveRows(const Kernels& k, Weight* w, ThreadPool& pool) {

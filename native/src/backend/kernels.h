@@ -279,8 +279,20 @@ void quantizeActs(const float* x, int n, BlockQ8Act* out);
 constexpr size_t kQ4_Kx8Bytes = 32 + 128 + 1024;
 constexpr size_t kQ5_Kx8Bytes = 32 + 128 + 256 + 1024;
 constexpr size_t kIQ4_XSx8Bytes = 16 + 64 + 1024;
-// Bytes of one interleaved block of 8 rows (a 32-value block, or a 256-value super-block).
-size_t interleavedGroupBlockBytes(DType t);
+// Bytes of one interleaved block of 8 rows (a 32-value block, or a 256-value super-block); inline, as the tiles ask
+// for it once per tile.
+constexpr size_t interleavedGroupBlockBytes(DType t) {
+  switch (t) {
+    case DType::Q4_K:
+      return kQ4_Kx8Bytes;
+    case DType::Q5_K:
+      return kQ5_Kx8Bytes;
+    case DType::IQ4_XS:
+      return kIQ4_XSx8Bytes;
+    default:
+      return 8 * rowBytes(t, blockValues(t));
+  }
+}
 
 // A copy of w's rows in 8-row groups (drawn in matmul-groups-x86.h) in 2 MiB pages (huge-pages.h), made on the
 // pool's threads, and w->interleaved pointing to it; null (w unchanged) when the path does not read w's type so
