@@ -294,7 +294,10 @@ Napi::Value KernelRope(const Napi::CallbackInfo& info) {
       !readRope(info[4], headDim, &r) ||
       !checkLength(env, "x", xLen, static_cast<double>(positions.size()) * nHeads * headDim))
     return env.Undefined();
-  rope(x, positions.data(), nHeads, headDim, r, 0, static_cast<int>(positions.size()));
+  const int T = static_cast<int>(positions.size());
+  std::vector<double> cosSin(static_cast<size_t>(T) * r.dims);
+  ropeTurns(r, positions.data(), cosSin.data(), 0, T);
+  rope(x, cosSin.data(), nHeads, headDim, r, 0, T);
   return env.Undefined();
 }
 

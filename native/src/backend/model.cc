@@ -13,7 +13,8 @@
 namespace vellum::backend {
 namespace {
 
-void grow(std::vector<float>& v, size_t n) {
+template <class E>
+void grow(std::vector<E>& v, size_t n) {
   if (v.size() < n) v.resize(n);
 }
 
@@ -156,6 +157,8 @@ void Model::ensureScratch(int T, int nLogits, int maxCtx) {
   grow(gate_, static_cast<size_t>(T) * c_.hiddenDim);
   grow(up_, static_cast<size_t>(T) * c_.hiddenDim);
   grow(tmp_, rows * static_cast<size_t>(c_.dim));
+  grow(globalTurns_, static_cast<size_t>(T) * c_.ropeDims);
+  if (c_.ropeThetaLocal > 0) grow(localTurns_, static_cast<size_t>(T) * c_.ropeDims);
   const int64_t scratch = attentionScratch(c_.nHeads / c_.nKvHeads, c_.headDim, maxCtx);
   if (attentionScratchStride_ < scratch) {
     attentionScratchStride_ = scratch;
@@ -194,6 +197,12 @@ void Model::forward(const Batch& b, float* logits) {
         for (int i = 0; i < dim; i++) x[t * dim + i] *= c_.embeddingScale;
     }
   });
+  // RoPE's turns at this batch's positions, for every layer (the windowed layers' own base, where they have one).
+  parallelFor(T, [&](int64_t begin, int64_t end) {
+    ropeTurns(globalRope_, b.positions.data(), globalTurns_.data(), static_cast<int>(begin), static_cast<int>(end));
+    if (c_.ropeThetaLocal > 0)
+      ropeTurns(localRope_, b.positions.data(), localTurns_.data(), static_cast<int>(begin), static_cast<int>(end));
+  });
   auto addResidual = [&](const float* delta) {
     parallelFor(
         static_cast<int64_t>(T) * dim,
@@ -229,12 +238,14 @@ void Model::forward(const Batch& b, float* logits) {
     normRows(q_.data(), w.qNorm, static_cast<int64_t>(T) * c_.nHeads, c_.headDim);
     normRows(k_buf_.data(), w.kNorm, static_cast<int64_t>(T) * c_.nKvHeads, c_.headDim);
     const int window = c_.layerWindows[l];
-    const Rope& ropeL = window > 0 && c_.ropeThetaLocal > 0 ? localRope_ : globalRope_;
+    const bool localRope = window > 0 && c_.ropeThetaLocal > 0;
+    const Rope& ropeL = localRope ? localRope_ : globalRope_;
+    const double* turns = (localRope ? localTurns_ : globalTurns_).data();
     parallelFor(T, [&](int64_t begin, int64_t end) {
       const int b0 = static_cast<int>(begin);
       const int b1 = static_cast<int>(end);
-      rope(q_.data(), b.positions.data(), c_.nHeads, c_.headDim, ropeL, b0, b1);
-      rope(k_buf_.data(), b.positions.data(), c_.nKvHeads, c_.headDim, ropeL, b0, b1);
+      rope(q_.data(), turns, c_.nHeads, c_.headDim, ropeL, b0, b1);
+      rope(k_buf_.data(), turns, c_.nKvHeads, c_.headDim, ropeL, b0, b1);
     });
     const int hd = c_.headDim;
     // The layer's K/V live in its slot layer, addressed through its KV cache group's slots and tables.

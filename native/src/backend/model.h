@@ -189,6 +189,7 @@ class Model {
 
   // Scratch, grown to the largest batch seen; the hot path allocates nothing once warm.
   std::vector<float> x_, xb_, q_, k_buf_, v_, attn_, gate_, up_, tmp_;
+  std::vector<double> globalTurns_, localTurns_;  // ropeTurns of the batch's positions, [T, ropeDims]
   std::vector<BlockQ8Act> actsQ8_;
   std::vector<float> attentionScratch_;  // [threads, attentionScratchStride_]
   int64_t attentionScratchStride_ = 0;

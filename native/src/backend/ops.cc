@@ -42,13 +42,21 @@ double ropeAngle(const Rope& r, int32_t pos, int i) {
   return interpolated * (1 - ramp) + extrapolated * ramp;
 }
 
-void rope(float* x, const int32_t* positions, int nHeads, int headDim, const Rope& r, int begin, int end) {
+void ropeTurns(const Rope& r, const int32_t* positions, double* cosSin, int begin, int end) {
+  for (int t = begin; t < end; t++)
+    for (int i = 0; i < r.dims / 2; i++) {
+      const double angle = ropeAngle(r, positions[t], i);
+      cosSin[static_cast<int64_t>(t) * r.dims + 2 * i] = std::cos(angle) * r.mscale;
+      cosSin[static_cast<int64_t>(t) * r.dims + 2 * i + 1] = std::sin(angle) * r.mscale;
+    }
+}
+
+void rope(float* x, const double* cosSin, int nHeads, int headDim, const Rope& r, int begin, int end) {
   const int half = r.dims / 2;
   for (int t = begin; t < end; t++) {
     for (int k = 0; k < half; k++) {
-      const double angle = ropeAngle(r, positions[t], k);
-      const double c = std::cos(angle) * r.mscale;
-      const double s = std::sin(angle) * r.mscale;
+      const double c = cosSin[static_cast<int64_t>(t) * r.dims + 2 * k];
+      const double s = cosSin[static_cast<int64_t>(t) * r.dims + 2 * k + 1];
       for (int h = 0; h < nHeads; h++) {
         float* head = x + (static_cast<int64_t>(t) * nHeads + h) * headDim;
         const int i0 = r.neox ? k : 2 * k;

@@ -39,8 +39,13 @@ Rope makeRope(int dims, bool neox, double base, const float* freqFactors, const 
 // Pair i's angle at pos: pos · freqs[i] times freqScale, mixed back toward the unscaled angle by YaRN's ramp.
 double ropeAngle(const Rope& r, int32_t pos, int i);
 
-// Rotary embedding in place on x: [T, nHeads, headDim], tokens [begin, end).
-void rope(float* x, const int32_t* positions, int nHeads, int headDim, const Rope& r, int begin, int end);
+// RoPE's turn of every pair at each token's position: cosSin[t · dims + 2i] = mscale · cos(ropeAngle(pos_t, i)), and
+// + 1 its sin, for tokens [begin, end). They depend on the position alone, so a forward pass makes them once for all
+// its layers.
+void ropeTurns(const Rope& r, const int32_t* positions, double* cosSin, int begin, int end);
+
+// Rotary embedding in place on x: [T, nHeads, headDim], tokens [begin, end), by ropeTurns' cosSin.
+void rope(float* x, const double* cosSin, int nHeads, int headDim, const Rope& r, int begin, int end);
 
 // geglu's 0.5·(1 + tanh(√(2/π)·u)) is σ(kGeluSigmoidScale · u), u = g + 0.044715·g³.
 constexpr float kGeluSigmoidScale = 1.595769121605731f;  // 2·√(2/π)
