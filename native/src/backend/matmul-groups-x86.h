@@ -992,8 +992,9 @@ int matmulX8(const Weight& w, const MatmulInput& x, float* y, int ldy, int o, in
         tileX32<T, decltype(tt)::value>(w, x, y, ldy, o, t, ahead);
       });
     }
+  constexpr int kTileTokens = T == DType::Q6_K ? 8 : kWideTokens;
   for (; o + 16 <= rowEnd; o += 16)
-    tokenTiles<kWideTokens>(x.T, [&](auto tt, int t) { tile16<T, decltype(tt)::value>(w, x, y, ldy, o, t); });
+    tokenTiles<kTileTokens>(x.T, [&](auto tt, int t) { tile16<T, decltype(tt)::value>(w, x, y, ldy, o, t); });
 #endif
   for (; o + 8 <= rowEnd; o += 8)
     tokenTiles<kTokens>(x.T, [&](auto tt, int t) { tile8<T, decltype(tt)::value>(w, x, y, ldy, o, t); });
