@@ -35,21 +35,34 @@ template <class Elem, class Blocks>
 void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* scratch) {
   const int hd = a.headDim;
   const int group = a.nHeads / a.nKvHeads;
+  const int blockBytes = a.blockSize * hd * static_cast<int>(sizeof(Elem));
   float* scores = scratch + 2 * tileRowsScratch(group, hd);
+  // The positions any query of a tile sees, [lo, hi).
+  auto seenBy = [&](int tile) {
+    int lo = a.positions[a.tileFirst[tile]];
+    int hi = 0;
+    for (int t = a.tileFirst[tile]; t < a.tileFirst[tile + 1]; t++) {
+      lo = std::min(lo, firstSeen(a, a.positions[t]));
+      hi = std::max(hi, a.positions[t] + 1);
+    }
+    return std::pair{lo, hi};
+  };
+  // Where an item's first block starts within a cache: its kv head's part of the block holding position lo.
+  auto firstBlockOf = [&](const void* cache, int64_t item) {
+    const int tile = static_cast<int>(item / a.nKvHeads);
+    const int32_t* table = a.tables + a.tableStart[a.tileSeq[tile]];
+    const int64_t block = table[seenBy(tile).first / a.blockSize];
+    return static_cast<const Elem*>(cache) + (block * a.nKvHeads + item % a.nKvHeads) * a.blockSize * hd;
+  };
   for (int64_t item = begin; item < end; item++) {
     const int tile = static_cast<int>(item / a.nKvHeads);
     const int kvHead = static_cast<int>(item % a.nKvHeads);
     const int t0 = a.tileFirst[tile];
     const int nt = a.tileFirst[tile + 1] - t0;
     const int32_t* table = a.tables + a.tableStart[a.tileSeq[tile]];
-    // The positions any query of the tile sees, [lo, hi); query row r = i · group + g (token t0 + i, the group's
-    // head g) keeps its scores in row r, at index j − lo for position j.
-    int lo = a.positions[t0];
-    int hi = 0;
-    for (int i = 0; i < nt; i++) {
-      lo = std::min(lo, firstSeen(a, a.positions[t0 + i]));
-      hi = std::max(hi, a.positions[t0 + i] + 1);
-    }
+    // Query row r = i · group + g (token t0 + i, the group's head g) keeps its scores in row r, at index j − lo for
+    // position j.
+    const auto [lo, hi] = seenBy(tile);
     const int span = hi - lo;
     // The query rows, and the output rows they sum into, r at r · hd: the group's heads of one token lie so in q
     // and out; a tile of several tokens gathers them into scratch, so that the tokens which see the same keys of a
@@ -68,8 +81,9 @@ void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* sc
     // Visits the blocks holding positions lo..hi−1 (blocks wholly before the window are never touched), calling
     // f(block's elements, j0, i, m, from, to) for each run of tokens i..i+m−1 of the tile that see the same
     // positions [from, to) of the block (causal: up to its own position; within its window). Before a block it
-    // prefetches the next one, which lies elsewhere in the cache, so decode does not wait on it.
-    auto forEachBlock = [&](const void* cacheBytes, auto&& f) {
+    // prefetches the next one, which lies elsewhere in the cache, so decode does not wait on it; before the last,
+    // `after`: the first block the next pass reads (null: none).
+    auto forEachBlock = [&](const void* cacheBytes, const Elem* after, auto&& f) {
       const Elem* cache = static_cast<const Elem*>(cacheBytes);
       auto blockOf = [&](int blk) {
         return cache + (static_cast<int64_t>(table[blk]) * a.nKvHeads + kvHead) * a.blockSize * hd;
@@ -80,7 +94,10 @@ void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* sc
       };
       for (int blk = lo / a.blockSize; blk * a.blockSize < hi; blk++) {
         const int j0 = blk * a.blockSize;
-        if (j0 + a.blockSize < hi) prefetchBytes(blockOf(blk + 1), a.blockSize * hd * static_cast<int>(sizeof(Elem)));
+        if (j0 + a.blockSize < hi)
+          prefetchBytes(blockOf(blk + 1), blockBytes);
+        else if (after != nullptr)
+          prefetchBytes(after, blockBytes);
         for (int i = 0, m; i < nt; i += m) {
           const auto [from, to] = seen(i, j0);
           for (m = 1; i + m < nt && seen(i + m, j0) == std::pair{from, to};) m++;
@@ -88,7 +105,7 @@ void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* sc
         }
       }
     };
-    forEachBlock(a.kCache, [&](const Elem* k, int j0, int i, int m, int from, int to) {
+    forEachBlock(a.kCache, firstBlockOf(a.vCache, item), [&](const Elem* k, int j0, int i, int m, int from, int to) {
       Blocks::dotColumns(q + static_cast<int64_t>(i) * group * hd, hd, m * group, k, a.blockSize, from - j0,
                          to - from, hd, a.scale, scores + static_cast<int64_t>(i * group) * span + (from - lo), span);
     });
@@ -103,7 +120,8 @@ void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* sc
       }
     }
     std::memset(out, 0, sizeof(float) * nt * group * hd);
-    forEachBlock(a.vCache, [&](const Elem* v, int j0, int i, int m, int from, int to) {
+    const Elem* nextItemKeys = item + 1 < end ? firstBlockOf(a.kCache, item + 1) : nullptr;
+    forEachBlock(a.vCache, nextItemKeys, [&](const Elem* v, int j0, int i, int m, int from, int to) {
       Blocks::axpyRows(out + static_cast<int64_t>(i) * group * hd, hd, m * group,
                        scores + static_cast<int64_t>(i * group) * span + (from - lo), span,
                        v + static_cast<int64_t>(from - j0) * hd, hd, to - from, hd);
