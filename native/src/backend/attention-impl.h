@@ -47,19 +47,17 @@ void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* sc
     }
     return std::pair{lo, hi};
   };
-  // Where an item's first block starts within a cache: its kv head's part of the block holding position lo.
-  auto firstBlockOf = [&](const void* cache, int64_t item) {
-    const int tile = static_cast<int>(item / a.nKvHeads);
-    const int32_t* table = a.tables + a.tableStart[a.tileSeq[tile]];
-    const int64_t block = table[seenBy(tile).first / a.blockSize];
-    return static_cast<const Elem*>(cache) + (block * a.nKvHeads + item % a.nKvHeads) * a.blockSize * hd;
+  // The elements of kv head h in block blk of a sequence's table, within one cache (attention.h).
+  auto headBlock = [&](const void* cache, const int32_t* table, int h, int blk) {
+    return static_cast<const Elem*>(cache) + (static_cast<int64_t>(table[blk]) * a.nKvHeads + h) * a.blockSize * hd;
   };
+  auto tableOf = [&](int tile) { return a.tables + a.tableStart[a.tileSeq[tile]]; };
   for (int64_t item = begin; item < end; item++) {
     const int tile = static_cast<int>(item / a.nKvHeads);
     const int kvHead = static_cast<int>(item % a.nKvHeads);
     const int t0 = a.tileFirst[tile];
     const int nt = a.tileFirst[tile + 1] - t0;
-    const int32_t* table = a.tables + a.tableStart[a.tileSeq[tile]];
+    const int32_t* table = tableOf(tile);
     // Query row r = i · group + g (token t0 + i, the group's head g) keeps its scores in row r, at index j − lo for
     // position j.
     const auto [lo, hi] = seenBy(tile);
@@ -84,10 +82,7 @@ void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* sc
     // prefetches the next one, which lies elsewhere in the cache, so decode does not wait on it; before the last,
     // `after`: the first block the next pass reads (null: none).
     auto forEachBlock = [&](const void* cacheBytes, const Elem* after, auto&& f) {
-      const Elem* cache = static_cast<const Elem*>(cacheBytes);
-      auto blockOf = [&](int blk) {
-        return cache + (static_cast<int64_t>(table[blk]) * a.nKvHeads + kvHead) * a.blockSize * hd;
-      };
+      auto blockOf = [&](int blk) { return headBlock(cacheBytes, table, kvHead, blk); };
       auto seen = [&](int i, int j0) {
         const int p = a.positions[t0 + i];
         return std::pair{std::max(firstSeen(a, p), j0), std::min(p + 1, j0 + a.blockSize)};
@@ -105,7 +100,7 @@ void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* sc
         }
       }
     };
-    forEachBlock(a.kCache, firstBlockOf(a.vCache, item), [&](const Elem* k, int j0, int i, int m, int from, int to) {
+    forEachBlock(a.kCache, headBlock(a.vCache, table, kvHead, lo / a.blockSize), [&](const Elem* k, int j0, int i, int m, int from, int to) {
       Blocks::dotColumns(q + static_cast<int64_t>(i) * group * hd, hd, m * group, k, a.blockSize, from - j0,
                          to - from, hd, a.scale, scores + static_cast<int64_t>(i * group) * span + (from - lo), span);
     });
@@ -120,7 +115,11 @@ void attentionLoop(const AttentionArgs& a, int64_t begin, int64_t end, float* sc
       }
     }
     std::memset(out, 0, sizeof(float) * nt * group * hd);
-    const Elem* nextItemKeys = item + 1 < end ? firstBlockOf(a.kCache, item + 1) : nullptr;
+    const int nextTile = static_cast<int>((item + 1) / a.nKvHeads);
+    const Elem* nextItemKeys =
+        item + 1 < end ? headBlock(a.kCache, tableOf(nextTile), static_cast<int>((item + 1) % a.nKvHeads),
+                                   seenBy(nextTile).first / a.blockSize)
+                       : nullptr;
     forEachBlock(a.vCache, nextItemKeys, [&](const Elem* v, int j0, int i, int m, int from, int to) {
       Blocks::axpyRows(out + static_cast<int64_t>(i) * group * hd, hd, m * group,
                        scores + static_cast<int64_t>(i * group) * span + (from - lo), span,
